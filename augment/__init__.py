@@ -1,0 +1,1 @@
+"""Augment stage: tone presets and their rendering with pedalboard."""

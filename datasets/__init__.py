@@ -1,0 +1,1 @@
+"""Dataset stage: the manifest, import, windowing, leak-free splits and input pipelines."""

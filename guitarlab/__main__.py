@@ -1,0 +1,3 @@
+from guitarlab.cli import main
+
+main()

@@ -1,0 +1,166 @@
+"""Corpus commands: ``corpus init``, ``import``, ``manifest check`` and ``manifest summary``."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.group("corpus")
+def corpus_group() -> None:
+    """Create and inspect corpora (a folder with manifest.csv, takes/, tones/)."""
+
+
+@corpus_group.command("init")
+@click.argument("corpus", type=click.Path(file_okay=False))
+def corpus_init(corpus: str) -> None:
+    """Create an empty corpus at CORPUS.
+
+    \b
+    Example:
+      guitarlab corpus init my-corpus
+    """
+    from guitarlab.datasets.manifest import init_corpus
+
+    root = init_corpus(corpus)
+    click.echo(f"corpus ready at {root} (manifest.csv, takes/, tones/, presets/)")
+
+
+@click.command("import")
+@click.argument("src_dir", type=click.Path(file_okay=False))
+@click.option(
+    "--corpus",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Corpus folder (created if missing).",
+)
+@click.option(
+    "--pattern",
+    default="seed",
+    show_default=True,
+    help="File-name template such as '{guitar}_{phrase}_{tone}' (fields: guitar, pickup, phrase, tone, take, player); 'seed' reads ST_lead_crunch.wav style names.",
+)
+@click.option("--guitar", default="", help="Guitar label for every file (overrides the name).")
+@click.option(
+    "--pickup", default="", help="Pickup label for every file, e.g. single_coil, humbucker, p90."
+)
+@click.option("--phrase", default="", help="Phrase label for every file, e.g. backing, lead.")
+@click.option(
+    "--tone", default="", help="Tone for every file: 'raw' for dry takes or a preset name."
+)
+@click.option("--player", default="", help="Who played, stored in the player column.")
+def import_command(
+    src_dir: str,
+    corpus: str,
+    pattern: str,
+    guitar: str,
+    pickup: str,
+    phrase: str,
+    tone: str,
+    player: str,
+) -> None:
+    """Copy a folder of WAV/FLAC/AIFF files into a corpus and label them.
+
+    Files already in the corpus (same sha256) are not added twice. Files that cannot be
+    read or whose names do not fit are listed and skipped; the exit code is 1 then.
+
+    \b
+    Examples:
+      guitarlab import ~/seed-wavs --corpus my-corpus          # ST_lead_crunch.wav ...
+      guitarlab import ~/tele --corpus my-corpus --pattern "{phrase}_{tone}" \\
+          --guitar telecaster --pickup single_coil
+    """
+    from guitarlab.datasets.importer import import_folder
+
+    report = import_folder(
+        src_dir,
+        corpus,
+        pattern=pattern,
+        labels={"guitar": guitar, "pickup": pickup, "phrase": phrase, "tone": tone},
+        player=player,
+    )
+    click.echo(
+        f"added {len(report.added)} file(s), {len(report.already_present)} already present, {len(report.skipped)} skipped"
+    )
+    for name, reason in report.skipped:
+        click.echo(f"skipped {name}: {reason}", err=True)
+    if report.skipped:
+        sys.exit(1)
+
+
+@click.group("manifest")
+def manifest_group() -> None:
+    """Check and summarize a corpus's manifest."""
+
+
+@manifest_group.command("check")
+@click.argument("corpus", type=click.Path(file_okay=False))
+@click.option(
+    "--fix-levels",
+    is_flag=True,
+    help="Recompute peak_dbfs and rms_dbfs from the files (nothing else is rewritten).",
+)
+@click.option(
+    "--no-sha", is_flag=True, help="Skip the sha256 verification (faster on big corpora)."
+)
+def manifest_check(corpus: str, fix_levels: bool, no_sha: bool) -> None:
+    """List every problem in CORPUS, one per line; exit 1 if there is any.
+
+    \b
+    Example:
+      guitarlab manifest check my-corpus
+    """
+    from guitarlab.datasets.manifest import (
+        check_manifest,
+        load_manifest,
+    )
+    from guitarlab.datasets.manifest import (
+        fix_levels as refresh_levels,
+    )
+
+    if fix_levels:
+        refresh_levels(corpus)
+        click.echo("levels recomputed")
+    problems = check_manifest(corpus, verify_sha256=not no_sha)
+    for problem in problems:
+        click.echo(str(problem))
+    rows = len(load_manifest(corpus))
+    if problems:
+        click.echo(f"{len(problems)} problem(s) in {rows} row(s)", err=True)
+        sys.exit(1)
+    click.echo(f"ok: {rows} row(s), no problems")
+
+
+@manifest_group.command("summary")
+@click.argument("corpus", type=click.Path(file_okay=False))
+@click.option("--takes", is_flag=True, help="One line per take as well.")
+def manifest_summary(corpus: str, takes: bool) -> None:
+    """Files and minutes per guitar x phrase x tone, and levels per guitar.
+
+    \b
+    Example:
+      guitarlab manifest summary my-corpus --takes
+    """
+    from guitarlab.datasets.manifest import load_manifest, summary_tables
+
+    frame = load_manifest(corpus)
+    counts, levels = summary_tables(frame, takes=takes)
+    if frame.empty:
+        click.echo("the corpus is empty")
+        return
+    click.echo(counts.to_string(index=False))
+    click.echo("")
+    click.echo("levels of raw takes per guitar (dBFS):")
+    click.echo(levels.to_string(index=False))
+    spread = levels["mean_rms_dbfs"].max() - levels["mean_rms_dbfs"].min()
+    if len(levels) > 1:
+        verdict = (
+            "level-matched"
+            if spread <= 1.5
+            else "NOT level-matched: use gain_db (dataset build --apply-gain) or re-record"
+        )
+        click.echo(f"RMS difference between guitars: {spread:.2f} dB ({verdict})")
+
+
+COMMANDS = [corpus_group, import_command, manifest_group]

@@ -1,0 +1,3 @@
+"""Commands of this stage (filled in as the stage lands)."""
+
+COMMANDS: list = []

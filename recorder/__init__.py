@@ -1,0 +1,1 @@
+"""Recording stage: devices, level meter and level matching, take writer, synthetic guitar."""

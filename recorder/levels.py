@@ -1,0 +1,55 @@
+"""Level measurement and level matching on numpy arrays (no devices, no files).
+
+Levels are in dBFS, where 0 dBFS is a full-scale sample (|x| = 1.0). Silence is
+reported as ``SILENCE_DBFS`` rather than ``-inf`` so tables and CSVs stay numeric.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SILENCE_DBFS = -200.0
+DEFAULT_TARGET_RMS_DBFS = -20.0
+DEFAULT_TARGET_PEAK_DBFS = -12.0
+
+
+def _to_db(value: float) -> float:
+    return float(20.0 * np.log10(value)) if value > 0 else SILENCE_DBFS
+
+
+def peak_dbfs(audio: np.ndarray) -> float:
+    """Highest absolute sample over all channels, in dBFS."""
+    audio = np.asarray(audio)
+    return _to_db(float(np.max(np.abs(audio)))) if audio.size else SILENCE_DBFS
+
+
+def rms_dbfs(audio: np.ndarray) -> float:
+    """Root-mean-square level over all samples and channels, in dBFS.
+
+    A full-scale sine reads -3.01 dBFS (AES-17 would read 0; we keep the plain RMS).
+    """
+    audio = np.asarray(audio, dtype=np.float64)
+    return _to_db(float(np.sqrt(np.mean(audio**2)))) if audio.size else SILENCE_DBFS
+
+
+def level_match_gain_db(
+    audio: np.ndarray, *, target_rms_dbfs: float = DEFAULT_TARGET_RMS_DBFS
+) -> float:
+    """The trim in dB that brings ``audio`` to ``target_rms_dbfs`` (0.0 for silence).
+
+    Stored in the manifest's ``gain_db`` column and never applied to the raw file.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = 0.1 * np.ones(100)
+    >>> round(level_match_gain_db(x, target_rms_dbfs=-14.0), 2)
+    6.0
+    """
+    level = rms_dbfs(audio)
+    return 0.0 if level <= SILENCE_DBFS else float(target_rms_dbfs - level)
+
+
+def apply_gain_db(audio: np.ndarray, gain_db: float) -> np.ndarray:
+    """Scale ``audio`` by ``gain_db`` decibels."""
+    return np.asarray(audio) * np.float32(10.0 ** (gain_db / 20.0))

@@ -1,0 +1,48 @@
+"""Shared fixtures: small real WAV files and corpora, written to tmp_path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def write_tone(
+    path: Path,
+    *,
+    seconds: float = 0.5,
+    rate: int = 44100,
+    freq_hz: float = 220.0,
+    amplitude: float = 0.25,
+    channels: int = 1,
+    subtype: str = "PCM_24",
+) -> Path:
+    """A sine with a little noise, written as a real audio file."""
+    t = np.arange(int(seconds * rate)) / rate
+    rng = np.random.default_rng(int(freq_hz * 1000) % 2**32)
+    audio = amplitude * np.sin(2 * np.pi * freq_hz * t) + 0.001 * rng.standard_normal(t.size)
+    if channels > 1:
+        audio = np.stack([audio] * channels, axis=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, audio.astype(np.float32), rate, subtype=subtype)
+    return path
+
+
+@pytest.fixture
+def seed_folder(tmp_path: Path) -> Path:
+    """The seed's 16 file names (ST/LP x backing/lead x raw/clean/crunch/distorted), short sines."""
+    folder = tmp_path / "seed-wavs"
+    for gi, guitar in enumerate(("ST", "LP")):
+        for pi, phrase in enumerate(("backing", "lead")):
+            for ti, tone in enumerate(("raw", "clean", "crunch", "distorted")):
+                write_tone(
+                    folder / f"{guitar}_{phrase}_{tone}.wav",
+                    freq_hz=110.0 * (1 + gi) + 10 * pi + ti,
+                    amplitude=0.1 + 0.05 * ti,
+                )
+    return folder

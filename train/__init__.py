@@ -1,0 +1,1 @@
+"""Train stage: LSTM-FCN models, training, evaluation and prediction."""
