@@ -1,0 +1,134 @@
+"""Run every benchmark and write BENCHMARKS.md: ``python -m benchmarks [--quick] [--only synth,augment]``.
+
+Each ``benchmarks/bench_<stage>.py`` returns rows whose figures are ratios against a
+reference measured in the same run, so the table compares across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import platform
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+from benchmarks.common import Row
+
+STAGES = ("synth", "recorder", "augment", "datasets", "train")
+HERE = Path(__file__).resolve().parent
+
+
+def machine_line() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        mem_gib = float("nan")
+    return f"{cpu}, {os.cpu_count()} cores, {mem_gib:.0f} GiB, Python {platform.python_version()}, {platform.system()} {platform.release()}"
+
+
+def gpu_line() -> str:
+    try:
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+    except Exception:  # noqa: BLE001 - a missing TF just means no GPU row
+        return "none"
+    return ", ".join(gpu.name for gpu in gpus) or "none"
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return ""
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}"
+
+
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| benchmark | figure | value | unit | reference | ratio | goal | notes |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        reference = f"{row.reference} = {_fmt(row.reference_value)}" if row.reference else ""
+        lines.append(
+            f"| {row.benchmark} | {row.figure} | {_fmt(row.value)} | {row.unit} | {reference} | {_fmt(row.ratio)} | {row.goal} | {row.notes} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument(
+        "--quick", action="store_true", help="short inputs: a smoke run, not figures to record"
+    )
+    parser.add_argument("--only", default="", help="comma-separated stages: " + ",".join(STAGES))
+    parser.add_argument(
+        "--out", default=str(HERE.parent / "BENCHMARKS.md"), help="where to write the report"
+    )
+    args = parser.parse_args(argv)
+    stages = [s for s in (args.only.split(",") if args.only else STAGES) if s]
+    results: dict[str, list[Row] | str] = {}
+    for stage in stages:
+        name = f"benchmarks.bench_{stage}"
+        if importlib.util.find_spec(name) is None:
+            results[stage] = "not written yet"
+            continue
+        print(f"== {stage}", flush=True)
+        started = time.perf_counter()
+        try:
+            results[stage] = importlib.import_module(name).run(quick=args.quick)
+        except Exception:  # noqa: BLE001 - one failing benchmark must not hide the others
+            traceback.print_exc()
+            results[stage] = "failed: " + traceback.format_exc().strip().splitlines()[-1]
+        print(f"   {time.perf_counter() - started:.1f} s", flush=True)
+
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    out = [
+        "# guitarlab benchmarks",
+        "",
+        f"Written by `make bench` (`python -m benchmarks{' --quick' if args.quick else ''}`) on {now}.",
+        "",
+        f"- Machine: {machine_line()}",
+        f"- GPU: {gpu_line()}",
+        "",
+        "Every figure is a ratio against a reference measured in the same run; tests never assert times.",
+        "",
+    ]
+    for stage in stages:
+        out += [f"## {stage}", ""]
+        result = results[stage]
+        out += [result if isinstance(result, str) else table(result), ""]
+    out += GPU_SECTION
+    Path(args.out).write_text("\n".join(out) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+    return (
+        0 if all(not isinstance(r, str) or r == "not written yet" for r in results.values()) else 1
+    )
+
+
+GPU_SECTION = [
+    "## GPU",
+    "",
+    "| benchmark | figure | value | unit | reference | ratio | goal | notes |",
+    "|---|---|---|---|---|---|---|---|",
+    "| train | training windows/s, seed config (8 cells, 128/256/128) | _to fill_ | windows/s | bare model.fit | | >= 0.95x | run `make bench` on a GPU machine, or `python -m benchmarks --only train` |",
+    "",
+    "No GPU was available when this file was written. On a machine with one, `pip install -e '.[gpu]'`",
+    "then `python -m benchmarks --only train` fills the train rows from the GPU (the code path is the same).",
+]
+
+if __name__ == "__main__":
+    sys.exit(main())
