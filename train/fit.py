@@ -1,0 +1,774 @@
+"""Train an LSTM-FCN into a run folder: from arrays (``fit``) or a dataset folder (``fit_dataset``).
+
+A run folder holds everything needed to evaluate, predict, resume or fine-tune:
+
+- ``model.keras``: the model to use (seed schedule: after the last epoch; paper schedule:
+  the weights with the lowest training loss, as in the authors' code),
+- ``best.keras`` (lowest validation loss, or training loss without validation),
+  ``last.keras`` (last finished epoch, with optimizer state) and ``state.json``,
+- ``run.json``: every option, the data source and its hash, guitarlab's version, label
+  names, window, sample rate, the device, metrics and the history,
+- ``history.csv`` (one row per epoch) and ``logs/`` (TensorBoard).
+
+Schedules: ``"seed"`` = Adam ``lr`` for ``epochs`` then ``fine_tune_lr`` for
+``fine_tune_epochs`` (the post recompiled, which resets Adam's moments; so do we);
+``"paper"`` = Adam ``lr`` with ReduceLROnPlateau on the training loss (factor
+``1/cbrt(2)``, patience 100, floor 1e-4), balanced class weights, batch 128.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from guitarlab import __version__
+from guitarlab.errors import TrainError
+
+MODELS = ("lstm-fcn", "alstm-fcn")
+SCHEDULES = ("seed", "paper")
+PRECISIONS = ("float32", "mixed_float16")
+DISTRIBUTES = ("auto", "none", "mirrored", "multiworker")
+RUN_JSON = "run.json"
+STATE_JSON = "state.json"
+PAPER_BATCH = 128
+SEED_BATCH = 32
+
+
+@dataclass
+class TrainConfig:
+    """Every training option; the defaults are the seed's (see seed/PROTOCOL.md).
+
+    ``batch=None`` means 32 for the seed schedule and 128 for the paper's;
+    ``class_weights=None`` means on for the paper schedule only. ``val_fraction`` is used
+    only by :func:`fit` when no validation arrays are given (a random hold-out, as in the
+    seed: fine for independent windows, leaky for renders of one take).
+    """
+
+    model: str = "lstm-fcn"
+    layout: str = "paper"
+    cells: int = 8
+    dropout: float = 0.8
+    filters: tuple[int, ...] = (128, 256, 128)
+    kernels: tuple[int, ...] = (8, 5, 3)
+    epochs: int = 10
+    fine_tune_epochs: int = 5
+    lr: float = 1e-3
+    fine_tune_lr: float = 1e-4
+    batch: int | None = None
+    schedule: str = "seed"
+    precision: str = "float32"
+    distribute: str = "auto"
+    seed: int = 0
+    resume: bool = False
+    val_fraction: float = 0.2
+    class_weights: bool | None = None
+    verbose: int = 1
+
+    def __post_init__(self) -> None:
+        self.filters = tuple(int(f) for f in self.filters)
+        self.kernels = tuple(int(k) for k in self.kernels)
+        for name, value, known in (
+            ("model", self.model, MODELS),
+            ("schedule", self.schedule, SCHEDULES),
+            ("precision", self.precision, PRECISIONS),
+            ("distribute", self.distribute, DISTRIBUTES),
+            ("layout", self.layout, ("paper", "seed")),
+        ):
+            if value not in known:
+                raise TrainError(f"{name} {value!r} is unknown; use one of: {', '.join(known)}")
+        if self.epochs < 0 or self.fine_tune_epochs < 0 or self.total_epochs < 1:
+            raise TrainError(
+                f"epochs={self.epochs}, fine_tune_epochs={self.fine_tune_epochs}: train at least one epoch"
+            )
+        if self.batch is not None and self.batch < 1:
+            raise TrainError(f"batch={self.batch} must be at least 1")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise TrainError(f"val_fraction={self.val_fraction} must be in [0, 1)")
+
+    @property
+    def batch_size(self) -> int:
+        if self.batch is not None:
+            return int(self.batch)
+        return PAPER_BATCH if self.schedule == "paper" else SEED_BATCH
+
+    @property
+    def total_epochs(self) -> int:
+        return self.epochs + (self.fine_tune_epochs if self.schedule == "seed" else 0)
+
+    @property
+    def use_class_weights(self) -> bool:
+        return self.schedule == "paper" if self.class_weights is None else bool(self.class_weights)
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "filters": list(self.filters), "kernels": list(self.kernels)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class Run:
+    """What a finished training returns: the folder, the model in memory and its numbers."""
+
+    run_dir: Path
+    model: object
+    history: dict[str, list[float]]
+    metrics: dict[str, float]
+    info: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunInfo:
+    """A run folder read back: what :func:`load_run` returns."""
+
+    run_dir: Path
+    config: TrainConfig
+    label_names: list[str]
+    model_path: Path
+    dataset_dir: Path | None
+    window: int
+    sample_rate: int | None
+    standardize: str
+    standardization: dict | None
+    meta: dict
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.label_names)
+
+    def load_model(self, which: str = "model"):
+        """Load ``model.keras`` (or ``best``/``last``) with guitarlab's custom layers."""
+        import keras
+
+        from guitarlab.train import models  # noqa: F401  (registers AttentionLSTM)
+
+        path = self.run_dir / f"{which}.keras"
+        if not path.is_file():
+            raise TrainError(f"{path}: no such checkpoint; the run may not have finished")
+        return keras.models.load_model(path, compile=False)
+
+
+def load_run(run_dir: str | os.PathLike) -> RunInfo:
+    """Read a run folder's ``run.json`` (raises TrainError when it is not a run)."""
+    run_dir = Path(run_dir)
+    path = run_dir / RUN_JSON
+    if not path.is_file():
+        raise TrainError(
+            f"{run_dir}: not a run folder (no {RUN_JSON}); give the --out folder of 'guitarlab train'"
+        )
+    meta = json.loads(path.read_text())
+    data = meta.get("data", {})
+    dataset = data.get("dataset_dir")
+    return RunInfo(
+        run_dir=run_dir,
+        config=TrainConfig.from_dict(meta["config"]),
+        label_names=list(meta["label_names"]),
+        model_path=run_dir / "model.keras",
+        dataset_dir=Path(dataset) if dataset else None,
+        window=int(meta["window"]),
+        sample_rate=meta.get("sample_rate"),
+        standardize=data.get("standardize", "none"),
+        standardization=data.get("standardization"),
+        meta=meta,
+    )
+
+
+# ----------------------------------------------------------------------------- devices
+
+
+def describe_devices() -> str:
+    """Which device TensorFlow trains on, in words: 'GPU:0 NVIDIA H100 ...' or 'CPU'."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU (TensorFlow sees no GPU)"
+    names = []
+    for index, gpu in enumerate(gpus):
+        details = tf.config.experimental.get_device_details(gpu)
+        names.append(f"GPU:{index} {details.get('device_name', '')}".strip())
+    return ", ".join(names)
+
+
+def choose_strategy(distribute: str):
+    """A ``tf.distribute`` strategy and a line that says what it spans.
+
+    ``auto``: MultiWorkerMirrored when ``TF_CONFIG`` lists several workers, Mirrored when
+    there are several GPUs, else the default (one device). ``mirrored`` mirrors over all
+    GPUs, or over the logical CPUs when there is no GPU (how the tests exercise it).
+    """
+    import tensorflow as tf
+
+    workers = len(json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", []))
+    gpus = tf.config.list_logical_devices("GPU")
+    if distribute == "auto":
+        distribute = "multiworker" if workers > 1 else "mirrored" if len(gpus) > 1 else "none"
+    if distribute == "none":
+        return tf.distribute.get_strategy(), f"one device: {describe_devices()}"
+    if distribute == "multiworker":
+        if not os.environ.get("TF_CONFIG"):
+            raise TrainError(
+                "--distribute multiworker needs TF_CONFIG (cluster and task) in the environment of every worker"
+            )
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        return strategy, f"MultiWorkerMirroredStrategy, {strategy.num_replicas_in_sync} replica(s)"
+    devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+    strategy = tf.distribute.MirroredStrategy(devices=devices)
+    return strategy, f"MirroredStrategy over {', '.join(devices)}"
+
+
+def _is_chief() -> bool:
+    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+    return task.get("type", "chief") == "chief" or (
+        task.get("type") == "worker" and int(task.get("index", 0)) == 0
+    )
+
+
+# ----------------------------------------------------------------------------- callbacks
+
+
+def _callback_base():
+    import keras
+
+    return keras.callbacks.Callback
+
+
+class _Callbacks:
+    """The run's own callbacks, built lazily so importing this module does not load TF."""
+
+    @staticmethod
+    def seed_schedule(epochs: int, lr: float, fine_tune_lr: float):
+        class SeedSchedule(_callback_base()):
+            """Adam at ``lr`` for ``epochs``, then ``fine_tune_lr`` with fresh moments."""
+
+            def on_epoch_begin(self, epoch, logs=None):
+                optimizer = self.model.optimizer
+                inner = getattr(optimizer, "inner_optimizer", optimizer)
+                if epoch == epochs and epoch > 0:
+                    for variable in inner.variables:
+                        if "iteration" not in variable.path and "learning_rate" not in variable.path:
+                            variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
+                rate = lr if epoch < epochs else fine_tune_lr
+                inner.learning_rate.assign(rate)
+
+        return SeedSchedule()
+
+    @staticmethod
+    def epoch_state(run_dir: Path, monitor: str, best_callback):
+        class EpochState(_callback_base()):
+            """Save ``last.keras`` and ``state.json`` after every epoch, for ``--resume``."""
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.model.save(run_dir / "last.keras")
+                state = {
+                    "epoch": int(epoch),
+                    "monitor": monitor,
+                    "best": float(best_callback.best),
+                    "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                }
+                tmp = run_dir / (STATE_JSON + ".part")
+                tmp.write_text(json.dumps(state))
+                os.replace(tmp, run_dir / STATE_JSON)
+
+        return EpochState()
+
+    @staticmethod
+    def nan_guard():
+        class NanGuard(_callback_base()):
+            """Stop at the first NaN/inf loss and remember where, so fit can say so."""
+
+            nan_at: tuple[int, int] | None = None
+            epoch = 0
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self.epoch = epoch
+
+            def on_train_batch_end(self, batch, logs=None):
+                loss = (logs or {}).get("loss")
+                if loss is not None and not math.isfinite(float(loss)):
+                    self.nan_at = (self.epoch, batch)
+                    self.model.stop_training = True
+
+        return NanGuard()
+
+    @staticmethod
+    def tensorboard(log_dir: Path):
+        """Keras's TensorBoard callback, or per-epoch scalars written with TF alone.
+
+        The ``tensorboard`` package is needed to *view* logs; without it installed the
+        event files are still written (by ``tf.summary.write``), so a later install sees them.
+        """
+        import importlib.util
+
+        import keras
+
+        if importlib.util.find_spec("tensorboard") is not None:
+            return keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False)
+
+        class EpochScalars(_callback_base()):
+            def on_train_begin(self, logs=None):
+                import tensorflow as tf
+
+                self.writers = {
+                    kind: tf.summary.create_file_writer(str(log_dir / kind))
+                    for kind in ("train", "validation")
+                }
+
+            def on_epoch_end(self, epoch, logs=None):
+                import tensorflow as tf
+                from tensorflow.core.framework.summary_pb2 import SummaryMetadata
+
+                meta = SummaryMetadata()
+                meta.plugin_data.plugin_name = "scalars"
+                for key, value in (logs or {}).items():
+                    kind = "validation" if key.startswith("val_") else "train"
+                    with self.writers[kind].as_default():
+                        tf.summary.write(
+                            f"epoch_{key.removeprefix('val_')}",
+                            tf.constant(float(value)),
+                            step=epoch,
+                            metadata=meta,
+                        )
+                for writer in self.writers.values():
+                    writer.flush()
+
+        return EpochScalars()
+
+    @staticmethod
+    def eta_line(total_epochs: int, first_epoch: int, stream=None):
+        class EtaLine(_callback_base()):
+            """One line per epoch with the overall elapsed time and ETA of the run."""
+
+            def on_train_begin(self, logs=None):
+                self.start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                done = epoch + 1 - first_epoch
+                elapsed = time.perf_counter() - self.start
+                left = (total_epochs - epoch - 1) * elapsed / max(done, 1)
+                print(
+                    f"[guitarlab] epoch {epoch + 1}/{total_epochs} done; "
+                    f"elapsed {_clock(elapsed)}, ETA {_clock(left)}",
+                    file=stream or sys.stdout,
+                    flush=True,
+                )
+
+        return EtaLine()
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+# ----------------------------------------------------------------------------- training core
+
+
+def _build_model(config: TrainConfig, window: int, channels: int, n_classes: int):
+    from guitarlab.train.models import lstm_fcn
+
+    return lstm_fcn(
+        window,
+        n_classes,
+        channels=channels,
+        lstm_cells=config.cells,
+        dropout=config.dropout,
+        filters=config.filters,
+        kernels=config.kernels,
+        layout=config.layout,
+        attention=config.model == "alstm-fcn",
+        dtype_policy="mixed_float16" if config.precision == "mixed_float16" else None,
+    )
+
+
+def _compile(model, config: TrainConfig, n_classes: int) -> None:
+    import keras
+
+    optimizer = keras.optimizers.Adam(learning_rate=config.lr)
+    if config.precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    if n_classes == 2:
+        loss = "binary_crossentropy"
+        accuracy = keras.metrics.BinaryAccuracy(name="accuracy")
+    else:
+        loss = "sparse_categorical_crossentropy"
+        accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy])
+
+
+def balanced_class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
+    """``n / (k * count_c)`` per class (sklearn's 'balanced'); classes absent get 1."""
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=n_classes)
+    total = counts.sum()
+    return {c: (float(total / (n_classes * n)) if n else 1.0) for c, n in enumerate(counts)}
+
+
+def _prepare_out(out: Path, config: TrainConfig) -> int:
+    """Create the run folder; return the first epoch to train (0, or after the last saved)."""
+    state_path = out / STATE_JSON
+    if config.resume:
+        if not state_path.is_file() or not (out / "last.keras").is_file():
+            raise TrainError(
+                f"{out}: nothing to resume (no {STATE_JSON}/last.keras); start without --resume"
+            )
+        return int(json.loads(state_path.read_text())["epoch"]) + 1
+    if (out / RUN_JSON).exists() or state_path.exists():
+        raise TrainError(
+            f"{out} already holds a run; pass --resume to continue it or choose another --out"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    return 0
+
+
+def _train(
+    *,
+    out: Path,
+    config: TrainConfig,
+    window: int,
+    channels: int,
+    label_names: list[str],
+    train_data,
+    y_train: np.ndarray,
+    val_data,
+    data_info: dict,
+    initial_model=None,
+    callbacks: list | None = None,
+    fit_kwargs: dict | None = None,
+) -> Run:
+    import keras
+
+    n_classes = len(label_names)
+    if not _is_chief():
+        out = out / f"worker-{json.loads(os.environ['TF_CONFIG'])['task']['index']}"
+    first_epoch = _prepare_out(out, config)
+    keras.utils.set_random_seed(config.seed + first_epoch)
+    strategy, strategy_line = choose_strategy(config.distribute)
+    device = describe_devices()
+    print(f"[guitarlab] training on {device}; {strategy_line}", flush=True)
+
+    with strategy.scope():
+        if first_epoch > 0:
+            from guitarlab.train import models  # noqa: F401  (custom layers)
+
+            model = keras.models.load_model(out / "last.keras")
+        else:
+            model = initial_model or _build_model(config, window, channels, n_classes)
+            _compile(model, config, n_classes)
+
+    monitor = "val_loss" if val_data is not None and config.schedule == "seed" else "loss"
+    best = keras.callbacks.ModelCheckpoint(
+        str(out / "best.keras"), monitor=monitor, save_best_only=True, mode="min"
+    )
+    state_path = out / STATE_JSON
+    if first_epoch > 0:
+        best.best = float(json.loads(state_path.read_text()).get("best", np.inf))
+    nan_guard = _Callbacks.nan_guard()
+    schedule = (
+        _Callbacks.seed_schedule(config.epochs, config.lr, config.fine_tune_lr)
+        if config.schedule == "seed"
+        else keras.callbacks.ReduceLROnPlateau(
+            monitor="loss", factor=1.0 / np.cbrt(2.0), patience=100, min_lr=1e-4, mode="min"
+        )
+    )
+    run_callbacks = [
+        schedule,
+        nan_guard,
+        keras.callbacks.CSVLogger(str(out / "history.csv"), append=first_epoch > 0),
+        _Callbacks.tensorboard(out / "logs"),
+        best,
+        _Callbacks.epoch_state(out, monitor, best),
+        _Callbacks.eta_line(config.total_epochs, first_epoch),
+        *(callbacks or []),
+    ]
+    class_weight = (
+        balanced_class_weights(y_train, n_classes) if config.use_class_weights else None
+    )
+    started = time.perf_counter()
+    if first_epoch < config.total_epochs:
+        model.fit(
+            train_data,
+            validation_data=val_data,
+            epochs=config.total_epochs,
+            initial_epoch=first_epoch,
+            class_weight=class_weight,
+            callbacks=run_callbacks,
+            verbose=config.verbose,
+            **(fit_kwargs or {}),
+        )
+    seconds = time.perf_counter() - started
+    if nan_guard.nan_at is not None:
+        epoch, batch = nan_guard.nan_at
+        raise TrainError(
+            f"the loss became NaN at epoch {epoch + 1}, batch {batch}; lower --lr, use --precision float32, "
+            f"or check {data_info.get('dataset_dir') or 'the data'} for silent or clipped files"
+        )
+    if config.schedule == "paper" and (out / "best.keras").is_file():
+        model.load_weights(out / "best.keras")  # best by training loss, as the paper's code
+    model.save(out / "model.keras")
+
+    history = _read_history(out / "history.csv")
+    metrics = {k: v[-1] for k, v in history.items() if k != "epoch" and v}
+    info = {
+        "guitarlab_version": __version__,
+        "config": config.as_dict(),
+        "label_names": list(label_names),
+        "window": int(window),
+        "channels": int(channels),
+        "sample_rate": data_info.pop("sample_rate", None),
+        "data": data_info,
+        "device": device,
+        "strategy": strategy_line,
+        "class_weight": class_weight,
+        "train_seconds_this_session": round(seconds, 3),
+        "metrics": metrics,
+        "history": history,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    _write_json(out / RUN_JSON, info)
+    return Run(run_dir=out, model=model, history=history, metrics=metrics, info=info)
+
+
+def _read_history(path: Path) -> dict[str, list[float]]:
+    import pandas as pd
+
+    if not path.is_file():
+        return {}
+    frame = pd.read_csv(path)
+    return {str(c): [float(v) for v in frame[c]] for c in frame.columns}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".json.part")
+    tmp.write_text(json.dumps(data, indent=2, default=_json_default))
+    os.replace(tmp, path)
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def update_run_json(run_dir: str | os.PathLike, **updates) -> dict:
+    """Merge ``updates`` into a run's ``run.json`` (e.g. test metrics); returns the new dict."""
+    path = Path(run_dir) / RUN_JSON
+    data = json.loads(path.read_text())
+    for key, value in updates.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key].update(value)
+        else:
+            data[key] = value
+    _write_json(path, data)
+    return data
+
+
+# ----------------------------------------------------------------------------- public API
+
+
+def as_windows(X: np.ndarray) -> np.ndarray:
+    """Arrays as ``(N, L, C)`` float32: 2D ``(N, L)`` becomes ``(N, L, 1)``."""
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim == 2:
+        X = X[:, :, None]
+    if X.ndim != 3:
+        raise TrainError(f"X has shape {X.shape}; give (N, L) or (N, L, C) windows")
+    if not np.all(np.isfinite(X)):
+        raise TrainError("X holds NaN or inf values; clean the data before training")
+    return X
+
+
+def encode_labels(
+    y: np.ndarray, label_names: list[str] | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """Labels as int64 indices into ``label_names`` (from the sorted unique values if None)."""
+    y = np.asarray(y).reshape(-1)
+    if label_names is None:
+        values, codes = np.unique(y, return_inverse=True)
+        names = [str(v.item() if hasattr(v, "item") else v) for v in values]
+        return codes.astype(np.int64), names
+    index = {name: i for i, name in enumerate(label_names)}
+    try:
+        codes = np.array([index[str(v.item() if hasattr(v, "item") else v)] for v in y])
+    except KeyError as exc:
+        raise TrainError(
+            f"label {exc.args[0]!r} is not among the training labels {label_names}"
+        ) from None
+    return codes.astype(np.int64), list(label_names)
+
+
+def fit(
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    out: str | os.PathLike,
+    config: TrainConfig | None = None,
+    X_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
+    X_test: np.ndarray | None = None,
+    y_test: np.ndarray | None = None,
+    initial_model=None,
+    callbacks: list | None = None,
+    source: str = "arrays",
+) -> Run:
+    """Train on in-memory windows ``X`` (N, L[, C]) with labels ``y`` into run folder ``out``.
+
+    Labels may be any values (UCR's 1/2, strings); they are mapped to the sorted unique
+    values, stored as ``label_names``. Without ``X_val``, ``config.val_fraction`` of the
+    windows is held out at random. ``X_test`` is evaluated once at the end into run.json.
+
+    Examples
+    --------
+    >>> run = fit(X, y, out="runs/ucr", config=TrainConfig(epochs=3, fine_tune_epochs=0))
+    """
+    config = config or TrainConfig()
+    X = as_windows(X)
+    y_codes, label_names = encode_labels(y)
+    if len(y_codes) != len(X):
+        raise TrainError(f"X has {len(X)} windows but y has {len(y_codes)} labels")
+    if len(label_names) < 2:
+        raise TrainError(f"y holds one label ({label_names}); a classifier needs at least two")
+    if X_val is None and config.val_fraction > 0 and len(X) >= 10:
+        order = np.random.default_rng(config.seed).permutation(len(X))
+        n_val = max(1, int(round(config.val_fraction * len(X))))
+        X_val, y_val_codes = X[order[:n_val]], y_codes[order[:n_val]]
+        X, y_codes = X[order[n_val:]], y_codes[order[n_val:]]
+    elif X_val is not None:
+        X_val = as_windows(X_val)
+        y_val_codes, _ = encode_labels(y_val, label_names)
+    val = (X_val, y_val_codes) if X_val is not None else None
+    data_info = {
+        "source": source,
+        "dataset_dir": None,
+        "hash": _array_hash(X, y_codes),
+        "standardize": "none",
+        "n_train": int(len(X)),
+        "n_val": int(len(X_val)) if X_val is not None else 0,
+    }
+    run = _train(
+        out=Path(out),
+        config=config,
+        window=X.shape[1],
+        channels=X.shape[2],
+        label_names=label_names,
+        train_data=X,
+        y_train=y_codes,
+        val_data=val,
+        data_info=data_info,
+        initial_model=initial_model,
+        callbacks=callbacks,
+        fit_kwargs={"y": y_codes, "batch_size": config.batch_size, "shuffle": True},
+    )
+    if X_test is not None:
+        X_test = as_windows(X_test)
+        y_test_codes, _ = encode_labels(y_test, label_names)
+        test = window_metrics(run.model, X_test, y_test_codes, len(label_names))
+        run.metrics.update(test)
+        run.info = update_run_json(run.run_dir, metrics=test)
+    return run
+
+
+def window_metrics(model, X: np.ndarray, y: np.ndarray, n_classes: int) -> dict[str, float]:
+    """Window-level test accuracy of ``model`` on ``X`` (N, L, C) with integer labels ``y``."""
+    from guitarlab.train.models import probabilities
+
+    probs = probabilities(model.predict(X, batch_size=256, verbose=0), n_classes)
+    return {
+        "test_window_accuracy": float(np.mean(probs.argmax(axis=1) == y)),
+        "test_windows": int(len(y)),
+    }
+
+
+def _array_hash(X: np.ndarray, y: np.ndarray) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    digest.update(str(X.shape).encode())
+    digest.update(np.ascontiguousarray(X[:: max(1, len(X) // 256)]).tobytes())
+    digest.update(np.ascontiguousarray(y).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _split_or_none(ds, split: str):
+    from guitarlab.errors import DatasetError
+
+    try:
+        _, y = ds.arrays(split)
+    except (DatasetError, KeyError, FileNotFoundError):
+        return None
+    return None if len(y) == 0 else y
+
+
+def fit_dataset(
+    dataset_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    config: TrainConfig | None = None,
+    *,
+    initial_model=None,
+    callbacks: list | None = None,
+    dataset_factory: Callable | None = None,
+) -> Run:
+    """Train on a dataset folder's train split (tf.data, prefetched), validating on its val split.
+
+    ``initial_model`` fine-tunes an existing model (e.g. :func:`load_run(...).load_model()`,
+    widened with :func:`~guitarlab.train.models.widen_output` for new labels).
+    The test split's window accuracy goes into run.json; ``guitarlab evaluate`` does the rest.
+    """
+    from guitarlab.datasets.folder import open_dataset
+
+    config = config or TrainConfig()
+    ds = (dataset_factory or open_dataset)(dataset_dir)
+    y_train = np.asarray(ds.arrays("train")[1])
+    if len(y_train) == 0:
+        raise TrainError(f"{dataset_dir}: the train split is empty; rebuild the dataset")
+    train_data = ds.tf_dataset("train", batch_size=config.batch_size, shuffle=True, seed=config.seed)
+    val_data = (
+        ds.tf_dataset("val", batch_size=config.batch_size, shuffle=False)
+        if _split_or_none(ds, "val") is not None
+        else None
+    )
+    standardize = ds.meta.get("standardize", "file")
+    data_info = {
+        "source": "dataset",
+        "dataset_dir": str(Path(dataset_dir).resolve()),
+        "hash": ds.hash,
+        "standardize": standardize,
+        "standardization": ds.meta.get("standardization") if standardize == "train" else None,
+        "sample_rate": int(ds.sample_rate),
+        "n_train": int(len(y_train)),
+        "n_val": int(len(_split_or_none(ds, "val") if val_data is not None else [])),
+        "dataset_meta": {
+            k: v for k, v in ds.meta.items() if isinstance(v, str | int | float | bool)
+        },
+    }
+    run = _train(
+        out=Path(out),
+        config=config,
+        window=int(ds.window),
+        channels=1,
+        label_names=list(ds.label_names),
+        train_data=train_data,
+        y_train=y_train,
+        val_data=val_data,
+        data_info=data_info,
+        initial_model=initial_model,
+        callbacks=callbacks,
+    )
+    if _split_or_none(ds, "test") is not None:
+        X_test, y_test = ds.arrays("test")
+        test = window_metrics(run.model, np.asarray(X_test), np.asarray(y_test), ds.n_classes)
+        run.metrics.update(test)
+        run.info = update_run_json(run.run_dir, metrics=test)
+    return run
