@@ -149,7 +149,6 @@ class RunInfo:
     def load_model(self, which: str = "model"):
         """Load ``model.keras`` (or ``best``/``last``) with guitarlab's custom layers."""
         import keras
-
         from guitarlab.train import models  # noqa: F401  (registers AttentionLSTM)
 
         path = self.run_dir / f"{which}.keras"
@@ -209,7 +208,9 @@ def choose_strategy(distribute: str):
     """
     import tensorflow as tf
 
-    workers = len(json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", []))
+    workers = len(
+        json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", [])
+    )
     gpus = tf.config.list_logical_devices("GPU")
     if distribute == "auto":
         distribute = "multiworker" if workers > 1 else "mirrored" if len(gpus) > 1 else "none"
@@ -256,7 +257,10 @@ class _Callbacks:
                 inner = getattr(optimizer, "inner_optimizer", optimizer)
                 if epoch == epochs and epoch > 0:
                     for variable in inner.variables:
-                        if "iteration" not in variable.path and "learning_rate" not in variable.path:
+                        if (
+                            "iteration" not in variable.path
+                            and "learning_rate" not in variable.path
+                        ):
                             variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
                 rate = lr if epoch < epochs else fine_tune_lr
                 inner.learning_rate.assign(rate)
@@ -491,9 +495,7 @@ def _train(
         _Callbacks.eta_line(config.total_epochs, first_epoch),
         *(callbacks or []),
     ]
-    class_weight = (
-        balanced_class_weights(y_train, n_classes) if config.use_class_weights else None
-    )
+    class_weight = balanced_class_weights(y_train, n_classes) if config.use_class_weights else None
     started = time.perf_counter()
     if first_epoch < config.total_epochs:
         model.fit(
@@ -733,7 +735,9 @@ def fit_dataset(
     y_train = np.asarray(ds.arrays("train")[1])
     if len(y_train) == 0:
         raise TrainError(f"{dataset_dir}: the train split is empty; rebuild the dataset")
-    train_data = ds.tf_dataset("train", batch_size=config.batch_size, shuffle=True, seed=config.seed)
+    train_data = ds.tf_dataset(
+        "train", batch_size=config.batch_size, shuffle=True, seed=config.seed
+    )
     val_data = (
         ds.tf_dataset("val", batch_size=config.batch_size, shuffle=False)
         if _split_or_none(ds, "val") is not None

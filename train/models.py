@@ -43,7 +43,9 @@ class AttentionLSTM(layers.Layer):
     def build(self, input_shape):
         features, units = int(input_shape[-1]), self.units
         glorot, orth = "glorot_uniform", "orthogonal"
-        self.kernel = self.add_weight(shape=(features, 4 * units), initializer=glorot, name="kernel")
+        self.kernel = self.add_weight(
+            shape=(features, 4 * units), initializer=glorot, name="kernel"
+        )
         self.context_kernel = self.add_weight(
             shape=(features, 4 * units), initializer=glorot, name="context_kernel"
         )
