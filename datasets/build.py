@@ -1,0 +1,575 @@
+"""Build a dataset folder from a corpus: select rows, plan leak-free splits, stream windows.
+
+The edge of the dataset stage. Everything that can be decided without audio (which
+rows, which spans, how many windows go where) is decided first from the file headers;
+then the files are read one at a time and their windows appended to one ``.npy`` per
+split, so peak memory is one file, whatever the size of the corpus.
+
+Folder layout::
+
+    dataset.json        every option, label map, spans per take, counts, rows, notes
+    train_x.npy         float32 (N, window, 1)   (likewise val_x.npy, test_x.npy)
+    train_y.npy         int64 (N,) label index   (likewise val_y.npy, test_y.npy)
+    windows.csv         one row per window: split, index, id, take, tone, guitar, phrase, start, label
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+from guitarlab.datasets.manifest import load_manifest, path_problem
+from guitarlab.datasets.splits import SPLITS, file_windows, plan_splits
+from guitarlab.datasets.windows import SILENT_STD, mean_std
+from tqdm import tqdm
+
+from guitarlab import __version__
+from guitarlab.errors import DatasetError, GuitarlabError
+
+log = logging.getLogger("guitarlab.datasets")
+
+FORMAT = "guitarlab-dataset"
+FORMAT_VERSION = 1
+META_NAME = "dataset.json"
+WINDOWS_NAME = "windows.csv"
+WINDOW_COLUMNS = ["split", "index", "id", "take", "tone", "guitar", "phrase", "start", "label"]
+STANDARDIZE_MODES = ("file", "train", "none")
+
+
+def x_name(split: str) -> str:
+    return f"{split}_x.npy"
+
+
+def y_name(split: str) -> str:
+    return f"{split}_y.npy"
+
+
+# ---------------------------------------------------------------- selecting rows
+
+
+def select_rows(manifest: pd.DataFrame, *, label: str, where: str | None = None) -> pd.DataFrame:
+    """The manifest rows a dataset uses: ``where`` applied, label present and varied."""
+    rows = manifest
+    if where:
+        try:
+            rows = manifest.query(where, engine="python")
+        except Exception as exc:  # pandas raises many kinds for a bad expression
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DatasetError(
+                f"--where {where!r} is not a valid query over the manifest columns ({reason}); "
+                "example: \"tone != 'distorted'\""
+            ) from None
+        if not isinstance(rows, pd.DataFrame):
+            raise DatasetError(f"--where {where!r} must be a condition such as \"tone == 'raw'\"")
+    if rows.empty:
+        raise DatasetError(
+            "no manifest rows selected"
+            + (f" by --where {where!r}" if where else " (the corpus is empty)")
+            + "; check 'guitarlab manifest summary'"
+        )
+    if label not in rows.columns:
+        raise DatasetError(
+            f"no column {label!r} to use as the label; known: {', '.join(map(str, rows.columns))}"
+        )
+    values = rows[label].astype(str)
+    empty = rows.loc[(values == "") | (values == "nan"), "id"]
+    if len(empty):
+        raise DatasetError(
+            f"row {empty.iloc[0]} has no {label!r} label; fill it in the manifest or exclude it with --where"
+        )
+    classes = sorted(set(values))
+    if len(classes) < 2:
+        raise DatasetError(
+            f"label {label!r} has one value ({classes[0]}) in the selection; a classifier needs "
+            "at least two: add files or change --label/--where"
+        )
+    return rows.reset_index(drop=True)
+
+
+def manifest_hash(rows: pd.DataFrame) -> str:
+    """sha256 over ``id:sha256`` of the rows used, sorted by id: which files, which bytes."""
+    digest = hashlib.sha256()
+    for rid, sha in sorted(zip(rows["id"], rows["sha256"], strict=True)):
+        digest.update(f"{rid}:{sha}\n".encode())
+    return digest.hexdigest()
+
+
+def probe_files(
+    rows: pd.DataFrame, corpus: str | os.PathLike, *, resample: bool = False
+) -> tuple[pd.DataFrame, int]:
+    """Read every file's header: ``rows`` plus ``file``, ``file_rate``, ``channels``, ``frames``.
+
+    ``frames`` is what the build will produce (after resampling), so splits can be planned
+    before any sample is read. Returns the rows and the dataset's sample rate.
+    """
+    files, rates, channels, frames = [], [], [], []
+    for rid, rel in zip(rows["id"], rows["path"], strict=True):
+        problem = path_problem(rel)
+        if problem:
+            raise DatasetError(f"row {rid}: {problem}")
+        full = Path(corpus) / rel
+        if not full.is_file():
+            raise DatasetError(
+                f"{full}: file of row {rid} is missing; restore it, or leave it out with --where \"id != '{rid}'\""
+            )
+        try:
+            info = sf.info(str(full))
+        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+            raise DatasetError(
+                f"{full}: cannot read the audio header of row {rid} ({str(exc).splitlines()[0]}); re-export it or leave it out with --where"
+            ) from None
+        files.append(str(full))
+        rates.append(int(info.samplerate))
+        channels.append(int(info.channels))
+        frames.append(int(info.frames))
+    counts = Counter(rates)
+    rate = max(counts, key=lambda r: (counts[r], r))
+    out = rows.copy()
+    out["file"] = files
+    out["file_rate"] = rates
+    out["channels"] = channels
+    out["file_frames"] = frames
+    odd = out[out["file_rate"] != rate]
+    if len(odd) and not resample:
+        first = odd.iloc[0]
+        raise DatasetError(
+            f"{first['file']}: {first['file_rate']} Hz but the other files are {rate} Hz; "
+            "pass --resample to convert it, or leave it out with --where"
+        )
+    out["frames"] = [_resampled_frames(n, r, rate) for n, r in zip(frames, rates, strict=True)]
+    return out, rate
+
+
+def _resampled_frames(frames: int, rate: int, target: int) -> int:
+    if rate == target:
+        return int(frames)
+    g = math.gcd(rate, target)
+    return int(math.ceil(frames * (target // g) / (rate // g)))
+
+
+# ---------------------------------------------------------------- streaming writers
+
+
+class _NpyAppender:
+    """An ``.npy`` file of known shape written front to back, never held in memory."""
+
+    def __init__(self, path: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.path, self.shape, self.dtype = path, tuple(shape), np.dtype(dtype)
+        self.handle = open(path, "wb")  # noqa: SIM115 - closed in close()
+        header = {
+            "descr": np.lib.format.dtype_to_descr(self.dtype),
+            "fortran_order": False,
+            "shape": self.shape,
+        }
+        np.lib.format.write_array_header_1_0(self.handle, header)
+        self.header_bytes = self.handle.tell()
+        self.rows = 0
+
+    def append(self, block: np.ndarray) -> None:
+        block = np.ascontiguousarray(block, dtype=self.dtype)
+        if block.shape[1:] != self.shape[1:]:
+            raise DatasetError(f"{self.path.name}: block {block.shape} does not fit {self.shape}")
+        self.handle.write(memoryview(block).cast("B"))
+        self.rows += block.shape[0]
+
+    def close(self) -> None:
+        self.handle.close()
+        if self.rows != self.shape[0]:
+            raise DatasetError(
+                f"{self.path.name}: wrote {self.rows} windows, planned {self.shape[0]}; a file changed during the build, run it again"
+            )
+
+
+def _rescale_npy(path: Path, *, mean: float, std: float, chunk_rows: int = 256) -> None:
+    """``(x - mean) / std`` over an ``.npy`` file in place, a chunk at a time."""
+    scale = np.float32(1.0 / std if std > SILENT_STD else 1.0)
+    with open(path, "r+b") as handle:
+        version = np.lib.format.read_magic(handle)
+        read_header = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, _, dtype = read_header(handle)
+        offset = handle.tell()
+        row_items = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
+        for first in range(0, shape[0], chunk_rows):
+            n = min(chunk_rows, shape[0] - first)
+            position = offset + first * row_items * dtype.itemsize
+            handle.seek(position)
+            block = np.fromfile(handle, dtype=dtype, count=n * row_items)
+            block -= np.float32(mean)
+            block *= scale
+            handle.seek(position)
+            handle.write(memoryview(block).cast("B"))
+
+
+# ---------------------------------------------------------------- reading one file
+
+
+def load_mono(
+    path: str, *, gain_db: float | None, rate: int, target_rate: int
+) -> tuple[np.ndarray, bool]:
+    """One file as mono float32 at ``target_rate`` with its gain applied; (audio, was_mixed)."""
+    try:
+        audio, _ = sf.read(path, dtype="float32", always_2d=False)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise DatasetError(f"{path}: cannot read audio ({str(exc).splitlines()[0]})") from None
+    mixed = audio.ndim == 2
+    if mixed:
+        audio = audio.mean(axis=1, dtype=np.float32) if audio.shape[1] > 1 else audio[:, 0]
+    if gain_db is not None and np.isfinite(gain_db) and gain_db != 0:
+        audio *= np.float32(10.0 ** (float(gain_db) / 20.0))
+    if rate != target_rate:
+        from scipy.signal import resample_poly
+
+        g = math.gcd(rate, target_rate)
+        audio = resample_poly(audio, target_rate // g, rate // g).astype(np.float32)
+    return np.ascontiguousarray(audio), mixed
+
+
+# ---------------------------------------------------------------- the build
+
+
+def build_dataset(
+    corpus: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    label: str = "guitar",
+    window: int = 8000,
+    hop: int | None = None,
+    split: str = "span",
+    test_seconds: float | None = None,
+    test_windows: int = 12,
+    val: str = "span",
+    val_fraction: float = 0.2,
+    same_span_all: bool = False,
+    group_by: str | None = None,
+    where: str | None = None,
+    standardize: str = "file",
+    apply_gain: bool = False,
+    resample: bool = False,
+    seed: int = 0,
+    held_out_from: str | os.PathLike | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> Path:
+    """Cut a corpus into a dataset folder with leak-free train/val/test windows.
+
+    Parameters
+    ----------
+    corpus : path
+        Corpus folder (``manifest.csv`` and its audio).
+    out : path
+        Dataset folder to create; refused if it exists, unless ``overwrite``.
+    label : str
+        Manifest column to classify: ``guitar``, ``pickup``, ``phrase``, ``tone``, ...
+    window, hop : int
+        Window length and hop in samples (hop defaults to the window: no overlap).
+    split : {"span", "take", "group"}
+        What the test set holds out: a span of every take, whole takes, or whole values
+        of ``group_by``.
+    test_seconds, test_windows : float, int
+        Test span length for ``split="span"``: ``test_windows`` windows, or
+        ``test_seconds`` rounded to whole windows (2.18 s at 44.1 kHz -> 12 x 8,000).
+    val : {"span", "take", "random"}
+        Validation: a span per take disjoint from the test span, whole takes, or the
+        seed's random share of windows (leaky, flagged in ``dataset.json``).
+    standardize : {"file", "train", "none"}
+        Each file by its own mean/std (the seed), or all by the training windows' mean/std.
+    held_out_from : path, optional
+        An older dataset folder: its takes keep exactly their test/validation spans.
+
+    Returns
+    -------
+    Path
+        The dataset folder.
+    """
+    corpus, out = Path(corpus), Path(out)
+    window = int(window)
+    hop = window if hop is None else int(hop)
+    if window < 1 or hop < 1:
+        raise DatasetError(f"window and hop must be positive sample counts, got {window}, {hop}")
+    if standardize not in STANDARDIZE_MODES:
+        raise DatasetError(
+            f"unknown standardize {standardize!r}; use one of {', '.join(STANDARDIZE_MODES)}"
+        )
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise DatasetError(
+            f"{out}: exists and is not empty; choose another --out or pass --overwrite"
+        )
+    try:
+        manifest = load_manifest(corpus)
+    except GuitarlabError as exc:
+        raise DatasetError(str(exc)) from None
+
+    rows = select_rows(manifest, label=label, where=where)
+    rows, rate = probe_files(rows, corpus, resample=resample)
+    notes: list[str] = []
+    short = rows[rows["frames"] < window]
+    if len(short):
+        first = short.iloc[0]
+        raise DatasetError(
+            f"{first['file']}: {first['frames']} samples, shorter than one window of {window}; "
+            "use a smaller --window or leave it out with --where"
+        )
+    if test_seconds is not None:
+        test_windows = max(1, int(round(float(test_seconds) * rate / window)))
+    previous, previous_meta = None, None
+    if held_out_from:
+        from guitarlab.datasets.folder import read_meta
+
+        previous_meta = read_meta(held_out_from)
+        old = previous_meta["options"]
+        if (old["split"], old["val"]) != (split, val):
+            raise DatasetError(
+                f"{held_out_from}: built with --split {old['split']} --val {old['val']}; "
+                f"use the same to keep its held-out spans (asked: {split}, {val})"
+            )
+        previous = previous_meta["takes"]
+
+    plan = plan_splits(
+        rows,
+        label=label,
+        window=window,
+        hop=hop,
+        split=split,
+        test_windows=test_windows,
+        val=val,
+        val_fraction=val_fraction,
+        same_span_all=same_span_all,
+        group_by=group_by,
+        seed=seed,
+        previous=previous,
+    )
+    notes += plan.notes
+    if plan.leaky:
+        log.warning("dataset %s: %s", out, plan.notes[-1])
+    partial = rows.loc[rows["status"].astype(str) == "partial", "id"].tolist()
+    if partial:
+        notes.append(
+            f"{len(partial)} partial take file(s) included (e.g. {partial[0]}); exclude them with --where \"status != 'partial'\""
+        )
+    resampled = rows.loc[rows["file_rate"] != rate, "id"].tolist()
+    if resampled:
+        notes.append(f"{len(resampled)} file(s) resampled to {rate} Hz (e.g. {resampled[0]})")
+    if apply_gain and standardize == "file":
+        notes.append("apply_gain has no effect on per-file standardized windows (scale-invariant)")
+
+    label_names = sorted(set(rows[label].astype(str)))
+    label_index = {name: i for i, name in enumerate(label_names)}
+    options = {
+        "label": label,
+        "window": window,
+        "hop": hop,
+        "split": split,
+        "test_seconds": test_seconds,
+        "test_windows": int(test_windows),
+        "val": val,
+        "val_fraction": float(val_fraction),
+        "same_span_all": bool(same_span_all),
+        "group_by": group_by,
+        "where": where,
+        "standardize": standardize,
+        "apply_gain": bool(apply_gain),
+        "resample": bool(resample),
+        "seed": int(seed),
+        "held_out_from": str(held_out_from) if held_out_from else None,
+    }
+
+    def layout(row: pd.Series) -> dict[str, np.ndarray]:
+        return file_windows(
+            int(row["frames"]),
+            plan.takes[str(row["take"])],
+            window=window,
+            hop=hop,
+            val=val,
+            val_fraction=val_fraction,
+            seed=seed,
+            file_id=str(row["id"]),
+        )
+
+    # Pass 1, headers only: how many windows of each split, label and tone.
+    totals = dict.fromkeys(SPLITS, 0)
+    counts: Counter = Counter()
+    dropped = 0
+    for _, row in rows.iterrows():
+        starts = layout(row)
+        dropped += int(starts["dropped"][0])
+        for name in SPLITS:
+            n = int(starts[name].size)
+            totals[name] += n
+            if n:
+                counts[(name, str(row[label]), str(row["tone"]))] += n
+    if totals["train"] == 0:
+        raise DatasetError(
+            "no training windows are left after holding out test and validation time; "
+            "use a shorter --window, --test-seconds or --val-fraction"
+        )
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".building", dir=out.parent))
+    try:
+        stats = _stream(
+            rows, work, layout, totals, window, rate, label, label_index, apply_gain,
+            standardize, notes, progress,
+        )  # fmt: skip
+        meta = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "guitarlab_version": __version__,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "corpus": str(corpus.resolve()),
+            "options": options,
+            "label": label,
+            "label_names": label_names,
+            "sample_rate": int(rate),
+            "window": window,
+            "hop": hop,
+            "test_span_samples": int(test_windows) * window if split == "span" else None,
+            "manifest_hash": manifest_hash(rows),
+            "leaky": bool(plan.leaky),
+            "standardization": stats,
+            "totals": totals,
+            "dropped_windows": dropped,
+            "counts": [
+                {"split": s, "label": lab, "tone": tone, "windows": n}
+                for (s, lab, tone), n in sorted(counts.items())
+            ],
+            "takes": plan.takes_json(),
+            "rows": _row_info(rows, label),
+            "files": {s: {"x": x_name(s), "y": y_name(s)} for s in SPLITS},
+            "windows_table": WINDOWS_NAME,
+            "notes": notes,
+        }
+        if previous_meta is not None:
+            meta["held_out_from_hash"] = previous_meta.get("manifest_hash")
+        with open(work / META_NAME, "w", encoding="utf-8") as handle:
+            json.dump(meta, handle, indent=1)
+            handle.write("\n")
+        if out.exists():
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
+        os.replace(work, out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    for note in notes:
+        log.info("dataset %s: %s", out, note)
+    return out
+
+
+def _row_info(rows: pd.DataFrame, label: str) -> list[dict]:
+    keep = ["id", "path", "sha256", "take", "tone", "guitar", "phrase", "status"]
+    info = []
+    for _, row in rows.iterrows():
+        item = {k: str(row[k]) for k in keep if k in row}
+        item.update(
+            label=str(row[label]),
+            frames=int(row["frames"]),
+            channels=int(row["channels"]),
+            file_rate=int(row["file_rate"]),
+        )
+        info.append(item)
+    return info
+
+
+def _stream(
+    rows: pd.DataFrame,
+    work: Path,
+    layout,
+    totals: dict[str, int],
+    window: int,
+    rate: int,
+    label: str,
+    label_index: dict[str, int],
+    apply_gain: bool,
+    standardize: str,
+    notes: list[str],
+    progress: bool,
+) -> dict:
+    """Read each file once and append its windows to the split files; returns standardization."""
+    xs = {s: _NpyAppender(work / x_name(s), (totals[s], window, 1), np.float32) for s in SPLITS}
+    ys = {s: _NpyAppender(work / y_name(s), (totals[s],), np.int64) for s in SPLITS}
+    positions = dict.fromkeys(SPLITS, 0)
+    train_sum = train_sq = 0.0
+    train_n = 0
+    mixed_ids, silent_ids = [], []
+    with open(work / WINDOWS_NAME, "w", newline="", encoding="utf-8") as table_handle:
+        table = csv.writer(table_handle)
+        table.writerow(WINDOW_COLUMNS)
+        bar = tqdm(
+            total=int(rows["frames"].sum()) / rate,
+            desc="dataset",
+            unit="s",
+            unit_scale=True,
+            disable=not progress,
+        )
+        for _, row in rows.iterrows():
+            gain = row.get("gain_db") if apply_gain else None
+            gain = float(gain) if gain is not None and not pd.isna(gain) else None
+            audio, mixed = load_mono(
+                row["file"], gain_db=gain, rate=int(row["file_rate"]), target_rate=rate
+            )
+            if mixed:
+                mixed_ids.append(str(row["id"]))
+            if audio.shape[0] != int(row["frames"]):
+                raise DatasetError(
+                    f"{row['file']}: {audio.shape[0]} samples read, header said {row['frames']}; the file changed, run the build again"
+                )
+            if standardize == "file":
+                mean, std = mean_std(audio)
+                if std <= SILENT_STD:
+                    silent_ids.append(str(row["id"]))
+                audio -= np.float32(mean)
+                audio *= np.float32(1.0 / std if std > SILENT_STD else 1.0)
+            view = np.lib.stride_tricks.sliding_window_view(audio, window)
+            starts = layout(row)
+            code = label_index[str(row[label])]
+            for name in SPLITS:
+                st = starts[name]
+                if not st.size:
+                    continue
+                block = view[st]
+                if name == "train" and standardize == "train":
+                    train_sum += float(block.sum(dtype=np.float64))
+                    train_sq += float(np.square(block, dtype=np.float64).sum())
+                    train_n += block.size
+                xs[name].append(block[:, :, None])
+                ys[name].append(np.full(st.size, code, dtype=np.int64))
+                first = positions[name]
+                positions[name] += st.size
+                table.writerows(
+                    (name, first + i, row["id"], row["take"], row["tone"], row["guitar"],
+                     row["phrase"], int(s), code)
+                    for i, s in enumerate(st.tolist())
+                )  # fmt: skip
+                del block
+            del view, audio
+            bar.update(int(row["frames"]) / rate)
+        bar.close()
+    for writer in (*xs.values(), *ys.values()):
+        writer.close()
+    if mixed_ids:
+        notes.append(f"{len(mixed_ids)} multichannel file(s) mixed to mono (e.g. {mixed_ids[0]})")
+        log.info("mixed %d multichannel file(s) to mono", len(mixed_ids))
+    if silent_ids:
+        notes.append(f"{len(silent_ids)} silent file(s) only mean-centred (e.g. {silent_ids[0]})")
+    if standardize != "train":
+        return {"mode": standardize}
+    mean = train_sum / train_n
+    std = math.sqrt(max(train_sq / train_n - mean * mean, 0.0))
+    for name in SPLITS:
+        _rescale_npy(work / x_name(name), mean=mean, std=std)
+    return {"mode": "train", "mean": mean, "std": std}

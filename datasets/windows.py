@@ -1,0 +1,120 @@
+"""Windows and standardization: pure numpy, no files.
+
+``window`` cuts a signal into fixed-length frames like ``librosa.util.frame`` (a strided
+view, no copy); ``standardize`` is the seed's per-file z-score.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from guitarlab.errors import DatasetError
+
+# Below this standard deviation a file is treated as silent and only mean-centred.
+SILENT_STD = 1e-8
+
+
+def n_windows(frames: int, *, length: int, hop: int | None = None) -> int:
+    """How many whole windows of ``length`` samples, ``hop`` apart, fit in ``frames`` samples.
+
+    Examples
+    --------
+    >>> n_windows(96_000, length=8_000)
+    12
+    >>> n_windows(10, length=4, hop=2)
+    4
+    """
+    length, hop = _check_length_hop(length, hop)
+    frames = int(frames)
+    return 0 if frames < length else (frames - length) // hop + 1
+
+
+def window_starts(frames: int, *, length: int, hop: int | None = None) -> np.ndarray:
+    """Start samples (int64) of every whole window in ``frames`` samples, in time order."""
+    length, hop = _check_length_hop(length, hop)
+    return np.arange(n_windows(frames, length=length, hop=hop), dtype=np.int64) * hop
+
+
+def window(audio: np.ndarray, *, length: int, hop: int | None = None) -> np.ndarray:
+    """Cut a mono signal into windows: ``(n_windows, length)``, a read-only strided view.
+
+    ``hop`` defaults to ``length`` (non-overlapping windows, the seed's setup). The tail
+    that does not fill a whole window is dropped.
+
+    Examples
+    --------
+    >>> window(np.arange(10.0), length=4, hop=3)
+    array([[0., 1., 2., 3.],
+           [3., 4., 5., 6.],
+           [6., 7., 8., 9.]])
+    """
+    length, hop = _check_length_hop(length, hop)
+    audio = np.asarray(audio)
+    if audio.ndim != 1:
+        raise DatasetError(
+            f"window() needs a mono signal of shape (frames,), got shape {audio.shape}; mix it down first"
+        )
+    if audio.shape[0] < length:
+        raise DatasetError(
+            f"a signal of {audio.shape[0]} samples is shorter than one window of {length}; use a shorter --window"
+        )
+    view = np.lib.stride_tricks.sliding_window_view(audio, length)
+    return view[::hop]
+
+
+def _check_length_hop(length: int, hop: int | None) -> tuple[int, int]:
+    length = int(length)
+    hop = length if hop is None else int(hop)
+    if length < 1:
+        raise DatasetError(f"window length must be at least 1 sample, got {length}")
+    if hop < 1:
+        raise DatasetError(f"hop must be at least 1 sample, got {hop}")
+    return length, hop
+
+
+def mean_std(audio: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation of a signal, accumulated in float64."""
+    audio = np.asarray(audio)
+    if audio.size == 0:
+        raise DatasetError("cannot standardize an empty signal")
+    mean = float(np.mean(audio, dtype=np.float64))
+    var = float(np.mean(np.square(audio, dtype=np.float64))) - mean * mean
+    return mean, float(np.sqrt(max(var, 0.0)))
+
+
+def standardize(
+    audio: np.ndarray, *, mean: float | None = None, std: float | None = None
+) -> np.ndarray:
+    """Subtract the mean and divide by the standard deviation, as float32.
+
+    Without ``mean``/``std`` the signal's own statistics are used (the seed's per-file
+    standardization); pass the training set's to standardize like a trained model expects.
+    A silent signal (std below ``SILENT_STD``) is only mean-centred, never divided by ~0.
+
+    Examples
+    --------
+    >>> x = standardize(np.array([1.0, 2.0, 3.0]))
+    >>> round(float(x.mean()), 6), round(float(x.std()), 6)
+    (0.0, 1.0)
+    """
+    audio = np.asarray(audio, dtype=np.float32)
+    if mean is None or std is None:
+        own_mean, own_std = mean_std(audio)
+        mean = own_mean if mean is None else mean
+        std = own_std if std is None else std
+    scale = 1.0 / std if std > SILENT_STD else 1.0
+    out = audio - np.float32(mean)
+    out *= np.float32(scale)
+    return out
+
+
+def to_mono(audio: np.ndarray) -> np.ndarray:
+    """Average the channels of ``(frames, channels)`` audio; mono input is returned as is."""
+    audio = np.asarray(audio)
+    if audio.ndim == 1:
+        return audio
+    if audio.ndim != 2:
+        raise DatasetError(f"audio must be (frames,) or (frames, channels), got {audio.shape}")
+    if audio.shape[1] == 1:
+        return audio[:, 0]
+    return audio.mean(axis=1, dtype=np.float32)
