@@ -1,0 +1,146 @@
+"""A run's evaluation as pictures and markdown: ``report.md`` beside its PNGs in the run folder.
+
+Pictures (matplotlib, Agg backend so no display is needed): the file-level confusion
+matrix, the averaged probability of the true label per test file, and the training
+curves from ``history.csv``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+CONFUSION_PNG = "confusion.png"
+FILES_PNG = "file_probabilities.png"
+CURVES_PNG = "training_curves.png"
+REPORT_MD = "report.md"
+
+
+def markdown_table(frame: pd.DataFrame, *, floatfmt: str = ".3f") -> str:
+    """A pandas frame as a GitHub markdown table (no tabulate dependency)."""
+
+    def cell(value) -> str:
+        if isinstance(value, bool | np.bool_):
+            return "yes" if value else "**no**"
+        if isinstance(value, float | np.floating):
+            return format(float(value), floatfmt)
+        return str(value).replace("|", "\\|")
+
+    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
+    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *rows])
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion(matrix: np.ndarray, label_names: list[str], path: Path) -> Path:
+    """File-level confusion matrix with counts in the cells."""
+    plt = _pyplot()
+    size = 2.5 + 0.6 * len(label_names)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(label_names)), label_names, rotation=45, ha="right")
+    ax.set_yticks(range(len(label_names)), label_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    top = matrix.max() if matrix.size else 0
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(
+            j,
+            i,
+            str(count),
+            ha="center",
+            va="center",
+            color="white" if count > top / 2 else "black",
+        )
+    ax.set_title("files: true vs predicted")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_file_probabilities(files: pd.DataFrame, n_classes: int, path: Path) -> Path:
+    """One bar per test file: the averaged probability of its true label (chance line dashed)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.35 * len(files) + 2), 4))
+    colors = ["tab:green" if ok else "tab:red" for ok in files["correct"]]
+    ax.bar(range(len(files)), files["mean_probability"], color=colors)
+    ax.axhline(1.0 / n_classes, color="black", linestyle="--", linewidth=1)
+    ax.set_xticks(range(len(files)), files["id"], rotation=90, fontsize=7)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("mean probability of the true label")
+    ax.set_title("per-file vote (green right, red wrong)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_training_curves(history: pd.DataFrame, path: Path) -> Path:
+    """Loss and accuracy per epoch, training and validation."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    epochs = history["epoch"] + 1 if "epoch" in history else np.arange(1, len(history) + 1)
+    for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
+        for key, style in ((metric, "-"), (f"val_{metric}", "--")):
+            if key in history:
+                ax.plot(epochs, history[key], style, marker="o", markersize=3, label=key)
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_report(run_dir: str | Path, evaluation) -> Path:
+    """Write the PNGs and ``report.md`` for an :class:`~guitarlab.train.evaluate.Evaluation`."""
+    run_dir = Path(run_dir)
+    files = evaluation.files
+    n_classes = len(evaluation.label_names)
+    plot_confusion(evaluation.confusion, evaluation.label_names, run_dir / CONFUSION_PNG)
+    plot_file_probabilities(files, n_classes, run_dir / FILES_PNG)
+    pictures = [("Confusion matrix (files)", CONFUSION_PNG), ("Per-file probabilities", FILES_PNG)]
+    history_path = run_dir / "history.csv"
+    if history_path.is_file():
+        history = pd.read_csv(history_path)
+        if len(history):
+            plot_training_curves(history, run_dir / CURVES_PNG)
+            pictures.append(("Training curves", CURVES_PNG))
+
+    right = int(files["correct"].sum())
+    lines = [
+        f"# Evaluation of {run_dir.name}",
+        "",
+        f"Dataset: `{evaluation.dataset_dir}`; labels: {', '.join(evaluation.label_names)}.",
+        "",
+        f"- **Files (mean vote): {right} of {len(files)} right = {evaluation.file_accuracy:.2%}**",
+        f"- Windows: {evaluation.window_accuracy:.2%} of {evaluation.n_windows}",
+        f"- Files (majority vote): {evaluation.majority_accuracy:.2%}",
+    ]
+    if evaluation.baseline:
+        base = evaluation.baseline
+        lines.append(
+            f"- Baseline ({base['name']}, same split): files {base['file_accuracy']:.2%}, "
+            f"windows {base['window_accuracy']:.2%}"
+        )
+    lines += ["", "## Pictures", ""]
+    lines += [f"![{title}]({name})" for title, name in pictures]
+    lines += ["", "## Per file", "", markdown_table(files), ""]
+    for column, table in evaluation.groups.items():
+        lines += [f"## Per {column}", "", markdown_table(table), ""]
+    path = run_dir / REPORT_MD
+    path.write_text("\n".join(lines))
+    return path
