@@ -1,0 +1,544 @@
+"""A synthetic electric guitar: single-coil and humbucker takes with no hardware.
+
+The demo, the tests and the benchmarks need takes on machines without a sound card.
+This module plays the seed's phrases (``backing``, ``lead``) on a modelled guitar:
+
+1. a score from (phrase, take, seed), shared by every guitar (``synth_phrases``);
+2. plucked strings by modal synthesis, each partial weighted by the pluck position,
+   the pick, the pickup's place along the string and its aperture (``synth_guitar``);
+3. mains hum induced in single coils (humbuckers cancel it);
+4. the pickup's electrical resonance with the pots, tone knob and cable;
+5. the audio interface: preamp gain, noise floor, soft then hard clipping, 24 bits.
+
+So a Stratocaster take is brighter, hums and is quieter than a Les Paul take of the same
+performance, for the reasons real ones are, and no more than that.
+
+Examples
+--------
+>>> audio = render_take("stratocaster", "lead", take=1, seconds=2.0, sample_rate=22050)
+>>> audio.dtype, audio.shape
+(dtype('float32'), (44100,))
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from scipy import signal
+
+from guitarlab.errors import RecorderError
+from guitarlab.recorder import synth_guitar as sg
+from guitarlab.recorder.levels import DEFAULT_TARGET_RMS_DBFS, level_match_gain_db
+from guitarlab.recorder.synth_guitar import GUITARS
+from guitarlab.recorder.synth_phrases import PHRASES, Note, make_score
+
+__all__ = [
+    "GUITARS",
+    "OPTIONS",
+    "PHRASES",
+    "SYNTH_VERSION",
+    "centroid_threshold_accuracy",
+    "guitar_labels",
+    "pickup_response",
+    "render_take",
+    "resolve_options",
+    "spectral_centroid_hz",
+    "stream_take",
+    "synth_params",
+    "synth_to_corpus",
+]
+
+SYNTH_VERSION = 1
+OUTPUT_SCALE = 0.08  # pickup EMF units -> full scale at 0 dB preamp gain
+
+# name -> (default, low, high, meaning). None as default: taken from the guitar preset.
+OPTIONS: dict[str, tuple] = {
+    "pickup_position": (None, None, None, "selector position; see GUITARS[g]['positions']"),
+    "tone_knob": (10.0, 0.0, 10.0, "tone pot, 10 = open; lower moves the resonance down"),
+    "volume_knob": (10.0, 0.0, 10.0, "volume pot, audio taper; below 10 also loses treble"),
+    "string_gauge": (10.0, 8.0, 13.0, "high-e gauge in thousandths of an inch"),
+    "pick_attack": (0.5, 0.0, 1.0, "0 soft pick/thumb .. 1 hard pick at the edge (brightness)"),
+    "dynamics_db": (6.0, 0.0, 18.0, "spread of the player's note levels"),
+    "humanize_ms": (4.0, 0.0, 30.0, "extra timing jitter of this guitar's take"),
+    "mains_hz": (60.0, 45.0, 65.0, "mains frequency of the hum (50 or 60)"),
+    "hum": (1.0, 0.0, 10.0, "hum level relative to a typical room (0 = none)"),
+    "cable_pf": (200.0, 20.0, 3000.0, "cable (and input) capacitance in pF"),
+    "resonance_hz": (None, 800.0, 15000.0, "put the pickup's resonance peak here (sets the capacitance)"),
+    "preamp_gain_db": (0.0, -40.0, 60.0, "interface preamp gain; too hot clips"),
+    "noise_floor_dbfs": (-90.0, -150.0, -30.0, "interface noise, RMS"),
+}  # fmt: skip
+
+
+# ---------------------------------------------------------------- options and labels
+
+
+def _guitar(name: str) -> dict:
+    if name not in GUITARS:
+        raise RecorderError(f"unknown guitar {name!r}; known: {', '.join(GUITARS)}")
+    return GUITARS[name]
+
+
+def resolve_options(guitar: str, options: dict | None = None) -> dict:
+    """All options with defaults filled in and ranges checked (one-line errors)."""
+    spec = _guitar(guitar)
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise RecorderError(f"unknown synth option {unknown[0]!r}; known: {', '.join(OPTIONS)}")
+    resolved = {}
+    for name, (default, low, high, _) in OPTIONS.items():
+        value = options.get(name, default)
+        if value is not None and low is not None:
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise RecorderError(f"synth option {name}={value!r} is not a number") from None
+            if not low <= value <= high:
+                raise RecorderError(
+                    f"synth option {name}={value:g} is out of range; use {low:g} to {high:g}"
+                )
+        resolved[name] = value
+    position = resolved["pickup_position"] or spec["default_position"]
+    if position not in spec["positions"]:
+        raise RecorderError(
+            f"{guitar} has no pickup position {position!r}; known: {', '.join(spec['positions'])}"
+        )
+    resolved["pickup_position"] = position
+    return resolved
+
+
+def guitar_labels(guitar: str, position: str | None = None) -> dict:
+    """The manifest labels of a synthetic guitar: ``{"guitar": ..., "pickup": ...}``."""
+    spec = _guitar(guitar)
+    names = spec["positions"][position or spec["default_position"]]
+    kinds = {spec["pickups"][n]["kind"] for n in names}
+    return {"guitar": guitar, "pickup": kinds.pop() if len(kinds) == 1 else spec["pickup"]}
+
+
+def _circuit(spec: dict, opts: dict) -> dict:
+    position = spec["positions"][opts["pickup_position"]]
+    circuit = sg.circuit(spec, position, opts)
+    if opts["resonance_hz"] is not None:
+        circuit["capacitance_f"] = sg.capacitance_for_peak(circuit, opts["resonance_hz"])
+    return circuit
+
+
+def pickup_response(
+    guitar: str, freqs_hz: np.ndarray, *, sample_rate: int = 44100, options: dict | None = None
+) -> np.ndarray:
+    """Magnitude response of the guitar's pickup circuit (as rendered) at ``freqs_hz``."""
+    spec = _guitar(guitar)
+    b, a = sg.digital_filter(_circuit(spec, resolve_options(guitar, options)), sample_rate)
+    _, h = signal.freqz(b, a, worN=np.asarray(freqs_hz, dtype=float), fs=sample_rate)
+    return np.abs(h)
+
+
+# ---------------------------------------------------------------- strings
+
+
+def _crc(text: str) -> int:
+    return zlib.crc32(text.encode())
+
+
+def _note_ends(score: list[Note], seconds: float) -> np.ndarray:
+    """When each note stops: its own duration, or the next pluck of the same string."""
+    ends = np.array([n.start_s + n.dur_s for n in score], dtype=float)
+    last: dict[int, int] = {}
+    for i, note in enumerate(score):
+        j = last.get(note.string)
+        if j is not None and ends[j] > note.start_s:
+            ends[j] = note.start_s + 0.003  # the pick lands on the ringing string
+        last[note.string] = i
+    return np.minimum(ends, seconds + 0.5)
+
+
+def _pitch_curve(note: Note, frames: int, sample_rate: int) -> np.ndarray | None:
+    """Semitones away from the fretted pitch, per sample (None for a steady note)."""
+    if note.dead or (note.bend_semitones == 0 and note.vibrato_cents == 0 and note.slide_from < 0):
+        return None
+    t = np.arange(frames) / sample_rate
+    curve = np.zeros(frames)
+    if note.slide_from >= 0:
+        ramp = np.clip(t / note.slide_time_s, 0.0, 1.0)
+        curve += (note.slide_from - note.fret) * (1.0 - ramp)
+    if note.bend_semitones:
+        up = np.clip((t - note.bend_at_s) / note.bend_time_s, 0.0, 1.0)
+        shape = up * up * (3 - 2 * up)
+        if note.release_at_s >= 0:
+            down = np.clip((t - note.release_at_s) / note.bend_time_s, 0.0, 1.0)
+            shape = shape * (1.0 - down * down * (3 - 2 * down))
+        curve += note.bend_semitones * shape
+    if note.vibrato_cents:
+        since = np.clip(t - note.vibrato_at_s, 0.0, None)
+        depth = np.clip(since / 0.25, 0.0, 1.0) * note.vibrato_cents / 100.0
+        curve += depth * 0.5 * (1.0 - np.cos(2 * np.pi * note.vibrato_hz * since))  # bends up
+    return curve
+
+
+def _partials(
+    note: Note, spec: dict, position: list[str], opts: dict, sample_rate: int, top_fraction: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frequencies, amplitudes and decay rates of one plucked note's partials."""
+    scale = spec["scale_mm"]
+    gauge = opts["string_gauge"] / 10.0
+    f0 = 440.0 * 2.0 ** ((sg.OPEN_MIDI[note.string] + note.fret - 69) / 12.0)
+    length = scale * 2.0 ** (-note.fret / 12.0)
+    inharm = (
+        sg.OPEN_INHARMONICITY[note.string] * (648.0 / scale) ** 4 * (scale / length) ** 2 * gauge**2
+    )
+    n = sg.partial_numbers(f0, inharm, int(sample_rate * top_fraction / 0.45))
+    freqs = n * f0 * np.sqrt(1.0 + inharm * n**2)
+    pluck_mm = min(note.pluck_frac * scale, 0.45 * length)
+    # a pluck leaves a triangle: modes ~ sin(n pi p / L) / n^2; the pickup senses velocity (x n)
+    amps = np.sin(n * np.pi * pluck_mm / length) / n
+    pick_hz = 3000.0 * (0.35 + 1.3 * opts["pick_attack"]) * (0.6 + 0.4 * min(note.velocity, 1.3))
+    pick_hz *= 0.35 if note.legato else 1.0
+    amps = amps / np.sqrt(1.0 + (freqs / pick_hz) ** 2)
+    decay = spec["decay_per_s"] * (1.0 + 0.12 * note.string) / gauge**0.5 + 6e-7 * freqs**2
+    if note.palm_mute:
+        decay = decay + note.palm_mute * (30.0 + 8e-6 * freqs**2)
+        amps = amps / np.sqrt(1.0 + note.palm_mute * (freqs / 700.0) ** 2)
+    if note.dead:
+        decay = decay + 90.0 + 2e-5 * freqs**2
+    amps = amps * sg.pickup_weights(spec, position, note.string, length, n)
+    amps = (
+        amps * note.velocity * (0.5 if note.legato else 1.0) * sg.STRING_OUTPUT[note.string] * gauge
+    )
+    keep = np.abs(amps) > 1e-4 * np.max(np.abs(amps))
+    return freqs[keep], amps[keep], decay[keep]
+
+
+def _render_note(
+    note: Note, end_s: float, spec: dict, position: list[str], opts: dict, sample_rate: int
+) -> np.ndarray:
+    """One note from its onset to the end of its release, at ``sample_rate``."""
+    release_s = 0.01 if note.dead or end_s < note.start_s + note.dur_s - 1e-6 else 0.05
+    hold = max(end_s - note.start_s, 0.0)
+    frames = int((hold + 5 * release_s) * sample_rate) + 1
+    curve = _pitch_curve(note, frames, sample_rate)
+    if curve is None:
+        freqs, amps, decay = _partials(note, spec, position, opts, sample_rate, 0.45)
+        out = sg.modal_note(freqs, amps, decay, frames, sample_rate)
+    else:  # render steady at twice the rate, then read it along the bent time axis
+        freqs, amps, decay = _partials(note, spec, position, opts, sample_rate, 0.38)
+        warped = np.cumsum(2.0 ** (curve / 12.0)) * 2.0
+        steady = sg.modal_note(freqs, amps, decay, int(warped[-1]) + 2, 2 * sample_rate)
+        out = np.interp(warped - warped[0], np.arange(steady.size), steady).astype(np.float32)
+    t = np.arange(frames) / sample_rate
+    out *= np.exp(-np.clip(t - hold, 0.0, None) / release_s).astype(np.float32)
+    return out
+
+
+def _play(score: list[Note], opts: dict, rng: np.random.Generator) -> list[Note]:
+    """This guitar's take of the score: timing jitter, level jitter, the dynamics knob."""
+    from dataclasses import replace
+
+    played = []
+    spread = opts["dynamics_db"] / 6.0
+    for note in score:
+        level_db = 20 * np.log10(max(note.velocity, 1e-3) / 0.8) * spread + rng.normal(0.0, 0.7)
+        played.append(
+            replace(
+                note,
+                start_s=max(0.0, note.start_s + rng.normal(0.0, opts["humanize_ms"] / 1000.0)),
+                velocity=float(0.8 * 10 ** (level_db / 20.0)),
+                pluck_frac=float(np.clip(note.pluck_frac + rng.normal(0.0, 0.01), 0.04, 0.45)),
+            )
+        )
+    return sorted(played, key=lambda n: (n.start_s, n.string))
+
+
+def render_strings(
+    score: list[Note], spec: dict, opts: dict, frames: int, sample_rate: int
+) -> np.ndarray:
+    """The summed EMF of all strings at the selected pickups (before the electrical stage)."""
+    position = spec["positions"][opts["pickup_position"]]
+    seconds = frames / sample_rate
+    ends = _note_ends(score, seconds)
+    out = np.zeros(frames + 1, dtype=np.float32)
+    for note, end_s in zip(score, ends, strict=True):
+        start = int(round(note.start_s * sample_rate))
+        if start >= frames:
+            continue
+        audio = _render_note(note, end_s, spec, position, opts, sample_rate)
+        stop = min(start + audio.size, frames)
+        out[start:stop] += audio[: stop - start]
+    return out[:frames]
+
+
+def _hum(
+    spec: dict, opts: dict, frames: int, sample_rate: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Mains hum EMF: odd harmonics dominate, slowly swelling as the player moves."""
+    level = 0.012 * opts["hum"] * sg.position_hum(spec, spec["positions"][opts["pickup_position"]])
+    if level == 0.0:
+        return np.zeros(frames, dtype=np.float32)
+    t = np.arange(frames) / sample_rate
+    hum = np.zeros(frames)
+    for k, amp in enumerate((1.0, 0.15, 0.55, 0.08, 0.3, 0.05, 0.15, 0.03, 0.08), start=1):
+        if k * opts["mains_hz"] < 0.45 * sample_rate:
+            hum += amp * np.sin(2 * np.pi * k * opts["mains_hz"] * t + rng.uniform(0, 2 * np.pi))
+    swell = 1.0 + 0.25 * np.sin(2 * np.pi * rng.uniform(0.05, 0.2) * t + rng.uniform(0, 2 * np.pi))
+    return (level * hum * swell).astype(np.float32)
+
+
+def interface(pickup_out: np.ndarray, opts: dict, rng: np.random.Generator) -> np.ndarray:
+    """Preamp gain and noise, a soft analog knee, then the converter: hard clip and 24 bits."""
+    x = pickup_out.astype(np.float64) * OUTPUT_SCALE * 10 ** (opts["preamp_gain_db"] / 20.0)
+    x += rng.standard_normal(x.size) * 10 ** (opts["noise_floor_dbfs"] / 20.0)
+    knee = 0.8
+    over = np.abs(x) > knee
+    x[over] = np.sign(x[over]) * (
+        knee + (1 - knee) * np.tanh((np.abs(x[over]) - knee) / (1 - knee) * 1.2)
+    )
+    x = np.clip(np.round(x * 2**23), -(2**23), 2**23 - 1) / 2**23
+    return x.astype(np.float32)
+
+
+# ---------------------------------------------------------------- public rendering
+
+
+def render_take(
+    guitar: str,
+    phrase: str,
+    *,
+    take: int = 1,
+    seed: int = 0,
+    seconds: float = 60.0,
+    bpm: float = 120.0,
+    key: str = "A",
+    sample_rate: int = 44100,
+    options: dict | None = None,
+) -> np.ndarray:
+    """One take of ``phrase`` played on ``guitar``, as the interface records it.
+
+    Parameters
+    ----------
+    guitar : a key of ``GUITARS`` (``stratocaster``, ``les_paul``, ``telecaster``).
+    phrase : ``backing`` or ``lead``.
+    take, seed : the performance; the same (phrase, take, seed) on another guitar keeps
+        its notes and timing, another take number is another performance.
+    seconds, bpm, key, sample_rate : length, tempo, key (``A``, ``F#``, ``Bb`` ...) and rate.
+    options : overrides of ``OPTIONS`` (pickup_position, tone_knob, preamp_gain_db ...).
+
+    Returns
+    -------
+    float32 array of ``round(seconds * sample_rate)`` samples in [-1, 1], bit-identical
+    for identical arguments.
+    """
+    spec = _guitar(guitar)
+    opts = resolve_options(guitar, options)
+    if seconds <= 0 or not 8000 <= int(sample_rate) <= 192000:
+        raise RecorderError(
+            f"seconds={seconds} and sample_rate={sample_rate}: use seconds > 0 and 8000-192000 Hz"
+        )
+    sample_rate = int(sample_rate)
+    frames = int(round(seconds * sample_rate))
+    score = make_score(phrase, take=take, seed=seed, seconds=seconds, bpm=bpm, key=key)
+    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(take), _crc(phrase), _crc(guitar)])
+    played = _play(score, opts, rng)
+    emf = render_strings(played, spec, opts, frames, sample_rate)
+    emf += _hum(spec, opts, frames, sample_rate, rng)
+    b, a = sg.digital_filter(_circuit(spec, opts), sample_rate)
+    return interface(signal.lfilter(b, a, emf), opts, rng)
+
+
+def stream_take(
+    guitar: str,
+    phrase: str,
+    *,
+    take: int = 1,
+    seed: int = 0,
+    seconds: float = 60.0,
+    bpm: float = 120.0,
+    key: str = "A",
+    sample_rate: int = 44100,
+    options: dict | None = None,
+    block_frames: int = 1024,
+) -> Iterator[np.ndarray]:
+    """``render_take`` in blocks of ``block_frames`` (the last may be shorter) for playback.
+
+    Renders the take first (tens of times faster than real time), then yields views.
+    """
+    if block_frames <= 0:
+        raise RecorderError(f"block_frames={block_frames}; use a positive number such as 1024")
+    audio = render_take(
+        guitar, phrase, take=take, seed=seed, seconds=seconds, bpm=bpm, key=key,
+        sample_rate=sample_rate, options=options,
+    )  # fmt: skip
+    for start in range(0, audio.size, block_frames):
+        yield audio[start : start + block_frames]
+
+
+# ---------------------------------------------------------------- corpus
+
+
+def synth_params(
+    guitar: str, phrase: str, *, take: int, seed: int, seconds: float, bpm: float, key: str,
+    sample_rate: int, options: dict | None,
+) -> str:  # fmt: skip
+    """The generating parameters of a take as compact, canonical JSON (the manifest keeps it)."""
+    return json.dumps(
+        {
+            "synth": SYNTH_VERSION,
+            "guitar": guitar,
+            "phrase": phrase,
+            "take": int(take),
+            "seed": int(seed),
+            "seconds": float(seconds),
+            "bpm": float(bpm),
+            "key": str(key),
+            "sample_rate": int(sample_rate),
+            "options": resolve_options(guitar, options),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+
+
+def synth_to_corpus(
+    corpus: str | os.PathLike,
+    *,
+    guitars: tuple[str, ...] | list[str] = ("stratocaster", "les_paul"),
+    phrases: tuple[str, ...] | list[str] = ("backing", "lead"),
+    takes: int = 1,
+    first_take: int | None = None,
+    seconds: float = 60.0,
+    seed: int = 0,
+    bpm: float = 120.0,
+    key: str = "A",
+    sample_rate: int = 44100,
+    options: dict | None = None,
+    progress: bool = True,
+) -> list[str]:
+    """Render takes into ``corpus/takes/`` and add their manifest rows; returns the new ids.
+
+    Take numbers continue after the highest existing take of each phrase over all the
+    requested guitars, so one call plays the same performances on every guitar. With
+    ``first_take`` the numbers are fixed: takes already present with identical
+    parameters are skipped (re-running is a no-op), with other parameters it is an error.
+    """
+    from tqdm import tqdm
+
+    from guitarlab.datasets.audio import file_columns, write_audio_atomic
+    from guitarlab.datasets.manifest import (
+        RAW_TONE,
+        TAKES_DIR,
+        append_rows,
+        init_corpus,
+        load_manifest,
+        next_take_number,
+        row_id,
+        take_key,
+    )
+
+    for name in guitars:
+        resolve_options(name, options)
+    for phrase in phrases:
+        if phrase not in PHRASES:
+            raise RecorderError(f"unknown phrase {phrase!r}; known: {', '.join(PHRASES)}")
+    if takes < 1:
+        raise RecorderError(f"takes={takes}; ask for at least 1")
+    root = init_corpus(corpus)
+    manifest = load_manifest(root)
+    existing = dict(
+        zip(manifest["id"], manifest.get("synth_params", [""] * len(manifest)), strict=True)
+    )
+    jobs = []
+    for phrase in phrases:
+        start = first_take or max(next_take_number(manifest, g, phrase) for g in guitars)
+        for number in range(start, start + takes):
+            jobs += [(g, phrase, number) for g in guitars]
+    added: list[str] = []
+    for name, phrase, number in tqdm(jobs, desc="synth takes", unit="take", disable=not progress):
+        take = take_key(name, phrase, number)
+        rid = row_id(take, RAW_TONE)
+        params = synth_params(
+            name, phrase, take=number, seed=seed, seconds=seconds, bpm=bpm, key=key,
+            sample_rate=sample_rate, options=options,
+        )  # fmt: skip
+        if rid in existing:
+            if existing[rid] == params:
+                continue
+            raise RecorderError(
+                f"{rid} is already in the corpus with other parameters; pick another --first-take"
+            )
+        audio = render_take(
+            name, phrase, take=number, seed=seed, seconds=seconds, bpm=bpm, key=key,
+            sample_rate=sample_rate, options=options,
+        )  # fmt: skip
+        path = write_audio_atomic(Path(root) / TAKES_DIR / f"{rid}.wav", audio, sample_rate)
+        opts = json.loads(params)["options"]
+        row = {
+            "id": rid,
+            "path": f"{TAKES_DIR}/{rid}.wav",
+            **guitar_labels(name, opts["pickup_position"]),
+            "phrase": phrase,
+            "tone": RAW_TONE,
+            "take": take,
+            **file_columns(path),
+            "gain_db": round(
+                level_match_gain_db(audio, target_rms_dbfs=DEFAULT_TARGET_RMS_DBFS), 3
+            ),
+            "recorded_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "device": "synth",
+            "player": f"synth-seed{seed}",
+            "notes": f"synthetic {name}, {opts['pickup_position']} pickup, performance {number}",
+            "synth_params": params,
+        }
+        append_rows(root, [row])
+        added.append(rid)
+    return added
+
+
+# ---------------------------------------------------------------- a one-feature baseline
+
+
+def spectral_centroid_hz(windows: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Spectral centroid of each window (rows of ``windows``, shape ``(n, length)``) in Hz.
+
+    Each window's mean is removed and a Hann taper applied; silent windows give 0.
+    """
+    windows = np.atleast_2d(np.asarray(windows, dtype=np.float64))
+    windows = windows - windows.mean(axis=1, keepdims=True)
+    spectrum = np.abs(np.fft.rfft(windows * np.hanning(windows.shape[1]), axis=1))
+    freqs = np.fft.rfftfreq(windows.shape[1], 1.0 / sample_rate)
+    total = spectrum.sum(axis=1)
+    return np.where(total > 0, spectrum @ freqs / np.where(total > 0, total, 1.0), 0.0)
+
+
+def centroid_threshold_accuracy(
+    train_windows: np.ndarray,
+    train_labels: np.ndarray,
+    test_windows: np.ndarray,
+    test_labels: np.ndarray,
+    sample_rate: int,
+) -> float:
+    """Accuracy on the test windows of the best single centroid threshold on the train ones.
+
+    The baseline a classifier has to beat: labels are 0/1, the threshold and its direction
+    (which class lies above) are chosen to maximise training accuracy.
+    """
+    train_c = spectral_centroid_hz(train_windows, sample_rate)
+    test_c = spectral_centroid_hz(test_windows, sample_rate)
+    train_labels = np.asarray(train_labels).astype(int)
+    test_labels = np.asarray(test_labels).astype(int)
+    order = np.argsort(train_c)
+    sorted_c, sorted_y = train_c[order], train_labels[order]
+    # predicting 1 above threshold i: correct = zeros below + ones above
+    zeros_below = np.concatenate([[0], np.cumsum(sorted_y == 0)])
+    ones_above = np.concatenate([np.cumsum((sorted_y == 1)[::-1])[::-1], [0]])
+    above_is_one = (zeros_below + ones_above) / len(sorted_y)
+    best_up, best_down = int(np.argmax(above_is_one)), int(np.argmin(above_is_one))
+    up = above_is_one[best_up] >= 1.0 - above_is_one[best_down]
+    cut = best_up if up else best_down
+    edges = np.concatenate([[-np.inf], (sorted_c[:-1] + sorted_c[1:]) / 2.0, [np.inf]])
+    predict = test_c > edges[cut]
+    predict = predict if up else ~predict
+    return float(np.mean(predict.astype(int) == test_labels))

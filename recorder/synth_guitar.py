@@ -1,0 +1,301 @@
+"""The instrument of the synthetic guitar: guitar presets, pickups and plucked strings.
+
+Pure numpy/scipy, no files. A note is a sum of damped partials (modal synthesis) whose
+amplitudes already carry everything that is a per-partial weight: the pluck position,
+the pick, the pickup's place along the string and its aperture. The pickup's
+electrical resonance (coil inductance against cable and pot loading) is a filter on
+the summed strings. Guitars are data in ``GUITARS``; the physics reads them.
+
+Sign conventions: distances are measured from the bridge saddle in millimetres, strings
+are numbered 0 (low E) to 5 (high e).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import signal
+
+# Standard tuning, MIDI note numbers of the open strings, low E to high e.
+OPEN_MIDI = np.array([40, 45, 50, 55, 59, 64])
+# Inharmonicity coefficient B of each open string for a 10-46 set on a 648 mm scale.
+OPEN_INHARMONICITY = np.array([6e-5, 5e-5, 4.5e-5, 9e-5, 5e-5, 3.5e-5])
+# Relative output of each string over a flat-pole pickup (wound G is quiet, the plain
+# strings carry less steel).
+STRING_OUTPUT = np.array([1.0, 1.05, 1.05, 0.85, 0.9, 0.85])
+
+# Each pickup: kind, distance from the bridge on the bass and treble side (slant), the
+# width of the magnetic window it senses, coil spacing (humbuckers), inductance,
+# DC resistance, self-capacitance, sensitivity (relative EMF per string velocity) and
+# hum pickup (0 for a humbucker, negative for a reverse-wound/reverse-polarity coil).
+GUITARS: dict[str, dict] = {
+    "stratocaster": {
+        "pickup": "single_coil",
+        "scale_mm": 648.0,
+        "decay_per_s": 1.3,  # frequency-independent string loss (bolt-on, alder)
+        "pots_ohm": 250e3,
+        "tone_cap_f": 47e-9,
+        "default_position": "middle",
+        "pickups": {
+            "neck": {
+                "kind": "single_coil",
+                "bass_mm": 162.0,
+                "treble_mm": 162.0,
+                "aperture_mm": 12.0,
+                "inductance_h": 2.2,
+                "resistance_ohm": 5.8e3,
+                "self_capacitance_f": 110e-12,
+                "sensitivity": 1.0,
+                "hum": 1.0,
+            },
+            "middle": {
+                "kind": "single_coil",
+                "bass_mm": 98.0,
+                "treble_mm": 98.0,
+                "aperture_mm": 12.0,
+                "inductance_h": 2.3,
+                "resistance_ohm": 6.0e3,
+                "self_capacitance_f": 110e-12,
+                "sensitivity": 1.0,
+                "hum": -1.0,  # reverse wound, reverse polarity: combos 2 and 4 cancel hum
+            },
+            "bridge": {
+                "kind": "single_coil",
+                "bass_mm": 48.0,
+                "treble_mm": 37.0,
+                "aperture_mm": 12.0,
+                "inductance_h": 2.5,
+                "resistance_ohm": 6.4e3,
+                "self_capacitance_f": 115e-12,
+                "sensitivity": 1.1,
+                "hum": 1.0,
+            },
+        },
+        "positions": {
+            "bridge": ["bridge"],
+            "bridge+middle": ["bridge", "middle"],
+            "middle": ["middle"],
+            "middle+neck": ["middle", "neck"],
+            "neck": ["neck"],
+        },
+    },
+    "les_paul": {
+        "pickup": "humbucker",
+        "scale_mm": 628.0,
+        "decay_per_s": 0.85,  # set neck, mahogany: longer sustain
+        "pots_ohm": 500e3,
+        "tone_cap_f": 22e-9,
+        "default_position": "neck",
+        "pickups": {
+            "neck": {
+                "kind": "humbucker",
+                "bass_mm": 145.0,
+                "treble_mm": 145.0,
+                "aperture_mm": 11.0,
+                "coil_spacing_mm": 18.0,
+                "inductance_h": 4.2,
+                "resistance_ohm": 7.6e3,
+                "self_capacitance_f": 180e-12,
+                "sensitivity": 2.1,
+                "hum": 0.0,
+            },
+            "bridge": {
+                "kind": "humbucker",
+                "bass_mm": 48.0,
+                "treble_mm": 42.0,
+                "aperture_mm": 11.0,
+                "coil_spacing_mm": 18.0,
+                "inductance_h": 4.5,
+                "resistance_ohm": 8.4e3,
+                "self_capacitance_f": 200e-12,
+                "sensitivity": 2.3,
+                "hum": 0.0,
+            },
+        },
+        "positions": {"neck": ["neck"], "both": ["neck", "bridge"], "bridge": ["bridge"]},
+    },
+    "telecaster": {
+        "pickup": "single_coil",
+        "scale_mm": 648.0,
+        "decay_per_s": 1.2,
+        "pots_ohm": 250e3,
+        "tone_cap_f": 47e-9,
+        "default_position": "bridge",
+        "pickups": {
+            "neck": {
+                "kind": "single_coil",
+                "bass_mm": 152.0,
+                "treble_mm": 152.0,
+                "aperture_mm": 10.0,
+                "inductance_h": 2.4,
+                "resistance_ohm": 7.0e3,
+                "self_capacitance_f": 150e-12,  # chrome cover
+                "sensitivity": 0.9,
+                "hum": 1.0,
+            },
+            "bridge": {
+                "kind": "single_coil",
+                "bass_mm": 44.0,
+                "treble_mm": 33.0,
+                "aperture_mm": 14.0,  # wide flat-pole coil on a steel plate
+                "inductance_h": 2.6,
+                "resistance_ohm": 7.2e3,
+                "self_capacitance_f": 120e-12,
+                "sensitivity": 1.3,
+                "hum": 1.2,
+            },
+        },
+        "positions": {"bridge": ["bridge"], "both": ["bridge", "neck"], "neck": ["neck"]},
+    },
+}
+
+INTERFACE_INPUT_OHM = 1e6  # Hi-Z instrument input
+
+
+def pickup_distances_mm(pickup: dict) -> np.ndarray:
+    """Distance of the pickup's sensing point under each string (slanted pickups vary)."""
+    return np.linspace(pickup["bass_mm"], pickup["treble_mm"], 6)
+
+
+def _aperture(k: np.ndarray, width_mm: float) -> np.ndarray:
+    """Averaging a mode over a window of ``width_mm``: sinc of half the window's phase."""
+    return np.sinc(k * width_mm / (2.0 * np.pi))  # np.sinc(x) = sin(pi x)/(pi x)
+
+
+def pickup_weights(
+    guitar: dict, position: list[str], string: int, length_mm: float, n: np.ndarray
+) -> np.ndarray:
+    """Per-partial sensitivity of the selected pickups on a string vibrating over ``length_mm``.
+
+    Mode ``n`` has shape ``sin(n pi x / L)``; a coil at distance ``d`` from the bridge with
+    a magnetic window ``w`` senses its average over the window. A humbucker sums two coils
+    ``coil_spacing_mm`` apart, which cancels the modes with a node halfway between them.
+    Parallel pickups average their EMFs (equal source impedances).
+    """
+    k = n * np.pi / length_mm
+    total = np.zeros(n.shape)
+    for name in position:
+        pickup = guitar["pickups"][name]
+        d = pickup_distances_mm(pickup)[string]
+        if pickup["kind"] == "humbucker":
+            half = pickup["coil_spacing_mm"] / 2.0
+            shape = 0.5 * (np.sin(k * (d - half)) + np.sin(k * (d + half)))
+        else:
+            shape = np.sin(k * d)
+        total += pickup["sensitivity"] * shape * _aperture(k, pickup["aperture_mm"])
+    return total / len(position)
+
+
+def position_hum(guitar: dict, position: list[str]) -> float:
+    """Hum EMF of the selection relative to one single coil (combos can cancel it)."""
+    return abs(sum(guitar["pickups"][name]["hum"] for name in position)) / len(position)
+
+
+# ---------------------------------------------------------------- electrical model
+
+
+def _knob_taper(knob: float) -> float:
+    """Audio-taper pot: the fraction of resistance at ``knob`` in 0..10 (about 12 % at 5)."""
+    return float(np.clip(knob / 10.0, 0.0, 1.0) ** 3)
+
+
+def circuit(guitar: dict, position: list[str], options: dict) -> dict:
+    """The lumped circuit the selection forms with the pots, the tone cap and the cable."""
+    coils = [guitar["pickups"][name] for name in position]
+    inductance_h = 1.0 / sum(1.0 / c["inductance_h"] for c in coils)
+    resistance_ohm = 1.0 / sum(1.0 / c["resistance_ohm"] for c in coils)
+    self_c = sum(c["self_capacitance_f"] for c in coils)
+    pots = guitar["pots_ohm"]
+    return {
+        "inductance_h": inductance_h,
+        "resistance_ohm": resistance_ohm,
+        "capacitance_f": self_c + options["cable_pf"] * 1e-12,
+        "load_ohm": 1.0 / (1.0 / pots + 1.0 / INTERFACE_INPUT_OHM),
+        "tone_ohm": max(pots * _knob_taper(options["tone_knob"]), 2e3),
+        "tone_cap_f": guitar["tone_cap_f"],
+        "volume": _knob_taper(options["volume_knob"]),
+        "pot_ohm": pots,
+        "cable_f": options["cable_pf"] * 1e-12,
+    }
+
+
+def analog_response(c: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Analog transfer function (b, a) from the coil EMF to the jack.
+
+    The coil (L in series with R) drives a shunt of the capacitance C, the pot and input
+    load G and the tone branch (pot R_t in series with cap C_t):
+    ``H = 1 / (1 + (R + sL) Y)`` with ``Y = sC + G + sC_t / (1 + s R_t C_t)``.
+    """
+    tone = np.array([c["tone_ohm"] * c["tone_cap_f"], 1.0])
+    shunt = np.polyadd(
+        np.polymul([c["capacitance_f"], 1.0 / c["load_ohm"]], tone), [c["tone_cap_f"], 0.0]
+    )
+    den = np.polyadd(tone, np.polymul([c["inductance_h"], c["resistance_ohm"]], shunt))
+    num = tone * c["volume"]
+    if c["volume"] < 1.0:  # the volume pot's wiper resistance against the cable
+        series_ohm = c["pot_ohm"] * c["volume"] * (1.0 - c["volume"])
+        den = np.polymul(den, [series_ohm * c["cable_f"], 1.0])
+    return num, den
+
+
+def lc_resonance_hz(c: dict) -> float:
+    """The unloaded LC resonance ``1 / (2 pi sqrt(L C))``."""
+    return float(1.0 / (2.0 * np.pi * np.sqrt(c["inductance_h"] * c["capacitance_f"])))
+
+
+def analog_peak_hz(c: dict) -> float:
+    """Frequency of the largest gain of the analog response (searched 200 Hz - 20 kHz)."""
+    freqs = np.geomspace(200.0, 20000.0, 1200)
+    _, h = signal.freqs(*analog_response(c), worN=2 * np.pi * freqs)
+    return float(freqs[int(np.argmax(np.abs(h)))])
+
+
+def capacitance_for_peak(c: dict, peak_hz: float) -> float:
+    """The shunt capacitance that puts the response peak at ``peak_hz`` (bisection, log C)."""
+    lo, hi = np.log(1e-12), np.log(1e-7)
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        if analog_peak_hz({**c, "capacitance_f": float(np.exp(mid))}) > peak_hz:
+            lo = mid
+        else:
+            hi = mid
+    return float(np.exp(0.5 * (lo + hi)))
+
+
+def digital_filter(c: dict, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bilinear transform of the circuit, pre-warped so the LC resonance lands exactly."""
+    b, a = analog_response(c)
+    f_ref = min(lc_resonance_hz(c), 0.4 * sample_rate)
+    w = 2.0 * np.pi * f_ref
+    fs_warp = w / (2.0 * np.tan(w / (2.0 * sample_rate)))
+    bz, az = signal.bilinear(b, a, fs=fs_warp)
+    return bz / az[0], az / az[0]
+
+
+# ---------------------------------------------------------------- strings
+
+BLOCK = 64  # the note renderer's block: a note is (blocks x BLOCK) from one matrix product
+
+
+def partial_numbers(f0_hz: float, inharmonicity: float, sample_rate: int) -> np.ndarray:
+    """Mode numbers 1..N whose stretched frequency stays below 0.45 fs and 18 kHz."""
+    top = min(0.45 * sample_rate, 18000.0)
+    n = np.arange(1, int(top / f0_hz) + 2, dtype=float)
+    return n[n * f0_hz * np.sqrt(1.0 + inharmonicity * n**2) < top]
+
+
+def modal_note(
+    freqs_hz: np.ndarray, amps: np.ndarray, decay_per_s: np.ndarray, frames: int, sample_rate: float
+) -> np.ndarray:
+    """A plucked string as ``sum_p amps_p exp(-decay_p t) sin(2 pi f_p t)``, ``frames`` long.
+
+    Written as a matrix product so it costs one BLAS call per note: with ``t = (m B + k)``
+    the sum is ``Im(sum_p A[p, m] E[p, k])``, where ``A`` holds each partial's state at the
+    start of block ``m`` and ``E`` its evolution within a block of ``B = 64`` samples.
+    """
+    blocks = -(-frames // BLOCK)
+    pole = (-decay_per_s + 2j * np.pi * freqs_hz) / sample_rate  # per sample
+    starts = amps[:, None] * np.exp(pole[:, None] * (BLOCK * np.arange(blocks))[None, :])
+    within = np.exp(pole[:, None] * np.arange(BLOCK)[None, :])
+    left = np.concatenate([starts.real, starts.imag]).astype(np.float32)
+    right = np.concatenate([within.imag, within.real]).astype(np.float32)
+    return (left.T @ right).reshape(-1)[:frames]
