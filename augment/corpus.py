@@ -1,0 +1,336 @@
+"""Render a corpus's raw takes through tone presets: the I/O edge of the augment stage.
+
+``render_corpus`` reads raw rows from the manifest, renders each missing
+(take, preset, variant) with ``render``, writes ``tones/<id>.wav`` atomically, keeps the
+exact preset it used beside it (``tones/<id>.preset.json``), and appends rows in
+batches under the manifest lock. What is already rendered with the same preset hash is
+skipped, so a second run does nothing and a killed run resumes where it stopped.
+
+Random variants (``randomize=N``) keep ``tone`` = the preset name, so a dataset split by
+tone groups them with their preset; the variant is the id suffix (``...-crunch-r01``)
+and the ``variant`` column, and the drawn parameters are in the preset sidecar.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+from guitarlab.augment.presets import (
+    canonical_json,
+    chain_from_preset,
+    draw_variant,
+    get_presets,
+    preset_hash,
+)
+from guitarlab.augment.render import render
+from tqdm import tqdm
+
+from guitarlab.errors import AugmentError
+
+VARIANT_COLUMN = "variant"
+PRESET_SIDECAR_SUFFIX = ".preset.json"
+DEVICE = "pedalboard"
+BATCH_FILES = 8
+BATCH_SECONDS = 5.0
+_EQUALITY_RE = re.compile(r"^\s*([A-Za-z_]\w*)\s*=\s*([^=<>!].*?)\s*$")
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """One file to render: a raw row through one (possibly drawn) preset."""
+
+    source: dict
+    preset: dict
+    preset_hash: str
+    id: str
+    variant: str
+
+
+# ---------------------------------------------------------------- selecting rows
+
+
+def select_rows(manifest: pd.DataFrame, where: str | Sequence[str] | None = None) -> pd.DataFrame:
+    """Rows matching every ``where`` filter: ``column=value`` or a pandas query string.
+
+    Several ``column=value`` filters on one column are alternatives (``guitar=a`` and
+    ``guitar=b`` keep both guitars); filters on different columns must all hold.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"guitar": ["a", "b", "c"], "phrase": ["x", "x", "y"]})
+    >>> list(select_rows(frame, ["guitar=a", "guitar=c"])["guitar"])
+    ['a', 'c']
+    >>> list(select_rows(frame, "phrase == 'x' and guitar != 'a'")["guitar"])
+    ['b']
+    """
+    if where is None:
+        return manifest
+    filters = [where] if isinstance(where, str) else list(where)
+    equal: dict[str, list[str]] = {}
+    mask = pd.Series(True, index=manifest.index)
+    for text in filters:
+        match = _EQUALITY_RE.match(text)
+        if match:
+            column, value = match.groups()
+            if column not in manifest.columns:
+                raise AugmentError(
+                    f"--where {text!r}: no column {column!r}; use one of {', '.join(manifest.columns)}"
+                )
+            equal.setdefault(column, []).append(value.strip("'\""))
+            continue
+        try:
+            kept = manifest.query(text)
+        except Exception as exc:  # pandas raises many kinds; all mean a bad query
+            raise AugmentError(
+                f"--where {text!r} is not column=value nor a valid pandas query ({str(exc).splitlines()[0]})"
+            ) from None
+        mask &= manifest.index.isin(kept.index)
+    for column, values in equal.items():
+        mask &= manifest[column].astype(str).isin(values)
+    return manifest[mask]
+
+
+# ---------------------------------------------------------------- planning
+
+
+def plan_jobs(
+    manifest: pd.DataFrame,
+    presets: Iterable[dict],
+    *,
+    where: str | Sequence[str] | None = None,
+    randomize: int = 0,
+    seed: int = 0,
+) -> list[RenderJob]:
+    """Every render still missing: raw rows x presets (x variants) without a matching row.
+
+    A render is done when a row with the same source, tone and preset hash exists. An id
+    already taken by another preset hash (the preset was edited) gets a hash suffix.
+    """
+    from guitarlab.datasets.manifest import RAW_TONE, row_id
+
+    if randomize < 0:
+        raise AugmentError(f"--randomize {randomize} must be 0 or a positive number of variants")
+    raw = select_rows(manifest[manifest["tone"] == RAW_TONE], where)
+    done = set(zip(manifest["source"], manifest["tone"], manifest["preset_hash"], strict=True))
+    taken = set(manifest["id"])
+    jobs = []
+    for preset in presets:
+        versions = [(preset, "")] + [
+            (drawn := draw_variant(preset, number, seed=seed), drawn["variant"])
+            for number in range(1, randomize + 1)
+        ]
+        hashes = [preset_hash(version) for version, _ in versions]
+        for _, source in raw.iterrows():
+            for (version, variant), digest in zip(versions, hashes, strict=True):
+                if (source["id"], preset["name"], digest) in done:
+                    continue
+                rid = row_id(source["take"], preset["name"], variant)
+                if rid in taken:
+                    rid = row_id(
+                        source["take"],
+                        preset["name"],
+                        "-".join(filter(None, [variant, digest[:6]])),
+                    )
+                taken.add(rid)
+                jobs.append(RenderJob(source.to_dict(), version, digest, rid, variant))
+    return jobs
+
+
+# ---------------------------------------------------------------- rendering one file
+
+
+class _Chains(threading.local):
+    """Each worker thread's own plugin chains (plugins are neither picklable nor shareable)."""
+
+    def __init__(self) -> None:
+        self.by_hash: dict[str, object] = {}
+
+    def get(self, job: RenderJob):
+        if job.preset_hash not in self.by_hash:
+            self.by_hash[job.preset_hash] = chain_from_preset(job.preset)
+        return self.by_hash[job.preset_hash]
+
+
+def _stored_preset(preset: dict) -> dict:
+    """The preset as rendered, without private keys, to write beside the WAV."""
+    return json.loads(canonical_json({k: v for k, v in preset.items() if k != "ranges"}))
+
+
+def _render_one(root: Path, job: RenderJob, chains: _Chains) -> dict:
+    from guitarlab.datasets.audio import file_columns, read_audio, write_audio_atomic
+    from guitarlab.datasets.manifest import TONES_DIR, relative_audio_path, resolve_audio_path
+    from guitarlab.recorder.levels import DEFAULT_TARGET_RMS_DBFS, SILENCE_DBFS
+
+    source = job.source
+    audio, rate = read_audio(resolve_audio_path(root, source["path"]))
+    rendered = render(audio, rate, chains.get(job))
+    dest = root / TONES_DIR / f"{job.id}.wav"
+    sidecar = dest.with_name(dest.stem + PRESET_SIDECAR_SUFFIX)
+    _write_text_atomic(sidecar, json.dumps(_stored_preset(job.preset), indent=2) + "\n")
+    write_audio_atomic(dest, rendered, rate)
+    columns = file_columns(dest)
+    level = columns["rms_dbfs"]
+    note = f"rendered from {source['id']} with preset {job.preset['name']}"
+    if job.variant:
+        note += f" variant {job.variant} (seed {job.preset.get('seed', 0)})"
+    return {
+        "id": job.id,
+        "path": relative_audio_path(root, dest),
+        "guitar": source["guitar"],
+        "pickup": source["pickup"],
+        "phrase": source["phrase"],
+        "tone": job.preset["name"],
+        "take": source["take"],
+        "source": source["id"],
+        "preset_hash": job.preset_hash,
+        **columns,
+        "gain_db": round(DEFAULT_TARGET_RMS_DBFS - level, 3) if level > SILENCE_DBFS else 0.0,
+        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device": DEVICE,
+        "player": source.get("player", ""),
+        "notes": note,
+        VARIANT_COLUMN: job.variant,
+    }
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _remove_stray_temps(root: Path, jobs: list[RenderJob]) -> None:
+    """Delete temp files a killed run left for the files this run is about to write."""
+    from guitarlab.datasets.manifest import TONES_DIR
+
+    folder = root / TONES_DIR
+    for job in jobs:
+        for stray in folder.glob(f".{job.id}.*.part*"):
+            stray.unlink(missing_ok=True)
+
+
+def _append_new(root: Path, rows: list[dict]) -> None:
+    """Append rows, dropping any that another process added meanwhile (same id and hash)."""
+    from guitarlab.datasets.manifest import update_manifest
+
+    def add(frame: pd.DataFrame) -> pd.DataFrame:
+        present = set(zip(frame["id"], frame["preset_hash"], strict=True))
+        new = [row for row in rows if (row["id"], row["preset_hash"]) not in present]
+        clash = set(frame["id"]).intersection(row["id"] for row in new)
+        if clash:
+            raise AugmentError(
+                f"id {sorted(clash)[0]!r} was added by another process with another preset; run augment again"
+            )
+        if VARIANT_COLUMN not in frame:
+            frame = frame.assign(**{VARIANT_COLUMN: ""})
+        return pd.concat([frame, pd.DataFrame(new)], ignore_index=True) if new else frame
+
+    if rows:
+        update_manifest(root, add)
+
+
+# ---------------------------------------------------------------- the whole corpus
+
+
+def render_corpus(
+    corpus: str | os.PathLike,
+    *,
+    tones: Sequence[str] | str,
+    where: str | Sequence[str] | None = None,
+    workers: int = 1,
+    randomize: int = 0,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[str]:
+    """Render every raw take (matched by ``where``) through ``tones``; return the new ids.
+
+    Parameters
+    ----------
+    corpus : path
+        A corpus folder (``manifest.csv``, ``takes/``, ``tones/``, ``presets/``).
+    tones : list of str or "clean,crunch"
+        Preset names, built-in or from ``CORPUS/presets/``.
+    where : str or list of str, optional
+        ``column=value`` filters or pandas queries on the raw rows.
+    workers : int
+        Files rendered at once, each thread with its own plugin chains.
+    randomize : int
+        Also render this many random variants of each preset (drawn from its ranges).
+    seed : int
+        Seed of the random variants; the same seed draws the same variants.
+    progress : bool
+        Show a tqdm bar.
+    """
+    from guitarlab.datasets.manifest import load_manifest
+
+    root = Path(corpus)
+    if workers < 1:
+        raise AugmentError(f"--workers {workers} must be 1 or more")
+    manifest = load_manifest(root)
+    presets = get_presets(tones, root)
+    for preset in presets:  # fail before rendering anything if a preset is broken
+        chain_from_preset(preset)
+    jobs = plan_jobs(manifest, presets, where=where, randomize=randomize, seed=seed)
+    _remove_stray_temps(root, jobs)
+    if not jobs:
+        return []
+    return _run_jobs(root, jobs, workers=workers, progress=progress)
+
+
+def _run_jobs(root: Path, jobs: list[RenderJob], *, workers: int, progress: bool) -> list[str]:
+    chains = _Chains()
+    done_rows: list[dict] = []
+    added: list[str] = []
+    last_flush = time.monotonic()
+    bar = tqdm(total=len(jobs), desc="augment", unit="file", disable=not progress)
+
+    def flush() -> None:
+        nonlocal last_flush
+        _append_new(root, done_rows)
+        added.extend(row["id"] for row in done_rows)
+        done_rows.clear()
+        last_flush = time.monotonic()
+
+    executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="augment")
+    pending: set[Future] = set()
+    try:
+        queue = iter(jobs)
+        for job in queue:  # keep at most 2 x workers in flight, so a kill loses little
+            pending.add(executor.submit(_render_one, root, job, chains))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                done_rows.append(future.result())
+                bar.update(1)
+                next_job = next(queue, None)
+                if next_job is not None:
+                    pending.add(executor.submit(_render_one, root, next_job, chains))
+            if len(done_rows) >= BATCH_FILES or time.monotonic() - last_flush > BATCH_SECONDS:
+                flush()
+    except BaseException:
+        for future in pending:
+            future.cancel()
+        executor.shutdown(wait=True, cancel_futures=True)
+        for future in pending:  # keep what finished while shutting down
+            if future.done() and not future.cancelled() and future.exception() is None:
+                done_rows.append(future.result())
+        flush()
+        bar.close()
+        raise
+    executor.shutdown(wait=True)
+    flush()
+    bar.close()
+    return added

@@ -1,0 +1,417 @@
+"""Tone presets as data: JSON files that name a chain of pedalboard plugins.
+
+A preset is a small, readable JSON file::
+
+    {"name": "crunch",
+     "description": "moderate drive through a 4x12 cabinet",
+     "chain": [{"plugin": "Gain", "gain_db": 6},
+               {"plugin": "Distortion", "drive_db": 14},
+               {"plugin": "Convolution", "impulse_response_filename": "builtin:cab_4x12.wav"}],
+     "ranges": {"1.drive_db": [10, 18]}}
+
+Parameter names are pedalboard's own (``drive_db``, ``cutoff_frequency_hz``). The
+built-in presets live in ``augment/presets/``; ``CORPUS/presets/*.json`` add to them or
+override them by name. An impulse response is ``builtin:NAME.wav`` (shipped in
+``augment/ir/``), a path relative to the preset file's folder, or an absolute path.
+``{"plugin": "VST3", "path": "...", "parameters": {...}}`` (or ``"AudioUnit"`` on macOS)
+loads an external plugin with ``pedalboard.load_plugin``.
+
+``ranges`` documents how far random augmentation (``draw_variant``) may move each
+parameter: ``"STEP.PARAMETER": [low, high]`` with STEP the 0-based index in ``chain``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import os
+import re
+import zlib
+from functools import cache, lru_cache
+from pathlib import Path
+
+import numpy as np
+import pedalboard
+
+from guitarlab.errors import AugmentError
+
+BUILTIN_PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+BUILTIN_IR_DIR = Path(__file__).resolve().parent / "ir"
+BUILTIN_PREFIX = "builtin:"
+IR_PARAMETER = "impulse_response_filename"
+EXTERNAL_PLUGINS = ("VST3", "AudioUnit")
+CORE_TONES = ("clean", "crunch", "distorted")
+HASH_LENGTH = 12
+PRESET_KEYS = ("name", "description", "chain", "ranges", "variant", "variant_of", "seed")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+# Not effects one puts in a preset: containers, bases and wrappers.
+_NOT_EFFECTS = {
+    "Chain",
+    "Mix",
+    "Pedalboard",
+    "Plugin",
+    "PluginContainer",
+    "ExternalPlugin",
+    "VST3Plugin",
+    "AudioUnitPlugin",
+    "IIRFilter",
+}
+
+
+class ToneChain(pedalboard.Pedalboard):
+    """A ``pedalboard.Pedalboard`` that also knows the bulk delay its impulse responses add.
+
+    ``delay_s`` is the peak position of every fully wet Convolution's IR; ``render``
+    removes it so the output stays time-aligned with the input. Plugins' reported
+    latency is compensated by pedalboard itself.
+    """
+
+    delay_s: float = 0.0
+
+
+@lru_cache(maxsize=1)
+def _plugin_classes() -> dict[str, type]:
+    return {
+        name: cls
+        for name in dir(pedalboard)
+        if not name.startswith("_")
+        and name not in _NOT_EFFECTS
+        and isinstance(cls := getattr(pedalboard, name), type)
+        and issubclass(cls, pedalboard.Plugin)
+    }
+
+
+def known_plugins() -> list[str]:
+    """Plugin names a preset step may use: pedalboard's effects plus VST3/AudioUnit."""
+    return sorted(_plugin_classes()) + list(EXTERNAL_PLUGINS)
+
+
+@cache
+def plugin_parameters(plugin: str) -> tuple[str, ...]:
+    """The constructor parameters of a built-in pedalboard plugin, in order.
+
+    Examples
+    --------
+    >>> plugin_parameters("Distortion")
+    ('drive_db',)
+    """
+    doc = _plugin_classes()[plugin].__init__.__doc__ or ""
+    signature = doc.strip().splitlines()[0]
+    names = re.findall(r"[,(]\s*(\w+)\s*:", signature)
+    return tuple(n for n in names if n != "self")
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _where(preset: dict) -> str:
+    source = preset.get("_file")
+    return f"preset {preset.get('name', '?')}" + (f" (file {source})" if source else "")
+
+
+def load_preset_file(path: str | os.PathLike) -> dict:
+    """Read one preset file and check its shape (not yet its plugins; see ``chain_from_preset``).
+
+    The returned dict carries ``_file`` and ``_dir`` (where relative IR paths start);
+    keys starting with ``_`` are never hashed.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise AugmentError(
+            f"{path}: not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg}); fix the preset file"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AugmentError(f"{path}: cannot read preset ({exc}); check the file") from None
+    if not isinstance(data, dict):
+        raise AugmentError(f"{path}: a preset is a JSON object with 'name' and 'chain'")
+    data.setdefault("name", path.stem)
+    preset = {**data, "_file": str(path), "_dir": str(path.parent)}
+    check_preset(preset)
+    return preset
+
+
+def check_preset(preset: dict) -> None:
+    """Raise ``AugmentError`` (one line) when a preset's structure is wrong."""
+    where = _where(preset)
+    name = preset.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise AugmentError(
+            f"{where}: name {name!r} must be a lower-case slug such as 'crunch' or 'my_fuzz'"
+        )
+    unknown = [k for k in preset if not k.startswith("_") and k not in PRESET_KEYS]
+    if unknown:
+        raise AugmentError(
+            f"{where}: unknown key {unknown[0]!r}; a preset has {', '.join(PRESET_KEYS)}"
+        )
+    chain = preset.get("chain")
+    if not isinstance(chain, list) or not chain:
+        raise AugmentError(f"{where}: 'chain' must be a non-empty list of plugin steps")
+    for index, step in enumerate(chain):
+        if not isinstance(step, dict) or not isinstance(step.get("plugin"), str):
+            raise AugmentError(
+                f'{where}: step {index} must be an object with a \'plugin\' name, e.g. {{"plugin": "Gain", "gain_db": 6}}'
+            )
+    ranges = preset.get("ranges", {})
+    if not isinstance(ranges, dict):
+        raise AugmentError(f"{where}: 'ranges' must map 'STEP.PARAMETER' to [low, high]")
+    for key, bounds in ranges.items():
+        _range_target(preset, key, bounds)
+
+
+def _range_target(preset: dict, key: str, bounds: object) -> tuple[int, str]:
+    where = _where(preset)
+    match = re.match(r"^(\d+)\.(\w+)$", str(key))
+    if not match or int(match.group(1)) >= len(preset["chain"]):
+        raise AugmentError(
+            f"{where}: range key {key!r} must be 'STEP.PARAMETER' with STEP below {len(preset['chain'])}, e.g. '1.drive_db'"
+        )
+    ok = (
+        isinstance(bounds, list)
+        and len(bounds) == 2
+        and all(_is_number(b) for b in bounds)
+        and bounds[0] <= bounds[1]
+    )
+    if not ok:
+        raise AugmentError(f"{where}: range {key!r} must be [low, high] numbers, got {bounds!r}")
+    return int(match.group(1)), match.group(2)
+
+
+def _preset_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.json")) if folder.is_dir() else []
+
+
+def load_presets(corpus: str | os.PathLike | None = None) -> dict[str, dict]:
+    """Every preset by name: the built-ins, then ``CORPUS/presets/*.json`` over them."""
+    from guitarlab.datasets.manifest import PRESETS_DIR
+
+    presets: dict[str, dict] = {}
+    folders = [BUILTIN_PRESETS_DIR] + ([Path(corpus) / PRESETS_DIR] if corpus else [])
+    for folder in folders:
+        for path in _preset_files(folder):
+            preset = load_preset_file(path)
+            presets[preset["name"]] = preset
+    return dict(sorted(presets.items()))
+
+
+def get_presets(names: list[str] | str, corpus: str | os.PathLike | None = None) -> list[dict]:
+    """The presets named (a list or ``"clean,crunch"``), in order; unknown names are an error."""
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    if not names:
+        raise AugmentError("no tones given; name presets such as clean,crunch,distorted")
+    presets = load_presets(corpus)
+    for name in names:
+        if name not in presets:
+            raise AugmentError(f"unknown preset {name!r}; known: {', '.join(presets)}")
+    return [presets[name] for name in dict.fromkeys(names)]
+
+
+# ---------------------------------------------------------------- hashing
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _canonical(value: object) -> object:
+    """Numbers as floats (6 and 6.0 hash alike), dict keys sorted by json.dumps."""
+    if _is_number(value):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _canonical(v) for k, v in value.items() if not str(k).startswith("_")}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def canonical_json(preset: dict) -> str:
+    """The preset as canonical JSON (sorted keys, no whitespace, ``_`` keys dropped)."""
+    return json.dumps(_canonical(preset), sort_keys=True, separators=(",", ":"))
+
+
+def preset_hash(preset: dict) -> str:
+    """A short hash of what shapes the sound: the chain's parameters and its IR files' bytes.
+
+    The name, description and ranges are left out: renaming a preset or widening its
+    ranges does not change a render.
+    """
+    digest = hashlib.sha256(canonical_json({"chain": preset["chain"]}).encode())
+    for step in preset["chain"]:
+        if step.get("plugin") == "Convolution" and IR_PARAMETER in step:
+            digest.update(ir_path(preset, step[IR_PARAMETER]).read_bytes())
+    return digest.hexdigest()[:HASH_LENGTH]
+
+
+# ---------------------------------------------------------------- building chains
+
+
+def ir_path(preset: dict, value: object) -> Path:
+    """Where an impulse response named in ``preset`` lives; a missing file is an error."""
+    if not isinstance(value, str) or not value:
+        raise AugmentError(
+            f"{_where(preset)}: {IR_PARAMETER} must be a file name such as 'builtin:cab_4x12.wav'"
+        )
+    if value.startswith(BUILTIN_PREFIX):
+        path = BUILTIN_IR_DIR / value[len(BUILTIN_PREFIX) :]
+    else:
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            path = Path(preset.get("_dir", ".")) / path
+    if not path.is_file():
+        shipped = ", ".join(BUILTIN_PREFIX + p.name for p in sorted(BUILTIN_IR_DIR.glob("*.wav")))
+        raise AugmentError(
+            f"{_where(preset)}: impulse response {value!r} not found ({path}); put the WAV beside the preset or use {shipped}"
+        )
+    return path
+
+
+def _load_ir(preset: dict, value: object) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+
+    path = ir_path(preset, value)
+    try:
+        ir, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AugmentError(
+            f"{_where(preset)}: impulse response {path} is not readable audio ({exc})"
+        ) from None
+    if ir.shape[0] == 0 or not np.all(np.isfinite(ir)) or not np.any(ir):
+        raise AugmentError(f"{_where(preset)}: impulse response {path} is empty or silent")
+    return np.ascontiguousarray(ir.T), int(rate)
+
+
+def _step_error(preset: dict, index: int, plugin: str, message: str) -> AugmentError:
+    return AugmentError(f"{_where(preset)}, step {index} {plugin}: {message}")
+
+
+def _build_step(preset: dict, index: int, step: dict) -> tuple[pedalboard.Plugin, float]:
+    """One plugin and the bulk delay (seconds) it adds that the renderer should remove."""
+    plugin = step["plugin"]
+    params = {k: v for k, v in step.items() if k != "plugin" and not k.startswith("_")}
+    if plugin in EXTERNAL_PLUGINS:
+        return _build_external(preset, index, plugin, params), 0.0
+    classes = _plugin_classes()
+    if plugin not in classes:
+        raise AugmentError(
+            f"unknown plugin {plugin!r} in {_where(preset)}; known: {', '.join(known_plugins())}"
+        )
+    allowed = [
+        p for p in plugin_parameters(plugin) if not (plugin == "Convolution" and p == "sample_rate")
+    ]
+    for name, value in params.items():
+        if name not in allowed:
+            raise _step_error(
+                preset,
+                index,
+                plugin,
+                f"unknown parameter {name!r}; {plugin} takes {', '.join(allowed) or 'no parameters'}",
+            )
+        if name == IR_PARAMETER:
+            continue
+        if not _is_number(value) or not math.isfinite(value):
+            raise _step_error(preset, index, plugin, f"{name} must be a number, got {value!r}")
+    delay_s = 0.0
+    if plugin == "Convolution":
+        if IR_PARAMETER not in params:
+            raise _step_error(
+                preset, index, plugin, f"needs {IR_PARAMETER}, e.g. 'builtin:cab_4x12.wav'"
+            )
+        ir, ir_rate = _load_ir(preset, params[IR_PARAMETER])
+        params = {**params, IR_PARAMETER: ir, "sample_rate": float(ir_rate)}
+        if float(params.get("mix", 1.0)) >= 1.0:  # fully wet: the IR's peak is the delay
+            delay_s = int(np.argmax(np.max(np.abs(ir), axis=0))) / ir_rate
+    try:
+        return classes[plugin](**params), delay_s
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise _step_error(preset, index, plugin, _first_line(exc)) from None
+
+
+def _build_external(preset: dict, index: int, plugin: str, params: dict) -> pedalboard.Plugin:
+    path = params.get("path")
+    if not isinstance(path, str) or not path:
+        raise _step_error(preset, index, plugin, "needs 'path' to the plugin file")
+    unknown = [k for k in params if k not in ("path", "parameters", "plugin_name")]
+    if unknown:
+        raise _step_error(
+            preset, index, plugin, f"unknown key {unknown[0]!r}; use path, parameters, plugin_name"
+        )
+    full = Path(path).expanduser()
+    if not full.is_absolute():
+        full = Path(preset.get("_dir", ".")) / full
+    if not full.exists():
+        raise _step_error(
+            preset, index, plugin, f"plugin file {full} not found; install it or fix 'path'"
+        )
+    values = params.get("parameters", {})
+    if not isinstance(values, dict):
+        raise _step_error(preset, index, plugin, "'parameters' must map names to values")
+    try:
+        return pedalboard.load_plugin(
+            str(full), parameter_values=values, plugin_name=params.get("plugin_name")
+        )
+    except (ImportError, ValueError, RuntimeError, TypeError, AttributeError) as exc:
+        raise _step_error(
+            preset, index, plugin, f"cannot load {full}: {_first_line(exc)}"
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def chain_from_preset(preset: dict) -> ToneChain:
+    """Build the preset's plugin chain; every mistake in it is a one-line ``AugmentError``.
+
+    Plugins are not picklable or thread-safe, so build one chain per thread.
+
+    Examples
+    --------
+    >>> board = chain_from_preset({"name": "boost", "chain": [{"plugin": "Gain", "gain_db": 6}]})
+    >>> len(board), board.delay_s
+    (1, 0.0)
+    """
+    check_preset(preset)
+    plugins, delay_s = [], 0.0
+    for index, step in enumerate(preset["chain"]):
+        plugin, step_delay_s = _build_step(preset, index, step)
+        plugins.append(plugin)
+        delay_s += step_delay_s
+    chain = ToneChain(plugins)
+    chain.delay_s = delay_s
+    return chain
+
+
+# ---------------------------------------------------------------- random variants
+
+
+def variant_name(number: int) -> str:
+    """``r01``, ``r02``, ...: the id suffix and ``variant`` column of a random variant."""
+    return f"r{int(number):02d}"
+
+
+def draw_variant(preset: dict, number: int, *, seed: int = 0) -> dict:
+    """Variant ``number`` (1-based) of ``preset`` with parameters drawn from its ``ranges``.
+
+    The draw depends only on (seed, preset name, number), so asking again gives the same
+    variant. The result is a complete preset (no ranges) that renders on its own; its
+    ``chain`` records the drawn values.
+    """
+    ranges = preset.get("ranges") or {}
+    if not ranges:
+        raise AugmentError(
+            f'{_where(preset)}: has no \'ranges\' to draw from; add e.g. "ranges": {{"1.drive_db": [10, 20]}}'
+        )
+    entropy = [int(seed) & 0xFFFFFFFF, zlib.crc32(preset["name"].encode()), int(number)]
+    rng = np.random.default_rng(np.random.SeedSequence(entropy))
+    drawn = {k: v for k, v in copy.deepcopy(preset).items() if k != "ranges"}
+    for key in sorted(ranges):
+        index, name = _range_target(preset, key, ranges[key])
+        low, high = ranges[key]
+        drawn["chain"][index][name] = round(float(rng.uniform(low, high)), 3)
+    drawn.update(variant=variant_name(number), variant_of=preset["name"], seed=int(seed))
+    return drawn
