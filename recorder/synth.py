@@ -40,12 +40,14 @@ from guitarlab.errors import RecorderError
 
 __all__ = [
     "GUITARS",
+    "Note",
     "OPTIONS",
     "PHRASES",
     "SYNTH_VERSION",
     "centroid_threshold_accuracy",
     "guitar_labels",
     "pickup_response",
+    "render_notes",
     "render_take",
     "resolve_options",
     "spectral_centroid_hz",
@@ -332,18 +334,52 @@ def render_take(
     float32 array of ``round(seconds * sample_rate)`` samples in [-1, 1], bit-identical
     for identical arguments.
     """
-    spec = _guitar(guitar)
     opts = resolve_options(guitar, options)
-    if seconds <= 0 or not 8000 <= int(sample_rate) <= 192000:
-        raise RecorderError(
-            f"seconds={seconds} and sample_rate={sample_rate}: use seconds > 0 and 8000-192000 Hz"
-        )
-    sample_rate = int(sample_rate)
-    frames = int(round(seconds * sample_rate))
+    _check_length(seconds, sample_rate)
     score = make_score(phrase, take=take, seed=seed, seconds=seconds, bpm=bpm, key=key)
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(take), _crc(phrase), _crc(guitar)])
-    played = _play(score, opts, rng)
-    emf = render_strings(played, spec, opts, frames, sample_rate)
+    return _record(guitar, _play(score, opts, rng), opts, seconds, int(sample_rate), rng)
+
+
+def render_notes(
+    guitar: str,
+    notes: list[Note],
+    *,
+    seconds: float,
+    sample_rate: int = 44100,
+    options: dict | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Record exactly these ``notes`` (no human variation) on ``guitar``: a test bench.
+
+    Examples
+    --------
+    >>> a440 = Note(start_s=0.0, dur_s=1.0, string=5, fret=5, velocity=0.8)
+    >>> render_notes("les_paul", [a440], seconds=1.0).shape
+    (44100,)
+    """
+    opts = resolve_options(guitar, options)
+    _check_length(seconds, sample_rate)
+    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, _crc(guitar), _crc("notes")])
+    ordered = sorted(notes, key=lambda n: (n.start_s, n.string))
+    return _record(guitar, ordered, opts, seconds, int(sample_rate), rng)
+
+
+def _check_length(seconds: float, sample_rate: int) -> None:
+    if not seconds > 0 or not 8000 <= int(sample_rate) <= 192000:
+        raise RecorderError(
+            f"seconds={seconds}, sample_rate={sample_rate}: use seconds > 0 and a rate of 8000-192000 Hz"
+        )
+
+
+def _record(
+    guitar: str, notes: list[Note], opts: dict, seconds: float, sample_rate: int,
+    rng: np.random.Generator,
+) -> np.ndarray:  # fmt: skip
+    """Strings, hum, the pickup circuit and the interface: what the recorder receives."""
+    spec = _guitar(guitar)
+    frames = int(round(seconds * sample_rate))
+    emf = render_strings(notes, spec, opts, frames, sample_rate)
     emf += _hum(spec, opts, frames, sample_rate, rng)
     b, a = sg.digital_filter(_circuit(spec, opts), sample_rate)
     return interface(signal.lfilter(b, a, emf), opts, rng)
@@ -442,8 +478,8 @@ def synth_to_corpus(
     for phrase in phrases:
         if phrase not in PHRASES:
             raise RecorderError(f"unknown phrase {phrase!r}; known: {', '.join(PHRASES)}")
-    if takes < 1:
-        raise RecorderError(f"takes={takes}; ask for at least 1")
+    if takes < 1 or (first_take is not None and first_take < 1):
+        raise RecorderError(f"takes={takes}, first_take={first_take}: both must be 1 or more")
     root = init_corpus(corpus)
     manifest = load_manifest(root)
     existing = dict(
@@ -451,23 +487,31 @@ def synth_to_corpus(
     )
     jobs = []
     for phrase in phrases:
-        start = first_take or max(next_take_number(manifest, g, phrase) for g in guitars)
+        start = (
+            first_take
+            if first_take is not None
+            else max(next_take_number(manifest, g, phrase) for g in guitars)
+        )
         for number in range(start, start + takes):
             jobs += [(g, phrase, number) for g in guitars]
-    added: list[str] = []
-    for name, phrase, number in tqdm(jobs, desc="synth takes", unit="take", disable=not progress):
-        take = take_key(name, phrase, number)
-        rid = row_id(take, RAW_TONE)
+    todo = []
+    for name, phrase, number in jobs:  # refuse conflicts before rendering anything
+        rid = row_id(take_key(name, phrase, number), RAW_TONE)
         params = synth_params(
             name, phrase, take=number, seed=seed, seconds=seconds, bpm=bpm, key=key,
             sample_rate=sample_rate, options=options,
         )  # fmt: skip
-        if rid in existing:
-            if existing[rid] == params:
-                continue
+        if rid not in existing:
+            todo.append((name, phrase, number, rid, params))
+        elif existing[rid] != params:
             raise RecorderError(
                 f"{rid} is already in the corpus with other parameters; pick another --first-take"
             )
+    added: list[str] = []
+    for name, phrase, number, rid, params in tqdm(
+        todo, desc="synth takes", unit="take", disable=not progress
+    ):
+        take = take_key(name, phrase, number)
         audio = render_take(
             name, phrase, take=number, seed=seed, seconds=seconds, bpm=bpm, key=key,
             sample_rate=sample_rate, options=options,

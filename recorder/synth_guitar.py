@@ -95,7 +95,7 @@ GUITARS: dict[str, dict] = {
                 "inductance_h": 4.2,
                 "resistance_ohm": 7.6e3,
                 "self_capacitance_f": 180e-12,
-                "sensitivity": 2.1,
+                "sensitivity": 1.8,
                 "hum": 0.0,
             },
             "bridge": {
@@ -107,7 +107,7 @@ GUITARS: dict[str, dict] = {
                 "inductance_h": 4.5,
                 "resistance_ohm": 8.4e3,
                 "self_capacitance_f": 200e-12,
-                "sensitivity": 2.3,
+                "sensitivity": 2.0,
                 "hum": 0.0,
             },
         },

@@ -1,3 +1,150 @@
-"""Commands of this stage (filled in as the stage lands)."""
+"""``guitarlab synth``: raw takes from the synthetic guitar into a corpus (no hardware)."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import click
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _option_pairs(pairs: tuple[str, ...]) -> dict:
+    options = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="--option")
+        options[name.strip()] = value.strip()
+    return options
+
+
+@click.command("synth")
+@click.option(
+    "--corpus",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Corpus folder (created if missing).",
+)
+@click.option(
+    "--guitars",
+    default="stratocaster,les_paul",
+    show_default=True,
+    help="Comma-separated guitars: stratocaster, les_paul, telecaster.",
+)
+@click.option(
+    "--phrases", default="backing,lead", show_default=True, help="Comma-separated phrases."
+)
+@click.option("--takes", default=1, show_default=True, type=int, help="Takes per guitar and phrase.")
+@click.option(
+    "--first-take",
+    type=int,
+    default=None,
+    help="Take number to start at (default: after the highest one in the corpus). Takes already there with the same parameters are skipped.",
+)
+@click.option("--seconds", default=60.0, show_default=True, type=float, help="Length of each take.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the performances.")
+@click.option("--bpm", default=120.0, show_default=True, type=float, help="Tempo.")
+@click.option("--key", default="A", show_default=True, help="Key, e.g. A, E, F#, Bb.")
+@click.option("--rate", default=44100, show_default=True, type=int, help="Sample rate in Hz.")
+@click.option(
+    "--pickup-position",
+    default=None,
+    help="Selector position for every guitar (stratocaster: bridge, bridge+middle, middle, middle+neck, neck; les_paul and telecaster: neck, both, bridge). Default: each guitar's own.",
+)
+@click.option("--tone-knob", type=float, default=None, help="Tone pot 0-10 [default: 10].")
+@click.option("--volume-knob", type=float, default=None, help="Volume pot 0-10 [default: 10].")
+@click.option(
+    "--string-gauge", type=float, default=None, help="High-e gauge, 8-13 thousandths [default: 10]."
+)
+@click.option(
+    "--pick-attack", type=float, default=None, help="0 soft .. 1 hard pick [default: 0.5]."
+)
+@click.option(
+    "--dynamics-db", type=float, default=None, help="Spread of note levels, 0-18 dB [default: 6]."
+)
+@click.option(
+    "--humanize-ms", type=float, default=None, help="Extra timing jitter, 0-30 ms [default: 4]."
+)
+@click.option("--mains-hz", type=float, default=None, help="Hum frequency, 50 or 60 [default: 60].")
+@click.option(
+    "--preamp-gain-db",
+    type=float,
+    default=None,
+    help="Interface gain, -40..60 dB; too hot clips [default: 0].",
+)
+@click.option(
+    "--option",
+    "extra",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Any other synth option (hum, cable_pf, resonance_hz, noise_floor_dbfs); repeatable.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def synth_command(
+    corpus: str,
+    guitars: str,
+    phrases: str,
+    takes: int,
+    first_take: int | None,
+    seconds: float,
+    seed: int,
+    bpm: float,
+    key: str,
+    rate: int,
+    pickup_position: str | None,
+    tone_knob: float | None,
+    volume_knob: float | None,
+    string_gauge: float | None,
+    pick_attack: float | None,
+    dynamics_db: float | None,
+    humanize_ms: float | None,
+    mains_hz: float | None,
+    preamp_gain_db: float | None,
+    extra: tuple[str, ...],
+    quiet: bool,
+) -> None:
+    """Play phrases on synthetic guitars and add the raw 24-bit takes to CORPUS.
+
+    Each guitar plays the same performances (take number + seed), so the takes differ
+    by the instrument: pickups, their position and resonance, hum, output level.
+    The generating parameters are kept in the manifest's synth_params column.
+
+    \b
+    Example:
+      guitarlab synth --corpus my-corpus --guitars stratocaster,les_paul \\
+          --phrases backing,lead --takes 1 --seconds 60
+    """
+    from guitarlab.recorder.synth import synth_to_corpus
+
+    knobs = {
+        "pickup_position": pickup_position,
+        "tone_knob": tone_knob,
+        "volume_knob": volume_knob,
+        "string_gauge": string_gauge,
+        "pick_attack": pick_attack,
+        "dynamics_db": dynamics_db,
+        "humanize_ms": humanize_ms,
+        "mains_hz": mains_hz,
+        "preamp_gain_db": preamp_gain_db,
+    }
+    options = {name: value for name, value in knobs.items() if value is not None}
+    options.update(_option_pairs(extra))
+    added = synth_to_corpus(
+        corpus,
+        guitars=_names(guitars),
+        phrases=_names(phrases),
+        takes=takes,
+        first_take=first_take,
+        seconds=seconds,
+        seed=seed,
+        bpm=bpm,
+        key=key,
+        sample_rate=rate,
+        options=options,
+        progress=not quiet,
+    )
+    click.echo(f"added {len(added)} take(s) to {corpus}" + (": " + ", ".join(added) if added else ""))
+
+
+COMMANDS = [synth_command]
