@@ -1,3 +1,393 @@
-"""Commands of this stage (filled in as the stage lands)."""
+"""Recorder commands: ``devices``, ``level``, ``record``, ``recover`` and ``check``."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import signal
+import sys
+import time
+
+import click
+
+DEVICE_HELP = "Input device: its name (or a unique part of it) or number from 'guitarlab devices'."
+CHANNEL_HELP = "Interface input number to record (1 = first input)."
+
+
+class _Screen:
+    """One redrawn status line on a terminal; sparse plain lines otherwise (logs, CI)."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last_draw = 0.0
+        self.last_phase = ""
+
+    def show(self, progress) -> None:
+        from guitarlab.recorder.meter import meter_line
+
+        now = time.monotonic()
+        if progress.phase != self.last_phase:
+            if self.last_phase and self.tty:
+                click.echo("", err=True)
+            self.last_phase = progress.phase
+            if not self.tty:
+                click.echo(f"{progress.phase} ...", err=True)
+        if not self.tty or now - self.last_draw < 0.1:
+            return
+        self.last_draw = now
+        if progress.phase == "count-in":
+            text = f"count-in: beat {progress.beat}"
+        elif progress.phase == "waiting":
+            text = "waiting for the input ..."
+        else:
+            meter = meter_line(progress.reading) if progress.reading else ""
+            text = f"{progress.elapsed_s:6.1f}s / -{progress.remaining_s:5.1f}s {meter}"
+        click.echo("\r" + text.ljust(110), nl=False, err=True)
+
+    def done(self) -> None:
+        if self.tty and self.last_phase:
+            click.echo("", err=True)
+        self.last_phase = ""
+
+
+def _read_mono(path: str, rate: int):
+    """A file to play into the test input, as mono float32 at ``rate``."""
+    from guitarlab.datasets.audio import read_audio
+    from guitarlab.errors import RecorderError
+
+    audio, file_rate = read_audio(path)
+    if audio.ndim > 1:
+        audio = audio.mean(axis=1)
+    if file_rate != rate:
+        from math import gcd
+
+        from scipy.signal import resample_poly
+
+        if file_rate <= 0:
+            raise RecorderError(f"{path}: sample rate {file_rate} is invalid")
+        div = gcd(rate, file_rate)
+        audio = resample_poly(audio, rate // div, file_rate // div).astype("float32")
+    return audio
+
+
+# ---------------------------------------------------------------- devices
+
+
+@click.command("devices")
+@click.option("--test", is_flag=True, help="Play a short tone and record it back.")
+@click.option("--device", default=None, help=DEVICE_HELP)
+@click.option(
+    "--output-device", default=None, help="Output device for --test (default: the default output)."
+)
+@click.option("--rate", default=48000, show_default=True, help="Sample rate for --test, in Hz.")
+def devices_command(test: bool, device: str | None, output_device: str | None, rate: int) -> None:
+    """List input and output devices (number, name, host API, channels, default rate).
+
+    With --test, a 1 kHz tone goes out of the output and the input is recorded at the same
+    time: the level and the delay show whether the path works (loop a cable from the
+    output to the input, or use the test server's 'guitarlab_in' output).
+
+    \b
+    Examples:
+      guitarlab devices
+      guitarlab devices --test --device "Scarlett" --output-device "Scarlett"
+    """
+    from guitarlab.recorder import devices
+
+    listed = devices.list_devices()
+    click.echo(f"{'#':>3}  {'name':<32} {'host API':<12} {'in':>3} {'out':>4} {'rate':>7}")
+    for d in listed:
+        click.echo(
+            f"{d.index:>3}  {d.name[:32]:<32} {d.hostapi[:12]:<12} {d.max_input_channels:>3} "
+            f"{d.max_output_channels:>4} {int(d.default_samplerate):>7}"
+        )
+    if not test:
+        return
+    import numpy as np
+    from scipy.signal import correlate
+
+    from guitarlab.recorder.levels import peak_dbfs
+
+    inp = devices.resolve_device(device, kind="input")
+    out = devices.resolve_device(output_device, kind="output")
+    t = np.arange(int(0.5 * rate)) / rate
+    tone = (0.25 * np.sin(2 * np.pi * 1000.0 * t) * np.hanning(t.size)).astype(np.float32)
+    tone = np.concatenate([np.zeros(int(0.02 * rate), np.float32), tone])
+    recording = devices.play_and_record(tone, rate, input_device=inp, output_device=out)
+    level = peak_dbfs(recording)
+    click.echo(
+        f"played 0.5 s of 1 kHz on {out.name!r}, recorded {inp.name!r}: peak {level:.1f} dBFS"
+    )
+    if level < -60:
+        click.echo("no signal came back: connect the output to the input, or check the gain")
+        sys.exit(1)
+    lag = int(np.argmax(correlate(recording, tone, mode="full", method="fft"))) - (tone.size - 1)
+    click.echo(f"the path works: round trip {1000.0 * lag / rate:.1f} ms")
+
+
+# ---------------------------------------------------------------- level
+
+
+@click.command("level")
+@click.option("--corpus", required=True, type=click.Path(file_okay=False), help="Corpus folder.")
+@click.option("--guitar", required=True, help="Guitar being calibrated, e.g. stratocaster.")
+@click.option("--device", default=None, help=DEVICE_HELP)
+@click.option("--channel", default=1, show_default=True, help=CHANNEL_HELP)
+@click.option("--seconds", default=10.0, show_default=True, help="How long to measure.")
+@click.option("--rate", default=48000, show_default=True, help="Sample rate in Hz.")
+@click.option(
+    "--target-peak", default=-12.0, show_default=True, help="Target loudest peak, in dBFS."
+)
+@click.option(
+    "--play",
+    "play_file",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True),
+    help="Play this file into the test input while measuring (demo and tests).",
+)
+def level_command(
+    corpus: str,
+    guitar: str,
+    device: str | None,
+    channel: int,
+    seconds: float,
+    rate: int,
+    target_peak: float,
+    play_file: str | None,
+) -> None:
+    """Meter your loudest passage, tell how far to turn the gain, save the calibration.
+
+    Play the loudest thing you will play in the takes. The bars show peak and RMS, the
+    peak hold and a clip light; at the end you get the gain change that puts the loudest
+    peak on the target, and the difference to the guitars already calibrated.
+
+    \b
+    Example:
+      guitarlab level --corpus my-corpus --guitar stratocaster --device "Scarlett"
+    """
+    from guitarlab.datasets.manifest import load_manifest, slugify
+    from guitarlab.recorder.calibration import compare_guitars, record_calibration
+    from guitarlab.recorder.meter import advice_text, gain_advice_db
+    from guitarlab.recorder.session import measure_level
+
+    load_manifest(corpus)
+    guitar = slugify(guitar)
+    source = _read_mono(play_file, rate) if play_file else None
+    screen = _Screen()
+    click.echo(f"play your loudest passage on the {guitar} for {seconds:.0f} s ...", err=True)
+    reading, device_name = measure_level(
+        seconds=seconds,
+        rate=rate,
+        device=device,
+        channel=channel,
+        source_audio=source,
+        on_progress=screen.show,
+    )
+    screen.done()
+    advice = gain_advice_db(reading.max_peak_dbfs, target_peak_dbfs=target_peak)
+    click.echo(
+        f"loudest peak {reading.max_peak_dbfs:.1f} dBFS, RMS {reading.total_rms_dbfs:.1f} dBFS, "
+        f"{reading.clipped_samples} clipped sample(s)"
+    )
+    click.echo(advice_text(advice, clipped=reading.clip))
+    data = record_calibration(
+        corpus,
+        guitar,
+        peak_dbfs=reading.max_peak_dbfs,
+        rms_dbfs=reading.total_rms_dbfs,
+        target_peak_dbfs=target_peak,
+        gain_advice_db=advice,
+        device=device_name,
+    )
+    click.echo(f"calibration saved for {guitar} in {corpus}/calibration.json")
+    for line in compare_guitars(data, guitar):
+        click.echo(line)
+
+
+# ---------------------------------------------------------------- record
+
+
+def _sigterm_as_interrupt(signum, frame):  # pragma: no cover - exercised in a subprocess
+    raise KeyboardInterrupt
+
+
+@click.command("record")
+@click.option("--corpus", required=True, type=click.Path(file_okay=False), help="Corpus folder.")
+@click.option("--guitar", required=True, help="Guitar label, e.g. stratocaster.")
+@click.option("--pickup", default="", help="Pickup, e.g. single_coil, humbucker, p90.")
+@click.option("--phrase", required=True, help="Phrase label, e.g. backing, lead.")
+@click.option("--seconds", default=60.0, show_default=True, help="Length of each take.")
+@click.option("--bpm", default=120.0, show_default=True, help="Click tempo.")
+@click.option("--count-in", default=1, show_default=True, help="Bars of count-in (0: none).")
+@click.option(
+    "--click/--no-click", "click_on", default=True, show_default=True, help="Click while recording."
+)
+@click.option("--rate", default=48000, show_default=True, help="Sample rate in Hz.")
+@click.option("--subtype", default="PCM_24", show_default=True, help="WAV sample format.")
+@click.option("--device", default=None, help=DEVICE_HELP)
+@click.option("--channel", default=1, show_default=True, help=CHANNEL_HELP)
+@click.option("--click-device", default=None, help="Output for the click (default output).")
+@click.option("--takes", "n_takes", default=1, show_default=True, help="Takes in a row.")
+@click.option("--pause", default=5.0, show_default=True, help="Seconds between takes.")
+@click.option("--player", default="", help="Who plays, stored in the player column.")
+@click.option("--notes", default="", help="Free text stored in the notes column.")
+@click.option(
+    "--target-peak", default=-12.0, show_default=True, help="Target peak (for the checks), dBFS."
+)
+@click.option(
+    "--discard", is_flag=True, help="Drop a take stopped with Ctrl-C instead of keeping it."
+)
+@click.option(
+    "--play",
+    "play_file",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True),
+    help="Play this file into the test input while recording (demo and tests).",
+)
+def record_command(
+    corpus: str,
+    guitar: str,
+    pickup: str,
+    phrase: str,
+    seconds: float,
+    bpm: float,
+    count_in: int,
+    click_on: bool,
+    rate: int,
+    subtype: str,
+    device: str | None,
+    channel: int,
+    click_device: str | None,
+    n_takes: int,
+    pause: float,
+    player: str,
+    notes: str,
+    target_peak: float,
+    discard: bool,
+    play_file: str | None,
+) -> None:
+    """Record takes into CORPUS/takes/ with count-in, click, meter and a manifest row each.
+
+    The click goes to the output only, never into the take. Ctrl-C stops and keeps the
+    take marked partial (--discard drops it). Every take is checked for clipping,
+    silence, DC offset, low level, hum and drift, and compared with the other guitars.
+
+    \b
+    Examples:
+      guitarlab record --corpus my-corpus --guitar stratocaster --pickup single_coil \\
+          --phrase backing --seconds 60 --bpm 120 --device "Scarlett" --takes 3
+    """
+    from guitarlab.recorder.checks import findings_from_json, findings_text
+    from guitarlab.recorder.session import record_take
+    from guitarlab.recorder.take import Dropout
+
+    source = _read_mono(play_file, rate) if play_file else None
+    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    try:
+        for number in range(1, n_takes + 1):
+            if number > 1:
+                click.echo(f"next take in {pause:.0f} s (Ctrl-C to stop)", err=True)
+                try:
+                    time.sleep(pause)
+                except KeyboardInterrupt:
+                    break
+            screen = _Screen()
+            row = record_take(
+                corpus,
+                guitar=guitar,
+                pickup=pickup,
+                phrase=phrase,
+                seconds=seconds,
+                rate=rate,
+                subtype=subtype,
+                device=device,
+                channel=channel,
+                bpm=bpm,
+                count_in=count_in,
+                click=click_on,
+                player=player,
+                notes=notes,
+                discard_on_interrupt=discard,
+                source_audio=source,
+                click_device=click_device,
+                target_peak_dbfs=target_peak,
+                on_progress=screen.show,
+            )
+            screen.done()
+            if row is None:
+                click.echo("take discarded")
+                break
+            seconds_kept = int(row["frames"]) / int(row["sample_rate"])
+            state = " (PARTIAL)" if row["status"] == "partial" else ""
+            click.echo(
+                f"{row['path']}{state}: {seconds_kept:.1f} s, peak {row['peak_dbfs']:.1f} dBFS, "
+                f"RMS {row['rms_dbfs']:.1f} dBFS, gain_db {row['gain_db']:+.1f}"
+            )
+            if row["dropouts"]:
+                import json
+
+                for d in json.loads(row["dropout_detail"]):
+                    click.echo("dropout: " + Dropout(**d).describe())
+            for line in findings_text(findings_from_json(row["checks"])):
+                click.echo(line)
+            if row["status"] == "partial":
+                break
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# ---------------------------------------------------------------- recover and check
+
+
+@click.command("recover")
+@click.option("--corpus", required=True, type=click.Path(file_okay=False), help="Corpus folder.")
+def recover_command(corpus: str) -> None:
+    """Add takes left on disk without a row (after a kill or power cut), marked partial.
+
+    Their WAV headers are repaired first so every reader sees all the audio.
+
+    \b
+    Example:
+      guitarlab recover --corpus my-corpus
+    """
+    from guitarlab.recorder.recover import recover_takes
+
+    report = recover_takes(corpus)
+    for row in report.added:
+        seconds = int(row["frames"]) / int(row["sample_rate"])
+        click.echo(f"recovered {row['path']}: {seconds:.1f} s, marked partial")
+    for name, reason in report.skipped:
+        click.echo(f"skipped {name}: {reason}", err=True)
+    if not report.added and not report.skipped:
+        click.echo("nothing to recover: every take has its row")
+    if report.skipped:
+        sys.exit(1)
+
+
+@click.command("check")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--target-peak", default=-12.0, show_default=True, help="Target loudest peak, in dBFS."
+)
+def check_command(files: tuple[str, ...], target_peak: float) -> None:
+    """Check audio files for clipping, silence, dead channels, DC offset, low level and hum.
+
+    Exit code 1 when any file has an error-level finding (clipping, silence).
+
+    \b
+    Example:
+      guitarlab check my-corpus/takes/*.wav
+    """
+    from guitarlab.datasets.audio import read_audio
+    from guitarlab.recorder.checks import check_take, findings_text
+
+    errors = 0
+    for name in files:
+        audio, rate = read_audio(name)
+        findings = check_take(audio, rate, target_peak_dbfs=target_peak)
+        errors += any(f.severity == "error" for f in findings)
+        for line in findings_text(findings):
+            click.echo(f"{name}: {line}")
+    if errors:
+        sys.exit(1)
+
+
+COMMANDS = [devices_command, level_command, record_command, recover_command, check_command]

@@ -1,0 +1,233 @@
+"""Audio devices through PortAudio: the only module that imports sounddevice.
+
+Everything else in the recorder talks to devices through these few functions, so a
+missing PortAudio library, an unknown device or an unsupported rate becomes one
+``RecorderError`` line that names the value and lists what would work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from guitarlab.errors import RecorderError
+
+try:  # PortAudio missing is a user-fixable problem, not an import crash of the package
+    import sounddevice as sd
+except OSError as _exc:  # pragma: no cover - depends on the system library
+    sd = None
+    _IMPORT_ERROR = str(_exc)
+else:
+    _IMPORT_ERROR = ""
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """One PortAudio device, as ``guitarlab devices`` lists it."""
+
+    index: int
+    name: str
+    hostapi: str
+    max_input_channels: int
+    max_output_channels: int
+    default_samplerate: float
+
+
+def _sd():
+    if sd is None:
+        raise RecorderError(
+            f"PortAudio is not available ({_IMPORT_ERROR}); install it, e.g. 'apt-get install libportaudio2'"
+        )
+    return sd
+
+
+def reinitialize() -> None:
+    """Re-enumerate devices (PortAudio lists them once, at import or after this call).
+
+    Needed after starting an audio server or plugging in an interface.
+    """
+    lib = _sd()
+    lib._terminate()
+    lib._initialize()
+
+
+def list_devices() -> list[DeviceInfo]:
+    """All devices PortAudio sees, inputs and outputs."""
+    lib = _sd()
+    hostapis = lib.query_hostapis()
+    return [
+        DeviceInfo(
+            index=int(d["index"]),
+            name=str(d["name"]),
+            hostapi=str(hostapis[d["hostapi"]]["name"]),
+            max_input_channels=int(d["max_input_channels"]),
+            max_output_channels=int(d["max_output_channels"]),
+            default_samplerate=float(d["default_samplerate"]),
+        )
+        for d in lib.query_devices()
+    ]
+
+
+def _names(devices: list[DeviceInfo], kind: str) -> str:
+    key = "max_input_channels" if kind == "input" else "max_output_channels"
+    names = [f"{d.index}:{d.name}" for d in devices if getattr(d, key) > 0]
+    return ", ".join(names) or "none"
+
+
+def resolve_device(device: str | int | None, *, kind: str = "input") -> DeviceInfo:
+    """The device named (exact name first, then a unique substring) or numbered, or the default.
+
+    Raises ``RecorderError`` naming the known devices when there is no match.
+    """
+    lib = _sd()
+    devices = list_devices()
+    if not devices:
+        raise RecorderError("no audio devices found; connect an interface or start an audio server")
+    key = "max_input_channels" if kind == "input" else "max_output_channels"
+    if device is None or device == "":
+        default = lib.default.device[0 if kind == "input" else 1]
+        if default is None or default < 0:
+            candidates = [d for d in devices if getattr(d, key) > 0]
+            if not candidates:
+                raise RecorderError(f"no {kind} device found; connect an interface")
+            return candidates[0]
+        return devices[int(default)]
+    if isinstance(device, int) or str(device).isdigit():
+        number = int(device)
+        if not 0 <= number < len(devices):
+            raise RecorderError(
+                f"no {kind} device number {number}; known: {_names(devices, kind)} (see 'guitarlab devices')"
+            )
+        found = devices[number]
+    else:
+        exact = [d for d in devices if d.name == device]
+        partial = [d for d in devices if str(device).lower() in d.name.lower()]
+        matches = exact or partial
+        if len(matches) != 1:
+            reason = "is ambiguous" if matches else "not found"
+            raise RecorderError(
+                f"{kind} device {device!r} {reason}; known: {_names(devices, kind)} (see 'guitarlab devices')"
+            )
+        found = matches[0]
+    if getattr(found, key) < 1:
+        raise RecorderError(
+            f"device {found.name!r} has no {kind} channels; pick one of: {_names(devices, kind)}"
+        )
+    return found
+
+
+def check_settings(device: DeviceInfo, *, kind: str, sample_rate: int, channels: int) -> None:
+    """Refuse a rate or channel count the device does not support, in one line."""
+    lib = _sd()
+    limit = device.max_input_channels if kind == "input" else device.max_output_channels
+    if not 1 <= channels <= limit:
+        raise RecorderError(
+            f"device {device.name!r} has {limit} {kind} channel(s); channel {channels} is not available (use --channel 1..{limit})"
+        )
+    checker = lib.check_input_settings if kind == "input" else lib.check_output_settings
+    try:
+        checker(device=device.index, samplerate=sample_rate, channels=channels, dtype="float32")
+    except Exception as exc:  # PortAudioError or ValueError, both mean "not supported"
+        reason = " ".join(str(exc).split())
+        raise RecorderError(
+            f"device {device.name!r} does not support {sample_rate} Hz with {channels} {kind} channel(s) ({reason}); try --rate {int(device.default_samplerate)}"
+        ) from exc
+
+
+def open_input(
+    device: DeviceInfo,
+    *,
+    sample_rate: int,
+    channels: int,
+    callback: Callable,
+    block_frames: int = 1024,
+):
+    """An unstarted ``sounddevice.InputStream`` delivering float32 blocks to ``callback``.
+
+    ``callback(indata, frames, time, status)`` gets ``status.input_overflow``.
+    """
+    lib = _sd()
+    try:
+        return lib.InputStream(
+            device=device.index,
+            samplerate=sample_rate,
+            channels=channels,
+            dtype="float32",
+            blocksize=block_frames,
+            latency="high",
+            callback=callback,
+        )
+    except Exception as exc:
+        raise RecorderError(
+            f"cannot open input {device.name!r} at {sample_rate} Hz ({' '.join(str(exc).split())}); check the device and 'guitarlab devices'"
+        ) from exc
+
+
+def open_output(
+    device: DeviceInfo,
+    *,
+    sample_rate: int,
+    channels: int,
+    callback: Callable,
+    block_frames: int = 1024,
+):
+    """An unstarted ``sounddevice.OutputStream`` pulling float32 blocks from ``callback``."""
+    lib = _sd()
+    try:
+        return lib.OutputStream(
+            device=device.index,
+            samplerate=sample_rate,
+            channels=channels,
+            dtype="float32",
+            blocksize=block_frames,
+            latency="high",
+            callback=callback,
+        )
+    except Exception as exc:
+        raise RecorderError(
+            f"cannot open output {device.name!r} at {sample_rate} Hz ({' '.join(str(exc).split())}); check the device and 'guitarlab devices'"
+        ) from exc
+
+
+def stop_stream(stream) -> None:
+    """Stop and close a stream, never raising (used on the way out of a take)."""
+    if stream is None:
+        return
+    with contextlib.suppress(Exception):
+        stream.stop()
+    with contextlib.suppress(Exception):
+        stream.close()
+
+
+def play_and_record(
+    audio: np.ndarray,
+    sample_rate: int,
+    *,
+    input_device: DeviceInfo,
+    output_device: DeviceInfo,
+    tail_s: float = 0.5,
+) -> np.ndarray:
+    """Play mono ``audio`` on one device while recording another; returns the mono recording.
+
+    Used by ``guitarlab devices --test`` to show that the path from output to input works.
+    """
+    lib = _sd()
+    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+    padded = np.concatenate([audio, np.zeros(int(tail_s * sample_rate), np.float32)])
+    try:
+        recording = lib.playrec(
+            padded.reshape(-1, 1),
+            samplerate=sample_rate,
+            channels=1,
+            dtype="float32",
+            device=(input_device.index, output_device.index),
+            blocking=True,
+        )
+    except Exception as exc:
+        raise RecorderError(
+            f"cannot play on {output_device.name!r} and record {input_device.name!r} ({' '.join(str(exc).split())})"
+        ) from exc
+    return np.asarray(recording, dtype=np.float32).reshape(-1)

@@ -1,0 +1,184 @@
+"""A real audio server on a machine without a sound card: PulseAudio with null sinks.
+
+The tests and the demo record through the same sounddevice/PortAudio path a user's
+interface takes. Two null sinks stand in for the hardware: ``guitarlab_in`` is what
+the interface input hears (its monitor is the default capture source, and the ALSA
+device ``guitarlab_in`` plays into it), ``guitarlab_out`` is the headphones (the default
+output, where the click goes, so the click is never in a take). Everything lives in
+one temporary folder (``HOME``, ``XDG_RUNTIME_DIR``, socket, config).
+
+Examples
+--------
+>>> with audio_server() as server:            # doctest: +SKIP
+...     row = record_take(corpus, ..., device="pulse", source_audio=guitar)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from guitarlab.errors import RecorderError
+
+SINK_IN = "guitarlab_in"
+SINK_OUT = "guitarlab_out"
+SOURCE_DEVICE_ENV = "GUITARLAB_SOURCE_DEVICE"
+"""Environment variable naming the output device that stands in for the guitar cable."""
+
+_ENV_KEYS = ("PULSE_SERVER", "HOME", "XDG_RUNTIME_DIR", "PULSE_CLIENTCONFIG", SOURCE_DEVICE_ENV)
+
+
+@dataclass
+class AudioServer:
+    """A running PulseAudio server; ``env`` points clients (and subprocesses) at it."""
+
+    folder: Path
+    sink: str
+    rate: int
+    process: subprocess.Popen
+    env: dict[str, str]
+    source_device: str = SINK_IN
+    _saved_env: dict[str, str | None] = field(default_factory=dict, repr=False)
+    _owns_folder: bool = True
+
+    def stop(self) -> None:
+        """Stop the server, restore the environment and re-enumerate devices."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env = {}
+        _reinit_portaudio()
+        if self._owns_folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _reinit_portaudio() -> None:
+    from guitarlab.recorder import devices
+
+    with contextlib.suppress(RecorderError):
+        devices.reinitialize()
+
+
+def _write_config(folder: Path, rate: int) -> None:
+    socket = folder / "native"
+    (folder / "server.pa").write_text(
+        f"load-module module-native-protocol-unix socket={socket} auth-anonymous=1\n"
+        f"load-module module-null-sink sink_name={SINK_IN} rate={rate} channels=2 format=float32le\n"
+        f"load-module module-null-sink sink_name={SINK_OUT} rate={rate} channels=2 format=float32le\n"
+        f"set-default-sink {SINK_OUT}\n"
+        f"set-default-source {SINK_IN}.monitor\n"
+    )
+    (folder / "daemon.conf").write_text(
+        f"default-sample-rate = {rate}\nexit-idle-time = -1\nflat-volumes = no\n"
+    )
+    (folder / "client.conf").write_text("autospawn = no\n")
+    # ALSA's pulse plugin: a named device that plays into the "guitar" sink
+    (folder / ".asoundrc").write_text(
+        f"pcm.{SINK_IN} {{ type pulse; device {SINK_IN}; "
+        f'hint {{ show on; description "guitarlab: into the test input" }} }}\n'
+    )
+
+
+def _server_answers(env: dict[str, str]) -> bool:
+    try:
+        done = subprocess.run(
+            ["pactl", "info"], env=env, capture_output=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def start_audio_server(*, rate: int = 48000, timeout_s: float = 10.0) -> AudioServer:
+    """Start PulseAudio with the two null sinks and point this process at it.
+
+    Raises ``RecorderError`` when pulseaudio is not installed or does not answer.
+    """
+    for tool in ("pulseaudio", "pactl"):
+        if shutil.which(tool) is None:
+            raise RecorderError(
+                f"{tool} is not installed; install it with 'apt-get install pulseaudio pulseaudio-utils libasound2-plugins'"
+            )
+    folder = Path(tempfile.mkdtemp(prefix="guitarlab-pulse-"))
+    _write_config(folder, rate)
+    env = {
+        "PULSE_SERVER": f"unix:{folder / 'native'}",
+        "HOME": str(folder),
+        "XDG_RUNTIME_DIR": str(folder),
+        "PULSE_CLIENTCONFIG": str(folder / "client.conf"),
+        SOURCE_DEVICE_ENV: SINK_IN,
+    }
+    full_env = {**os.environ, **env}
+    log = open(folder / "server.log", "wb")  # noqa: SIM115 - kept open for the server's life
+    command = [
+        "pulseaudio",
+        "-n",
+        "--daemonize=no",
+        "--system=no",
+        "--exit-idle-time=-1",
+        "--disallow-exit",
+        "--realtime=no",
+        "--high-priority=no",
+        "--disable-shm",
+        "--log-target=stderr",
+        "-F",
+        str(folder / "server.pa"),
+    ]
+    try:
+        process = subprocess.Popen(
+            command,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        log.close()
+        shutil.rmtree(folder, ignore_errors=True)
+        raise RecorderError(f"cannot start pulseaudio ({exc}); check the installation") from exc
+    log.close()
+    deadline = time.monotonic() + timeout_s
+    while not _server_answers(full_env):
+        if process.poll() is not None or time.monotonic() > deadline:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            tail = (folder / "server.log").read_text(errors="replace").strip().splitlines()[-1:]
+            shutil.rmtree(folder, ignore_errors=True)
+            raise RecorderError(
+                f"pulseaudio did not start ({tail[0] if tail else 'no answer'}); see 'pulseaudio -vv' for details"
+            )
+        time.sleep(0.05)
+    server = AudioServer(folder=folder, sink=SINK_IN, rate=rate, process=process, env=env)
+    server._saved_env = {key: os.environ.get(key) for key in _ENV_KEYS}
+    os.environ.update(env)
+    _reinit_portaudio()
+    return server
+
+
+@contextlib.contextmanager
+def audio_server(rate: int = 48000) -> Iterator[AudioServer]:
+    """``with audio_server() as server:`` a PulseAudio null-sink server for the block's life."""
+    server = start_audio_server(rate=rate)
+    try:
+        yield server
+    finally:
+        server.stop()

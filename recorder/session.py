@@ -1,0 +1,488 @@
+"""The recording edge: a take from an input device into ``takes/<id>.wav`` plus its manifest row.
+
+``record_take`` opens the input, plays the count-in and the click on the output (never
+into the take), optionally plays a given array into a second output (the synthetic
+guitar in the demo and the tests reaches the input the way a real guitar does), streams
+the take to disk through :class:`~guitarlab.recorder.take.TakeWriter`, checks it and
+appends its row. Ctrl-C or ``stop`` keeps what was recorded, marked ``partial``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from guitarlab.recorder import devices
+from guitarlab.recorder.calibration import calibrated_peak, level_mismatch, load_calibration
+from guitarlab.recorder.checks import Finding, check_take, findings_to_json
+from guitarlab.recorder.levels import DEFAULT_TARGET_PEAK_DBFS, level_match_gain_db
+from guitarlab.recorder.meter import LevelMeter, MeterReading
+from guitarlab.recorder.take import Dropout, Stall, TakeStats, TakeWriter
+
+from guitarlab.errors import RecorderError
+
+FIRST_CALLBACK_TIMEOUT_S = 5.0
+INPUT_SILENT_TIMEOUT_S = 3.0
+SOURCE_DEVICE_ENV = "GUITARLAB_SOURCE_DEVICE"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the screen shows during a take: phase, time and the meter."""
+
+    phase: str  # "waiting", "count-in", "recording"
+    elapsed_s: float
+    remaining_s: float
+    reading: MeterReading | None
+    beat: int = 0
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+def click_block(
+    start_frame: int,
+    frames: int,
+    sample_rate: int,
+    *,
+    bpm: float,
+    beats_per_bar: int = 4,
+    click_ms: float = 30.0,
+    level: float = 0.3,
+) -> np.ndarray:
+    """``frames`` samples of a metronome starting at ``start_frame`` (accented first beat)."""
+    positions = start_frame + np.arange(frames)
+    beat_frames = sample_rate * 60.0 / bpm
+    beat = np.floor(positions / beat_frames)
+    into_beat = positions - beat * beat_frames
+    click_frames = click_ms * 1e-3 * sample_rate
+    freq_hz = np.where(beat % beats_per_bar == 0, 2000.0, 1400.0)
+    envelope = np.where(into_beat < click_frames, np.exp(-into_beat / (click_frames / 5)), 0.0)
+    return (level * envelope * np.sin(2 * np.pi * freq_hz * into_beat / sample_rate)).astype(
+        np.float32
+    )
+
+
+def count_in_seconds(count_in_bars: int, bpm: float, beats_per_bar: int = 4) -> float:
+    """Length of the count-in: ``count_in_bars`` bars at ``bpm``."""
+    return max(0, int(count_in_bars)) * beats_per_bar * 60.0 / float(bpm)
+
+
+# ---------------------------------------------------------------- output streams
+
+
+class _Player:
+    """An output-stream callback reading from a generator function of (start, frames)."""
+
+    def __init__(self, render: Callable[[int, int], np.ndarray], channels: int) -> None:
+        self.render = render
+        self.channels = channels
+        self.position = 0
+
+    def callback(self, outdata: np.ndarray, frames: int, time_info, status) -> None:
+        block = self.render(self.position, frames)
+        outdata[:] = np.repeat(block.reshape(-1, 1), self.channels, axis=1)
+        self.position += frames
+
+
+def _array_render(audio: np.ndarray) -> Callable[[int, int], np.ndarray]:
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim > 1:
+        audio = audio.mean(axis=1)
+
+    def render(start: int, frames: int) -> np.ndarray:
+        out = np.zeros(frames, np.float32)
+        chunk = audio[start : start + frames]
+        out[: len(chunk)] = chunk
+        return out
+
+    return render
+
+
+def _open_player(
+    device: devices.DeviceInfo, render: Callable, sample_rate: int
+) -> tuple[object, _Player]:
+    channels = min(2, device.max_output_channels)
+    devices.check_settings(device, kind="output", sample_rate=sample_rate, channels=channels)
+    player = _Player(render, channels)
+    stream = devices.open_output(
+        device, sample_rate=sample_rate, channels=channels, callback=player.callback
+    )
+    return stream, player
+
+
+# ---------------------------------------------------------------- the take
+
+
+def _check_arguments(seconds: float, rate: int, subtype: str, channel: int, bpm: float) -> None:
+    if not seconds > 0:
+        raise RecorderError(f"--seconds {seconds} must be more than 0")
+    if not 8000 <= int(rate) <= 384000:
+        raise RecorderError(f"--rate {rate} is not a sample rate; use e.g. 44100 or 48000")
+    if subtype not in sf.available_subtypes("WAV"):
+        raise RecorderError(
+            f"--subtype {subtype!r} is not a WAV subtype; use PCM_24 (default), PCM_16 or FLOAT"
+        )
+    if int(channel) < 1:
+        raise RecorderError(f"--channel {channel} must be 1 or more (the interface input number)")
+    if not 20 <= float(bpm) <= 400:
+        raise RecorderError(f"--bpm {bpm} is out of range; use 20..400")
+
+
+def _take_path(root: Path, manifest, guitar: str, phrase: str) -> tuple[str, str, Path]:
+    from guitarlab.datasets.manifest import (
+        RAW_TONE,
+        TAKES_DIR,
+        next_take_number,
+        row_id,
+        take_key,
+    )
+
+    number = next_take_number(manifest, guitar, phrase)
+    while True:
+        take = take_key(guitar, phrase, number)
+        rid = row_id(take, RAW_TONE)
+        path = root / TAKES_DIR / f"{rid}.wav"
+        if not path.exists():
+            return take, rid, path
+        number += 1
+
+
+def sidecar_path(take_path: Path) -> Path:
+    """Labels written beside a take while it records, so ``recover`` can label it after a kill."""
+    return take_path.with_name(f".{take_path.stem}.json")
+
+
+def take_row(
+    root: Path,
+    path: Path,
+    labels: dict,
+    *,
+    status: str = "",
+    stats: TakeStats | None = None,
+    extra_findings: list[Finding] | None = None,
+) -> dict:
+    """The manifest row of a raw take on disk: labels, header, levels, gain_db, checks."""
+    from guitarlab.datasets.audio import file_columns, read_audio
+    from guitarlab.datasets.manifest import RAW_TONE, load_manifest, relative_audio_path
+
+    columns = file_columns(path)
+    audio, rate = read_audio(path)
+    calibration = load_calibration(root)
+    guitar = labels["guitar"]
+    findings = check_take(
+        audio,
+        rate,
+        target_peak_dbfs=float(labels.get("target_peak_dbfs", DEFAULT_TARGET_PEAK_DBFS)),
+        calibrated_peak_dbfs=calibrated_peak(calibration, guitar),
+    )
+    mismatch = level_mismatch(
+        load_manifest(root), guitar=guitar, phrase=labels["phrase"], rms_dbfs=columns["rms_dbfs"]
+    )
+    if mismatch:
+        findings.append(Finding("level_match", "warning", mismatch, value=columns["rms_dbfs"]))
+    findings += extra_findings or []
+    dropouts: list[Dropout] = stats.dropouts if stats else []
+    return {
+        "id": labels["id"],
+        "path": relative_audio_path(root, path),
+        "guitar": guitar,
+        "pickup": labels.get("pickup", ""),
+        "phrase": labels["phrase"],
+        "tone": RAW_TONE,
+        "take": labels["take"],
+        "source": "",
+        "preset_hash": "",
+        **columns,
+        "gain_db": round(
+            level_match_gain_db(audio, target_rms_dbfs=float(calibration["target_rms_dbfs"])), 3
+        ),
+        "recorded_at": labels.get("recorded_at", ""),
+        "device": labels.get("device", ""),
+        "player": labels.get("player", ""),
+        "notes": labels.get("notes", ""),
+        "status": status,
+        "dropouts": len(dropouts),
+        "dropped_frames": int(sum(d.missing_frames for d in dropouts)),
+        "dropout_detail": json.dumps([d.as_dict() for d in dropouts], separators=(",", ":")),
+        "checks": findings_to_json(findings),
+    }
+
+
+def record_take(
+    corpus: str | os.PathLike,
+    *,
+    guitar: str,
+    pickup: str = "",
+    phrase: str,
+    seconds: float,
+    rate: int = 48000,
+    subtype: str = "PCM_24",
+    device: str | int | None = None,
+    channel: int = 1,
+    bpm: float = 120.0,
+    count_in: int = 1,
+    click: bool = True,
+    player: str = "",
+    discard_on_interrupt: bool = False,
+    source_audio: np.ndarray | None = None,
+    source_device: str | int | None = None,
+    click_device: str | int | None = None,
+    target_peak_dbfs: float = DEFAULT_TARGET_PEAK_DBFS,
+    notes: str = "",
+    stop: threading.Event | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    stall: Stall | None = None,
+    queue_s: float = 30.0,
+) -> dict | None:
+    """Record one take into ``corpus`` and append its row; returns the row.
+
+    Returns None when the take was interrupted and ``discard_on_interrupt`` is set.
+    ``source_audio`` (mono float32 at ``rate``) is played into ``source_device``
+    (default: ``$GUITARLAB_SOURCE_DEVICE``, set by :func:`~guitarlab.recorder.server.audio_server`)
+    from the moment recording starts. ``stall`` and ``queue_s`` are test hooks.
+    A take cut short (Ctrl-C, ``stop``, a write error) is kept with status ``partial``.
+    """
+    from guitarlab.datasets.manifest import append_rows, load_manifest, slugify
+
+    _check_arguments(seconds, rate, subtype, channel, bpm)
+    root = Path(corpus)
+    manifest = load_manifest(root)
+    guitar, phrase = slugify(guitar), slugify(phrase)
+    pickup = slugify(pickup) if pickup else ""
+    in_dev = devices.resolve_device(device, kind="input")
+    devices.check_settings(in_dev, kind="input", sample_rate=rate, channels=channel)
+    count_in_s = count_in_seconds(count_in, bpm)
+    out_dev = devices.resolve_device(click_device, kind="output") if (click or count_in_s) else None
+    src_dev = None
+    if source_audio is not None:
+        src_dev = devices.resolve_device(
+            source_device or os.environ.get(SOURCE_DEVICE_ENV) or None, kind="output"
+        )
+    take, rid, path = _take_path(root, manifest, guitar, phrase)
+    labels = {
+        "id": rid,
+        "take": take,
+        "guitar": guitar,
+        "pickup": pickup,
+        "phrase": phrase,
+        "player": player,
+        "device": in_dev.name,
+        "notes": notes,
+        "target_peak_dbfs": target_peak_dbfs,
+        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    meter = LevelMeter(rate)
+    writer = TakeWriter(
+        path,
+        sample_rate=rate,
+        channel=channel,
+        subtype=subtype,
+        max_frames=int(round(seconds * rate)),
+        meter=meter,
+        stall=stall,
+        queue_s=queue_s,
+    )
+    writer.start()
+    sidecar_path(path).write_text(json.dumps(labels), encoding="utf-8")
+    interrupted, error = False, ""
+    streams: list = []
+    try:
+        streams = _run_take(
+            writer,
+            in_dev=in_dev,
+            out_dev=out_dev,
+            src_dev=src_dev,
+            rate=rate,
+            channel=channel,
+            seconds=seconds,
+            bpm=bpm,
+            count_in_s=count_in_s,
+            click=click,
+            source_audio=source_audio,
+            stop=stop,
+            on_progress=on_progress,
+        )
+    except KeyboardInterrupt:
+        interrupted = True
+    except RecorderError as exc:
+        error = str(exc)
+    finally:
+        for stream in streams:
+            devices.stop_stream(stream)
+        stats = writer.finish()
+    if stats.error:
+        error = error or f"{stats.error}; the audio before it is kept in {path}"
+    complete = writer.frames_captured >= int(round(seconds * rate))
+    if (interrupted or (stop is not None and stop.is_set())) and not complete:
+        interrupted = True
+    if interrupted and discard_on_interrupt or stats.frames_written == 0:
+        path.unlink(missing_ok=True)
+        sidecar_path(path).unlink(missing_ok=True)
+        if error:
+            raise RecorderError(error)
+        if not interrupted:
+            raise RecorderError(f"no audio was recorded from {in_dev.name!r}; check the device")
+        return None
+    status = "partial" if (interrupted or error or not complete) else ""
+    row = take_row(root, path, labels, status=status, stats=stats)
+    append_rows(root, [row])
+    sidecar_path(path).unlink(missing_ok=True)
+    if error:
+        raise RecorderError(f"{error} (row {rid} added, marked partial)")
+    return row
+
+
+def _run_take(
+    writer: TakeWriter,
+    *,
+    in_dev,
+    out_dev,
+    src_dev,
+    rate: int,
+    channel: int,
+    seconds: float,
+    bpm: float,
+    count_in_s: float,
+    click: bool,
+    source_audio,
+    stop,
+    on_progress,
+) -> list:
+    """Open the streams, count in, arm the writer and wait for the end; returns the streams."""
+    streams: list = []
+    in_stream = devices.open_input(
+        in_dev, sample_rate=rate, channels=channel, callback=writer.callback
+    )
+    streams.append(in_stream)
+    start = time.monotonic()
+    in_stream.start()
+    while not writer.first_callback.wait(0.05):
+        _progress(on_progress, "waiting", time.monotonic() - start, seconds, None)
+        if time.monotonic() - start > FIRST_CALLBACK_TIMEOUT_S:
+            raise RecorderError(
+                f"input {in_dev.name!r} delivered no audio in {FIRST_CALLBACK_TIMEOUT_S:.0f} s; check the device and 'guitarlab devices --test'"
+            )
+    count_in_frames = int(round(count_in_s * rate))
+    if out_dev is not None:
+
+        def metronome(position: int, frames: int) -> np.ndarray:
+            block = click_block(position, frames, rate, bpm=bpm)
+            if not click:
+                block[max(0, count_in_frames - position) :] = 0.0
+            return block
+
+        click_stream, _ = _open_player(out_dev, metronome, rate)
+        streams.append(click_stream)
+        click_stream.start()
+    count_start = time.monotonic()
+    while time.monotonic() - count_start < count_in_s:
+        elapsed = time.monotonic() - count_start
+        _progress(on_progress, "count-in", elapsed, seconds, None, beat=int(elapsed * bpm / 60) + 1)
+        time.sleep(0.02)
+        if stop is not None and stop.is_set():
+            return streams
+    writer.arm()  # before the source starts, so its first sample is in the take
+    if src_dev is not None:
+        source_stream, _ = _open_player(src_dev, _array_render(source_audio), rate)
+        streams.append(source_stream)
+        source_stream.start()
+    armed = time.monotonic()
+    last_frames, last_change = 0, armed
+    while not writer.complete.wait(0.1):
+        now = time.monotonic()
+        captured = writer.frames_captured
+        _progress(
+            on_progress, "recording", captured / rate, seconds - captured / rate, writer.meter.last
+        )
+        if stop is not None and stop.is_set():
+            break
+        if writer.stats.error:
+            break
+        if captured != last_frames:
+            last_frames, last_change = captured, now
+        elif now - last_change > INPUT_SILENT_TIMEOUT_S + (
+            writer.stall.seconds if writer.stall else 0
+        ):
+            raise RecorderError(
+                f"input {in_dev.name!r} stopped delivering audio after {captured / rate:.1f} s (unplugged?); the audio so far is kept"
+            )
+    _progress(on_progress, "recording", writer.frames_captured / rate, 0.0, writer.meter.last)
+    return streams
+
+
+def _progress(on_progress, phase, elapsed, seconds, reading, beat: int = 0) -> None:
+    if on_progress is not None:
+        remaining = max(0.0, seconds - elapsed) if phase == "recording" else seconds
+        on_progress(Progress(phase, elapsed, remaining, reading, beat))
+
+
+# ---------------------------------------------------------------- level measurement
+
+
+def measure_level(
+    *,
+    seconds: float,
+    rate: int = 48000,
+    device: str | int | None = None,
+    channel: int = 1,
+    source_audio: np.ndarray | None = None,
+    source_device: str | int | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> tuple[MeterReading, str]:
+    """Meter ``seconds`` of the input (no file); returns the final reading and the device name."""
+    import queue
+
+    _check_arguments(seconds, rate, "PCM_24", channel, 120.0)
+    in_dev = devices.resolve_device(device, kind="input")
+    devices.check_settings(in_dev, kind="input", sample_rate=rate, channels=channel)
+    meter = LevelMeter(rate)
+    blocks: queue.Queue = queue.Queue()
+    started = threading.Event()
+    armed = threading.Event()
+
+    def callback(indata, frames, time_info, status) -> None:
+        started.set()
+        if armed.is_set():
+            blocks.put(indata[:, channel - 1].copy())
+
+    streams = []
+    try:
+        stream = devices.open_input(in_dev, sample_rate=rate, channels=channel, callback=callback)
+        streams.append(stream)
+        stream.start()
+        if not started.wait(FIRST_CALLBACK_TIMEOUT_S):
+            raise RecorderError(
+                f"input {in_dev.name!r} delivered no audio in {FIRST_CALLBACK_TIMEOUT_S:.0f} s; check the device"
+            )
+        if source_audio is not None:
+            src_dev = devices.resolve_device(
+                source_device or os.environ.get(SOURCE_DEVICE_ENV) or None, kind="output"
+            )
+            source_stream, _ = _open_player(src_dev, _array_render(source_audio), rate)
+            streams.append(source_stream)
+            source_stream.start()
+        armed.set()
+        frames = 0
+        while frames < seconds * rate:
+            try:
+                block = blocks.get(timeout=INPUT_SILENT_TIMEOUT_S)
+            except queue.Empty:
+                raise RecorderError(
+                    f"input {in_dev.name!r} stopped delivering audio; check the device"
+                ) from None
+            meter.update(block)
+            frames += len(block)
+            _progress(on_progress, "recording", frames / rate, seconds, meter.last)
+    finally:
+        for stream in streams:
+            devices.stop_stream(stream)
+    return meter.last, in_dev.name
