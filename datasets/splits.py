@@ -85,7 +85,7 @@ def _take_rng(seed: int, take: str, salt: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(f"{salt}:{take}".encode())])
 
 
-def test_span_samples(test_windows: int, window: int) -> int:
+def span_length_samples(test_windows: int, window: int) -> int:
     """Length of a test span: ``test_windows`` consecutive windows (96,000 = 12 x 8,000)."""
     if int(test_windows) < 1:
         raise DatasetError(f"test_windows must be at least 1, got {test_windows}")
@@ -243,7 +243,7 @@ def _plan_span(
         raise DatasetError(
             "--val take needs --split take or group (a span split keeps every take in training); use --val span"
         )
-    test_len = test_span_samples(test_windows, window)
+    test_len = span_length_samples(test_windows, window)
     short = table[table["frames"] < test_len]
     if not short.empty:
         take, frames = short.index[0], int(short["frames"].iloc[0])
@@ -428,7 +428,7 @@ def _inside(starts: np.ndarray, length: int, spans: list[Span]) -> np.ndarray:
     return hit
 
 
-def test_starts(frames: int, spans: TakeSpans, *, window: int) -> np.ndarray:
+def clip_starts(frames: int, spans: TakeSpans, *, window: int) -> np.ndarray:
     """Starts of the test windows of one file: each test span as consecutive windows."""
     out = []
     for s, e in spans.test:
@@ -441,7 +441,7 @@ def file_windows(
     frames: int,
     spans: TakeSpans,
     *,
-    window: int,
+    window: int = 8000,
     hop: int | None = None,
     val: str = "span",
     val_fraction: float = 0.2,
@@ -473,8 +473,9 @@ def file_windows(
         pick = np.zeros(train.size, dtype=bool)
         pick[rng.permutation(train.size)[: int(round(train.size * float(val_fraction)))]] = True
         train, val_starts = train[~pick], np.sort(np.concatenate([val_starts, train[pick]]))
-    test = test_starts(frames, spans, window=window)
-    dropped = int(grid.size - train_mask.sum() - val_mask.sum())
+    test = clip_starts(frames, spans, window=window)
+    in_test = _inside(grid, window, spans.test)
+    dropped = int((~train_mask & ~val_mask & ~in_test).sum())
     return {"train": train, "val": val_starts, "test": test, "dropped": np.array([dropped])}
 
 

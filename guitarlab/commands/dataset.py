@@ -1,3 +1,236 @@
-"""Commands of this stage (filled in as the stage lands)."""
+"""Dataset commands: ``dataset build``, ``dataset check`` and ``dataset show``."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.group("dataset")
+def dataset_group() -> None:
+    """Cut a corpus into leak-free train/val/test windows, and check or show the result."""
+
+
+@dataset_group.command("build")
+@click.option(
+    "--corpus", required=True, type=click.Path(file_okay=False), help="Corpus folder to read."
+)
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False), help="Dataset folder to write."
+)
+@click.option(
+    "--label",
+    default="guitar",
+    show_default=True,
+    help="Manifest column to classify: guitar, pickup, phrase, tone, or any other column.",
+)
+@click.option(
+    "--window", default=8000, show_default=True, type=click.IntRange(1), help="Window in samples."
+)
+@click.option(
+    "--hop", default=None, type=click.IntRange(1), help="Hop in samples [default: the window]."
+)
+@click.option(
+    "--split",
+    "split",
+    default="span",
+    show_default=True,
+    type=click.Choice(["span", "take", "group"]),
+    help="Test set: a random span of every take (in every tone), whole takes, or whole --group-by values.",
+)
+@click.option(
+    "--test-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Test span length, rounded to whole windows (2.18 s = 12 x 8000 at 44.1 kHz).",
+)
+@click.option(
+    "--test-windows",
+    default=12,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Test span length in windows (when --test-seconds is not given).",
+)
+@click.option(
+    "--val",
+    default="span",
+    show_default=True,
+    type=click.Choice(["span", "take", "random"]),
+    help="Validation: a span per take disjoint from the test span, whole takes, or the seed's random 80/20 of windows (leaks).",
+)
+@click.option(
+    "--val-fraction",
+    default=0.2,
+    show_default=True,
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Share of each take (or of takes) used for validation.",
+)
+@click.option(
+    "--same-span-all", is_flag=True, help="One test span for all takes, exactly like the seed."
+)
+@click.option("--group-by", default=None, help="Column for --split group (player, session, ...).")
+@click.option(
+    "--where", default=None, help="Row filter over manifest columns, e.g. \"tone != 'distorted'\"."
+)
+@click.option(
+    "--standardize",
+    default="file",
+    show_default=True,
+    type=click.Choice(["file", "train", "none"]),
+    help="Each file by its own mean/std (the seed), or all by the training windows' mean/std.",
+)
+@click.option("--apply-gain", is_flag=True, help="Apply each row's gain_db before windowing.")
+@click.option("--resample", is_flag=True, help="Resample files at another rate instead of failing.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the split draws.")
+@click.option(
+    "--held-out-from",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Older dataset folder whose takes keep exactly their test/validation spans.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace --out if it already holds a dataset.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def dataset_build(
+    corpus: str,
+    out: str,
+    label: str,
+    window: int,
+    hop: int | None,
+    split: str,
+    test_seconds: float | None,
+    test_windows: int,
+    val: str,
+    val_fraction: float,
+    same_span_all: bool,
+    group_by: str | None,
+    where: str | None,
+    standardize: str,
+    apply_gain: bool,
+    resample: bool,
+    seed: int,
+    held_out_from: str | None,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    """Build a dataset folder from CORPUS: windows, standardization, leak-free splits.
+
+    All renders of a take share its timing, so whatever is held out of a take (a span,
+    or the whole take) is held out of every tone of it, and no training window touches
+    held-out time even partly.
+
+    \b
+    Examples:
+      guitarlab dataset build --corpus my-corpus --out my-dataset
+      guitarlab dataset build --corpus my-corpus --out ds-seed --same-span-all --val random
+      guitarlab dataset build --corpus my-corpus --out ds-takes --split take --label pickup
+      guitarlab dataset build --corpus my-corpus --out ds-v2 --held-out-from my-dataset
+    """
+    from guitarlab.datasets.build import build_dataset
+    from guitarlab.datasets.folder import open_dataset
+
+    path = build_dataset(
+        corpus,
+        out,
+        label=label,
+        window=window,
+        hop=hop,
+        split=split,
+        test_seconds=test_seconds,
+        test_windows=test_windows,
+        val=val,
+        val_fraction=val_fraction,
+        same_span_all=same_span_all,
+        group_by=group_by,
+        where=where,
+        standardize=standardize,
+        apply_gain=apply_gain,
+        resample=resample,
+        seed=seed,
+        held_out_from=held_out_from,
+        progress=not quiet,
+        overwrite=overwrite,
+    )
+    ds = open_dataset(path)
+    totals = ds.meta["totals"]
+    click.echo(
+        f"dataset at {path}: {ds.n_classes} classes ({', '.join(ds.label_names)}), "
+        f"windows train={totals['train']} val={totals['val']} test={totals['test']}, "
+        f"{ds.meta['dropped_windows']} dropped at span edges"
+    )
+    for note in ds.meta.get("notes", []):
+        click.echo(f"note: {note}", err=True)
+    if ds.leaky:
+        click.echo("warning: this dataset leaks between training and validation", err=True)
+
+
+@dataset_group.command("check")
+@click.argument("dataset", type=click.Path(file_okay=False))
+@click.option(
+    "--allow-leak", is_flag=True, help="Accept a folder built with --val random (it leaks)."
+)
+def dataset_check(dataset: str, allow_leak: bool) -> None:
+    """Prove DATASET is leak-free: no training window overlaps validation or test time.
+
+    Checks every take, in every tone, and that validation never touches test time;
+    prints the windows per split and exits 1 on any problem.
+
+    \b
+    Example:
+      guitarlab dataset check my-dataset
+    """
+    from guitarlab.datasets.folder import check_dataset, open_dataset
+
+    ds = open_dataset(dataset)
+    problems = check_dataset(dataset, allow_leak=allow_leak)
+    totals = ds.meta["totals"]
+    click.echo(" ".join(f"{s}={totals[s]}" for s in ("train", "val", "test")) + " windows")
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        click.echo(f"{len(problems)} problem(s) in {dataset}", err=True)
+        sys.exit(1)
+    click.echo(f"ok: no training window overlaps held-out time in {len(ds.meta['takes'])} take(s)")
+
+
+@dataset_group.command("show")
+@click.argument("dataset", type=click.Path(file_okay=False))
+def dataset_show(dataset: str) -> None:
+    """Counts per split x label x tone, and the held-out spans of every take.
+
+    \b
+    Example:
+      guitarlab dataset show my-dataset
+    """
+    from guitarlab.datasets.folder import open_dataset
+
+    ds = open_dataset(dataset)
+    meta, rate = ds.meta, ds.sample_rate
+    opts = meta["options"]
+    click.echo(
+        f"{ds.path}: label {meta['label']!r} ({', '.join(ds.label_names)}), window {ds.window} "
+        f"hop {meta['hop']} at {rate} Hz, split {opts['split']}, val {opts['val']}, "
+        f"standardize {opts['standardize']}, seed {opts['seed']}" + (" [LEAKY]" if ds.leaky else "")
+    )
+    click.echo(f"manifest rows hash {ds.hash[:16]}..., {len(meta['rows'])} file(s)")
+    counts = ds.counts()
+    if not counts.empty:
+        table = counts.pivot_table(
+            index=["label", "tone"], columns="split", values="windows", aggfunc="sum", fill_value=0
+        )
+        table = table.reindex(columns=[c for c in ("train", "val", "test") if c in table.columns])
+        click.echo("")
+        click.echo(table.to_string())
+    click.echo("")
+    click.echo("held-out time per take (seconds):")
+    for take, spans in sorted(meta["takes"].items()):
+        parts = [f"{spans['role']:5s}"]
+        for what in ("test", "val"):
+            for start, end in spans[what]:
+                parts.append(f"{what} {start / rate:7.2f}-{end / rate:7.2f}")
+        click.echo(f"  {take}: {spans['frames'] / rate:.2f} s  " + "  ".join(parts))
+    for note in meta.get("notes", []):
+        click.echo(f"note: {note}")
+
+
+COMMANDS = [dataset_group]
