@@ -713,6 +713,24 @@ def _split_or_none(ds, split: str):
     return None if len(y) == 0 else y
 
 
+def dataset_standardization(meta: dict) -> tuple[str, dict | None]:
+    """How a dataset standardized its windows: ("file" | "train" | "none", train stats or None).
+
+    Reads ``meta["standardization"] = {"mode": ..., "mean": ..., "std": ...}`` (or an older
+    ``meta["standardize"]`` string).
+    """
+    stats = meta.get("standardization")
+    mode = (stats or {}).get("mode") if isinstance(stats, dict) else None
+    mode = mode or meta.get("standardize") or "file"
+    if mode == "train":
+        if not isinstance(stats, dict) or "mean" not in stats or "std" not in stats:
+            raise TrainError(
+                "the dataset says standardize=train but stores no mean/std; rebuild it"
+            )
+        return mode, {"mean": float(stats["mean"]), "std": float(stats["std"])}
+    return mode, None
+
+
 def fit_dataset(
     dataset_dir: str | os.PathLike,
     out: str | os.PathLike,
@@ -743,13 +761,13 @@ def fit_dataset(
         if _split_or_none(ds, "val") is not None
         else None
     )
-    standardize = ds.meta.get("standardize", "file")
+    standardize, standardization = dataset_standardization(ds.meta)
     data_info = {
         "source": "dataset",
         "dataset_dir": str(Path(dataset_dir).resolve()),
         "hash": ds.hash,
         "standardize": standardize,
-        "standardization": ds.meta.get("standardization") if standardize == "train" else None,
+        "standardization": standardization,
         "sample_rate": int(ds.sample_rate),
         "n_train": int(len(y_train)),
         "n_val": int(len(_split_or_none(ds, "val") if val_data is not None else [])),
@@ -769,6 +787,7 @@ def fit_dataset(
         data_info=data_info,
         initial_model=initial_model,
         callbacks=callbacks,
+        fit_kwargs={"shuffle": False},  # the tf.data pipeline shuffles each epoch itself
     )
     if _split_or_none(ds, "test") is not None:
         X_test, y_test = ds.arrays("test")

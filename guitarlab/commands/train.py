@@ -1,3 +1,268 @@
-"""Commands of this stage (filled in as the stage lands)."""
+"""Train-stage commands: ``train``, ``evaluate`` and ``predict``."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import json
+
+import click
+
+
+def _ints(text: str, option: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: give comma-separated integers", param_hint=option)
+    if not values:
+        raise click.BadParameter("give at least one integer", param_hint=option)
+    return values
+
+
+@click.command("train")
+@click.option("--dataset", type=click.Path(file_okay=False), help="Dataset folder to train on.")
+@click.option(
+    "--npz",
+    type=click.Path(dir_okay=False),
+    help="Arrays instead: X_train, y_train[, X_val, y_val][, X_test, y_test]; 2D X is (N, L, 1).",
+)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder.")
+@click.option(
+    "--model",
+    type=click.Choice(["lstm-fcn", "alstm-fcn"]),
+    default="lstm-fcn",
+    show_default=True,
+    help="alstm-fcn puts an attention LSTM in the LSTM branch.",
+)
+@click.option(
+    "--layout",
+    type=click.Choice(["paper", "seed"]),
+    default="paper",
+    show_default=True,
+    help="paper: the LSTM reads the dimension-shuffled window (1 step); seed: the post's reverse.",
+)
+@click.option("--cells", default=8, show_default=True, help="LSTM cells (paper: 8, 64 or 128).")
+@click.option("--dropout", default=0.8, show_default=True, help="Dropout after the LSTM.")
+@click.option(
+    "--filters",
+    default="128,256,128",
+    show_default=True,
+    help="Conv1D filters per block; 8,16,8 is a CPU-sized model.",
+)
+@click.option("--kernels", default="8,5,3", show_default=True, help="Conv1D kernel sizes.")
+@click.option("--epochs", default=10, show_default=True, help="Epochs at --lr.")
+@click.option(
+    "--fine-tune-epochs",
+    default=5,
+    show_default=True,
+    help="Then epochs at --fine-tune-lr (seed schedule only).",
+)
+@click.option("--lr", default=1e-3, show_default=True, help="Adam learning rate.")
+@click.option(
+    "--fine-tune-lr", default=1e-4, show_default=True, help="Learning rate after --epochs."
+)
+@click.option(
+    "--batch",
+    type=int,
+    default=None,
+    help="Batch size [default: 32, or 128 with --schedule paper].",
+)
+@click.option(
+    "--schedule",
+    type=click.Choice(["seed", "paper"]),
+    default="seed",
+    show_default=True,
+    help="seed: 1e-3 then 1e-4; paper: ReduceLROnPlateau, class weights, best training loss.",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["float32", "mixed_float16"]),
+    default="float32",
+    show_default=True,
+    help="mixed_float16 speeds up recent GPUs; the output layer stays float32.",
+)
+@click.option(
+    "--distribute",
+    type=click.Choice(["auto", "none", "mirrored", "multiworker"]),
+    default="auto",
+    show_default=True,
+    help="auto: all local GPUs (MirroredStrategy), or the workers in TF_CONFIG.",
+)
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
+@click.option("--seed", default=0, show_default=True, help="Random seed (weights, shuffling).")
+@click.option("--quiet", is_flag=True, help="One line per epoch instead of a progress bar.")
+def train_command(
+    dataset,
+    npz,
+    out,
+    model,
+    layout,
+    cells,
+    dropout,
+    filters,
+    kernels,
+    epochs,
+    fine_tune_epochs,
+    lr,
+    fine_tune_lr,
+    batch,
+    schedule,
+    precision,
+    distribute,
+    resume,
+    seed,
+    quiet,
+) -> None:
+    """Train an LSTM-FCN on a dataset folder (or arrays) into the run folder OUT.
+
+    The run folder gets model.keras, best.keras, last.keras, run.json, history.csv and
+    TensorBoard logs/. Killed mid-run, the same command with --resume goes on from the
+    last finished epoch.
+
+    \b
+    Examples:
+      guitarlab train --dataset my-dataset --out my-run
+      guitarlab train --dataset my-dataset --out small-run --filters 8,16,8 --epochs 3
+      guitarlab train --npz ucr-coffee.npz --out coffee --schedule paper --epochs 2000
+      guitarlab train --dataset my-dataset --out my-run --resume
+    """
+    from guitarlab.errors import TrainError
+    from guitarlab.train.fit import TrainConfig, fit, fit_dataset
+
+    if bool(dataset) == bool(npz):
+        raise click.UsageError("give exactly one of --dataset or --npz")
+    config = TrainConfig(
+        model=model,
+        layout=layout,
+        cells=cells,
+        dropout=dropout,
+        filters=_ints(filters, "--filters"),
+        kernels=_ints(kernels, "--kernels"),
+        epochs=epochs,
+        fine_tune_epochs=fine_tune_epochs,
+        lr=lr,
+        fine_tune_lr=fine_tune_lr,
+        batch=batch,
+        schedule=schedule,
+        precision=precision,
+        distribute=distribute,
+        resume=resume,
+        seed=seed,
+        verbose=2 if quiet else 1,
+    )
+    if dataset:
+        run = fit_dataset(dataset, out, config)
+    else:
+        import numpy as np
+
+        try:
+            data = np.load(npz)
+        except (OSError, ValueError) as exc:
+            raise TrainError(f"{npz}: cannot read as .npz ({exc})") from None
+        missing = [k for k in ("X_train", "y_train") if k not in data]
+        if missing:
+            raise TrainError(f"{npz} has no {missing[0]}; it needs X_train and y_train arrays")
+        get = lambda key: data[key] if key in data else None  # noqa: E731
+        run = fit(
+            data["X_train"],
+            data["y_train"],
+            out=out,
+            config=config,
+            X_val=get("X_val"),
+            y_val=get("y_val"),
+            X_test=get("X_test"),
+            y_test=get("y_test"),
+            source=f"npz:{npz}",
+        )
+    shown = ", ".join(
+        f"{k} {v:.4f}" for k, v in run.metrics.items() if isinstance(v, float) and k != "lr"
+    )
+    click.echo(f"run saved to {run.run_dir}: {shown}")
+    if dataset:
+        click.echo(f"next: guitarlab evaluate {run.run_dir}")
+
+
+@click.command("evaluate")
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option(
+    "--dataset",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Dataset folder [default: the one the run was trained on].",
+)
+@click.option("--majority", is_flag=True, help="Also print the majority-vote decision per file.")
+@click.option("--no-baseline", is_flag=True, help="Skip the band-energy logistic regression.")
+def evaluate_command(run: str, dataset: str | None, majority: bool, no_baseline: bool) -> None:
+    """Score RUN on the held-out test clips: windows, one vote per file, a baseline.
+
+    Writes report.md (with confusion matrix, per-file probabilities and training curves
+    as PNGs), evaluation.json and files.csv into the run folder.
+
+    \b
+    Example:
+      guitarlab evaluate my-run
+      guitarlab evaluate my-run --dataset other-dataset --majority
+    """
+    from guitarlab.train.evaluate import evaluate_run
+
+    ev = evaluate_run(run, dataset, baseline=not no_baseline)
+    columns = ["id", "label", "predicted", "mean_probability", "correct"]
+    if majority:
+        columns.insert(3, "majority")
+    click.echo(ev.files[columns].to_string(index=False))
+    click.echo("")
+    right = int(ev.files["correct"].sum())
+    click.echo(f"files (mean vote): {right}/{len(ev.files)} = {ev.file_accuracy:.2%}")
+    if majority:
+        click.echo(f"files (majority vote): {ev.majority_accuracy:.2%}")
+    click.echo(f"windows: {ev.window_accuracy:.2%} of {ev.n_windows}")
+    if ev.baseline:
+        click.echo(
+            f"baseline ({ev.baseline['name']}): files {ev.baseline['file_accuracy']:.2%}, "
+            f"windows {ev.baseline['window_accuracy']:.2%}"
+        )
+    click.echo(f"report: {ev.report_path}")
+
+
+@click.command("predict")
+@click.argument("run", type=click.Path(file_okay=False))
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (with the per-second values).")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Write the labels over time as PNG.")
+@click.option("--hop", "hop_s", type=float, default=None, help="Seconds between windows.")
+@click.option("--device", default=None, help="Listen to this input device instead of files.")
+@click.option("--seconds", type=float, default=None, help="Stop listening after this long.")
+def predict_command(run, files, as_json, plot, hop_s, device, seconds) -> None:
+    """Label audio FILES (or a live input) with the model of RUN.
+
+    Each file gets the label of its averaged window outputs and one line per second.
+    Stereo files are mixed to mono and other sample rates resampled (noted).
+
+    \b
+    Examples:
+      guitarlab predict my-run riff.wav solo.flac
+      guitarlab predict my-run riff.wav --json --plot riff.png
+      guitarlab predict my-run --device "Steinberg UR22" --seconds 30
+    """
+    from guitarlab.train.predict import plot_over_time, predict_files, predict_live
+
+    if device is not None:
+        predict_live(run, device=device, seconds=seconds)
+        return
+    if not files:
+        raise click.UsageError("give audio FILES, or --device to listen live")
+    predictions = predict_files(run, list(files), hop_s=hop_s)
+    if as_json:
+        click.echo(json.dumps([p.as_dict() for p in predictions], indent=2))
+    else:
+        for pred in predictions:
+            click.echo(f"{pred.path}: {pred.label} ({pred.confidence:.2f}), {pred.seconds:.1f} s")
+            for note in pred.notes:
+                click.echo(f"  note: {note}")
+            for t, label, conf in zip(
+                pred.times_s, pred.labels_over_time, pred.confidence_over_time, strict=True
+            ):
+                click.echo(f"  {t:6.0f} s  {label:<20} {conf:.2f}")
+    if plot:
+        click.echo(f"plot: {plot_over_time(predictions, plot)}", err=as_json)
+
+
+COMMANDS = [train_command, evaluate_command, predict_command]
