@@ -11,7 +11,9 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
     try:
         values = tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise click.BadParameter(f"{text!r}: give comma-separated integers", param_hint=option)
+        raise click.BadParameter(
+            f"{text!r}: give comma-separated integers", param_hint=option
+        ) from None
     if not values:
         raise click.BadParameter("give at least one integer", param_hint=option)
     return values
@@ -160,7 +162,7 @@ def train_command(
         missing = [k for k in ("X_train", "y_train") if k not in data]
         if missing:
             raise TrainError(f"{npz} has no {missing[0]}; it needs X_train and y_train arrays")
-        get = lambda key: data[key] if key in data else None  # noqa: E731
+        get = data.get
         run = fit(
             data["X_train"],
             data["y_train"],
