@@ -127,7 +127,12 @@ def _circuit(spec: dict, opts: dict) -> dict:
     position = spec["positions"][opts["pickup_position"]]
     circuit = sg.circuit(spec, position, opts)
     if opts["resonance_hz"] is not None:
-        circuit["capacitance_f"] = sg.capacitance_for_peak(circuit, opts["resonance_hz"])
+        try:
+            circuit["capacitance_f"] = sg.capacitance_for_peak(circuit, opts["resonance_hz"])
+        except ValueError as exc:
+            raise RecorderError(
+                f"resonance_hz={opts['resonance_hz']:g} is above what this pickup and its loads can peak at ({exc} Hz); choose a lower one"
+            ) from None
     return circuit
 
 

@@ -250,8 +250,18 @@ def analog_peak_hz(c: dict) -> float:
 
 
 def capacitance_for_peak(c: dict, peak_hz: float) -> float:
-    """The shunt capacitance that puts the response peak at ``peak_hz`` (bisection, log C)."""
-    lo, hi = np.log(1e-12), np.log(1e-7)
+    """The shunt capacitance that puts the response peak at ``peak_hz``.
+
+    Below some capacitance the loaded coil has no peak at all, so the search runs on the
+    branch above the capacitance of the highest reachable peak (bisection on log C).
+    Raises ``ValueError`` when ``peak_hz`` is above what this circuit can reach.
+    """
+    grid = np.geomspace(1e-12, 1e-7, 121)
+    peaks = np.array([analog_peak_hz({**c, "capacitance_f": float(x)}) for x in grid])
+    best = int(np.argmax(peaks))
+    if peak_hz > peaks[best]:
+        raise ValueError(f"{peaks[best]:.0f}")
+    lo, hi = np.log(grid[best]), np.log(1e-7)
     for _ in range(40):
         mid = 0.5 * (lo + hi)
         if analog_peak_hz({**c, "capacitance_f": float(np.exp(mid))}) > peak_hz:
