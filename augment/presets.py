@@ -129,6 +129,10 @@ def load_preset_file(path: str | os.PathLike) -> dict:
     if not isinstance(data, dict):
         raise AugmentError(f"{path}: a preset is a JSON object with 'name' and 'chain'")
     data.setdefault("name", path.stem)
+    if data["name"] != path.stem:
+        raise AugmentError(
+            f"{path}: preset name {data['name']!r} differs from the file name; name the file {data['name']}.json or change 'name'"
+        )
     preset = {**data, "_file": str(path), "_dir": str(path.parent)}
     check_preset(preset)
     return preset

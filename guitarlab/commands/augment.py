@@ -1,3 +1,125 @@
-"""Commands of this stage (filled in as the stage lands)."""
+"""Augment commands: ``augment`` (render takes through tones) and ``presets list/show``."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import json
+
+import click
+
+CORPUS_OPTION_HELP = "Corpus folder; its presets/ folder adds to or overrides the built-ins."
+
+
+@click.command("augment")
+@click.option(
+    "--corpus", required=True, type=click.Path(file_okay=False), help="Corpus folder to render."
+)
+@click.option(
+    "--tones",
+    default="clean,crunch,distorted",
+    show_default=True,
+    help="Comma-separated preset names ('guitarlab presets list' shows them).",
+)
+@click.option(
+    "--where",
+    multiple=True,
+    help="Only raw takes matching column=value (repeatable; same column = either) or a pandas query.",
+)
+@click.option(
+    "--workers", default=1, show_default=True, type=int, help="Files rendered in parallel."
+)
+@click.option(
+    "--randomize",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Also render N random variants of each preset, drawn from its ranges.",
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random variants.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def augment_command(
+    corpus: str,
+    tones: str,
+    where: tuple[str, ...],
+    workers: int,
+    randomize: int,
+    seed: int,
+    quiet: bool,
+) -> None:
+    """Render every raw take in CORPUS through tone presets into tones/.
+
+    Only renders that are missing (no row yet for that take, tone and preset hash) are
+    made, so running it again does nothing and a killed run finishes the rest. An edited
+    preset renders again under a new id; nothing is overwritten.
+
+    \b
+    Examples:
+      guitarlab augment --corpus my-corpus --tones clean,crunch,distorted
+      guitarlab augment --corpus my-corpus --tones crunch_delay --where guitar=les_paul --workers 2
+      guitarlab augment --corpus my-corpus --tones crunch --randomize 4 --seed 7
+    """
+    from guitarlab.augment.corpus import render_corpus
+
+    added = render_corpus(
+        corpus,
+        tones=tones,
+        where=list(where) or None,
+        workers=workers,
+        randomize=randomize,
+        seed=seed,
+        progress=not quiet,
+    )
+    if added:
+        click.echo(f"rendered {len(added)} file(s) into {corpus}/tones")
+    else:
+        click.echo("nothing to render: every selected take already has these tones")
+
+
+@click.group("presets")
+def presets_group() -> None:
+    """List and show tone presets (built-in and the corpus's own)."""
+
+
+@presets_group.command("list")
+@click.option("--corpus", default=None, type=click.Path(file_okay=False), help=CORPUS_OPTION_HELP)
+def presets_list(corpus: str | None) -> None:
+    """One line per preset: name, hash, where it comes from and what it sounds like.
+
+    \b
+    Example:
+      guitarlab presets list --corpus my-corpus
+    """
+    from guitarlab.augment.presets import BUILTIN_PRESETS_DIR, load_presets, preset_hash
+
+    presets = load_presets(corpus)
+    width = max(len(name) for name in presets)
+    for name, preset in presets.items():
+        origin = "built-in" if preset["_dir"] == str(BUILTIN_PRESETS_DIR) else "corpus"
+        click.echo(
+            f"{name:<{width}}  {preset_hash(preset)}  {origin:<8}  {preset.get('description', '')}"
+        )
+
+
+@presets_group.command("show")
+@click.argument("name")
+@click.option("--corpus", default=None, type=click.Path(file_okay=False), help=CORPUS_OPTION_HELP)
+def presets_show(name: str, corpus: str | None) -> None:
+    """Print preset NAME as JSON after checking it builds (its file and hash go to stderr).
+
+    Redirect it into the corpus's presets/ folder to edit it for that corpus (the file
+    name is the preset name: crunch.json overrides crunch, my_fuzz.json adds my_fuzz).
+
+    \b
+    Example:
+      guitarlab presets show crunch > my-corpus/presets/crunch.json
+    """
+    from guitarlab.augment.presets import chain_from_preset, get_presets, preset_hash
+
+    (preset,) = get_presets([name], corpus)
+    chain_from_preset(preset)
+    click.echo(f"file: {preset['_file']}", err=True)
+    click.echo(f"preset_hash: {preset_hash(preset)}", err=True)
+    public = {k: v for k, v in preset.items() if not k.startswith("_")}
+    click.echo(json.dumps(public, indent=2))
+
+
+COMMANDS = [augment_command, presets_group]
