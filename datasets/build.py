@@ -220,11 +220,25 @@ def _rescale_npy(path: Path, *, mean: float, std: float, chunk_rows: int = 256) 
 
 
 def load_mono(
-    path: str, *, gain_db: float | None, rate: int, target_rate: int
+    path: str,
+    *,
+    gain_db: float | None,
+    rate: int,
+    target_rate: int,
+    buffer: np.ndarray | None = None,
 ) -> tuple[np.ndarray, bool]:
-    """One file as mono float32 at ``target_rate`` with its gain applied; (audio, was_mixed)."""
+    """One file as mono float32 at ``target_rate`` with its gain applied; (audio, was_mixed).
+
+    A mono file at the target rate is decoded straight into ``buffer`` when it is big
+    enough (the result is then a view of it), which spares a fresh allocation per file.
+    """
     try:
-        audio, _ = sf.read(path, dtype="float32", always_2d=False)
+        with sf.SoundFile(path) as handle:
+            frames, channels = handle.frames, handle.channels
+            if channels == 1 and buffer is not None and buffer.size >= frames:
+                audio = handle.read(frames, dtype="float32", out=buffer[:frames])
+            else:
+                audio = handle.read(frames, dtype="float32", always_2d=False)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise DatasetError(f"{path}: cannot read audio ({str(exc).splitlines()[0]})") from None
     mixed = audio.ndim == 2
@@ -485,6 +499,41 @@ def _row_info(rows: pd.DataFrame, label: str) -> list[dict]:
     return info
 
 
+def _prefetched(rows: pd.DataFrame, prepare):
+    """``(row, prepare(row))`` in order, preparing the next file while this one is written.
+
+    soundfile releases the GIL while decoding, so reading file i+1 overlaps writing file
+    i; at most two files are in memory at once, whatever the corpus size.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    items = [row for _, row in rows.iterrows()]
+    if not items:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataset-read") as pool:
+        future = pool.submit(prepare, items[0])
+        try:
+            for index, row in enumerate(items):
+                result = future.result()
+                if index + 1 < len(items):
+                    future = pool.submit(prepare, items[index + 1])
+                yield row, result
+                del result
+        finally:
+            future.cancel()
+
+
+def _blocks(audio: np.ndarray, starts: np.ndarray, window: int):
+    """The windows at ``starts`` as ``(n, window)`` blocks: runs of back-to-back windows
+    are reshaped views of ``audio`` (no copy); anything else is gathered."""
+    if starts.size == 0:
+        return
+    breaks = np.flatnonzero(np.diff(starts) != window) + 1
+    for run in np.split(starts, breaks):
+        first = int(run[0])
+        yield audio[first : first + run.size * window].reshape(run.size, window)
+
+
 def _stream(
     rows: pd.DataFrame,
     work: Path,
@@ -516,47 +565,58 @@ def _stream(
             unit_scale=True,
             disable=not progress,
         )
-        for _, row in rows.iterrows():
+        # two buffers in turn: one being filled by the reader, one being written out
+        longest = int(rows["file_frames"].max())
+        buffers = [np.empty(longest, dtype=np.float32) for _ in range(2)]
+        turn = iter(range(len(rows)))
+
+        def prepare(row: pd.Series) -> tuple[np.ndarray, bool, bool]:
             gain = row.get("gain_db") if apply_gain else None
             gain = float(gain) if gain is not None and not pd.isna(gain) else None
             audio, mixed = load_mono(
-                row["file"], gain_db=gain, rate=int(row["file_rate"]), target_rate=rate
+                row["file"],
+                gain_db=gain,
+                rate=int(row["file_rate"]),
+                target_rate=rate,
+                buffer=buffers[next(turn) % 2],
             )
-            if mixed:
-                mixed_ids.append(str(row["id"]))
             if audio.shape[0] != int(row["frames"]):
                 raise DatasetError(
                     f"{row['file']}: {audio.shape[0]} samples read, header said {row['frames']}; the file changed, run the build again"
                 )
+            silent = False
             if standardize == "file":
                 mean, std = mean_std(audio)
-                if std <= SILENT_STD:
-                    silent_ids.append(str(row["id"]))
+                silent = std <= SILENT_STD
                 audio -= np.float32(mean)
-                audio *= np.float32(1.0 / std if std > SILENT_STD else 1.0)
-            view = np.lib.stride_tricks.sliding_window_view(audio, window)
+                audio *= np.float32(1.0 if silent else 1.0 / std)
+            return audio, mixed, silent
+
+        for row, (audio, mixed, silent) in _prefetched(rows, prepare):
+            if mixed:
+                mixed_ids.append(str(row["id"]))
+            if silent:
+                silent_ids.append(str(row["id"]))
             starts = layout(row)
             code = label_index[str(row[label])]
+            fixed = (row["id"], row["take"], row["tone"], row["guitar"], row["phrase"])
             for name in SPLITS:
                 st = starts[name]
                 if not st.size:
                     continue
-                block = view[st]
-                if name == "train" and standardize == "train":
-                    train_sum += float(block.sum(dtype=np.float64))
-                    train_sq += float(np.square(block, dtype=np.float64).sum())
-                    train_n += block.size
-                xs[name].append(block[:, :, None])
+                for block in _blocks(audio, st, window):
+                    if name == "train" and standardize == "train":
+                        train_sum += float(block.sum(dtype=np.float64))
+                        train_sq += float(np.square(block, dtype=np.float64).sum())
+                        train_n += block.size
+                    xs[name].append(block[:, :, None])
                 ys[name].append(np.full(st.size, code, dtype=np.int64))
                 first = positions[name]
                 positions[name] += st.size
                 table.writerows(
-                    (name, first + i, row["id"], row["take"], row["tone"], row["guitar"],
-                     row["phrase"], int(s), code)
-                    for i, s in enumerate(st.tolist())
-                )  # fmt: skip
-                del block
-            del view, audio
+                    (name, first + i, *fixed, s, code) for i, s in enumerate(st.tolist())
+                )
+            del audio
             bar.update(int(row["frames"]) / rate)
         bar.close()
     for writer in (*xs.values(), *ys.values()):

@@ -216,10 +216,12 @@ class DatasetFolder:
                 order = np.sort(index)
                 return np.asarray(x[order], dtype=np.float32), np.asarray(y[order], dtype=np.int64)
 
+            rows = batch_size if drop_remainder else None
+
             def load(index):
                 xb, yb = tf.numpy_function(gather, [index], (tf.float32, tf.int64))
-                xb.set_shape((None, window, 1))
-                yb.set_shape((None,))
+                xb.set_shape((rows, window, 1))
+                yb.set_shape((rows,))
                 return xb, yb
 
             data = data.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -1,0 +1,214 @@
+"""Dataset build: throughput against plainly reading the same WAVs, and peak memory vs corpus size.
+
+Figures:
+
+- build throughput (seconds of audio per second) over the throughput of reading every
+  file with ``soundfile.read`` and nothing else (goal >= 0.9x);
+- peak memory of a build at 4x the corpus over 1x, both as the child process's
+  ``ru_maxrss`` (a fresh interpreter per build) and as the tracemalloc peak of Python
+  and numpy allocations (goal: 4x <= 1.2x of 1x).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from benchmarks.common import Row, best_seconds
+
+RATE = 44100
+GUITARS = ("ST", "LP")
+PHRASES = ("backing", "lead", "riff", "scale", "chords", "improv", "song", "arpeggio")
+
+
+def make_corpus(root: Path, *, phrases: int, tones: tuple[str, ...], seconds: float) -> Path:
+    """A seed-named corpus: guitars x ``phrases`` x ``tones`` files of ``seconds`` each."""
+    from guitarlab.datasets.importer import import_folder
+
+    src = root.parent / f"{root.name}-src"
+    rng = np.random.default_rng(len(root.name))
+    t = np.arange(int(seconds * RATE)) / RATE
+    for gi, guitar in enumerate(GUITARS):
+        for pi, phrase in enumerate(PHRASES[:phrases]):
+            for ti, tone in enumerate(tones):
+                freq = 110.0 * (1 + gi) + 7 * pi + 3 * ti
+                audio = 0.2 * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(t.size)
+                src.mkdir(parents=True, exist_ok=True)
+                sf.write(
+                    src / f"{guitar}_{phrase}_{tone}.wav",
+                    audio.astype(np.float32),
+                    RATE,
+                    subtype="PCM_24",
+                )
+    import_folder(src, root, progress=False)
+    return root
+
+
+def _read_all(files: list[Path]) -> float:
+    total = 0.0
+    for path in files:
+        audio, _ = sf.read(str(path), dtype="float32")
+        total += float(audio[0])
+    return total
+
+
+def _read_write_all(files: list[Path], out: Path) -> None:
+    """The I/O floor of any build: decode every file and write its samples as float32 .npy."""
+    out.mkdir(parents=True)
+    for i, path in enumerate(files):
+        audio, _ = sf.read(str(path), dtype="float32")
+        np.save(out / f"{i}.npy", audio)
+
+
+class _FreshDirs:
+    """A new output folder per timed repetition; old ones are removed between runs, untimed."""
+
+    def __init__(self, base: Path, name: str) -> None:
+        self.base, self.name, self.count = base, name, 0
+
+    def clean(self) -> None:
+        for old in self.base.glob(f"{self.name}-*"):
+            shutil.rmtree(old)
+
+    def next(self) -> Path:
+        self.count += 1
+        return self.base / f"{self.name}-{self.count}"
+
+
+_CHILD = """
+import json, resource, sys
+from guitarlab.datasets.build import build_dataset
+build_dataset(sys.argv[1], sys.argv[2], progress=False, overwrite=True)
+print(json.dumps({"maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+def _child_maxrss_kib(corpus: Path, out: Path) -> float:
+    """Peak resident memory of a fresh interpreter that builds one dataset."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(corpus), str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    return float(json.loads(result.stdout.strip().splitlines()[-1])["maxrss_kib"])
+
+
+def _traced_peak_bytes(corpus: Path, out: Path) -> float:
+    from guitarlab.datasets.build import build_dataset
+
+    tracemalloc.start()
+    try:
+        build_dataset(corpus, out, progress=False, overwrite=True)
+        return float(tracemalloc.get_traced_memory()[1])
+    finally:
+        tracemalloc.stop()
+
+
+def _best_fresh(work, dirs: _FreshDirs, repeat: int) -> float:
+    """``best_seconds`` where each run writes to a new folder (cleanup untimed)."""
+    import time
+
+    times = []
+    for _ in range(max(1, repeat)):
+        dirs.clean()  # earlier outputs go before the clock starts
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    dirs.clean()
+    return min(times)
+
+
+def run(quick: bool) -> list[Row]:
+    from guitarlab.datasets.build import build_dataset
+    from guitarlab.datasets.manifest import load_manifest
+
+    seconds = 8.0 if quick else 60.0
+    tones = ("raw", "crunch") if quick else ("raw", "clean", "crunch", "distorted")
+    repeat = 2 if quick else 3
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="bench-datasets-") as tmp:
+        base = Path(tmp)
+        # 1x: the seed's layout (2 guitars x 2 phrases x tones); 4x: four times the takes
+        one = make_corpus(base / "one", phrases=2, tones=tones, seconds=seconds)
+        four = make_corpus(base / "four", phrases=8, tones=tones, seconds=seconds)
+        manifest = load_manifest(one)
+        files = [one / p for p in manifest["path"]]
+        audio_s = float(manifest["frames"].astype(float).sum()) / RATE
+        _read_all(files)  # warm the page cache for both sides alike
+        read_s = best_seconds(lambda: _read_all(files), repeat=repeat)
+        floor_dirs, build_dirs = _FreshDirs(base, "floor"), _FreshDirs(base, "ds")
+        floor_s = _best_fresh(lambda: _read_write_all(files, floor_dirs.next()), floor_dirs, repeat)
+        build_s = _best_fresh(
+            lambda: build_dataset(one, build_dirs.next(), progress=False), build_dirs, repeat
+        )
+        size = f"{len(files)} files x {seconds:g} s"
+        rows.append(
+            Row(
+                "datasets",
+                "build throughput",
+                audio_s / build_s,
+                "audio s/s",
+                reference="soundfile.read of the same WAVs",
+                reference_value=audio_s / read_s,
+                goal=">= 0.9x",
+                notes=f"{size}, window 8000, span split, per-file standardization",
+            )
+        )
+        rows.append(
+            Row(
+                "datasets",
+                "build throughput vs I/O floor",
+                audio_s / build_s,
+                "audio s/s",
+                reference="soundfile.read + np.save of every file as float32",
+                reference_value=audio_s / floor_s,
+                goal="~1x",
+                notes="the build must write every sample once; this reference does only that",
+            )
+        )
+        rss_one = _child_maxrss_kib(one, base / "rss1")
+        rss_four = _child_maxrss_kib(four, base / "rss4")
+        rows.append(
+            Row(
+                "datasets",
+                "peak RSS at 4x corpus",
+                rss_four / 1024,
+                "MiB",
+                reference="peak RSS at 1x corpus",
+                reference_value=rss_one / 1024,
+                goal="<= 1.2x",
+                notes=f"fresh interpreter per build (imports included); 1x = {size}",
+            )
+        )
+        traced_one = _traced_peak_bytes(one, base / "tr1")
+        traced_four = _traced_peak_bytes(four, base / "tr4")
+        rows.append(
+            Row(
+                "datasets",
+                "tracemalloc peak at 4x corpus",
+                traced_four / 2**20,
+                "MiB",
+                reference="tracemalloc peak at 1x corpus",
+                reference_value=traced_one / 2**20,
+                goal="<= 1.2x",
+                notes="Python and numpy allocations during the build only",
+            )
+        )
+    return rows
+
+
+if __name__ == "__main__":  # pragma: no cover
+    for row in run(quick="--quick" in sys.argv):
+        print(row.as_dict())
