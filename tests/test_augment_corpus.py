@@ -1,0 +1,221 @@
+"""augment/corpus.py and the CLI: rendering a corpus, idempotent, resumable, traceable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import write_tone
+from guitarlab.augment import corpus as augment_corpus
+from guitarlab.augment.corpus import render_corpus, select_rows
+from guitarlab.augment.presets import chain_from_preset, load_presets, preset_hash
+from guitarlab.augment.render import render
+from guitarlab.datasets.audio import read_audio
+from guitarlab.datasets.importer import import_folder
+from guitarlab.datasets.manifest import check_manifest, load_manifest, manifest_path
+
+from guitarlab.cli import cli
+from guitarlab.errors import AugmentError
+
+CORE = ["clean", "crunch", "distorted"]
+
+
+@pytest.fixture
+def raw_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "raw-wavs"
+    write_tone(folder / "stratocaster-lead-raw.wav", seconds=0.4, freq_hz=330.0)
+    write_tone(folder / "les_paul-lead-raw.wav", seconds=0.4, freq_hz=196.0, channels=2)
+    return folder
+
+
+def make_corpus(raw_folder: Path, root: Path) -> Path:
+    import_folder(raw_folder, root, pattern="{guitar}-{phrase}-{tone}", progress=False)
+    return root
+
+
+@pytest.fixture
+def corpus(raw_folder: Path, tmp_path: Path) -> Path:
+    return make_corpus(raw_folder, tmp_path / "corpus")
+
+
+def rendered(root: Path) -> dict[str, dict]:
+    frame = load_manifest(root)
+    return {row["id"]: row.to_dict() for _, row in frame[frame["tone"] != "raw"].iterrows()}
+
+
+def test_renders_every_raw_take_through_every_tone_with_traceable_rows(corpus: Path) -> None:
+    added = render_corpus(corpus, tones=CORE, progress=False)
+    rows = rendered(corpus)
+    assert sorted(added) == sorted(rows)
+    assert sorted(rows) == sorted(
+        f"{guitar}-lead-t001-{tone}" for guitar in ("stratocaster", "les_paul") for tone in CORE
+    )
+    raw = load_manifest(corpus).set_index("id")
+    presets = load_presets()
+    for rid, row in rows.items():
+        source = raw.loc[row["source"]]
+        assert source["tone"] == "raw" and row["take"] == source["take"]
+        assert (row["guitar"], row["phrase"]) == (source["guitar"], source["phrase"])
+        assert row["preset_hash"] == preset_hash(presets[row["tone"]])
+        assert row["path"] == f"tones/{rid}.wav" and row["subtype"] == "PCM_24"
+        assert (row["frames"], row["channels"]) == (source["frames"], source["channels"])
+        assert row["device"] == "pedalboard" and row["recorded_at"]
+        assert row["peak_dbfs"] <= 0.0 and row["variant"] == ""
+        assert (corpus / "tones" / f"{rid}.preset.json").exists()
+    assert check_manifest(corpus) == []
+
+
+def test_second_run_does_nothing(corpus: Path) -> None:
+    render_corpus(corpus, tones=CORE, progress=False)
+    before = manifest_path(corpus).read_bytes()
+    assert render_corpus(corpus, tones=CORE, workers=2, progress=False) == []
+    assert manifest_path(corpus).read_bytes() == before
+
+
+def test_renders_are_bit_identical_across_runs_and_thread_counts(
+    raw_folder: Path, tmp_path: Path
+) -> None:
+    one = make_corpus(raw_folder, tmp_path / "one")
+    two = make_corpus(raw_folder, tmp_path / "two")
+    render_corpus(one, tones=CORE, workers=1, progress=False)
+    render_corpus(two, tones=CORE, workers=2, progress=False)
+    assert {k: r["sha256"] for k, r in rendered(one).items()} == {
+        k: r["sha256"] for k, r in rendered(two).items()
+    }
+
+
+def test_resume_after_a_kill_finishes_only_the_rest(
+    corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = augment_corpus._render_one
+    calls = []
+
+    def killed_on_third(root, job, chains):
+        calls.append(job.id)
+        if len(calls) == 3:
+            # what a kill leaves behind: a temp file of the file being written
+            (root / "tones" / f".{job.id}.abc123.part.wav").write_bytes(b"RIFF half")
+            raise KeyboardInterrupt
+        return real(root, job, chains)
+
+    monkeypatch.setattr(augment_corpus, "_render_one", killed_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        render_corpus(corpus, tones=CORE, workers=1, progress=False)
+    first = rendered(corpus)
+    killed = calls[2]
+    assert set(calls[:2]) <= set(first) <= set(calls) - {killed}  # finished files were kept
+    assert not (corpus / "tones" / f"{killed}.wav").exists()
+    monkeypatch.setattr(augment_corpus, "_render_one", real)
+
+    rest = render_corpus(corpus, tones=CORE, progress=False)
+    assert killed in rest and len(rest) == 6 - len(first) and not set(rest) & set(first)
+    assert len(rendered(corpus)) == 6
+    assert not list((corpus / "tones").glob(".*.part*"))
+    assert check_manifest(corpus) == []
+
+
+def test_an_edited_preset_renders_again_under_a_new_id(corpus: Path) -> None:
+    render_corpus(corpus, tones=["crunch"], progress=False)
+    old = rendered(corpus)
+    edited = {k: v for k, v in load_presets()["crunch"].items() if not k.startswith("_")}
+    edited["chain"][2]["drive_db"] = 20
+    (corpus / "presets" / "crunch.json").write_text(json.dumps(edited), encoding="utf-8")
+    added = render_corpus(corpus, tones=["crunch"], progress=False)
+    new_hash = preset_hash(load_presets(corpus)["crunch"])
+    assert sorted(added) == sorted(f"{rid}-{new_hash[:6]}" for rid in old)
+    rows = rendered(corpus)
+    assert all(rows[rid]["sha256"] == old[rid]["sha256"] for rid in old)  # not overwritten
+    assert {rows[rid]["preset_hash"] for rid in added} == {new_hash}
+    assert render_corpus(corpus, tones=["crunch"], progress=False) == []
+
+
+def test_where_selects_raw_takes(corpus: Path) -> None:
+    added = render_corpus(corpus, tones=["clean"], where=["guitar=les_paul"], progress=False)
+    assert added == ["les_paul-lead-t001-clean"]
+    added = render_corpus(corpus, tones=["clean"], where="guitar != 'les_paul'", progress=False)
+    assert added == ["stratocaster-lead-t001-clean"]
+
+
+def test_where_errors_are_one_line() -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"guitar": ["a"]})
+    with pytest.raises(AugmentError, match="no column 'colour'"):
+        select_rows(frame, ["colour=red"])
+    with pytest.raises(AugmentError, match="not column=value nor a valid pandas query"):
+        select_rows(frame, "guitar ==")
+
+
+def test_random_variants_are_recorded_and_render_again_exactly(corpus: Path) -> None:
+    added = render_corpus(
+        corpus,
+        tones=["crunch"],
+        where="guitar == 'stratocaster'",
+        randomize=2,
+        seed=5,
+        progress=False,
+    )
+    take = "stratocaster-lead-t001"
+    assert sorted(added) == [f"{take}-crunch", f"{take}-crunch-r01", f"{take}-crunch-r02"]
+    rows = rendered(corpus)
+    assert rows[f"{take}-crunch-r01"]["variant"] == "r01"
+    assert rows[f"{take}-crunch-r01"]["tone"] == "crunch"
+    assert len({r["preset_hash"] for r in rows.values()}) == 3
+    assert len({r["sha256"] for r in rows.values()}) == 3
+    # the sidecar holds the drawn preset: rendering it again gives the file's samples
+    drawn = json.loads((corpus / "tones" / f"{take}-crunch-r02.preset.json").read_text())
+    assert drawn["variant"] == "r02" and drawn["seed"] == 5
+    assert preset_hash(drawn) == rows[f"{take}-crunch-r02"]["preset_hash"]
+    source, rate = read_audio(corpus / "takes" / f"{take}-raw.wav")
+    again = render(source, rate, chain_from_preset(drawn))
+    stored, _ = read_audio(corpus / "tones" / f"{take}-crunch-r02.wav")
+    assert np.max(np.abs(again - stored)) <= 2.0**-23
+    assert (
+        render_corpus(
+            corpus,
+            tones=["crunch"],
+            where="guitar == 'stratocaster'",
+            randomize=2,
+            seed=5,
+            progress=False,
+        )
+        == []
+    )
+
+
+def test_a_broken_preset_stops_before_rendering_anything(corpus: Path) -> None:
+    (corpus / "presets" / "fuzzy.json").write_text(
+        json.dumps({"name": "fuzzy", "chain": [{"plugin": "Fuzzz"}]}), encoding="utf-8"
+    )
+    with pytest.raises(AugmentError, match="unknown plugin 'Fuzzz' in preset fuzzy"):
+        render_corpus(corpus, tones=["clean", "fuzzy"], progress=False)
+    assert rendered(corpus) == {}
+
+
+def test_cli_presets_list_show_and_augment(corpus: Path) -> None:
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["presets", "list", "--corpus", str(corpus)])
+    assert listed.exit_code == 0, listed.output
+    names = [line.split()[0] for line in listed.output.splitlines()]
+    assert {"clean", "crunch", "distorted", "crunch_delay", "ambient_reverb"} <= set(names)
+
+    shown = runner.invoke(cli, ["presets", "show", "crunch"])
+    assert shown.exit_code == 0
+    body = shown.stdout if hasattr(shown, "stdout") else shown.output
+    assert json.loads(body[body.index("{") :])["name"] == "crunch"
+
+    unknown = runner.invoke(cli, ["presets", "show", "fuzz"])
+    assert unknown.exit_code == 1 and "unknown preset 'fuzz'; known: " in unknown.output
+
+    args = ["augment", "--corpus", str(corpus), "--tones", "clean,crunch", "--quiet"]
+    first = runner.invoke(cli, args + ["--where", "guitar=les_paul", "--workers", "2"])
+    assert first.exit_code == 0, first.output
+    assert "rendered 2 file(s)" in first.output
+    again = runner.invoke(cli, args + ["--where", "guitar=les_paul"])
+    assert again.exit_code == 0 and "nothing to render" in again.output
+
+    bad = runner.invoke(cli, ["augment", "--corpus", str(corpus), "--tones", "fuzz"])
+    assert bad.exit_code == 1 and "Error: unknown preset 'fuzz'" in bad.output
