@@ -32,7 +32,7 @@ import pandas as pd
 import soundfile as sf
 from guitarlab.datasets.manifest import load_manifest, path_problem
 from guitarlab.datasets.splits import SPLITS, file_windows, plan_splits
-from guitarlab.datasets.windows import SILENT_STD, mean_std
+from guitarlab.datasets.windows import SILENT_STD
 from tqdm import tqdm
 
 from guitarlab import __version__
@@ -427,6 +427,12 @@ def build_dataset(
             totals[name] += n
             if n:
                 counts[(name, str(row[label]), str(row["tone"]))] += n
+    trained = {lab for (s, lab, _), n in counts.items() if s == "train"}
+    unseen = sorted({lab for (s, lab, _) in counts if s == "test"} - trained)
+    if unseen:
+        notes.append(
+            f"test label(s) {', '.join(unseen)} have no training windows: the model cannot predict them"
+        )
     if totals["train"] == 0:
         raise DatasetError(
             "no training windows are left after holding out test and validation time; "
@@ -497,6 +503,23 @@ def _row_info(rows: pd.DataFrame, label: str) -> list[dict]:
         )
         info.append(item)
     return info
+
+
+def _standardize_in_place(audio: np.ndarray) -> bool:
+    """Per-file z-score without a temporary copy; True when the file is silent.
+
+    Same result as ``windows.standardize`` (to ~1e-6): a float32 pairwise sum for the
+    mean, then a BLAS dot product of the centred signal for the variance.
+    """
+    if audio.size == 0:
+        raise DatasetError("cannot standardize an empty file")
+    mean = float(audio.sum(dtype=np.float32)) / audio.size
+    audio -= np.float32(mean)
+    std = math.sqrt(max(float(np.dot(audio, audio)) / audio.size, 0.0))
+    if std <= SILENT_STD:
+        return True
+    audio *= np.float32(1.0 / std)
+    return False
 
 
 def _prefetched(rows: pd.DataFrame, prepare):
@@ -586,10 +609,7 @@ def _stream(
                 )
             silent = False
             if standardize == "file":
-                mean, std = mean_std(audio)
-                silent = std <= SILENT_STD
-                audio -= np.float32(mean)
-                audio *= np.float32(1.0 if silent else 1.0 / std)
+                silent = _standardize_in_place(audio)
             return audio, mixed, silent
 
         for row, (audio, mixed, silent) in _prefetched(rows, prepare):

@@ -186,3 +186,12 @@ def test_random_validation_is_flagged_and_bad_options_refused() -> None:
     with pytest.raises(DatasetError, match="shorter than the test span"):
         plan_splits(make_rows(frames=90_000))
     assert TakeSpans.from_json("t", plan.takes_json()[rows["take"][0]]).frames == 441_000
+
+
+def test_take_split_keeps_old_roles_when_the_corpus_grows() -> None:
+    old = plan_splits(make_rows(3), split="take", val="take", seed=0).takes_json()
+    new = plan_splits(make_rows(5), split="take", val="take", seed=11, previous=old)
+    for take, spans in old.items():
+        assert new.takes[take].to_json() == spans
+    roles = [s.role for s in new.takes.values()]
+    assert roles.count("test") == 4 and roles.count("train") >= 10
