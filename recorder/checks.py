@@ -161,10 +161,11 @@ def check_level(
 
 
 def hum_level_db(audio: np.ndarray, sample_rate: int, *, mains_hz: float) -> float:
-    """Power in narrow bands at ``mains_hz`` and its first harmonics, relative to all power, in dB.
+    """Power of the lines at ``mains_hz`` and its first 3 harmonics, relative to all power, in dB.
 
-    Hum is a set of steady lines: measured on a 0.5 Hz resolution spectrum so notes
-    near 100 or 120 Hz do not count unless they sit exactly on the mains harmonics.
+    Hum is a set of steady lines: each is measured on a 0.5 Hz resolution spectrum as the
+    power in a narrow band above the level of its flanks, so the skirts of decaying
+    notes near 100 or 120 Hz do not count.
     """
     from scipy.signal import welch
 
@@ -179,7 +180,12 @@ def hum_level_db(audio: np.ndarray, sample_rate: int, *, mains_hz: float) -> flo
     band_hz = max(1.5, 2.0 * sample_rate / nperseg)
     hum = 0.0
     for harmonic in range(1, 5):
-        hum += float(power[np.abs(freqs - harmonic * mains_hz) <= band_hz].sum())
+        offset = np.abs(freqs - harmonic * mains_hz)
+        band = offset <= band_hz
+        flanks = (offset > 2 * band_hz) & (offset <= 2 * band_hz + 6.0)
+        # a line stands above its neighbours; the skirts of notes and pick noise do not
+        floor = float(power[flanks].mean()) if flanks.any() else 0.0
+        hum += max(0.0, float(power[band].sum()) - floor * int(band.sum()))
     return 10.0 * np.log10(hum / total) if hum > 0 else SILENCE_DBFS
 
 

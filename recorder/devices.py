@@ -24,6 +24,11 @@ else:
     _IMPORT_ERROR = ""
 
 
+OUTPUT_LATENCY_S = 0.1
+"""Output buffer for the click and the played source: safe on busy machines, and the
+click's delay does not matter (the take is aligned by the input alone)."""
+
+
 @dataclass(frozen=True)
 class DeviceInfo:
     """One PortAudio device, as ``guitarlab devices`` lists it."""
@@ -183,7 +188,8 @@ def open_output(
             channels=channels,
             dtype="float32",
             blocksize=block_frames,
-            latency="high",
+            # "high" is ~46 ms on ALSA's pulse plugin, which underruns without end at 44.1 kHz
+            latency=OUTPUT_LATENCY_S,
             callback=callback,
         )
     except Exception as exc:

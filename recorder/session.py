@@ -210,8 +210,9 @@ def take_row(
         "player": labels.get("player", ""),
         "notes": labels.get("notes", ""),
         "status": status,
-        "dropouts": len(dropouts),
-        "dropped_frames": int(sum(d.missing_frames for d in dropouts)),
+        # extra columns are text in the manifest: store them as text so "0" stays "0"
+        "dropouts": str(len(dropouts)),
+        "dropped_frames": str(int(sum(d.missing_frames for d in dropouts))),
         "dropout_detail": json.dumps([d.as_dict() for d in dropouts], separators=(",", ":")),
         "checks": findings_to_json(findings),
     }
@@ -296,8 +297,9 @@ def record_take(
     interrupted, error = False, ""
     streams: list = []
     try:
-        streams = _run_take(
+        _run_take(
             writer,
+            streams,
             in_dev=in_dev,
             out_dev=out_dev,
             src_dev=src_dev,
@@ -343,6 +345,7 @@ def record_take(
 
 def _run_take(
     writer: TakeWriter,
+    streams: list,
     *,
     in_dev,
     out_dev,
@@ -356,9 +359,8 @@ def _run_take(
     source_audio,
     stop,
     on_progress,
-) -> list:
-    """Open the streams, count in, arm the writer and wait for the end; returns the streams."""
-    streams: list = []
+) -> None:
+    """Open the streams (into ``streams``, for the caller to close), count in, arm, wait."""
     in_stream = devices.open_input(
         in_dev, sample_rate=rate, channels=channel, callback=writer.callback
     )
@@ -389,7 +391,7 @@ def _run_take(
         _progress(on_progress, "count-in", elapsed, seconds, None, beat=int(elapsed * bpm / 60) + 1)
         time.sleep(0.02)
         if stop is not None and stop.is_set():
-            return streams
+            return
     writer.arm()  # before the source starts, so its first sample is in the take
     if src_dev is not None:
         source_stream, _ = _open_player(src_dev, _array_render(source_audio), rate)
@@ -416,7 +418,6 @@ def _run_take(
                 f"input {in_dev.name!r} stopped delivering audio after {captured / rate:.1f} s (unplugged?); the audio so far is kept"
             )
     _progress(on_progress, "recording", writer.frames_captured / rate, 0.0, writer.meter.last)
-    return streams
 
 
 def _progress(on_progress, phase, elapsed, seconds, reading, beat: int = 0) -> None:
