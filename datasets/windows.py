@@ -73,7 +73,7 @@ def _check_length_hop(length: int, hop: int | None) -> tuple[int, int]:
 
 
 def mean_std(audio: np.ndarray) -> tuple[float, float]:
-    """Mean and standard deviation of a signal, accumulated in float64."""
+    """Mean and standard deviation of a signal (population std, like ``np.std``)."""
     audio = np.asarray(audio)
     if audio.size == 0:
         raise DatasetError("cannot standardize an empty signal")
