@@ -104,7 +104,7 @@ def run(quick: bool) -> list[Row]:
             unit="s",
             reference="take duration",
             reference_value=seconds,
-            goal="ratio < 0.1 (renders the take, then streams it)",
+            goal="ratio < 0.01 (renders chunk by chunk)",
         )
     )
     if not quick:

@@ -261,38 +261,61 @@ def _play(score: list[Note], opts: dict, rng: np.random.Generator) -> list[Note]
     return sorted(played, key=lambda n: (n.start_s, n.string))
 
 
+CHUNK_FRAMES = 16384  # rendering hop: the stream's first block costs one chunk, not a take
+
+
+def _string_chunks(
+    score: list[Note], spec: dict, opts: dict, frames: int, sample_rate: int, chunk_frames: int
+) -> Iterator[np.ndarray]:
+    """The summed string EMF in consecutive chunks; ringing tails carry into later chunks."""
+    position = spec["positions"][opts["pickup_position"]]
+    ends = _note_ends(score, frames / sample_rate)
+    starts = [int(round(note.start_s * sample_rate)) for note in score]
+    pending = np.zeros(0, dtype=np.float32)  # samples from the current chunk's start on
+    i = 0
+    for c0 in range(0, frames, chunk_frames):
+        size = min(chunk_frames, frames - c0)
+        while i < len(score) and starts[i] < c0 + size:
+            audio = _render_note(score[i], ends[i], spec, position, opts, sample_rate)
+            offset = starts[i] - c0
+            if pending.size < offset + audio.size:
+                grow = offset + audio.size - pending.size
+                pending = np.concatenate([pending, np.zeros(grow, dtype=np.float32)])
+            pending[offset : offset + audio.size] += audio
+            i += 1
+        if pending.size < size:
+            pending = np.concatenate([pending, np.zeros(size - pending.size, dtype=np.float32)])
+        yield pending[:size]
+        pending = pending[size:]
+
+
 def render_strings(
     score: list[Note], spec: dict, opts: dict, frames: int, sample_rate: int
 ) -> np.ndarray:
     """The summed EMF of all strings at the selected pickups (before the electrical stage)."""
-    position = spec["positions"][opts["pickup_position"]]
-    seconds = frames / sample_rate
-    ends = _note_ends(score, seconds)
-    out = np.zeros(frames + 1, dtype=np.float32)
-    for note, end_s in zip(score, ends, strict=True):
-        start = int(round(note.start_s * sample_rate))
-        if start >= frames:
-            continue
-        audio = _render_note(note, end_s, spec, position, opts, sample_rate)
-        stop = min(start + audio.size, frames)
-        out[start:stop] += audio[: stop - start]
-    return out[:frames]
+    chunks = _string_chunks(score, spec, opts, frames, sample_rate, CHUNK_FRAMES)
+    return np.concatenate([np.zeros(0, dtype=np.float32), *chunks])
 
 
-def _hum(
-    spec: dict, opts: dict, frames: int, sample_rate: int, rng: np.random.Generator
-) -> np.ndarray:
-    """Mains hum EMF: odd harmonics dominate, slowly swelling as the player moves."""
+def _hum_source(spec: dict, opts: dict, sample_rate: int, rng: np.random.Generator):
+    """Mains hum EMF as a function of (start, stop) frames: odd harmonics dominate, and it
+    swells slowly as the player moves. Humbuckers and hum-cancelling combos give zeros."""
     level = 0.012 * opts["hum"] * sg.position_hum(spec, spec["positions"][opts["pickup_position"]])
-    if level == 0.0:
-        return np.zeros(frames, dtype=np.float32)
-    t = np.arange(frames) / sample_rate
-    hum = np.zeros(frames)
-    for k, amp in enumerate((1.0, 0.15, 0.55, 0.08, 0.3, 0.05, 0.15, 0.03, 0.08), start=1):
-        if k * opts["mains_hz"] < 0.45 * sample_rate:
-            hum += amp * np.sin(2 * np.pi * k * opts["mains_hz"] * t + rng.uniform(0, 2 * np.pi))
-    swell = 1.0 + 0.25 * np.sin(2 * np.pi * rng.uniform(0.05, 0.2) * t + rng.uniform(0, 2 * np.pi))
-    return (level * hum * swell).astype(np.float32)
+    harmonics = [
+        (k, amp, rng.uniform(0, 2 * np.pi))
+        for k, amp in enumerate((1.0, 0.15, 0.55, 0.08, 0.3, 0.05, 0.15, 0.03, 0.08), start=1)
+        if k * opts["mains_hz"] < 0.45 * sample_rate
+    ]
+    swell_hz, swell_phase = rng.uniform(0.05, 0.2), rng.uniform(0, 2 * np.pi)
+
+    def hum(start: int, stop: int) -> np.ndarray:
+        if level == 0.0:
+            return np.zeros(stop - start)
+        t = np.arange(start, stop) / sample_rate
+        total = sum(a * np.sin(2 * np.pi * k * opts["mains_hz"] * t + ph) for k, a, ph in harmonics)
+        return level * total * (1.0 + 0.25 * np.sin(2 * np.pi * swell_hz * t + swell_phase))
+
+    return hum
 
 
 def interface(pickup_out: np.ndarray, opts: dict, rng: np.random.Generator) -> np.ndarray:
@@ -339,11 +362,8 @@ def render_take(
     float32 array of ``round(seconds * sample_rate)`` samples in [-1, 1], bit-identical
     for identical arguments.
     """
-    opts = resolve_options(guitar, options)
-    _check_length(seconds, sample_rate)
-    score = make_score(phrase, take=take, seed=seed, seconds=seconds, bpm=bpm, key=key)
-    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(take), _crc(phrase), _crc(guitar)])
-    return _record(guitar, _play(score, opts, rng), opts, seconds, int(sample_rate), rng)
+    chunks = _take_chunks(guitar, phrase, take, seed, seconds, bpm, key, sample_rate, options)
+    return np.concatenate(list(chunks))
 
 
 def render_notes(
@@ -367,7 +387,7 @@ def render_notes(
     _check_length(seconds, sample_rate)
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, _crc(guitar), _crc("notes")])
     ordered = sorted(notes, key=lambda n: (n.start_s, n.string))
-    return _record(guitar, ordered, opts, seconds, int(sample_rate), rng)
+    return np.concatenate(list(_record(guitar, ordered, opts, seconds, int(sample_rate), rng)))
 
 
 def _check_length(seconds: float, sample_rate: int) -> None:
@@ -379,15 +399,31 @@ def _check_length(seconds: float, sample_rate: int) -> None:
 
 def _record(
     guitar: str, notes: list[Note], opts: dict, seconds: float, sample_rate: int,
-    rng: np.random.Generator,
-) -> np.ndarray:  # fmt: skip
-    """Strings, hum, the pickup circuit and the interface: what the recorder receives."""
+    rng: np.random.Generator, chunk_frames: int = CHUNK_FRAMES,
+) -> Iterator[np.ndarray]:  # fmt: skip
+    """Strings, hum, the pickup circuit and the interface, chunk by chunk: what the
+    recorder receives. Concatenated chunks are the take, whatever ``chunk_frames``."""
     spec = _guitar(guitar)
     frames = int(round(seconds * sample_rate))
-    emf = render_strings(notes, spec, opts, frames, sample_rate)
-    emf += _hum(spec, opts, frames, sample_rate, rng)
+    hum = _hum_source(spec, opts, sample_rate, rng)
     b, a = sg.digital_filter(_circuit(spec, opts), sample_rate)
-    return interface(signal.lfilter(b, a, emf), opts, rng)
+    state = np.zeros(max(len(a), len(b)) - 1)
+    start = 0
+    for emf in _string_chunks(notes, spec, opts, frames, sample_rate, chunk_frames):
+        pickup_out, state = signal.lfilter(b, a, emf + hum(start, start + emf.size), zi=state)
+        start += emf.size
+        yield interface(pickup_out, opts, rng)
+
+
+def _take_chunks(
+    guitar: str, phrase: str, take: int, seed: int, seconds: float, bpm: float, key: str,
+    sample_rate: int, options: dict | None,
+) -> Iterator[np.ndarray]:  # fmt: skip
+    opts = resolve_options(guitar, options)
+    _check_length(seconds, sample_rate)
+    score = make_score(phrase, take=take, seed=seed, seconds=seconds, bpm=bpm, key=key)
+    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(take), _crc(phrase), _crc(guitar)])
+    return _record(guitar, _play(score, opts, rng), opts, seconds, int(sample_rate), rng)
 
 
 def stream_take(
@@ -405,16 +441,20 @@ def stream_take(
 ) -> Iterator[np.ndarray]:
     """``render_take`` in blocks of ``block_frames`` (the last may be shorter) for playback.
 
-    Renders the take first (tens of times faster than real time), then yields views.
+    Renders chunk by chunk (tens of times faster than real time), so the first block
+    comes after one chunk's work; the blocks concatenate to exactly ``render_take``.
     """
     if block_frames <= 0:
         raise RecorderError(f"block_frames={block_frames}; use a positive number such as 1024")
-    audio = render_take(
-        guitar, phrase, take=take, seed=seed, seconds=seconds, bpm=bpm, key=key,
-        sample_rate=sample_rate, options=options,
-    )  # fmt: skip
-    for start in range(0, audio.size, block_frames):
-        yield audio[start : start + block_frames]
+    chunks = _take_chunks(guitar, phrase, take, seed, seconds, bpm, key, sample_rate, options)
+    carry = np.zeros(0, dtype=np.float32)
+    for chunk in chunks:
+        carry = np.concatenate([carry, chunk])
+        while carry.size >= block_frames:
+            yield carry[:block_frames]
+            carry = carry[block_frames:]
+    if carry.size:
+        yield carry
 
 
 # ---------------------------------------------------------------- corpus
