@@ -47,6 +47,7 @@ __all__ = [
     "centroid_threshold_accuracy",
     "guitar_labels",
     "pickup_response",
+    "plot_spectra",
     "render_notes",
     "render_take",
     "resolve_options",
@@ -630,3 +631,48 @@ def centroid_threshold_accuracy(
     predict = test_c > edges[cut]
     predict = predict if up else ~predict
     return float(np.mean(predict.astype(int) == test_labels))
+
+
+# ---------------------------------------------------------------- a figure
+
+
+def plot_spectra(
+    takes: dict[str, np.ndarray],
+    sample_rate: int,
+    path: str | os.PathLike,
+    *,
+    responses: dict[str, dict | None] | None = None,
+) -> Path:
+    """Long-term average spectra of ``takes`` (label -> audio), optionally beside pickup responses.
+
+    ``responses`` maps a guitar name to its options (None for defaults) and adds a second
+    panel with each pickup circuit's magnitude response. Writes a PNG and returns its path.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = 2 if responses else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4.0), squeeze=False)
+    for label, audio in takes.items():
+        freqs, power = signal.welch(
+            np.asarray(audio, dtype=np.float64), fs=sample_rate, nperseg=4096
+        )
+        axes[0, 0].semilogx(freqs[1:], 10 * np.log10(power[1:] + 1e-20), label=label, lw=1)
+    axes[0, 0].set(xlabel="frequency (Hz)", ylabel="power (dB/Hz)", title="average spectrum")
+    axes[0, 0].set_xlim(40, sample_rate / 2)
+    axes[0, 0].legend(fontsize=8)
+    if responses:
+        freqs = np.geomspace(40, sample_rate / 2 * 0.95, 600)
+        for guitar, options in responses.items():
+            gain = pickup_response(guitar, freqs, sample_rate=sample_rate, options=options)
+            axes[0, 1].semilogx(freqs, 20 * np.log10(gain + 1e-12), label=guitar)
+        axes[0, 1].set(xlabel="frequency (Hz)", ylabel="gain (dB)", title="pickup circuit response")
+        axes[0, 1].legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

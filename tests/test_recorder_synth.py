@@ -348,3 +348,11 @@ def test_benchmark_quick_run_gives_finite_positive_rows() -> None:
     rows = bench_synth.run(quick=True)
     assert rows and all(math.isfinite(r.value) and r.value > 0 for r in rows)
     assert all(r.ratio is None or (math.isfinite(r.ratio) and r.ratio > 0) for r in rows)
+
+
+def test_plot_spectra_writes_a_png(tmp_path: Path, backing_pair: dict) -> None:
+    out = synth.plot_spectra(
+        backing_pair, 44100, tmp_path / "fig" / "spectra.png",
+        responses={"stratocaster": None, "les_paul": None},
+    )  # fmt: skip
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
