@@ -243,13 +243,15 @@ def record_take(
     on_progress: Callable[[Progress], None] | None = None,
     stall: Stall | None = None,
     queue_s: float = 30.0,
+    on_stats: Callable[[TakeStats], None] | None = None,
 ) -> dict | None:
     """Record one take into ``corpus`` and append its row; returns the row.
 
     Returns None when the take was interrupted and ``discard_on_interrupt`` is set.
     ``source_audio`` (mono float32 at ``rate``) is played into ``source_device``
     (default: ``$GUITARLAB_SOURCE_DEVICE``, set by :func:`~guitarlab.recorder.server.audio_server`)
-    from the moment recording starts. ``stall`` and ``queue_s`` are test hooks.
+    from the moment recording starts. ``stall`` and ``queue_s`` are test hooks;
+    ``on_stats`` receives the writer's :class:`TakeStats` (the benchmark's figures).
     A take cut short (Ctrl-C, ``stop``, a write error) is kept with status ``partial``.
     """
     from guitarlab.datasets.manifest import append_rows, load_manifest, slugify
@@ -321,6 +323,8 @@ def record_take(
         for stream in streams:
             devices.stop_stream(stream)
         stats = writer.finish()
+    if on_stats is not None:
+        on_stats(stats)
     if stats.error:
         error = error or f"{stats.error}; the audio before it is kept in {path}"
     complete = writer.frames_captured >= int(round(seconds * rate))

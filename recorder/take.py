@@ -180,7 +180,14 @@ class TakeStats:
     writer_cpu_s: float = 0.0
     first_callback_s: float | None = None
     armed_wall_s: float = 0.0
+    clock_span_s: float = 0.0
+    frames_in_span: int = 0
     error: str = ""
+
+    @property
+    def clock_ratio(self) -> float:
+        """Frames received per frame the wall clock expects, first to last block (~1.0)."""
+        return self.frames_in_span / self.clock_span_s if self.clock_span_s > 0 else float("nan")
 
     @property
     def dropped_frames(self) -> int:
@@ -303,6 +310,7 @@ class TakeWriter:
     def _write_loop(self) -> None:
         cpu_start = time.thread_time()
         written = 0
+        first_arrival, first_end = None, 0
         while True:
             item = self._queue.get()
             if item is None:
@@ -319,6 +327,11 @@ class TakeWriter:
             self._write(block)
             written += len(block)
             self.clock.update(start + len(block), arrival)
+            if first_arrival is None:
+                first_arrival, first_end = arrival, start + len(block)
+            else:
+                self.stats.clock_span_s = arrival - first_arrival
+                self.stats.frames_in_span = start + len(block) - first_end
             if self.meter is not None:
                 self.meter.update(block)
             if (
