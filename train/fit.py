@@ -442,14 +442,17 @@ def _train(
     window: int,
     channels: int,
     label_names: list[str],
-    train_data,
+    make_data: Callable[[bool], tuple],
     y_train: np.ndarray,
-    val_data,
     data_info: dict,
     initial_model=None,
     callbacks: list | None = None,
-    fit_kwargs: dict | None = None,
 ) -> Run:
+    """The loop shared by fit and fit_dataset.
+
+    ``make_data(even)`` returns ``(train, validation or None, extra fit kwargs)``; ``even``
+    asks for batches that split evenly over several replicas (drop the last partial one).
+    """
     import keras
 
     n_classes = len(label_names)
@@ -460,6 +463,7 @@ def _train(
     strategy, strategy_line = choose_strategy(config.distribute)
     device = describe_devices()
     print(f"[guitarlab] training on {device}; {strategy_line}", flush=True)
+    train_data, val_data, fit_kwargs = make_data(strategy.num_replicas_in_sync > 1)
 
     with strategy.scope():
         if first_epoch > 0:
@@ -665,13 +669,11 @@ def fit(
         window=X.shape[1],
         channels=X.shape[2],
         label_names=label_names,
-        train_data=X,
+        make_data=lambda even: _array_data(X, y_codes, val, config, even),
         y_train=y_codes,
-        val_data=val,
         data_info=data_info,
         initial_model=initial_model,
         callbacks=callbacks,
-        fit_kwargs={"y": y_codes, "batch_size": config.batch_size, "shuffle": True},
     )
     if X_test is not None:
         X_test = as_windows(X_test)
@@ -680,6 +682,24 @@ def fit(
         run.metrics.update(test)
         run.info = update_run_json(run.run_dir, metrics=test)
     return run
+
+
+def _array_data(X, y, val, config: TrainConfig, even: bool) -> tuple:
+    """Arrays for model.fit; as a tf.data pipeline with whole batches when ``even``."""
+    if not even:
+        return X, val, {"y": y, "batch_size": config.batch_size, "shuffle": True}
+    import tensorflow as tf
+
+    def batches(x, labels, shuffle):
+        data = tf.data.Dataset.from_tensor_slices((x, labels))
+        if shuffle:
+            data = data.shuffle(len(x), seed=config.seed, reshuffle_each_iteration=True)
+        return data.batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+    val_data = (
+        batches(*val, False) if val is not None and len(val[1]) >= config.batch_size else None
+    )
+    return batches(X, y, True), val_data, {"shuffle": False}
 
 
 def window_metrics(model, X: np.ndarray, y: np.ndarray, n_classes: int) -> dict[str, float]:
@@ -753,14 +773,24 @@ def fit_dataset(
     y_train = np.asarray(ds.arrays("train")[1])
     if len(y_train) == 0:
         raise TrainError(f"{dataset_dir}: the train split is empty; rebuild the dataset")
-    train_data = ds.tf_dataset(
-        "train", batch_size=config.batch_size, shuffle=True, seed=config.seed
-    )
-    val_data = (
-        ds.tf_dataset("val", batch_size=config.batch_size, shuffle=False)
-        if _split_or_none(ds, "val") is not None
-        else None
-    )
+    y_val = _split_or_none(ds, "val")
+
+    def make_data(even: bool) -> tuple:
+        train = ds.tf_dataset(
+            "train",
+            batch_size=config.batch_size,
+            shuffle=True,
+            seed=config.seed,
+            drop_remainder=even,
+        )
+        has_val = y_val is not None and (not even or len(y_val) >= config.batch_size)
+        val = (
+            ds.tf_dataset("val", batch_size=config.batch_size, shuffle=False, drop_remainder=even)
+            if has_val
+            else None
+        )
+        return train, val, {"shuffle": False}  # tf.data shuffles each epoch itself
+
     standardize, standardization = dataset_standardization(ds.meta)
     data_info = {
         "source": "dataset",
@@ -770,7 +800,7 @@ def fit_dataset(
         "standardization": standardization,
         "sample_rate": int(ds.sample_rate),
         "n_train": int(len(y_train)),
-        "n_val": int(len(_split_or_none(ds, "val") if val_data is not None else [])),
+        "n_val": int(len(y_val) if y_val is not None else 0),
         "dataset_meta": {
             k: v for k, v in ds.meta.items() if isinstance(v, str | int | float | bool)
         },
@@ -781,13 +811,11 @@ def fit_dataset(
         window=int(ds.window),
         channels=1,
         label_names=list(ds.label_names),
-        train_data=train_data,
+        make_data=make_data,
         y_train=y_train,
-        val_data=val_data,
         data_info=data_info,
         initial_model=initial_model,
         callbacks=callbacks,
-        fit_kwargs={"shuffle": False},  # the tf.data pipeline shuffles each epoch itself
     )
     if _split_or_none(ds, "test") is not None:
         X_test, y_test = ds.arrays("test")

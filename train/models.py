@@ -229,7 +229,8 @@ def widen_output(model: keras.Model, n_classes: int) -> keras.Model:
     head = layers.Dense(n_classes, activation="softmax", name=OUTPUT_LAYER, dtype="float32")
     outputs = head(old.input)
     head.set_weights([new_kernel, new_bias])
-    return keras.Model(model.inputs, outputs, name=model.name)
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, outputs, name=model.name)
 
 
 def count_lstm_fcn_params(
