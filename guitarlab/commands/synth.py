@@ -35,7 +35,9 @@ def _option_pairs(pairs: tuple[str, ...]) -> dict:
 @click.option(
     "--phrases", default="backing,lead", show_default=True, help="Comma-separated phrases."
 )
-@click.option("--takes", default=1, show_default=True, type=int, help="Takes per guitar and phrase.")
+@click.option(
+    "--takes", default=1, show_default=True, type=int, help="Takes per guitar and phrase."
+)
 @click.option(
     "--first-take",
     type=int,
@@ -144,7 +146,9 @@ def synth_command(
         options=options,
         progress=not quiet,
     )
-    click.echo(f"added {len(added)} take(s) to {corpus}" + (": " + ", ".join(added) if added else ""))
+    click.echo(
+        f"added {len(added)} take(s) to {corpus}" + (": " + ", ".join(added) if added else "")
+    )
 
 
 COMMANDS = [synth_command]
