@@ -30,12 +30,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import soundfile as sf
-from guitarlab.datasets.manifest import load_manifest, path_problem
-from guitarlab.datasets.splits import SPLITS, file_windows, plan_splits
-from guitarlab.datasets.windows import SILENT_STD
 from tqdm import tqdm
 
 from guitarlab import __version__
+from guitarlab.datasets.manifest import load_manifest, path_problem
+from guitarlab.datasets.splits import SPLITS, file_windows, plan_splits
+from guitarlab.datasets.windows import SILENT_STD
 from guitarlab.errors import DatasetError, GuitarlabError
 
 log = logging.getLogger("guitarlab.datasets")
@@ -383,6 +383,10 @@ def build_dataset(
         notes.append("apply_gain has no effect on per-file standardized windows (scale-invariant)")
 
     label_names = sorted(set(rows[label].astype(str)))
+    if previous_meta is not None:
+        # Old classes keep their indices so a retrained model can widen its output layer.
+        kept = [name for name in previous_meta.get("label_names", []) if name in label_names]
+        label_names = kept + [name for name in label_names if name not in kept]
     label_index = {name: i for i, name in enumerate(label_names)}
     options = {
         "label": label,

@@ -8,6 +8,7 @@ list; heavy imports (TensorFlow, pedalboard, sounddevice) happen inside the call
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -64,6 +65,7 @@ for _name in COMMAND_MODULES:
 
 def main() -> None:
     """Console-script entry point."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     cli(prog_name="guitarlab")
 
 

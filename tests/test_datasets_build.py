@@ -14,12 +14,12 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 from conftest import write_tone
+
+from guitarlab.cli import cli
 from guitarlab.datasets.build import build_dataset
 from guitarlab.datasets.folder import check_dataset, open_dataset
 from guitarlab.datasets.importer import import_folder
 from guitarlab.datasets.manifest import load_manifest, update_manifest
-
-from guitarlab.cli import cli
 from guitarlab.errors import DatasetError
 
 SECONDS = 3.0
@@ -188,6 +188,18 @@ def test_held_out_from_keeps_old_spans_for_a_grown_corpus(tmp_path: Path) -> Non
             np.testing.assert_array_equal(clip.windows, old_clips[clip.id].windows)
     with pytest.raises(DatasetError, match="use the same"):
         build_dataset(root, tmp_path / "v3", held_out_from=old, split="take", progress=False)
+
+
+def test_held_out_from_keeps_the_old_label_order_and_appends_new_labels(tmp_path: Path) -> None:
+    root = make_corpus(tmp_path / "grow", phrases=("backing",))
+    old = build_dataset(root, tmp_path / "v1", progress=False)
+    write_tone(tmp_path / "arch" / "backing_raw.wav", seconds=4.0, freq_hz=180)
+    import_folder(tmp_path / "arch", root, pattern="{phrase}_{tone}", labels={"guitar": "archtop"}, progress=False)
+    new = build_dataset(root, tmp_path / "v2", held_out_from=old, progress=False)
+    assert open_dataset(old).label_names == ["les_paul", "stratocaster"]
+    # alphabetically "archtop" comes first; a grown dataset appends it so old indices hold
+    assert open_dataset(new).label_names == ["les_paul", "stratocaster", "archtop"]
+    assert set(open_dataset(new).arrays("train")[1]) == {0, 1, 2}
 
 
 def test_options_label_where_gain_and_train_standardization(corpus: Path, tmp_path: Path) -> None:

@@ -1,3 +1,146 @@
-"""Commands of this stage (filled in as the stage lands)."""
+"""Whole-job commands: ``demo`` (the seed's experiment end to end) and ``retrain``."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import click
+
+
+@click.command("demo")
+@click.option(
+    "--out",
+    default="demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the corpus, dataset, run and report.",
+)
+@click.option(
+    "--seconds", default=60.0, show_default=True, help="Length of each take (the seed: 60 s)."
+)
+@click.option(
+    "--direct",
+    is_flag=True,
+    help="Write the synthetic takes directly instead of recording them through an audio server.",
+)
+@click.option(
+    "--full-model",
+    is_flag=True,
+    help="The seed's full LSTM-FCN (128/256/128 filters, 10+5 epochs): what a GPU runs.",
+)
+@click.option("--epochs", type=int, default=None, help="Override the first-phase epochs.")
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    help="Seed for the performances, the split and the training.",
+)
+def demo_command(
+    out: str, seconds: float, direct: bool, full_model: bool, epochs: int | None, seed: int
+) -> None:
+    """Run the seed's experiment end to end on the synthetic guitar.
+
+    Records 2 guitars x 2 phrases (through a PulseAudio server when one can start),
+    renders clean/crunch/distorted (16 files), builds the leak-free span split, trains a
+    CPU-sized LSTM-FCN, evaluates with the file-level vote and writes the report.
+    Re-running reuses what is already there.
+
+    \b
+    Example:
+      guitarlab demo --out demo
+      guitarlab demo --out demo-gpu --full-model      # on a GPU machine
+    """
+    from guitarlab.workflow import run_demo
+
+    result = run_demo(
+        out,
+        seconds=seconds,
+        through_server=not direct,
+        full_model=full_model,
+        epochs=epochs,
+        seed=seed,
+        echo=click.echo,
+    )
+    click.echo("")
+    click.echo(f"files right: {result.files_right} of {result.files_total} (the seed: 15 of 16)")
+    for _, row in result.per_tone.iterrows():
+        click.echo(f"  {row['tone']:<10} {int(row['right'])} of {int(row['files'])}")
+    if result.baseline_file_accuracy is not None:
+        click.echo(
+            f"baseline (logistic regression on band energies): {result.baseline_file_accuracy:.0%} of files"
+        )
+    click.echo(f"takes recorded: {result.recorded_through}")
+    click.echo(f"report: {result.report}")
+
+
+@click.command("retrain")
+@click.option("--corpus", required=True, type=click.Path(file_okay=False), help="The grown corpus.")
+@click.option(
+    "--from",
+    "from_run",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="The run to start from.",
+)
+@click.option(
+    "--out",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Folder for the new dataset, run and report (default: RUN-retrained).",
+)
+@click.option(
+    "--scratch",
+    is_flag=True,
+    help="Train a new model from scratch instead of fine-tuning the old one.",
+)
+@click.option(
+    "--epochs", type=int, default=None, help="First-phase epochs (default: the old run's)."
+)
+@click.option(
+    "--fine-tune-epochs",
+    type=int,
+    default=None,
+    help="Second-phase epochs (default: the old run's).",
+)
+@click.option(
+    "--workers", default=2, show_default=True, help="Threads for rendering the tones of new takes."
+)
+def retrain_command(
+    corpus: str,
+    from_run: str,
+    out: str | None,
+    scratch: bool,
+    epochs: int | None,
+    fine_tune_epochs: int | None,
+    workers: int,
+) -> None:
+    """Retrain on a grown corpus and compare the old and new models on the same test files.
+
+    Finds what is new since RUN's dataset (rows by id and sha256), renders the missing
+    tones of new takes, rebuilds the dataset keeping the old test spans (new takes get
+    their own), fine-tunes RUN's model (a new guitar widens the output layer) and writes
+    a before/after report.
+
+    \b
+    Example:
+      guitarlab record --corpus my-corpus --guitar telecaster --pickup single_coil --phrase lead --seconds 60
+      guitarlab retrain --corpus my-corpus --from my-run --out my-run-2
+    """
+    from guitarlab.workflow import retrain
+
+    result = retrain(
+        corpus,
+        from_run,
+        out,
+        scratch=scratch,
+        epochs=epochs,
+        fine_tune_epochs=fine_tune_epochs,
+        workers=workers,
+        echo=click.echo,
+    )
+    click.echo("")
+    click.echo(
+        f"file accuracy on the same {len(result.comparison)} test files: before {result.before_file_accuracy:.1%}, after {result.after_file_accuracy:.1%}"
+    )
+    click.echo(f"report: {result.report}")
+
+
+COMMANDS = [demo_command, retrain_command]

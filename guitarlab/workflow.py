@@ -1,0 +1,548 @@
+"""The whole job, stage after stage: the demo, and retraining on a grown corpus.
+
+Each stage is called through its own public function (synth/recorder, augment,
+datasets, train); this module only decides what still needs doing, so re-running a
+workflow reuses whatever is already on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from guitarlab.errors import GuitarlabError, TrainError
+
+log = logging.getLogger(__name__)
+
+SEED_GUITARS = ("stratocaster", "les_paul")
+SEED_PHRASES = ("backing", "lead")
+SEED_TONES = ("clean", "crunch", "distorted")
+SEED_RATE = 44100
+
+# A CPU-sized LSTM-FCN: the paper's layout and 8 LSTM cells, but 16/32/16 filters instead of
+# 128/256/128 (about 1/60 of the convolution work per window) and 6 + 2 epochs instead of
+# 10 + 5, so the demo trains in a few minutes on two cores. The seed's full config is
+# TrainConfig() (``guitarlab train`` without --filters), which is what a GPU runs.
+DEMO_TRAIN = {
+    "filters": (16, 32, 16),
+    "kernels": (8, 5, 3),
+    "cells": 8,
+    "epochs": 6,
+    "fine_tune_epochs": 2,
+}
+
+Echo = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+# ----------------------------------------------------------------------------- demo
+
+
+@dataclass
+class DemoResult:
+    """Where the demo put things, and its headline numbers."""
+
+    out: Path
+    corpus: Path
+    dataset: Path
+    run: Path
+    report: Path
+    recorded_through: str
+    files_right: int
+    files_total: int
+    per_tone: pd.DataFrame
+    baseline_file_accuracy: float | None
+
+
+def _have_raw_takes(corpus: Path, guitars, phrases) -> bool:
+    from guitarlab.datasets.manifest import RAW_TONE, load_manifest, manifest_path
+
+    if not manifest_path(corpus).exists():
+        return False
+    frame = load_manifest(corpus)
+    raw = frame[(frame["tone"] == RAW_TONE) & (frame["status"] != "partial")]
+    have = set(zip(raw["guitar"], raw["phrase"], strict=True))
+    return all((g, p) in have for g in guitars for p in phrases)
+
+
+def record_session(
+    corpus: str | os.PathLike,
+    *,
+    guitars=SEED_GUITARS,
+    phrases=SEED_PHRASES,
+    seconds: float = 60.0,
+    sample_rate: int = SEED_RATE,
+    through_server: bool = True,
+    seed: int = 0,
+    echo: Echo = _quiet,
+) -> str:
+    """Record the seed's session with the synthetic guitar; returns how it was recorded.
+
+    With ``through_server`` the synthetic guitar is played into a real PulseAudio server
+    and captured by the recorder, the path a user's interface takes (levels, checks,
+    gain_db and all). When no server can start, the takes are written directly.
+    """
+    from guitarlab.datasets.manifest import init_corpus, load_manifest
+    from guitarlab.recorder.synth import guitar_labels, render_take, synth_to_corpus
+
+    corpus = init_corpus(corpus)
+    if _have_raw_takes(corpus, guitars, phrases):
+        echo("1/5 record: the takes are already in the corpus, reusing them")
+        return "reused"
+    if through_server:
+        from guitarlab.recorder.server import audio_server
+        from guitarlab.recorder.session import record_take
+
+        try:
+            server_context = audio_server(rate=sample_rate)
+            server = server_context.__enter__()
+        except GuitarlabError as exc:
+            echo(f"1/5 record: no audio server ({exc}); writing the takes directly")
+        else:
+            try:
+                frame = load_manifest(corpus)
+                for guitar in guitars:
+                    for phrase in phrases:
+                        done = frame[
+                            (frame["guitar"] == guitar)
+                            & (frame["phrase"] == phrase)
+                            & (frame["tone"] == "raw")
+                        ]
+                        if len(done):
+                            continue
+                        echo(
+                            f"1/5 record: {guitar} {phrase}, {seconds:g} s through PulseAudio ({server.sink})"
+                        )
+                        audio = render_take(
+                            guitar,
+                            phrase,
+                            take=1,
+                            seed=seed,
+                            seconds=seconds,
+                            sample_rate=sample_rate,
+                        )
+                        record_take(
+                            corpus,
+                            **guitar_labels(guitar),
+                            phrase=phrase,
+                            seconds=seconds,
+                            rate=sample_rate,
+                            device="pulse",
+                            count_in=0,
+                            click=False,
+                            player="synth",
+                            source_audio=audio,
+                            notes=f"synthetic guitar (take 1, seed {seed}) played through a PulseAudio null sink",
+                        )
+            finally:
+                server_context.__exit__(None, None, None)
+            return "audio server"
+    echo(
+        f"1/5 record: writing {len(guitars) * len(phrases)} synthetic takes of {seconds:g} s directly"
+    )
+    synth_to_corpus(
+        corpus,
+        guitars=guitars,
+        phrases=phrases,
+        takes=1,
+        first_take=1,
+        seconds=seconds,
+        seed=seed,
+        sample_rate=sample_rate,
+    )
+    return "direct"
+
+
+def _dataset_is_current(dataset: Path, corpus: Path, tones) -> bool:
+    """True when ``dataset`` was built from exactly the corpus rows the demo uses now."""
+    from guitarlab.datasets.folder import read_meta
+    from guitarlab.datasets.manifest import load_manifest
+
+    if not (dataset / "dataset.json").exists():
+        return False
+    try:
+        meta = read_meta(dataset)
+    except GuitarlabError:
+        return False
+    frame = load_manifest(corpus)
+    frame = frame[frame["tone"].isin(("raw", *tones))]
+    used = {(r["id"], r["sha256"]) for r in meta.get("rows", [])}
+    return used == set(zip(frame["id"], frame["sha256"], strict=True))
+
+
+def _run_is_current(run: Path, dataset: Path) -> bool:
+    from guitarlab.datasets.folder import open_dataset
+    from guitarlab.train.fit import load_run
+
+    if not (run / "model.keras").exists() or not (run / "run.json").exists():
+        return False
+    try:
+        info = load_run(run)
+    except GuitarlabError:
+        return False
+    return info.meta.get("data", {}).get("hash") == open_dataset(dataset).hash and bool(
+        info.meta.get("finished_at")
+    )
+
+
+def run_demo(
+    out: str | os.PathLike,
+    *,
+    seconds: float = 60.0,
+    through_server: bool = True,
+    full_model: bool = False,
+    epochs: int | None = None,
+    seed: int = 0,
+    echo: Echo = print,
+) -> DemoResult:
+    """Record, augment, build, train and evaluate the seed's experiment on the synthetic guitar."""
+    from guitarlab.augment.corpus import render_corpus
+    from guitarlab.datasets.build import build_dataset
+    from guitarlab.train.evaluate import evaluate_run
+    from guitarlab.train.fit import TrainConfig, fit_dataset
+
+    out = Path(out)
+    corpus, dataset, run = out / "corpus", out / "dataset", out / "run"
+    out.mkdir(parents=True, exist_ok=True)
+    how = record_session(
+        corpus, seconds=seconds, through_server=through_server, seed=seed, echo=echo
+    )
+
+    new = render_corpus(corpus, tones=list(SEED_TONES), workers=2)
+    echo(
+        f"2/5 augment: {len(new)} new render(s) through {', '.join(SEED_TONES)}"
+        if new
+        else "2/5 augment: every tone already rendered"
+    )
+
+    if _dataset_is_current(dataset, corpus, SEED_TONES):
+        echo("3/5 dataset: up to date, reusing it")
+    else:
+        echo(
+            "3/5 dataset: 8,000-sample windows, the seed's leak-free span split (12 test windows per take)"
+        )
+        build_dataset(
+            corpus,
+            dataset,
+            split="span",
+            window=8000,
+            test_windows=12,
+            seed=seed,
+            where="tone in ('raw', 'clean', 'crunch', 'distorted')",
+            overwrite=True,
+        )
+
+    settings = {} if full_model else dict(DEMO_TRAIN)
+    if epochs is not None:
+        settings["epochs"] = epochs
+    config = TrainConfig(**settings, seed=seed)
+    if _run_is_current(run, dataset):
+        echo("4/5 train: the run is up to date, reusing it")
+    else:
+        sizes = "/".join(map(str, config.filters))
+        echo(
+            f"4/5 train: LSTM-FCN ({config.layout} layout, {config.cells} cells, filters {sizes}), {config.epochs} + {config.fine_tune_epochs} epochs"
+        )
+        if run.exists() and (run / "run.json").exists() and not (run / "model.keras").exists():
+            config.resume = True  # a killed demo continues where it stopped
+        fit_dataset(dataset, run, config)
+
+    echo("5/5 evaluate: the seed's file-level vote over each held-out clip")
+    evaluation = evaluate_run(run, dataset)
+    files = evaluation.files
+    per_tone = (
+        files.groupby("tone", sort=False)["correct"].agg(right="sum", files="size").reset_index()
+    )
+    result = DemoResult(
+        out=out,
+        corpus=corpus,
+        dataset=dataset,
+        run=run,
+        report=evaluation.report_path or run / "report.md",
+        recorded_through=how,
+        files_right=int(files["correct"].sum()),
+        files_total=len(files),
+        per_tone=per_tone,
+        baseline_file_accuracy=evaluation.baseline.get("file_accuracy"),
+    )
+    (out / "demo.json").write_text(
+        json.dumps(
+            {
+                "recorded_through": how,
+                "files_right": result.files_right,
+                "files_total": result.files_total,
+                "window_accuracy": evaluation.window_accuracy,
+                "baseline_file_accuracy": result.baseline_file_accuracy,
+                "per_tone": per_tone.to_dict(orient="records"),
+                "report": str(result.report),
+            },
+            indent=2,
+            default=lambda v: v.item() if isinstance(v, np.generic) else str(v),
+        )
+    )
+    return result
+
+
+# ----------------------------------------------------------------------------- retrain
+
+
+@dataclass
+class CorpusChanges:
+    """What a corpus holds now that a run's dataset did not (rows matched by id and sha256)."""
+
+    new_rows: list[str] = field(default_factory=list)
+    changed_rows: list[str] = field(default_factory=list)
+    new_takes: list[str] = field(default_factory=list)
+    new_labels: list[str] = field(default_factory=list)
+    new_tones: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.new_rows or self.changed_rows)
+
+
+def corpus_changes(manifest: pd.DataFrame, dataset_meta: dict) -> CorpusChanges:
+    """Compare a manifest with the rows a dataset was built from."""
+    old_rows = {r["id"]: r for r in dataset_meta.get("rows", [])}
+    label = dataset_meta.get("label", "guitar")
+    old_takes = {r["take"] for r in old_rows.values()}
+    old_tones = {r["tone"] for r in old_rows.values()}
+    old_labels = set(dataset_meta.get("label_names", []))
+    changes = CorpusChanges()
+    for _, row in manifest.iterrows():
+        if row["id"] not in old_rows:
+            changes.new_rows.append(row["id"])
+        elif old_rows[row["id"]].get("sha256") != row["sha256"]:
+            changes.changed_rows.append(row["id"])
+    fresh = manifest[manifest["id"].isin(changes.new_rows)]
+    changes.new_takes = sorted(set(fresh["take"]) - old_takes)
+    changes.new_labels = sorted(set(fresh[label].astype(str)) - old_labels)
+    changes.new_tones = sorted(set(fresh["tone"]) - old_tones)
+    return changes
+
+
+@dataclass
+class RetrainResult:
+    """The new run, the comparison table and where the before/after report is."""
+
+    run: Path
+    dataset: Path
+    changes: CorpusChanges
+    comparison: pd.DataFrame
+    before_file_accuracy: float
+    after_file_accuracy: float
+    report: Path
+
+
+def file_decisions(model, clips: list, label_names: list[str]) -> list[str]:
+    """The seed's vote with any model: mean of window outputs per clip -> a label name."""
+    from guitarlab.train.models import probabilities
+
+    if not clips:
+        return []
+    windows = np.concatenate([np.asarray(c.windows, dtype=np.float32) for c in clips])
+    probs = probabilities(model.predict(windows, batch_size=256, verbose=0), len(label_names))
+    bounds = np.cumsum([0] + [len(c.windows) for c in clips])
+    return [
+        label_names[int(probs[a:b].mean(axis=0).argmax())]
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+
+
+def retrain(
+    corpus: str | os.PathLike,
+    from_run: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    *,
+    scratch: bool = False,
+    epochs: int | None = None,
+    fine_tune_epochs: int | None = None,
+    workers: int = 2,
+    echo: Echo = print,
+) -> RetrainResult:
+    """Train again on a grown corpus, keeping the old test spans, and compare old vs new."""
+    from guitarlab.augment.corpus import render_corpus
+    from guitarlab.datasets.build import build_dataset
+    from guitarlab.datasets.folder import open_dataset, read_meta
+    from guitarlab.datasets.manifest import RAW_TONE, load_manifest
+    from guitarlab.train.fit import fit_dataset, load_run
+    from guitarlab.train.models import widen_output
+
+    corpus = Path(corpus)
+    old = load_run(from_run)
+    if old.dataset_dir is None or not Path(old.dataset_dir).exists():
+        raise TrainError(
+            f"{from_run}: its dataset folder {old.dataset_dir} is gone; retrain needs it to keep the old test spans"
+        )
+    old_meta = read_meta(old.dataset_dir)
+    out = Path(out) if out else Path(str(Path(from_run).resolve()) + "-retrained")
+    new_dataset, new_run = out / "dataset", out / "run"
+
+    changes = corpus_changes(load_manifest(corpus), old_meta)
+    if changes.changed_rows:
+        echo(
+            f"warning: {len(changes.changed_rows)} file(s) changed since the old dataset (e.g. {changes.changed_rows[0]}); they are used as they are now"
+        )
+    echo(
+        f"new since {from_run}: {len(changes.new_rows)} file(s), {len(changes.new_takes)} take(s)"
+        + (f", guitars/labels {', '.join(changes.new_labels)}" if changes.new_labels else "")
+        + (f", tones {', '.join(changes.new_tones)}" if changes.new_tones else "")
+    )
+    if changes.empty and not scratch:
+        echo("nothing new in the corpus; training again anyway on the same data")
+
+    tones = sorted({r["tone"] for r in old_meta["rows"]} - {RAW_TONE})
+    if tones:
+        rendered = render_corpus(corpus, tones=tones, workers=workers)
+        echo(
+            f"rendered {len(rendered)} missing tone file(s) of new takes"
+            if rendered
+            else "every take already has its tones"
+        )
+        changes.new_rows += [r for r in rendered if r not in changes.new_rows]
+
+    options = dict(old_meta["options"])
+    options.pop("held_out_from", None)
+    test_seconds = options.pop("test_seconds", None)
+    build_dataset(
+        corpus,
+        new_dataset,
+        **options,
+        test_seconds=test_seconds,
+        held_out_from=old.dataset_dir,
+        overwrite=True,
+    )
+    ds = open_dataset(new_dataset)
+    names = list(ds.label_names)
+    if names[: old.n_classes] != old.label_names:
+        raise TrainError(
+            f"the new dataset's labels {names} do not start with the old run's {old.label_names}; retrain with --scratch"
+        )
+
+    config = old.config
+    config.resume = False
+    if epochs is not None:
+        config.epochs = epochs
+    if fine_tune_epochs is not None:
+        config.fine_tune_epochs = fine_tune_epochs
+    initial = None
+    if not scratch:
+        initial = old.load_model()
+        if len(names) > old.n_classes:
+            echo(
+                f"new label(s) {', '.join(names[old.n_classes :])}: widening the output layer from {old.n_classes} to {len(names)} classes (old weights kept)"
+            )
+            initial = widen_output(initial, len(names))
+    echo(("training from scratch" if scratch else f"fine-tuning {from_run}") + f" on {new_dataset}")
+    fit_dataset(new_dataset, new_run, config, initial_model=initial)
+
+    clips = ds.eval_clips("test")
+    before = file_decisions(old.load_model(), clips, old.label_names)
+    after = file_decisions(load_run(new_run).load_model(), clips, names)
+    comparison = pd.DataFrame(
+        {
+            "id": [c.id for c in clips],
+            "guitar": [c.guitar for c in clips],
+            "phrase": [c.phrase for c in clips],
+            "tone": [c.tone for c in clips],
+            "take": [c.take for c in clips],
+            "label": [c.label_name for c in clips],
+            "new_take": [c.take in set(changes.new_takes) for c in clips],
+            "before": before,
+            "after": after,
+        }
+    )
+    comparison["before_correct"] = comparison["before"] == comparison["label"]
+    comparison["after_correct"] = comparison["after"] == comparison["label"]
+    report = write_retrain_report(
+        out, comparison, from_run=Path(from_run), new_run=new_run, changes=changes
+    )
+    return RetrainResult(
+        run=new_run,
+        dataset=new_dataset,
+        changes=changes,
+        comparison=comparison,
+        before_file_accuracy=float(comparison["before_correct"].mean()),
+        after_file_accuracy=float(comparison["after_correct"].mean()),
+        report=report,
+    )
+
+
+def comparison_groups(comparison: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Before/after file accuracy per guitar, phrase, tone and old/new take."""
+    tables = {}
+    for column in ("guitar", "phrase", "tone", "new_take"):
+        tables[column] = (
+            comparison.groupby(column, sort=True)
+            .agg(
+                files=("id", "size"),
+                before=("before_correct", "mean"),
+                after=("after_correct", "mean"),
+            )
+            .reset_index()
+            .round(3)
+        )
+    return tables
+
+
+def write_retrain_report(
+    out: Path, comparison: pd.DataFrame, *, from_run: Path, new_run: Path, changes: CorpusChanges
+) -> Path:
+    """``retrain.md`` with per-group tables, ``comparison.csv`` and a before/after PNG."""
+    from guitarlab.train.report import _pyplot, markdown_table
+
+    out.mkdir(parents=True, exist_ok=True)
+    comparison.to_csv(out / "comparison.csv", index=False)
+    tables = comparison_groups(comparison)
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.5), constrained_layout=True)
+    for ax, column in zip(axes, ("guitar", "phrase", "tone"), strict=True):
+        table = tables[column]
+        x = np.arange(len(table))
+        ax.bar(x - 0.2, table["before"], width=0.4, label="before (old run)")
+        ax.bar(x + 0.2, table["after"], width=0.4, label="after (new run)")
+        ax.set_xticks(x, table[column].astype(str), rotation=20)
+        ax.set_ylim(0, 1.05)
+        ax.set_title(f"file accuracy per {column}")
+    axes[0].legend(loc="lower left")
+    fig.savefig(out / "before_after.png", dpi=110)
+    plt.close(fig)
+    before, after = comparison["before_correct"].mean(), comparison["after_correct"].mean()
+    lines = [
+        "# Retrain: before and after",
+        "",
+        f"Old run: `{from_run}`. New run: `{new_run}`. Both models voted on the same {len(comparison)} held-out test clips",
+        "(the old dataset's test spans kept, new takes with spans of their own).",
+        "",
+        f"- New files: {len(changes.new_rows)}; new takes: {', '.join(changes.new_takes) or 'none'}; new labels: {', '.join(changes.new_labels) or 'none'}",
+        f"- File accuracy before: **{before:.1%}**, after: **{after:.1%}**",
+        "",
+        "![before and after](before_after.png)",
+        "",
+    ]
+    for column, title in (
+        ("guitar", "Per guitar"),
+        ("phrase", "Per phrase"),
+        ("tone", "Per tone"),
+        ("new_take", "Old takes vs new takes"),
+    ):
+        lines += [f"## {title}", "", markdown_table(tables[column]), ""]
+    lines += [
+        "## Per file",
+        "",
+        markdown_table(comparison[["id", "label", "before", "after", "new_take"]]),
+        "",
+    ]
+    path = out / "retrain.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path

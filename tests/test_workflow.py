@@ -1,0 +1,159 @@
+"""The whole job: the demo end to end, and retraining on a grown corpus (tiny but real)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from guitarlab.cli import cli
+from guitarlab.datasets import manifest as mf
+from guitarlab.datasets.build import build_dataset
+from guitarlab.datasets.folder import read_meta
+from guitarlab.recorder.synth import synth_to_corpus
+from guitarlab.train.fit import TrainConfig, fit_dataset, load_run
+from guitarlab.workflow import corpus_changes, retrain, run_demo
+
+pytestmark = pytest.mark.slow
+TINY = {
+    "filters": (8, 16, 8),
+    "kernels": (8, 5, 3),
+    "cells": 8,
+    "epochs": 2,
+    "fine_tune_epochs": 1,
+    "verbose": 0,
+}
+
+
+def test_demo_end_to_end_and_rerun_reuses_everything(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    lines: list[str] = []
+    result = run_demo(out, seconds=6, through_server=False, epochs=1, echo=lines.append)
+    frame = mf.load_manifest(result.corpus)
+    # the seed's layout: 2 guitars x 2 phrases x (raw + 3 tones) = 16 files
+    assert len(frame) == 16 and mf.check_manifest(result.corpus) == []
+    assert sorted(frame["tone"].unique()) == ["clean", "crunch", "distorted", "raw"]
+    assert result.files_total == 16 and 0 <= result.files_right <= 16
+    assert set(result.per_tone["tone"]) == {"raw", "clean", "crunch", "distorted"}
+    report = result.report.read_text()
+    for picture in ("confusion.png", "file_probabilities.png", "training_curves.png"):
+        assert picture in report and (result.run / picture).stat().st_size > 1000
+    summary = json.loads((out / "demo.json").read_text())
+    assert summary["files_total"] == 16 and summary["recorded_through"] == "direct"
+    model_mtime = (result.run / "model.keras").stat().st_mtime
+
+    again: list[str] = []
+    run_demo(out, seconds=6, through_server=False, epochs=1, echo=again.append)
+    assert any("reusing" in line for line in again if line.startswith("1/5"))
+    assert any("every tone already rendered" in line for line in again)
+    assert any("up to date" in line for line in again if line.startswith("3/5"))
+    assert any("up to date" in line for line in again if line.startswith("4/5"))
+    assert (result.run / "model.keras").stat().st_mtime == model_mtime
+    assert len(mf.load_manifest(result.corpus)) == 16
+
+
+def test_demo_command_prints_the_headline(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["demo", "--out", str(tmp_path / "d"), "--seconds", "6", "--direct", "--epochs", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "files right:" in result.output and "of 16" in result.output and "report:" in result.output
+    )
+    for tone in ("raw", "clean", "crunch", "distorted"):
+        assert f"  {tone}" in result.output
+
+
+def _tiny_run(tmp_path: Path) -> tuple[Path, Path]:
+    corpus = tmp_path / "corpus"
+    synth_to_corpus(
+        corpus,
+        guitars=("stratocaster", "les_paul"),
+        phrases=("lead",),
+        takes=1,
+        seconds=5,
+        sample_rate=16000,
+        progress=False,
+    )
+    from guitarlab.augment.corpus import render_corpus
+
+    render_corpus(corpus, tones=["crunch"], progress=False)
+    dataset = build_dataset(
+        corpus, tmp_path / "dataset", window=1000, test_windows=8, seed=3, progress=False
+    )
+    run = tmp_path / "run"
+    fit_dataset(dataset, run, TrainConfig(**TINY))
+    return corpus, run
+
+
+def test_retrain_on_a_grown_corpus_compares_both_models_on_one_test_set(tmp_path: Path) -> None:
+    corpus, run = _tiny_run(tmp_path)
+    old_meta = read_meta(tmp_path / "dataset")
+    # the corpus grows: a second take per guitar, and a new guitar
+    synth_to_corpus(
+        corpus,
+        guitars=("stratocaster", "les_paul"),
+        phrases=("lead",),
+        takes=1,
+        seconds=5,
+        sample_rate=16000,
+        progress=False,
+    )
+    synth_to_corpus(
+        corpus,
+        guitars=("telecaster",),
+        phrases=("lead",),
+        takes=1,
+        seconds=5,
+        sample_rate=16000,
+        progress=False,
+    )
+    changes = corpus_changes(mf.load_manifest(corpus), old_meta)
+    assert len(changes.new_takes) == 3 and changes.new_labels == ["telecaster"]
+
+    lines: list[str] = []
+    result = retrain(
+        corpus, run, tmp_path / "grown", epochs=1, fine_tune_epochs=1, echo=lines.append
+    )
+    # only the missing tone of the new takes was rendered
+    frame = mf.load_manifest(corpus)
+    assert set(frame.loc[frame["tone"] == "crunch", "take"]) == set(frame["take"])
+    assert any("widening the output layer from 2 to 3" in line for line in lines)
+    new_meta = read_meta(result.dataset)
+    # the old takes keep exactly their held-out spans; the new takes have their own
+    for take, spans in old_meta["takes"].items():
+        assert new_meta["takes"][take] == spans
+    assert set(changes.new_takes) <= set(new_meta["takes"])
+    assert load_run(result.run).label_names == ["les_paul", "stratocaster", "telecaster"]
+    # one test set, two models: every test file has a decision from each
+    comparison = pd.read_csv(result.dataset.parent / "comparison.csv")
+    assert len(comparison) == len(result.comparison) == 2 * 5  # 5 takes x (raw + crunch)
+    assert comparison["before"].notna().all() and comparison["after"].notna().all()
+    assert set(comparison.loc[comparison["label"] == "telecaster", "before"]) <= {
+        "les_paul",
+        "stratocaster",
+    }
+    assert comparison["new_take"].sum() == 6
+    report = result.report.read_text()
+    assert (
+        "before" in report
+        and "after" in report
+        and (result.report.parent / "before_after.png").exists()
+    )
+    assert result.before_file_accuracy == pytest.approx(comparison["before_correct"].mean())
+
+
+def test_retrain_refuses_a_run_without_its_dataset(tmp_path: Path) -> None:
+    corpus, run = _tiny_run(tmp_path)
+    import shutil
+
+    shutil.rmtree(tmp_path / "dataset")
+    result = CliRunner().invoke(cli, ["retrain", "--corpus", str(corpus), "--from", str(run)])
+    assert (
+        result.exit_code == 1
+        and "dataset folder" in result.output
+        and "Traceback" not in result.output
+    )
