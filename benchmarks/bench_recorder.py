@@ -35,11 +35,12 @@ def _known_signal(seconds: float) -> np.ndarray:
 
 
 def run(quick: bool) -> list[Row]:
+    from scipy.signal import correlate
+
     from guitarlab.datasets.audio import read_audio
     from guitarlab.datasets.manifest import init_corpus
     from guitarlab.recorder.server import audio_server
     from guitarlab.recorder.session import record_take
-    from scipy.signal import correlate
 
     seconds = 5.0 if quick else 60.0
     played = _known_signal(seconds + 1.0)

@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+
 from guitarlab.recorder.levels import DEFAULT_TARGET_PEAK_DBFS, SILENCE_DBFS, _to_db
 from guitarlab.recorder.meter import CLIP_LEVEL
 

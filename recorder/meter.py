@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from guitarlab.recorder.levels import DEFAULT_TARGET_PEAK_DBFS, SILENCE_DBFS, _to_db
 
 CLIP_LEVEL = 0.999

@@ -13,9 +13,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from guitarlab.recorder.take import repair_header
-
 from guitarlab.errors import GuitarlabError, RecorderError
+from guitarlab.recorder.take import repair_header
 
 TAKE_NAME_RE = re.compile(r"^(?P<guitar>[a-z0-9_]+)-(?P<phrase>[a-z0-9_]+)-t(?P<n>\d+)-raw$")
 

@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from guitarlab.errors import RecorderError
 from guitarlab.recorder import devices
 from guitarlab.recorder.calibration import calibrated_peak, level_mismatch, load_calibration
 from guitarlab.recorder.checks import Finding, check_take, findings_to_json
 from guitarlab.recorder.levels import DEFAULT_TARGET_PEAK_DBFS, level_match_gain_db
 from guitarlab.recorder.meter import LevelMeter, MeterReading
 from guitarlab.recorder.take import Dropout, Stall, TakeStats, TakeWriter
-
-from guitarlab.errors import RecorderError
 
 FIRST_CALLBACK_TIMEOUT_S = 5.0
 INPUT_SILENT_TIMEOUT_S = 3.0

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from guitarlab.recorder.meter import LevelMeter
 
 from guitarlab.errors import RecorderError
+from guitarlab.recorder.meter import LevelMeter
 
 SFC_SET_UPDATE_HEADER_AUTO = 0x1061
 
@@ -292,7 +292,12 @@ class TakeWriter:
         self._armed = False
         self.complete.set()
         if self._thread is not None:
-            self._queue.put(None)
+            while self._thread.is_alive():
+                try:
+                    self._queue.put(None, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
             self._thread.join()
             self._thread = None
         if self._handle is not None:
@@ -350,6 +355,9 @@ class TakeWriter:
         try:
             self._handle.write(block)
             self.stats.frames_written += len(block)
-        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-            reason = " ".join(str(exc).split()) or type(exc).__name__
-            self.stats.error = f"writing {self.path} failed ({reason})"
+        except Exception as exc:  # a short write (disk full) is an AssertionError in soundfile
+            reason = " ".join(str(exc).split()) or "short write"
+            self.stats.error = (
+                f"writing {self.path} failed after {self.stats.frames_written / self.rate:.1f} s "
+                f"({reason}); is the disk full? free space and record again"
+            )

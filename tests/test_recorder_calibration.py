@@ -6,7 +6,9 @@ import json
 
 import pandas as pd
 import pytest
+
 from guitarlab.datasets.manifest import init_corpus
+from guitarlab.errors import RecorderError
 from guitarlab.recorder.calibration import (
     calibrated_peak,
     compare_guitars,
@@ -14,8 +16,6 @@ from guitarlab.recorder.calibration import (
     load_calibration,
     record_calibration,
 )
-
-from guitarlab.errors import RecorderError
 
 
 def test_calibrations_are_saved_per_guitar_and_compared(tmp_path):

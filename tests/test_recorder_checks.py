@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
+
+from guitarlab.cli import cli
 from guitarlab.recorder.checks import (
     check_take,
     findings_from_json,
     findings_to_json,
     hum_level_db,
 )
-
-from guitarlab.cli import cli
 
 RATE = 44100
 

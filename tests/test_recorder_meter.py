@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from guitarlab.recorder.levels import SILENCE_DBFS
 from guitarlab.recorder.meter import (
     LevelMeter,

@@ -20,15 +20,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
+from scipy.signal import chirp, correlate
+
+from guitarlab.cli import cli
 from guitarlab.datasets.manifest import init_corpus, load_manifest
+from guitarlab.errors import RecorderError
 from guitarlab.recorder.checks import findings_from_json
 from guitarlab.recorder.levels import rms_dbfs
 from guitarlab.recorder.session import record_take
 from guitarlab.recorder.take import Stall
-from scipy.signal import chirp, correlate
-
-from guitarlab.cli import cli
-from guitarlab.errors import RecorderError
 
 pytestmark = pytest.mark.server
 RATE = 48000

@@ -13,9 +13,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import soundfile as sf
-from guitarlab.recorder.take import ClockCheck, Stall, TakeWriter, open_streaming_wav, repair_header
 
 from guitarlab.errors import RecorderError
+from guitarlab.recorder.take import ClockCheck, Stall, TakeWriter, open_streaming_wav, repair_header
 
 RATE = 48000
 BLOCK = 1024
@@ -156,3 +156,33 @@ def test_bad_subtype_and_folder_are_one_line_errors(tmp_path):
         open_streaming_wav(tmp_path / "x.wav", sample_rate=RATE, subtype="VORBIS")
     with pytest.raises(RecorderError, match="must be 'writer' or 'callback'"):
         TakeWriter(tmp_path / "y.wav", sample_rate=RATE, stall=Stall("disk", 0, 0))
+
+
+def test_disk_full_is_one_clear_error_and_the_audio_so_far_is_kept(tmp_path):
+    """A file-size limit makes writes fail the way a full disk does."""
+    path = tmp_path / "full.wav"
+    script = f"""
+import resource, signal, threading
+from types import SimpleNamespace
+import numpy as np
+from guitarlab.recorder.take import TakeWriter
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+writer = TakeWriter({str(path)!r}, sample_rate={RATE})
+writer.start()
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+writer.arm()
+block = np.full(({BLOCK}, 1), 0.25, np.float32)
+for _ in range(60):
+    writer.callback(block, {BLOCK}, None, SimpleNamespace(input_overflow=False))
+stats = writer.finish()
+print(stats.error)
+print(stats.frames_written)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    error, frames = done.stdout.strip().splitlines()
+    assert error.startswith(f"writing {path} failed after") and "is the disk full?" in error
+    assert 0 < int(frames) < 60 * BLOCK
+    audio, _ = sf.read(path, dtype="float32")  # the audio before the failure is readable
+    assert len(audio) >= int(frames) - BLOCK and np.allclose(audio[:1000], 0.25, atol=1e-6)
