@@ -7,14 +7,13 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
+from guitarlab.errors import TrainError  # noqa: E402
 from guitarlab.train.models import (  # noqa: E402
     OUTPUT_LAYER,
     count_lstm_fcn_params,
     lstm_fcn,
     widen_output,
 )
-
-from guitarlab.errors import TrainError  # noqa: E402
 
 SMALL = {"filters": (8, 16, 8), "kernels": (8, 5, 3)}
 

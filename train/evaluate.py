@@ -180,8 +180,13 @@ def baseline_scores(
     n_classes: int,
     *,
     seed: int = 0,
+    sample_rate: int | None = None,
 ) -> dict:
-    """Window and file-level (mean vote) accuracy of the band-energy baseline."""
+    """Window and file-level (mean vote) accuracy of the band-energy baseline.
+
+    With two classes and a sample rate, the synthetic guitar's one-feature baseline (the
+    best spectral-centroid threshold) is added as ``centroid_window_accuracy``.
+    """
     y_train = np.asarray(y_train, dtype=np.int64)
     if len(y_train) > BASELINE_MAX_WINDOWS:
         pick = np.sort(
@@ -194,12 +199,28 @@ def baseline_scores(
         [p.argmax(axis=1) == label for p, label in zip(probs, clip_labels, strict=True)]
     )
     _, mean_pred, _ = file_votes(probs, clip_labels, n_classes)
-    return {
+    scores = {
         "name": BASELINE_NAME,
         "window_accuracy": float(window_right.mean()),
         "file_accuracy": float(np.mean(mean_pred == clip_labels)),
         "train_windows": int(len(y_train)),
     }
+    if n_classes == 2 and sample_rate:
+        try:
+            from guitarlab.recorder.synth import centroid_threshold_accuracy
+        except ImportError:
+            return scores
+        test = np.concatenate([_flat(w) for w in clip_windows])
+        test_labels = np.repeat(clip_labels, [len(w) for w in clip_windows])
+        scores["centroid_window_accuracy"] = centroid_threshold_accuracy(
+            _flat(X_train), y_train, test, test_labels, int(sample_rate)
+        )
+    return scores
+
+
+def _flat(windows: np.ndarray) -> np.ndarray:
+    windows = np.asarray(windows, dtype=np.float64)
+    return windows.reshape(len(windows), -1)
 
 
 # ----------------------------------------------------------------------------- I/O edge
@@ -212,6 +233,7 @@ def evaluate_clips(
     *,
     train_arrays: tuple[np.ndarray, np.ndarray] | None = None,
     batch_size: int = 256,
+    sample_rate: int | None = None,
 ) -> dict:
     """Predict every window of every clip and build the tables (no files written)."""
     from guitarlab.train.models import probabilities
@@ -258,6 +280,7 @@ def evaluate_clips(
             [np.asarray(c.windows) for c in clips],
             labels,
             n_classes,
+            sample_rate=sample_rate,
         )
     return result
 
@@ -301,7 +324,11 @@ def evaluate_run(
     model = info.load_model()
     train_arrays = ds.arrays("train") if baseline else None
     result = evaluate_clips(
-        model, ds.eval_clips("test"), info.label_names, train_arrays=train_arrays
+        model,
+        ds.eval_clips("test"),
+        info.label_names,
+        train_arrays=train_arrays,
+        sample_rate=int(ds.sample_rate),
     )
     evaluation = Evaluation(
         run_dir=Path(run_dir),

@@ -149,6 +149,7 @@ class RunInfo:
     def load_model(self, which: str = "model"):
         """Load ``model.keras`` (or ``best``/``last``) with guitarlab's custom layers."""
         import keras
+
         from guitarlab.train import models  # noqa: F401  (registers AttentionLSTM)
 
         path = self.run_dir / f"{which}.keras"

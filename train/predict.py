@@ -48,8 +48,9 @@ def prepare_audio(
     standardization: dict | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """Mono, resampled, standardized float32 audio as the run's dataset made it; (audio, notes)."""
-    from guitarlab.datasets.windows import standardize as zscore
     from scipy.signal import resample_poly
+
+    from guitarlab.datasets.windows import standardize as zscore
 
     notes: list[str] = []
     audio = np.asarray(audio, dtype=np.float32)

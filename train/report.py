@@ -136,6 +136,11 @@ def write_report(run_dir: str | Path, evaluation) -> Path:
             f"- Baseline ({base['name']}, same split): files {base['file_accuracy']:.2%}, "
             f"windows {base['window_accuracy']:.2%}"
         )
+        if "centroid_window_accuracy" in base:
+            lines.append(
+                f"- Baseline (best spectral-centroid threshold): windows "
+                f"{base['centroid_window_accuracy']:.2%}"
+            )
     lines += ["", "## Pictures", ""]
     lines += [f"![{title}]({name})" for title, name in pictures]
     lines += ["", "## Per file", "", markdown_table(files), ""]

@@ -1,0 +1,177 @@
+"""End to end on a small corpus: import -> dataset folder -> fit_dataset -> evaluate -> predict.
+
+The corpus is 8 short files named like the seed's (ST/LP x backing/lead x raw/crunch):
+"ST" is bright (slow harmonic roll-off), "LP" dark (fast roll-off), so a CPU-sized
+model separates them in a few epochs with fixed seeds.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytest.importorskip("tensorflow")
+
+from click.testing import CliRunner  # noqa: E402
+
+from guitarlab.cli import cli  # noqa: E402
+from guitarlab.errors import TrainError  # noqa: E402
+
+RATE = 16000
+WINDOW = 1000
+
+
+def guitar_like(guitar: str, phrase: str, *, seconds: float, rate: int = RATE) -> np.ndarray:
+    """Random notes (4 per second) with decaying envelopes; ST bright, LP dark."""
+    tilt = 0.5 if guitar == "ST" else 2.5
+    rng = np.random.default_rng({"ST": 0, "LP": 10}[guitar] + {"backing": 0, "lead": 1}[phrase])
+    n = int(seconds * rate)
+    notes = rng.uniform(110.0, 330.0, int(seconds * 4) + 1)
+    f0 = np.repeat(notes, rate // 4)[:n]
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    audio = sum(np.sin(k * phase) / k**tilt for k in range(1, 25))
+    envelope = np.tile(np.exp(-np.arange(rate // 4) / (0.1 * rate)), len(notes))[:n]
+    return audio * envelope + 0.01 * rng.standard_normal(n)
+
+
+def write_seed_like(folder: Path, *, seconds: float = 6.0) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for guitar in ("ST", "LP"):
+        for phrase in ("backing", "lead"):
+            audio = guitar_like(guitar, phrase, seconds=seconds)
+            for drive, tone in ((1.0, "raw"), (4.0, "crunch")):
+                shaped = np.tanh(drive * audio / np.abs(audio).max())
+                shaped = 0.3 * shaped / np.abs(shaped).max()
+                sf.write(folder / f"{guitar}_{phrase}_{tone}.wav", shaped, RATE, subtype="PCM_16")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A dataset folder and a run trained on it for 5 epochs (about 10 s on 2 cores)."""
+    from guitarlab.datasets.build import build_dataset
+    from guitarlab.datasets.importer import import_folder
+    from guitarlab.train.fit import TrainConfig, fit_dataset
+
+    root = tmp_path_factory.mktemp("e2e")
+    wavs = write_seed_like(root / "wavs")
+    import_folder(wavs, root / "corpus", progress=False)
+    dataset = build_dataset(
+        root / "corpus", root / "dataset", window=WINDOW, test_windows=8, progress=False
+    )
+    config = TrainConfig(filters=(8, 16, 8), epochs=5, fine_tune_epochs=0, verbose=0)
+    run = fit_dataset(dataset, root / "run", config)
+    return {"root": root, "wavs": wavs, "dataset": dataset, "run": run}
+
+
+def test_run_beats_chance_file_level_and_writes_the_report(trained):
+    from guitarlab.train.evaluate import evaluate_run
+
+    ev = evaluate_run(trained["run"].run_dir)
+    assert len(ev.files) == 8  # one held-out clip per file
+    assert ev.file_accuracy >= 0.75
+    assert ev.window_accuracy >= 0.7
+    assert ev.n_windows == 8 * 8
+    assert set(ev.groups) == {"guitar", "phrase", "tone"}
+    assert ev.groups["guitar"]["files"].sum() == 8
+    assert 0.0 <= ev.baseline["file_accuracy"] <= 1.0
+    assert list(ev.files.columns[:6]) == ["id", "guitar", "phrase", "tone", "label", "predicted"]
+
+    run_dir = trained["run"].run_dir
+    report = (run_dir / "report.md").read_text()
+    for png in ("confusion.png", "file_probabilities.png", "training_curves.png"):
+        assert (run_dir / png).stat().st_size > 1000
+        assert f"]({png})" in report
+    assert "| id | guitar |" in report and "## Per tone" in report
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["metrics"]["test_file_accuracy"] == ev.file_accuracy
+    assert meta["data"]["standardize"] == "file"
+    assert meta["data"]["hash"] and meta["sample_rate"] == RATE
+    assert meta["label_names"] == ["les_paul", "stratocaster"]
+
+
+def test_evaluate_command(trained):
+    result = CliRunner().invoke(cli, ["evaluate", str(trained["run"].run_dir), "--majority"])
+    assert result.exit_code == 0, result.output
+    assert "files (mean vote):" in result.output and "majority" in result.output
+    assert "baseline (logistic regression" in result.output
+
+
+def test_predict_files_labels_and_over_time(trained):
+    from guitarlab.train.predict import predict_files
+
+    files = sorted(trained["wavs"].glob("*.wav"))
+    predictions = predict_files(trained["run"].run_dir, files)
+    expected = ["les_paul" if f.name.startswith("LP") else "stratocaster" for f in files]
+    right = sum(p.label == e for p, e in zip(predictions, expected, strict=True))
+    assert right >= 6
+    first = predictions[0]
+    assert first.n_windows == 6 * RATE // WINDOW
+    assert first.times_s == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert len(first.labels_over_time) == 6 and first.notes == []
+    assert abs(sum(first.probabilities.values()) - 1.0) < 1e-3
+
+
+def test_predict_resamples_mixes_and_rejects_short_files(trained, tmp_path):
+    from scipy.signal import resample_poly
+
+    from guitarlab.train.predict import predict_files
+
+    audio = guitar_like("ST", "lead", seconds=3.0)
+    audio = 0.3 * audio / np.abs(audio).max()
+    other = tmp_path / "st-22k-stereo.wav"
+    sf.write(other, np.stack([resample_poly(audio, 441, 320)] * 2, axis=1), 22050)
+    (pred,) = predict_files(trained["run"].run_dir, [other])
+    assert "resampled 22050 Hz -> 16000 Hz" in pred.notes
+    assert "2 channels mixed to mono" in pred.notes
+    assert pred.n_windows == pytest.approx(3 * RATE // WINDOW, abs=1)
+
+    short = tmp_path / "short.wav"
+    sf.write(short, audio[: WINDOW // 2], RATE)
+    with pytest.raises(TrainError, match="shorter than one window"):
+        predict_files(trained["run"].run_dir, [short])
+    result = CliRunner().invoke(cli, ["predict", str(trained["run"].run_dir), str(short)])
+    assert result.exit_code == 1 and "shorter than one window" in result.output
+
+
+def test_predict_command_json_and_plot(trained, tmp_path):
+    wav = sorted(trained["wavs"].glob("ST_*.wav"))[0]
+    png = tmp_path / "over-time.png"
+    result = CliRunner().invoke(
+        cli, ["predict", str(trained["run"].run_dir), str(wav), "--json", "--plot", str(png)]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data[0]["path"] == str(wav) and len(data[0]["confidence_over_time"]) == 6
+    assert png.stat().st_size > 1000
+
+
+def test_fine_tune_from_a_run(trained, tmp_path):
+    """The lead's retraining path: load_run -> load_model -> fit_dataset(initial_model=...)."""
+    from guitarlab.train.fit import TrainConfig, fit_dataset, load_run
+
+    info = load_run(trained["run"].run_dir)
+    assert info.dataset_dir == Path(trained["dataset"]).resolve()
+    model = info.load_model()
+    config = TrainConfig(filters=(8, 16, 8), epochs=1, fine_tune_epochs=0, lr=1e-4, verbose=0)
+    run = fit_dataset(info.dataset_dir, tmp_path / "tuned", config, initial_model=model)
+    assert run.metrics["test_window_accuracy"] >= 0.6
+    assert (tmp_path / "tuned" / "model.keras").is_file()
+
+
+def test_evaluate_refuses_an_array_run(tmp_path):
+    from guitarlab.train.evaluate import evaluate_run
+
+    (tmp_path / "run.json").write_text(
+        json.dumps(
+            {"config": {}, "label_names": ["a", "b"], "window": 10, "data": {"dataset_dir": None}}
+        )
+    )
+    with pytest.raises(TrainError, match="trained from arrays"):
+        evaluate_run(tmp_path)
+    with pytest.raises(TrainError, match="not a run folder"):
+        evaluate_run(tmp_path / "nowhere")
