@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import write_tone
+
 from guitarlab.augment import corpus as augment_corpus
 from guitarlab.augment.corpus import render_corpus, select_rows
 from guitarlab.augment.presets import chain_from_preset, load_presets, preset_hash
 from guitarlab.augment.render import render
+from guitarlab.cli import cli
 from guitarlab.datasets.audio import read_audio
 from guitarlab.datasets.importer import import_folder
 from guitarlab.datasets.manifest import check_manifest, load_manifest, manifest_path
-
-from guitarlab.cli import cli
 from guitarlab.errors import AugmentError
 
 CORE = ["clean", "crunch", "distorted"]

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+
 from guitarlab.augment import make_cab_ir
 from guitarlab.augment.presets import (
     BUILTIN_IR_DIR,
@@ -22,7 +23,6 @@ from guitarlab.augment.presets import (
     load_presets,
     preset_hash,
 )
-
 from guitarlab.errors import AugmentError
 
 BUILTINS = load_presets()

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pedalboard
 import pytest
-from guitarlab.augment.presets import chain_from_preset, load_presets
-from guitarlab.augment.render import render
 from scipy import signal
 
+from guitarlab.augment.presets import chain_from_preset, load_presets
+from guitarlab.augment.render import render
 from guitarlab.errors import AugmentError
 
 RATE = 44100
@@ -160,3 +160,22 @@ def test_plugin_latency_and_ir_predelay_are_compensated(tmp_path) -> None:
 def test_bad_input_is_a_clear_error(audio: np.ndarray, rate: int) -> None:
     with pytest.raises(AugmentError):
         render(audio, rate, pedalboard.Pedalboard([pedalboard.Gain(gain_db=1)]))
+
+
+def test_the_cabinet_convolution_matches_pedalboards_plugin() -> None:
+    """render runs cabinet IRs itself (faster); the sound is the plugin's, minus the delay."""
+    preset = {
+        "name": "cab_only",
+        "chain": [
+            {"plugin": "Gain", "gain_db": 3},
+            {"plugin": "Convolution", "impulse_response_filename": "builtin:cab_4x12.wav"},
+            {"plugin": "Gain", "gain_db": 18},
+        ],
+    }
+    chain = chain_from_preset(preset)
+    take = plucks(1.0)
+    delay = round(chain.delay_s * RATE)
+    assert delay == 1023  # the shipped linear-phase IR's centre
+    by_plugin = chain(np.pad(take, (0, delay)), RATE)[delay:]  # the chain used directly
+    ours = render(take, RATE, chain)
+    assert np.max(np.abs(ours - by_plugin)) < 1e-3 * np.max(np.abs(by_plugin))
