@@ -2,9 +2,11 @@
 
 ``render_corpus`` reads raw rows from the manifest, renders each missing
 (take, preset, variant) with ``render``, writes ``tones/<id>.wav`` atomically, keeps the
-exact preset it used beside it (``tones/<id>.preset.json``), and appends rows in
-batches under the manifest lock. What is already rendered with the same preset hash is
-skipped, so a second run does nothing and a killed run resumes where it stopped.
+exact preset it used beside it (``tones/<id>.preset.json``, see ``rendered_preset``), and
+appends rows in batches under the manifest lock. What is already rendered with the same
+preset hash is skipped, so a second run does nothing and a killed run resumes where it
+stopped: files a killed run finished but never listed are adopted, not rendered again,
+so a kill loses at most the files being written.
 
 Random variants (``randomize=N``) keep ``tone`` = the preset name, so a dataset split by
 tone groups them with their preset; the variant is the id suffix (``...-crunch-r01``)
@@ -162,9 +164,50 @@ class _Chains(threading.local):
         return self.by_hash[job.preset_hash]
 
 
-def _stored_preset(preset: dict) -> dict:
-    """The preset as rendered, without private keys, to write beside the WAV."""
-    return json.loads(canonical_json({k: v for k, v in preset.items() if k != "ranges"}))
+def _sidecar_path(wav: Path) -> Path:
+    return wav.with_name(wav.stem + PRESET_SIDECAR_SUFFIX)
+
+
+def _sidecar(job: RenderJob) -> dict:
+    """What is written beside a render: the preset exactly as rendered, and its hash."""
+    preset = {k: v for k, v in job.preset.items() if k != "ranges"}
+    return {
+        "id": job.id,
+        "source": job.source["id"],
+        "preset_hash": job.preset_hash,
+        "preset": json.loads(canonical_json(preset)),
+    }
+
+
+def rendered_preset(corpus: str | os.PathLike, row_id: str) -> dict:
+    """The preset a render was made with (drawn values included), ready for ``chain_from_preset``.
+
+    Relative impulse-response paths resolve in ``CORPUS/presets`` as they did when rendering.
+    """
+    from guitarlab.datasets.manifest import PRESETS_DIR, TONES_DIR
+
+    path = _sidecar_path(Path(corpus) / TONES_DIR / f"{row_id}.wav")
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise AugmentError(f"{path}: no readable preset record for {row_id} ({exc})") from None
+    return {**stored["preset"], "_file": str(path), "_dir": str(Path(corpus) / PRESETS_DIR)}
+
+
+def _already_written(wav: Path, job: RenderJob) -> bool:
+    """True when a killed run wrote this render completely but never listed it.
+
+    The WAV is renamed into place first and its sidecar second, so a sidecar with this
+    job's hash beside the WAV means the WAV is this preset's complete render.
+    """
+    sidecar = _sidecar_path(wav)
+    if not (wav.exists() and sidecar.exists()):
+        return False
+    try:
+        stored = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    return stored.get("preset_hash") == job.preset_hash and stored.get("id") == job.id
 
 
 def _render_one(root: Path, job: RenderJob, chains: _Chains) -> dict:
@@ -173,12 +216,14 @@ def _render_one(root: Path, job: RenderJob, chains: _Chains) -> dict:
     from guitarlab.recorder.levels import DEFAULT_TARGET_RMS_DBFS, SILENCE_DBFS
 
     source = job.source
-    audio, rate = read_audio(resolve_audio_path(root, source["path"]))
-    rendered = render(audio, rate, chains.get(job))
     dest = root / TONES_DIR / f"{job.id}.wav"
-    sidecar = dest.with_name(dest.stem + PRESET_SIDECAR_SUFFIX)
-    _write_text_atomic(sidecar, json.dumps(_stored_preset(job.preset), indent=2) + "\n")
-    write_audio_atomic(dest, rendered, rate)
+    if _already_written(dest, job):
+        made_at = datetime.fromtimestamp(dest.stat().st_mtime, tz=timezone.utc)
+    else:
+        audio, rate = read_audio(resolve_audio_path(root, source["path"]))
+        write_audio_atomic(dest, render(audio, rate, chains.get(job)), rate)
+        _write_text_atomic(_sidecar_path(dest), json.dumps(_sidecar(job), indent=2) + "\n")
+        made_at = datetime.now(timezone.utc)
     columns = _file_columns(dest)
     level = columns["rms_dbfs"]
     note = f"rendered from {source['id']} with preset {job.preset['name']}"
@@ -196,7 +241,7 @@ def _render_one(root: Path, job: RenderJob, chains: _Chains) -> dict:
         "preset_hash": job.preset_hash,
         **columns,
         "gain_db": round(DEFAULT_TARGET_RMS_DBFS - level, 3) if level > SILENCE_DBFS else 0.0,
-        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "recorded_at": made_at.isoformat(timespec="seconds"),
         "device": DEVICE,
         "player": source.get("player", ""),
         "notes": note,

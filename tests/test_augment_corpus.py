@@ -11,13 +11,18 @@ from click.testing import CliRunner
 from conftest import write_tone
 
 from guitarlab.augment import corpus as augment_corpus
-from guitarlab.augment.corpus import render_corpus, select_rows
+from guitarlab.augment.corpus import render_corpus, rendered_preset, select_rows
 from guitarlab.augment.presets import chain_from_preset, load_presets, preset_hash
 from guitarlab.augment.render import render
 from guitarlab.cli import cli
 from guitarlab.datasets.audio import read_audio
 from guitarlab.datasets.importer import import_folder
-from guitarlab.datasets.manifest import check_manifest, load_manifest, manifest_path
+from guitarlab.datasets.manifest import (
+    check_manifest,
+    load_manifest,
+    manifest_path,
+    update_manifest,
+)
 from guitarlab.errors import AugmentError
 
 CORE = ["clean", "crunch", "distorted"]
@@ -117,6 +122,27 @@ def test_resume_after_a_kill_finishes_only_the_rest(
     assert check_manifest(corpus) == []
 
 
+def test_files_a_killed_run_wrote_but_never_listed_are_adopted_not_rendered_again(
+    corpus: Path,
+) -> None:
+    render_corpus(corpus, tones=["clean", "crunch"], progress=False)
+    before = rendered(corpus)
+    mtimes = {rid: (corpus / row["path"]).stat().st_mtime_ns for rid, row in before.items()}
+    update_manifest(corpus, lambda frame: frame[frame["tone"] == "raw"])  # rows lost, files kept
+    stale = corpus / "tones" / "stratocaster-lead-t001-crunch.preset.json"
+    record = json.loads(stale.read_text())
+    stale.write_text(json.dumps({**record, "preset_hash": "0" * 12}))  # as if killed mid-way
+
+    again = render_corpus(corpus, tones=["clean", "crunch"], progress=False)
+    assert sorted(again) == sorted(before)
+    after = rendered(corpus)
+    for rid, row in after.items():
+        assert row["sha256"] == before[rid]["sha256"]
+        was_adopted = (corpus / row["path"]).stat().st_mtime_ns == mtimes[rid]
+        assert was_adopted == (rid != "stratocaster-lead-t001-crunch")
+    assert check_manifest(corpus) == []
+
+
 def test_an_edited_preset_renders_again_under_a_new_id(corpus: Path) -> None:
     render_corpus(corpus, tones=["crunch"], progress=False)
     old = rendered(corpus)
@@ -166,7 +192,7 @@ def test_random_variants_are_recorded_and_render_again_exactly(corpus: Path) -> 
     assert len({r["preset_hash"] for r in rows.values()}) == 3
     assert len({r["sha256"] for r in rows.values()}) == 3
     # the sidecar holds the drawn preset: rendering it again gives the file's samples
-    drawn = json.loads((corpus / "tones" / f"{take}-crunch-r02.preset.json").read_text())
+    drawn = rendered_preset(corpus, f"{take}-crunch-r02")
     assert drawn["variant"] == "r02" and drawn["seed"] == 5
     assert preset_hash(drawn) == rows[f"{take}-crunch-r02"]["preset_hash"]
     source, rate = read_audio(corpus / "takes" / f"{take}-raw.wav")
