@@ -104,9 +104,11 @@ def test_resume_continues_at_the_next_epoch(tmp_path):
 
     with pytest.raises(TrainError, match="already holds a run"):
         fit(X, y, out=out, config=config)
-    resumed = TrainConfig(epochs=3, fine_tune_epochs=0, resume=True, **SMALL)
+    # the options come from the interrupted run: a different --lr on resume is ignored
+    resumed = TrainConfig(epochs=3, fine_tune_epochs=0, resume=True, lr=0.5, **SMALL)
     run = fit(X, y, out=out, config=resumed, callbacks=[FirstEpoch()])
     assert started == [1, 2]
+    assert run.info["config"]["lr"] == 1e-3 and run.info["config"]["resume"] is True
     assert list(pd.read_csv(out / "history.csv")["epoch"]) == [0, 1, 2]
     assert len(run.history["loss"]) == 3
     with pytest.raises(TrainError, match="nothing to resume"):

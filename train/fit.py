@@ -269,7 +269,7 @@ class _Callbacks:
         return SeedSchedule()
 
     @staticmethod
-    def epoch_state(run_dir: Path, monitor: str, best_callback):
+    def epoch_state(run_dir: Path, monitor: str, best_callback, config: TrainConfig):
         class EpochState(_callback_base()):
             """Save ``last.keras`` and ``state.json`` after every epoch, for ``--resume``."""
 
@@ -277,6 +277,7 @@ class _Callbacks:
                 self.model.save(run_dir / "last.keras")
                 state = {
                     "epoch": int(epoch),
+                    "config": config.as_dict(),
                     "monitor": monitor,
                     "best": float(best_callback.best),
                     "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -436,6 +437,23 @@ def _prepare_out(out: Path, config: TrainConfig) -> int:
     return 0
 
 
+def _resumed_config(out: Path, given: TrainConfig) -> TrainConfig:
+    """The options a run was started with (from state.json), keeping only ``verbose`` new."""
+    stored = json.loads((out / STATE_JSON).read_text()).get("config")
+    if not stored:
+        return given
+    config = TrainConfig.from_dict({**stored, "resume": True, "verbose": given.verbose})
+    if config != given:
+        changed = [
+            f.name for f in fields(TrainConfig) if getattr(config, f.name) != getattr(given, f.name)
+        ]
+        print(
+            f"[guitarlab] resuming with the run's own options; ignored: {', '.join(changed)}",
+            flush=True,
+        )
+    return config
+
+
 def _train(
     *,
     out: Path,
@@ -443,7 +461,7 @@ def _train(
     window: int,
     channels: int,
     label_names: list[str],
-    make_data: Callable[[bool], tuple],
+    make_data: Callable[[bool, TrainConfig], tuple],
     y_train: np.ndarray,
     data_info: dict,
     initial_model=None,
@@ -451,8 +469,9 @@ def _train(
 ) -> Run:
     """The loop shared by fit and fit_dataset.
 
-    ``make_data(even)`` returns ``(train, validation or None, extra fit kwargs)``; ``even``
-    asks for batches that split evenly over several replicas (drop the last partial one).
+    ``make_data(even, config)`` returns ``(train, validation or None, extra fit kwargs)``;
+    ``even`` asks for batches that split evenly over several replicas (drop the last
+    partial one). A resumed run goes on with the options it was started with.
     """
     import keras
 
@@ -460,11 +479,13 @@ def _train(
     if not _is_chief():
         out = out / f"worker-{json.loads(os.environ['TF_CONFIG'])['task']['index']}"
     first_epoch = _prepare_out(out, config)
+    if first_epoch > 0:
+        config = _resumed_config(out, config)
     keras.utils.set_random_seed(config.seed + first_epoch)
     strategy, strategy_line = choose_strategy(config.distribute)
     device = describe_devices()
     print(f"[guitarlab] training on {device}; {strategy_line}", flush=True)
-    train_data, val_data, fit_kwargs = make_data(strategy.num_replicas_in_sync > 1)
+    train_data, val_data, fit_kwargs = make_data(strategy.num_replicas_in_sync > 1, config)
 
     with strategy.scope():
         if first_epoch > 0:
@@ -496,7 +517,7 @@ def _train(
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=first_epoch > 0),
         _Callbacks.tensorboard(out / "logs"),
         best,
-        _Callbacks.epoch_state(out, monitor, best),
+        _Callbacks.epoch_state(out, monitor, best, config),
         _Callbacks.eta_line(config.total_epochs, first_epoch),
         *(callbacks or []),
     ]
@@ -670,7 +691,7 @@ def fit(
         window=X.shape[1],
         channels=X.shape[2],
         label_names=label_names,
-        make_data=lambda even: _array_data(X, y_codes, val, config, even),
+        make_data=lambda even, cfg: _array_data(X, y_codes, val, cfg, even),
         y_train=y_codes,
         data_info=data_info,
         initial_model=initial_model,
@@ -776,7 +797,7 @@ def fit_dataset(
         raise TrainError(f"{dataset_dir}: the train split is empty; rebuild the dataset")
     y_val = _split_or_none(ds, "val")
 
-    def make_data(even: bool) -> tuple:
+    def make_data(even: bool, config: TrainConfig) -> tuple:
         train = ds.tf_dataset(
             "train",
             batch_size=config.batch_size,
