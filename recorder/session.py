@@ -211,7 +211,8 @@ def take_row(
         "notes": labels.get("notes", ""),
         "status": status,
         # extra columns are text in the manifest: store them as text so "0" stays "0"
-        "dropouts": str(len(dropouts)),
+        "dropouts": str(sum(d.kind != "stall" for d in dropouts)),
+        "stalls": str(sum(d.kind == "stall" for d in dropouts)),
         "dropped_frames": str(int(sum(d.missing_frames for d in dropouts))),
         "dropout_detail": json.dumps([d.as_dict() for d in dropouts], separators=(",", ":")),
         "checks": findings_to_json(findings),

@@ -28,4 +28,3 @@ def test_quick_benchmark_rows_are_finite_and_positive() -> None:
         assert row.ratio is not None and math.isfinite(row.ratio) and row.ratio > 0, row.figure
     kept = next(r for r in rows if r.figure.startswith("frames kept"))
     assert kept.ratio <= 1.0
-    assert "correlation 0.99" in rows[-1].notes or "correlation 1.0" in rows[-1].notes

@@ -129,6 +129,7 @@ def test_played_signal_comes_back_identical_with_click_kept_out(server, corpus):
     assert int(stored["sample_rate"]) == RATE and int(stored["frames"]) == 2 * RATE
     assert stored["gain_db"] == pytest.approx(-20.0 - stored["rms_dbfs"], abs=0.01)
     assert stored["recorded_at"].startswith("20") and stored["dropouts"] == "0"
+    assert stored["dropped_frames"] == "0"
     assert findings_from_json(stored["checks"]) == []
     # the next take of the same guitar and phrase gets the next number
     again = record_take(
@@ -181,7 +182,8 @@ def test_callback_stall_is_reported_as_a_dropout(server, corpus):
         source_audio=test_signal(3.0),
         stall=Stall("callback", at_s=0.8, seconds=0.8),
     )
-    assert int(row["dropouts"]) >= 1
+    # the server buffers a short callback stall: reported as late audio, or as lost frames
+    assert int(row["stalls"]) + int(row["dropouts"]) >= 1
     assert '"at_s":0.8' in row["dropout_detail"] or '"at_s":0.9' in row["dropout_detail"]
 
 

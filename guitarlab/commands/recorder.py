@@ -321,7 +321,7 @@ def record_command(
                 f"{row['path']}{state}: {seconds_kept:.1f} s, peak {row['peak_dbfs']:.1f} dBFS, "
                 f"RMS {row['rms_dbfs']:.1f} dBFS, gain_db {row['gain_db']:+.1f}"
             )
-            if int(row["dropouts"]):
+            if int(row["dropouts"]) or int(row["stalls"]):
                 import json
 
                 for d in json.loads(row["dropout_detail"]):
