@@ -134,7 +134,7 @@ def level_bar(dbfs: float, *, width: int = 40, floor_dbfs: float = METER_FLOOR_D
     return "#" * filled + "." * (width - filled)
 
 
-def meter_line(reading: MeterReading, *, width: int = 30) -> str:
+def meter_line(reading: MeterReading, *, width: int = 20) -> str:
     """The one-line terminal meter: peak bar with hold mark, numbers and the clip light."""
     bar = list(level_bar(reading.peak_dbfs, width=width))
     hold = int(round(np.clip((reading.hold_dbfs + 60.0) / 60.0, 0.0, 1.0) * (width - 1)))
@@ -142,10 +142,10 @@ def meter_line(reading: MeterReading, *, width: int = 30) -> str:
         bar[hold] = "|"
     light = "CLIP" if reading.clip else "    "
     return (
-        f"[{''.join(bar)}] peak {_fmt(reading.peak_dbfs)} rms {_fmt(reading.rms_dbfs)} "
+        f"[{''.join(bar)}] pk {_fmt(reading.peak_dbfs)} rms {_fmt(reading.rms_dbfs)} "
         f"hold {_fmt(reading.hold_dbfs)} dBFS {light}"
     )
 
 
 def _fmt(dbfs: float) -> str:
-    return f"{dbfs:6.1f}" if dbfs > SILENCE_DBFS else "  -inf"
+    return f"{dbfs:5.1f}" if dbfs > -99.95 else " -inf"

@@ -407,9 +407,7 @@ def _run_take(
     while not writer.complete.wait(0.1):
         now = time.monotonic()
         captured = writer.frames_captured
-        _progress(
-            on_progress, "recording", captured / rate, seconds - captured / rate, writer.meter.last
-        )
+        _progress(on_progress, "recording", captured / rate, seconds, writer.meter.last)
         if stop is not None and stop.is_set():
             break
         if writer.stats.error:
@@ -422,7 +420,7 @@ def _run_take(
             raise RecorderError(
                 f"input {in_dev.name!r} stopped delivering audio after {captured / rate:.1f} s (unplugged?); the audio so far is kept"
             )
-    _progress(on_progress, "recording", writer.frames_captured / rate, 0.0, writer.meter.last)
+    _progress(on_progress, "recording", writer.frames_captured / rate, seconds, writer.meter.last)
 
 
 def _progress(on_progress, phase, elapsed, seconds, reading, beat: int = 0) -> None:

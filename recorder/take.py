@@ -101,13 +101,21 @@ class ClockCheck:
     ``lead`` is frames received minus frames the clock says should have arrived. It
     jitters by about a block and starts with a burst; a fall of more than ``tolerance_s``
     below its running best is an event. If the lead comes back the audio was late (a
-    stall); if it settles lower, frames were lost.
+    stall, reported from ``report_stall_s``); if it settles lower, frames were lost.
     """
 
-    def __init__(self, sample_rate: int, *, tolerance_s: float = 0.1, settle_s: float = 1.0):
+    def __init__(
+        self,
+        sample_rate: int,
+        *,
+        tolerance_s: float = 0.1,
+        settle_s: float = 1.0,
+        report_stall_s: float = 0.25,
+    ):
         self.rate = int(sample_rate)
         self.tolerance = tolerance_s * self.rate
         self.settle = settle_s * self.rate
+        self.report_stall_s = report_stall_s
         self.events: list[Dropout] = []
         self._t0: float | None = None
         self._best = -np.inf
@@ -144,7 +152,9 @@ class ClockCheck:
         event, self._event = self._event, None
         at_s = event["at"] / self.rate
         if late:
-            self.events.append(Dropout("stall", at_s, 0, (self._best - event["low"]) / self.rate))
+            late_s = (self._best - event["low"]) / self.rate
+            if late_s >= self.report_stall_s:  # shorter ones are scheduling jitter under load
+                self.events.append(Dropout("stall", at_s, 0, late_s))
         else:
             missing = int(round(self._best - self._lead))
             self.events.append(Dropout("clock", at_s, missing, missing / self.rate))

@@ -39,8 +39,8 @@ class _Screen:
             text = "waiting for the input ..."
         else:
             meter = meter_line(progress.reading) if progress.reading else ""
-            text = f"{progress.elapsed_s:6.1f}s / -{progress.remaining_s:5.1f}s {meter}"
-        click.echo("\r" + text.ljust(110), nl=False, err=True)
+            text = f"{progress.elapsed_s:5.1f}s -{progress.remaining_s:5.1f}s {meter}"
+        click.echo("\r" + text.ljust(79), nl=False, err=True)  # fits an 80-column terminal
 
     def done(self) -> None:
         if self.tty and self.last_phase:
