@@ -175,3 +175,31 @@ def test_evaluate_refuses_an_array_run(tmp_path):
         evaluate_run(tmp_path)
     with pytest.raises(TrainError, match="not a run folder"):
         evaluate_run(tmp_path / "nowhere")
+
+
+@pytest.mark.server
+def test_predict_live_prints_a_rolling_label_from_an_audio_server(trained):
+    """Live input through PortAudio from a PulseAudio null sink (silence is fine here)."""
+    import io
+    import os
+
+    from guitarlab.errors import RecorderError
+    from guitarlab.recorder.server import start_audio_server
+    from guitarlab.train.predict import predict_live
+
+    try:
+        server = start_audio_server(rate=48000)
+    except RecorderError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"audio server must start in CI: {exc}")
+        pytest.skip(f"no audio server on this machine: {exc}")
+    try:
+        printed = io.StringIO()
+        lines = predict_live(
+            trained["run"].run_dir, device="pulse", seconds=4.0, hop_s=0.5, out=printed
+        )
+    finally:
+        server.stop()
+    assert len(lines) >= 2
+    assert {label for _, label, _ in lines} <= {"les_paul", "stratocaster"}
+    assert "listening on" in printed.getvalue()

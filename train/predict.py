@@ -79,7 +79,10 @@ def window_probabilities(
     from guitarlab.train.models import probabilities
 
     frames = np.ascontiguousarray(cut(audio, length=window, hop=hop))[:, :, None]
-    outputs = model.predict(frames, batch_size=batch_size, verbose=0)
+    if len(frames) <= batch_size:  # one small batch: a direct call skips predict()'s setup
+        outputs = np.asarray(model(frames, training=False))
+    else:
+        outputs = model.predict(frames, batch_size=batch_size, verbose=0)
     return probabilities(outputs, n_classes), window_starts(len(audio), length=window, hop=hop)
 
 
@@ -228,6 +231,7 @@ def predict_live(
     found = resolve_device(device, kind="input")
     check_settings(found, kind="input", sample_rate=rate, channels=1)
     blocks: queue.Queue = queue.Queue()
+    model(np.zeros((1, window, 1), np.float32), training=False)  # warm up before listening
 
     def callback(indata, frames, time_info, status):
         blocks.put(indata[:, 0].copy())
