@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -40,6 +41,7 @@ from guitarlab.augment.render import render
 from guitarlab.errors import AugmentError
 
 VARIANT_COLUMN = "variant"
+INPUT_GAIN_COLUMN = "input_gain_db"
 PRESET_SIDECAR_SUFFIX = ".preset.json"
 DEVICE = "pedalboard"
 BATCH_FILES = 8
@@ -56,6 +58,7 @@ class RenderJob:
     preset_hash: str
     id: str
     variant: str
+    input_gain_db: float = 0.0
 
 
 # ---------------------------------------------------------------- selecting rows
@@ -113,11 +116,13 @@ def plan_jobs(
     where: str | Sequence[str] | None = None,
     randomize: int = 0,
     seed: int = 0,
+    match_levels: bool = True,
 ) -> list[RenderJob]:
     """Every render still missing: raw rows x presets (x variants) without a matching row.
 
     A render is done when a row with the same source, tone and preset hash exists. An id
     already taken by another preset hash (the preset was edited) gets a hash suffix.
+    With ``match_levels`` each take is trimmed by its ``gain_db`` before the chain.
     """
     from guitarlab.datasets.manifest import RAW_TONE, row_id
 
@@ -145,8 +150,17 @@ def plan_jobs(
                         "-".join(filter(None, [variant, digest[:6]])),
                     )
                 taken.add(rid)
-                jobs.append(RenderJob(source.to_dict(), version, digest, rid, variant))
+                trim_db = _input_gain_db(source["gain_db"]) if match_levels else 0.0
+                jobs.append(RenderJob(source.to_dict(), version, digest, rid, variant, trim_db))
     return jobs
+
+
+def _input_gain_db(value: object) -> float:
+    try:
+        gain = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return round(gain, 3) if np.isfinite(gain) else 0.0
 
 
 # ---------------------------------------------------------------- rendering one file
@@ -175,6 +189,7 @@ def _sidecar(job: RenderJob) -> dict:
         "id": job.id,
         "source": job.source["id"],
         "preset_hash": job.preset_hash,
+        "input_gain_db": job.input_gain_db,
         "preset": json.loads(canonical_json(preset)),
     }
 
@@ -207,13 +222,17 @@ def _already_written(wav: Path, job: RenderJob) -> bool:
         stored = json.loads(sidecar.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return False
-    return stored.get("preset_hash") == job.preset_hash and stored.get("id") == job.id
+    return (
+        stored.get("preset_hash") == job.preset_hash
+        and stored.get("id") == job.id
+        and stored.get("input_gain_db") == job.input_gain_db
+    )
 
 
 def _render_one(root: Path, job: RenderJob, chains: _Chains) -> dict:
     from guitarlab.datasets.audio import read_audio, write_audio_atomic
     from guitarlab.datasets.manifest import TONES_DIR, relative_audio_path, resolve_audio_path
-    from guitarlab.recorder.levels import DEFAULT_TARGET_RMS_DBFS, SILENCE_DBFS
+    from guitarlab.recorder.levels import DEFAULT_TARGET_RMS_DBFS, SILENCE_DBFS, apply_gain_db
 
     source = job.source
     dest = root / TONES_DIR / f"{job.id}.wav"
@@ -221,6 +240,8 @@ def _render_one(root: Path, job: RenderJob, chains: _Chains) -> dict:
         made_at = datetime.fromtimestamp(dest.stat().st_mtime, tz=timezone.utc)
     else:
         audio, rate = read_audio(resolve_audio_path(root, source["path"]))
+        if job.input_gain_db:
+            audio = apply_gain_db(audio, job.input_gain_db)
         write_audio_atomic(dest, render(audio, rate, chains.get(job)), rate)
         _write_text_atomic(_sidecar_path(dest), json.dumps(_sidecar(job), indent=2) + "\n")
         made_at = datetime.now(timezone.utc)
@@ -229,6 +250,8 @@ def _render_one(root: Path, job: RenderJob, chains: _Chains) -> dict:
     note = f"rendered from {source['id']} with preset {job.preset['name']}"
     if job.variant:
         note += f" variant {job.variant} (seed {job.preset.get('seed', 0)})"
+    if job.input_gain_db:
+        note += f", input trimmed {job.input_gain_db:+.2f} dB to the matched level"
     return {
         "id": job.id,
         "path": relative_audio_path(root, dest),
@@ -246,6 +269,7 @@ def _render_one(root: Path, job: RenderJob, chains: _Chains) -> dict:
         "player": source.get("player", ""),
         "notes": note,
         VARIANT_COLUMN: job.variant,
+        INPUT_GAIN_COLUMN: f"{job.input_gain_db:.3f}",
     }
 
 
@@ -300,8 +324,6 @@ def _append_new(root: Path, rows: list[dict]) -> None:
             raise AugmentError(
                 f"id {sorted(clash)[0]!r} was added by another process with another preset; run augment again"
             )
-        if VARIANT_COLUMN not in frame:
-            frame = frame.assign(**{VARIANT_COLUMN: ""})
         return pd.concat([frame, pd.DataFrame(new)], ignore_index=True) if new else frame
 
     if rows:
@@ -319,6 +341,7 @@ def render_corpus(
     workers: int = 1,
     randomize: int = 0,
     seed: int = 0,
+    match_levels: bool = True,
     progress: bool = True,
 ) -> list[str]:
     """Render every raw take (matched by ``where``) through ``tones``; return the new ids.
@@ -337,6 +360,10 @@ def render_corpus(
         Also render this many random variants of each preset (drawn from its ranges).
     seed : int
         Seed of the random variants; the same seed draws the same variants.
+    match_levels : bool
+        Trim each take by its ``gain_db`` (the level-matching gain) before the chain, so
+        every guitar drives the amp at the same level, as the seed matched input levels
+        at the interface. The trim is in the ``input_gain_db`` column and the sidecar.
     progress : bool
         Show a tqdm bar.
     """
@@ -349,7 +376,14 @@ def render_corpus(
     presets = get_presets(tones, root)
     for preset in presets:  # fail before rendering anything if a preset is broken
         chain_from_preset(preset)
-    jobs = plan_jobs(manifest, presets, where=where, randomize=randomize, seed=seed)
+    jobs = plan_jobs(
+        manifest,
+        presets,
+        where=where,
+        randomize=randomize,
+        seed=seed,
+        match_levels=match_levels,
+    )
     _remove_stray_temps(root, jobs)
     if not jobs:
         return []

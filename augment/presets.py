@@ -89,7 +89,9 @@ class ToneChain(pedalboard.Pedalboard):
     @property
     def delay_s(self) -> float:
         """The bulk delay in seconds that ``render`` removes (0.0 without cabinet IRs)."""
-        return sum(ir.peak_frame / ir.sample_rate for ir in getattr(self, "irs", {}).values())
+        return float(
+            sum(ir.peak_frame / ir.sample_rate for ir in getattr(self, "irs", {}).values())
+        )
 
 
 @lru_cache(maxsize=1)
@@ -163,9 +165,9 @@ def check_preset(preset: dict) -> None:
     """Raise ``AugmentError`` (one line) when a preset's structure is wrong."""
     where = _where(preset)
     name = preset.get("name")
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.match(name) or name == "raw":
         raise AugmentError(
-            f"{where}: name {name!r} must be a lower-case slug such as 'crunch' or 'my_fuzz'"
+            f"{where}: name {name!r} must be a lower-case slug such as 'crunch' or 'my_fuzz' (not 'raw')"
         )
     unknown = [k for k in preset if not k.startswith("_") and k not in PRESET_KEYS]
     if unknown:

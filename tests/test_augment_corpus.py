@@ -24,6 +24,7 @@ from guitarlab.datasets.manifest import (
     update_manifest,
 )
 from guitarlab.errors import AugmentError
+from guitarlab.recorder.levels import apply_gain_db
 
 CORE = ["clean", "crunch", "distorted"]
 
@@ -71,6 +72,25 @@ def test_renders_every_raw_take_through_every_tone_with_traceable_rows(corpus: P
         assert row["peak_dbfs"] <= 0.0 and row["variant"] == ""
         assert (corpus / "tones" / f"{rid}.preset.json").exists()
     assert check_manifest(corpus) == []
+
+
+def test_takes_drive_the_tones_at_the_matched_level_unless_told_not_to(
+    raw_folder: Path, tmp_path: Path
+) -> None:
+    matched = make_corpus(raw_folder, tmp_path / "matched")
+    as_recorded = make_corpus(raw_folder, tmp_path / "as_recorded")
+    render_corpus(matched, tones=["clean"], progress=False)
+    render_corpus(as_recorded, tones=["clean"], match_levels=False, progress=False)
+    raw = load_manifest(matched).set_index("id")
+    for rid, row in rendered(matched).items():
+        assert float(row["input_gain_db"]) == pytest.approx(raw.loc[row["source"], "gain_db"])
+        assert "input trimmed" in row["notes"]
+        plain = rendered(as_recorded)[rid]
+        assert float(plain["input_gain_db"]) == 0.0
+        # clean's light compressor (2:1) passes at least half of the trim to the output
+        trim_db, change_db = raw.loc[row["source"], "gain_db"], row["rms_dbfs"] - plain["rms_dbfs"]
+        assert abs(trim_db) > 1.0 and np.sign(change_db) == np.sign(trim_db)
+        assert 0.4 * abs(trim_db) < abs(change_db) <= abs(trim_db) + 0.5
 
 
 def test_second_run_does_nothing(corpus: Path) -> None:
@@ -196,7 +216,11 @@ def test_random_variants_are_recorded_and_render_again_exactly(corpus: Path) -> 
     assert drawn["variant"] == "r02" and drawn["seed"] == 5
     assert preset_hash(drawn) == rows[f"{take}-crunch-r02"]["preset_hash"]
     source, rate = read_audio(corpus / "takes" / f"{take}-raw.wav")
-    again = render(source, rate, chain_from_preset(drawn))
+    trim_db = float(rows[f"{take}-crunch-r02"]["input_gain_db"])  # the take's level match
+    assert trim_db == pytest.approx(
+        float(load_manifest(corpus).set_index("id").loc[f"{take}-raw", "gain_db"])
+    )
+    again = render(apply_gain_db(source, trim_db), rate, chain_from_preset(drawn))
     stored, _ = read_audio(corpus / "tones" / f"{take}-crunch-r02.wav")
     assert np.max(np.abs(again - stored)) <= 2.0**-23
     assert (

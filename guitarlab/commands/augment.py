@@ -35,6 +35,12 @@ CORPUS_OPTION_HELP = "Corpus folder; its presets/ folder adds to or overrides th
     help="Also render N random variants of each preset, drawn from its ranges.",
 )
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random variants.")
+@click.option(
+    "--match-levels/--no-match-levels",
+    default=True,
+    show_default=True,
+    help="Trim each take by its gain_db before the amp, so every guitar drives it equally.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def augment_command(
     corpus: str,
@@ -43,13 +49,16 @@ def augment_command(
     workers: int,
     randomize: int,
     seed: int,
+    match_levels: bool,
     quiet: bool,
 ) -> None:
     """Render every raw take in CORPUS through tone presets into tones/.
 
     Only renders that are missing (no row yet for that take, tone and preset hash) are
     made, so running it again does nothing and a killed run finishes the rest. An edited
-    preset renders again under a new id; nothing is overwritten.
+    preset renders again under a new id; nothing is overwritten. Every take enters the
+    chain at the matched level (trimmed by its gain_db), as the seed matched the guitars'
+    input levels, unless --no-match-levels.
 
     \b
     Examples:
@@ -66,6 +75,7 @@ def augment_command(
         workers=workers,
         randomize=randomize,
         seed=seed,
+        match_levels=match_levels,
         progress=not quiet,
     )
     if added:
