@@ -5,7 +5,8 @@ null sink while ``record_take`` captures its monitor, the path a user's interfac
 Figures are ratios against references from the same run: frames kept over frames
 requested (goal 1.0, i.e. 0 dropped), frames received over what the wall clock says
 should have arrived (goal ~1.0), writer-thread CPU seconds over audio seconds (goal
-< 0.05) and the latency found by cross-correlation in blocks of 1024 frames.
+< 0.05) and the round-trip latency of the test path (output buffer, server, input
+buffer) found by cross-correlation, in blocks of 1024 frames.
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def run(quick: bool) -> list[Row]:
         ),
         Row(
             name,
-            "input latency by correlation",
+            "round-trip latency (played -> recorded) by correlation",
             float(max(lag, 1)) / RATE * 1000.0,
             "ms",
             "one 1024-frame block",

@@ -372,3 +372,40 @@ def test_level_advises_gain_and_saves_calibration(server, corpus, tmp_path):
     assert "loudest peak -18.0 dBFS" in result.output
     assert "turn the interface gain up by 6.0 dB" in result.output
     assert '"strat"' in (corpus / "calibration.json").read_text()
+
+
+def test_record_command_takes_several_in_a_row(server, corpus, tmp_path):
+    sf.write(tmp_path / "chirp.wav", test_signal(1.0), RATE, subtype="FLOAT")
+    result = CliRunner().invoke(
+        cli,
+        [
+            "record",
+            "--corpus",
+            str(corpus),
+            "--guitar",
+            "tele",
+            "--pickup",
+            "single_coil",
+            "--phrase",
+            "riff",
+            "--seconds",
+            "0.5",
+            "--count-in",
+            "0",
+            "--no-click",
+            "--takes",
+            "2",
+            "--pause",
+            "0",
+            "--device",
+            "pulse",
+            "--play",
+            str(tmp_path / "chirp.wav"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "takes/tele-riff-t001-raw.wav: 0.5 s" in result.output
+    assert "takes/tele-riff-t002-raw.wav: 0.5 s" in result.output
+    frame = load_manifest(corpus)
+    assert list(frame["take"]) == ["tele-riff-t001", "tele-riff-t002"]
+    assert set(frame["pickup"]) == {"single_coil"}
