@@ -79,7 +79,7 @@ def plot_file_probabilities(files: pd.DataFrame, n_classes: int, path: Path) -> 
     ax.axhline(1.0 / n_classes, color="black", linestyle="--", linewidth=1)
     ax.set_xticks(range(len(files)), files["id"], rotation=90, fontsize=7)
     ax.set_ylim(0, 1)
-    ax.set_ylabel("mean probability of the true label")
+    ax.set_ylabel("mean P(true label)")
     ax.set_title("per-file vote (green right, red wrong)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -97,6 +97,7 @@ def plot_training_curves(history: pd.DataFrame, path: Path) -> Path:
             if key in history:
                 ax.plot(epochs, history[key], style, marker="o", markersize=3, label=key)
         ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_title(metric)
         ax.legend()
     fig.tight_layout()
