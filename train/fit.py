@@ -353,21 +353,29 @@ class _Callbacks:
     @staticmethod
     def eta_line(total_epochs: int, first_epoch: int, stream=None):
         class EtaLine(_callback_base()):
-            """One line per epoch with the overall elapsed time and ETA of the run."""
+            """The run's overall progress: a line before each epoch's bar (elapsed, ETA)
+            and one at the end; printed between Keras's bars, never inside one."""
 
             def on_train_begin(self, logs=None):
                 self.start = time.perf_counter()
 
-            def on_epoch_end(self, epoch, logs=None):
-                done = epoch + 1 - first_epoch
+            def _say(self, text: str) -> None:
+                print(f"[guitarlab] {text}", file=stream or sys.stdout, flush=True)
+
+            def on_epoch_begin(self, epoch, logs=None):
+                done = epoch - first_epoch
                 elapsed = time.perf_counter() - self.start
-                left = (total_epochs - epoch - 1) * elapsed / max(done, 1)
-                print(
-                    f"[guitarlab] epoch {epoch + 1}/{total_epochs} done; "
-                    f"elapsed {_clock(elapsed)}, ETA {_clock(left)}",
-                    file=stream or sys.stdout,
-                    flush=True,
+                if done == 0:
+                    self._say(f"epochs {epoch + 1}-{total_epochs} of {total_epochs} to go")
+                    return
+                left = (total_epochs - epoch) * elapsed / done
+                self._say(
+                    f"{epoch}/{total_epochs} epochs done; elapsed {_clock(elapsed)}, ETA {_clock(left)}"
                 )
+
+            def on_train_end(self, logs=None):
+                elapsed = time.perf_counter() - self.start
+                self._say(f"{total_epochs}/{total_epochs} epochs done in {_clock(elapsed)}")
 
         return EtaLine()
 
