@@ -162,6 +162,13 @@ def test_fine_tune_from_a_run(trained, tmp_path):
     assert run.metrics["test_window_accuracy"] >= 0.6
     assert (tmp_path / "tuned" / "model.keras").is_file()
 
+    from guitarlab.train.models import widen_output
+
+    with pytest.raises(TrainError, match="widen_output"):
+        fit_dataset(
+            info.dataset_dir, tmp_path / "wide", config, initial_model=widen_output(model, 3)
+        )
+
 
 def test_evaluate_refuses_an_array_run(tmp_path):
     from guitarlab.train.evaluate import evaluate_run

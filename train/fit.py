@@ -445,6 +445,21 @@ def _prepare_out(out: Path, config: TrainConfig) -> int:
     return 0
 
 
+def _check_initial_model(model, window: int, channels: int, n_classes: int) -> None:
+    """Refuse a model that cannot be fine-tuned on these windows and labels, in one line."""
+    units = 1 if n_classes == 2 else n_classes
+    if tuple(model.input_shape[1:]) != (window, channels):
+        raise TrainError(
+            f"the initial model reads windows of shape {tuple(model.input_shape[1:])} but the data "
+            f"has ({window}, {channels}); rebuild the dataset with --window {model.input_shape[1]}"
+        )
+    if model.output_shape[-1] != units:
+        raise TrainError(
+            f"the initial model has {model.output_shape[-1]} output unit(s) but {n_classes} labels "
+            f"need {units}; widen it first with guitarlab.train.models.widen_output(model, {n_classes})"
+        )
+
+
 def _resumed_config(out: Path, given: TrainConfig) -> TrainConfig:
     """The options a run was started with (from state.json), keeping only ``verbose`` new."""
     stored = json.loads((out / STATE_JSON).read_text()).get("config")
@@ -501,6 +516,8 @@ def _train(
 
             model = keras.models.load_model(out / "last.keras")
         else:
+            if initial_model is not None:
+                _check_initial_model(initial_model, window, channels, n_classes)
             model = initial_model or _build_model(config, window, channels, n_classes)
             _compile(model, config, n_classes)
 
