@@ -210,3 +210,17 @@ def test_predict_live_prints_a_rolling_label_from_an_audio_server(trained):
     assert len(lines) >= 2
     assert {label for _, label, _ in lines} <= {"les_paul", "stratocaster"}
     assert "listening on" in printed.getvalue()
+
+
+def test_train_command_on_a_dataset_folder(trained, tmp_path):
+    out = tmp_path / "cli-run"
+    args = ["train", "--dataset", str(trained["dataset"]), "--out", str(out), "--quiet"]
+    args += ["--filters", "8,16,8", "--epochs", "1", "--fine-tune-epochs", "0", "--batch", "16"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "training on CPU" in result.output or "training on GPU" in result.output
+    assert f"next: guitarlab evaluate {out}" in result.output
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["config"]["batch"] == 16 and meta["data"]["source"] == "dataset"
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 1 and "--resume" in again.output

@@ -196,3 +196,17 @@ def test_cli_train_usage_errors(tmp_path):
     for command in ("evaluate", "predict"):
         assert "Example" in runner.invoke(cli, [command, "--help"]).output
     assert Path(tmp_path / "r").exists() is False
+
+
+def test_alstm_fcn_trains_saves_and_reloads(tmp_path):
+    X, y = sine_windows(120, length=300)
+    config = TrainConfig(model="alstm-fcn", epochs=2, fine_tune_epochs=0, batch=8, **SMALL)
+    run = fit(X, y, out=tmp_path / "run", config=config)
+    assert "attention_lstm" in [layer.name for layer in run.model.layers]
+    reloaded = load_run(run.run_dir).load_model()
+    np.testing.assert_allclose(
+        reloaded.predict(X[:8, :, None], verbose=0),
+        run.model.predict(X[:8, :, None], verbose=0),
+        rtol=1e-5,
+        atol=1e-6,
+    )
