@@ -163,6 +163,37 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
     assert np.isfinite(loss)
 
 
+def test_multiworker_strategy_from_tf_config_one_worker(tmp_path):
+    """The TF_CONFIG path (MultiWorkerMirroredStrategy), with a one-worker cluster."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        port = probe.getsockname()[1]
+    tf_config = {
+        "cluster": {"worker": [f"localhost:{port}"]},
+        "task": {"type": "worker", "index": 0},
+    }
+    script = textwrap.dedent(
+        f"""
+        import numpy as np
+        from guitarlab.train.fit import TrainConfig, fit
+        X = np.random.default_rng(0).standard_normal((48, 200)).astype("float32")
+        run = fit(X, np.arange(48) % 2, out={str(tmp_path / "run")!r}, config=TrainConfig(
+            epochs=1, fine_tune_epochs=0, batch=16, filters=(8, 16, 8), verbose=0,
+            distribute="multiworker"))
+        print("STRATEGY", run.info["strategy"])
+        """
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_CONFIG": json.dumps(tf_config)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "STRATEGY MultiWorkerMirroredStrategy, 1 replica(s)" in done.stdout
+    assert (tmp_path / "run" / "model.keras").is_file()
+
+
 def test_cli_train_npz_learns(tmp_path):
     X, y = sine_windows(200, length=300)
     Xt, yt = sine_windows(60, length=300, seed=3)

@@ -206,17 +206,17 @@ def choose_strategy(distribute: str):
     ``auto``: MultiWorkerMirrored when ``TF_CONFIG`` lists several workers, Mirrored when
     there are several GPUs, else the default (one device). ``mirrored`` mirrors over all
     GPUs, or over the logical CPUs when there is no GPU (how the tests exercise it).
+
+    MultiWorkerMirroredStrategy must exist before TensorFlow starts its runtime, so it is
+    created first, before anything else touches TensorFlow in the process.
     """
     import tensorflow as tf
 
     workers = len(
         json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", [])
     )
-    gpus = tf.config.list_logical_devices("GPU")
-    if distribute == "auto":
-        distribute = "multiworker" if workers > 1 else "mirrored" if len(gpus) > 1 else "none"
-    if distribute == "none":
-        return tf.distribute.get_strategy(), f"one device: {describe_devices()}"
+    if distribute == "auto" and workers > 1:
+        distribute = "multiworker"
     if distribute == "multiworker":
         if not os.environ.get("TF_CONFIG"):
             raise TrainError(
@@ -224,6 +224,11 @@ def choose_strategy(distribute: str):
             )
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         return strategy, f"MultiWorkerMirroredStrategy, {strategy.num_replicas_in_sync} replica(s)"
+    gpus = tf.config.list_logical_devices("GPU")
+    if distribute == "auto":
+        distribute = "mirrored" if len(gpus) > 1 else "none"
+    if distribute == "none":
+        return tf.distribute.get_strategy(), f"one device: {describe_devices()}"
     devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
     strategy = tf.distribute.MirroredStrategy(devices=devices)
     return strategy, f"MirroredStrategy over {', '.join(devices)}"
@@ -504,8 +509,8 @@ def _train(
     first_epoch = _prepare_out(out, config)
     if first_epoch > 0:
         config = _resumed_config(out, config)
+    strategy, strategy_line = choose_strategy(config.distribute)  # first: see its docstring
     keras.utils.set_random_seed(config.seed + first_epoch)
-    strategy, strategy_line = choose_strategy(config.distribute)
     device = describe_devices()
     print(f"[guitarlab] training on {device}; {strategy_line}", flush=True)
     train_data, val_data, fit_kwargs = make_data(strategy.num_replicas_in_sync > 1, config)
@@ -549,16 +554,24 @@ def _train(
     class_weight = balanced_class_weights(y_train, n_classes) if config.use_class_weights else None
     started = time.perf_counter()
     if first_epoch < config.total_epochs:
-        model.fit(
-            train_data,
-            validation_data=val_data,
-            epochs=config.total_epochs,
-            initial_epoch=first_epoch,
-            class_weight=class_weight,
-            callbacks=run_callbacks,
-            verbose=config.verbose,
-            **(fit_kwargs or {}),
-        )
+        try:
+            model.fit(
+                train_data,
+                validation_data=val_data,
+                epochs=config.total_epochs,
+                initial_epoch=first_epoch,
+                class_weight=class_weight,
+                callbacks=run_callbacks,
+                verbose=config.verbose,
+                **(fit_kwargs or {}),
+            )
+        except ValueError as exc:
+            if strategy_line.startswith("MultiWorker") and strategy.extended._num_workers > 1:
+                raise TrainError(
+                    "Keras 3's fit fails under MultiWorkerMirroredStrategy across several workers "
+                    "(keras-team/keras#20585); train on one machine with --distribute mirrored"
+                ) from exc
+            raise
     seconds = time.perf_counter() - started
     if nan_guard.nan_at is not None:
         epoch, batch = nan_guard.nan_at
