@@ -129,6 +129,14 @@ def test_paper_schedule_and_mixed_precision_train_one_epoch(tmp_path):
     run = fit(X, y, out=tmp_path / "run", config=config)
     weights = run.info["class_weight"]
     assert weights[0] < 1.0 < weights[1]
+    # the paper keeps the weights with the lowest training loss: model.keras == best.keras
+    best = load_run(run.run_dir).load_model("best")
+    np.testing.assert_allclose(
+        best.predict(X[:8, :, None], verbose=0),
+        run.model.predict(X[:8, :, None], verbose=0),
+        rtol=1e-3,
+        atol=1e-3,
+    )
     assert run.model.get_layer("output").compute_dtype == "float32"
     assert run.model.get_layer("lstm").compute_dtype == "float16"
     assert np.isfinite(run.metrics["loss"])

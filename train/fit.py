@@ -852,6 +852,12 @@ def fit_dataset(
         return train, val, {"shuffle": False}  # tf.data shuffles each epoch itself
 
     standardize, standardization = dataset_standardization(ds.meta)
+    if ds.meta.get("leaky"):
+        print(
+            f"[guitarlab] note: {dataset_dir} validates on random windows (leaky across renders "
+            "of a take); validation numbers will look better than the test split",
+            flush=True,
+        )
     data_info = {
         "source": "dataset",
         "dataset_dir": str(Path(dataset_dir).resolve()),
@@ -861,6 +867,7 @@ def fit_dataset(
         "sample_rate": int(ds.sample_rate),
         "n_train": int(len(y_train)),
         "n_val": int(len(y_val) if y_val is not None else 0),
+        "leaky": bool(ds.meta.get("leaky", False)),
         "dataset_meta": {
             k: v for k, v in ds.meta.items() if isinstance(v, str | int | float | bool)
         },
