@@ -94,7 +94,7 @@ def test_resume_continues_at_the_next_epoch(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         fit(X, y, out=out, config=config, callbacks=[Interrupt()])
     assert json.loads((out / "state.json").read_text())["epoch"] == 0
-    assert not (out / "run.json").exists()
+    assert json.loads((out / "run.json").read_text())["status"] == "running"
 
     started = []
 
@@ -113,6 +113,22 @@ def test_resume_continues_at_the_next_epoch(tmp_path):
     assert len(run.history["loss"]) == 3
     with pytest.raises(TrainError, match="nothing to resume"):
         fit(X, y, out=tmp_path / "fresh", config=resumed)
+
+
+class InterruptAtStart(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        raise KeyboardInterrupt
+
+
+def test_resume_of_a_run_killed_before_its_first_epoch_starts_it_again(tmp_path):
+    X, y = sine_windows(40)
+    out = tmp_path / "run"
+    config = TrainConfig(epochs=1, fine_tune_epochs=0, **SMALL)
+    with pytest.raises(KeyboardInterrupt):
+        fit(X, y, out=out, config=config, callbacks=[InterruptAtStart()])
+    assert not (out / "state.json").exists() and not (out / "model.keras").exists()
+    run = fit(X, y, out=out, config=TrainConfig(epochs=1, fine_tune_epochs=0, resume=True, **SMALL))
+    assert run.info["status"] == "finished" and (out / "model.keras").is_file()
 
 
 def test_nan_loss_stops_with_a_clear_error(tmp_path):

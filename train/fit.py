@@ -434,14 +434,22 @@ def balanced_class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
 
 
 def _prepare_out(out: Path, config: TrainConfig) -> int:
-    """Create the run folder; return the first epoch to train (0, or after the last saved)."""
+    """Create the run folder; return the first epoch to train (0, or after the last saved).
+
+    A run writes ``run.json`` with ``"status": "running"`` when it starts, ``state.json``
+    and ``last.keras`` after every epoch, and the final ``run.json`` (with ``finished_at``)
+    at the end. Resuming a run killed before its first epoch ended starts it again.
+    """
     state_path = out / STATE_JSON
     if config.resume:
-        if not state_path.is_file() or not (out / "last.keras").is_file():
-            raise TrainError(
-                f"{out}: nothing to resume (no {STATE_JSON}/last.keras); start without --resume"
-            )
-        return int(json.loads(state_path.read_text())["epoch"]) + 1
+        if state_path.is_file() and (out / "last.keras").is_file():
+            return int(json.loads(state_path.read_text())["epoch"]) + 1
+        if (out / RUN_JSON).is_file():
+            print(f"[guitarlab] {out}: no epoch was saved yet; starting at epoch 1", flush=True)
+            return 0
+        raise TrainError(
+            f"{out}: nothing to resume (no {STATE_JSON}/last.keras); start without --resume"
+        )
     if (out / RUN_JSON).exists() or state_path.exists():
         raise TrainError(
             f"{out} already holds a run; pass --resume to continue it or choose another --out"
@@ -514,6 +522,22 @@ def _train(
     device = describe_devices()
     print(f"[guitarlab] training on {device}; {strategy_line}", flush=True)
     train_data, val_data, fit_kwargs = make_data(strategy.num_replicas_in_sync > 1, config)
+    sample_rate = data_info.pop("sample_rate", None)
+    info = {
+        "guitarlab_version": __version__,
+        "status": "running",
+        "config": config.as_dict(),
+        "label_names": list(label_names),
+        "window": int(window),
+        "channels": int(channels),
+        "sample_rate": sample_rate,
+        "data": data_info,
+        "device": device,
+        "strategy": strategy_line,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    if first_epoch == 0:
+        _write_json(out / RUN_JSON, info)
 
     with strategy.scope():
         if first_epoch > 0:
@@ -586,15 +610,8 @@ def _train(
     history = _read_history(out / "history.csv")
     metrics = {k: v[-1] for k, v in history.items() if k != "epoch" and v}
     info = {
-        "guitarlab_version": __version__,
-        "config": config.as_dict(),
-        "label_names": list(label_names),
-        "window": int(window),
-        "channels": int(channels),
-        "sample_rate": data_info.pop("sample_rate", None),
-        "data": data_info,
-        "device": device,
-        "strategy": strategy_line,
+        **info,
+        "status": "finished",
         "class_weight": class_weight,
         "train_seconds_this_session": round(seconds, 3),
         "metrics": metrics,
