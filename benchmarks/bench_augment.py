@@ -12,6 +12,7 @@ cost does not depend on what is played.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -87,6 +88,14 @@ def _corpus_seconds(seconds: float, workers: int) -> float:
     return elapsed
 
 
+def _load() -> str:
+    """Other processes' load: a second thread only helps when a second core is idle."""
+    try:
+        return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    except OSError:
+        return f"{os.cpu_count()} cores"
+
+
 def run(quick: bool) -> list[Row]:
     """Realtime factors of the core tones (60 s of audio; 10 s when ``quick``)."""
     seconds = 10.0 if quick else 60.0
@@ -134,7 +143,7 @@ def run(quick: bool) -> list[Row]:
             "the same work on 1 thread",
             6 * seconds / one_six,
             "ratio >= 1.8",
-            f"1 thread {one_six:.3f} s, 2 threads {two_six:.3f} s",
+            f"1 thread {one_six:.3f} s, 2 threads {two_six:.3f} s; {_load()}",
         )
     )
     corpus_one = _corpus_seconds(seconds, workers=1)
@@ -161,7 +170,7 @@ def run(quick: bool) -> list[Row]:
             "the same corpus with 1 worker",
             output_s / corpus_one,
             "ratio >= 1.8",
-            f"{corpus_two:.3f} s",
+            f"{corpus_two:.3f} s; {_load()}",
         )
     )
     return rows
