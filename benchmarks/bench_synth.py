@@ -56,6 +56,7 @@ def _one_core_timings(seconds: float, repeat: int) -> dict:
 
 def _baseline_accuracy(seconds: float) -> float:
     import numpy as np
+
     from guitarlab.recorder.synth import centroid_threshold_accuracy, render_take
 
     def windows(take: int) -> tuple:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from tqdm import tqdm
+
 from guitarlab.datasets.audio import AUDIO_SUFFIXES, file_columns, sha256_file
 from guitarlab.datasets.manifest import (
     RAW_TONE,
@@ -29,10 +31,8 @@ from guitarlab.datasets.manifest import (
     slugify,
     take_key,
 )
-from guitarlab.recorder.levels import DEFAULT_TARGET_RMS_DBFS
-from tqdm import tqdm
-
 from guitarlab.errors import AudioFileError, ManifestError
+from guitarlab.recorder.levels import DEFAULT_TARGET_RMS_DBFS
 
 SEED_PATTERN = "seed"
 SEED_GUITARS = {"st": ("stratocaster", "single_coil"), "lp": ("les_paul", "humbucker")}

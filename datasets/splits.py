@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from guitarlab.datasets.windows import n_windows, window_starts
 
+from guitarlab.datasets.windows import n_windows, window_starts
 from guitarlab.errors import DatasetError
 
 SPLITS = ("train", "val", "test")

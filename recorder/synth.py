@@ -30,13 +30,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from scipy import signal
+
+from guitarlab.errors import RecorderError
 from guitarlab.recorder import synth_guitar as sg
 from guitarlab.recorder.levels import DEFAULT_TARGET_RMS_DBFS, level_match_gain_db
 from guitarlab.recorder.synth_guitar import GUITARS
 from guitarlab.recorder.synth_phrases import PHRASES, Note, make_score
-from scipy import signal
-
-from guitarlab.errors import RecorderError
 
 __all__ = [
     "GUITARS",
@@ -506,6 +506,8 @@ def synth_to_corpus(
     ``first_take`` the numbers are fixed: takes already present with identical
     parameters are skipped (re-running is a no-op), with other parameters it is an error.
     """
+    from tqdm import tqdm
+
     from guitarlab.datasets.audio import file_columns, write_audio_atomic
     from guitarlab.datasets.manifest import (
         RAW_TONE,
@@ -517,7 +519,6 @@ def synth_to_corpus(
         row_id,
         take_key,
     )
-    from tqdm import tqdm
 
     for name in guitars:
         resolve_options(name, options)

@@ -194,7 +194,13 @@ def test_held_out_from_keeps_the_old_label_order_and_appends_new_labels(tmp_path
     root = make_corpus(tmp_path / "grow", phrases=("backing",))
     old = build_dataset(root, tmp_path / "v1", progress=False)
     write_tone(tmp_path / "arch" / "backing_raw.wav", seconds=4.0, freq_hz=180)
-    import_folder(tmp_path / "arch", root, pattern="{phrase}_{tone}", labels={"guitar": "archtop"}, progress=False)
+    import_folder(
+        tmp_path / "arch",
+        root,
+        pattern="{phrase}_{tone}",
+        labels={"guitar": "archtop"},
+        progress=False,
+    )
     new = build_dataset(root, tmp_path / "v2", held_out_from=old, progress=False)
     assert open_dataset(old).label_names == ["les_paul", "stratocaster"]
     # alphabetically "archtop" comes first; a grown dataset appends it so old indices hold

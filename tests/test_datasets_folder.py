@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import write_tone
+
 from guitarlab.datasets.build import build_dataset
 from guitarlab.datasets.folder import Clip, open_dataset
 from guitarlab.datasets.importer import import_folder
-
 from guitarlab.errors import DatasetError
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import write_tone
-from guitarlab.datasets import manifest as mf
-from guitarlab.datasets.importer import import_folder, labels_from_name
 
 from guitarlab.cli import cli
+from guitarlab.datasets import manifest as mf
+from guitarlab.datasets.importer import import_folder, labels_from_name
 from guitarlab.errors import ManifestError
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from guitarlab.datasets import manifest as mf
-from guitarlab.datasets.importer import import_folder
 
 from guitarlab.cli import cli
+from guitarlab.datasets import manifest as mf
+from guitarlab.datasets.importer import import_folder
 from guitarlab.errors import ManifestError
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from guitarlab.datasets.splits import (
     TakeSpans,
     file_windows,
     overlap_problems,
     plan_splits,
 )
-
 from guitarlab.errors import DatasetError
 
 TONES = ("raw", "clean", "crunch")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from guitarlab.datasets.windows import (
     n_windows,
     standardize,
@@ -11,7 +12,6 @@ from guitarlab.datasets.windows import (
     window,
     window_starts,
 )
-
 from guitarlab.errors import DatasetError
 
 

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+
+from guitarlab.cli import cli
 from guitarlab.datasets.manifest import check_manifest, load_manifest
+from guitarlab.errors import RecorderError
 from guitarlab.recorder import synth
 from guitarlab.recorder.levels import peak_dbfs
 from guitarlab.recorder.synth import Note, render_notes, render_take
-
-from guitarlab.cli import cli
-from guitarlab.errors import RecorderError
 
 RATE = 22050
 
