@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from guitarlab.atomic import write_text_atomic
 from guitarlab.augment.presets import (
     canonical_json,
     chain_from_preset,
@@ -38,6 +39,7 @@ from guitarlab.augment.presets import (
     preset_hash,
 )
 from guitarlab.augment.render import render
+from guitarlab.datasets.audio import file_columns
 from guitarlab.errors import AugmentError
 
 VARIANT_COLUMN = "variant"
@@ -243,9 +245,9 @@ def _render_one(root: Path, job: RenderJob, chains: _Chains) -> dict:
         if job.input_gain_db:
             audio = apply_gain_db(audio, job.input_gain_db)
         write_audio_atomic(dest, render(audio, rate, chains.get(job)), rate)
-        _write_text_atomic(_sidecar_path(dest), json.dumps(_sidecar(job), indent=2) + "\n")
+        write_text_atomic(_sidecar_path(dest), json.dumps(_sidecar(job), indent=2) + "\n")
         made_at = datetime.now(timezone.utc)
-    columns = _file_columns(dest)
+    columns = file_columns(dest)
     level = columns["rms_dbfs"]
     note = f"rendered from {source['id']} with preset {job.preset['name']}"
     if job.variant:
@@ -271,35 +273,6 @@ def _render_one(root: Path, job: RenderJob, chains: _Chains) -> dict:
         VARIANT_COLUMN: job.variant,
         INPUT_GAIN_COLUMN: f"{job.input_gain_db:.3f}",
     }
-
-
-def _file_columns(path: Path) -> dict:
-    """``datasets.audio.file_columns`` with the RMS summed in float32 (5x faster, same to 0.001 dB)."""
-    import numpy as np
-
-    from guitarlab.datasets.audio import audio_info, read_audio, sha256_file
-    from guitarlab.recorder.levels import SILENCE_DBFS, peak_dbfs
-
-    info = audio_info(path)
-    audio, _ = read_audio(path)
-    flat = audio.reshape(-1)
-    mean_square = float(np.dot(flat, flat)) / max(1, flat.size)
-    rms = 10.0 * np.log10(mean_square) if mean_square > 0 else SILENCE_DBFS
-    return {
-        "sample_rate": int(info.samplerate),
-        "channels": int(info.channels),
-        "frames": int(info.frames),
-        "subtype": str(info.subtype),
-        "peak_dbfs": round(peak_dbfs(audio), 3),
-        "rms_dbfs": round(max(float(rms), SILENCE_DBFS), 3),
-        "sha256": sha256_file(path),
-    }
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _remove_stray_temps(root: Path, jobs: list[RenderJob]) -> None:

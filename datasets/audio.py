@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from guitarlab.atomic import atomic_path
 from guitarlab.errors import AudioFileError
 from guitarlab.recorder.levels import peak_dbfs, rms_dbfs
 
@@ -67,27 +67,15 @@ def write_audio_atomic(
 
     A reader (or a crash) sees either no file or the whole file, never a partial one.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{path.stem}.", suffix=".part" + path.suffix, dir=path.parent
-    )
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".part" + Path(path).suffix) as tmp:
         sf.write(
-            tmp_name,
+            str(tmp),
             np.asarray(audio, dtype=np.float32),
             int(sample_rate),
             subtype=subtype,
-            format=_format_for(path),
+            format=_format_for(Path(path)),
         )
-        with open(tmp_name, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def _format_for(path: Path) -> str:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from tqdm import tqdm
 
+from guitarlab.atomic import atomic_path
 from guitarlab.datasets.audio import AUDIO_SUFFIXES, file_columns, sha256_file
 from guitarlab.datasets.manifest import (
     RAW_TONE,
@@ -99,17 +99,8 @@ def labels_from_name(stem: str, pattern: str = SEED_PATTERN) -> dict[str, str] |
 
 
 def _copy_atomic(src: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=".part", dir=dest.parent)
-    os.close(fd)
-    try:
+    with atomic_path(dest) as tmp:
         shutil.copyfile(src, tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def import_folder(

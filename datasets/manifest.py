@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -20,6 +19,7 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock
 
+from guitarlab.atomic import atomic_path
 from guitarlab.errors import ManifestError
 
 MANIFEST_NAME = "manifest.csv"
@@ -208,21 +208,8 @@ def load_manifest(root: str | os.PathLike) -> pd.DataFrame:
 
 
 def _write_atomic(path: Path, frame: pd.DataFrame) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=".manifest.", suffix=".csv.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-            frame.to_csv(handle, index=False, float_format="%.6g")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix=".tmp") as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6g", encoding="utf-8")
 
 
 @contextlib.contextmanager

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from guitarlab.atomic import write_text_atomic
 from guitarlab.errors import RecorderError
 from guitarlab.recorder.levels import DEFAULT_TARGET_RMS_DBFS
 
@@ -46,15 +46,7 @@ def load_calibration(corpus: str | os.PathLike) -> dict:
 def save_calibration(corpus: str | os.PathLike, data: dict) -> Path:
     """Write ``calibration.json`` atomically (temp file + rename)."""
     path = calibration_path(corpus)
-    fd, tmp = tempfile.mkstemp(prefix=".calibration.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
     return path
 
 

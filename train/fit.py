@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from guitarlab import __version__
+from guitarlab.atomic import write_text_atomic
 from guitarlab.errors import TrainError
 
 MODELS = ("lstm-fcn", "alstm-fcn")
@@ -287,9 +288,7 @@ class _Callbacks:
                     "best": float(best_callback.best),
                     "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
                 }
-                tmp = run_dir / (STATE_JSON + ".part")
-                tmp.write_text(json.dumps(state))
-                os.replace(tmp, run_dir / STATE_JSON)
+                write_text_atomic(run_dir / STATE_JSON, json.dumps(state))
 
         return EpochState()
 
@@ -632,9 +631,7 @@ def _read_history(path: Path) -> dict[str, list[float]]:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".json.part")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2, default=_json_default))
 
 
 def _json_default(value):
