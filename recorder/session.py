@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from guitarlab.errors import RecorderError
+from guitarlab.errors import GuitarlabError, RecorderError
 from guitarlab.recorder import devices
 from guitarlab.recorder.calibration import calibrated_peak, level_mismatch, load_calibration
 from guitarlab.recorder.checks import Finding, check_take, findings_to_json
@@ -327,7 +327,7 @@ def record_take(
     if on_stats is not None:
         on_stats(stats)
     if stats.error:
-        error = error or f"{stats.error}; the audio before it is kept in {path}"
+        error = error or stats.error
     complete = writer.frames_captured >= int(round(seconds * rate))
     if (interrupted or (stop is not None and stop.is_set())) and not complete:
         interrupted = True
@@ -340,11 +340,23 @@ def record_take(
             raise RecorderError(f"no audio was recorded from {in_dev.name!r}; check the device")
         return None
     status = "partial" if (interrupted or error or not complete) else ""
-    row = take_row(root, path, labels, status=status, stats=stats)
-    append_rows(root, [row])
+    try:
+        row = take_row(root, path, labels, status=status, stats=stats)
+        append_rows(root, [row])
+    except (GuitarlabError, OSError) as exc:
+        if not error:
+            raise
+        # the disk that refused the audio may refuse the manifest too: the take and its
+        # sidecar stay on disk for 'recover'
+        reason = " ".join(str(exc).split())
+        raise RecorderError(
+            f"{error}; the take is kept in {path} but its row could not be written ({reason}): "
+            f"run 'guitarlab recover --corpus {root}' once that is fixed"
+        ) from exc
     sidecar_path(path).unlink(missing_ok=True)
     if error:
-        raise RecorderError(f"{error} (row {rid} added, marked partial)")
+        kept_s = int(row["frames"]) / rate
+        raise RecorderError(f"{error} (the {kept_s:.1f} s before it are kept: row {rid}, partial)")
     return row
 
 

@@ -365,9 +365,45 @@ class TakeWriter:
         try:
             self._handle.write(block)
             self.stats.frames_written += len(block)
-        except Exception as exc:  # a short write (disk full) is an AssertionError in soundfile
-            reason = " ".join(str(exc).split()) or "short write"
+        except Exception as exc:  # disk full, a file size limit, a removed drive
+            self.stats.frames_written = self._frames_on_disk()
             self.stats.error = (
                 f"writing {self.path} failed after {self.stats.frames_written / self.rate:.1f} s "
-                f"({reason}); is the disk full? free space and record again"
+                f"({_write_failure_reason(self._handle, exc)}); free space on the disk "
+                "(or record shorter takes) and record again"
             )
+
+    def _frames_on_disk(self) -> int:
+        """Frames libsndfile managed to write, a failed block's partial frames included."""
+        try:
+            return int(self._handle.tell())  # libsndfile's write position; .frames lags
+        except Exception:  # pragma: no cover - the handle is still open here
+            return self.stats.frames_written
+
+
+def _write_failure_reason(handle: sf.SoundFile, exc: Exception) -> str:
+    """The system's reason for a failed write ("No space left on device"), not "System error"."""
+    reason = ""
+    with contextlib.suppress(Exception):
+        reason = sf._ffi.string(sf._snd.sf_strerror(handle._file)).decode(errors="replace")
+    reason = reason.removeprefix("System error").strip(" :.")
+    if not reason or reason == "No Error":  # a short write: libsndfile kept no errno
+        reason = _probe_append(handle.name)
+    return reason or " ".join(str(exc).split()) or "short write"
+
+
+def _probe_append(path: str) -> str:
+    """Append one byte to ``path`` and take it back: the OS names why the file cannot grow."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    except OSError as exc:
+        return exc.strerror or ""
+    try:
+        size = os.fstat(fd).st_size
+        os.write(fd, b"\0")
+        os.ftruncate(fd, size)
+    except OSError as exc:
+        return exc.strerror or ""
+    finally:
+        os.close(fd)
+    return ""

@@ -1,0 +1,114 @@
+"""The recorder's "never lose audio" failure paths, against a real audio server.
+
+A full disk is simulated for real (``RLIMIT_FSIZE`` in a subprocess, ``SIGXFSZ`` ignored,
+so libsndfile's writes fail with EFBIG exactly as on a full disk); a device that stops
+delivering audio is a PulseAudio source suspended mid-take. Each must end in one line
+that names the problem and what to do, with the audio captured so far kept.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from guitarlab.datasets.manifest import init_corpus, load_manifest
+from guitarlab.errors import RecorderError
+
+pytestmark = pytest.mark.server
+RATE = 48000
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    from guitarlab.recorder.server import start_audio_server
+
+    try:
+        started = start_audio_server(rate=RATE)
+    except RecorderError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"audio server must start in CI: {exc}")
+        pytest.skip(f"no audio server on this machine: {exc}")
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    return init_corpus(tmp_path / "corpus")
+
+
+def _sine_file(tmp_path: Path, seconds: float) -> Path:
+    sine = 0.25 * np.sin(2 * np.pi * 330.0 * np.arange(int(seconds * RATE)) / RATE)
+    sine[: int(0.02 * RATE)] = 0.0
+    path = tmp_path / "sine.wav"
+    sf.write(path, sine.astype(np.float32), RATE, subtype="FLOAT")
+    return path
+
+
+def _record_cli(server, corpus: Path, args: list[str], preexec=None, timeout_s: float = 30.0):
+    """``guitarlab record`` in a subprocess against the server; returns the finished process."""
+    # no shared memory with the server: libpulse's memfd pools count against RLIMIT_FSIZE
+    client_conf = corpus.parent / "client.conf"
+    client_conf.write_text("autospawn = no\nenable-shm = no\n")
+    command = [sys.executable, "-m", "guitarlab", "record", "--corpus", str(corpus)]
+    command += ["--guitar", "strat", "--phrase", "backing", "--count-in", "0", "--no-click"]
+    command += ["--device", "pulse", *args]
+    return subprocess.run(
+        command,
+        cwd=REPO,
+        env={**os.environ, **server.env, "PULSE_CLIENTCONFIG": str(client_conf)},
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        preexec_fn=preexec,
+    )
+
+
+def _error_lines(stderr: str) -> list[str]:
+    """stderr without the progress lines the recorder prints when not on a terminal."""
+    return [line for line in stderr.splitlines() if line.strip() and not line.endswith(" ...")]
+
+
+# ---------------------------------------------------------------- disk full
+
+
+FSIZE_LIMIT = 150_000  # bytes: ~1 s of 24-bit mono at 48 kHz; the manifest stays far below
+
+
+def _small_disk() -> None:
+    """In the child: files may not grow past FSIZE_LIMIT, and writes past it fail (EFBIG)."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (FSIZE_LIMIT, FSIZE_LIMIT))
+
+
+def test_disk_full_is_one_line_and_keeps_the_audio_written(server, corpus, tmp_path):
+    play = _sine_file(tmp_path, 4.0)
+    done = _record_cli(server, corpus, ["--seconds", "3", "--play", str(play)], _small_disk)
+    path = corpus / "takes" / "strat-backing-t001-raw.wav"
+    assert done.returncode == 1, done.stderr
+    errors = _error_lines(done.stderr)
+    assert "Traceback" not in done.stderr
+    assert len(errors) == 1, done.stderr
+    assert errors[0].startswith("Error: ") and str(path) in errors[0]
+    assert "File too large" in errors[0] and "free space on the disk" in errors[0]
+    assert "row strat-backing-t001-raw, partial" in errors[0]
+    audio, rate = sf.read(path, dtype="float32")
+    info = sf.info(path)
+    assert (rate, info.subtype) == (RATE, "PCM_24")
+    expected = (FSIZE_LIMIT - 44) // 3
+    assert expected - 2 * 1024 <= len(audio) <= expected
+    # what was written is the played sine, not silence or garbage
+    tail = audio[-int(0.25 * RATE) :]
+    assert np.sqrt(np.mean(tail**2)) == pytest.approx(0.25 / np.sqrt(2), rel=0.06)
+    row = load_manifest(corpus).iloc[0]
+    assert (row["status"], int(row["frames"])) == ("partial", len(audio))
+    assert row["path"] == "takes/strat-backing-t001-raw.wav"
