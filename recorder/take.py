@@ -369,7 +369,7 @@ class TakeWriter:
             self.stats.frames_written = self._frames_on_disk()
             self.stats.error = (
                 f"writing {self.path} failed after {self.stats.frames_written / self.rate:.1f} s "
-                f"({_write_failure_reason(self._handle, exc)}); free space on the disk "
+                f"({_write_failure_reason(self._handle, exc)}); is the disk full? free space "
                 "(or record shorter takes) and record again"
             )
 

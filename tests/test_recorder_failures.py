@@ -99,7 +99,7 @@ def test_disk_full_is_one_line_and_keeps_the_audio_written(server, corpus, tmp_p
     assert "Traceback" not in done.stderr
     assert len(errors) == 1, done.stderr
     assert errors[0].startswith("Error: ") and str(path) in errors[0]
-    assert "File too large" in errors[0] and "free space on the disk" in errors[0]
+    assert "File too large" in errors[0] and "is the disk full? free space" in errors[0]
     assert "row strat-backing-t001-raw, partial" in errors[0]
     audio, rate = sf.read(path, dtype="float32")
     info = sf.info(path)
