@@ -8,6 +8,8 @@ missing PortAudio library, an unknown device or an unsupported rate becomes one
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -198,14 +200,47 @@ def open_output(
         ) from exc
 
 
-def stop_stream(stream) -> None:
-    """Stop and close a stream, never raising (used on the way out of a take)."""
-    if stream is None:
-        return
-    with contextlib.suppress(Exception):
-        stream.stop()
-    with contextlib.suppress(Exception):
-        stream.close()
+def stop_stream(stream, *, timeout_s: float = 1.0) -> bool:
+    """Stop and close a stream, never raising and never hanging; False if it would not stop."""
+    return stop_streams([stream], timeout_s=timeout_s)
+
+
+def stop_streams(streams: list, *, timeout_s: float = 1.0) -> bool:
+    """Stop and close streams at once, never raising and never hanging; False if one hung.
+
+    PortAudio's stop waits for the device, and a device that stopped delivering (unplugged,
+    a suspended server) may never answer: each stop runs in a helper thread, and a stream
+    still stopping after ``timeout_s`` is aborted and left behind.
+    """
+
+    def stop_and_close(stream) -> None:
+        with contextlib.suppress(Exception):
+            stream.stop()
+        with contextlib.suppress(Exception):
+            stream.close()
+
+    def abort(stream) -> None:
+        with contextlib.suppress(Exception):
+            stream.abort()
+
+    helpers = _in_threads(stop_and_close, [s for s in streams if s is not None], timeout_s)
+    hung = [stream for stream, helper in helpers if helper.is_alive()]
+    if hung:
+        _in_threads(abort, hung, timeout_s)
+    return not any(helper.is_alive() for _, helper in helpers)
+
+
+def _in_threads(function: Callable, streams: list, timeout_s: float) -> list:
+    helpers = [
+        (stream, threading.Thread(target=function, args=(stream,), daemon=True))
+        for stream in streams
+    ]
+    for _, helper in helpers:
+        helper.start()
+    deadline = time.monotonic() + timeout_s
+    for _, helper in helpers:
+        helper.join(max(0.0, deadline - time.monotonic()))
+    return helpers
 
 
 def play_and_record(

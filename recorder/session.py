@@ -321,8 +321,7 @@ def record_take(
     except RecorderError as exc:
         error = str(exc)
     finally:
-        for stream in streams:
-            devices.stop_stream(stream)
+        devices.stop_streams(streams)
         stats = writer.finish()
     if on_stats is not None:
         on_stats(stats)
@@ -430,7 +429,7 @@ def _run_take(
             writer.stall.seconds if writer.stall else 0
         ):
             raise RecorderError(
-                f"input {in_dev.name!r} stopped delivering audio after {captured / rate:.1f} s (unplugged?); the audio so far is kept"
+                f"input {in_dev.name!r} stopped delivering audio after {captured / rate:.1f} s (unplugged?); check the device and record again"
             )
     _progress(on_progress, "recording", writer.frames_captured / rate, seconds, writer.meter.last)
 

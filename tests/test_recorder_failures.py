@@ -13,6 +13,7 @@ import resource
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ import soundfile as sf
 
 from guitarlab.datasets.manifest import init_corpus, load_manifest
 from guitarlab.errors import RecorderError
+from guitarlab.recorder.server import SINK_IN
 
 pytestmark = pytest.mark.server
 RATE = 48000
@@ -112,3 +114,59 @@ def test_disk_full_is_one_line_and_keeps_the_audio_written(server, corpus, tmp_p
     row = load_manifest(corpus).iloc[0]
     assert (row["status"], int(row["frames"])) == ("partial", len(audio))
     assert row["path"] == "takes/strat-backing-t001-raw.wav"
+
+
+# ---------------------------------------------------------------- the device stops delivering
+
+
+def _pactl(server, *args: str) -> None:
+    subprocess.run(["pactl", *args], env={**os.environ, **server.env}, check=True, timeout=10)
+
+
+def test_input_that_stops_delivering_is_one_line_and_keeps_the_audio(server, corpus, tmp_path):
+    """The test input's sink suspended mid-take: no more frames, as when a USB interface is pulled.
+
+    PortAudio neither errors nor returns from stopping such a stream: the recorder's
+    watchdog must turn the silence into an error, and the process must still exit.
+    """
+    play = _sine_file(tmp_path, 11.0)
+    command = [sys.executable, "-m", "guitarlab", "record", "--corpus", str(corpus)]
+    command += ["--guitar", "strat", "--phrase", "backing", "--count-in", "0", "--no-click"]
+    command += ["--device", "pulse", "--seconds", "10", "--play", str(play)]
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env={**os.environ, **server.env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in process.stderr:
+            if line.startswith("recording"):
+                break
+        time.sleep(1.0)
+        _pactl(server, "suspend-sink", SINK_IN, "1")
+        suspended = time.monotonic()
+        out, err = process.communicate(timeout=20)
+        ended = time.monotonic()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        _pactl(server, "suspend-sink", SINK_IN, "0")
+    assert process.returncode == 1, err
+    assert "Traceback" not in err
+    errors = _error_lines(err)
+    assert len(errors) == 1, err
+    assert errors[0].startswith("Error: input 'pulse' stopped delivering audio after ")
+    assert "check the device and record again" in errors[0]
+    assert "row strat-backing-t001-raw, partial" in errors[0]
+    assert ended - suspended < 10.0  # the watchdog, not the end of the 10 s take
+    row = load_manifest(corpus).iloc[0]
+    assert row["status"] == "partial"
+    audio, rate = sf.read(corpus / row["path"], dtype="float32")
+    assert int(row["frames"]) == len(audio) and rate == RATE
+    assert 0.8 * RATE <= len(audio) <= 2.0 * RATE  # what arrived before the suspension
+    assert np.sqrt(np.mean(audio[-int(0.25 * RATE) :] ** 2)) == pytest.approx(
+        0.25 / np.sqrt(2), rel=0.06
+    )
