@@ -8,6 +8,8 @@ missing PortAudio library, an unknown device or an unsupported rate becomes one
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -135,13 +137,50 @@ def check_settings(device: DeviceInfo, *, kind: str, sample_rate: int, channels:
             f"device {device.name!r} has {limit} {kind} channel(s); channel {channels} is not available (use --channel 1..{limit})"
         )
     checker = lib.check_input_settings if kind == "input" else lib.check_output_settings
-    try:
-        checker(device=device.index, samplerate=sample_rate, channels=channels, dtype="float32")
-    except Exception as exc:  # PortAudioError or ValueError, both mean "not supported"
-        reason = " ".join(str(exc).split())
+
+    def refusal(rate: int) -> str:
+        try:
+            with quiet_c_stderr():
+                checker(device=device.index, samplerate=rate, channels=channels, dtype="float32")
+        except Exception as exc:  # PortAudioError or ValueError, both mean "not supported"
+            return " ".join(str(exc).split()) or type(exc).__name__
+        return ""
+
+    reason = refusal(int(sample_rate))
+    if not reason:
+        return
+    default_rate = int(device.default_samplerate)
+    if default_rate != int(sample_rate) and not refusal(default_rate):
         raise RecorderError(
-            f"device {device.name!r} does not support {sample_rate} Hz with {channels} {kind} channel(s) ({reason}); try --rate {int(device.default_samplerate)}"
-        ) from exc
+            f"device {device.name!r} does not support {sample_rate} Hz with {channels} {kind} channel(s) ({reason}); try --rate {default_rate}"
+        )
+    verb = "record from" if kind == "input" else "play to"
+    raise RecorderError(
+        f"cannot {verb} device {device.name!r} at any rate tried ({sample_rate} or {default_rate} Hz, {channels} channel(s)): {reason}; pick another {kind} from 'guitarlab devices' and try it with 'guitarlab devices --test'"
+    )
+
+
+@contextlib.contextmanager
+def quiet_c_stderr():
+    """Silence file descriptor 2 for the block.
+
+    ALSA and PortAudio print their own lines ("ALSA lib pcm_pulse.c ...") to the process's
+    stderr when a device refuses a setting; the ``RecorderError`` already says it in one.
+    """
+    try:
+        saved = os.dup(2)
+        null = os.open(os.devnull, os.O_WRONLY)
+    except OSError:  # pragma: no cover - no fd 2 to silence
+        yield
+        return
+    sys.stderr.flush()
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 def open_input(

@@ -170,3 +170,38 @@ def test_input_that_stops_delivering_is_one_line_and_keeps_the_audio(server, cor
     assert np.sqrt(np.mean(audio[-int(0.25 * RATE) :] ** 2)) == pytest.approx(
         0.25 / np.sqrt(2), rel=0.06
     )
+
+
+# ---------------------------------------------------------------- what the device cannot do
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["--channel", "64"],
+            "Error: device 'pulse' has 32 input channel(s); channel 64 is not available "
+            "(use --channel 1..32)",
+        ),
+        (
+            # an ALSA device that plays into the server but cannot capture at any rate
+            ["--device", SINK_IN, "--rate", "96000"],
+            f"Error: cannot record from device '{SINK_IN}' at any rate tried (96000 or 44100 Hz, "
+            "1 channel(s)): ",
+        ),
+    ],
+)
+def test_channel_or_device_the_interface_lacks_is_one_line(server, corpus, args, expected):
+    done = _record_cli(server, corpus, ["--seconds", "1", *args])
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    errors = _error_lines(done.stderr)  # ALSA's own complaints on stderr would show here
+    assert len(errors) == 1, done.stderr
+    line = errors[0]
+    assert line.startswith(expected), done.stderr
+    if "any rate" in expected:
+        assert line.endswith(
+            "pick another input from 'guitarlab devices' and try it with 'guitarlab devices --test'"
+        )
+    assert not list((corpus / "takes").iterdir())  # nothing half-made is left behind
+    assert load_manifest(corpus).empty
