@@ -349,8 +349,8 @@ def record_take(
         # sidecar stay on disk for 'recover'
         reason = " ".join(str(exc).split())
         raise RecorderError(
-            f"{error}; the take is kept in {path} but its row could not be written ({reason}): "
-            f"run 'guitarlab recover --corpus {root}' once that is fixed"
+            f"{error}; the take is kept but its row could not be written either ({reason}): "
+            f"once that is fixed, run 'guitarlab recover --corpus {root}' to add it"
         ) from exc
     sidecar_path(path).unlink(missing_ok=True)
     if error:

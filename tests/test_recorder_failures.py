@@ -205,3 +205,35 @@ def test_channel_or_device_the_interface_lacks_is_one_line(server, corpus, args,
         )
     assert not list((corpus / "takes").iterdir())  # nothing half-made is left behind
     assert load_manifest(corpus).empty
+
+
+def test_disk_too_full_for_the_row_leaves_the_take_for_recover(server, corpus, tmp_path):
+    """500 bytes: ~150 frames of audio fit, the manifest with its new row does not."""
+    limit = 500
+
+    def tiny_disk() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    play = _sine_file(tmp_path, 2.0)
+    done = _record_cli(server, corpus, ["--seconds", "1", "--play", str(play)], tiny_disk)
+    assert done.returncode == 1, done.stderr
+    errors = _error_lines(done.stderr)
+    assert len(errors) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "File too large" in errors[0] and "its row could not be written either" in errors[0]
+    assert errors[0].endswith(f"run 'guitarlab recover --corpus {corpus}' to add it")
+    assert load_manifest(corpus).empty
+    path = corpus / "takes" / "strat-backing-t001-raw.wav"
+    frames = sf.info(path).frames
+    assert frames == (limit - 44) // 3
+    recovered = subprocess.run(
+        [sys.executable, "-m", "guitarlab", "recover", "--corpus", str(corpus)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert recovered.returncode == 0, recovered.stderr
+    assert "recovered takes/strat-backing-t001-raw.wav" in recovered.stdout
+    row = load_manifest(corpus).iloc[0]
+    assert (row["status"], int(row["frames"]), row["device"]) == ("partial", frames, "pulse")
