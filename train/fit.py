@@ -18,9 +18,11 @@ Schedules: ``"seed"`` = Adam ``lr`` for ``epochs`` then ``fine_tune_lr`` for
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -32,6 +34,7 @@ import numpy as np
 from guitarlab import __version__
 from guitarlab.atomic import write_text_atomic
 from guitarlab.errors import TrainError
+from guitarlab.train import distributed
 
 MODELS = ("lstm-fcn", "alstm-fcn")
 SCHEDULES = ("seed", "paper")
@@ -213,10 +216,7 @@ def choose_strategy(distribute: str):
     """
     import tensorflow as tf
 
-    workers = len(
-        json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", [])
-    )
-    if distribute == "auto" and workers > 1:
+    if distribute == "auto" and distributed.cluster_workers() > 1:
         distribute = "multiworker"
     if distribute == "multiworker":
         if not os.environ.get("TF_CONFIG"):
@@ -236,10 +236,14 @@ def choose_strategy(distribute: str):
 
 
 def _is_chief() -> bool:
-    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
-    return task.get("type", "chief") == "chief" or (
-        task.get("type") == "worker" and int(task.get("index", 0)) == 0
-    )
+    """Whether this process writes the run: the ``chief`` task, else worker 0 when the
+    cluster has no chief (TensorFlow's convention); always without TF_CONFIG."""
+    tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = tf_config.get("task", {})
+    if task.get("type", "chief") == "chief":
+        return True
+    has_chief = bool(tf_config.get("cluster", {}).get("chief"))
+    return task.get("type") == "worker" and int(task.get("index", 0)) == 0 and not has_chief
 
 
 # ----------------------------------------------------------------------------- callbacks
@@ -511,12 +515,16 @@ def _train(
     import keras
 
     n_classes = len(label_names)
+    run_dir = out
     if not _is_chief():
-        out = out / f"worker-{json.loads(os.environ['TF_CONFIG'])['task']['index']}"
+        # the standard multi-worker pattern: only the chief writes the run; another worker
+        # writes its checkpoints (for --resume) to its own folder, removed when it finishes
+        out = out / f"worker-{distributed.task_index()}"
     first_epoch = _prepare_out(out, config)
     if first_epoch > 0:
         config = _resumed_config(out, config)
     strategy, strategy_line = choose_strategy(config.distribute)  # first: see its docstring
+    custom_loop = distributed.needs_custom_loop(strategy)
     keras.utils.set_random_seed(config.seed + first_epoch)
     device = describe_devices()
     print(f"[guitarlab] training on {device}; {strategy_line}", flush=True)
@@ -533,6 +541,7 @@ def _train(
         "data": data_info,
         "device": device,
         "strategy": strategy_line,
+        "loop": "custom multi-worker loop" if custom_loop else "keras fit",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     if first_epoch == 0:
@@ -576,25 +585,31 @@ def _train(
     ]
     class_weight = balanced_class_weights(y_train, n_classes) if config.use_class_weights else None
     started = time.perf_counter()
-    if first_epoch < config.total_epochs:
-        try:
-            model.fit(
-                train_data,
-                validation_data=val_data,
-                epochs=config.total_epochs,
-                initial_epoch=first_epoch,
-                class_weight=class_weight,
-                callbacks=run_callbacks,
-                verbose=config.verbose,
-                **(fit_kwargs or {}),
-            )
-        except ValueError as exc:
-            if strategy_line.startswith("MultiWorker") and strategy.extended._num_workers > 1:
-                raise TrainError(
-                    "Keras 3's fit fails under MultiWorkerMirroredStrategy across several workers "
-                    "(keras-team/keras#20585); train on one machine with --distribute mirrored"
-                ) from exc
-            raise
+    if first_epoch < config.total_epochs and custom_loop:
+        # Keras 3's fit fails across several workers (keras-team/keras#20585)
+        distributed.fit_multiworker(
+            model,
+            strategy,
+            train_data,
+            val_data,
+            n_classes=n_classes,
+            epochs=config.total_epochs,
+            initial_epoch=first_epoch,
+            callbacks=run_callbacks,
+            class_weight=class_weight,
+            verbose=config.verbose,
+        )
+    elif first_epoch < config.total_epochs:
+        model.fit(
+            train_data,
+            validation_data=val_data,
+            epochs=config.total_epochs,
+            initial_epoch=first_epoch,
+            class_weight=class_weight,
+            callbacks=run_callbacks,
+            verbose=config.verbose,
+            **(fit_kwargs or {}),
+        )
     seconds = time.perf_counter() - started
     if nan_guard.nan_at is not None:
         epoch, batch = nan_guard.nan_at
@@ -618,7 +633,15 @@ def _train(
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     _write_json(out / RUN_JSON, info)
-    return Run(run_dir=out, model=model, history=history, metrics=metrics, info=info)
+    if out != run_dir:
+        shutil.rmtree(out, ignore_errors=True)
+        print(
+            f"[guitarlab] worker {distributed.task_index()} done; the chief writes the run folder",
+            flush=True,
+        )
+        with contextlib.suppress(OSError):
+            run_dir.rmdir()  # only when empty: it made the folder, the chief wrote nothing there
+    return Run(run_dir=run_dir, model=model, history=history, metrics=metrics, info=info)
 
 
 def _read_history(path: Path) -> dict[str, list[float]]:
@@ -754,7 +777,8 @@ def fit(
         y_test_codes, _ = encode_labels(y_test, label_names)
         test = window_metrics(run.model, X_test, y_test_codes, len(label_names))
         run.metrics.update(test)
-        run.info = update_run_json(run.run_dir, metrics=test)
+        if _is_chief():
+            run.info = update_run_json(run.run_dir, metrics=test)
     return run
 
 
@@ -902,5 +926,6 @@ def fit_dataset(
         X_test, y_test = ds.arrays("test")
         test = window_metrics(run.model, np.asarray(X_test), np.asarray(y_test), ds.n_classes)
         run.metrics.update(test)
-        run.info = update_run_json(run.run_dir, metrics=test)
+        if _is_chief():
+            run.info = update_run_json(run.run_dir, metrics=test)
     return run

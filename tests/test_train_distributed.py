@@ -1,0 +1,137 @@
+"""Multi-worker training (--distribute multiworker): two worker processes on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("tensorflow")
+
+WORKER = textwrap.dedent(
+    """
+    import json, sys
+    import keras, numpy as np
+    from guitarlab.train.fit import TrainConfig, fit
+
+    out, weights_path, options, scale = sys.argv[1:5]
+
+    def windows(n, seed):
+        rng = np.random.default_rng(seed)
+        y = rng.integers(0, 2, n)
+        t = np.arange(256) / 8000.0
+        freq = np.where(y == 0, 300.0, 1500.0)[:, None]
+        x = np.sin(2 * np.pi * freq * t + rng.uniform(0, 2 * np.pi, (n, 1)))
+        return (x + 0.2 * rng.standard_normal((n, 256))).astype("float32"), y
+
+    class Rate(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            print("RATE", float(np.asarray(self.model.optimizer.learning_rate)), flush=True)
+
+    X, y = windows(320, 0)  # the same data on every worker, as from a shared disk
+    X *= np.float32(scale)
+    Xt, yt = windows(96, 1)
+    config = TrainConfig(distribute="multiworker", verbose=2, **json.loads(options))
+    run = fit(X, y, out=out, config=config, X_test=Xt, y_test=yt, callbacks=[Rate()])
+    np.savez(weights_path, *[np.asarray(v) for v in run.model.weights])
+    print("STRATEGY", run.info["strategy"], flush=True)
+    print("ACCURACY", run.metrics["test_window_accuracy"], flush=True)
+    """
+)
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct free TCP ports on 127.0.0.1 (held open together so they differ)."""
+    probes = [socket.socket() for _ in range(n)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
+SMALL = {"epochs": 1, "fine_tune_epochs": 1, "batch": 16, "filters": [4, 8, 4]}
+
+
+def run_workers(tmp_path, options: dict, scale: float = 1.0) -> tuple[list[int], list[str]]:
+    """Run WORKER as a two-worker cluster on loopback; (exit codes, logs).
+
+    Worker i trains into ``tmp_path/run{i}`` and saves its final weights to ``w{i}.npz``.
+    A worker still running after the timeout (a hung collective) is killed: the test
+    fails instead of blocking CI.
+    """
+    ports = free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    workers = []
+    for index in range(2):
+        tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_CONFIG": json.dumps(tf_config)}
+        env["CUDA_VISIBLE_DEVICES"] = ""
+        paths = [str(tmp_path / f"run{index}"), str(tmp_path / f"w{index}.npz")]
+        args = [sys.executable, "-c", WORKER, *paths, json.dumps(options), str(scale)]
+        log = open(tmp_path / f"worker{index}.log", "w")  # noqa: SIM115  (closed below)
+        workers.append((subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT), log))
+    try:
+        codes = [process.wait(timeout=150) for process, _ in workers]
+    finally:
+        for process, log in workers:
+            if process.poll() is None:  # a hung collective: fail, do not block CI
+                process.kill()
+                process.wait()
+            log.close()
+    return codes, [(tmp_path / f"worker{i}.log").read_text() for i in range(2)]
+
+
+def test_two_workers_train_one_synchronous_model(tmp_path):
+    codes, logs = run_workers(tmp_path, SMALL)
+    assert codes == [0, 0], "\n---\n".join(text[-3000:] for text in logs)
+
+    for text in logs:
+        assert "STRATEGY MultiWorkerMirroredStrategy, 2 replica(s)" in text
+        # the seed schedule: lr for `epochs`, then fine_tune_lr
+        rates = [float(line.split()[1]) for line in text.splitlines() if line.startswith("RATE")]
+        np.testing.assert_allclose(rates, [1e-3, 1e-4], rtol=1e-6)
+        accuracy = float(text.split("ACCURACY")[1].split()[0])
+        assert accuracy >= 0.75, accuracy
+
+    chief = tmp_path / "run0"
+    for name in ("model.keras", "best.keras", "last.keras", "run.json", "history.csv"):
+        assert (chief / name).is_file(), name
+    meta = json.loads((chief / "run.json").read_text())
+    assert meta["status"] == "finished" and meta["loop"] == "custom multi-worker loop"
+    assert len(meta["history"]["loss"]) == 2
+    history = pd.read_csv(chief / "history.csv")
+    assert list(history["epoch"]) == [0, 1]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history.columns)
+    assert meta["metrics"]["test_window_accuracy"] >= 0.75
+    # the other worker wrote only to its own folder, removed when it finished
+    assert not (tmp_path / "run1").exists() or not any((tmp_path / "run1").rglob("*.keras"))
+
+    # synchronous training: both workers end with the same weights, and the chief saved them
+    first, second = np.load(tmp_path / "w0.npz"), np.load(tmp_path / "w1.npz")
+    assert len(first.files) == len(second.files) > 10
+    for key in first.files:
+        np.testing.assert_array_equal(first[key], second[key], err_msg=key)
+    import keras
+
+    from guitarlab.train import models  # noqa: F401  (custom layers)
+
+    saved = keras.models.load_model(chief / "model.keras", compile=False)
+    for index, weight in enumerate(saved.weights):
+        np.testing.assert_array_equal(np.asarray(weight), second[f"arr_{index}"])
+
+
+def test_nan_loss_stops_every_worker_with_a_clear_error(tmp_path):
+    codes, logs = run_workers(tmp_path, {**SMALL, "fine_tune_epochs": 0}, scale=1.5e38)
+    assert codes == [1, 1], "\n---\n".join(text[-3000:] for text in logs)
+    for text in logs:
+        assert "TrainError: the loss became NaN at epoch 1, batch 0" in text
