@@ -160,25 +160,55 @@ def check_settings(device: DeviceInfo, *, kind: str, sample_rate: int, channels:
     )
 
 
+QUIET_ENV = "GUITARLAB_AUDIO_DEBUG"
+"""Set to 1 to see ALSA's and PortAudio's own messages again."""
+
+
 @contextlib.contextmanager
 def quiet_c_stderr():
-    """Silence file descriptor 2 for the block.
+    """Send file descriptor 2 to /dev/null for the block; Python's ``sys.stderr`` still shows.
 
-    ALSA and PortAudio print their own lines ("ALSA lib pcm_pulse.c ...") to the process's
-    stderr when a device refuses a setting; the ``RecorderError`` already says it in one.
+    ALSA and PortAudio print their own lines ("ALSA lib pcm_pulse.c ...", "Expression
+    '...' failed in pa_linux_alsa.c") straight to the process's stderr when a device
+    refuses a setting or goes away; the ``RecorderError`` already says it in one line.
+    Python's ``sys.stderr`` (the meter, warnings, thread tracebacks) is moved to a copy
+    of the real stderr meanwhile. ``GUITARLAB_AUDIO_DEBUG=1`` keeps everything.
     """
+    if os.environ.get(QUIET_ENV, "") not in ("", "0"):
+        yield
+        return
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
     try:
         saved = os.dup(2)
         null = os.open(os.devnull, os.O_WRONLY)
     except OSError:  # pragma: no cover - no fd 2 to silence
         yield
         return
-    sys.stderr.flush()
+    python_stderr, swapped = sys.stderr, None
+    with contextlib.suppress(Exception):
+        if python_stderr.fileno() == 2:
+            swapped = open(  # noqa: SIM115 - closed below, after the block
+                saved,
+                "w",
+                buffering=1,
+                encoding=python_stderr.encoding,
+                errors="backslashreplace",
+                closefd=False,
+            )
+            sys.stderr = swapped
     os.dup2(null, 2)
     try:
         yield
     finally:
+        if swapped is not None:
+            with contextlib.suppress(Exception):
+                swapped.flush()
         os.dup2(saved, 2)
+        if swapped is not None:
+            sys.stderr = python_stderr
+            with contextlib.suppress(Exception):
+                swapped.close()
         os.close(saved)
         os.close(null)
 

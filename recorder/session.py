@@ -299,30 +299,31 @@ def record_take(
     sidecar_path(path).write_text(json.dumps(labels), encoding="utf-8")
     interrupted, error = False, ""
     streams: list = []
-    try:
-        _run_take(
-            writer,
-            streams,
-            in_dev=in_dev,
-            out_dev=out_dev,
-            src_dev=src_dev,
-            rate=rate,
-            channel=channel,
-            seconds=seconds,
-            bpm=bpm,
-            count_in_s=count_in_s,
-            click=click,
-            source_audio=source_audio,
-            stop=stop,
-            on_progress=on_progress,
-        )
-    except KeyboardInterrupt:
-        interrupted = True
-    except RecorderError as exc:
-        error = str(exc)
-    finally:
-        devices.stop_streams(streams)
-        stats = writer.finish()
+    with devices.quiet_c_stderr():
+        try:
+            _run_take(
+                writer,
+                streams,
+                in_dev=in_dev,
+                out_dev=out_dev,
+                src_dev=src_dev,
+                rate=rate,
+                channel=channel,
+                seconds=seconds,
+                bpm=bpm,
+                count_in_s=count_in_s,
+                click=click,
+                source_audio=source_audio,
+                stop=stop,
+                on_progress=on_progress,
+            )
+        except KeyboardInterrupt:
+            interrupted = True
+        except RecorderError as exc:
+            error = str(exc)
+        finally:
+            devices.stop_streams(streams)
+            stats = writer.finish()
     if on_stats is not None:
         on_stats(stats)
     if stats.error:
@@ -498,6 +499,5 @@ def measure_level(
             frames += len(block)
             _progress(on_progress, "recording", frames / rate, seconds, meter.last)
     finally:
-        for stream in streams:
-            devices.stop_stream(stream)
+        devices.stop_streams(streams)
     return meter.last, in_dev.name

@@ -123,12 +123,8 @@ def _pactl(server, *args: str) -> None:
     subprocess.run(["pactl", *args], env={**os.environ, **server.env}, check=True, timeout=10)
 
 
-def test_input_that_stops_delivering_is_one_line_and_keeps_the_audio(server, corpus, tmp_path):
-    """The test input's sink suspended mid-take: no more frames, as when a USB interface is pulled.
-
-    PortAudio neither errors nor returns from stopping such a stream: the recorder's
-    watchdog must turn the silence into an error, and the process must still exit.
-    """
+def _start_long_take(server, corpus: Path, tmp_path: Path) -> subprocess.Popen:
+    """``guitarlab record`` of a 10 s sine in a subprocess, returned once it is recording."""
     play = _sine_file(tmp_path, 11.0)
     command = [sys.executable, "-m", "guitarlab", "record", "--corpus", str(corpus)]
     command += ["--guitar", "strat", "--phrase", "backing", "--count-in", "0", "--no-click"]
@@ -141,35 +137,69 @@ def test_input_that_stops_delivering_is_one_line_and_keeps_the_audio(server, cor
         stderr=subprocess.PIPE,
         text=True,
     )
+    for line in process.stderr:
+        if line.startswith("recording"):
+            return process
+    process.kill()
+    pytest.fail(f"the recorder never started recording: {process.communicate()}")
+
+
+def _check_cut_short(process: subprocess.Popen, corpus: Path, cut_s: float, err: str) -> None:
+    """One error line, exit 1, and the take up to the cut kept as a partial row."""
+    assert process.returncode == 1, err
+    assert "Traceback" not in err
+    errors = _error_lines(err)  # PortAudio's "Expression ... failed" lines would show here
+    assert len(errors) == 1, err
+    assert errors[0].startswith("Error: input 'pulse' stopped delivering audio after ")
+    assert "check the device and record again" in errors[0]
+    assert "row strat-backing-t001-raw, partial" in errors[0]
+    row = load_manifest(corpus).iloc[0]
+    assert row["status"] == "partial"
+    audio, rate = sf.read(corpus / row["path"], dtype="float32")
+    assert int(row["frames"]) == len(audio) and rate == RATE
+    assert cut_s - 0.5 <= len(audio) / RATE <= cut_s + 1.0  # what arrived before the cut
+    tail = audio[-int(0.25 * RATE) :]
+    assert np.sqrt(np.mean(tail**2)) == pytest.approx(0.25 / np.sqrt(2), rel=0.06)
+
+
+def test_input_that_stops_delivering_is_one_line_and_keeps_the_audio(server, corpus, tmp_path):
+    """The test input's sink suspended mid-take: no more frames, as when a USB interface is pulled.
+
+    PortAudio neither errors nor returns from stopping such a stream: the recorder's
+    watchdog must turn the silence into an error, and the process must still exit.
+    """
+    process = _start_long_take(server, corpus, tmp_path)
     try:
-        for line in process.stderr:
-            if line.startswith("recording"):
-                break
         time.sleep(1.0)
         _pactl(server, "suspend-sink", SINK_IN, "1")
         suspended = time.monotonic()
-        out, err = process.communicate(timeout=20)
+        _, err = process.communicate(timeout=20)
         ended = time.monotonic()
     finally:
         if process.poll() is None:
             process.kill()
         _pactl(server, "suspend-sink", SINK_IN, "0")
-    assert process.returncode == 1, err
-    assert "Traceback" not in err
-    errors = _error_lines(err)
-    assert len(errors) == 1, err
-    assert errors[0].startswith("Error: input 'pulse' stopped delivering audio after ")
-    assert "check the device and record again" in errors[0]
-    assert "row strat-backing-t001-raw, partial" in errors[0]
-    assert ended - suspended < 10.0  # the watchdog, not the end of the 10 s take
-    row = load_manifest(corpus).iloc[0]
-    assert row["status"] == "partial"
-    audio, rate = sf.read(corpus / row["path"], dtype="float32")
-    assert int(row["frames"]) == len(audio) and rate == RATE
-    assert 0.8 * RATE <= len(audio) <= 2.0 * RATE  # what arrived before the suspension
-    assert np.sqrt(np.mean(audio[-int(0.25 * RATE) :] ** 2)) == pytest.approx(
-        0.25 / np.sqrt(2), rel=0.06
-    )
+    assert ended - suspended < 9.0  # the watchdog, not the end of the 10 s take
+    _check_cut_short(process, corpus, 1.0, err)
+
+
+def test_audio_server_that_dies_mid_take_is_one_line_and_keeps_the_audio(server, corpus, tmp_path):
+    """A second server, killed with SIGKILL while recording: the device is gone for good."""
+    from guitarlab.recorder.server import start_audio_server
+
+    doomed = start_audio_server(rate=RATE)
+    try:
+        process = _start_long_take(doomed, corpus, tmp_path)
+        try:
+            time.sleep(1.0)
+            doomed.process.kill()
+            _, err = process.communicate(timeout=20)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    finally:
+        doomed.stop()
+    _check_cut_short(process, corpus, 1.0, err)
 
 
 # ---------------------------------------------------------------- what the device cannot do
