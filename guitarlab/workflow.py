@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from guitarlab.errors import GuitarlabError, TrainError
+from guitarlab.recorder.levels import DEFAULT_TARGET_PEAK_DBFS
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,42 @@ def _have_raw_takes(corpus: Path, guitars, phrases) -> bool:
     return all((g, p) in have for g in guitars for p in phrases)
 
 
+def calibrate_interface_gain(
+    corpus: str | os.PathLike,
+    guitar: str,
+    *,
+    seconds: float = 15.0,
+    sample_rate: int = SEED_RATE,
+    target_peak_dbfs: float = DEFAULT_TARGET_PEAK_DBFS,
+    seed: int = 0,
+) -> float:
+    """The seed's level matching, made explicit: meter the loudest passage, turn the gain.
+
+    The synthetic guitar plays its busiest strumming (the first bars of ``backing``) at 0 dB
+    preamp gain; the meter's advice is the gain that puts its peak on the target, and it is
+    stored in the corpus calibration as ``guitarlab level`` would store it.
+    """
+    from guitarlab.recorder.calibration import record_calibration
+    from guitarlab.recorder.levels import peak_dbfs, rms_dbfs
+    from guitarlab.recorder.meter import gain_advice_db
+    from guitarlab.recorder.synth import render_take
+
+    loudest = render_take(
+        guitar, "backing", take=1, seed=seed, seconds=seconds, sample_rate=sample_rate
+    )
+    advice = gain_advice_db(peak_dbfs(loudest), target_peak_dbfs=target_peak_dbfs)
+    record_calibration(
+        corpus,
+        guitar,
+        peak_dbfs=peak_dbfs(loudest),
+        rms_dbfs=rms_dbfs(loudest),
+        target_peak_dbfs=target_peak_dbfs,
+        gain_advice_db=advice,
+        device="synth",
+    )
+    return round(advice, 1)  # a knob is turned to about a tenth of a dB
+
+
 def record_session(
     corpus: str | os.PathLike,
     *,
@@ -88,9 +125,11 @@ def record_session(
 ) -> str:
     """Record the seed's session with the synthetic guitar; returns how it was recorded.
 
-    With ``through_server`` the synthetic guitar is played into a real PulseAudio server
-    and captured by the recorder, the path a user's interface takes (levels, checks,
-    gain_db and all). When no server can start, the takes are written directly.
+    Each guitar's interface gain is first set so its loudest passage peaks at -12 dBFS
+    (the seed matched input levels). With ``through_server`` the synthetic guitar is then
+    played into a real PulseAudio server and captured by the recorder, the path a user's
+    interface takes (levels, checks, gain_db and all). When no server can start, the
+    takes are written directly.
     """
     from guitarlab.datasets.manifest import init_corpus, load_manifest
     from guitarlab.recorder.synth import guitar_labels, render_take, synth_to_corpus
@@ -99,6 +138,12 @@ def record_session(
     if _have_raw_takes(corpus, guitars, phrases):
         echo("1/5 record: the takes are already in the corpus, reusing them")
         return "reused"
+    gains = {}
+    for guitar in guitars:
+        gains[guitar] = calibrate_interface_gain(corpus, guitar, sample_rate=sample_rate, seed=seed)
+        echo(
+            f"1/5 level: {guitar}: turn the interface gain {gains[guitar]:+.1f} dB for a -12 dBFS peak"
+        )
     if through_server:
         from guitarlab.recorder.server import audio_server
         from guitarlab.recorder.session import record_take
@@ -123,6 +168,7 @@ def record_session(
                         echo(
                             f"1/5 record: {guitar} {phrase}, {seconds:g} s through PulseAudio ({server.sink})"
                         )
+                        options = {"preamp_gain_db": gains[guitar]}
                         audio = render_take(
                             guitar,
                             phrase,
@@ -130,6 +176,7 @@ def record_session(
                             seed=seed,
                             seconds=seconds,
                             sample_rate=sample_rate,
+                            options=options,
                         )
                         record_take(
                             corpus,
@@ -142,7 +189,7 @@ def record_session(
                             click=False,
                             player="synth",
                             source_audio=audio,
-                            notes=f"synthetic guitar (take 1, seed {seed}) played through a PulseAudio null sink",
+                            notes=f"synthetic guitar (take 1, seed {seed}, preamp {gains[guitar]:+.1f} dB) played through a PulseAudio null sink",
                         )
             finally:
                 server_context.__exit__(None, None, None)
@@ -150,16 +197,19 @@ def record_session(
     echo(
         f"1/5 record: writing {len(guitars) * len(phrases)} synthetic takes of {seconds:g} s directly"
     )
-    synth_to_corpus(
-        corpus,
-        guitars=guitars,
-        phrases=phrases,
-        takes=1,
-        first_take=1,
-        seconds=seconds,
-        seed=seed,
-        sample_rate=sample_rate,
-    )
+    for guitar in guitars:
+        synth_to_corpus(
+            corpus,
+            guitars=(guitar,),
+            phrases=phrases,
+            takes=1,
+            first_take=1,
+            seconds=seconds,
+            seed=seed,
+            sample_rate=sample_rate,
+            options={"preamp_gain_db": gains[guitar]},
+            progress=False,
+        )
     return "direct"
 
 

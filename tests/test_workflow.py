@@ -41,6 +41,14 @@ def test_demo_end_to_end_and_rerun_reuses_everything(tmp_path: Path) -> None:
     report = result.report.read_text()
     for picture in ("confusion.png", "file_probabilities.png", "training_curves.png"):
         assert picture in report and (result.run / picture).stat().st_size > 1000
+    # the interface gain was set per guitar (the seed's level matching): raw takes match
+    _, levels = mf.summary_tables(frame)
+    assert levels["mean_rms_dbfs"].max() - levels["mean_rms_dbfs"].min() <= 1.5
+    assert set(json.loads((result.corpus / "calibration.json").read_text())["guitars"]) == {
+        "stratocaster",
+        "les_paul",
+    }
+    assert any("turn the interface gain" in line for line in lines)
     summary = json.loads((out / "demo.json").read_text())
     assert summary["files_total"] == 16 and summary["recorded_through"] == "direct"
     model_mtime = (result.run / "model.keras").stat().st_mtime
