@@ -296,7 +296,16 @@ def record_take(
         queue_s=queue_s,
     )
     writer.start()
-    sidecar_path(path).write_text(json.dumps(labels), encoding="utf-8")
+    try:
+        sidecar_path(path).write_text(json.dumps(labels), encoding="utf-8")
+    except OSError as exc:  # a disk full before the take starts: leave nothing behind
+        writer.finish()
+        path.unlink(missing_ok=True)
+        sidecar_path(path).unlink(missing_ok=True)
+        raise RecorderError(
+            f"{sidecar_path(path)}: cannot write the take's labels ({exc.strerror or exc}); "
+            "is the disk full? free space and record again"
+        ) from exc
     interrupted, error = False, ""
     streams: list = []
     with devices.quiet_c_stderr():

@@ -267,3 +267,23 @@ def test_disk_too_full_for_the_row_leaves_the_take_for_recover(server, corpus, t
     assert "recovered takes/strat-backing-t001-raw.wav" in recovered.stdout
     row = load_manifest(corpus).iloc[0]
     assert (row["status"], int(row["frames"]), row["device"]) == ("partial", frames, "pulse")
+
+
+def test_disk_full_before_the_take_starts_leaves_nothing_behind(server, corpus):
+    """100 bytes: the WAV header fits, the take's label sidecar does not."""
+
+    def full_disk() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100, 100))
+
+    done = _record_cli(server, corpus, ["--seconds", "1"], full_disk)
+    assert done.returncode == 1, done.stderr
+    errors = _error_lines(done.stderr)
+    assert len(errors) == 1 and "Traceback" not in done.stderr, done.stderr
+    sidecar = corpus / "takes" / ".strat-backing-t001-raw.json"
+    assert errors[0] == (
+        f"Error: {sidecar}: cannot write the take's labels (File too large); "
+        "is the disk full? free space and record again"
+    )
+    assert not list((corpus / "takes").iterdir())
+    assert load_manifest(corpus).empty
