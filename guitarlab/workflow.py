@@ -65,17 +65,6 @@ class DemoResult:
     baseline_file_accuracy: float | None
 
 
-def _have_raw_takes(corpus: Path, guitars, phrases) -> bool:
-    from guitarlab.datasets.manifest import RAW_TONE, load_manifest, manifest_path
-
-    if not manifest_path(corpus).exists():
-        return False
-    frame = load_manifest(corpus)
-    raw = frame[(frame["tone"] == RAW_TONE) & (frame["status"] != "partial")]
-    have = set(zip(raw["guitar"], raw["phrase"], strict=True))
-    return all((g, p) in have for g in guitars for p in phrases)
-
-
 def calibrate_interface_gain(
     corpus: str | os.PathLike,
     guitar: str,
@@ -132,10 +121,18 @@ def record_session(
     takes are written directly.
     """
     from guitarlab.datasets.manifest import init_corpus, load_manifest
-    from guitarlab.recorder.synth import guitar_labels, render_take, synth_to_corpus
+    from guitarlab.recorder.synth import synth_to_corpus
 
     corpus = init_corpus(corpus)
-    if _have_raw_takes(corpus, guitars, phrases):
+
+    def missing() -> list[tuple[str, str]]:
+        frame = load_manifest(corpus)
+        raw = frame[(frame["tone"] == "raw") & (frame["status"] != "partial")]
+        have = set(zip(raw["guitar"], raw["phrase"], strict=True))
+        return [(g, p) for g in guitars for p in phrases if (g, p) not in have]
+
+    wanted = missing()
+    if not wanted:
         echo("1/5 record: the takes are already in the corpus, reusing them")
         return "reused"
     gains = {}
@@ -145,72 +142,74 @@ def record_session(
             f"1/5 level: {guitar}: turn the interface gain {gains[guitar]:+.1f} dB for a -12 dBFS peak"
         )
     if through_server:
-        from guitarlab.recorder.server import audio_server
-        from guitarlab.recorder.session import record_take
-
         try:
-            server_context = audio_server(rate=sample_rate)
-            server = server_context.__enter__()
+            _record_through_server(
+                corpus,
+                wanted,
+                gains,
+                seconds=seconds,
+                sample_rate=sample_rate,
+                seed=seed,
+                echo=echo,
+            )
         except GuitarlabError as exc:
-            echo(f"1/5 record: no audio server ({exc}); writing the takes directly")
-        else:
-            try:
-                frame = load_manifest(corpus)
-                for guitar in guitars:
-                    for phrase in phrases:
-                        done = frame[
-                            (frame["guitar"] == guitar)
-                            & (frame["phrase"] == phrase)
-                            & (frame["tone"] == "raw")
-                        ]
-                        if len(done):
-                            continue
-                        echo(
-                            f"1/5 record: {guitar} {phrase}, {seconds:g} s through PulseAudio ({server.sink})"
-                        )
-                        options = {"preamp_gain_db": gains[guitar]}
-                        audio = render_take(
-                            guitar,
-                            phrase,
-                            take=1,
-                            seed=seed,
-                            seconds=seconds,
-                            sample_rate=sample_rate,
-                            options=options,
-                        )
-                        record_take(
-                            corpus,
-                            **guitar_labels(guitar),
-                            phrase=phrase,
-                            seconds=seconds,
-                            rate=sample_rate,
-                            device="pulse",
-                            count_in=0,
-                            click=False,
-                            player="synth",
-                            source_audio=audio,
-                            notes=f"synthetic guitar (take 1, seed {seed}, preamp {gains[guitar]:+.1f} dB) played through a PulseAudio null sink",
-                        )
-            finally:
-                server_context.__exit__(None, None, None)
-            return "audio server"
-    echo(
-        f"1/5 record: writing {len(guitars) * len(phrases)} synthetic takes of {seconds:g} s directly"
-    )
-    for guitar in guitars:
+            echo(
+                f"1/5 record: cannot record through an audio server ({exc}); writing the takes directly"
+            )
+    left = missing()
+    recorded = len(wanted) - len(left)
+    if left:
+        echo(f"1/5 record: writing {len(left)} synthetic take(s) of {seconds:g} s directly")
+    for guitar, phrase in left:
+        options = {"preamp_gain_db": gains[guitar]}
         synth_to_corpus(
             corpus,
             guitars=(guitar,),
-            phrases=phrases,
+            phrases=(phrase,),
             takes=1,
             first_take=1,
             seconds=seconds,
             seed=seed,
             sample_rate=sample_rate,
-            options={"preamp_gain_db": gains[guitar]},
+            options=options,
             progress=False,
         )
-    return "direct"
+    return "audio server" if not left else ("direct" if not recorded else "audio server and direct")
+
+
+def _record_through_server(
+    corpus: Path, pairs, gains: dict, *, seconds: float, sample_rate: int, seed: int, echo: Echo
+) -> None:
+    """Play each take into a PulseAudio server and record it with the recorder."""
+    from guitarlab.recorder.server import audio_server
+    from guitarlab.recorder.session import record_take
+    from guitarlab.recorder.synth import guitar_labels, render_take
+
+    with audio_server(rate=sample_rate) as server:
+        for guitar, phrase in pairs:
+            echo(f"1/5 record: {guitar} {phrase}, {seconds:g} s through PulseAudio ({server.sink})")
+            audio = render_take(
+                guitar,
+                phrase,
+                take=1,
+                seed=seed,
+                seconds=seconds,
+                sample_rate=sample_rate,
+                options={"preamp_gain_db": gains[guitar]},
+            )
+            record_take(
+                corpus,
+                **guitar_labels(guitar),
+                phrase=phrase,
+                seconds=seconds,
+                rate=sample_rate,
+                device="pulse",
+                count_in=0,
+                click=False,
+                player="synth",
+                source_audio=audio,
+                notes=f"synthetic guitar (take 1, seed {seed}, preamp {gains[guitar]:+.1f} dB) played through a PulseAudio null sink",
+            )
 
 
 def _dataset_is_current(dataset: Path, corpus: Path, tones) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -61,6 +62,29 @@ def test_demo_end_to_end_and_rerun_reuses_everything(tmp_path: Path) -> None:
     assert any("up to date" in line for line in again if line.startswith("4/5"))
     assert (result.run / "model.keras").stat().st_mtime == model_mtime
     assert len(mf.load_manifest(result.corpus)) == 16
+
+
+def test_the_demo_session_is_recorded_through_a_real_audio_server(tmp_path: Path) -> None:
+    from guitarlab.errors import RecorderError
+    from guitarlab.recorder.server import start_audio_server
+    from guitarlab.workflow import record_session
+
+    try:  # the same rule as the recorder's tests: skip only off CI when no server can start
+        start_audio_server(rate=44100).stop()
+    except RecorderError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"audio server must start in CI: {exc}")
+        pytest.skip(f"no audio server on this machine: {exc}")
+    lines: list[str] = []
+    how = record_session(tmp_path / "c", seconds=3, echo=lines.append)
+    assert how == "audio server", lines
+    frame = mf.load_manifest(tmp_path / "c")
+    assert len(frame) == 4 and set(frame["tone"]) == {"raw"} and set(frame["status"]) == {""}
+    assert (frame["sample_rate"] == 44100).all() and (frame["subtype"] == "PCM_24").all()
+    assert all("PulseAudio" in note for note in frame["notes"])
+    _, levels = mf.summary_tables(frame)
+    assert levels["mean_rms_dbfs"].max() - levels["mean_rms_dbfs"].min() <= 1.5
+    assert mf.check_manifest(tmp_path / "c") == []
 
 
 def test_demo_command_prints_the_headline(tmp_path: Path) -> None:
