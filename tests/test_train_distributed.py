@@ -135,3 +135,21 @@ def test_nan_loss_stops_every_worker_with_a_clear_error(tmp_path):
     assert codes == [1, 1], "\n---\n".join(text[-3000:] for text in logs)
     for text in logs:
         assert "TrainError: the loss became NaN at epoch 1, batch 0" in text
+
+
+def test_mix_batches_gives_every_replica_a_random_slice_the_same_on_every_worker():
+    import tensorflow as tf
+
+    from guitarlab.train.distributed import mix_batches
+
+    # batches gathered in index order, as a dataset folder does: labels sorted in each
+    sorted_batches = tf.data.Dataset.range(64).batch(16).map(lambda i: (i * 10, i // 32))
+    first = [(x.numpy(), y.numpy()) for x, y in mix_batches(sorted_batches, seed=3)]
+    again = [(x.numpy(), y.numpy()) for x, y in mix_batches(sorted_batches, seed=3)]
+    for (x, y), (x2, _), start in zip(first, again, range(0, 64, 16), strict=True):
+        np.testing.assert_array_equal(x, x2)  # every worker cuts the same batch
+        np.testing.assert_array_equal(np.sort(x), np.arange(start, start + 16) * 10)
+        np.testing.assert_array_equal(y, x // 320)  # rows keep their labels
+        assert not np.all(np.diff(x) > 0)
+    # a first half-batch (one replica's slice) no longer holds only the lowest indices
+    assert any(np.sort(x[:8])[-1] > x.min() + 70 for x, _ in first)

@@ -57,6 +57,25 @@ def shard_by_data(dataset):
     return dataset.with_options(options)
 
 
+def mix_batches(dataset, seed: int):
+    """Each global batch with its rows in a random order, the same on every worker.
+
+    A worker trains on its own slice of every global batch, and BatchNormalization
+    normalizes by that slice's statistics. A dataset folder gathers each batch in index
+    order (sorted by file, so by guitar): unmixed, one worker would see mostly one guitar
+    and the other the other, and the batch statistics would carry the label.
+    """
+    import tensorflow as tf
+
+    def mix(index, batch):
+        x, y = batch
+        key = tf.stack([tf.constant(seed, tf.int64), index])
+        order = tf.argsort(tf.random.stateless_uniform(tf.shape(y)[:1], seed=key))
+        return tf.gather(x, order), tf.gather(y, order)
+
+    return dataset.enumerate().map(mix, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
 def _per_sample(outputs, labels, n_classes: int):
     """Per-window loss and hit (1.0 right, 0.0 wrong), as float32 vectors."""
     import keras
@@ -169,6 +188,7 @@ def fit_multiworker(
     callbacks: list | None = None,
     class_weight: dict | None = None,
     verbose: int = 1,
+    seed: int = 0,
 ) -> dict[str, list[float]]:
     """Train ``model`` (compiled under ``strategy.scope()``) for epochs ``initial_epoch``
     to ``epochs`` on tf.data datasets of global batches; returns the history.
@@ -185,7 +205,7 @@ def fit_multiworker(
             model.optimizer.build(model.trainable_variables)
     cardinality = int(train_data.cardinality())
     steps = cardinality if cardinality > 0 else None
-    train = strategy.experimental_distribute_dataset(shard_by_data(train_data))
+    train = strategy.experimental_distribute_dataset(shard_by_data(mix_batches(train_data, seed)))
     val = (
         strategy.experimental_distribute_dataset(shard_by_data(val_data))
         if val_data is not None

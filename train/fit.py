@@ -529,6 +529,9 @@ def _train(
     device = describe_devices()
     print(f"[guitarlab] training on {device}; {strategy_line}", flush=True)
     train_data, val_data, fit_kwargs = make_data(strategy.num_replicas_in_sync > 1, config)
+    if strategy.num_replicas_in_sync > 1 and not custom_loop:
+        # each replica normalizes its own slice of a batch: see distributed.mix_batches
+        train_data = distributed.mix_batches(train_data, config.seed)
     sample_rate = data_info.pop("sample_rate", None)
     info = {
         "guitarlab_version": __version__,
@@ -598,6 +601,7 @@ def _train(
             callbacks=run_callbacks,
             class_weight=class_weight,
             verbose=config.verbose,
+            seed=config.seed,
         )
     elif first_epoch < config.total_epochs:
         model.fit(
