@@ -269,6 +269,14 @@ def open_output(
         ) from exc
 
 
+def stream_running(stream) -> bool:
+    """False once PortAudio has stopped a started stream on its own (its device went away)."""
+    try:
+        return bool(stream.active)
+    except Exception:  # a closed or broken stream is not running
+        return False
+
+
 def stop_stream(stream, *, timeout_s: float = 1.0) -> bool:
     """Stop and close a stream, never raising and never hanging; False if it would not stop."""
     return stop_streams([stream], timeout_s=timeout_s)

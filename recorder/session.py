@@ -433,6 +433,10 @@ def _run_take(
             break
         if writer.stats.error:
             break
+        if not devices.stream_running(in_stream):  # PortAudio gave up: the device is gone
+            raise RecorderError(
+                f"input {in_dev.name!r} went away after {captured / rate:.1f} s (unplugged, or its audio server stopped); check the device and record again"
+            )
         if captured != last_frames:
             last_frames, last_change = captured, now
         elif now - last_change > INPUT_SILENT_TIMEOUT_S + (

@@ -144,13 +144,15 @@ def _start_long_take(server, corpus: Path, tmp_path: Path) -> subprocess.Popen:
     pytest.fail(f"the recorder never started recording: {process.communicate()}")
 
 
-def _check_cut_short(process: subprocess.Popen, corpus: Path, cut_s: float, err: str) -> None:
+def _check_cut_short(
+    process: subprocess.Popen, corpus: Path, cut_s: float, err: str, message: str
+) -> None:
     """One error line, exit 1, and the take up to the cut kept as a partial row."""
     assert process.returncode == 1, err
     assert "Traceback" not in err
     errors = _error_lines(err)  # PortAudio's "Expression ... failed" lines would show here
     assert len(errors) == 1, err
-    assert errors[0].startswith("Error: input 'pulse' stopped delivering audio after ")
+    assert errors[0].startswith(f"Error: input 'pulse' {message} after ")
     assert "check the device and record again" in errors[0]
     assert "row strat-backing-t001-raw, partial" in errors[0]
     row = load_manifest(corpus).iloc[0]
@@ -180,7 +182,7 @@ def test_input_that_stops_delivering_is_one_line_and_keeps_the_audio(server, cor
             process.kill()
         _pactl(server, "suspend-sink", SINK_IN, "0")
     assert ended - suspended < 9.0  # the watchdog, not the end of the 10 s take
-    _check_cut_short(process, corpus, 1.0, err)
+    _check_cut_short(process, corpus, 1.0, err, "stopped delivering audio")
 
 
 def test_audio_server_that_dies_mid_take_is_one_line_and_keeps_the_audio(server, corpus, tmp_path):
@@ -193,13 +195,17 @@ def test_audio_server_that_dies_mid_take_is_one_line_and_keeps_the_audio(server,
         try:
             time.sleep(1.0)
             doomed.process.kill()
+            killed = time.monotonic()
             _, err = process.communicate(timeout=20)
+            ended = time.monotonic()
         finally:
             if process.poll() is None:
                 process.kill()
     finally:
         doomed.stop()
-    _check_cut_short(process, corpus, 1.0, err)
+    assert ended - killed < 5.0  # PortAudio gives up at once: no need for the 3 s watchdog
+    _check_cut_short(process, corpus, 1.0, err, "went away")
+    assert "(unplugged, or its audio server stopped)" in err
 
 
 # ---------------------------------------------------------------- what the device cannot do
