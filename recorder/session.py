@@ -254,6 +254,13 @@ def record_take(
     from the moment recording starts. ``stall`` and ``queue_s`` are test hooks;
     ``on_stats`` receives the writer's :class:`TakeStats` (the benchmark's figures).
     A take cut short (Ctrl-C, ``stop``, a write error) is kept with status ``partial``.
+
+    Failures end in one ``RecorderError`` line, the audio so far kept and its row added
+    (partial): a full disk (the OS's reason, e.g. "No space left on device"), an input
+    that delivers nothing for ``INPUT_SILENT_TIMEOUT_S`` (PortAudio does not report
+    that, so a watchdog does) or one PortAudio stopped (device or server gone). Streams
+    that will not stop are aborted after 1 s so the process can still exit. If the row
+    cannot be written either, the take and its sidecar stay for ``guitarlab recover``.
     """
     from guitarlab.datasets.manifest import append_rows, load_manifest, slugify
 

@@ -270,6 +270,10 @@ def record_command(
     take marked partial (--discard drops it). Every take is checked for clipping,
     silence, DC offset, low level, hum and drift, and compared with the other guitars.
 
+    A full disk or an input that stops (unplugged, audio server gone) ends the take with
+    one error line; the audio so far is kept, marked partial. Set GUITARLAB_AUDIO_DEBUG=1
+    to see ALSA's and PortAudio's own messages.
+
     \b
     Examples:
       guitarlab record --corpus my-corpus --guitar stratocaster --pickup single_coil \\
