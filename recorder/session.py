@@ -491,33 +491,50 @@ def measure_level(
             blocks.put(indata[:, channel - 1].copy())
 
     streams = []
-    try:
-        stream = devices.open_input(in_dev, sample_rate=rate, channels=channel, callback=callback)
-        streams.append(stream)
-        stream.start()
-        if not started.wait(FIRST_CALLBACK_TIMEOUT_S):
-            raise RecorderError(
-                f"input {in_dev.name!r} delivered no audio in {FIRST_CALLBACK_TIMEOUT_S:.0f} s; check the device"
+    with devices.quiet_c_stderr():
+        try:
+            stream = devices.open_input(
+                in_dev, sample_rate=rate, channels=channel, callback=callback
             )
-        if source_audio is not None:
-            src_dev = devices.resolve_device(
-                source_device or os.environ.get(SOURCE_DEVICE_ENV) or None, kind="output"
-            )
-            source_stream, _ = _open_player(src_dev, _array_render(source_audio), rate)
-            streams.append(source_stream)
-            source_stream.start()
-        armed.set()
-        frames = 0
-        while frames < seconds * rate:
-            try:
-                block = blocks.get(timeout=INPUT_SILENT_TIMEOUT_S)
-            except queue.Empty:
+            streams.append(stream)
+            stream.start()
+            if not started.wait(FIRST_CALLBACK_TIMEOUT_S):
                 raise RecorderError(
-                    f"input {in_dev.name!r} stopped delivering audio; check the device"
-                ) from None
-            meter.update(block)
-            frames += len(block)
-            _progress(on_progress, "recording", frames / rate, seconds, meter.last)
-    finally:
-        devices.stop_streams(streams)
+                    f"input {in_dev.name!r} delivered no audio in {FIRST_CALLBACK_TIMEOUT_S:.0f} s; check the device"
+                )
+            if source_audio is not None:
+                src_dev = devices.resolve_device(
+                    source_device or os.environ.get(SOURCE_DEVICE_ENV) or None, kind="output"
+                )
+                source_stream, _ = _open_player(src_dev, _array_render(source_audio), rate)
+                streams.append(source_stream)
+                source_stream.start()
+            armed.set()
+            _meter_until(meter, blocks, stream, in_dev.name, seconds, rate, on_progress)
+        finally:
+            devices.stop_streams(streams)
     return meter.last, in_dev.name
+
+
+def _meter_until(meter, blocks, stream, name: str, seconds: float, rate: int, on_progress) -> None:
+    """Feed ``seconds`` of queued blocks to the meter; a lost input is a one-line error."""
+    import queue
+
+    frames, last_block = 0, time.monotonic()
+    while frames < seconds * rate:
+        try:
+            block = blocks.get(timeout=0.1)
+        except queue.Empty:
+            if not devices.stream_running(stream):
+                raise RecorderError(
+                    f"input {name!r} went away after {frames / rate:.1f} s (unplugged, or its audio server stopped); check the device and measure again"
+                ) from None
+            if time.monotonic() - last_block > INPUT_SILENT_TIMEOUT_S:
+                raise RecorderError(
+                    f"input {name!r} stopped delivering audio after {frames / rate:.1f} s (unplugged?); check the device and measure again"
+                ) from None
+            continue
+        last_block = time.monotonic()
+        meter.update(block)
+        frames += len(block)
+        _progress(on_progress, "recording", frames / rate, seconds, meter.last)

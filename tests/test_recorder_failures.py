@@ -293,3 +293,34 @@ def test_disk_full_before_the_take_starts_leaves_nothing_behind(server, corpus):
     )
     assert not list((corpus / "takes").iterdir())
     assert load_manifest(corpus).empty
+
+
+def test_level_with_an_input_that_stops_is_one_line_and_saves_nothing(server, corpus, tmp_path):
+    play = _sine_file(tmp_path, 11.0)
+    command = [sys.executable, "-m", "guitarlab", "level", "--corpus", str(corpus)]
+    command += ["--guitar", "strat", "--device", "pulse", "--seconds", "10", "--play", str(play)]
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env={**os.environ, **server.env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in process.stderr:
+            if line.startswith("recording"):
+                break
+        time.sleep(1.0)
+        _pactl(server, "suspend-sink", SINK_IN, "1")
+        _, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        _pactl(server, "suspend-sink", SINK_IN, "0")
+    assert process.returncode == 1, err
+    errors = _error_lines(err)
+    assert len(errors) == 1 and "Traceback" not in err, err
+    assert errors[0].startswith("Error: input 'pulse' stopped delivering audio after ")
+    assert errors[0].endswith("(unplugged?); check the device and measure again")
+    assert not (corpus / "calibration.json").exists()
