@@ -35,11 +35,21 @@ WORKER = textwrap.dedent(
         def on_epoch_end(self, epoch, logs=None):
             print("RATE", float(np.asarray(self.model.optimizer.learning_rate)), flush=True)
 
+    class Interrupt(keras.callbacks.Callback):  # a run killed after its first epoch
+        def on_epoch_end(self, epoch, logs=None):
+            raise KeyboardInterrupt
+
     X, y = windows(320, 0)  # the same data on every worker, as from a shared disk
     X *= np.float32(scale)
     Xt, yt = windows(96, 1)
-    config = TrainConfig(distribute="multiworker", verbose=2, **json.loads(options))
-    run = fit(X, y, out=out, config=config, X_test=Xt, y_test=yt, callbacks=[Rate()])
+    options = json.loads(options)
+    interrupt = options.pop("interrupt", False)
+    config = TrainConfig(distribute="multiworker", verbose=2, **options)
+    callbacks = [Rate(), Interrupt()] if interrupt else [Rate()]
+    try:
+        run = fit(X, y, out=out, config=config, X_test=Xt, y_test=yt, callbacks=callbacks)
+    except KeyboardInterrupt:
+        sys.exit(3)
     np.savez(weights_path, *[np.asarray(v) for v in run.model.weights])
     print("STRATEGY", run.info["strategy"], flush=True)
     print("ACCURACY", run.metrics["test_window_accuracy"], flush=True)
@@ -101,7 +111,7 @@ def test_two_workers_train_one_synchronous_model(tmp_path):
         rates = [float(line.split()[1]) for line in text.splitlines() if line.startswith("RATE")]
         np.testing.assert_allclose(rates, [1e-3, 1e-4], rtol=1e-6)
         accuracy = float(text.split("ACCURACY")[1].split()[0])
-        assert accuracy >= 0.75, accuracy
+        assert accuracy >= 0.7, accuracy  # chance: 0.5
 
     chief = tmp_path / "run0"
     for name in ("model.keras", "best.keras", "last.keras", "run.json", "history.csv"):
@@ -112,9 +122,9 @@ def test_two_workers_train_one_synchronous_model(tmp_path):
     history = pd.read_csv(chief / "history.csv")
     assert list(history["epoch"]) == [0, 1]
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history.columns)
-    assert meta["metrics"]["test_window_accuracy"] >= 0.75
+    assert meta["metrics"]["test_window_accuracy"] >= 0.7
     # the other worker wrote only to its own folder, removed when it finished
-    assert not (tmp_path / "run1").exists() or not any((tmp_path / "run1").rglob("*.keras"))
+    assert not (tmp_path / "run1").exists()
 
     # synchronous training: both workers end with the same weights, and the chief saved them
     first, second = np.load(tmp_path / "w0.npz"), np.load(tmp_path / "w1.npz")
@@ -135,6 +145,26 @@ def test_nan_loss_stops_every_worker_with_a_clear_error(tmp_path):
     assert codes == [1, 1], "\n---\n".join(text[-3000:] for text in logs)
     for text in logs:
         assert "TrainError: the loss became NaN at epoch 1, batch 0" in text
+
+
+def test_resume_continues_every_worker_at_the_next_epoch(tmp_path):
+    codes, logs = run_workers(tmp_path, {**SMALL, "interrupt": True})
+    assert codes == [3, 3], "\n---\n".join(text[-3000:] for text in logs)
+    chief, other = tmp_path / "run0", tmp_path / "run1" / "worker-1"
+    assert json.loads((chief / "state.json").read_text())["epoch"] == 0
+    assert (other / "last.keras").is_file()  # the other worker's checkpoint, for --resume
+
+    codes, logs = run_workers(tmp_path, {**SMALL, "resume": True})
+    assert codes == [0, 0], "\n---\n".join(text[-3000:] for text in logs)
+    for text in logs:
+        assert "epochs 2-2 of 2 to go" in text
+        rates = [float(line.split()[1]) for line in text.splitlines() if line.startswith("RATE")]
+        np.testing.assert_allclose(rates, [1e-4], rtol=1e-6)  # the fine-tuning epoch
+    assert list(pd.read_csv(chief / "history.csv")["epoch"]) == [0, 1]
+    assert not (tmp_path / "run1").exists()
+    first, second = np.load(tmp_path / "w0.npz"), np.load(tmp_path / "w1.npz")
+    for key in first.files:
+        np.testing.assert_array_equal(first[key], second[key], err_msg=key)
 
 
 def test_mix_batches_gives_every_replica_a_random_slice_the_same_on_every_worker():

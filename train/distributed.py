@@ -168,6 +168,27 @@ def _state_sync(strategy, model):
     return sync
 
 
+def same_on_every_worker(strategy, value: int, what: str) -> None:
+    """Raise the same TrainError on every worker when they disagree on ``value`` (e.g. the
+    epoch to resume from), instead of deadlocking in a later collective."""
+    import tensorflow as tf
+
+    from guitarlab.errors import TrainError
+
+    @tf.function
+    def summed(local):
+        per_replica = strategy.run(tf.identity, args=(local,))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    count, total, squares = summed(tf.constant([1, value, value * value], tf.int64)).numpy()
+    if squares * count != total * total:  # zero variance: all values are equal
+        raise TrainError(
+            f"the workers disagree on {what} (this worker: {value}); with --resume every "
+            "worker needs its own last checkpoint (the chief's run folder, worker-N/ on the "
+            "others): start a fresh run"
+        )
+
+
 def _logs(totals: np.ndarray, prefix: str = "") -> dict[str, float]:
     count = max(float(totals[2]), 1.0)
     return {

@@ -525,6 +525,8 @@ def _train(
         config = _resumed_config(out, config)
     strategy, strategy_line = choose_strategy(config.distribute)  # first: see its docstring
     custom_loop = distributed.needs_custom_loop(strategy)
+    if custom_loop:  # before the model: building it under the strategy is collective too
+        distributed.same_on_every_worker(strategy, first_epoch + 1, "the epoch to start at")
     keras.utils.set_random_seed(config.seed + first_epoch)
     device = describe_devices()
     print(f"[guitarlab] training on {device}; {strategy_line}", flush=True)
