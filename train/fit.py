@@ -207,8 +207,9 @@ def describe_devices() -> str:
 def choose_strategy(distribute: str):
     """A ``tf.distribute`` strategy and a line that says what it spans.
 
-    ``auto``: MultiWorkerMirrored when ``TF_CONFIG`` lists several workers, Mirrored when
-    there are several GPUs, else the default (one device). ``mirrored`` mirrors over all
+    ``auto``: MultiWorkerMirrored when ``TF_CONFIG`` lists several workers (trained by
+    :func:`guitarlab.train.distributed.fit_multiworker`, as Keras 3's fit fails there),
+    Mirrored when there are several GPUs, else the default (one device). ``mirrored`` mirrors over all
     GPUs, or over the logical CPUs when there is no GPU (how the tests exercise it).
 
     MultiWorkerMirroredStrategy must exist before TensorFlow starts its runtime, so it is
