@@ -178,6 +178,25 @@ def run(quick: bool) -> list[Row]:
                 notes="the build must write every sample once; this reference does only that",
             )
         )
+        audio_four_s = float(load_manifest(four)["frames"].astype(float).sum()) / RATE
+        four_dirs = _FreshDirs(base, "ds4")
+        build_four_s = _best_fresh(
+            lambda: build_dataset(four, four_dirs.next(), progress=False),
+            four_dirs,
+            max(1, repeat - 1),
+        )
+        rows.append(
+            Row(
+                "datasets",
+                "build throughput at 4x corpus",
+                audio_four_s / build_four_s,
+                "audio s/s",
+                reference="build throughput at 1x corpus",
+                reference_value=audio_s / build_s,
+                goal="~1x (cost linear in the corpus)",
+                notes=f"{build_four_s:.1f} s for {audio_four_s / 60:.0f} min of audio vs {build_s:.1f} s for {audio_s / 60:.0f} min",
+            )
+        )
         rss_one = _child_maxrss_kib(one, base / "rss1")
         rss_four = _child_maxrss_kib(four, base / "rss4")
         rows.append(

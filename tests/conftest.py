@@ -11,6 +11,29 @@ import soundfile as sf
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+SERVER_RATE = 48000
+
+
+def audio_server_or_skip(rate: int = SERVER_RATE):
+    """Start a real PulseAudio server; skip when it cannot start here, but fail in CI."""
+    from guitarlab.errors import RecorderError
+    from guitarlab.recorder.server import start_audio_server
+
+    try:
+        return start_audio_server(rate=rate)
+    except RecorderError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"audio server must start in CI: {exc}")
+        pytest.skip(f"no audio server on this machine: {exc}")
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A PulseAudio null-sink server for one test module (see recorder/server.py)."""
+    started = audio_server_or_skip()
+    yield started
+    started.stop()
+
 
 def write_tone(
     path: Path,

@@ -21,26 +21,11 @@ import pytest
 import soundfile as sf
 
 from guitarlab.datasets.manifest import init_corpus, load_manifest
-from guitarlab.errors import RecorderError
 from guitarlab.recorder.server import SINK_IN
 
 pytestmark = pytest.mark.server
 RATE = 48000
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def server():
-    from guitarlab.recorder.server import start_audio_server
-
-    try:
-        started = start_audio_server(rate=RATE)
-    except RecorderError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"audio server must start in CI: {exc}")
-        pytest.skip(f"no audio server on this machine: {exc}")
-    yield started
-    started.stop()
 
 
 @pytest.fixture

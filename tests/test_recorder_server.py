@@ -35,20 +35,6 @@ RATE = 48000
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def server():
-    from guitarlab.recorder.server import start_audio_server
-
-    try:
-        started = start_audio_server(rate=RATE)
-    except RecorderError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"audio server must start in CI: {exc}")
-        pytest.skip(f"no audio server on this machine: {exc}")
-    yield started
-    started.stop()
-
-
 @pytest.fixture
 def corpus(tmp_path):
     return init_corpus(tmp_path / "corpus")

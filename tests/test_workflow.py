@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import audio_server_or_skip
 
 from guitarlab.cli import cli
 from guitarlab.datasets import manifest as mf
@@ -65,16 +65,9 @@ def test_demo_end_to_end_and_rerun_reuses_everything(tmp_path: Path) -> None:
 
 
 def test_the_demo_session_is_recorded_through_a_real_audio_server(tmp_path: Path) -> None:
-    from guitarlab.errors import RecorderError
-    from guitarlab.recorder.server import start_audio_server
     from guitarlab.workflow import record_session
 
-    try:  # the same rule as the recorder's tests: skip only off CI when no server can start
-        start_audio_server(rate=44100).stop()
-    except RecorderError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"audio server must start in CI: {exc}")
-        pytest.skip(f"no audio server on this machine: {exc}")
+    audio_server_or_skip(44100).stop()  # skip off CI when no server can start here
     lines: list[str] = []
     how = record_session(tmp_path / "c", seconds=3, echo=lines.append)
     assert how == "audio server", lines
