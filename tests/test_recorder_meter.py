@@ -35,6 +35,7 @@ def test_sine_of_known_level_reads_its_peak_and_rms():
     assert reading.total_rms_dbfs == pytest.approx(20 * np.log10(0.25 / np.sqrt(2)), abs=0.02)
     assert reading.rms_dbfs == pytest.approx(-15.05, abs=0.1)
     assert not reading.clip and reading.clipped_samples == 0
+    # audio time metered (frames / rate), not a wall-clock time
     assert reading.seconds == pytest.approx(1.0, abs=1024 / RATE)
 
 

@@ -48,6 +48,15 @@ class _Screen:
         self.last_phase = ""
 
 
+PLAY_OPTION = click.option(
+    "--play",
+    "play_file",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True),
+    help="Play this file into the test input while it runs (demo and tests).",
+)
+
+
 def _read_mono(path: str, rate: int):
     """A file to play into the test input, as mono float32 at ``rate``."""
     from guitarlab.datasets.audio import read_audio
@@ -136,13 +145,7 @@ def devices_command(test: bool, device: str | None, output_device: str | None, r
 @click.option(
     "--target-peak", default=-12.0, show_default=True, help="Target loudest peak, in dBFS."
 )
-@click.option(
-    "--play",
-    "play_file",
-    default=None,
-    type=click.Path(dir_okay=False, exists=True),
-    help="Play this file into the test input while measuring (demo and tests).",
-)
+@PLAY_OPTION
 def level_command(
     corpus: str,
     guitar: str,
@@ -235,13 +238,7 @@ def _sigterm_as_interrupt(signum, frame):  # pragma: no cover - exercised in a s
 @click.option(
     "--discard", is_flag=True, help="Drop a take stopped with Ctrl-C instead of keeping it."
 )
-@click.option(
-    "--play",
-    "play_file",
-    default=None,
-    type=click.Path(dir_okay=False, exists=True),
-    help="Play this file into the test input while recording (demo and tests).",
-)
+@PLAY_OPTION
 def record_command(
     corpus: str,
     guitar: str,
