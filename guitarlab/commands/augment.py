@@ -6,13 +6,13 @@ import json
 
 import click
 
+from guitarlab.commands import corpus_option
+
 CORPUS_OPTION_HELP = "Corpus folder; its presets/ folder adds to or overrides the built-ins."
 
 
 @click.command("augment")
-@click.option(
-    "--corpus", required=True, type=click.Path(file_okay=False), help="Corpus folder to render."
-)
+@corpus_option("Corpus folder to render.")
 @click.option(
     "--tones",
     default="clean,crunch,distorted",
@@ -90,7 +90,7 @@ def presets_group() -> None:
 
 
 @presets_group.command("list")
-@click.option("--corpus", default=None, type=click.Path(file_okay=False), help=CORPUS_OPTION_HELP)
+@corpus_option(CORPUS_OPTION_HELP, required=False)
 def presets_list(corpus: str | None) -> None:
     """One line per preset: name, hash, where it comes from and what it sounds like.
 
@@ -111,7 +111,7 @@ def presets_list(corpus: str | None) -> None:
 
 @presets_group.command("show")
 @click.argument("name")
-@click.option("--corpus", default=None, type=click.Path(file_okay=False), help=CORPUS_OPTION_HELP)
+@corpus_option(CORPUS_OPTION_HELP, required=False)
 def presets_show(name: str, corpus: str | None) -> None:
     """Print preset NAME as JSON after checking it builds (its file and hash go to stderr).
 

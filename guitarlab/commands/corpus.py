@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from guitarlab.commands import corpus_option
+
 
 @click.group("corpus")
 def corpus_group() -> None:
@@ -29,12 +31,7 @@ def corpus_init(corpus: str) -> None:
 
 @click.command("import")
 @click.argument("src_dir", type=click.Path(file_okay=False))
-@click.option(
-    "--corpus",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="Corpus folder (created if missing).",
-)
+@corpus_option("Corpus folder (created if missing).")
 @click.option(
     "--pattern",
     default="seed",

@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from guitarlab.commands import corpus_option
+
 
 @click.group("dataset")
 def dataset_group() -> None:
@@ -13,9 +15,7 @@ def dataset_group() -> None:
 
 
 @dataset_group.command("build")
-@click.option(
-    "--corpus", required=True, type=click.Path(file_okay=False), help="Corpus folder to read."
-)
+@corpus_option("Corpus folder to read.")
 @click.option(
     "--out", required=True, type=click.Path(file_okay=False), help="Dataset folder to write."
 )

@@ -8,6 +8,8 @@ import time
 
 import click
 
+from guitarlab.commands import corpus_option
+
 DEVICE_HELP = "Input device: its name (or a unique part of it) or number from 'guitarlab devices'."
 CHANNEL_HELP = "Interface input number to record (1 = first input)."
 
@@ -136,7 +138,7 @@ def devices_command(test: bool, device: str | None, output_device: str | None, r
 
 
 @click.command("level")
-@click.option("--corpus", required=True, type=click.Path(file_okay=False), help="Corpus folder.")
+@corpus_option("Corpus folder.")
 @click.option("--guitar", required=True, help="Guitar being calibrated, e.g. stratocaster.")
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--channel", default=1, show_default=True, help=CHANNEL_HELP)
@@ -213,7 +215,7 @@ def _sigterm_as_interrupt(signum, frame):  # pragma: no cover - exercised in a s
 
 
 @click.command("record")
-@click.option("--corpus", required=True, type=click.Path(file_okay=False), help="Corpus folder.")
+@corpus_option("Corpus folder.")
 @click.option("--guitar", required=True, help="Guitar label, e.g. stratocaster.")
 @click.option("--pickup", default="", help="Pickup, e.g. single_coil, humbucker, p90.")
 @click.option("--phrase", required=True, help="Phrase label, e.g. backing, lead.")
@@ -339,7 +341,7 @@ def record_command(
 
 
 @click.command("recover")
-@click.option("--corpus", required=True, type=click.Path(file_okay=False), help="Corpus folder.")
+@corpus_option("Corpus folder.")
 def recover_command(corpus: str) -> None:
     """Add takes left on disk without a row (after a kill or power cut), marked partial.
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from guitarlab.commands import corpus_option
+
 
 def _names(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
@@ -20,12 +22,7 @@ def _option_pairs(pairs: tuple[str, ...]) -> dict:
 
 
 @click.command("synth")
-@click.option(
-    "--corpus",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="Corpus folder (created if missing).",
-)
+@corpus_option("Corpus folder (created if missing).")
 @click.option(
     "--guitars",
     default="stratocaster,les_paul",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from guitarlab.commands import corpus_option
+
 
 @click.command("demo")
 @click.option(
@@ -72,7 +74,7 @@ def demo_command(
 
 
 @click.command("retrain")
-@click.option("--corpus", required=True, type=click.Path(file_okay=False), help="The grown corpus.")
+@corpus_option("The grown corpus.")
 @click.option(
     "--from",
     "from_run",
