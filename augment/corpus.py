@@ -387,9 +387,14 @@ def _run_jobs(root: Path, jobs: list[RenderJob], *, workers: int, progress: bool
                 break
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                done_rows.append(future.result())
-                bar.update(1)
+            failed = [f.exception() for f in finished if f.exception() is not None]
+            for future in finished:  # keep every file that finished, even beside a failure
+                if future.exception() is None:
+                    done_rows.append(future.result())
+                    bar.update(1)
+            if failed:
+                raise failed[0]
+            for _ in finished:
                 next_job = next(queue, None)
                 if next_job is not None:
                     pending.add(executor.submit(_render_one, root, next_job, chains))
