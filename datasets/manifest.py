@@ -174,15 +174,20 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
         if name not in frame:
             frame[name] = "" if kind == "str" else np.nan
         if kind == "str":
-            frame[name] = frame[name].fillna("").astype(str)
+            frame[name] = _as_text(frame[name])
         elif kind == "int":
             frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("Int64")
         else:
             frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
     extras = [c for c in frame.columns if c not in SCHEMA]
     for name in extras:
-        frame[name] = frame[name].fillna("").astype(str)
+        frame[name] = _as_text(frame[name])
     return frame[COLUMNS + extras].reset_index(drop=True)
+
+
+def _as_text(column: pd.Series) -> pd.Series:
+    """Text with "" for missing values, whatever the column held (numbers included)."""
+    return column.astype(object).where(column.notna(), "").astype(str)
 
 
 def load_manifest(root: str | os.PathLike) -> pd.DataFrame:
