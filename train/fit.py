@@ -236,7 +236,7 @@ def choose_strategy(distribute: str):
     return strategy, f"MirroredStrategy over {', '.join(devices)}"
 
 
-def _is_chief() -> bool:
+def is_chief() -> bool:
     """Whether this process writes the run: the ``chief`` task, else worker 0 when the
     cluster has no chief (TensorFlow's convention); always without TF_CONFIG."""
     tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
@@ -517,7 +517,7 @@ def _train(
 
     n_classes = len(label_names)
     run_dir = out
-    if not _is_chief():
+    if not is_chief():
         # the standard multi-worker pattern: only the chief writes the run; another worker
         # writes its checkpoints (for --resume) to its own folder, removed when it finishes
         out = out / f"worker-{distributed.task_index()}"
@@ -784,7 +784,7 @@ def fit(
         y_test_codes, _ = encode_labels(y_test, label_names)
         test = window_metrics(run.model, X_test, y_test_codes, len(label_names))
         run.metrics.update(test)
-        if _is_chief():
+        if is_chief():
             run.info = update_run_json(run.run_dir, metrics=test)
     return run
 
@@ -933,6 +933,6 @@ def fit_dataset(
         X_test, y_test = ds.arrays("test")
         test = window_metrics(run.model, np.asarray(X_test), np.asarray(y_test), ds.n_classes)
         run.metrics.update(test)
-        if _is_chief():
+        if is_chief():
             run.info = update_run_json(run.run_dir, metrics=test)
     return run

@@ -177,6 +177,11 @@ def train_command(
     shown = ", ".join(
         f"{k} {v:.4f}" for k, v in run.metrics.items() if isinstance(v, float) and k != "lr"
     )
+    from guitarlab.train.fit import is_chief
+
+    if not is_chief():  # another worker of a multi-worker run: the chief writes the run
+        click.echo(f"worker done: {shown}; the chief wrote the run folder")
+        return
     click.echo(f"run saved to {run.run_dir}: {shown}")
     if dataset:
         click.echo(f"next: guitarlab evaluate {run.run_dir}")
