@@ -267,6 +267,14 @@ def run_demo(
         corpus, seconds=seconds, through_server=through_server, seed=seed, echo=echo
     )
 
+    from guitarlab.datasets.manifest import load_manifest
+    from guitarlab.datasets.plots import plot_guitar_spectra, plot_levels
+
+    frame = load_manifest(corpus)
+    plot_levels(frame, out / "levels.png")
+    plot_guitar_spectra(corpus, frame, out / "spectra.png")
+    echo(f"1/5 record: level meters in {out / 'levels.png'}, spectra in {out / 'spectra.png'}")
+
     new = render_corpus(corpus, tones=list(SEED_TONES), workers=2)
     echo(
         f"2/5 augment: {len(new)} new render(s) through {', '.join(SEED_TONES)}"

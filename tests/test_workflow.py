@@ -50,6 +50,9 @@ def test_demo_end_to_end_and_rerun_reuses_everything(tmp_path: Path) -> None:
         "les_paul",
     }
     assert any("turn the interface gain" in line for line in lines)
+    assert (out / "levels.png").stat().st_size > 1000 and (
+        out / "spectra.png"
+    ).stat().st_size > 1000
     summary = json.loads((out / "demo.json").read_text())
     assert summary["files_total"] == 16 and summary["recorded_through"] == "direct"
     model_mtime = (result.run / "model.keras").stat().st_mtime

@@ -132,12 +132,19 @@ def manifest_check(corpus: str, fix_levels: bool, no_sha: bool) -> None:
 @manifest_group.command("summary")
 @click.argument("corpus", type=click.Path(file_okay=False))
 @click.option("--takes", is_flag=True, help="One line per take as well.")
-def manifest_summary(corpus: str, takes: bool) -> None:
+@click.option(
+    "--plot",
+    "plot_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Also write levels.png (a meter per raw take) and spectra.png (per guitar) here.",
+)
+def manifest_summary(corpus: str, takes: bool, plot_dir: str | None) -> None:
     """Files and minutes per guitar x phrase x tone, and levels per guitar.
 
     \b
     Example:
-      guitarlab manifest summary my-corpus --takes
+      guitarlab manifest summary my-corpus --takes --plot my-corpus/plots
     """
     from guitarlab.datasets.manifest import load_manifest, summary_tables
 
@@ -158,6 +165,16 @@ def manifest_summary(corpus: str, takes: bool) -> None:
             else "NOT level-matched: use gain_db (dataset build --apply-gain) or re-record"
         )
         click.echo(f"RMS difference between guitars: {spread:.2f} dB ({verdict})")
+    if plot_dir:
+        from pathlib import Path
+
+        from guitarlab.datasets.plots import plot_guitar_spectra, plot_levels
+
+        for picture in (
+            plot_levels(frame, Path(plot_dir) / "levels.png"),
+            plot_guitar_spectra(corpus, frame, Path(plot_dir) / "spectra.png"),
+        ):
+            click.echo(f"wrote {picture}")
 
 
 COMMANDS = [corpus_group, import_command, manifest_group]
