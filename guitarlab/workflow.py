@@ -244,6 +244,29 @@ def _run_is_current(run: Path, dataset: Path) -> bool:
     )
 
 
+def _resume_or_set_aside(run: Path, dataset: Path, echo: Echo) -> bool:
+    """True when ``run`` is a killed run on this very dataset (continue it); a finished or
+    foreign run is renamed aside (``run-1``, ``run-2``, ...), never overwritten."""
+    from guitarlab.datasets.folder import open_dataset
+
+    meta_path = run / "run.json"
+    if not meta_path.exists():
+        return False
+    meta = json.loads(meta_path.read_text())
+    if (
+        meta.get("status") == "running"
+        and meta.get("data", {}).get("hash") == open_dataset(dataset).hash
+    ):
+        echo(f"4/5 train: continuing the run that stopped in {run}")
+        return True
+    number = 1
+    while (aside := run.with_name(f"{run.name}-{number}")).exists():
+        number += 1
+    run.rename(aside)
+    echo(f"4/5 train: the corpus changed; the previous run is kept in {aside}")
+    return False
+
+
 def run_demo(
     out: str | os.PathLike,
     *,
@@ -310,8 +333,7 @@ def run_demo(
         echo(
             f"4/5 train: LSTM-FCN ({config.layout} layout, {config.cells} cells, filters {sizes}), {config.epochs} + {config.fine_tune_epochs} epochs"
         )
-        if run.exists() and (run / "run.json").exists() and not (run / "model.keras").exists():
-            config.resume = True  # a killed demo continues where it stopped
+        config.resume = _resume_or_set_aside(run, dataset, echo)
         fit_dataset(dataset, run, config)
 
     echo("5/5 evaluate: the seed's file-level vote over each held-out clip")

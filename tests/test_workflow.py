@@ -66,6 +66,16 @@ def test_demo_end_to_end_and_rerun_reuses_everything(tmp_path: Path) -> None:
     assert (result.run / "model.keras").stat().st_mtime == model_mtime
     assert len(mf.load_manifest(result.corpus)) == 16
 
+    # the corpus grows: the demo rebuilds, trains anew and keeps the old run aside
+    synth_to_corpus(
+        result.corpus, guitars=("stratocaster",), phrases=("lead",), seconds=6, progress=False
+    )
+    grown: list[str] = []
+    run_demo(out, seconds=6, through_server=False, epochs=1, echo=grown.append)
+    assert any("previous run is kept" in line for line in grown)
+    assert (out / "run-1" / "model.keras").stat().st_mtime == model_mtime
+    assert json.loads((out / "demo.json").read_text())["files_total"] == 20
+
 
 def test_the_demo_session_is_recorded_through_a_real_audio_server(tmp_path: Path) -> None:
     from guitarlab.workflow import record_session
