@@ -15,18 +15,10 @@ import pandas as pd
 from guitarlab.datasets.audio import read_audio
 from guitarlab.datasets.manifest import RAW_TONE, resolve_audio_path
 from guitarlab.errors import ManifestError
+from guitarlab.plotting import pyplot
 from guitarlab.recorder.levels import DEFAULT_TARGET_PEAK_DBFS, DEFAULT_TARGET_RMS_DBFS
 
 MAX_SPECTRUM_SECONDS = 60.0
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def raw_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -46,7 +38,7 @@ def plot_levels(
 ) -> Path:
     """A level meter per raw take: peak and RMS dBFS bars, coloured by guitar, with targets."""
     raw = raw_rows(frame)
-    plt = _pyplot()
+    plt = pyplot()
     guitars = sorted(raw["guitar"].unique())
     colours = {g: plt.cm.tab10(i % 10) for i, g in enumerate(guitars)}
     x = np.arange(len(raw))

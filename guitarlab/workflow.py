@@ -425,17 +425,12 @@ class RetrainResult:
 
 def file_decisions(model, clips: list, label_names: list[str]) -> list[str]:
     """The seed's vote with any model: mean of window outputs per clip -> a label name."""
-    from guitarlab.train.models import probabilities
+    from guitarlab.train.evaluate import clip_probabilities
 
     if not clips:
         return []
-    windows = np.concatenate([np.asarray(c.windows, dtype=np.float32) for c in clips])
-    probs = probabilities(model.predict(windows, batch_size=256, verbose=0), len(label_names))
-    bounds = np.cumsum([0] + [len(c.windows) for c in clips])
-    return [
-        label_names[int(probs[a:b].mean(axis=0).argmax())]
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
-    ]
+    per_clip = clip_probabilities(model, clips, len(label_names))
+    return [label_names[int(probs.mean(axis=0).argmax())] for probs in per_clip]
 
 
 def retrain(
@@ -578,12 +573,13 @@ def write_retrain_report(
     out: Path, comparison: pd.DataFrame, *, from_run: Path, new_run: Path, changes: CorpusChanges
 ) -> Path:
     """``retrain.md`` with per-group tables, ``comparison.csv`` and a before/after PNG."""
-    from guitarlab.train.report import _pyplot, markdown_table
+    from guitarlab.plotting import pyplot
+    from guitarlab.train.report import markdown_table
 
     out.mkdir(parents=True, exist_ok=True)
     comparison.to_csv(out / "comparison.csv", index=False)
     tables = comparison_groups(comparison)
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.5), constrained_layout=True)
     for ax, column in zip(axes, ("guitar", "phrase", "tone"), strict=True):
         table = tables[column]

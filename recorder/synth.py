@@ -649,10 +649,9 @@ def plot_spectra(
     ``responses`` maps a guitar name to its options (None for defaults) and adds a second
     panel with each pickup circuit's magnitude response. Writes a PNG and returns its path.
     """
-    import matplotlib
+    from guitarlab.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     panels = 2 if responses else 1
     fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4.0), squeeze=False)

@@ -226,6 +226,18 @@ def _flat(windows: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- I/O edge
 
 
+def clip_probabilities(
+    model, clips: list, n_classes: int, *, batch_size: int = 256
+) -> list[np.ndarray]:
+    """Class probabilities ``(n_windows, n_classes)`` of every clip, in one predict call."""
+    from guitarlab.train.models import probabilities
+
+    windows = np.concatenate([np.asarray(c.windows, dtype=np.float32) for c in clips])
+    probs = probabilities(model.predict(windows, batch_size=batch_size, verbose=0), n_classes)
+    bounds = np.cumsum([0] + [len(c.windows) for c in clips])
+    return [probs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
 def evaluate_clips(
     model,
     clips: list,
@@ -236,16 +248,11 @@ def evaluate_clips(
     sample_rate: int | None = None,
 ) -> dict:
     """Predict every window of every clip and build the tables (no files written)."""
-    from guitarlab.train.models import probabilities
-
     if not clips:
         raise TrainError("the test split has no clips; rebuild the dataset with a test span")
     n_classes = len(label_names)
-    windows = np.concatenate([np.asarray(c.windows, dtype=np.float32) for c in clips])
-    outputs = model.predict(windows, batch_size=batch_size, verbose=0)
-    probs = probabilities(outputs, n_classes)
-    bounds = np.cumsum([0] + [len(c.windows) for c in clips])
-    per_clip = [probs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    per_clip = clip_probabilities(model, clips, n_classes, batch_size=batch_size)
+    probs = np.concatenate(per_clip)
     labels = np.array([int(c.label) for c in clips])
     mean_probs, mean_pred, majority = file_votes(per_clip, labels, n_classes)
     window_labels = np.repeat(labels, [len(c.windows) for c in clips])
@@ -267,7 +274,7 @@ def evaluate_clips(
         "window_accuracy": float(np.mean(probs.argmax(axis=1) == window_labels)),
         "file_accuracy": float(np.mean(mean_pred == labels)),
         "majority_accuracy": float(np.mean(majority == labels)),
-        "n_windows": int(len(windows)),
+        "n_windows": int(len(probs)),
         "files": files,
         "groups": {c: group_table(files, c) for c in GROUP_COLUMNS},
         "confusion": confusion_matrix(labels, mean_pred, n_classes),

@@ -173,10 +173,9 @@ def predict_files(
 
 def plot_over_time(predictions: list[Prediction], path: str | os.PathLike) -> Path:
     """One panel per file: the per-second confidence, coloured by the predicted label."""
-    import matplotlib
+    from guitarlab.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = sorted({label for p in predictions for label in p.labels_over_time})
     colors = {n: f"C{i}" for i, n in enumerate(names)}

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from guitarlab.plotting import pyplot
+
 CONFUSION_PNG = "confusion.png"
 FILES_PNG = "file_probabilities.png"
 CURVES_PNG = "training_curves.png"
@@ -34,18 +36,9 @@ def markdown_table(frame: pd.DataFrame, *, floatfmt: str = ".3f") -> str:
     return "\n".join([header, rule, *rows])
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_confusion(matrix: np.ndarray, label_names: list[str], path: Path) -> Path:
     """File-level confusion matrix with counts in the cells."""
-    plt = _pyplot()
+    plt = pyplot()
     size = 2.5 + 0.6 * len(label_names)
     fig, ax = plt.subplots(figsize=(size, size))
     ax.imshow(matrix, cmap="Blues")
@@ -72,7 +65,7 @@ def plot_confusion(matrix: np.ndarray, label_names: list[str], path: Path) -> Pa
 
 def plot_file_probabilities(files: pd.DataFrame, n_classes: int, path: Path) -> Path:
     """One bar per test file: the averaged probability of its true label (chance line dashed)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(5.0, 0.35 * len(files) + 2), 4))
     colors = ["tab:green" if ok else "tab:red" for ok in files["correct"]]
     ax.bar(range(len(files)), files["mean_probability"], color=colors)
@@ -89,7 +82,7 @@ def plot_file_probabilities(files: pd.DataFrame, n_classes: int, path: Path) -> 
 
 def plot_training_curves(history: pd.DataFrame, path: Path) -> Path:
     """Loss and accuracy per epoch, training and validation."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     epochs = history["epoch"] + 1 if "epoch" in history else np.arange(1, len(history) + 1)
     for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
