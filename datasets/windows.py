@@ -62,6 +62,36 @@ def window(audio: np.ndarray, *, length: int, hop: int | None = None) -> np.ndar
     return view[::hop]
 
 
+# Windows quieter than this (RMS, dB re full scale, before any gain or standardization)
+# hold no playing: the lead-in of a note file, the gap between phrases, digital silence.
+SILENCE_FLOOR_DBFS = -60.0
+
+
+def window_rms_dbfs(windows: np.ndarray) -> np.ndarray:
+    """RMS level of each window ``(N, L)`` or ``(N, L, 1)`` in dBFS (silence: -inf -> -200).
+
+    Examples
+    --------
+    >>> window_rms_dbfs(np.full((1, 4), 0.1)).round(1)
+    array([-20.])
+    """
+    windows = np.asarray(windows, dtype=np.float64)
+    windows = windows.reshape(len(windows), -1)
+    rms = np.sqrt(np.mean(np.square(windows), axis=1))
+    return 20.0 * np.log10(np.maximum(rms, 1e-10))
+
+
+def sounding(windows: np.ndarray, *, floor_dbfs: float = SILENCE_FLOOR_DBFS) -> np.ndarray:
+    """The energy gate: True for each window louder than ``floor_dbfs`` (something played).
+
+    Examples
+    --------
+    >>> sounding(np.stack([np.zeros(4), np.full(4, 0.1)])).tolist()
+    [False, True]
+    """
+    return window_rms_dbfs(windows) > float(floor_dbfs)
+
+
 def _check_length_hop(length: int, hop: int | None) -> tuple[int, int]:
     length = int(length)
     hop = length if hop is None else int(hop)

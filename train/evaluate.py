@@ -3,8 +3,13 @@
 The seed's headline number is file-level: the windows of each held-out test clip are
 put through the network, their outputs averaged, and the clip gets one decision
 (15 of 16 files right in the post). Window accuracy and a majority vote are reported
-beside it, and a logistic regression on log band energies (numpy/scipy only), trained
-on the same train split, shows what the network adds over a plain spectral feature.
+beside it, and a logistic regression on log band energies (scikit-learn), trained on
+the same train split, shows what the network adds over a plain spectral feature.
+
+Every headline comes with what it should be judged against: the majority-class rate
+("always saying les_paul would score 50 %"), balanced accuracy, per-class recall and
+precision, ROC AUC, the baselines, and a table per manifest column that varies among
+the test files, so a shortcut (one tone, one fret band) shows.
 """
 
 from __future__ import annotations
@@ -20,6 +25,14 @@ import pandas as pd
 from guitarlab.errors import TrainError
 
 GROUP_COLUMNS = ("guitar", "phrase", "tone")
+# manifest columns that describe a file's provenance or levels, never a group to compare
+NOT_GROUPS = {
+    "id", "path", "sha256", "source", "preset_hash", "sample_rate", "channels", "frames",
+    "subtype", "peak_dbfs", "rms_dbfs", "gain_db", "recorded_at", "device", "notes", "status",
+    "synth_params", "checks", "dropouts", "dropped_frames", "stalls", "dropout_detail",
+    "input_gain_db", "label", "predicted", "majority", "correct", "mean_probability",
+    "confidence", "file", "file_rate", "file_frames", "take",
+}  # fmt: skip
 BASELINE_NAME = "logistic regression on log band energies"
 BASELINE_MAX_WINDOWS = 20_000
 
@@ -44,7 +57,13 @@ class Evaluation:
     groups: dict[str, pd.DataFrame]
     confusion: np.ndarray
     baseline: dict = field(default_factory=dict)
+    scores: dict = field(default_factory=dict)
+    window_scores: dict = field(default_factory=dict)
     report_path: Path | None = None
+
+    @property
+    def balanced_accuracy(self) -> float:
+        return float(self.scores.get("balanced_accuracy", float("nan")))
 
     def as_dict(self) -> dict:
         return {
@@ -58,6 +77,8 @@ class Evaluation:
             "n_files": len(self.files),
             "confusion": self.confusion.tolist(),
             "baseline": self.baseline,
+            "scores": _jsonable_scores(self.scores),
+            "window_scores": _jsonable_scores(self.window_scores),
             "files": self.files.to_dict(orient="records"),
         }
 
@@ -93,18 +114,126 @@ def file_votes(
 
 
 def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
-    """Counts ``[true, predicted]``."""
-    matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(matrix, (np.asarray(truth, int), np.asarray(predicted, int)), 1)
-    return matrix
+    """Counts ``[true, predicted]`` (scikit-learn's, with every class as a row)."""
+    from sklearn.metrics import confusion_matrix as sk_confusion
+
+    return sk_confusion(truth, predicted, labels=list(range(n_classes)))
+
+
+def honest_scores(labels: np.ndarray, probs: np.ndarray, label_names: list[str]) -> dict:
+    """Accuracy with what to judge it by: the majority-class rate of these labels,
+    balanced accuracy (mean per-class recall), ROC AUC (one-vs-rest for more than two
+    classes; None when a class is missing) and a per-class recall/precision table.
+
+    Examples
+    --------
+    >>> s = honest_scores(np.array([1, 1, 0]), np.array([[.2, .8], [.3, .7], [.4, .6]]), ["a", "b"])
+    >>> round(s["accuracy"], 3), s["balanced_accuracy"], s["majority_label"]
+    (0.667, 0.5, 'b')
+    """
+    from sklearn.metrics import (
+        accuracy_score,
+        balanced_accuracy_score,
+        precision_recall_fscore_support,
+        roc_auc_score,
+    )
+
+    labels = np.asarray(labels, dtype=np.int64)
+    probs = np.asarray(probs, dtype=np.float64)
+    n_classes = len(label_names)
+    predicted = probs.argmax(axis=1)
+    counts = np.bincount(labels, minlength=n_classes)
+    majority = int(counts.argmax())
+    present = counts > 0
+    auc = None
+    if present.sum() >= 2 and present.all():
+        if n_classes == 2:
+            auc = float(roc_auc_score(labels, probs[:, 1]))
+        else:
+            normalized = probs / probs.sum(axis=1, keepdims=True)
+            auc = float(roc_auc_score(labels, normalized, multi_class="ovr"))
+    precision, recall, _, support = precision_recall_fscore_support(
+        labels, predicted, labels=list(range(n_classes)), zero_division=0
+    )
+    per_class = pd.DataFrame(
+        {
+            "label": label_names,
+            "support": support.astype(int),
+            "recall": recall.round(4),
+            "precision": precision.round(4),
+            "predicted_as": np.bincount(predicted, minlength=n_classes).astype(int),
+        }
+    )
+    return {
+        "accuracy": float(accuracy_score(labels, predicted)),
+        "balanced_accuracy": float(balanced_accuracy_score(labels, predicted))
+        if len(labels)
+        else float("nan"),
+        "majority_label": label_names[majority],
+        "majority_rate": float(counts[majority] / max(1, counts.sum())),
+        "roc_auc": auc,
+        "per_class": per_class,
+    }
+
+
+def headline(scores: dict, *, what: str = "files") -> str:
+    """One line: accuracy, balanced accuracy, and what always saying the majority would get."""
+    auc = scores.get("roc_auc")
+    auc_text = f", ROC AUC {auc:.3f}" if auc is not None else ""
+    return (
+        f"{what}: accuracy {scores['accuracy']:.2%}, balanced accuracy "
+        f"{scores['balanced_accuracy']:.2%}{auc_text}; always saying {scores['majority_label']} "
+        f"would score {scores['majority_rate']:.0%}"
+    )
 
 
 def group_table(files: pd.DataFrame, column: str) -> pd.DataFrame:
-    """Files, right and accuracy per value of ``column`` (guitar, phrase or tone)."""
-    grouped = files.groupby(column, sort=True)["correct"]
-    table = pd.DataFrame({"files": grouped.size(), "correct": grouped.sum()}).reset_index()
-    table["accuracy"] = table["correct"] / table["files"]
-    return table
+    """Files, right, accuracy and (with two or more labels in a group) balanced accuracy
+    per value of ``column``."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    rows = []
+    for value, group in files.groupby(column, sort=True):
+        row = {
+            column: value,
+            "files": len(group),
+            "correct": int(group["correct"].sum()),
+            "accuracy": float(group["correct"].mean()),
+        }
+        if "label" in group and group["label"].nunique() > 1:
+            row["balanced_accuracy"] = float(
+                balanced_accuracy_score(group["label"], group["predicted"])
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def fret_band(fret) -> str:
+    """Open and low (0-4), middle (5-8) or high (9+) positions, for a per-band table."""
+    try:
+        value = int(float(fret))
+    except (TypeError, ValueError):
+        return "unknown"
+    return "0-4" if value <= 4 else "5-8" if value <= 8 else "9+"
+
+
+def varying_columns(files: pd.DataFrame) -> list[str]:
+    """The label-like columns whose values differ among the test files (the per-group tables)."""
+    columns = []
+    for column in files.columns:
+        if column in NOT_GROUPS or column.startswith("_"):
+            continue
+        distinct = files[column].astype(str).nunique()
+        if distinct > 1 and (distinct < len(files) or column in GROUP_COLUMNS):
+            columns.append(column)
+    return columns
+
+
+def _jsonable_scores(scores: dict) -> dict:
+    return {
+        k: (v.to_dict(orient="records") if isinstance(v, pd.DataFrame) else v)
+        for k, v in scores.items()
+    }
 
 
 # ----------------------------------------------------------------------------- baseline (pure)
@@ -132,44 +261,24 @@ def band_energies(windows: np.ndarray, *, n_bands: int = 24, chunk: int = 2048) 
     return out
 
 
-@dataclass
-class LogisticBaseline:
-    """Multinomial logistic regression with L2, fit by L-BFGS (scipy), on standardized features."""
+def logistic_baseline(features: np.ndarray, labels: np.ndarray, *, seed: int = 0):
+    """scikit-learn's logistic regression on standardized features, classes balanced."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
-    mean: np.ndarray
-    std: np.ndarray
-    weights: np.ndarray  # (features + 1, classes)
+    model = make_pipeline(
+        StandardScaler(),
+        LogisticRegression(max_iter=1000, class_weight="balanced", random_state=seed),
+    )
+    return model.fit(features, labels)
 
-    @classmethod
-    def fit(
-        cls, features: np.ndarray, labels: np.ndarray, n_classes: int, *, l2: float = 1e-3
-    ) -> LogisticBaseline:
-        from scipy.optimize import minimize
 
-        mean, std = features.mean(axis=0), features.std(axis=0) + 1e-9
-        design = np.hstack([(features - mean) / std, np.ones((len(features), 1))])
-        onehot = np.eye(n_classes)[labels]
-
-        def loss_grad(flat):
-            weights = flat.reshape(design.shape[1], n_classes)
-            logits = design @ weights
-            logits -= logits.max(axis=1, keepdims=True)
-            log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-            loss = -(onehot * log_probs).sum() / len(design) + l2 * (weights[:-1] ** 2).sum()
-            grad = design.T @ (np.exp(log_probs) - onehot) / len(design)
-            grad[:-1] += 2 * l2 * weights[:-1]
-            return loss, grad.ravel()
-
-        start = np.zeros(design.shape[1] * n_classes)
-        result = minimize(loss_grad, start, jac=True, method="L-BFGS-B", options={"maxiter": 500})
-        return cls(mean, std, result.x.reshape(design.shape[1], n_classes))
-
-    def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        design = np.hstack([(features - self.mean) / self.std, np.ones((len(features), 1))])
-        logits = design @ self.weights
-        logits -= logits.max(axis=1, keepdims=True)
-        probs = np.exp(logits)
-        return probs / probs.sum(axis=1, keepdims=True)
+def _class_probabilities(model, features: np.ndarray, n_classes: int) -> np.ndarray:
+    """``predict_proba`` spread over all ``n_classes`` columns (classes absent from training get 0)."""
+    probs = np.zeros((len(features), n_classes))
+    probs[:, model.classes_] = model.predict_proba(features)
+    return probs
 
 
 def baseline_scores(
@@ -193,16 +302,20 @@ def baseline_scores(
             np.random.default_rng(seed).choice(len(y_train), BASELINE_MAX_WINDOWS, replace=False)
         )
         X_train, y_train = X_train[pick], y_train[pick]
-    model = LogisticBaseline.fit(band_energies(X_train), y_train, n_classes)
-    probs = [model.predict_proba(band_energies(w)) for w in clip_windows]
+    model = logistic_baseline(band_energies(X_train), y_train, seed=seed)
+    probs = [_class_probabilities(model, band_energies(w), n_classes) for w in clip_windows]
     window_right = np.concatenate(
         [p.argmax(axis=1) == label for p, label in zip(probs, clip_labels, strict=True)]
     )
-    _, mean_pred, _ = file_votes(probs, clip_labels, n_classes)
+    mean_probs, mean_pred, _ = file_votes(probs, clip_labels, n_classes)
+    names = [str(i) for i in range(n_classes)]
+    file_scores = honest_scores(clip_labels, mean_probs, names)
     scores = {
         "name": BASELINE_NAME,
         "window_accuracy": float(window_right.mean()),
         "file_accuracy": float(np.mean(mean_pred == clip_labels)),
+        "file_balanced_accuracy": file_scores["balanced_accuracy"],
+        "file_roc_auc": file_scores["roc_auc"],
         "train_windows": int(len(y_train)),
     }
     if n_classes == 2 and sample_rate:
@@ -212,9 +325,17 @@ def baseline_scores(
             return scores
         test = np.concatenate([_flat(w) for w in clip_windows])
         test_labels = np.repeat(clip_labels, [len(w) for w in clip_windows])
-        scores["centroid_window_accuracy"] = centroid_threshold_accuracy(
-            _flat(X_train), y_train, test, test_labels, int(sample_rate)
-        )
+        train_flat = _flat(X_train)
+
+        def centroid(windows, labels):
+            return centroid_threshold_accuracy(
+                train_flat, y_train, windows, labels, int(sample_rate)
+            )
+
+        scores["centroid_window_accuracy"] = centroid(test, test_labels)
+        recalls = [centroid(test[test_labels == c], test_labels[test_labels == c]) for c in (0, 1)]
+        if all(np.any(test_labels == c) for c in (0, 1)):
+            scores["centroid_window_balanced_accuracy"] = float(np.mean(recalls))
     return scores
 
 
@@ -246,8 +367,13 @@ def evaluate_clips(
     train_arrays: tuple[np.ndarray, np.ndarray] | None = None,
     batch_size: int = 256,
     sample_rate: int | None = None,
+    rows: pd.DataFrame | None = None,
 ) -> dict:
-    """Predict every window of every clip and build the tables (no files written)."""
+    """Predict every window of every clip and build the tables (no files written).
+
+    ``rows``: the manifest rows of the clips (indexed by id); their label-like columns
+    that vary among the test files (pickup, position, fret, ...) get a table each.
+    """
     if not clips:
         raise TrainError("the test split has no clips; rebuild the dataset with a test span")
     n_classes = len(label_names)
@@ -270,15 +396,23 @@ def evaluate_clips(
             "correct": mean_pred == labels,
         }
     )
+    if rows is not None and len(rows):
+        extra = [c for c in rows.columns if c not in files.columns and c not in NOT_GROUPS]
+        files = files.join(rows[extra], on="id")
+        if "fret" in files:
+            files["fret_band"] = files["fret"].map(fret_band)
+    window_probs = probs
     result = {
         "window_accuracy": float(np.mean(probs.argmax(axis=1) == window_labels)),
         "file_accuracy": float(np.mean(mean_pred == labels)),
         "majority_accuracy": float(np.mean(majority == labels)),
         "n_windows": int(len(probs)),
         "files": files,
-        "groups": {c: group_table(files, c) for c in GROUP_COLUMNS},
+        "groups": {c: group_table(files, c) for c in varying_columns(files)},
         "confusion": confusion_matrix(labels, mean_pred, n_classes),
         "baseline": {},
+        "scores": honest_scores(labels, mean_probs, label_names),
+        "window_scores": honest_scores(window_labels, window_probs, label_names),
     }
     if train_arrays is not None:
         result["baseline"] = baseline_scores(
@@ -336,6 +470,7 @@ def evaluate_run(
         info.label_names,
         train_arrays=train_arrays,
         sample_rate=int(ds.sample_rate),
+        rows=manifest_rows(ds.meta),
     )
     evaluation = Evaluation(
         run_dir=Path(run_dir),
@@ -354,6 +489,9 @@ def evaluate_run(
             "test_window_accuracy": evaluation.window_accuracy,
             "test_file_accuracy": evaluation.file_accuracy,
             "test_majority_accuracy": evaluation.majority_accuracy,
+            "test_file_balanced_accuracy": evaluation.balanced_accuracy,
+            "test_file_roc_auc": evaluation.scores.get("roc_auc"),
+            "test_majority_class_rate": evaluation.scores.get("majority_rate"),
             "baseline_file_accuracy": evaluation.baseline.get("file_accuracy"),
         },
     )
@@ -362,6 +500,21 @@ def evaluate_run(
 
         evaluation.report_path = write_report(run_dir, evaluation)
     return evaluation
+
+
+def manifest_rows(dataset_meta: dict) -> pd.DataFrame | None:
+    """The corpus manifest a dataset was built from, indexed by id (None when it is gone)."""
+    from guitarlab.datasets.manifest import load_manifest
+    from guitarlab.errors import GuitarlabError
+
+    corpus = dataset_meta.get("corpus")
+    if not corpus or not (Path(corpus) / "manifest.csv").is_file():
+        return None
+    try:
+        frame = load_manifest(corpus)
+    except GuitarlabError:
+        return None
+    return frame.drop_duplicates("id").set_index("id")
 
 
 def _plain(value):

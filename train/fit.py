@@ -36,7 +36,11 @@ from guitarlab.atomic import write_text_atomic
 from guitarlab.errors import TrainError
 from guitarlab.train import distributed
 
-MODELS = ("lstm-fcn", "alstm-fcn")
+MODELS = ("lstm-fcn", "alstm-fcn", "ensemble")
+INPUTS = ("wave", "spectrogram")
+CLASS_WEIGHTS = ("auto", "balanced", "none")
+NOMINAL_RATE = 44100  # for arrays with no sample rate: only the mel scale depends on it
+CALIBRATION_WINDOWS = 1024  # training windows that set BatchNorm statistics
 SCHEDULES = ("seed", "paper")
 PRECISIONS = ("float32", "mixed_float16")
 DISTRIBUTES = ("auto", "none", "mirrored", "multiworker")
@@ -51,12 +55,19 @@ class TrainConfig:
     """Every training option; the defaults are the seed's (see seed/PROTOCOL.md).
 
     ``batch=None`` means 32 for the seed schedule and 128 for the paper's;
-    ``class_weights=None`` means on for the paper schedule only. ``val_fraction`` is used
-    only by :func:`fit` when no validation arrays are given (a random hold-out, as in the
-    seed: fine for independent windows, leaky for renders of one take).
+    ``class_weights``: ``"balanced"`` weighs each class by ``n / (k * count)``, ``"none"``
+    not at all, ``"auto"`` balances when the training classes are unequal. ``input``:
+    ``"wave"`` (the seed's LSTM-FCN on samples) or ``"spectrogram"`` (an MLSTM-FCN on
+    log-mel frames computed in the model); ``model="ensemble"`` averages one of each.
+    ``frame_length``/``hop_length``/``n_mels`` of None fit the window (see
+    :func:`spectrogram_frames`). ``val_fraction`` is used only by :func:`fit` when no
+    validation arrays are given (a random hold-out, as in the seed: fine for independent
+    windows, leaky for renders of one take), and never by the paper schedule, which picks
+    its checkpoint by training loss and so trains on every row.
     """
 
     model: str = "lstm-fcn"
+    input: str = "wave"
     layout: str = "paper"
     cells: int = 8
     dropout: float = 0.8
@@ -73,14 +84,23 @@ class TrainConfig:
     seed: int = 0
     resume: bool = False
     val_fraction: float = 0.2
-    class_weights: bool | None = None
+    class_weights: str = "auto"
+    frame_length: int | None = None
+    hop_length: int | None = None
+    n_mels: int | None = None
     verbose: int = 1
 
     def __post_init__(self) -> None:
         self.filters = tuple(int(f) for f in self.filters)
         self.kernels = tuple(int(k) for k in self.kernels)
+        if self.class_weights is None or self.class_weights is True:
+            self.class_weights = "auto" if self.class_weights is None else "balanced"
+        elif self.class_weights is False:
+            self.class_weights = "none"
         for name, value, known in (
             ("model", self.model, MODELS),
+            ("input", self.input, INPUTS),
+            ("class_weights", self.class_weights, CLASS_WEIGHTS),
             ("schedule", self.schedule, SCHEDULES),
             ("precision", self.precision, PRECISIONS),
             ("distribute", self.distribute, DISTRIBUTES),
@@ -107,9 +127,14 @@ class TrainConfig:
     def total_epochs(self) -> int:
         return self.epochs + (self.fine_tune_epochs if self.schedule == "seed" else 0)
 
-    @property
-    def use_class_weights(self) -> bool:
-        return self.schedule == "paper" if self.class_weights is None else bool(self.class_weights)
+    def class_weight(self, y: np.ndarray, n_classes: int) -> dict[int, float] | None:
+        """Keras ``class_weight`` for training labels ``y``, or None (see ``class_weights``)."""
+        counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=n_classes)
+        if self.class_weights == "none" or (
+            self.class_weights == "auto" and len(set(counts[counts > 0])) <= 1
+        ):
+            return None
+        return balanced_class_weights(y, n_classes)
 
     def as_dict(self) -> dict:
         return {**asdict(self), "filters": list(self.filters), "kernels": list(self.kernels)}
@@ -298,6 +323,33 @@ class _Callbacks:
         return EpochState()
 
     @staticmethod
+    def batch_norm_statistics(windows: np.ndarray | None):
+        class BatchNormStatistics(_callback_base()):
+            """Exact BatchNorm statistics on training windows before every validation pass
+            and every checkpoint (see :func:`~guitarlab.train.models.recalibrate_batch_norm`);
+            put it first, so the checkpoints save the re-estimated statistics."""
+
+            stale = False
+
+            def on_train_batch_end(self, batch, logs=None):
+                self.stale = True
+
+            def _recalibrate(self):
+                if self.stale and windows is not None and len(windows):
+                    from guitarlab.train.models import recalibrate_batch_norm
+
+                    recalibrate_batch_norm(self.model, windows)
+                self.stale = False
+
+            def on_test_begin(self, logs=None):
+                self._recalibrate()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self._recalibrate()
+
+        return BatchNormStatistics()
+
+    @staticmethod
     def nan_guard():
         class NanGuard(_callback_base()):
             """Stop at the first NaN/inf loss and remember where, so fit can say so."""
@@ -398,21 +450,51 @@ def _clock(seconds: float) -> str:
 # ----------------------------------------------------------------------------- training core
 
 
-def _build_model(config: TrainConfig, window: int, channels: int, n_classes: int):
-    from guitarlab.train.models import lstm_fcn
+def spectrogram_frames(window: int, config: TrainConfig) -> dict:
+    """Frame, hop and mel bands for a window: 1024/256/64 when the window allows (23 ms
+    frames at 44.1 kHz: two periods of the low E string), smaller for short series
+    (at least 4 frames per window, at most one mel band per 4 FFT bins)."""
+    frame = config.frame_length or min(1024, 2 ** int(math.log2(max(8, window // 4))))
+    hop = config.hop_length or max(1, frame // 4)
+    n_mels = config.n_mels or max(4, min(64, frame // 8))
+    return {"frame_length": int(frame), "hop_length": int(hop), "n_mels": int(n_mels)}
 
-    return lstm_fcn(
-        window,
-        n_classes,
-        channels=channels,
-        lstm_cells=config.cells,
-        dropout=config.dropout,
-        filters=config.filters,
-        kernels=config.kernels,
-        layout=config.layout,
-        attention=config.model == "alstm-fcn",
-        dtype_policy="mixed_float16" if config.precision == "mixed_float16" else None,
-    )
+
+def _build_model(
+    config: TrainConfig, window: int, channels: int, n_classes: int, sample_rate: int | None
+):
+    from guitarlab.train.models import ensemble, lstm_fcn, spectrogram_lstm_fcn
+
+    common = {
+        "channels": channels,
+        "lstm_cells": config.cells,
+        "dropout": config.dropout,
+        "filters": config.filters,
+        "kernels": config.kernels,
+        "dtype_policy": "mixed_float16" if config.precision == "mixed_float16" else None,
+    }
+
+    def wave():
+        return lstm_fcn(
+            window,
+            n_classes,
+            layout=config.layout,
+            attention=config.model == "alstm-fcn",
+            **common,
+        )
+
+    def spectrogram():
+        return spectrogram_lstm_fcn(
+            window,
+            n_classes,
+            sample_rate=int(sample_rate or NOMINAL_RATE),
+            **spectrogram_frames(window, config),
+            **common,
+        )
+
+    if config.model == "ensemble":
+        return ensemble([wave(), spectrogram()])
+    return spectrogram() if config.input == "spectrogram" else wave()
 
 
 def _compile(model, config: TrainConfig, n_classes: int) -> None:
@@ -506,6 +588,7 @@ def _train(
     data_info: dict,
     initial_model=None,
     callbacks: list | None = None,
+    calibration_windows: np.ndarray | None = None,
 ) -> Run:
     """The loop shared by fit and fit_dataset.
 
@@ -561,7 +644,7 @@ def _train(
         else:
             if initial_model is not None:
                 _check_initial_model(initial_model, window, channels, n_classes)
-            model = initial_model or _build_model(config, window, channels, n_classes)
+            model = initial_model or _build_model(config, window, channels, n_classes, sample_rate)
             _compile(model, config, n_classes)
 
     monitor = "val_loss" if val_data is not None and config.schedule == "seed" else "loss"
@@ -579,7 +662,9 @@ def _train(
             monitor="loss", factor=1.0 / np.cbrt(2.0), patience=100, min_lr=1e-4, mode="min"
         )
     )
+    batch_norm = _Callbacks.batch_norm_statistics(calibration_windows)
     run_callbacks = [
+        batch_norm,
         schedule,
         nan_guard,
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=first_epoch > 0),
@@ -589,7 +674,7 @@ def _train(
         _Callbacks.eta_line(config.total_epochs, first_epoch),
         *(callbacks or []),
     ]
-    class_weight = balanced_class_weights(y_train, n_classes) if config.use_class_weights else None
+    class_weight = config.class_weight(y_train, n_classes)
     started = time.perf_counter()
     if first_epoch < config.total_epochs and custom_loop:
         # Keras 3's fit fails across several workers (keras-team/keras#20585)
@@ -626,6 +711,10 @@ def _train(
         )
     if config.schedule == "paper" and (out / "best.keras").is_file():
         model.load_weights(out / "best.keras")  # best by training loss, as the paper's code
+    if calibration_windows is not None and len(calibration_windows):
+        from guitarlab.train.models import recalibrate_batch_norm
+
+        recalibrate_batch_norm(model, calibration_windows)
     model.save(out / "model.keras")
 
     history = _read_history(out / "history.csv")
@@ -750,7 +839,7 @@ def fit(
         raise TrainError(f"X has {len(X)} windows but y has {len(y_codes)} labels")
     if len(label_names) < 2:
         raise TrainError(f"y holds one label ({label_names}); a classifier needs at least two")
-    if X_val is None and config.val_fraction > 0 and len(X) >= 10:
+    if X_val is None and config.val_fraction > 0 and len(X) >= 10 and config.schedule != "paper":
         order = np.random.default_rng(config.seed).permutation(len(X))
         n_val = max(1, int(round(config.val_fraction * len(X))))
         X_val, y_val_codes = X[order[:n_val]], y_codes[order[:n_val]]
@@ -778,6 +867,7 @@ def fit(
         data_info=data_info,
         initial_model=initial_model,
         callbacks=callbacks,
+        calibration_windows=calibration_sample(X, config.seed),
     )
     if X_test is not None:
         X_test = as_windows(X_test)
@@ -787,6 +877,13 @@ def fit(
         if is_chief():
             run.info = update_run_json(run.run_dir, metrics=test)
     return run
+
+
+def calibration_sample(windows: np.ndarray, seed: int) -> np.ndarray:
+    """Up to CALIBRATION_WINDOWS training windows (random, read in file order) as (N, L, C)."""
+    count = min(len(windows), CALIBRATION_WINDOWS)
+    pick = np.sort(np.random.default_rng(seed).choice(len(windows), count, replace=False))
+    return as_windows(np.asarray(windows[pick]))
 
 
 def _array_data(X, y, val, config: TrainConfig, even: bool) -> tuple:
@@ -928,6 +1025,7 @@ def fit_dataset(
         data_info=data_info,
         initial_model=initial_model,
         callbacks=callbacks,
+        calibration_windows=calibration_sample(ds.arrays("train")[0], config.seed),
     )
     if _split_or_none(ds, "test") is not None:
         X_test, y_test = ds.arrays("test")

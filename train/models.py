@@ -111,6 +111,24 @@ def _conv_block(x, filters: int, kernel_size: int, *, dtype=None):
     return layers.Activation("relu", dtype=dtype)(x)
 
 
+def _check_shape(window_length, channels, n_classes, filters, kernels) -> None:
+    if n_classes < 2:
+        raise TrainError(f"n_classes={n_classes}: a classifier needs at least 2 classes")
+    if len(filters) != len(kernels) or not filters:
+        raise TrainError(
+            f"filters {tuple(filters)} and kernels {tuple(kernels)} must be non-empty and the same length"
+        )
+    if window_length < 1 or channels < 1:
+        raise TrainError(f"input shape ({window_length}, {channels}) must be positive")
+
+
+def _output_layer(z, n_classes: int):
+    """One sigmoid unit for two classes (the seed), softmax for more; float32 always."""
+    if n_classes == 2:
+        return layers.Dense(1, activation="sigmoid", name=OUTPUT_LAYER, dtype="float32")(z)
+    return layers.Dense(n_classes, activation="softmax", name=OUTPUT_LAYER, dtype="float32")(z)
+
+
 def lstm_fcn(
     window_length: int,
     n_classes: int,
@@ -151,14 +169,7 @@ def lstm_fcn(
     """
     if layout not in LAYOUTS:
         raise TrainError(f"layout {layout!r} is unknown; use one of: {', '.join(LAYOUTS)}")
-    if n_classes < 2:
-        raise TrainError(f"n_classes={n_classes}: a classifier needs at least 2 classes")
-    if len(filters) != len(kernels) or not filters:
-        raise TrainError(
-            f"filters {tuple(filters)} and kernels {tuple(kernels)} must be non-empty and the same length"
-        )
-    if window_length < 1 or channels < 1:
-        raise TrainError(f"input shape ({window_length}, {channels}) must be positive")
+    _check_shape(window_length, channels, n_classes, filters, kernels)
 
     inputs = keras.Input(shape=(window_length, channels), name="window")
     shuffled = layers.Permute((2, 1), name="dimension_shuffle", dtype=dtype_policy)(inputs)
@@ -176,14 +187,179 @@ def lstm_fcn(
     y = layers.GlobalAveragePooling1D(dtype=dtype_policy)(y)
 
     z = layers.Concatenate(dtype=dtype_policy)([x, y])
-    if n_classes == 2:
-        outputs = layers.Dense(1, activation="sigmoid", name=OUTPUT_LAYER, dtype="float32")(z)
-    else:
-        outputs = layers.Dense(n_classes, activation="softmax", name=OUTPUT_LAYER, dtype="float32")(
-            z
-        )
+    outputs = _output_layer(z, n_classes)
     name = ("alstm_fcn" if attention else "lstm_fcn") + f"_{layout}"
     return keras.Model(inputs, outputs, name=name)
+
+
+# ----------------------------------------------------------------------------- spectrogram branch
+
+
+@keras.saving.register_keras_serializable(package="guitarlab")
+class LogMelFrames(layers.Layer):
+    """Windows ``(B, L, C)`` -> loudness-normalized log-mel frames ``(B, T, n_mels)``.
+
+    A Hann-windowed STFT (``tf.signal.stft``, no padding), power summed into HTK mel bands
+    (``tf.signal.linear_to_mel_weight_matrix``), in dB, minus the window's mean dB: a gain
+    change (pick harder, turn the volume up) shifts every cell equally, so subtracting the
+    mean removes loudness and leaves the spectral shape a pickup gives. Inside the model, so
+    training, evaluation and predict share one preprocessing and it runs on the GPU. Always
+    computed in float32 (``log`` of float16 power underflows). Channels are averaged first.
+    ``T = 1 + (L - frame_length) // hop_length``.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int,
+        *,
+        frame_length: int = 1024,
+        hop_length: int = 256,
+        n_mels: int = 64,
+        fmin_hz: float = 40.0,
+        fmax_hz: float | None = None,
+        **kwargs,
+    ):
+        kwargs["dtype"] = "float32"
+        super().__init__(**kwargs)
+        self.sample_rate = int(sample_rate)
+        self.frame_length = int(frame_length)
+        self.hop_length = int(hop_length)
+        self.n_mels = int(n_mels)
+        self.fmin_hz = float(fmin_hz)
+        self.fmax_hz = float(fmax_hz) if fmax_hz else self.sample_rate / 2.0
+
+    def mel_matrix(self):
+        """``(frame_length // 2 + 1, n_mels)`` weights from FFT bins to mel bands."""
+        import tensorflow as tf
+
+        return tf.signal.linear_to_mel_weight_matrix(
+            num_mel_bins=self.n_mels,
+            num_spectrogram_bins=self.frame_length // 2 + 1,
+            sample_rate=self.sample_rate,
+            lower_edge_hertz=self.fmin_hz,
+            upper_edge_hertz=self.fmax_hz,
+        )
+
+    def call(self, inputs):
+        import tensorflow as tf
+
+        signal = tf.reduce_mean(tf.cast(inputs, tf.float32), axis=-1)
+        stft = tf.signal.stft(
+            signal,
+            frame_length=self.frame_length,
+            frame_step=self.hop_length,
+            fft_length=self.frame_length,
+            window_fn=tf.signal.hann_window,
+            pad_end=False,
+        )
+        power = tf.math.square(tf.math.abs(stft))
+        mel = tf.tensordot(power, self.mel_matrix(), axes=1)
+        db = 10.0 * tf.math.log(mel + 1e-10) / tf.math.log(10.0)
+        return db - tf.reduce_mean(db, axis=[1, 2], keepdims=True)
+
+    def compute_output_shape(self, input_shape):
+        length = input_shape[1]
+        frames = None if length is None else 1 + (length - self.frame_length) // self.hop_length
+        return (input_shape[0], frames, self.n_mels)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("dtype", None)
+        return {
+            **config,
+            "sample_rate": self.sample_rate,
+            "frame_length": self.frame_length,
+            "hop_length": self.hop_length,
+            "n_mels": self.n_mels,
+            "fmin_hz": self.fmin_hz,
+            "fmax_hz": self.fmax_hz,
+        }
+
+
+def _squeeze_excite(x, *, ratio: int = 16, dtype=None):
+    """Channel attention of MLSTM-FCN: global average -> bottleneck -> sigmoid gate per filter."""
+    filters = int(x.shape[-1])
+    s = layers.GlobalAveragePooling1D(keepdims=True, dtype=dtype)(x)
+    s = layers.Dense(max(4, filters // ratio), activation="relu", dtype=dtype)(s)
+    s = layers.Dense(filters, activation="sigmoid", dtype=dtype)(s)
+    return layers.Multiply(dtype=dtype)([x, s])
+
+
+def spectrogram_lstm_fcn(
+    window_length: int,
+    n_classes: int,
+    *,
+    sample_rate: int,
+    channels: int = 1,
+    frame_length: int = 1024,
+    hop_length: int = 256,
+    n_mels: int = 64,
+    lstm_cells: int = 8,
+    dropout: float = 0.8,
+    filters: tuple[int, ...] = (128, 256, 128),
+    kernels: tuple[int, ...] = (8, 5, 3),
+    dtype_policy: str | None = None,
+) -> keras.Model:
+    """An MLSTM-FCN (Karim et al. 2019) over log-mel frames computed inside the model.
+
+    The window becomes ``T`` frames of ``n_mels`` loudness-normalized log-mel values
+    (:class:`LogMelFrames`), read as a multivariate series: the LSTM runs over the frames
+    (time steps), the FCN blocks convolve along time with the mel bands as channels and a
+    squeeze-and-excite gate after each block but the last. Input and output are those of
+    :func:`lstm_fcn`, so datasets, evaluation and predict need nothing else.
+
+    Examples
+    --------
+    >>> model = spectrogram_lstm_fcn(8000, 2, sample_rate=44100, filters=(8, 16, 8))
+    >>> model.get_layer("log_mel").compute_output_shape((None, 8000, 1))
+    (None, 28, 64)
+    """
+    _check_shape(window_length, channels, n_classes, filters, kernels)
+    if window_length < frame_length:
+        raise TrainError(
+            f"window {window_length} is shorter than one spectrogram frame ({frame_length} samples); "
+            "use longer windows or a smaller frame"
+        )
+    inputs = keras.Input(shape=(window_length, channels), name="window")
+    frames = LogMelFrames(
+        sample_rate,
+        frame_length=frame_length,
+        hop_length=hop_length,
+        n_mels=n_mels,
+        name="log_mel",
+    )(inputs)
+    x = layers.LSTM(lstm_cells, name="lstm", dtype=dtype_policy)(frames)
+    x = layers.Dropout(dropout, dtype=dtype_policy)(x)
+
+    y = frames
+    for index, (n_filters, kernel_size) in enumerate(zip(filters, kernels, strict=True)):
+        y = _conv_block(y, int(n_filters), int(kernel_size), dtype=dtype_policy)
+        if index < len(filters) - 1:
+            y = _squeeze_excite(y, dtype=dtype_policy)
+    y = layers.GlobalAveragePooling1D(dtype=dtype_policy)(y)
+
+    z = layers.Concatenate(dtype=dtype_policy)([x, y])
+    outputs = _output_layer(z, n_classes)
+    return keras.Model(inputs, outputs, name="mlstm_fcn_spectrogram")
+
+
+def ensemble(members: list[keras.Model], *, name: str = "ensemble") -> keras.Model:
+    """One model whose output is the mean of its members' probabilities (same input, output).
+
+    Trained end to end (the loss sees the averaged probability), saved and loaded as one
+    ``.keras`` file, so evaluate and predict treat it like any other model.
+    """
+    if len(members) < 2:
+        raise TrainError("an ensemble needs at least two models")
+    shapes = {tuple(m.input_shape[1:]) for m in members}
+    outputs = {tuple(m.output_shape[1:]) for m in members}
+    if len(shapes) != 1 or len(outputs) != 1:
+        raise TrainError(
+            f"ensemble members disagree on input {sorted(shapes)} or output {sorted(outputs)}"
+        )
+    inputs = keras.Input(shape=members[0].input_shape[1:], name="window")
+    averaged = layers.Average(name=OUTPUT_LAYER, dtype="float32")([m(inputs) for m in members])
+    return keras.Model(inputs, averaged, name=name)
 
 
 def probabilities(outputs, n_classes: int):
@@ -263,3 +439,49 @@ def count_lstm_fcn_params(
         c_in = f
     out_units = 1 if n_classes == 2 else n_classes
     return total + (u + c_in + 1) * out_units
+
+
+def _functional_parts(model: keras.Model) -> list[keras.Model]:
+    """The model itself, or the member models of an :func:`ensemble`."""
+    members = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    return members or [model]
+
+
+def recalibrate_batch_norm(model: keras.Model, windows, *, batch_size: int = 256) -> int:
+    """Set every BatchNormalization's moving mean/variance to the exact statistics of its
+    input over ``windows`` (inference mode, layer after layer); returns the layers updated.
+
+    Keras keeps an exponential average (momentum 0.99), which after a few hundred steps
+    still remembers its initial 0/1: a model trained briefly on a small set then scores
+    near chance in inference mode. Re-estimating the statistics on training windows after
+    training ("precise BN") makes inference see what training saw, after any number of steps.
+    """
+    import numpy as np
+
+    windows = np.asarray(windows, dtype=np.float32)
+    if windows.ndim == 2:
+        windows = windows[:, :, None]
+    updated = 0
+    for part in _functional_parts(model):
+        norms = [layer for layer in part.layers if isinstance(layer, layers.BatchNormalization)]
+        for norm in norms:
+            extractor = keras.Model(part.inputs[0], norm.input)
+            total = total_sq = None
+            count = 0
+            for start in range(0, len(windows), batch_size):
+                values = np.asarray(
+                    extractor(windows[start : start + batch_size], training=False), np.float64
+                )
+                values = values.reshape(-1, values.shape[-1])
+                total = values.sum(axis=0) if total is None else total + values.sum(axis=0)
+                squares = (values**2).sum(axis=0)
+                total_sq = squares if total_sq is None else total_sq + squares
+                count += len(values)
+            if not count:
+                return updated
+            mean = total / count
+            variance = np.maximum(total_sq / count - mean**2, 0.0)
+            norm.moving_mean.assign(mean.astype(np.float32))
+            norm.moving_variance.assign(variance.astype(np.float32))
+            updated += 1
+    return updated

@@ -19,10 +19,17 @@ import numpy as np
 
 from guitarlab.errors import TrainError
 
+HEARD_NOTHING = "(nothing heard)"
+
 
 @dataclass
 class Prediction:
-    """One file's label and confidence, overall and per second of audio."""
+    """One file's label and confidence, overall and per second of audio.
+
+    A file whose every window is below the energy gate gets ``label == HEARD_NOTHING``
+    and ``heard_nothing``; a file that could not be labelled (unreadable, shorter than one
+    window) gets ``error`` and no label, so a batch goes on with the rest.
+    """
 
     path: str
     label: str
@@ -34,23 +41,19 @@ class Prediction:
     labels_over_time: list[str] = field(default_factory=list)
     confidence_over_time: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    silent_windows: int = 0
+    heard_nothing: bool = False
+    error: str | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def prepare_audio(
-    audio: np.ndarray,
-    sample_rate: int,
-    *,
-    target_rate: int,
-    standardize: str = "file",
-    standardization: dict | None = None,
+def mono_at_rate(
+    audio: np.ndarray, sample_rate: int, *, target_rate: int
 ) -> tuple[np.ndarray, list[str]]:
-    """Mono, resampled, standardized float32 audio as the run's dataset made it; (audio, notes)."""
+    """Mono float32 audio at ``target_rate`` (resample_poly), as dataset build reads a file."""
     from scipy.signal import resample_poly
-
-    from guitarlab.datasets.windows import standardize as zscore
 
     notes: list[str] = []
     audio = np.asarray(audio, dtype=np.float32)
@@ -62,28 +65,59 @@ def prepare_audio(
         g = math.gcd(int(sample_rate), int(target_rate))
         audio = resample_poly(audio, target_rate // g, sample_rate // g).astype(np.float32)
         notes.append(f"resampled {sample_rate} Hz -> {target_rate} Hz")
-    if standardize == "file":
-        audio = zscore(audio)
-    elif standardize == "train":
-        stats = standardization or {}
-        audio = zscore(audio, mean=float(stats["mean"]), std=float(stats["std"]))
     return audio, notes
 
 
+def prepare_audio(
+    audio: np.ndarray,
+    sample_rate: int,
+    *,
+    target_rate: int,
+    standardize: str = "file",
+    standardization: dict | None = None,
+) -> tuple[np.ndarray, list[str]]:
+    """Mono, resampled, standardized float32 audio as the run's dataset made it; (audio, notes)."""
+    audio, notes = mono_at_rate(audio, sample_rate, target_rate=target_rate)
+    return _standardized(audio, standardize, standardization), notes
+
+
+def _standardized(audio: np.ndarray, standardize: str, standardization: dict | None) -> np.ndarray:
+    from guitarlab.datasets.windows import standardize as zscore
+
+    if standardize == "file":
+        return zscore(audio)
+    if standardize == "train":
+        stats = standardization or {}
+        return zscore(audio, mean=float(stats["mean"]), std=float(stats["std"]))
+    return audio
+
+
 def window_probabilities(
-    model, audio: np.ndarray, *, window: int, hop: int, n_classes: int, batch_size: int = 256
+    model,
+    audio: np.ndarray,
+    *,
+    window: int,
+    hop: int,
+    n_classes: int,
+    batch_size: int = 256,
+    keep: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities ``(n_windows, n_classes)`` and window start samples for prepared audio."""
+    """Probabilities ``(n_windows, n_classes)`` and window start samples for prepared audio
+    (only the windows where ``keep`` is True, when given)."""
     from guitarlab.datasets.windows import window as cut
     from guitarlab.datasets.windows import window_starts
     from guitarlab.train.models import probabilities
 
-    frames = np.ascontiguousarray(cut(audio, length=window, hop=hop))[:, :, None]
+    frames = cut(audio, length=window, hop=hop)
+    starts = window_starts(len(audio), length=window, hop=hop)
+    if keep is not None:
+        frames, starts = frames[keep], starts[keep]
+    frames = np.ascontiguousarray(frames, dtype=np.float32)[:, :, None]
     if len(frames) <= batch_size:  # one small batch: a direct call skips predict()'s setup
         outputs = np.asarray(model(frames, training=False))
     else:
         outputs = model.predict(frames, batch_size=batch_size, verbose=0)
-    return probabilities(outputs, n_classes), window_starts(len(audio), length=window, hop=hop)
+    return probabilities(outputs, n_classes), starts
 
 
 def per_second(
@@ -103,44 +137,68 @@ def predict_array(
     *,
     hop_s: float | None = None,
     path: str = "<array>",
+    gate_dbfs: float | None = None,
 ) -> Prediction:
-    """Label one signal (frames,) or (frames, channels) with a loaded run (``info`` = RunInfo)."""
+    """Label one signal (frames,) or (frames, channels) with a loaded run (``info`` = RunInfo).
+
+    Windows below ``gate_dbfs`` (default ``SILENCE_FLOOR_DBFS``, measured before
+    standardization) are silence, not evidence, and are left out of the vote; a signal
+    with nothing above the gate is reported as heard nothing rather than given a label.
+    """
+    from guitarlab.datasets.windows import SILENCE_FLOOR_DBFS, sounding
+    from guitarlab.datasets.windows import window as cut
+
     if not info.sample_rate:
         raise TrainError(
             f"{info.run_dir} was trained from arrays and has no sample rate; predict needs a run trained with --dataset"
         )
-    prepared, notes = prepare_audio(
-        audio,
-        sample_rate,
-        target_rate=int(info.sample_rate),
-        standardize=info.standardize,
-        standardization=info.standardization,
-    )
+    rate = int(info.sample_rate)
+    mono, notes = mono_at_rate(audio, sample_rate, target_rate=rate)
     window = info.window
-    if len(prepared) < window:
+    if len(mono) < window:
         raise TrainError(
-            f"{path}: {len(prepared) / info.sample_rate:.3f} s is shorter than one window "
-            f"({window} samples = {window / info.sample_rate:.3f} s at {info.sample_rate} Hz); give a longer recording"
+            f"{path}: {len(mono) / rate:.3f} s is shorter than one window "
+            f"({window} samples = {window / rate:.3f} s at {rate} Hz); give a longer recording"
         )
-    hop = window if hop_s is None else max(1, int(round(hop_s * info.sample_rate)))
+    hop = window if hop_s is None else max(1, int(round(hop_s * rate)))
+    floor = SILENCE_FLOOR_DBFS if gate_dbfs is None else float(gate_dbfs)
+    keep = sounding(cut(mono, length=window, hop=hop), floor_dbfs=floor)
+    names = info.label_names
+    seconds_long = round(len(mono) / rate, 3)
+    if not keep.any():
+        return Prediction(
+            path=str(path),
+            label=HEARD_NOTHING,
+            confidence=0.0,
+            probabilities={},
+            n_windows=0,
+            seconds=seconds_long,
+            notes=[*notes, f"every window is below {floor:g} dBFS: nothing to label"],
+            silent_windows=int(keep.size),
+            heard_nothing=True,
+        )
+    prepared = _standardized(mono, info.standardize, info.standardization)
     probs, starts = window_probabilities(
-        model, prepared, window=window, hop=hop, n_classes=info.n_classes
+        model, prepared, window=window, hop=hop, n_classes=info.n_classes, keep=keep
     )
+    silent = int(keep.size - keep.sum())
+    if silent:
+        notes.append(f"{silent} of {keep.size} window(s) below {floor:g} dBFS skipped as silence")
     mean = probs.mean(axis=0)
     best = int(mean.argmax())
-    seconds, over_time = per_second(probs, starts, window=window, sample_rate=info.sample_rate)
-    names = info.label_names
+    seconds, over_time = per_second(probs, starts, window=window, sample_rate=rate)
     return Prediction(
         path=str(path),
         label=names[best],
         confidence=round(float(mean[best]), 4),
         probabilities={n: round(float(p), 4) for n, p in zip(names, mean, strict=True)},
         n_windows=int(len(probs)),
-        seconds=round(len(prepared) / info.sample_rate, 3),
+        seconds=seconds_long,
         times_s=[float(s) for s in seconds],
         labels_over_time=[names[int(i)] for i in over_time.argmax(axis=1)],
         confidence_over_time=[round(float(p), 4) for p in over_time.max(axis=1)],
         notes=notes,
+        silent_windows=silent,
     )
 
 
@@ -150,8 +208,14 @@ def predict_files(
     *,
     hop_s: float | None = None,
     model=None,
+    gate_dbfs: float | None = None,
+    keep_going: bool = False,
 ) -> list[Prediction]:
     """Label each audio file with the run's model (windows ``hop_s`` apart; default: no overlap).
+
+    With ``keep_going`` a file that cannot be labelled (unreadable, too short) becomes a
+    :class:`Prediction` with ``error`` set and the rest are still labelled; without it the
+    first such file raises.
 
     Examples
     --------
@@ -159,6 +223,7 @@ def predict_files(
     ...     print(p.label, p.confidence)
     """
     from guitarlab.datasets.audio import read_audio
+    from guitarlab.errors import GuitarlabError
     from guitarlab.train.fit import load_run
 
     info = load_run(run_dir)
@@ -166,8 +231,27 @@ def predict_files(
         model = info.load_model()
     results = []
     for path in files:
-        audio, rate = read_audio(path)
-        results.append(predict_array(model, audio, rate, info, hop_s=hop_s, path=str(path)))
+        try:
+            audio, rate = read_audio(path)
+            results.append(
+                predict_array(
+                    model, audio, rate, info, hop_s=hop_s, path=str(path), gate_dbfs=gate_dbfs
+                )
+            )
+        except GuitarlabError as exc:
+            if not keep_going:
+                raise
+            results.append(
+                Prediction(
+                    path=str(path),
+                    label="",
+                    confidence=0.0,
+                    probabilities={},
+                    n_windows=0,
+                    seconds=0.0,
+                    error=str(exc),
+                )
+            )
     return results
 
 

@@ -115,26 +115,40 @@ def write_report(run_dir: str | Path, evaluation) -> Path:
             pictures.append(("Training curves", CURVES_PNG))
 
     right = int(files["correct"].sum())
+    scores = evaluation.scores or {}
     lines = [
         f"# Evaluation of {run_dir.name}",
         "",
         f"Dataset: `{evaluation.dataset_dir}`; labels: {', '.join(evaluation.label_names)}.",
         "",
         f"- **Files (mean vote): {right} of {len(files)} right = {evaluation.file_accuracy:.2%}**",
-        f"- Windows: {evaluation.window_accuracy:.2%} of {evaluation.n_windows}",
-        f"- Files (majority vote): {evaluation.majority_accuracy:.2%}",
     ]
+    if scores:
+        from guitarlab.train.evaluate import headline
+
+        lines.append(f"- {headline(scores, what='Files')}")
+    if evaluation.window_scores:
+        lines.append(f"- {headline(evaluation.window_scores, what='Windows')}")
+    else:
+        lines.append(f"- Windows: {evaluation.window_accuracy:.2%} of {evaluation.n_windows}")
+    lines.append(f"- Files (majority vote): {evaluation.majority_accuracy:.2%}")
     if evaluation.baseline:
         base = evaluation.baseline
+        balanced = base.get("file_balanced_accuracy")
         lines.append(
-            f"- Baseline ({base['name']}, same split): files {base['file_accuracy']:.2%}, "
-            f"windows {base['window_accuracy']:.2%}"
+            f"- Baseline ({base['name']}, same split): files {base['file_accuracy']:.2%}"
+            + (f" (balanced {balanced:.2%})" if balanced is not None else "")
+            + f", windows {base['window_accuracy']:.2%}"
         )
         if "centroid_window_accuracy" in base:
+            balanced = base.get("centroid_window_balanced_accuracy")
             lines.append(
                 f"- Baseline (best spectral-centroid threshold): windows "
                 f"{base['centroid_window_accuracy']:.2%}"
+                + (f" (balanced {balanced:.2%})" if balanced is not None else "")
             )
+    if scores and "per_class" in scores:
+        lines += ["", "## Per class (files)", "", markdown_table(scores["per_class"])]
     lines += ["", "## Pictures", ""]
     lines += [f"![{title}]({name})" for title, name in pictures]
     lines += ["", "## Per file", "", markdown_table(files), ""]

@@ -29,10 +29,38 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder.")
 @click.option(
     "--model",
-    type=click.Choice(["lstm-fcn", "alstm-fcn"]),
+    type=click.Choice(["lstm-fcn", "alstm-fcn", "ensemble"]),
     default="lstm-fcn",
     show_default=True,
-    help="alstm-fcn puts an attention LSTM in the LSTM branch.",
+    help="alstm-fcn puts an attention LSTM in the LSTM branch; ensemble averages a wave and a spectrogram model.",
+)
+@click.option(
+    "--input",
+    "input_kind",
+    type=click.Choice(["wave", "spectrogram"]),
+    default="wave",
+    show_default=True,
+    help="wave: the window's samples (the seed); spectrogram: log-mel frames computed in the model (MLSTM-FCN).",
+)
+@click.option(
+    "--n-mels",
+    type=int,
+    default=None,
+    help="Mel bands of the spectrogram [default: 64, fewer for short windows].",
+)
+@click.option(
+    "--frame",
+    "frame_length",
+    type=int,
+    default=None,
+    help="Spectrogram frame in samples [default: 1024 or window/4].",
+)
+@click.option(
+    "--class-weights",
+    type=click.Choice(["auto", "balanced", "none"]),
+    default="auto",
+    show_default=True,
+    help="balanced weighs classes by 1/count; auto does so when the training classes are unequal.",
 )
 @click.option(
     "--layout",
@@ -96,6 +124,10 @@ def train_command(
     npz,
     out,
     model,
+    input_kind,
+    n_mels,
+    frame_length,
+    class_weights,
     layout,
     cells,
     dropout,
@@ -123,6 +155,7 @@ def train_command(
     Examples:
       guitarlab train --dataset my-dataset --out my-run
       guitarlab train --dataset my-dataset --out small-run --filters 8,16,8 --epochs 3
+      guitarlab train --dataset my-dataset --out spec-run --input spectrogram --filters 16,32,16
       guitarlab train --npz ucr-coffee.npz --out coffee --schedule paper --epochs 2000
       guitarlab train --dataset my-dataset --out my-run --resume
     """
@@ -133,6 +166,10 @@ def train_command(
         raise click.UsageError("give exactly one of --dataset or --npz")
     config = TrainConfig(
         model=model,
+        input=input_kind,
+        n_mels=n_mels,
+        frame_length=frame_length,
+        class_weights=class_weights,
         layout=layout,
         cells=cells,
         dropout=dropout,
@@ -208,7 +245,7 @@ def evaluate_command(run: str, dataset: str | None, majority: bool, no_baseline:
       guitarlab evaluate my-run
       guitarlab evaluate my-run --dataset other-dataset --majority
     """
-    from guitarlab.train.evaluate import evaluate_run
+    from guitarlab.train.evaluate import evaluate_run, headline
 
     ev = evaluate_run(run, dataset, baseline=not no_baseline)
     columns = ["id", "label", "predicted", "mean_probability", "correct"]
@@ -218,12 +255,15 @@ def evaluate_command(run: str, dataset: str | None, majority: bool, no_baseline:
     click.echo("")
     right = int(ev.files["correct"].sum())
     click.echo(f"files (mean vote): {right}/{len(ev.files)} = {ev.file_accuracy:.2%}")
+    click.echo(headline(ev.scores, what="files"))
+    click.echo(ev.scores["per_class"].to_string(index=False))
     if majority:
         click.echo(f"files (majority vote): {ev.majority_accuracy:.2%}")
     click.echo(f"windows: {ev.window_accuracy:.2%} of {ev.n_windows}")
     if ev.baseline:
         click.echo(
-            f"baseline ({ev.baseline['name']}): files {ev.baseline['file_accuracy']:.2%}, "
+            f"baseline ({ev.baseline['name']}): files {ev.baseline['file_accuracy']:.2%} "
+            f"(balanced {ev.baseline['file_balanced_accuracy']:.2%}), "
             f"windows {ev.baseline['window_accuracy']:.2%}"
         )
     click.echo(f"report: {ev.report_path}")
@@ -237,11 +277,20 @@ def evaluate_command(run: str, dataset: str | None, majority: bool, no_baseline:
 @click.option("--hop", "hop_s", type=float, default=None, help="Seconds between windows.")
 @click.option("--device", default=None, help="Listen to this input device instead of files.")
 @click.option("--seconds", type=float, default=None, help="Stop listening after this long.")
-def predict_command(run, files, as_json, plot, hop_s, device, seconds) -> None:
+@click.option(
+    "--gate-dbfs",
+    type=float,
+    default=None,
+    help="Windows quieter than this (RMS, dBFS) are silence and not voted on [default: -60].",
+)
+def predict_command(run, files, as_json, plot, hop_s, device, seconds, gate_dbfs) -> None:
     """Label audio FILES (or a live input) with the model of RUN.
 
     Each file gets the label of its averaged window outputs and one line per second.
-    Stereo files are mixed to mono and other sample rates resampled (noted).
+    Stereo files are mixed to mono and other sample rates resampled (noted). Silent
+    windows are skipped; a silent file is reported as heard nothing. A file that cannot
+    be labelled (unreadable, shorter than one window) is reported and the rest go on;
+    the exit code is then 1.
 
     \b
     Examples:
@@ -256,11 +305,20 @@ def predict_command(run, files, as_json, plot, hop_s, device, seconds) -> None:
         return
     if not files:
         raise click.UsageError("give audio FILES, or --device to listen live")
-    predictions = predict_files(run, list(files), hop_s=hop_s)
+    predictions = predict_files(run, list(files), hop_s=hop_s, gate_dbfs=gate_dbfs, keep_going=True)
+    failed = [p for p in predictions if p.error]
     if as_json:
         click.echo(json.dumps([p.as_dict() for p in predictions], indent=2))
     else:
         for pred in predictions:
+            if pred.error:
+                click.echo(f"error: {pred.error}", err=True)
+                continue
+            if pred.heard_nothing:
+                click.echo(
+                    f"{pred.path}: heard nothing (every window is silence), {pred.seconds:.1f} s"
+                )
+                continue
             click.echo(f"{pred.path}: {pred.label} ({pred.confidence:.2f}), {pred.seconds:.1f} s")
             for note in pred.notes:
                 click.echo(f"  note: {note}")
@@ -268,8 +326,13 @@ def predict_command(run, files, as_json, plot, hop_s, device, seconds) -> None:
                 pred.times_s, pred.labels_over_time, pred.confidence_over_time, strict=True
             ):
                 click.echo(f"  {t:6.0f} s  {label:<20} {conf:.2f}")
-    if plot:
-        click.echo(f"plot: {plot_over_time(predictions, plot)}", err=as_json)
+    labelled = [p for p in predictions if not p.error]
+    if plot and labelled:
+        click.echo(f"plot: {plot_over_time(labelled, plot)}", err=as_json)
+    if failed:
+        raise click.ClickException(
+            f"{len(failed)} of {len(predictions)} file(s) could not be labelled (see above)"
+        )
 
 
 COMMANDS = [train_command, evaluate_command, predict_command]
