@@ -1,0 +1,106 @@
+"""Small data: BatchNorm statistics right at inference after few steps; the smoke set; class weights."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from click.testing import CliRunner  # noqa: E402
+
+from benchmarks.model_sets import sine_square, sine_square_npz  # noqa: E402
+from guitarlab.cli import cli  # noqa: E402
+from guitarlab.train.fit import TrainConfig, fit, load_run  # noqa: E402
+
+
+def _inference_accuracy(model, X, y) -> float:
+    outputs = np.asarray(model(X[:, :, None], training=False))[:, 0]
+    return float(np.mean((outputs > 0.5) == y))
+
+
+def test_batch_norm_statistics_are_right_after_few_steps(tmp_path):
+    """120 steps used to leave Keras's moving averages near their 0/1 start: chance in
+    inference mode although training accuracy was 1.0."""
+    X, y = sine_square(240, seed=0)
+    X_test, y_test = sine_square(100, seed=7)
+    config = TrainConfig(filters=(8, 16, 8), epochs=8, fine_tune_epochs=1, batch=16, verbose=0)
+    run = fit(X, y, out=tmp_path / "run", config=config)
+    saved = load_run(run.run_dir).load_model()
+    assert _inference_accuracy(saved, X_test, y_test) >= 0.9
+    assert _inference_accuracy(saved, X, y) >= 0.9
+
+
+def test_recalibrate_batch_norm_sets_exact_statistics():
+    from guitarlab.train.models import lstm_fcn, recalibrate_batch_norm
+
+    X, _ = sine_square(64, length=32)
+    model = lstm_fcn(32, 2, filters=(4, 4), kernels=(3, 3))
+    assert recalibrate_batch_norm(model, X) == 2
+    import keras
+
+    first = next(
+        layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)
+    )
+    inputs = np.asarray(keras.Model(model.inputs[0], first.input)(X[:, :, None]), np.float64)
+    flat = inputs.reshape(-1, inputs.shape[-1])
+    np.testing.assert_allclose(
+        np.asarray(first.moving_mean), flat.mean(axis=0), rtol=1e-4, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        np.asarray(first.moving_variance), flat.var(axis=0), rtol=1e-3, atol=1e-5
+    )
+
+
+def test_sine_square_through_the_cli_scores_at_least_0_95(tmp_path):
+    npz = tmp_path / "sine_square.npz"
+    sine_square_npz(npz)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        cli,
+        ["train", "--npz", str(npz), "--out", str(out), "--filters", "16,32,16"]
+        + ["--epochs", "8", "--fine-tune-epochs", "2", "--quiet"],
+    )
+    assert result.exit_code == 0, result.output
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["metrics"]["test_window_accuracy"] >= 0.95
+
+
+def test_paper_schedule_without_validation_trains_on_every_row(tmp_path):
+    X, y = sine_square(60, length=64)
+    config = TrainConfig(filters=(4, 8, 4), epochs=1, schedule="paper", batch=16, verbose=0)
+    run = fit(X, y, out=tmp_path / "run", config=config)
+    assert run.info["data"]["n_train"] == 60 and run.info["data"]["n_val"] == 0
+
+
+@pytest.mark.parametrize(
+    ("setting", "counts", "expected"),
+    [
+        ("auto", (30, 30), None),
+        ("auto", (40, 20), {0: 0.75, 1: 1.5}),
+        ("balanced", (30, 30), {0: 1.0, 1: 1.0}),
+        ("none", (40, 20), None),
+    ],
+)
+def test_class_weights(setting, counts, expected):
+    y = np.repeat([0, 1], counts)
+    assert TrainConfig(class_weights=setting).class_weight(y, 2) == expected
+
+
+def test_cli_class_weights_are_recorded(tmp_path):
+    X, y = sine_square(90, length=64)
+    X, y = X[:75], y[:75]  # 38 sine, 37 square
+    keep = np.concatenate([np.flatnonzero(y == 0), np.flatnonzero(y == 1)[:15]])
+    npz = tmp_path / "unequal.npz"
+    np.savez(npz, X_train=X[keep], y_train=y[keep])
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        cli,
+        ["train", "--npz", str(npz), "--out", str(out), "--filters", "4,8,4", "--epochs", "1"]
+        + ["--fine-tune-epochs", "0", "--quiet"],
+    )
+    assert result.exit_code == 0, result.output
+    weights = json.loads((out / "run.json").read_text())["class_weight"]
+    assert weights["1"] > 1.0 > weights["0"]

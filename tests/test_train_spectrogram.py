@@ -1,0 +1,118 @@
+"""The spectrogram branch (log-mel frames inside the model), the ensemble, and their runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+import keras  # noqa: E402
+
+from benchmarks.model_sets import sine_square  # noqa: E402
+from guitarlab.errors import TrainError  # noqa: E402
+from guitarlab.train.fit import TrainConfig, fit, load_run, spectrogram_frames  # noqa: E402
+from guitarlab.train.models import (  # noqa: E402
+    LogMelFrames,
+    ensemble,
+    lstm_fcn,
+    spectrogram_lstm_fcn,
+)
+
+
+def numpy_log_mel(windows: np.ndarray, mel: np.ndarray, *, frame: int, hop: int) -> np.ndarray:
+    """The same features written plainly: Hann frames, |rfft|^2, mel sum, dB, minus the mean."""
+    n_frames = 1 + (windows.shape[1] - frame) // hop
+    hann = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(frame) / frame)  # periodic
+    out = []
+    for w in windows:
+        frames = np.stack([w[i * hop : i * hop + frame] * hann for i in range(n_frames)])
+        power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+        db = 10 * np.log10(power @ mel + 1e-10)
+        out.append(db - db.mean())
+    return np.stack(out)
+
+
+def test_log_mel_layer_shape_and_agreement_with_numpy_stft():
+    rate, frame, hop = 16000, 256, 64
+    layer = LogMelFrames(rate, frame_length=frame, hop_length=hop, n_mels=32)
+    rng = np.random.default_rng(0)
+    t = np.arange(2000) / rate
+    windows = np.stack([np.sin(2 * np.pi * 440 * t), rng.standard_normal(2000) * 0.1])
+    frames = np.asarray(layer(windows[:, :, None].astype(np.float32)))
+    assert frames.shape == (2, 1 + (2000 - frame) // hop, 32)
+    assert layer.compute_output_shape((None, 2000, 1)) == (None, frames.shape[1], 32)
+    expected = numpy_log_mel(windows, np.asarray(layer.mel_matrix()), frame=frame, hop=hop)
+    # float32 FFT: exact to 0.05 dB within 20 dB of the mean, to 1 dB in the quiet corners
+    loud = expected > -20
+    assert np.abs(frames - expected)[loud].max() < 0.05
+    np.testing.assert_allclose(frames, expected, atol=1.0)
+    # the 440 Hz sine puts its energy in the mel band around 440 Hz
+    centre = np.asarray(layer.mel_matrix())[round(440 / (rate / frame))].argmax()
+    assert frames[0].mean(axis=0).argmax() == centre
+
+
+def test_log_mel_is_loudness_normalized():
+    layer = LogMelFrames(16000, frame_length=256, hop_length=128, n_mels=16)
+    x = np.random.default_rng(1).standard_normal((1, 1024, 1)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(layer(x)), np.asarray(layer(10 * x)), atol=1e-3)
+
+
+def test_spectrogram_model_shapes_and_squeeze_excite():
+    model = spectrogram_lstm_fcn(8000, 3, sample_rate=44100, filters=(8, 16, 8))
+    assert model.output_shape == (None, 3)
+    assert model.get_layer("log_mel").compute_output_shape((None, 8000, 1)) == (None, 28, 64)
+    assert sum(isinstance(layer, keras.layers.Multiply) for layer in model.layers) == 2
+    with pytest.raises(TrainError, match="shorter than one spectrogram frame"):
+        spectrogram_lstm_fcn(500, 2, sample_rate=44100)
+
+
+def test_spectrogram_frames_fit_short_series():
+    assert spectrogram_frames(8000, TrainConfig()) == {
+        "frame_length": 1024,
+        "hop_length": 256,
+        "n_mels": 64,
+    }
+    small = spectrogram_frames(128, TrainConfig())
+    assert small["frame_length"] == 32 and 1 + (128 - 32) // small["hop_length"] >= 4
+
+
+def test_ensemble_is_the_mean_of_its_members_and_reloads(tmp_path):
+    wave = lstm_fcn(1024, 2, filters=(4, 8), kernels=(3, 3))
+    spec = spectrogram_lstm_fcn(
+        1024,
+        2,
+        sample_rate=16000,
+        filters=(4, 8),
+        kernels=(3, 3),
+        frame_length=256,
+        hop_length=128,
+        n_mels=16,
+    )
+    both = ensemble([wave, spec])
+    x = np.random.default_rng(2).standard_normal((5, 1024, 1)).astype(np.float32)
+    expected = (np.asarray(wave(x, training=False)) + np.asarray(spec(x, training=False))) / 2
+    np.testing.assert_allclose(np.asarray(both(x, training=False)), expected, atol=1e-6)
+    both.save(tmp_path / "e.keras")
+    again = keras.models.load_model(tmp_path / "e.keras", compile=False)
+    np.testing.assert_allclose(np.asarray(again(x, training=False)), expected, atol=1e-6)
+    with pytest.raises(TrainError, match="at least two"):
+        ensemble([wave])
+
+
+@pytest.mark.parametrize(
+    ("model", "input_kind"), [("lstm-fcn", "spectrogram"), ("ensemble", "wave")]
+)
+def test_spectrogram_and_ensemble_runs_learn_the_smoke_set(tmp_path, model, input_kind):
+    X, y = sine_square(300, seed=0)
+    X_test, y_test = sine_square(100, seed=5)
+    config = TrainConfig(
+        model=model, input=input_kind, filters=(8, 16, 8), epochs=8, fine_tune_epochs=2, verbose=0
+    )
+    run = fit(X, y, out=tmp_path / "run", config=config, X_test=X_test, y_test=y_test)
+    assert run.metrics["test_window_accuracy"] >= 0.9
+    info = load_run(run.run_dir)
+    assert info.config.model == model and info.config.input == input_kind
+    reloaded = info.load_model()
+    outputs = np.asarray(reloaded(X_test[:, :, None], training=False))[:, 0]
+    assert np.mean((outputs > 0.5) == y_test) >= 0.9
