@@ -68,7 +68,9 @@ def numeric_view(rows: pd.DataFrame) -> pd.DataFrame:
     """
     out = rows.copy()
     for column in out.columns:
-        if out[column].dtype != object:
+        if not (
+            pd.api.types.is_object_dtype(out[column]) or pd.api.types.is_string_dtype(out[column])
+        ):
             continue
         text = out[column].astype(str).str.strip()
         filled = text[text != ""]

@@ -183,27 +183,41 @@ def manifest_check(corpus: str, fix_levels: bool, no_sha: bool) -> None:
 @click.argument("corpus", type=click.Path(file_okay=False))
 @click.option("--takes", is_flag=True, help="One line per take as well.")
 @click.option(
+    "--by", default=None, help="Also count by these columns, e.g. 'pickup,fret' (comma-separated)."
+)
+@click.option(
     "--plot",
     "plot_dir",
     default=None,
     type=click.Path(file_okay=False),
     help="Also write levels.png (a meter per raw take) and spectra.png (per guitar) here.",
 )
-def manifest_summary(corpus: str, takes: bool, plot_dir: str | None) -> None:
-    """Files and minutes per guitar x phrase x tone, and levels per guitar.
+def manifest_summary(corpus: str, takes: bool, by: str | None, plot_dir: str | None) -> None:
+    """Files and minutes per guitar x phrase x tone, every other label column, and levels.
+
+    The label columns beyond guitar, phrase and tone (pickup, player, and any column an
+    import filled, such as string or fret) are listed with their values: what a
+    dataset can use as --label, --group-by or --test-where.
 
     \b
-    Example:
+    Examples:
       guitarlab manifest summary my-corpus --takes --plot my-corpus/plots
+      guitarlab manifest summary notes --by pickup,fret
     """
-    from guitarlab.datasets.manifest import load_manifest, summary_tables
+    from guitarlab.datasets.manifest import column_summary, load_manifest, summary_tables
 
     frame = load_manifest(corpus)
-    counts, levels = summary_tables(frame, takes=takes)
+    keys = [c.strip() for c in (by or "").split(",") if c.strip()]
+    counts, levels = summary_tables(frame, takes=takes, by=keys)
     if frame.empty:
         click.echo("the corpus is empty")
         return
     click.echo(counts.to_string(index=False))
+    columns = column_summary(frame)
+    if not columns.empty:
+        click.echo("")
+        click.echo("label columns (usable as --label, --group-by, --where, --test-where):")
+        click.echo(columns.to_string(index=False))
     click.echo("")
     click.echo("levels of raw takes per guitar (dBFS):")
     click.echo(levels.to_string(index=False))
