@@ -399,10 +399,6 @@ def build_dataset(
         test_groups = [g.strip() for g in test_groups.split(",") if g.strip()]
     test_groups = list(test_groups or []) or None
     split, val = _resolve_split(split, val, test_where, val_where, test_groups, held_out_from)
-    if trim_silence and held_out_from:
-        raise DatasetError(
-            "--trim-silence cannot be combined with --held-out-from; rebuild both without it"
-        )
     window = int(window)
     hop = window if hop is None else int(hop)
     if window < 1 or hop < 1:
@@ -424,6 +420,16 @@ def build_dataset(
     rows, rate = probe_files(rows, corpus, resample=resample)
     notes: list[str] = []
     rows["offset"] = take_onsets(rows, rate) if trim_silence else 0
+    if held_out_from:  # takes of the old dataset keep their timeline exactly
+        from guitarlab.datasets.folder import read_meta
+
+        old_takes = read_meta(held_out_from)["takes"]
+        old_offset = (
+            rows["take"]
+            .astype(str)
+            .map(lambda t: int(old_takes[t].get("offset", 0)) if t in old_takes else None)
+        )
+        rows["offset"] = old_offset.where(old_offset.notna(), rows["offset"]).astype(int)
     short = rows[rows["frames"] - rows["offset"] < window]
     if len(short):
         first = short.iloc[0]
@@ -483,8 +489,18 @@ def build_dataset(
         named_roles=named,
         test_groups=test_groups,
     )
-    if trim_silence:
-        plan.takes = {t: sp.shifted(int(offsets[t])) for t, sp in plan.takes.items()}
+    plan.takes = {
+        t: sp if t in (previous or {}) else sp.shifted(int(offsets[t]))
+        for t, sp in plan.takes.items()
+    }
+    for role, expression in (("test", test_where), ("val", val_where)):
+        for take, spans in plan.takes.items() if expression else ():
+            if (spans.role == role) != (named.get(take) == role):
+                raise DatasetError(
+                    f"take {take} is {spans.role} in {held_out_from}, but --{role}-where "
+                    f"{expression!r} now puts it {'in' if named.get(take) == role else 'out of'} "
+                    f"{role}; keep the old condition or drop --held-out-from"
+                )
     notes += plan.notes
     if plan.leaky:
         log.warning("dataset %s: %s", out, plan.notes[-1])
@@ -660,11 +676,6 @@ def _resolve_split(
         raise DatasetError(
             "--val-where holds out whole takes, but --split span keeps every take in training; "
             "add --test-where or --split take/group"
-        )
-    if held_out_from and (test_where or val_where or test_groups):
-        raise DatasetError(
-            "--held-out-from keeps an old dataset's held-out takes; a named set "
-            "(--test-where/--val-where/--test-groups) already fixes them: give one or the other"
         )
     return split, val
 

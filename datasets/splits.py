@@ -497,15 +497,16 @@ def _keep_previous(plan: SplitPlan, table: pd.DataFrame, previous: Mapping[str, 
         old = TakeSpans.from_json(take, previous[take])
         frames_max = int(table.loc[take, "frames_max"])
         for s, e in old.test + old.val:
-            if e > frames_max and not (s == 0 and old.role != "train"):
+            if e - old.offset > frames_max and not (s == 0 and old.role != "train"):
                 raise DatasetError(
                     f"take {take}: the old dataset holds out [{s}, {e}) but the take now has "
                     f"{frames_max} samples; the files changed, rebuild without --held-out-from"
                 )
         old.frames = spans.frames
         if old.role != "train":
-            old.test = [(0, frames_max)] if old.role == "test" else []
-            old.val = [(0, frames_max)] if old.role == "val" else old.val
+            whole = (old.offset, old.offset + frames_max)
+            old.test = [whole] if old.role == "test" else []
+            old.val = [whole] if old.role == "val" else old.val
         plan.takes[take] = old
         kept += 1
     new = len(plan.takes) - kept

@@ -483,3 +483,33 @@ def test_a_take_shorter_than_the_test_span_names_the_splits_that_work(notes: Pat
         notes, tmp_path / "ok", label="pickup", window=NOTE_WINDOW, test_windows=8, progress=False
     )
     assert check_dataset(ok) == []
+
+
+def test_a_grown_note_library_keeps_its_named_test_set(tmp_path: Path) -> None:
+    root = note_corpus(tmp_path / "grow", frets=range(7))
+    named = {"label": "pickup", "window": NOTE_WINDOW, "test_where": "fret >= 6"}
+    old = build_dataset(root, tmp_path / "v1", trim_silence=True, progress=False, **named)
+    note_corpus(tmp_path / "more", frets=(8, 9))  # new notes, imported into the same corpus
+    import_folder(
+        tmp_path / "more-src", root, pattern="{pickup}_{string}_fret{fret}_rr{take}",
+        labels={"guitar": "ibanez"}, progress=False,
+    )  # fmt: skip
+    new = build_dataset(
+        root, tmp_path / "v2", trim_silence=True, held_out_from=old, progress=False, **named
+    )
+    old_takes, new_takes = open_dataset(old).meta["takes"], open_dataset(new).meta["takes"]
+    for take, spans in old_takes.items():
+        assert new_takes[take] == spans
+    test_frets = {
+        load_manifest(root).set_index("id").loc[i, "fret"]
+        for i in open_dataset(new).windows("test")["id"]
+    }
+    assert test_frets == {"06", "08", "09"} and check_dataset(new) == []
+    with pytest.raises(
+        DatasetError,
+        match=r"-06-t001 is test in .*v1, but --test-where 'fret >= 8' now puts it out of test",
+    ):
+        build_dataset(
+            root, tmp_path / "v3", held_out_from=old, label="pickup", window=NOTE_WINDOW,
+            test_where="fret >= 8", trim_silence=True, progress=False,
+        )  # fmt: skip
