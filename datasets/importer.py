@@ -442,10 +442,16 @@ def import_folder(
         try:
             parsed = labels_from_name(path.stem, pattern) or {}
         except ManifestError as exc:
-            raise ManifestError(f"{path.name}{str(exc)[len(path.stem) :]}") from None
-        from_csv = {
-            k: clean_value(k, v) for k, v in _csv_labels(table, folded, rel, path, used_csv).items()
-        }
+            text = str(exc)
+            text = text[len(path.stem) :] if text.startswith(f"{path.stem}: ") else f": {text}"
+            raise ManifestError(f"{path.name}{text}") from None
+        try:
+            from_csv = {
+                k: clean_value(k, v)
+                for k, v in _csv_labels(table, folded, rel, path, used_csv).items()
+            }
+        except ManifestError as exc:
+            raise ManifestError(f"{Path(labels_csv).name}, row of {rel}: {exc}") from None
         found = {**parsed, **from_csv, **fixed}
         if not parsed and not {"guitar", "phrase"} <= set(found):
             report.skipped.append(
