@@ -139,7 +139,8 @@ def first_sound_sample(
 
     The signal is cut into ``frame_ms`` frames; the first frame whose RMS is within
     ``threshold_db`` of the loudest frame's RMS is the onset, and its first sample is
-    returned. A silent (or empty) signal returns 0, so nothing is ever trimmed from it.
+    returned (so the onset is on the frame grid, never after the sound starts). A silent
+    (or empty) signal returns 0, so nothing is ever trimmed from it.
 
     Parameters
     ----------
@@ -154,9 +155,9 @@ def first_sound_sample(
 
     Examples
     --------
-    >>> x = np.concatenate([np.zeros(4410), 0.5 * np.ones(4410)])
+    >>> x = np.concatenate([np.zeros(4400), 0.5 * np.ones(4400)])
     >>> first_sound_sample(x, 44100)
-    4410
+    4400
     >>> first_sound_sample(np.zeros(100), 44100)
     0
     """
