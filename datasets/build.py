@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
 from collections import Counter
@@ -35,7 +36,7 @@ from tqdm import tqdm
 from guitarlab import __version__
 from guitarlab.datasets.manifest import load_manifest, path_problem
 from guitarlab.datasets.splits import SPLITS, file_windows, plan_splits
-from guitarlab.datasets.windows import SILENT_STD
+from guitarlab.datasets.windows import SILENT_STD, first_sound_sample
 from guitarlab.errors import DatasetError, GuitarlabError
 
 log = logging.getLogger("guitarlab.datasets")
@@ -59,20 +60,88 @@ def y_name(split: str) -> str:
 # ---------------------------------------------------------------- selecting rows
 
 
+def numeric_view(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with every text column whose values are all numbers (or empty) as numbers.
+
+    Extra manifest columns are stored as text (``fret`` = ``"03"``); queries compare
+    them as numbers through this view, so ``"fret >= 6"`` means what it says.
+    """
+    out = rows.copy()
+    for column in out.columns:
+        if not (
+            pd.api.types.is_object_dtype(out[column]) or pd.api.types.is_string_dtype(out[column])
+        ):
+            continue
+        text = out[column].astype(str).str.strip()
+        filled = text[text != ""]
+        if filled.empty:
+            continue
+        numbers = pd.to_numeric(filled, errors="coerce")
+        if numbers.notna().all():
+            out[column] = pd.to_numeric(text.where(text != ""), errors="coerce")
+    return out
+
+
+def query_rows(rows: pd.DataFrame, expression: str, *, option: str = "--where") -> pd.DataFrame:
+    """The rows of ``rows`` a pandas query selects, numbers compared as numbers."""
+    try:
+        picked = numeric_view(rows).query(expression, engine="python")
+    except Exception as exc:  # pandas raises many kinds for a bad expression
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatasetError(
+            f"{option} {expression!r} is not a valid query over the manifest columns ({reason}); "
+            'example: "tone != \'distorted\'" or "fret >= 6"'
+        ) from None
+    if not isinstance(picked, pd.DataFrame):
+        raise DatasetError(f"{option} {expression!r} must be a condition such as \"tone == 'raw'\"")
+    return rows.loc[picked.index]
+
+
+def query_columns(expression: str | None, columns) -> list[str]:
+    """The manifest columns an expression names, in order of appearance."""
+    if not expression:
+        return []
+    names = re.findall(r"`([^`]+)`|([A-Za-z_][A-Za-z0-9_]*)", expression)
+    known, out = set(map(str, columns)), []
+    for quoted, plain in names:
+        name = quoted or plain
+        if name in known and name not in out:
+            out.append(name)
+    return out
+
+
+def where_takes(rows: pd.DataFrame, expression: str, *, option: str) -> list[str]:
+    """The takes a condition holds out whole; refuses one that splits a take.
+
+    Every file of a returned take matches ``expression``, and no file of any other take
+    does, so no held-out file shares its performance with a training file.
+    """
+    picked = query_rows(rows, expression, option=option)
+    if picked.empty:
+        raise DatasetError(
+            f"{option} {expression!r} selects no file; check the column's values with "
+            "'guitarlab manifest summary'"
+        )
+    chosen = set(picked["id"])
+    takes = sorted(set(map(str, picked["take"])))
+    for take in takes:
+        ids = rows.loc[rows["take"].astype(str) == take, "id"]
+        outside = [i for i in ids if i not in chosen]
+        if outside:
+            inside = next(i for i in ids if i in chosen)
+            raise DatasetError(
+                f"{option} {expression!r} splits take {take}: it selects {inside} but not "
+                f"{outside[0]}; hold out whole takes (widen the condition, or re-import with "
+                "--take file so every file is its own take)"
+            )
+    return takes
+
+
 def select_rows(manifest: pd.DataFrame, *, label: str, where: str | None = None) -> pd.DataFrame:
     """The manifest rows a dataset uses: ``where`` applied, label present and varied."""
     rows = manifest
     if where:
-        try:
-            rows = manifest.query(where, engine="python")
-        except Exception as exc:  # pandas raises many kinds for a bad expression
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DatasetError(
-                f"--where {where!r} is not a valid query over the manifest columns ({reason}); "
-                "example: \"tone != 'distorted'\""
-            ) from None
-        if not isinstance(rows, pd.DataFrame):
-            raise DatasetError(f"--where {where!r} must be a condition such as \"tone == 'raw'\"")
+        rows = query_rows(manifest, where, option="--where")
     if rows.empty:
         raise DatasetError(
             "no manifest rows selected"
@@ -264,10 +333,10 @@ def build_dataset(
     label: str = "guitar",
     window: int = 8000,
     hop: int | None = None,
-    split: str = "span",
+    split: str | None = None,
     test_seconds: float | None = None,
     test_windows: int = 12,
-    val: str = "span",
+    val: str | None = None,
     val_fraction: float = 0.2,
     same_span_all: bool = False,
     group_by: str | None = None,
@@ -277,6 +346,10 @@ def build_dataset(
     resample: bool = False,
     seed: int = 0,
     held_out_from: str | os.PathLike | None = None,
+    test_where: str | None = None,
+    val_where: str | None = None,
+    test_groups: list[str] | str | None = None,
+    trim_silence: bool = False,
     progress: bool = True,
     overwrite: bool = False,
 ) -> Path:
@@ -292,19 +365,29 @@ def build_dataset(
         Manifest column to classify: ``guitar``, ``pickup``, ``phrase``, ``tone``, ...
     window, hop : int
         Window length and hop in samples (hop defaults to the window: no overlap).
-    split : {"span", "take", "group"}
+    split : {"span", "take", "group"}, optional
         What the test set holds out: a span of every take, whole takes, or whole values
-        of ``group_by``.
+        of ``group_by``. Default: ``"take"`` with ``test_where``, ``"group"`` with
+        ``test_groups``, else ``"span"``.
     test_seconds, test_windows : float, int
         Test span length for ``split="span"``: ``test_windows`` windows, or
         ``test_seconds`` rounded to whole windows (2.18 s at 44.1 kHz -> 12 x 8,000).
-    val : {"span", "take", "random"}
+    val : {"span", "take", "random"}, optional
         Validation: a span per take disjoint from the test span, whole takes, or the
-        seed's random share of windows (leaky, flagged in ``dataset.json``).
+        seed's random share of windows (leaky, flagged in ``dataset.json``). Default:
+        ``"take"`` with ``val_where``, else ``"span"``.
     standardize : {"file", "train", "none"}
         Each file by its own mean/std (the seed), or all by the training windows' mean/std.
     held_out_from : path, optional
         An older dataset folder: its takes keep exactly their test/validation spans.
+    test_where, val_where : str, optional
+        Name the test (validation) set: a pandas query over manifest columns, numbers
+        compared as numbers (``"fret >= 6"``). It must select whole takes.
+    test_groups : list of str or "a,b", optional
+        The values of ``group_by`` held out for test (``split="group"``).
+    trim_silence : bool
+        Start each take's windows at its first sound (``first_sound_sample`` of the
+        earliest file of the take, so every tone of a take keeps one timeline).
 
     Returns
     -------
@@ -312,6 +395,10 @@ def build_dataset(
         The dataset folder.
     """
     corpus, out = Path(corpus), Path(out)
+    if isinstance(test_groups, str):
+        test_groups = [g.strip() for g in test_groups.split(",") if g.strip()]
+    test_groups = list(test_groups or []) or None
+    split, val = _resolve_split(split, val, test_where, val_where, test_groups, held_out_from)
     window = int(window)
     hop = window if hop is None else int(hop)
     if window < 1 or hop < 1:
@@ -332,13 +419,44 @@ def build_dataset(
     rows = select_rows(manifest, label=label, where=where)
     rows, rate = probe_files(rows, corpus, resample=resample)
     notes: list[str] = []
-    short = rows[rows["frames"] < window]
+    rows["offset"] = take_onsets(rows, rate) if trim_silence else 0
+    if held_out_from:  # takes of the old dataset keep their timeline exactly
+        from guitarlab.datasets.folder import read_meta
+
+        old_takes = read_meta(held_out_from)["takes"]
+        old_offset = (
+            rows["take"]
+            .astype(str)
+            .map(lambda t: int(old_takes[t].get("offset", 0)) if t in old_takes else None)
+        )
+        rows["offset"] = old_offset.where(old_offset.notna(), rows["offset"]).astype(int)
+    short = rows[rows["frames"] - rows["offset"] < window]
     if len(short):
         first = short.iloc[0]
+        after = " after its silent lead-in" if trim_silence else ""
         raise DatasetError(
-            f"{first['file']}: {first['frames']} samples, shorter than one window of {window}; "
-            "use a smaller --window or leave it out with --where"
+            f"{first['file']}: {first['frames'] - first['offset']} samples{after}, shorter than "
+            f"one window of {window}; use a smaller --window or leave it out with --where"
         )
+    if trim_silence:
+        trimmed = rows.drop_duplicates("take")["offset"]
+        notes.append(
+            f"--trim-silence: windows start at each take's first sound "
+            f"(lead-in {trimmed.min() / rate:.3f}-{trimmed.max() / rate:.3f} s skipped)"
+        )
+    named: dict[str, str] = {}
+    for option, expression, role in (
+        ("--test-where", test_where, "test"),
+        ("--val-where", val_where, "val"),
+    ):
+        if expression:
+            for take in where_takes(rows, expression, option=option):
+                if named.get(take) == "test":
+                    raise DatasetError(
+                        f"take {take} is selected by both --test-where and --val-where; "
+                        "make them disjoint"
+                    )
+                named[take] = role
     if test_seconds is not None:
         test_windows = max(1, int(round(float(test_seconds) * rate / window)))
     previous, previous_meta = None, None
@@ -354,8 +472,9 @@ def build_dataset(
             )
         previous = previous_meta["takes"]
 
+    offsets = rows.groupby("take")["offset"].first()
     plan = plan_splits(
-        rows,
+        rows.assign(frames=rows["frames"] - rows["offset"]),
         label=label,
         window=window,
         hop=hop,
@@ -367,7 +486,21 @@ def build_dataset(
         group_by=group_by,
         seed=seed,
         previous=previous,
+        named_roles=named,
+        test_groups=test_groups,
     )
+    plan.takes = {
+        t: sp if t in (previous or {}) else sp.shifted(int(offsets[t]))
+        for t, sp in plan.takes.items()
+    }
+    for role, expression in (("test", test_where), ("val", val_where)):
+        for take, spans in plan.takes.items() if expression else ():
+            if (spans.role == role) != (named.get(take) == role):
+                raise DatasetError(
+                    f"take {take} is {spans.role} in {held_out_from}, but --{role}-where "
+                    f"{expression!r} now puts it {'in' if named.get(take) == role else 'out of'} "
+                    f"{role}; keep the old condition or drop --held-out-from"
+                )
     notes += plan.notes
     if plan.leaky:
         log.warning("dataset %s: %s", out, plan.notes[-1])
@@ -405,6 +538,23 @@ def build_dataset(
         "resample": bool(resample),
         "seed": int(seed),
         "held_out_from": str(held_out_from) if held_out_from else None,
+        "test_where": test_where,
+        "val_where": val_where,
+        "test_groups": test_groups,
+        "trim_silence": bool(trim_silence),
+    }
+    columns = _used_columns(rows, label, group_by, where, test_where, val_where)
+    roles = {t: sp.role for t, sp in plan.takes.items()}
+    held_out = {
+        "split": split,
+        "val": val,
+        "test_where": test_where,
+        "val_where": val_where,
+        "test_groups": plan.test_groups or None,
+        "group_by": group_by,
+        "columns": columns,
+        "test_takes": sorted(t for t, r in roles.items() if r == "test"),
+        "val_takes": sorted(t for t, r in roles.items() if r == "val"),
     }
 
     def layout(row: pd.Series) -> dict[str, np.ndarray]:
@@ -417,6 +567,7 @@ def build_dataset(
             val_fraction=val_fraction,
             seed=seed,
             file_id=str(row["id"]),
+            start=int(row["offset"]),
         )
 
     # Pass 1, headers only: how many windows of each split, label and tone.
@@ -472,8 +623,9 @@ def build_dataset(
                 {"split": s, "label": lab, "tone": tone, "windows": n}
                 for (s, lab, tone), n in sorted(counts.items())
             ],
+            "held_out": held_out,
             "takes": plan.takes_json(),
-            "rows": _row_info(rows, label),
+            "rows": _row_info(rows, label, columns),
             "files": {s: {"x": x_name(s), "y": y_name(s)} for s in SPLITS},
             "windows_table": WINDOWS_NAME,
             "notes": notes,
@@ -494,8 +646,66 @@ def build_dataset(
     return out
 
 
-def _row_info(rows: pd.DataFrame, label: str) -> list[dict]:
+def _resolve_split(
+    split: str | None,
+    val: str | None,
+    test_where: str | None,
+    val_where: str | None,
+    test_groups: list[str] | None,
+    held_out_from,
+) -> tuple[str, str]:
+    """``split`` and ``val`` with their defaults, refusing options that contradict them."""
+    if test_where and test_groups:
+        raise DatasetError("give --test-where or --test-groups, not both")
+    if split is None:
+        split = "take" if test_where else "group" if test_groups else "span"
+    if val is None:
+        val = "take" if val_where else "span"
+    if test_where and split != "take":
+        raise DatasetError(
+            f"--test-where holds out whole takes; use it with --split take (or leave --split "
+            f"out), not --split {split}"
+        )
+    if test_groups and split != "group":
+        raise DatasetError(
+            "--test-groups names values of --group-by; use it with --split group --group-by COLUMN"
+        )
+    if val_where and val != "take":
+        raise DatasetError(f"--val-where holds out whole takes; leave --val out (not --val {val})")
+    if val_where and split == "span":
+        raise DatasetError(
+            "--val-where holds out whole takes, but --split span keeps every take in training; "
+            "add --test-where or --split take/group"
+        )
+    return split, val
+
+
+def take_onsets(rows: pd.DataFrame, rate: int) -> list[int]:
+    """Per row, its take's first sound in samples: the earliest onset among the take's files.
+
+    Reads every file once (one at a time); a take's tones keep one shared timeline.
+    """
+    onset = []
+    for _, row in rows.iterrows():
+        audio, _ = load_mono(
+            row["file"], gain_db=None, rate=int(row["file_rate"]), target_rate=rate
+        )
+        onset.append(first_sound_sample(audio, rate))
+    per_take = pd.Series(onset, index=rows.index).groupby(rows["take"].astype(str)).transform("min")
+    return [int(o) for o in per_take]
+
+
+def _used_columns(rows: pd.DataFrame, label: str, group_by, *expressions) -> list[str]:
+    """The manifest columns a build used to choose, label or split rows."""
+    out = [label] + ([group_by] if group_by else [])
+    for expression in expressions:
+        out += [c for c in query_columns(expression, rows.columns) if c not in out]
+    return out
+
+
+def _row_info(rows: pd.DataFrame, label: str, columns: list[str] | None = None) -> list[dict]:
     keep = ["id", "path", "sha256", "take", "tone", "guitar", "phrase", "status"]
+    keep += [c for c in columns or [] if c not in keep and c in rows.columns]
     info = []
     for _, row in rows.iterrows():
         item = {k: str(row[k]) for k in keep if k in row}
@@ -612,8 +822,8 @@ def _stream(
                     f"{row['file']}: {audio.shape[0]} samples read, header said {row['frames']}; the file changed, run the build again"
                 )
             silent = False
-            if standardize == "file":
-                silent = _standardize_in_place(audio)
+            if standardize == "file":  # over the windowed part: a silent lead-in is no data
+                silent = _standardize_in_place(audio[int(row["offset"]) :])
             return audio, mixed, silent
 
         for row, (audio, mixed, silent) in _prefetched(rows, prepare):

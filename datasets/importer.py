@@ -1,8 +1,14 @@
 """Import an existing folder of WAV/FLAC/AIFF files into a corpus.
 
 Labels come from file names (the seed's ``ST_lead_crunch.wav`` out of the box, or a
-``{guitar}_{phrase}_{tone}`` template) or from fixed values for a whole folder. Files
-are matched by sha256, so importing the same folder twice adds nothing.
+template such as ``{guitar}_{string}_fret{fret}_rr{take}`` that fills any manifest
+column), from a CSV of per-file labels (``--labels``), or from fixed values for a whole
+folder. Files are matched by sha256, so importing the same folder twice adds nothing.
+
+Takes: files that differ only in their tone are renders of one take (the seed's
+layout). A folder whose files would otherwise collapse into one take (every file a
+``raw`` of the same labels) gets one take per file; ``take="file"`` asks for that
+always, and ``take="session"`` (any column) makes each value of that column one take.
 """
 
 from __future__ import annotations
@@ -10,69 +16,199 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pandas as pd
 from tqdm import tqdm
 
 from guitarlab.atomic import atomic_path
 from guitarlab.datasets.audio import AUDIO_SUFFIXES, file_columns, sha256_file
 from guitarlab.datasets.manifest import (
+    LABEL_COLUMNS,
+    MANIFEST_NAME,
     RAW_TONE,
     TAKES_DIR,
     TONES_DIR,
     append_rows,
+    empty_manifest,
     init_corpus,
     load_manifest,
-    next_take_number,
     relative_audio_path,
     row_id,
     slugify,
-    take_key,
 )
 from guitarlab.errors import AudioFileError, ManifestError
 from guitarlab.recorder.levels import DEFAULT_TARGET_RMS_DBFS
 
 SEED_PATTERN = "seed"
 SEED_GUITARS = {"st": ("stratocaster", "single_coil"), "lp": ("les_paul", "humbucker")}
+# The usual pattern fields; any other column name works too ({string}, {fret}, {session}).
 PATTERN_FIELDS = ("guitar", "pickup", "phrase", "tone", "take", "player")
+# Columns measured from the file or written by guitarlab: never taken from a name or a CSV.
+COMPUTED_COLUMNS = (
+    "id",
+    "path",
+    "source",
+    "preset_hash",
+    "sample_rate",
+    "channels",
+    "frames",
+    "subtype",
+    "peak_dbfs",
+    "rms_dbfs",
+    "gain_db",
+    "sha256",
+    "recorded_at",
+    "device",
+    "status",
+)
+# Label values that become lower-case slugs; every other column keeps its text as written.
+SLUG_COLUMNS = (*LABEL_COLUMNS, "player")
+# A pattern that names one of these describes single notes: the phrase defaults to "note".
+NOTE_FIELDS = ("string", "fret", "position")
+NOTE_PHRASE = "note"
+TAKE_AUTO, TAKE_FILE = "auto", "file"
+# Column of a --labels CSV that names the file, first match wins (else the first column).
+LABELS_KEY_COLUMNS = ("file", "filename", "file_name", "path", "name")
+COLUMN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass
 class ImportReport:
-    """What an import did: ids added, files already present, files skipped and why."""
+    """What an import did: ids added, files already present, files skipped and why.
+
+    ``table`` holds one row per file that was (or, in a dry run, would be) imported;
+    ``notes`` are things worth knowing that are not errors.
+    """
 
     added: list[str] = field(default_factory=list)
     already_present: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    table: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
-def pattern_regex(pattern: str) -> re.Pattern:
-    """Compile a ``{guitar}_{phrase}_{tone}`` template into a regex over file stems."""
-    names = re.findall(r"{(\w+)}", pattern)
-    unknown = [n for n in names if n not in PATTERN_FIELDS]
-    if unknown:
+def check_column_name(name: str, *, what: str) -> str:
+    """``name`` if a pattern field or CSV column may fill it; else a one-line error."""
+    if not COLUMN_RE.match(name):
         raise ManifestError(
-            f"pattern field {{{unknown[0]}}} is unknown; use {', '.join('{' + f + '}' for f in PATTERN_FIELDS)}"
+            f"{what} {name!r} is not a usable column name; use letters, digits and _ (e.g. fret)"
         )
+    if name in COMPUTED_COLUMNS:
+        raise ManifestError(
+            f"{what} {name!r} is computed by guitarlab, not taken from a name; rename it "
+            f"(e.g. {{{name}_label}}) or leave it out"
+        )
+    return name
+
+
+def _tokens(pattern: str) -> list[tuple[str, str]]:
+    """``[("lit", "_fret"), ("field", "fret"), ...]`` of a template."""
+    tokens, position = [], 0
+    for match in re.finditer(r"{([^{}]*)}", pattern):
+        if match.start() > position:
+            tokens.append(("lit", pattern[position : match.start()]))
+        tokens.append(("field", match.group(1)))
+        position = match.end()
+    if position < len(pattern):
+        tokens.append(("lit", pattern[position:]))
+    return tokens
+
+
+def check_pattern(pattern: str) -> list[str]:
+    """The fields of a template, in order; a one-line error for a bad one."""
+    if pattern == SEED_PATTERN:
+        return ["guitar", "pickup", "phrase", "tone"]
+    names = [text for kind, text in _tokens(pattern) if kind == "field"]
+    if not names:
+        raise ManifestError(
+            f"pattern {pattern!r} names no field; write e.g. '{{guitar}}_{{phrase}}_{{tone}}'"
+        )
+    for name in names:
+        if not COLUMN_RE.match(name):
+            raise ManifestError(
+                f"pattern field {{{name}}} is unknown; use a column name such as "
+                + ", ".join("{" + f + "}" for f in (*PATTERN_FIELDS, "string", "fret"))
+            )
+        check_column_name(name, what="pattern field")
     if len(set(names)) != len(names):
         raise ManifestError(f"pattern {pattern!r} names a field twice")
-    regex, position = "", 0
-    for match in re.finditer(r"{(\w+)}", pattern):
-        regex += re.escape(pattern[position : match.start()])
-        regex += (
-            rf"(?P<{match.group(1)}>\d+)"
-            if match.group(1) == "take"
-            else rf"(?P<{match.group(1)}>.+?)"
-        )
-        position = match.end()
-    regex += re.escape(pattern[position:])
-    return re.compile(f"^{regex}$", re.IGNORECASE)
+    return names
+
+
+def pattern_readings(stem: str, pattern: str, *, limit: int = 2) -> list[dict[str, str]]:
+    """Every way (up to ``limit``) an anchored template splits a file stem into fields.
+
+    Fields match one or more characters (``{take}``: digits), literal text matches
+    itself regardless of case. One reading: the name fits; none: it does not; two: the
+    name is ambiguous under this pattern.
+
+    Examples
+    --------
+    >>> pattern_readings("Strat_E2_fret03_rr1", "{guitar}_{string}_fret{fret}_rr{take}")
+    [{'guitar': 'Strat', 'string': 'E2', 'fret': '03', 'take': '1'}]
+    >>> len(pattern_readings("ibanez_sc_note_stereo", "{guitar}_{phrase}_{tone}"))
+    2
+    """
+    tokens = _tokens(pattern)
+    low = stem.lower()
+    found: list[dict[str, str]] = []
+
+    def walk(index: int, position: int, got: dict[str, str]) -> None:
+        if len(found) >= limit:
+            return
+        if index == len(tokens):
+            if position == len(stem):
+                found.append(dict(got))
+            return
+        kind, text = tokens[index]
+        if kind == "lit":
+            if low.startswith(text.lower(), position):
+                walk(index + 1, position + len(text), got)
+            return
+        following = tokens[index + 1] if index + 1 < len(tokens) else None
+        for end in range(position + 1, len(stem) + 1):
+            value = stem[position:end]
+            if text == "take" and not value[-1].isdigit():
+                break
+            if following is None and end != len(stem):
+                continue
+            if (
+                following
+                and following[0] == "lit"
+                and not low.startswith(following[1].lower(), end)
+            ):
+                continue
+            got[text] = value
+            walk(index + 1, end, got)
+            del got[text]
+            if len(found) >= limit:
+                return
+
+    walk(0, 0, {})
+    return found
+
+
+def clean_value(column: str, value: str) -> str:
+    """A label as the manifest stores it: a slug for label columns, else the text stripped."""
+    value = str(value).strip()
+    if column == "take":
+        return str(int(value)) if value.isdigit() else value
+    return slugify(value) if column in SLUG_COLUMNS else value
+
+
+def _reading_text(reading: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in reading.items())
 
 
 def labels_from_name(stem: str, pattern: str = SEED_PATTERN) -> dict[str, str] | None:
     """Labels parsed from a file stem, or None when the name does not fit.
+
+    A name the pattern reads in more than one way is refused with a ``ManifestError``
+    that names both readings.
 
     Examples
     --------
@@ -92,15 +228,154 @@ def labels_from_name(stem: str, pattern: str = SEED_PATTERN) -> dict[str, str] |
             "phrase": slugify(match.group(2)),
             "tone": slugify(match.group(3)),
         }
-    match = pattern_regex(pattern).match(stem)
-    if not match:
+    check_pattern(pattern)
+    readings = pattern_readings(stem, pattern)
+    if not readings:
         return None
-    return {k: (v if k == "take" else slugify(v)) for k, v in match.groupdict().items()}
+    if len(readings) > 1:
+        raise ManifestError(
+            f"{stem}: pattern {pattern!r} reads this name two ways "
+            f"({_reading_text(readings[0])} | {_reading_text(readings[1])}); "
+            "add the literal text between fields or fix a field with --guitar/--phrase/--tone"
+        )
+    return {k: clean_value(k, v) for k, v in readings[0].items()}
+
+
+def read_labels_csv(path: str | os.PathLike) -> dict[str, dict[str, str]]:
+    """A CSV of per-file labels as ``{file name or relative path: {column: value}}``.
+
+    The file column is the first of ``file``, ``filename``, ``file_name``, ``path``,
+    ``name`` (else the first column); every other column is a manifest column. Empty
+    cells are left out, so they never blank a label that the name or an option gives.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: no such labels file; give a CSV with a 'file' column")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ManifestError(
+            f"{path}: not a readable CSV ({reason}); save it as UTF-8 CSV"
+        ) from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    lowered = {c.lower(): c for c in frame.columns}
+    key = next((lowered[k] for k in LABELS_KEY_COLUMNS if k in lowered), frame.columns[0])
+    columns = [c for c in frame.columns if c != key]
+    if not columns:
+        raise ManifestError(f"{path}: only a {key!r} column; add columns of labels (e.g. pickup)")
+    for column in columns:
+        check_column_name(column, what=f"{path.name} column")
+    out: dict[str, dict[str, str]] = {}
+    for number, (_, row) in enumerate(frame.iterrows(), start=2):
+        name = _normal_key(row[key])
+        if not name:
+            raise ManifestError(f"{path}: line {number} has no file name in column {key!r}")
+        if name in out:
+            raise ManifestError(f"{path}: {name!r} is listed twice (line {number}); keep one row")
+        out[name] = {c: str(row[c]).strip() for c in columns if str(row[c]).strip()}
+    return out
+
+
+def _normal_key(name: str) -> str:
+    name = str(name).strip().replace("\\", "/")
+    while name.startswith("./"):
+        name = name[2:]
+    return name
+
+
+def _csv_labels(
+    table: dict[str, dict[str, str]], folded: dict[str, str], rel: str, path: Path, used: set[str]
+) -> dict[str, str]:
+    """The CSV row of one file: by relative path, file name, or either without suffix."""
+    for key in (rel, path.name, rel.rsplit(".", 1)[0], path.stem):
+        name = key if key in table else folded.get(key.lower())
+        if name is not None:
+            used.add(name)
+            return table[name]
+    return {}
 
 
 def _copy_atomic(src: Path, dest: Path) -> None:
     with atomic_path(dest) as tmp:
         shutil.copyfile(src, tmp)
+
+
+@dataclass
+class _Planned:
+    path: Path
+    rel: str
+    found: dict[str, str]
+    digest: str
+    take: str = ""
+    id: str = ""
+
+
+def _take_mode(take: str | None) -> str:
+    mode = (take or TAKE_AUTO).strip()
+    if mode.startswith("{") and mode.endswith("}"):
+        mode = mode[1:-1]
+    if mode in (TAKE_AUTO, TAKE_FILE):
+        return mode
+    return check_column_name(mode, what="--take column")
+
+
+def _next_number(used: set[str], base: str) -> int:
+    prefix = f"{base}-t"
+    numbers = [
+        int(t[len(prefix) :]) for t in used if t.startswith(prefix) and t[len(prefix) :].isdigit()
+    ]
+    return max(numbers, default=0) + 1
+
+
+def _assign_takes(
+    planned: list[_Planned], mode: str, name_fields: list[str], manifest_takes: set[str]
+) -> None:
+    """Give every planned file its take and id (see the module docstring for the rules)."""
+    groups: dict[tuple, list[_Planned]] = {}
+    for item in planned:
+        found = item.found
+        if mode == TAKE_FILE:
+            key: tuple = ("file", item.rel)
+        elif mode == TAKE_AUTO:
+            key = tuple(sorted((k, v) for k, v in found.items() if k != "tone"))
+        else:
+            key = (found["guitar"], found["phrase"], slugify(found[mode]))
+        groups.setdefault(key, []).append(item)
+    if mode == TAKE_AUTO:  # a group that repeats a tone is not renders of one take
+        split: dict[tuple, list[_Planned]] = {}
+        for key, items in groups.items():
+            if max(Counter(i.found["tone"] for i in items).values()) > 1:
+                for item in items:
+                    split[("file", item.rel)] = [item]
+            else:
+                split[key] = items
+        groups = split
+    used = set(manifest_takes)
+    named: set[str] = set()
+    for items in groups.values():
+        found = items[0].found
+        base = "-".join(
+            [found["guitar"], found["phrase"]]
+            + [slugify(found[k]) for k in name_fields if found.get(k)]
+        )
+        number = int(found["take"]) if str(found.get("take", "")).isdigit() else None
+        if mode not in (TAKE_AUTO, TAKE_FILE):
+            value = slugify(found[mode])
+            base = f"{found['guitar']}-{found['phrase']}"
+            number = int(value) if value.isdigit() else None
+            take = f"{base}-{value}" if number is None else f"{base}-t{number:03d}"
+        elif number is not None and f"{base}-t{number:03d}" not in named:
+            take = f"{base}-t{number:03d}"
+        else:
+            take = f"{base}-t{_next_number(used, base):03d}"
+        used.add(take)
+        named.add(take)
+        tones = Counter(i.found["tone"] for i in items)
+        for item in items:
+            tone = item.found["tone"]
+            item.take = take
+            item.id = row_id(take, tone, slugify(item.path.stem) if tones[tone] > 1 else "")
 
 
 def import_folder(
@@ -110,11 +385,32 @@ def import_folder(
     pattern: str = SEED_PATTERN,
     labels: dict[str, str] | None = None,
     player: str = "",
+    take: str | None = None,
+    labels_csv: str | os.PathLike | None = None,
+    dry_run: bool = False,
     progress: bool = True,
 ) -> ImportReport:
     """Copy every audio file under ``src`` into ``corpus`` and add its manifest row.
 
-    ``labels`` (guitar, pickup, phrase, tone) override or complete what the names give.
+    Parameters
+    ----------
+    pattern : str
+        ``"seed"`` (``ST_lead_crunch.wav``) or a template over the file stem such as
+        ``"{guitar}_{string}_fret{fret}_rr{take}"``; any ``{column}`` fills that column.
+        The template is anchored at both ends and a name it can read in two ways is
+        refused (``ManifestError``), before anything is copied.
+    labels : dict, optional
+        Fixed labels (guitar, pickup, phrase, tone) for every file; they override the
+        name and the CSV.
+    take : str, optional
+        ``"auto"`` (default): files that differ only in tone share a take, and files that
+        would collapse into one take (same labels, same tone) get one take each;
+        ``"file"``: one take per file; a column name (``"session"``): one take per value.
+    labels_csv : path, optional
+        CSV of per-file labels (file name or relative path, then columns); its values
+        override what the name gives.
+    dry_run : bool
+        Plan only: ``report.table`` lists what would be imported; nothing is written.
     """
     src = Path(src)
     if not src.is_dir():
@@ -122,32 +418,64 @@ def import_folder(
             f"{src}: no such folder; give the folder that holds your WAV/FLAC/AIFF files"
         )
     fixed = {k: slugify(v) for k, v in (labels or {}).items() if v}
-    if pattern != SEED_PATTERN:
-        pattern_regex(pattern)  # fail early on a bad template
-    init_corpus(corpus)
-    manifest = load_manifest(corpus)
+    fields = check_pattern(pattern) if pattern != SEED_PATTERN else []
+    mode = _take_mode(take)
+    table = read_labels_csv(labels_csv) if labels_csv else {}
+    folded = {name.lower(): name for name in table}
+    if dry_run:
+        manifest = (
+            load_manifest(corpus) if (Path(corpus) / MANIFEST_NAME).exists() else empty_manifest()
+        )
+    else:
+        init_corpus(corpus)
+        manifest = load_manifest(corpus)
     known_sha = set(manifest["sha256"])
     report = ImportReport()
     files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
     if not files:
         raise ManifestError(f"{src}: no .wav, .flac or .aiff files found")
 
-    planned: list[tuple[Path, dict[str, str], str]] = []
+    planned: list[_Planned] = []
+    used_csv: set[str] = set()
     for path in files:
-        parsed = labels_from_name(path.stem, pattern) or {}
-        if not parsed and not {"guitar", "phrase"} <= set(fixed):
+        rel = path.relative_to(src).as_posix()
+        try:
+            parsed = labels_from_name(path.stem, pattern) or {}
+        except ManifestError as exc:
+            text = str(exc)
+            text = text[len(path.stem) :] if text.startswith(f"{path.stem}: ") else f": {text}"
+            raise ManifestError(f"{path.name}{text}") from None
+        try:
+            from_csv = {
+                k: clean_value(k, v)
+                for k, v in _csv_labels(table, folded, rel, path, used_csv).items()
+            }
+        except ManifestError as exc:
+            raise ManifestError(f"{Path(labels_csv).name}, row of {rel}: {exc}") from None
+        found = {**parsed, **from_csv, **fixed}
+        if not parsed and not {"guitar", "phrase"} <= set(found):
             report.skipped.append(
                 (
                     str(path),
-                    f"name does not fit the pattern {pattern!r}; rename it or pass --pattern/--guitar/--phrase",
+                    f"name does not fit the pattern {pattern!r}; rename it or pass "
+                    "--pattern/--guitar/--phrase/--labels",
                 )
             )
             continue
-        found = {**parsed, **fixed}
         found.setdefault("tone", RAW_TONE)
+        if not found.get("phrase") and set(fields) & set(NOTE_FIELDS):
+            found["phrase"] = NOTE_PHRASE
         missing = [k for k in ("guitar", "phrase") if not found.get(k)]
         if missing:
             report.skipped.append((str(path), f"no {missing[0]} label; pass --{missing[0]}"))
+            continue
+        if mode not in (TAKE_AUTO, TAKE_FILE) and not found.get(mode):
+            report.skipped.append(
+                (
+                    str(path),
+                    f"no {mode!r} value for --take {mode}; name it in --pattern or --labels",
+                )
+            )
             continue
         try:
             digest = sha256_file(path)
@@ -158,45 +486,64 @@ def import_folder(
             report.already_present.append(str(path))
             continue
         known_sha.add(digest)
-        planned.append((path, found, digest))
+        planned.append(_Planned(path, rel, found, digest))
+    if table and len(used_csv) < len(table):
+        unused = sorted(set(table) - used_csv)
+        report.notes.append(
+            f"{Path(labels_csv).name}: {len(unused)} row(s) name no file under {src} "
+            f"(e.g. {unused[0]!r})"
+        )
 
-    # Files of one guitar and phrase (and take number, if named) are renders of one take.
-    take_of: dict[tuple[str, str, str], str] = {}
-    taken_numbers: dict[tuple[str, str], int] = {}
-    for _, found, _ in planned:
-        key = (found["guitar"], found["phrase"], found.get("take", ""))
-        if key in take_of:
-            continue
-        if found.get("take"):
-            take_of[key] = take_key(found["guitar"], found["phrase"], int(found["take"]))
-        else:
-            pair = key[:2]
-            number = taken_numbers.get(pair) or next_take_number(manifest, *pair)
-            taken_numbers[pair] = number + 1
-            take_of[key] = take_key(*pair, number)
+    # The name's own fields go into the take's name (stable across imports); pickup and
+    # player from a CSV or an option only when they tell files of one guitar and phrase apart.
+    name_fields = [f for f in fields if f not in ("guitar", "phrase", "tone", "take")]
+    for column in [c for c in ("pickup", "player") if c not in fields]:
+        values: dict[tuple[str, str], set[str]] = {}
+        for item in planned:
+            pair = (item.found["guitar"], item.found["phrase"])
+            values.setdefault(pair, set()).add(item.found.get(column, ""))
+        if any(len(v) > 1 for v in values.values()):
+            name_fields.append(column)
+    _assign_takes(planned, mode, name_fields, set(manifest["take"]))
 
-    rows: list[dict] = []
+    raw_count = Counter(i.take for i in planned if i.found["tone"] == RAW_TONE)
     raw_of_take = {
         t: i
         for t, i in zip(manifest["take"], manifest["id"], strict=True)
         if i.endswith(f"-{RAW_TONE}")
     }
-    for _path, found, _ in planned:
-        take = take_of[(found["guitar"], found["phrase"], found.get("take", ""))]
-        if found["tone"] == RAW_TONE:
-            raw_of_take[take] = row_id(take, RAW_TONE)
+    for item in planned:
+        if item.found["tone"] == RAW_TONE:
+            raw_of_take[item.take] = item.id if raw_count[item.take] == 1 else ""
     existing_ids = set(manifest["id"])
-    for path, found, _ in tqdm(planned, desc="import", unit="file", disable=not progress):
-        take = take_of[(found["guitar"], found["phrase"], found.get("take", ""))]
-        tone = found["tone"]
-        rid = row_id(take, tone)
-        if rid in existing_ids:
+    planned_ids: set[str] = set()
+    rows: list[dict] = []
+    for item in tqdm(planned, desc="import", unit="file", disable=not progress or dry_run):
+        path, found, tone, rid = item.path, item.found, item.found["tone"], item.id
+        if rid in existing_ids or rid in planned_ids:
             report.skipped.append(
                 (
                     str(path),
-                    f"id {rid} is already in the corpus with other audio; import it with another --pattern or take",
+                    f"id {rid} is already in the corpus with other audio; import it with another --pattern or --take",
                 )
             )
+            continue
+        extras = {
+            k: v for k, v in found.items() if k not in ("take", "player") and k not in LABEL_COLUMNS
+        }
+        labels_row = {
+            "id": rid,
+            "guitar": found["guitar"],
+            "pickup": found.get("pickup", ""),
+            "phrase": found["phrase"],
+            "tone": tone,
+            "take": item.take,
+            "player": found.get("player", "") or player,
+            **extras,
+        }
+        report.table.append({"file": item.rel, **labels_row})
+        planned_ids.add(rid)
+        if dry_run:
             continue
         dest = (
             Path(corpus)
@@ -206,20 +553,16 @@ def import_folder(
         try:
             columns = file_columns(path)
         except AudioFileError as exc:
+            report.table.pop()
             report.skipped.append((str(path), str(exc).split(": ", 1)[-1]))
             continue
         _copy_atomic(path, dest)
         existing_ids.add(rid)
         rows.append(
             {
-                "id": rid,
+                **labels_row,
                 "path": relative_audio_path(corpus, dest),
-                "guitar": found["guitar"],
-                "pickup": found.get("pickup", ""),
-                "phrase": found["phrase"],
-                "tone": tone,
-                "take": take,
-                "source": raw_of_take.get(take, "") if tone != RAW_TONE else "",
+                "source": raw_of_take.get(item.take, "") if tone != RAW_TONE else "",
                 **columns,
                 "gain_db": round(DEFAULT_TARGET_RMS_DBFS - columns["rms_dbfs"], 3)
                 if columns["rms_dbfs"] > -200
@@ -228,7 +571,6 @@ def import_folder(
                     path.stat().st_mtime, tz=timezone.utc
                 ).isoformat(timespec="seconds"),
                 "device": "import",
-                "player": found.get("player", "") or player,
                 "notes": f"imported from {path.name}",
             }
         )

@@ -423,11 +423,58 @@ def fix_levels(root: str | os.PathLike, *, target_rms_dbfs: float | None = None)
 # ---------------------------------------------------------------- summary
 
 
+# Schema columns that label files, shown by ``column_summary`` beside every extra column.
+SUMMARY_LABEL_COLUMNS = ("pickup", "player")
+
+
+def column_summary(frame: pd.DataFrame, *, max_values: int = 12) -> pd.DataFrame:
+    """One row per label column beyond guitar/phrase/tone: its values and file counts.
+
+    Covers ``pickup``, ``player`` and every extra column (``string``, ``fret``,
+    ``session``, ...) that has a value in some row: the columns a dataset can use as
+    ``--label``, ``--group-by`` or in ``--test-where``. Numbers sort as numbers.
+
+    Returns
+    -------
+    DataFrame
+        ``column``, ``values`` (distinct), ``files`` (rows with a value), ``counts``
+        (``"value (files), ..."``, the first ``max_values``).
+    """
+    extras = [c for c in frame.columns if c not in SCHEMA]
+    out = []
+    for column in [*SUMMARY_LABEL_COLUMNS, *extras]:
+        if column not in frame.columns:
+            continue
+        text = frame[column].astype(str).str.strip()
+        text = text[(text != "") & (text != "nan")]
+        if text.empty:
+            continue
+        counts = text.value_counts()
+        numbers = pd.to_numeric(pd.Series(counts.index), errors="coerce")
+        if numbers.notna().all():
+            order = [counts.index[i] for i in np.argsort(numbers.to_numpy(), kind="stable")]
+        else:
+            order = sorted(counts.index)
+        shown = ", ".join(f"{value} ({counts[value]})" for value in order[:max_values])
+        if len(order) > max_values:
+            shown += f", ... {len(order) - max_values} more"
+        out.append(
+            {"column": column, "values": len(order), "files": int(text.size), "counts": shown}
+        )
+    return pd.DataFrame(out, columns=["column", "values", "files", "counts"])
+
+
 def summary_tables(
-    frame: pd.DataFrame, *, takes: bool = False
+    frame: pd.DataFrame, *, takes: bool = False, by: Iterable[str] = ()
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(files and minutes per guitar x phrase x tone [x take], levels per guitar)``."""
-    keys = ["guitar", "phrase", "tone"] + (["take"] if takes else [])
+    """``(files and minutes per guitar x phrase x tone [x by] [x take], levels per guitar)``."""
+    by = [c for c in by if c not in ("guitar", "phrase", "tone")]
+    missing = [c for c in by if c not in frame.columns]
+    if missing:
+        raise ManifestError(
+            f"no column {missing[0]!r} in the manifest; known: {', '.join(map(str, frame.columns))}"
+        )
+    keys = ["guitar", "phrase", "tone", *by] + (["take"] if takes else [])
     if frame.empty:
         return pd.DataFrame(columns=keys + ["files", "minutes"]), pd.DataFrame(
             columns=["guitar", "takes", "mean_rms_dbfs", "mean_peak_dbfs", "rms_spread_db"]

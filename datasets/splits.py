@@ -10,6 +10,9 @@ file of that take, in every tone:
 - ``take``: whole takes are held out, stratified by label.
 - ``group``: whole values of a column (a player, a guitar serial) are held out.
 
+The held-out takes or groups are drawn at random, or named: ``named_roles`` (from
+``dataset build --test-where "fret >= 6"``) and ``test_groups`` (``--test-groups a,b``).
+
 Guard bands: a training window that overlaps a held-out span even by one sample is
 dropped. ``val="random"`` reproduces the seed's random 80/20 of windows and is marked
 leaky.
@@ -46,14 +49,31 @@ class TakeSpans:
     role: str = "train"  # the whole take is "train", "val" or "test"
     test: list[Span] = field(default_factory=list)
     val: list[Span] = field(default_factory=list)
+    # first sample of the take's windows (its first sound, with --trim-silence)
+    offset: int = 0
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "frames": int(self.frames),
             "role": self.role,
             "test": [[int(s), int(e)] for s, e in self.test],
             "val": [[int(s), int(e)] for s, e in self.val],
         }
+        if self.offset:
+            out["offset"] = int(self.offset)
+        return out
+
+    def shifted(self, offset: int) -> TakeSpans:
+        """The same spans on a timeline that starts ``offset`` samples later in the file."""
+        o = int(offset)
+        return TakeSpans(
+            self.take,
+            self.frames,
+            self.role,
+            [(s + o, e + o) for s, e in self.test],
+            [(s + o, e + o) for s, e in self.val],
+            self.offset + o,
+        )
 
     @classmethod
     def from_json(cls, take: str, data: Mapping) -> TakeSpans:
@@ -63,6 +83,7 @@ class TakeSpans:
             role=str(data.get("role", "train")),
             test=[(int(s), int(e)) for s, e in data.get("test", [])],
             val=[(int(s), int(e)) for s, e in data.get("val", [])],
+            offset=int(data.get("offset", 0)),
         )
 
 
@@ -75,6 +96,7 @@ class SplitPlan:
     takes: dict[str, TakeSpans]
     leaky: bool = False
     notes: list[str] = field(default_factory=list)
+    test_groups: list[str] = field(default_factory=list)  # values held out by a group split
 
     def takes_json(self) -> dict[str, dict]:
         return {take: spans.to_json() for take, spans in sorted(self.takes.items())}
@@ -179,6 +201,8 @@ def plan_splits(
     group_by: str | None = None,
     seed: int = 0,
     previous: Mapping[str, Mapping] | None = None,
+    named_roles: Mapping[str, str] | None = None,
+    test_groups: list[str] | None = None,
 ) -> SplitPlan:
     """Decide what every take holds out.
 
@@ -190,6 +214,11 @@ def plan_splits(
     previous : mapping, optional
         ``dataset.json["takes"]`` of an older dataset: takes found there keep exactly their
         old spans and roles, so old and new models are compared on the same test audio.
+    named_roles : mapping, optional
+        ``{take: "test" | "val"}``: whole takes held out by name instead of at random
+        (``split="take"``; ``"val"`` entries need ``val="take"``).
+    test_groups : list of str, optional
+        Values of ``group_by`` held out for test (``split="group"``), instead of a random 20 %.
 
     Returns
     -------
@@ -214,10 +243,18 @@ def plan_splits(
     table = take_table(rows, label=label, group_by=group_by if split == "group" else None)
     plan = SplitPlan(split=split, val=val, takes={}, leaky=val == "random")
 
+    named = {str(t): str(r) for t, r in (named_roles or {}).items()}
     if split == "span":
+        if named or test_groups:
+            raise DatasetError(
+                "named test or validation sets hold out whole takes; use --split take or group"
+            )
         _plan_span(plan, table, window, hop, test_windows, val, val_fraction, same_span_all, seed)
     else:
-        _plan_whole(plan, table, window, hop, split, val, val_fraction, seed, previous, group_by)
+        _plan_whole(
+            plan, table, window, hop, split, val, val_fraction, seed, previous, group_by,
+            named=named, test_groups=test_groups,
+        )  # fmt: skip
     if previous:
         _keep_previous(plan, table, previous)
     if plan.leaky:
@@ -247,9 +284,11 @@ def _plan_span(
     short = table[table["frames"] < test_len]
     if not short.empty:
         take, frames = short.index[0], int(short["frames"].iloc[0])
+        shortest = int(table["frames"].min())
         raise DatasetError(
             f"take {take} is {frames} samples long, shorter than the test span of {test_len} "
-            f"({test_windows} windows of {window}); lower --test-seconds/--test-windows or --window"
+            f"({test_windows} windows of {window}); splits that work: "
+            + _splits_that_work(shortest, window, hop, val, val_fraction)
         )
     common: tuple[Span, Span | None] | None = None
     if same_span_all:
@@ -277,6 +316,28 @@ def _plan_span(
         )
 
 
+def _splits_that_work(frames: int, window: int, hop: int, val: str, val_fraction: float) -> str:
+    """What a build can do with takes of ``frames`` samples, for an error message."""
+    fits = 0
+    for k in range(frames // window - 1, 0, -1):  # leave at least one training window
+        test_len = k * window
+        vlen = (
+            val_span_samples(frames, test_len, window=window, val_fraction=val_fraction)
+            if val == "span" and val_fraction > 0
+            else 0
+        )
+        if test_len + vlen + window <= frames:
+            fits = k
+            break
+    whole = (
+        '--split take (whole takes), --test-where "COLUMN >= VALUE" (named takes, e.g. '
+        '"fret >= 6") or --split group --group-by COLUMN'
+    )
+    if fits:
+        return f"--test-windows {fits} (or fewer), or hold out whole takes: {whole}"
+    return f"hold out whole takes: {whole}; or use a smaller --window"
+
+
 def _whole_counts(n: int, *, val_takes: bool, val_fraction: float, what: str) -> tuple[int, int]:
     """(test, val) counts of whole takes or groups out of ``n``, leaving at least one to train."""
     n_test = min(max(1, int(round(n * TEST_TAKE_FRACTION))), n - 1)
@@ -302,11 +363,25 @@ def _plan_whole(
     seed: int,
     previous: Mapping[str, Mapping],
     group_by: str | None = None,
+    *,
+    named: Mapping[str, str] | None = None,
+    test_groups: list[str] | None = None,
 ) -> None:
     roles = {take: "train" for take in table.index}
+    named = dict(named or {})
+    unknown = sorted(set(named) - set(roles))
+    if unknown:
+        raise DatasetError(f"take {unknown[0]} is named for a held-out set but not selected")
     old_role = {t: str(previous[t].get("role", "train")) for t in table.index if t in previous}
     rng = np.random.default_rng(int(seed))
-    if split == "take":
+    named_test = sorted(t for t, r in named.items() if r == "test")
+    named_val = sorted(t for t, r in named.items() if r == "val")
+    if named_val and val != "take":
+        raise DatasetError("a named validation set holds out whole takes; use --val take")
+    if split == "take" and named_test:
+        for take in named_test:
+            roles[take] = "test"
+    elif split == "take":
         for labels, takes in table.groupby("labels", sort=True).groups.items():
             takes = sorted(map(str, takes))
             if len(takes) < 2:
@@ -323,6 +398,13 @@ def _plan_whole(
                 f"column {group_by!r} has one value ({groups[0]}) in the selection; "
                 "a group split needs at least two so one can train"
             )
+        if test_groups:
+            missing = [g for g in test_groups if g not in groups]
+            if missing:
+                raise DatasetError(
+                    f"--test-groups {missing[0]!r} is not a value of column {group_by!r} in the "
+                    f"selection; known: {', '.join(groups)}"
+                )
         n_test, _ = _whole_counts(len(groups), val_takes=False, val_fraction=0, what="groups")
         old_test_groups = sorted(
             {str(table.loc[t, "group"]) for t, r in old_role.items() if r == "test"}
@@ -333,15 +415,30 @@ def _plan_whole(
             picked = list(rng.permutation(new_groups)[: min(need, len(new_groups))])
         else:
             picked = []
-        test_groups = set(old_test_groups) | set(map(str, picked))
-        if not test_groups:
-            test_groups = {str(rng.permutation(groups)[0])}
-        if len(test_groups) >= len(groups):
-            raise DatasetError("a group split must leave at least one group to train")
+        held = set(old_test_groups) | set(map(str, picked))
+        if test_groups:
+            held = set(test_groups)
+        if not held:
+            held = {str(rng.permutation(groups)[0])}
+        if len(held) >= len(groups):
+            raise DatasetError(
+                f"--test-groups {','.join(sorted(held))} holds out every value of {group_by!r}; "
+                "leave at least one group to train"
+                if test_groups
+                else "a group split must leave at least one group to train"
+            )
+        plan.test_groups = sorted(held)
         for take, group in table["group"].items():
-            if str(group) in test_groups:
+            if str(group) in held:
                 roles[str(take)] = "test"
-    if val == "take":
+    for take in named_val:
+        if roles[take] == "test":
+            raise DatasetError(
+                f"take {take} is in both the test set and the named validation set; "
+                "make --test-where and --val-where disjoint"
+            )
+        roles[take] = "val"
+    if val == "take" and not named_val:
         train_table = table[[roles[t] == "train" for t in table.index]]
         for labels, takes in train_table.groupby("labels", sort=True).groups.items():
             takes = sorted(map(str, takes))
@@ -352,6 +449,10 @@ def _plan_whole(
                     "none to train; record more takes or use --val span"
                 )
             _assign(roles, takes, "val", n_val, rng, old_role)
+    if not any(role == "train" for role in roles.values()):
+        raise DatasetError(
+            "the held-out sets take every take; leave some to train (narrow --test-where/--val-where)"
+        )
     for take, info in table.iterrows():
         take = str(take)
         frames, frames_max = int(info["frames"]), int(info["frames_max"])
@@ -396,15 +497,16 @@ def _keep_previous(plan: SplitPlan, table: pd.DataFrame, previous: Mapping[str, 
         old = TakeSpans.from_json(take, previous[take])
         frames_max = int(table.loc[take, "frames_max"])
         for s, e in old.test + old.val:
-            if e > frames_max and not (s == 0 and old.role != "train"):
+            if e - old.offset > frames_max and not (s == 0 and old.role != "train"):
                 raise DatasetError(
                     f"take {take}: the old dataset holds out [{s}, {e}) but the take now has "
                     f"{frames_max} samples; the files changed, rebuild without --held-out-from"
                 )
         old.frames = spans.frames
         if old.role != "train":
-            old.test = [(0, frames_max)] if old.role == "test" else []
-            old.val = [(0, frames_max)] if old.role == "val" else old.val
+            whole = (old.offset, old.offset + frames_max)
+            old.test = [whole] if old.role == "test" else []
+            old.val = [whole] if old.role == "val" else old.val
         plan.takes[take] = old
         kept += 1
     new = len(plan.takes) - kept
@@ -447,6 +549,7 @@ def file_windows(
     val_fraction: float = 0.2,
     seed: int = 0,
     file_id: str = "",
+    start: int = 0,
 ) -> dict[str, np.ndarray]:
     """Start samples of the train, val and test windows of one file of a take.
 
@@ -454,7 +557,8 @@ def file_windows(
     span; validation windows lie wholly inside a validation span (or, for
     ``val="random"``, are a seeded random share of the training windows of this file);
     test windows are the test spans cut into consecutive windows. Everything else on the
-    grid (windows straddling a span boundary) is dropped: the guard band.
+    grid (windows straddling a span boundary) is dropped: the guard band. The grid
+    starts at sample ``start`` (the take's first sound with ``--trim-silence``).
 
     Returns
     -------
@@ -463,7 +567,8 @@ def file_windows(
     """
     window = int(window)
     hop = window if hop is None else int(hop)
-    grid = window_starts(frames, length=window, hop=hop)
+    start = int(start)
+    grid = start + window_starts(max(0, int(frames) - start), length=window, hop=hop)
     held = list(spans.test) + list(spans.val)
     train_mask = ~_overlaps(grid, window, held)
     val_mask = _inside(grid, window, spans.val) & ~_overlaps(grid, window, spans.test)

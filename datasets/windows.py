@@ -150,3 +150,61 @@ def to_mono(audio: np.ndarray) -> np.ndarray:
     if audio.shape[1] == 1:
         return audio[:, 0]
     return audio.mean(axis=1, dtype=np.float32)
+
+
+# Onset detection: a frame is "sound" when its RMS comes within this many dB of the
+# loudest frame of the file (relative, so it works at any recording level).
+ONSET_THRESHOLD_DB = -30.0
+ONSET_FRAME_MS = 5.0
+
+
+def first_sound_sample(
+    audio: np.ndarray,
+    sample_rate: int,
+    *,
+    threshold_db: float = ONSET_THRESHOLD_DB,
+    frame_ms: float = ONSET_FRAME_MS,
+) -> int:
+    """Sample index where a signal's first sound starts: the silent lead-in's length.
+
+    The signal is cut into ``frame_ms`` frames; the first frame whose RMS is within
+    ``threshold_db`` of the loudest frame's RMS is the onset, and its first sample is
+    returned (so the onset is on the frame grid, never after the sound starts). A silent
+    (or empty) signal returns 0, so nothing is ever trimmed from it.
+
+    Parameters
+    ----------
+    audio : np.ndarray, shape (frames,) or (frames, channels)
+        The signal; channels are averaged.
+    sample_rate : int
+        Samples per second of ``audio``.
+    threshold_db : float
+        How far below the loudest frame (a negative number of dB) still counts as sound.
+    frame_ms : float
+        Frame length in milliseconds: the onset's resolution.
+
+    Examples
+    --------
+    >>> x = np.concatenate([np.zeros(4400), 0.5 * np.ones(4400)])
+    >>> first_sound_sample(x, 44100)
+    4400
+    >>> first_sound_sample(np.zeros(100), 44100)
+    0
+    """
+    if int(sample_rate) < 1:
+        raise DatasetError(f"sample_rate must be a positive number of Hz, got {sample_rate}")
+    if not float(threshold_db) < 0:
+        raise DatasetError(
+            f"threshold_db must be negative (dB below the loudest frame), got {threshold_db}"
+        )
+    mono = np.asarray(to_mono(np.asarray(audio)), dtype=np.float64)
+    frame = max(1, int(round(float(frame_ms) * int(sample_rate) / 1000.0)))
+    n = mono.shape[0] // frame
+    if n == 0:
+        return 0
+    energy = np.square(mono[: n * frame]).reshape(n, frame).mean(axis=1)
+    loudest = float(energy.max())
+    if loudest <= SILENT_STD**2:
+        return 0
+    sound = np.flatnonzero(energy >= loudest * 10.0 ** (float(threshold_db) / 10.0))
+    return int(sound[0]) * frame

@@ -330,3 +330,186 @@ def test_benchmark_quick_smoke() -> None:
     assert rows
     for row in rows:
         assert math.isfinite(row.value) and row.value > 0, row
+
+
+# ---------------------------------------------------------------- named test sets (notes)
+
+NOTE_RATE = 8000
+LEAD_IN = 800  # 0.1 s of silence before each note
+NOTE_WINDOW = 400
+
+
+def note_corpus(root: Path, *, pickups=("sc", "hb"), frets=range(8)) -> Path:
+    """A tiny note library (0.1 s silence, then 0.4 s of note) imported by file name."""
+    src = root.parent / f"{root.name}-src"
+    t = np.arange(4 * LEAD_IN) / NOTE_RATE
+    for pi, pickup in enumerate(pickups):
+        for fret in frets:
+            freq = 82.4 * 2 ** (fret / 12)
+            note = (0.3 + 0.1 * pi) * np.sin(2 * np.pi * freq * t) * np.exp(-3 * t)
+            audio = np.concatenate([np.zeros(LEAD_IN), note]).astype(np.float32)
+            src.mkdir(parents=True, exist_ok=True)
+            sf.write(src / f"{pickup}_E2_fret{fret:02d}_rr1.wav", audio, NOTE_RATE)
+    report = import_folder(
+        src,
+        root,
+        pattern="{pickup}_{string}_fret{fret}_rr{take}",
+        labels={"guitar": "ibanez"},
+        progress=False,
+    )
+    assert len(report.added) == len(pickups) * len(frets) and not report.skipped
+    return root
+
+
+@pytest.fixture(scope="module")
+def notes(tmp_path_factory) -> Path:
+    return note_corpus(tmp_path_factory.mktemp("notes") / "corpus")
+
+
+def test_test_where_puts_exactly_the_named_files_in_test(notes: Path, tmp_path: Path) -> None:
+    out = tmp_path / "frets"
+    result = CliRunner().invoke(
+        cli,
+        ["dataset", "build", "--corpus", str(notes), "--out", str(out), "--quiet",
+         "--label", "pickup", "--test-where", "fret >= 6", "--window", str(NOTE_WINDOW)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "test set: 4 take(s) named by --test-where 'fret >= 6'" in result.output
+    ds = open_dataset(out)
+    manifest = load_manifest(notes)
+    high = set(manifest.loc[manifest["fret"].astype(int) >= 6, "id"])
+    assert set(ds.windows("test")["id"]) == high
+    test_takes = set(ds.windows("test")["take"])
+    assert not test_takes & set(ds.windows("train")["take"])
+    assert not test_takes & set(ds.windows("val")["take"])
+    assert ds.meta["options"]["split"] == "take" and check_dataset(out) == []
+    held = ds.meta["held_out"]
+    assert held["test_where"] == "fret >= 6" and held["columns"] == ["pickup", "fret"]
+    assert sorted(held["test_takes"]) == sorted(test_takes)
+    assert {r["fret"] for r in ds.meta["rows"]} == {f"{f:02d}" for f in range(8)}
+    shown = CliRunner().invoke(cli, ["dataset", "show", str(out)])
+    assert "held out by: test_where 'fret >= 6' (columns used: pickup, fret)" in shown.output
+
+
+def test_val_where_and_test_groups_name_their_sets(notes: Path, tmp_path: Path) -> None:
+    named = build_dataset(
+        notes, tmp_path / "named", label="pickup", window=NOTE_WINDOW,
+        test_where="fret >= 6", val_where="fret == 5", progress=False,
+    )  # fmt: skip
+    ds = open_dataset(named)
+    manifest = load_manifest(notes).set_index("id")
+    assert {manifest.loc[i, "fret"] for i in ds.windows("val")["id"]} == {"05"}
+    assert ds.meta["options"]["val"] == "take" and check_dataset(named) == []
+    grouped = build_dataset(
+        notes, tmp_path / "groups", label="pickup", window=NOTE_WINDOW,
+        split="group", group_by="fret", test_groups="06,07", progress=False,
+    )  # fmt: skip
+    ds = open_dataset(grouped)
+    assert {manifest.loc[i, "fret"] for i in ds.windows("test")["id"]} == {"06", "07"}
+    assert ds.meta["held_out"]["test_groups"] == ["06", "07"]
+    assert ds.meta["held_out"]["columns"] == ["pickup", "fret"]
+    with pytest.raises(DatasetError, match="--test-groups '99' is not a value of column 'fret'"):
+        build_dataset(
+            notes, tmp_path / "x", label="pickup", window=NOTE_WINDOW,
+            split="group", group_by="fret", test_groups=["99"], progress=False,
+        )  # fmt: skip
+
+
+def test_trim_silence_starts_windows_at_the_first_sound(notes: Path, tmp_path: Path) -> None:
+    plain = open_dataset(
+        build_dataset(notes, tmp_path / "plain", label="pickup", window=NOTE_WINDOW,
+                      test_where="fret >= 6", progress=False)
+    )  # fmt: skip
+    trimmed_path = build_dataset(
+        notes, tmp_path / "trim", label="pickup", window=NOTE_WINDOW,
+        test_where="fret >= 6", trim_silence=True, progress=False,
+    )  # fmt: skip
+    trimmed = open_dataset(trimmed_path)
+    assert plain.windows("train")["start"].min() == 0
+    for split in ("train", "val", "test"):
+        starts = trimmed.windows(split)["start"]
+        assert len(starts) and starts.min() == LEAD_IN, split
+    assert all(s["offset"] == LEAD_IN for s in trimmed.meta["takes"].values())
+    assert trimmed.meta["options"]["trim_silence"] is True
+    assert check_dataset(trimmed_path) == []
+    x, _ = trimmed.arrays("test")
+    assert float(np.abs(x[:, :40, 0]).max()) > 0.1  # the first window already sounds
+
+
+def test_named_sets_refuse_what_would_leak_or_contradict(corpus: Path, notes: Path, tmp_path):
+    cases = [
+        (
+            corpus,
+            {"test_where": "tone == 'crunch'"},
+            r"splits take .*-t001: it selects .*crunch but not",
+        ),
+        (corpus, {"test_where": "tone == 'fuzz'"}, "selects no file"),
+        (notes, {"test_where": "fret >= 0"}, "leave some to train"),
+        (notes, {"test_where": "fret >= 6", "split": "span"}, "use it with --split take"),
+        (notes, {"test_groups": "06"}, "--group-by"),
+        (notes, {"val_where": "fret == 5"}, "--split span keeps every take in training"),
+        (
+            notes,
+            {"test_where": "fret >= 6", "val_where": "fret >= 7"},
+            "both --test-where and --val-where",
+        ),
+    ]
+    for root, kwargs, message in cases:
+        kwargs = {"window": NOTE_WINDOW, **({"label": "pickup"} if root == notes else {}), **kwargs}
+        with pytest.raises(DatasetError, match=message):
+            build_dataset(root, tmp_path / "x", progress=False, **kwargs)
+    result = CliRunner().invoke(
+        cli,
+        ["dataset", "build", "--corpus", str(corpus), "--out", str(tmp_path / "y"),
+         "--test-where", "tone == 'crunch'"],
+    )  # fmt: skip
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_take_shorter_than_the_test_span_names_the_splits_that_work(notes: Path, tmp_path):
+    result = CliRunner().invoke(
+        cli,
+        ["dataset", "build", "--corpus", str(notes), "--out", str(tmp_path / "x"),
+         "--label", "pickup", "--window", str(NOTE_WINDOW)],
+    )  # fmt: skip
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    line = result.output.strip()
+    assert len(line.splitlines()) == 1
+    assert "shorter than the test span of 4800" in line
+    assert "splits that work: --test-windows 8 (or fewer)" in line
+    assert "--split take" in line and "--test-where" in line
+    ok = build_dataset(
+        notes, tmp_path / "ok", label="pickup", window=NOTE_WINDOW, test_windows=8, progress=False
+    )
+    assert check_dataset(ok) == []
+
+
+def test_a_grown_note_library_keeps_its_named_test_set(tmp_path: Path) -> None:
+    root = note_corpus(tmp_path / "grow", frets=range(7))
+    named = {"label": "pickup", "window": NOTE_WINDOW, "test_where": "fret >= 6"}
+    old = build_dataset(root, tmp_path / "v1", trim_silence=True, progress=False, **named)
+    note_corpus(tmp_path / "more", frets=(8, 9))  # new notes, imported into the same corpus
+    import_folder(
+        tmp_path / "more-src", root, pattern="{pickup}_{string}_fret{fret}_rr{take}",
+        labels={"guitar": "ibanez"}, progress=False,
+    )  # fmt: skip
+    new = build_dataset(
+        root, tmp_path / "v2", trim_silence=True, held_out_from=old, progress=False, **named
+    )
+    old_takes, new_takes = open_dataset(old).meta["takes"], open_dataset(new).meta["takes"]
+    for take, spans in old_takes.items():
+        assert new_takes[take] == spans
+    test_frets = {
+        load_manifest(root).set_index("id").loc[i, "fret"]
+        for i in open_dataset(new).windows("test")["id"]
+    }
+    assert test_frets == {"06", "08", "09"} and check_dataset(new) == []
+    with pytest.raises(
+        DatasetError,
+        match=r"-06-t001 is test in .*v1, but --test-where 'fret >= 8' now puts it out of test",
+    ):
+        build_dataset(
+            root, tmp_path / "v3", held_out_from=old, label="pickup", window=NOTE_WINDOW,
+            test_where="fret >= 8", trim_silence=True, progress=False,
+        )  # fmt: skip

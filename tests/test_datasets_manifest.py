@@ -154,3 +154,34 @@ def test_missing_corpus_is_one_line_error(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "no such corpus folder" in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_summary_lists_every_label_column_and_counts_by_them(tmp_path: Path) -> None:
+    from conftest import write_tone
+
+    src = tmp_path / "notes"
+    for pickup in ("sc", "hb"):
+        for fret in (0, 6, 12):
+            write_tone(
+                src / f"{pickup}_E2_fret{fret:02d}_rr1.wav",
+                seconds=0.1,
+                rate=8000,
+                freq_hz=100 + fret * 10 + (pickup == "hb"),
+            )
+    root = tmp_path / "c"
+    import_folder(
+        src, root, pattern="{pickup}_{string}_fret{fret}_rr{take}", labels={"guitar": "ibanez"},
+        progress=False,
+    )  # fmt: skip
+    columns = mf.column_summary(mf.load_manifest(root)).set_index("column")
+    assert list(columns.index) == ["pickup", "string", "fret"]
+    assert columns.loc["fret", "counts"] == "00 (2), 06 (2), 12 (2)"
+    assert columns.loc["pickup", "values"] == 2
+    result = CliRunner().invoke(cli, ["manifest", "summary", str(root), "--by", "pickup,fret"])
+    assert result.exit_code == 0, result.output
+    assert "label columns" in result.output and "00 (2), 06 (2), 12 (2)" in result.output
+    assert result.output.splitlines()[0].split() == [
+        "guitar", "phrase", "tone", "pickup", "fret", "files", "minutes",
+    ]  # fmt: skip
+    bad = CliRunner().invoke(cli, ["manifest", "summary", str(root), "--by", "colour"])
+    assert bad.exit_code == 1 and "no column 'colour'" in bad.output

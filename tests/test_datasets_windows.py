@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from guitarlab.datasets.windows import (
+    first_sound_sample,
     n_windows,
     standardize,
     to_mono,
@@ -82,3 +83,22 @@ def test_to_mono_averages_channels() -> None:
     np.testing.assert_allclose(to_mono(stereo), 0.5)
     assert to_mono(np.ones(4)).shape == (4,)
     assert to_mono(np.ones((4, 1))).shape == (4,)
+
+
+def test_first_sound_sample_finds_the_onset_after_a_silent_lead_in() -> None:
+    rate = 8000
+    t = np.arange(rate) / rate
+    note = 0.5 * np.sin(2 * np.pi * 220 * t) * np.exp(-4 * t)
+    rng = np.random.default_rng(0)
+    hiss = 1e-4 * rng.standard_normal(1200)  # -80 dB noise floor before the note
+    audio = np.concatenate([hiss, note]).astype(np.float32)
+    assert first_sound_sample(audio, rate) == 1200
+    assert first_sound_sample(np.stack([audio, audio], axis=1), rate) == 1200
+    assert first_sound_sample(note, rate) == 0
+    assert (
+        first_sound_sample(np.zeros(500), rate) == 0 and first_sound_sample(np.zeros(3), rate) == 0
+    )
+    # a quieter threshold counts the hiss as sound
+    assert first_sound_sample(audio, rate, threshold_db=-90) == 0
+    with pytest.raises(DatasetError, match="threshold_db must be negative"):
+        first_sound_sample(audio, rate, threshold_db=6)

@@ -36,17 +36,45 @@ def corpus_init(corpus: str) -> None:
     "--pattern",
     default="seed",
     show_default=True,
-    help="File-name template such as '{guitar}_{phrase}_{tone}' (fields: guitar, pickup, phrase, tone, take, player); 'seed' reads ST_lead_crunch.wav style names.",
+    help="File-name template over the name without its suffix, e.g. "
+    "'{guitar}_{string}_fret{fret}_rr{take}': any {column} fills that manifest column "
+    "({take} is a number). A name the template reads in two ways is refused. "
+    "'seed' reads ST_lead_crunch.wav style names.",
 )
 @click.option("--guitar", default="", help="Guitar label for every file (overrides the name).")
 @click.option(
     "--pickup", default="", help="Pickup label for every file, e.g. single_coil, humbucker, p90."
 )
-@click.option("--phrase", default="", help="Phrase label for every file, e.g. backing, lead.")
+@click.option(
+    "--phrase",
+    default="",
+    help="Phrase label for every file, e.g. backing, lead [default with {string} or {fret} "
+    "in the pattern: note].",
+)
 @click.option(
     "--tone", default="", help="Tone for every file: 'raw' for dry takes or a preset name."
 )
 @click.option("--player", default="", help="Who played, stored in the player column.")
+@click.option(
+    "--take",
+    "take",
+    default="auto",
+    show_default=True,
+    help="Which files are one take: 'auto' (files differing only in tone; one take per file "
+    "when they would collapse), 'file' (each file its own take) or a column such as "
+    "'{session}' (one take per value).",
+)
+@click.option(
+    "--labels",
+    "labels_csv",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="CSV of per-file labels: a 'file' column (file name or path under SRC_DIR), then "
+    "any manifest columns (pickup, fret, player, ...); they override the name.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Print the table it would import; copy and write nothing."
+)
 def import_command(
     src_dir: str,
     corpus: str,
@@ -56,6 +84,9 @@ def import_command(
     phrase: str,
     tone: str,
     player: str,
+    take: str,
+    labels_csv: str | None,
+    dry_run: bool,
 ) -> None:
     """Copy a folder of WAV/FLAC/AIFF files into a corpus and label them.
 
@@ -67,6 +98,8 @@ def import_command(
       guitarlab import ~/seed-wavs --corpus my-corpus          # ST_lead_crunch.wav ...
       guitarlab import ~/tele --corpus my-corpus --pattern "{phrase}_{tone}" \\
           --guitar telecaster --pickup single_coil
+      guitarlab import ~/notes --corpus notes --pattern "{guitar}_{string}_fret{fret}_rr{take}" \\
+          --labels notes.csv --dry-run
     """
     from guitarlab.datasets.importer import import_folder
 
@@ -76,10 +109,27 @@ def import_command(
         pattern=pattern,
         labels={"guitar": guitar, "pickup": pickup, "phrase": phrase, "tone": tone},
         player=player,
+        take=take,
+        labels_csv=labels_csv,
+        dry_run=dry_run,
     )
-    click.echo(
-        f"added {len(report.added)} file(s), {len(report.already_present)} already present, {len(report.skipped)} skipped"
-    )
+    if dry_run:
+        import pandas as pd
+
+        if report.table:
+            frame = pd.DataFrame(report.table).fillna("")
+            click.echo(frame.to_string(index=False))
+        click.echo(
+            f"dry run: would add {len(report.table)} file(s) in "
+            f"{len({r['take'] for r in report.table})} take(s), "
+            f"{len(report.already_present)} already present, {len(report.skipped)} skipped"
+        )
+    else:
+        click.echo(
+            f"added {len(report.added)} file(s), {len(report.already_present)} already present, {len(report.skipped)} skipped"
+        )
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
     for name, reason in report.skipped:
         click.echo(f"skipped {name}: {reason}", err=True)
     if report.skipped:
@@ -133,27 +183,41 @@ def manifest_check(corpus: str, fix_levels: bool, no_sha: bool) -> None:
 @click.argument("corpus", type=click.Path(file_okay=False))
 @click.option("--takes", is_flag=True, help="One line per take as well.")
 @click.option(
+    "--by", default=None, help="Also count by these columns, e.g. 'pickup,fret' (comma-separated)."
+)
+@click.option(
     "--plot",
     "plot_dir",
     default=None,
     type=click.Path(file_okay=False),
     help="Also write levels.png (a meter per raw take) and spectra.png (per guitar) here.",
 )
-def manifest_summary(corpus: str, takes: bool, plot_dir: str | None) -> None:
-    """Files and minutes per guitar x phrase x tone, and levels per guitar.
+def manifest_summary(corpus: str, takes: bool, by: str | None, plot_dir: str | None) -> None:
+    """Files and minutes per guitar x phrase x tone, every other label column, and levels.
+
+    The label columns beyond guitar, phrase and tone (pickup, player, and any column an
+    import filled, such as string or fret) are listed with their values: what a
+    dataset can use as --label, --group-by or --test-where.
 
     \b
-    Example:
+    Examples:
       guitarlab manifest summary my-corpus --takes --plot my-corpus/plots
+      guitarlab manifest summary notes --by pickup,fret
     """
-    from guitarlab.datasets.manifest import load_manifest, summary_tables
+    from guitarlab.datasets.manifest import column_summary, load_manifest, summary_tables
 
     frame = load_manifest(corpus)
-    counts, levels = summary_tables(frame, takes=takes)
+    keys = [c.strip() for c in (by or "").split(",") if c.strip()]
+    counts, levels = summary_tables(frame, takes=takes, by=keys)
     if frame.empty:
         click.echo("the corpus is empty")
         return
     click.echo(counts.to_string(index=False))
+    columns = column_summary(frame)
+    if not columns.empty:
+        click.echo("")
+        click.echo("label columns (usable as --label, --group-by, --where, --test-where):")
+        click.echo(columns.to_string(index=False))
     click.echo("")
     click.echo("levels of raw takes per guitar (dBFS):")
     click.echo(levels.to_string(index=False))

@@ -34,10 +34,31 @@ def dataset_group() -> None:
 @click.option(
     "--split",
     "split",
-    default="span",
-    show_default=True,
+    default=None,
     type=click.Choice(["span", "take", "group"]),
-    help="Test set: a random span of every take (in every tone), whole takes, or whole --group-by values.",
+    help="Test set: a random span of every take (in every tone), whole takes, or whole --group-by "
+    "values [default: span; take with --test-where, group with --test-groups].",
+)
+@click.option(
+    "--test-where",
+    default=None,
+    help="Name the test set: the files a condition over manifest columns selects, numbers "
+    'compared as numbers, e.g. "fret >= 6". Whole takes only.',
+)
+@click.option(
+    "--test-groups",
+    default=None,
+    help="With --split group: the --group-by values held out for test, e.g. 'ann,bo'.",
+)
+@click.option(
+    "--val-where",
+    default=None,
+    help='Name the validation set like --test-where (whole takes), e.g. "fret == 5".',
+)
+@click.option(
+    "--trim-silence",
+    is_flag=True,
+    help="Start each take's windows at its first sound instead of sample 0.",
 )
 @click.option(
     "--test-seconds",
@@ -54,10 +75,10 @@ def dataset_group() -> None:
 )
 @click.option(
     "--val",
-    default="span",
-    show_default=True,
+    default=None,
     type=click.Choice(["span", "take", "random"]),
-    help="Validation: a span per take disjoint from the test span, whole takes, or the seed's random 80/20 of windows (leaks).",
+    help="Validation: a span per take disjoint from the test span, whole takes, or the seed's "
+    "random 80/20 of windows (leaks) [default: span; take with --val-where].",
 )
 @click.option(
     "--val-fraction",
@@ -97,10 +118,14 @@ def dataset_build(
     label: str,
     window: int,
     hop: int | None,
-    split: str,
+    split: str | None,
+    test_where: str | None,
+    test_groups: str | None,
+    val_where: str | None,
+    trim_silence: bool,
     test_seconds: float | None,
     test_windows: int,
-    val: str,
+    val: str | None,
     val_fraction: float,
     same_span_all: bool,
     group_by: str | None,
@@ -125,6 +150,8 @@ def dataset_build(
       guitarlab dataset build --corpus my-corpus --out ds-seed --same-span-all --val random
       guitarlab dataset build --corpus my-corpus --out ds-takes --split take --label pickup
       guitarlab dataset build --corpus my-corpus --out ds-v2 --held-out-from my-dataset
+      guitarlab dataset build --corpus notes --out ds-frets --label pickup \\
+          --test-where "fret >= 6" --trim-silence
     """
     from guitarlab.datasets.build import build_dataset
     from guitarlab.datasets.folder import open_dataset
@@ -148,6 +175,10 @@ def dataset_build(
         resample=resample,
         seed=seed,
         held_out_from=held_out_from,
+        test_where=test_where,
+        val_where=val_where,
+        test_groups=test_groups,
+        trim_silence=trim_silence,
         progress=not quiet,
         overwrite=overwrite,
     )
@@ -158,6 +189,14 @@ def dataset_build(
         f"windows train={totals['train']} val={totals['val']} test={totals['test']}, "
         f"{ds.meta['dropped_windows']} dropped at span edges"
     )
+    held = ds.meta.get("held_out", {})
+    if held.get("test_where") or held.get("test_groups"):
+        named = (
+            f"--test-where {held['test_where']!r}"
+            if held.get("test_where")
+            else f"--test-groups {','.join(held['test_groups'])}"
+        )
+        click.echo(f"test set: {len(held['test_takes'])} take(s) named by {named}")
     for note in ds.meta.get("notes", []):
         click.echo(f"note: {note}", err=True)
     if ds.leaky:
@@ -213,6 +252,18 @@ def dataset_show(dataset: str) -> None:
         f"standardize {opts['standardize']}, seed {opts['seed']}" + (" [LEAKY]" if ds.leaky else "")
     )
     click.echo(f"manifest rows hash {ds.hash[:16]}..., {len(meta['rows'])} file(s)")
+    held = meta.get("held_out") or {}
+    said = [
+        f"{key} {held[key] if isinstance(held[key], str) else ','.join(held[key])!r}"
+        for key in ("test_where", "val_where", "test_groups")
+        if held.get(key)
+    ]
+    if said or held.get("columns"):
+        click.echo(
+            "held out by: "
+            + ("; ".join(said) or f"split {held.get('split')}")
+            + f" (columns used: {', '.join(held.get('columns', []))})"
+        )
     counts = ds.counts()
     if not counts.empty:
         table = counts.pivot_table(
