@@ -146,17 +146,17 @@ KEY_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 # option -> how a take draws it; the ranges cover what players, rooms and rigs do.
 RANDOM_RANGES = {
     "pickup_position": "uniform over the guitar's positions",
-    "tone_knob": "10 (35 %) or uniform 2.5-10",
-    "volume_knob": "10 (40 %) or uniform 5-10",
-    "cable_pf": "log-uniform 150-1500 pF",
+    "tone_knob": "10 (50 %) or uniform 4-10",
+    "volume_knob": "10 (50 %) or uniform 7-10",
+    "cable_pf": "log-uniform 200-1000 pF",
     "pick_attack": "uniform 0-1",
     "pluck_position": "uniform 0.06-0.32 of the string from the bridge",
     "string_gauge": "uniform 9-12",
     "hum": "0 (25 %) or log-uniform 0.02-4 x a typical room",
     "humbucker_hum": "log-uniform 0.03-0.3 (a humbucker's residual)",
     "mains_hz": "50 or 60",
-    "noise_floor_dbfs": "uniform -105 to -75 dBFS",
-    "preamp_gain_db": "set for the pickup's output, then uniform -9 to +9 dB",
+    "noise_floor_dbfs": "uniform -110 to -85 dBFS",
+    "preamp_gain_db": "uniform -6 to +12 dB (hot and weak pickups overlap)",
     "dynamics_db": "uniform 2-12",
     "humanize_ms": "uniform 2-15",
     "bpm": "uniform 80-150 (per performance, shared by the guitars)",
@@ -175,30 +175,26 @@ def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
 def randomize_options(guitar: str, *, take: int, seed: int, salt: str = "") -> dict:
     """The electronics, player and room of one take: a full options dict (see ``RANDOM_RANGES``).
 
-    Depends only on (guitar, take, seed, salt). The preamp gain is set the way a player
-    sets it, from the meter: a hot pickup gets less gain, so loudness is no label either.
+    Depends only on (guitar, take, seed, salt). The preamp gain is drawn over a range
+    wider than the output differences between pickups, so loudness is no label either.
     """
     spec = _guitar(guitar)
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(take), _crc(guitar), _crc(salt)])
     positions = list(spec["positions"])
     position = positions[int(rng.integers(len(positions)))]
-    coils = [spec["pickups"][name] for name in spec["positions"][position]]
-    sensitivity = float(np.mean([c["sensitivity"] for c in coils]))
     options = {
         "pickup_position": position,
-        "tone_knob": 10.0 if rng.random() < 0.35 else round(float(rng.uniform(2.5, 10.0)), 3),
-        "volume_knob": 10.0 if rng.random() < 0.4 else round(float(rng.uniform(5.0, 10.0)), 3),
-        "cable_pf": round(_log_uniform(rng, 150.0, 1500.0), 1),
+        "tone_knob": 10.0 if rng.random() < 0.5 else round(float(rng.uniform(4.0, 10.0)), 3),
+        "volume_knob": 10.0 if rng.random() < 0.5 else round(float(rng.uniform(7.0, 10.0)), 3),
+        "cable_pf": round(_log_uniform(rng, 200.0, 1000.0), 1),
         "pick_attack": round(float(rng.uniform(0.0, 1.0)), 3),
         "pluck_position": round(float(rng.uniform(0.06, 0.32)), 4),
         "string_gauge": round(float(rng.uniform(9.0, 12.0)), 2),
         "hum": 0.0 if rng.random() < 0.25 else round(_log_uniform(rng, 0.02, 4.0), 4),
         "humbucker_hum": round(_log_uniform(rng, 0.03, 0.3), 4),
         "mains_hz": float(rng.choice([50.0, 60.0])),
-        "noise_floor_dbfs": round(float(rng.uniform(-105.0, -75.0)), 2),
-        "preamp_gain_db": round(
-            float(-20 * np.log10(sensitivity) + 4.0 + rng.uniform(-9.0, 9.0)), 2
-        ),
+        "noise_floor_dbfs": round(float(rng.uniform(-110.0, -85.0)), 2),
+        "preamp_gain_db": round(float(rng.uniform(-6.0, 12.0)), 2),
         "dynamics_db": round(float(rng.uniform(2.0, 12.0)), 2),
         "humanize_ms": round(float(rng.uniform(2.0, 15.0)), 2),
     }
