@@ -37,20 +37,15 @@ from guitarlab.recorder.synth_guitar import GUITARS
 from guitarlab.recorder.synth_phrases import PHRASES, Note, make_score
 
 __all__ = [
-    "FAMILY",
     "GUITARS",
     "Note",
     "OPTIONS",
     "PHRASES",
     "SYNTH_VERSION",
     "centroid_threshold_accuracy",
-    "family_guitars",
     "guitar_labels",
     "pickup_response",
-    "notes_to_corpus",
     "plot_spectra",
-    "randomize_take",
-    "render_params",
     "render_notes",
     "render_take",
     "resolve_options",
@@ -712,11 +707,14 @@ def plot_spectra(
     return path
 
 
-# the family (imported last: it builds on the functions above)
-from guitarlab.recorder.synth_family import (  # noqa: E402
-    FAMILY,
-    family_guitars,
-    notes_to_corpus,
-    randomize_take,
-    render_params,
-)
+# the family lives in synth_family, which builds on this module: re-exported lazily
+_FAMILY_NAMES = ("FAMILY", "family_guitars", "notes_to_corpus", "randomize_take", "render_params")
+__all__ += _FAMILY_NAMES  # noqa: PLE0605
+
+
+def __getattr__(name: str):
+    if name in _FAMILY_NAMES:
+        from guitarlab.recorder import synth_family
+
+        return getattr(synth_family, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

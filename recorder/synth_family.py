@@ -125,7 +125,7 @@ def resolve_guitars(names: str | list[str] | tuple[str, ...]) -> list[str]:
 
 def family_table() -> str:
     """The family as a plain-text table (``guitarlab synth --list``)."""
-    lines = [f"{'guitar':<17} {'pickup':<12} {'positions':<42} coils (L H, R kOhm, at mm)"]
+    lines = [f"{'guitar':<17} {'pickup':<12} {'positions':<50} coils (L H, R kOhm, at mm)"]
     for name, row in FAMILY.items():
         coils = "; ".join(
             f"{pos} {p['kind']} {p['inductance_h']:g}/{p['resistance_ohm'] / 1e3:.1f}/{p['at_mm'][0]:g}"
@@ -134,7 +134,7 @@ def family_table() -> str:
         positions = ", ".join(
             f"[{p}]" if p == row["default_position"] else p for p in row["positions"]
         )
-        lines.append(f"{name:<17} {row['pickup']:<12} {positions:<42} {coils}")
+        lines.append(f"{name:<17} {row['pickup']:<12} {positions:<50} {coils}")
     lines.append("[position] = default; every take of --randomize draws one of the positions.")
     return "\n".join(lines)
 
