@@ -248,11 +248,11 @@ def render_params(params: str | dict) -> np.ndarray:
 FRETS = tuple(range(13))
 # a few open chords, frets from low E (string 6) to high e (string 1); None = not played
 CHORDS: dict[str, tuple[int | None, ...]] = {
-    "E": (0, 2, 2, 1, 0, 0),
-    "A_minor": (None, 0, 2, 2, 1, 0),
-    "C": (None, 3, 2, 0, 1, 0),
-    "G": (3, 2, 0, 0, 0, 3),
-    "D": (None, None, 0, 2, 3, 2),
+    "e_major": (0, 2, 2, 1, 0, 0),
+    "a_minor": (None, 0, 2, 2, 1, 0),
+    "c_major": (None, 3, 2, 0, 1, 0),
+    "g_major": (3, 2, 0, 0, 0, 3),
+    "d_major": (None, None, 0, 2, 3, 2),
 }
 
 
@@ -380,6 +380,7 @@ def notes_to_corpus(
 
     from guitarlab.datasets.manifest import (
         RAW_TONE,
+        append_rows,
         init_corpus,
         load_manifest,
         next_take_number,
@@ -428,6 +429,7 @@ def notes_to_corpus(
                         f"{rid} is already in the corpus with other parameters; pick another first_take"
                     )
     added: list[str] = []
+    rows: list[dict] = []
     for guitar, _name, where, take, rid, params in tqdm(
         todo, desc="synth notes", unit="file", disable=not progress
     ):
@@ -439,22 +441,39 @@ def notes_to_corpus(
             if "chord" in where
             else f"string {where['string']} fret {where['fret']}"
         )
-        write_raw_take(
-            root, rid, take, audio, sample_rate, guitar=guitar, position=position,
-            phrase=p["phrase"], seed=seed, params=params,
-            notes=f"synthetic {guitar}, {position} pickup, {what}",
-            extra={"string": where.get("string", ""), "fret": where.get("fret", "")},
-        )  # fmt: skip
+        rows.append(
+            write_raw_take(
+                root,
+                rid,
+                take,
+                audio,
+                sample_rate,
+                guitar=guitar,
+                position=position,
+                phrase=p["phrase"],
+                seed=seed,
+                params=params,
+                notes=f"synthetic {guitar}, {position} pickup, {what}",
+                extra={"string": str(where.get("string", "")), "fret": str(where.get("fret", ""))},
+                append=False,
+            )  # fmt: skip
+        )
         added.append(rid)
+        if len(rows) >= 50:  # the manifest is rewritten per append: batch the small files
+            append_rows(root, rows)
+            rows = []
+    if rows:
+        append_rows(root, rows)
     return added
 
 
 def write_raw_take(
     root: str | os.PathLike, rid: str, take: str, audio: np.ndarray, sample_rate: int, *,
     guitar: str, position: str, phrase: str, seed: int, params: str, notes: str,
-    extra: dict | None = None,
-) -> None:  # fmt: skip
-    """Write one synthetic raw file and append its manifest row (the one row builder)."""
+    extra: dict | None = None, append: bool = True,
+) -> dict:  # fmt: skip
+    """Write one synthetic raw file and its manifest row (appended unless ``append=False``);
+    returns the row. The one row builder of the synthetic guitar."""
     from guitarlab.datasets.audio import file_columns, write_audio_atomic
     from guitarlab.datasets.manifest import RAW_TONE, TAKES_DIR, append_rows
     from guitarlab.recorder.levels import DEFAULT_TARGET_RMS_DBFS, level_match_gain_db
@@ -477,7 +496,9 @@ def write_raw_take(
         "synth_params": params,
         **(extra or {}),
     }
-    append_rows(root, [row])
+    if append:
+        append_rows(root, [row])
+    return row
 
 
 # ---------------------------------------------------------------- the family in one figure
