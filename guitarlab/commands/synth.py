@@ -82,7 +82,7 @@ def _option_pairs(pairs: tuple[str, ...]) -> dict:
 @click.option(
     "--pickup-position",
     default=None,
-    help="Selector position for every guitar (stratocaster: bridge, bridge+middle, middle, middle+neck, neck; les_paul and telecaster: neck, both, bridge). Default: each guitar's own.",
+    help="Selector position for every guitar (see --list; stratocaster: bridge, bridge+middle, middle, middle+neck, neck; the others: neck, both, bridge). Default: each guitar's own. Example: --pickup-position neck",
 )
 @click.option("--tone-knob", type=float, default=None, help="Tone pot 0-10 [default: 10].")
 @click.option("--volume-knob", type=float, default=None, help="Volume pot 0-10 [default: 10].")
