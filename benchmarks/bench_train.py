@@ -77,7 +77,7 @@ def run(quick: bool) -> list[Row]:
 
         def fresh():
             keras.utils.set_random_seed(0)
-            model = _build_model(config, setup["window"], 1, ds.n_classes)
+            model = _build_model(config, setup["window"], 1, ds.n_classes, ds.sample_rate)
             _compile(model, config, ds.n_classes)
             return model
 

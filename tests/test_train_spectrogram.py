@@ -116,3 +116,35 @@ def test_spectrogram_and_ensemble_runs_learn_the_smoke_set(tmp_path, model, inpu
     reloaded = info.load_model()
     outputs = np.asarray(reloaded(X_test[:, :, None], training=False))[:, 0]
     assert np.mean((outputs > 0.5) == y_test) >= 0.9
+
+
+def test_spectrogram_model_widens_and_an_ensemble_refuses_clearly():
+    from guitarlab.train.models import widen_output
+
+    spec = spectrogram_lstm_fcn(
+        1024, 2, sample_rate=16000, filters=(4, 8), kernels=(3, 3), frame_length=256,
+        hop_length=128, n_mels=16,
+    )  # fmt: skip
+    x = np.random.default_rng(3).standard_normal((4, 1024, 1)).astype(np.float32)
+    wide = widen_output(spec, 3)
+    old = np.asarray(spec(x, training=False))[:, 0]
+    new = np.asarray(wide(x, training=False))
+    np.testing.assert_allclose(new[:, 1] / (new[:, 0] + new[:, 1]), old, atol=1e-5)
+    both = ensemble([lstm_fcn(1024, 2, filters=(4,), kernels=(3,)), spec])
+    with pytest.raises(TrainError, match="cannot be widened"):
+        widen_output(both, 3)
+
+
+def test_model_benchmark_table_on_the_smoke_set():
+    from benchmarks.bench_model import markdown, measure
+
+    results = measure(quick=True, protocols=("sine-square",), models=("spectrogram",), echo=print)
+    assert set(results) == {
+        ("sine-square", "spectrogram"),
+        ("sine-square", "logistic"),
+        ("sine-square", "centroid"),
+    }
+    (run,) = results[("sine-square", "spectrogram")]
+    assert run["files"] == 100 and 0.0 <= run["balanced"] <= 1.0
+    text = markdown(results, machine="test", quick=True)
+    assert "| sine-square | spectrogram | 1 |" in text and "| sine-square | logistic | 1 |" in text

@@ -389,6 +389,11 @@ def widen_output(model: keras.Model, n_classes: int) -> keras.Model:
     import numpy as np
 
     old = model.get_layer(OUTPUT_LAYER)
+    if not isinstance(old, layers.Dense):
+        raise TrainError(
+            f"{model.name}: its output averages member models, so it cannot be widened; "
+            "train a new ensemble on the grown dataset instead"
+        )
     kernel, bias = (np.asarray(v) for v in old.get_weights())
     old_classes = 2 if kernel.shape[1] == 1 else kernel.shape[1]
     if n_classes < old_classes:
