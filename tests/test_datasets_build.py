@@ -513,3 +513,39 @@ def test_a_grown_note_library_keeps_its_named_test_set(tmp_path: Path) -> None:
             root, tmp_path / "v3", held_out_from=old, label="pickup", window=NOTE_WINDOW,
             test_where="fret >= 8", trim_silence=True, progress=False,
         )  # fmt: skip
+
+
+def test_skip_silence_leaves_out_every_silent_window(notes: Path, tmp_path: Path) -> None:
+    """The energy gate: the 0.1 s lead-in of each note (two windows) is not a window."""
+    from guitarlab.datasets.windows import window_rms_dbfs
+
+    plain = open_dataset(
+        build_dataset(notes, tmp_path / "plain", label="pickup", window=NOTE_WINDOW,
+                      test_where="fret >= 6", progress=False)
+    )  # fmt: skip
+    out = tmp_path / "gated"
+    result = CliRunner().invoke(
+        cli,
+        ["dataset", "build", "--corpus", str(notes), "--out", str(out), "--quiet", "--label",
+         "pickup", "--test-where", "fret >= 6", "--window", str(NOTE_WINDOW), "--skip-silence"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    gated = open_dataset(out)
+    files = len(load_manifest(notes))
+    lead_in_windows = LEAD_IN // NOTE_WINDOW
+    assert sum(gated.meta["totals"].values()) == (
+        sum(plain.meta["totals"].values()) - files * lead_in_windows
+    )
+    for split in ("train", "val", "test"):
+        starts = gated.windows(split)["start"]
+        assert len(starts) and starts.min() >= LEAD_IN, split
+    assert gated.meta["options"]["skip_silence"] is True
+    assert any("--skip-silence" in note for note in gated.meta["notes"])
+    assert check_dataset(out) == []
+    # what the plain build kept there: flat windows (silence after standardization),
+    # while every gated window sounds
+    x, _ = plain.arrays("train")
+    starts = plain.windows("train")["start"].to_numpy()
+    assert np.asarray(x)[starts < LEAD_IN].std(axis=1).max() < 1e-6
+    raw = np.stack([np.zeros(NOTE_WINDOW), np.full(NOTE_WINDOW, 0.01)])
+    assert window_rms_dbfs(raw).round().tolist() == [-200.0, -40.0]
