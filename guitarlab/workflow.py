@@ -747,6 +747,16 @@ def retrain(
     )
 
 
+def retrain_balanced_accuracy(comparison: pd.DataFrame) -> dict[str, float]:
+    """Balanced accuracy (mean per-label recall) of the old and the new model's decisions."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    return {
+        which: float(balanced_accuracy_score(comparison["label"], comparison[which]))
+        for which in ("before", "after")
+    }
+
+
 def comparison_groups(comparison: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Before/after file accuracy per guitar, phrase, tone and old/new take."""
     tables = {}
@@ -788,6 +798,8 @@ def write_retrain_report(
     fig.savefig(out / "before_after.png", dpi=110)
     plt.close(fig)
     before, after = comparison["before_correct"].mean(), comparison["after_correct"].mean()
+    balanced = retrain_balanced_accuracy(comparison)
+    counts = comparison["label"].value_counts()
     lines = [
         "# Retrain: before and after",
         "",
@@ -796,6 +808,8 @@ def write_retrain_report(
         "",
         f"- New files: {len(changes.new_rows)}; new takes: {', '.join(changes.new_takes) or 'none'}; new labels: {', '.join(changes.new_labels) or 'none'}",
         f"- File accuracy before: **{before:.1%}**, after: **{after:.1%}**",
+        f"- Balanced accuracy before: {balanced['before']:.1%}, after: {balanced['after']:.1%}; "
+        f"always saying {counts.index[0]} would score {counts.iloc[0] / len(comparison):.0%}",
         "",
         "![before and after](before_after.png)",
         "",

@@ -182,6 +182,7 @@ def test_retrain_on_a_grown_corpus_compares_both_models_on_one_test_set(tmp_path
         and (result.report.parent / "before_after.png").exists()
     )
     assert result.before_file_accuracy == pytest.approx(comparison["before_correct"].mean())
+    assert "Balanced accuracy before:" in report and "always saying" in report
 
 
 def test_retrain_refuses_a_run_without_its_dataset(tmp_path: Path) -> None:
@@ -195,3 +196,24 @@ def test_retrain_refuses_a_run_without_its_dataset(tmp_path: Path) -> None:
         and "dataset folder" in result.output
         and "Traceback" not in result.output
     )
+
+
+def test_guitar_holdout_demo_tests_on_guitars_never_heard(tmp_path: Path) -> None:
+    out = tmp_path / "holdout"
+    args = ["demo", "--protocol", "guitar-holdout", "--out", str(out), "--takes", "1"]
+    result = CliRunner().invoke(cli, [*args, "--seconds", "3", "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    for line in ("files right:", "balanced accuracy:", "always saying", "baseline (logistic"):
+        assert line in result.output
+    assert "held-out guitars (never heard in training): telecaster, es335" in result.output
+    meta = read_meta(out / "dataset")
+    assert meta["label"] == "pickup" and meta["options"]["skip_silence"] is True
+    windows = pd.read_csv(out / "dataset" / "windows.csv")
+    assert set(windows.loc[windows["split"] == "test", "guitar"]) == {"telecaster", "es335"}
+    assert not {"telecaster", "es335"} & set(windows.loc[windows["split"] != "test", "guitar"])
+    frame = mf.load_manifest(out / "corpus")
+    assert {"single_coil", "humbucker"} <= set(frame["pickup"])
+    summary = json.loads((out / "demo.json").read_text())
+    assert summary["protocol"] == "guitar-holdout" and 0 <= summary["balanced_accuracy"] <= 1
+    bad = CliRunner().invoke(cli, [*args, "--held-out", "nosuch,es335"])
+    assert bad.exit_code != 0 and "unknown: nosuch" in bad.output
