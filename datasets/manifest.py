@@ -9,8 +9,12 @@ schema does not know are carried through untouched.
 from __future__ import annotations
 
 import contextlib
+import errno
+import json
 import os
 import re
+import socket
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -19,7 +23,7 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock
 
-from guitarlab.atomic import atomic_path
+from guitarlab.atomic import atomic_path, temp_name
 from guitarlab.errors import ManifestError
 
 MANIFEST_NAME = "manifest.csv"
@@ -213,21 +217,72 @@ def load_manifest(root: str | os.PathLike) -> pd.DataFrame:
 
 
 def _write_atomic(path: Path, frame: pd.DataFrame) -> None:
-    with atomic_path(path, suffix=".tmp") as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.6g", encoding="utf-8")
+    try:
+        with atomic_path(path, suffix=".tmp") as tmp:
+            frame.to_csv(tmp, index=False, float_format="%.6g", encoding="utf-8")
+    except OSError as exc:
+        raise ManifestError(
+            f"{path}: cannot save the manifest ({os_reason(exc)}); it is unchanged"
+        ) from exc
+
+
+def os_reason(exc: OSError) -> str:
+    """The OS's reason in a few words, with what to do for the common ones."""
+    if exc.errno == errno.ENOSPC:
+        return "no space left on device: free some space and run this again"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"{exc.strerror}: the corpus is read-only for you"
+    return exc.strerror or str(exc)
+
+
+LOCK_TIMEOUT_ENV = "GUITARLAB_LOCK_TIMEOUT_S"
+
+
+def _lock_timeout_s(timeout_s: float | None) -> float:
+    if timeout_s is not None:
+        return timeout_s
+    try:
+        return float(os.environ.get(LOCK_TIMEOUT_ENV, "60"))
+    except ValueError:
+        return 60.0
 
 
 @contextlib.contextmanager
-def manifest_lock(root: str | os.PathLike, *, timeout_s: float = 60.0) -> Iterator[None]:
-    """Hold the corpus's manifest lock (a ``filelock`` file beside ``manifest.csv``)."""
-    lock = FileLock(str(Path(root) / LOCK_NAME), timeout=timeout_s)
+def manifest_lock(root: str | os.PathLike, *, timeout_s: float | None = None) -> Iterator[None]:
+    """Hold the corpus's manifest lock (a ``filelock`` file beside ``manifest.csv``).
+
+    The lock is an OS lock on that file: it goes with the process that holds it, so the
+    file itself is never stale. After a second of waiting one line on stderr says so.
+    """
+    timeout_s = _lock_timeout_s(timeout_s)
+    path = Path(root) / LOCK_NAME
+    lock = FileLock(str(path), timeout=timeout_s)
     try:
-        with lock:
-            yield
+        try:
+            lock.acquire(timeout=min(1.0, timeout_s))
+        except TimeoutError:
+            if timeout_s <= 1.0:
+                raise
+            print(
+                f"waiting for the manifest lock of {root}: another guitarlab process is "
+                f"writing this corpus (up to {timeout_s:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+            lock.acquire(timeout=max(timeout_s - 1.0, 0.0))
     except TimeoutError as exc:  # filelock.Timeout subclasses TimeoutError
         raise ManifestError(
-            f"{Path(root) / LOCK_NAME}: another guitarlab process holds the manifest lock; wait for it or remove a stale lock file"
+            f"{path}: another guitarlab process held the manifest lock for {timeout_s:.0f} s; "
+            "let it finish and run this again (the lock goes with that process: do not delete the file)"
         ) from exc
+    except PermissionError as exc:
+        raise ManifestError(
+            f"{path}: cannot open the manifest lock ({exc.strerror}); is the corpus read-only?"
+        ) from exc
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def update_manifest(
@@ -265,6 +320,232 @@ def append_rows(root: str | os.PathLike, rows: Iterable[dict]) -> pd.DataFrame:
         return pd.concat([frame, pd.DataFrame(rows)], ignore_index=True) if rows else frame
 
     return update_manifest(root, add)
+
+
+# ---------------------------------------------------------------- reserve and commit
+#
+# Every writer (record, synth, import, augment, recover) adds files the same way:
+#   1. ``reserve_rows``: under the lock, choose ids/take numbers against the manifest
+#      *and* the ids other live processes have reserved, and mark them reserved;
+#   2. write the audio to a hidden temp name beside its final path (``temp_name``);
+#   3. ``commit_rows``: under the lock, refuse ids already listed, move each temp file
+#      onto its path and save the manifest with the new rows, as one step.
+# A file appears under its final name only together with its row; a crash leaves a
+# ``.part`` temp file (``manifest check`` lists it, ``recover --clean`` removes it).
+
+RESERVED_DIR = ".reserved"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reservations(root: str | os.PathLike, *, drop_stale: bool = False) -> list[dict]:
+    """The rows other live processes have reserved (``id``, ``take``, ``path``, ...).
+
+    A reservation of a process that has exited on this host is stale; with
+    ``drop_stale`` (under the lock) its marker is removed.
+    """
+    folder = Path(root) / RESERVED_DIR
+    held = []
+    for marker in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            data = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        owner = data.pop("_owner", {})
+        if owner.get("host") == socket.gethostname() and not _alive(int(owner.get("pid", 0))):
+            if drop_stale:
+                marker.unlink(missing_ok=True)
+            continue
+        held.append(data)
+    return held
+
+
+@dataclass
+class Reservation:
+    """Ids (and their rows' labels) reserved by this process; release them when done."""
+
+    root: Path
+    rows: list[dict]
+
+    @property
+    def ids(self) -> list[str]:
+        return [row["id"] for row in self.rows]
+
+    def release(self) -> None:
+        release_ids(self.root, self.ids)
+
+    def __enter__(self) -> Reservation:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def release_ids(root: str | os.PathLike, ids: Iterable[str]) -> None:
+    """Drop this process's reservations of ``ids`` (others' are left alone)."""
+    for rid in ids:
+        marker = Path(root) / RESERVED_DIR / f"{rid}.json"
+        try:
+            owner = json.loads(marker.read_text(encoding="utf-8")).get("_owner", {})
+        except (OSError, ValueError):
+            continue
+        if owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname():
+            marker.unlink(missing_ok=True)
+
+
+def reserve_rows(
+    root: str | os.PathLike, choose: Callable[[pd.DataFrame], list[dict]]
+) -> Reservation:
+    """Reserve the rows ``choose`` picks, under the manifest lock.
+
+    ``choose`` gets the manifest plus one row per id other live processes have reserved
+    (so ``next_take_number`` and id clashes see them) and returns the rows to reserve
+    (at least ``id``; ``take``, ``path`` and any column that planning compares).
+    """
+    root = Path(root)
+    with manifest_lock(root):
+        frame = load_manifest(root)
+        held = reservations(root, drop_stale=True)
+        if held:
+            frame = _typed(pd.concat([frame, pd.DataFrame(held)], ignore_index=True))
+        rows = [dict(row) for row in choose(frame)]
+        taken = set(frame["id"])
+        reservation = Reservation(root, [])
+        try:
+            (root / RESERVED_DIR).mkdir(exist_ok=True)
+            for row in rows:
+                if row["id"] in taken:
+                    raise ManifestError(
+                        f"id {row['id']!r} is already in the manifest or being written by another process"
+                    )
+                marker = root / RESERVED_DIR / f"{row['id']}.json"
+                owner = {"pid": os.getpid(), "host": socket.gethostname()}
+                with open(marker, "x", encoding="utf-8") as handle:
+                    reservation.rows.append(row)
+                    json.dump({**row, "_owner": owner}, handle, default=str)
+                taken.add(row["id"])
+        except OSError as exc:
+            reservation.release()
+            raise ManifestError(
+                f"{root / RESERVED_DIR}: cannot reserve ids ({os_reason(exc)})"
+            ) from exc
+        except BaseException:
+            reservation.release()
+            raise
+    return reservation
+
+
+def commit_rows(
+    root: str | os.PathLike,
+    items: Iterable[tuple[dict, Path | None]],
+    *,
+    keep: Callable[[pd.DataFrame, dict], bool] | None = None,
+    replace_unlisted: bool = False,
+) -> list[dict]:
+    """Move each ``(row, temp file)`` into place at ``row["path"]`` and add the rows, locked.
+
+    A ``None`` temp means the file is already at its path (a take recorded into a
+    reserved name). Rows whose id is listed already are refused (``ManifestError``);
+    ``keep(manifest, row)`` may drop a row instead (its temp file is deleted). A file at
+    a row's path that no row lists is refused unless ``replace_unlisted`` (derived
+    files such as renders). If saving the manifest fails, the moved files are removed
+    and the manifest is unchanged. Returns the rows added.
+    """
+    root = Path(root)
+    items = [(dict(row), Path(tmp) if tmp else None) for row, tmp in items]
+    for row, _ in items:
+        missing = [
+            name for name in REQUIRED if str(row.get(name, "")).strip() in ("", "nan", "None")
+        ]
+        if missing:
+            _discard(items)
+            raise ManifestError(
+                f"row {row.get('id', '?')!r}: missing required field(s) {', '.join(missing)}"
+            )
+    moved: list[Path] = []
+    try:
+        with manifest_lock(root):
+            frame = load_manifest(root)
+            listed_ids, listed_paths = set(frame["id"]), set(frame["path"])
+            added: list[dict] = []
+            for row, tmp in items:
+                if keep is not None and not keep(frame, row):
+                    if tmp:
+                        tmp.unlink(missing_ok=True)
+                    continue
+                if row["id"] in listed_ids:
+                    raise ManifestError(
+                        f"id {row['id']!r} is already in the manifest; pick another take number or tone"
+                    )
+                dest = resolve_audio_path(root, row["path"])
+                if tmp is not None:
+                    if dest.exists() and row["path"] not in listed_paths and not replace_unlisted:
+                        raise ManifestError(
+                            f"{dest}: a file no row lists is in the way; add it with "
+                            "'guitarlab recover' or move it away"
+                        )
+                    if row["path"] in listed_paths:
+                        raise ManifestError(f"{dest}: another row already points at this file")
+                    os.replace(tmp, dest)
+                    moved.append(dest)
+                listed_ids.add(row["id"])
+                listed_paths.add(row["path"])
+                added.append(row)
+            if added:
+                _write_atomic(
+                    manifest_path(root),
+                    _typed(pd.concat([frame, pd.DataFrame(added)], ignore_index=True)),
+                )
+            return added
+    except BaseException:
+        for dest in moved:  # never leave a file under its name without its row
+            dest.unlink(missing_ok=True)
+        _discard(items)
+        raise
+    finally:
+        release_ids(root, [row["id"] for row, _ in items])
+
+
+def _discard(items: list[tuple[dict, Path | None]]) -> None:
+    for _, tmp in items:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+def commit_audio(
+    root: str | os.PathLike,
+    row: dict,
+    audio: np.ndarray,
+    sample_rate: int,
+    *,
+    subtype: str | None = None,
+    replace_unlisted: bool = False,
+) -> dict:
+    """Write ``audio`` to a temp name beside ``row["path"]``, fill the file columns
+    (header, levels, sha256) from it and commit the row (:func:`commit_rows`).
+
+    The one way synth, augment and other in-memory writers add a file.
+    """
+    from guitarlab.datasets.audio import DEFAULT_SUBTYPE, file_columns, write_audio_file
+
+    dest = resolve_audio_path(root, row["path"])
+    tmp = temp_name(dest)
+    try:
+        write_audio_file(tmp, audio, sample_rate, subtype=subtype or DEFAULT_SUBTYPE, dest=dest)
+        row = {**row, **file_columns(tmp)}
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    commit_rows(root, [(row, tmp)], replace_unlisted=replace_unlisted)
+    return row
 
 
 def init_corpus(root: str | os.PathLike) -> Path:

@@ -508,14 +508,13 @@ def synth_to_corpus(
     """
     from tqdm import tqdm
 
-    from guitarlab.datasets.audio import file_columns, write_audio_atomic
     from guitarlab.datasets.manifest import (
         RAW_TONE,
         TAKES_DIR,
-        append_rows,
+        commit_audio,
         init_corpus,
-        load_manifest,
         next_take_number,
+        reserve_rows,
         row_id,
         take_key,
     )
@@ -528,32 +527,38 @@ def synth_to_corpus(
     if takes < 1 or (first_take is not None and first_take < 1):
         raise RecorderError(f"takes={takes}, first_take={first_take}: both must be 1 or more")
     root = init_corpus(corpus)
-    manifest = load_manifest(root)
-    existing = dict(
-        zip(manifest["id"], manifest.get("synth_params", [""] * len(manifest)), strict=True)
-    )
-    jobs = []
-    for phrase in phrases:
-        start = (
-            first_take
-            if first_take is not None
-            else max(next_take_number(manifest, g, phrase) for g in guitars)
+
+    todo: list[tuple] = []
+
+    def choose(manifest):  # under the lock; the manifest lists ids others reserved too
+        existing = dict(
+            zip(manifest["id"], manifest.get("synth_params", [""] * len(manifest)), strict=True)
         )
-        for number in range(start, start + takes):
-            jobs += [(g, phrase, number) for g in guitars]
-    todo = []
-    for name, phrase, number in jobs:  # refuse conflicts before rendering anything
-        rid = row_id(take_key(name, phrase, number), RAW_TONE)
-        params = synth_params(
-            name, phrase, take=number, seed=seed, seconds=seconds, bpm=bpm, key=key,
-            sample_rate=sample_rate, options=options,
-        )  # fmt: skip
-        if rid not in existing:
-            todo.append((name, phrase, number, rid, params))
-        elif existing[rid] != params:
-            raise RecorderError(
-                f"{rid} is already in the corpus with other parameters; pick another --first-take"
+        jobs = []
+        for phrase in phrases:
+            start = (
+                first_take
+                if first_take is not None
+                else max(next_take_number(manifest, g, phrase) for g in guitars)
             )
+            for number in range(start, start + takes):
+                jobs += [(g, phrase, number) for g in guitars]
+        for name, phrase, number in jobs:  # refuse conflicts before rendering anything
+            rid = row_id(take_key(name, phrase, number), RAW_TONE)
+            params = synth_params(
+                name, phrase, take=number, seed=seed, seconds=seconds, bpm=bpm, key=key,
+                sample_rate=sample_rate, options=options,
+            )  # fmt: skip
+            if rid not in existing:
+                todo.append((name, phrase, number, rid, params))
+            elif existing[rid] != params:
+                raise RecorderError(
+                    f"{rid} is already in the corpus with other parameters; pick another --first-take"
+                )
+        return [{"id": j[3], "take": take_key(*j[:3]), "path": f"{TAKES_DIR}/{j[3]}.wav",
+                 "synth_params": j[4]} for j in todo]  # fmt: skip
+
+    reserve_rows(root, choose)  # commit_audio releases each id as it adds its row
     added: list[str] = []
     for name, phrase, number, rid, params in tqdm(
         todo, desc="synth takes", unit="take", disable=not progress
@@ -563,7 +568,6 @@ def synth_to_corpus(
             name, phrase, take=number, seed=seed, seconds=seconds, bpm=bpm, key=key,
             sample_rate=sample_rate, options=options,
         )  # fmt: skip
-        path = write_audio_atomic(Path(root) / TAKES_DIR / f"{rid}.wav", audio, sample_rate)
         opts = json.loads(params)["options"]
         row = {
             "id": rid,
@@ -572,7 +576,6 @@ def synth_to_corpus(
             "phrase": phrase,
             "tone": RAW_TONE,
             "take": take,
-            **file_columns(path),
             "gain_db": round(
                 level_match_gain_db(audio, target_rms_dbfs=DEFAULT_TARGET_RMS_DBFS), 3
             ),
@@ -582,7 +585,7 @@ def synth_to_corpus(
             "notes": f"synthetic {name}, {opts['pickup_position']} pickup, performance {number}",
             "synth_params": params,
         }
-        append_rows(root, [row])
+        commit_audio(root, row, audio, sample_rate)  # temp file, then moved in with its row
         added.append(rid)
     return added
 
