@@ -284,6 +284,7 @@ def record_command(
 
     source = _read_mono(play_file, rate) if play_file else None
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    failed: list[str] = []
     try:
         for number in range(1, n_takes + 1):
             if number > 1:
@@ -329,12 +330,22 @@ def record_command(
 
                 for d in json.loads(row["dropout_detail"]):
                     click.echo("dropout: " + Dropout(**d).describe())
-            for line in findings_text(findings_from_json(row["checks"])):
+            findings = findings_from_json(row["checks"])
+            for line in findings_text(findings):
                 click.echo(line)
+            if any(f.severity == "error" for f in findings):
+                failed.append(
+                    f"{row['id']} ({', '.join(f.check for f in findings if f.severity == 'error')})"
+                )
             if row["status"] == "partial":
                 break
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if failed:  # the take is kept and listed, but a script must not take it for a good one
+        raise click.ClickException(
+            f"take(s) failed their checks: {'; '.join(failed)}; see the lines above, "
+            "fix the cause and record again"
+        )
 
 
 # ---------------------------------------------------------------- recover and check
