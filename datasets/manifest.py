@@ -213,7 +213,34 @@ def load_manifest(root: str | os.PathLike) -> pd.DataFrame:
         raise ManifestError(
             f"{path}: not a readable CSV ({str(exc).splitlines()[0]}); restore it from a backup"
         ) from exc
-    return _typed(frame)
+    typed = _typed(frame)
+    typed.attrs["bad_cells"] = _bad_cells(frame)
+    return typed
+
+
+def _bad_cells(text: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """``(id, column, value)`` of number cells that hold something other than a number."""
+    bad = []
+    for name, (kind, _) in SCHEMA.items():
+        if kind == "str" or name not in text:
+            continue
+        cells = text[name].astype(str).str.strip()
+        parsed = pd.to_numeric(cells.where(cells != "", None), errors="coerce")
+        for index in np.flatnonzero(parsed.isna().to_numpy() & (cells != "").to_numpy()):
+            rid = str(text["id"].iloc[index]) if "id" in text else f"line {index + 2}"
+            bad.append((rid, name, str(text[name].iloc[index])))
+    return bad
+
+
+def _refuse_bad_cells(frame: pd.DataFrame, root: str | os.PathLike) -> None:
+    """Saving would erase a cell that is not a number: refuse, naming it."""
+    bad = frame.attrs.get("bad_cells") or []
+    if bad:
+        rid, column, value = bad[0]
+        raise ManifestError(
+            f"{manifest_path(root)}: row {rid!r}: {column} {value!r} is not a number; "
+            "fix that cell (guitarlab manifest check lists them all) before adding files"
+        )
 
 
 def _write_atomic(path: Path, frame: pd.DataFrame) -> None:
@@ -291,6 +318,7 @@ def update_manifest(
     """Load, ``change``, validate and save the manifest as one locked, atomic step."""
     with manifest_lock(root):
         frame = load_manifest(root)
+        _refuse_bad_cells(frame, root)
         updated = _typed(change(frame))
         duplicates = updated["id"][updated["id"].duplicated()].unique()
         if len(duplicates):
@@ -474,6 +502,7 @@ def commit_rows(
     try:
         with manifest_lock(root):
             frame = load_manifest(root)
+            _refuse_bad_cells(frame, root)
             listed_ids, listed_paths = set(frame["id"]), set(frame["path"])
             added: list[dict] = []
             for row, tmp in items:
@@ -621,19 +650,24 @@ def check_manifest(root: str | os.PathLike, *, verify_sha256: bool = True) -> li
 
     Like mirdata's ``validate()``, this reports and lets the caller decide what to do.
     """
-    from guitarlab.datasets.audio import audio_info, sha256_file
+    from guitarlab.datasets.audio import audio_info, sha256_file, wav_length_problem
 
     frame = load_manifest(root)
-    problems: list[Problem] = []
+    problems: list[Problem] = [Problem(str(rel), why) for rel, why in stray_files(root, frame)]
     ids = set(frame["id"])
     for dup in sorted(frame["id"][frame["id"].duplicated()].unique()):
         problems.append(Problem(dup, "duplicate id; every row needs its own id"))
     by_id = {row["id"]: row for _, row in frame.iterrows()}
+    bad = {(rid, column) for rid, column, _ in frame.attrs.get("bad_cells", [])}
+    for rid, column, value in frame.attrs.get("bad_cells", []):
+        problems.append(
+            Problem(rid, f"{column} {value!r} is not a number; correct the cell in manifest.csv")
+        )
     for _, row in frame.iterrows():
         rid = row["id"]
         problems += [Problem(rid, message) for message in label_problems(row)]
         for column in HEADER_COLUMNS:
-            if pd.isna(row[column]):
+            if pd.isna(row[column]) and (rid, column) not in bad:
                 problems.append(
                     Problem(
                         rid,
@@ -662,6 +696,9 @@ def check_manifest(root: str | os.PathLike, *, verify_sha256: bool = True) -> li
         except Exception as exc:  # report, never crash the check
             problems.append(Problem(rid, str(exc)))
             continue
+        cut = wav_length_problem(full)
+        if cut:
+            problems.append(Problem(rid, f"{row['path']}: {cut}"))
         for column, actual in zip(
             HEADER_COLUMNS, (info.samplerate, info.channels, info.frames), strict=True
         ):
@@ -678,6 +715,85 @@ def check_manifest(root: str | os.PathLike, *, verify_sha256: bool = True) -> li
         elif not row["sha256"]:
             problems.append(Problem(rid, "sha256 is empty"))
     return problems
+
+
+TEMP_RE = re.compile(r"^\.(?P<stem>.+)\.(?P<pid>\d+)-[0-9a-f]+\.part(\.\w+)?$")
+
+
+def stray_files(
+    root: str | os.PathLike, frame: pd.DataFrame | None = None
+) -> list[tuple[str, str]]:
+    """Files in the corpus no row accounts for: ``(relative path, why)``.
+
+    Temp files of interrupted writes (``.NAME.<pid>-<hex>.part.wav``, ``*.tmp``) whose
+    process is gone, stale reservations, and audio under ``takes/``/``tones/`` that no
+    row lists (and no live process is writing).
+    """
+    from guitarlab.datasets.audio import AUDIO_SUFFIXES
+
+    root = Path(root)
+    frame = load_manifest(root) if frame is None else frame
+    listed = set(frame["path"])
+    in_flight = {row.get("path", "") for row in reservations(root)}
+    out = []
+    for folder in (root, root / TAKES_DIR, root / TONES_DIR):
+        for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+            if not path.is_file():
+                continue
+            rel = path.relative_to(root).as_posix()
+            name = path.name
+            match = TEMP_RE.match(name)
+            if match or (name.startswith(".") and (".part" in name or name.endswith(".tmp"))):
+                if match and _alive(int(match["pid"])):
+                    continue
+                out.append(
+                    (
+                        rel,
+                        "temp file of an interrupted write; 'guitarlab recover --clean' removes it",
+                    )
+                )
+            elif folder != root and path.suffix.lower() in AUDIO_SUFFIXES:
+                if rel in listed or rel in in_flight:
+                    continue
+                fix = (
+                    "'guitarlab recover' adds it"
+                    if folder.name == TAKES_DIR
+                    else "'guitarlab recover --clean' removes it"
+                )
+                out.append((rel, f"audio file no row lists; {fix}"))
+    for marker in (
+        sorted((root / RESERVED_DIR).glob("*.json")) if (root / RESERVED_DIR).is_dir() else []
+    ):
+        try:
+            owner = json.loads(marker.read_text(encoding="utf-8")).get("_owner", {})
+        except (OSError, ValueError):
+            owner = {}
+        if owner.get("host") == socket.gethostname() and not _alive(int(owner.get("pid", 0))):
+            out.append(
+                (
+                    marker.relative_to(root).as_posix(),
+                    "stale reservation; 'guitarlab recover --clean' removes it",
+                )
+            )
+    return out
+
+
+def clean_strays(root: str | os.PathLike) -> list[str]:
+    """Delete what :func:`stray_files` lists except unlisted takes (a recording is never
+    deleted: ``recover`` adds it); unlisted renders go with their preset sidecar."""
+    root = Path(root)
+    removed = []
+    with manifest_lock(root):
+        for rel, _ in stray_files(root):
+            path = root / rel
+            if rel.startswith(f"{TAKES_DIR}/") and not path.name.startswith("."):
+                continue
+            path.unlink(missing_ok=True)
+            if rel.startswith(f"{TONES_DIR}/") and not path.name.startswith("."):
+                for sidecar in path.parent.glob(f"{path.stem}.*json"):
+                    sidecar.unlink(missing_ok=True)
+            removed.append(rel)
+    return removed
 
 
 def fix_levels(root: str | os.PathLike, *, target_rms_dbfs: float | None = None) -> pd.DataFrame:
@@ -704,6 +820,9 @@ def fix_levels(root: str | os.PathLike, *, target_rms_dbfs: float | None = None)
 # ---------------------------------------------------------------- summary
 
 
+# Extra columns writers fill with what they measured (take checks, dropouts), not labels.
+RECORD_COLUMNS = ("checks", "dropouts", "stalls", "dropped_frames", "dropout_detail")
+
 # Schema columns that label files, shown by ``column_summary`` beside every extra column.
 SUMMARY_LABEL_COLUMNS = ("pickup", "player")
 
@@ -721,7 +840,7 @@ def column_summary(frame: pd.DataFrame, *, max_values: int = 12) -> pd.DataFrame
         ``column``, ``values`` (distinct), ``files`` (rows with a value), ``counts``
         (``"value (files), ..."``, the first ``max_values``).
     """
-    extras = [c for c in frame.columns if c not in SCHEMA]
+    extras = [c for c in frame.columns if c not in SCHEMA and c not in RECORD_COLUMNS]
     out = []
     for column in [*SUMMARY_LABEL_COLUMNS, *extras]:
         if column not in frame.columns:

@@ -353,7 +353,12 @@ def record_command(
 
 @click.command("recover")
 @corpus_option("Corpus folder.")
-def recover_command(corpus: str) -> None:
+@click.option(
+    "--clean",
+    is_flag=True,
+    help="Also delete temp files of interrupted writes, stale reservations and renders no row lists (never a take).",
+)
+def recover_command(corpus: str, clean: bool) -> None:
     """Add takes left on disk without a row (after a kill or power cut), marked partial.
 
     Their WAV headers are repaired first so every reader sees all the audio.
@@ -365,12 +370,17 @@ def recover_command(corpus: str) -> None:
     from guitarlab.recorder.recover import recover_takes
 
     report = recover_takes(corpus)
+    if clean:
+        from guitarlab.datasets.manifest import clean_strays
+
+        for rel in clean_strays(corpus):
+            click.echo(f"removed {rel}")
     for row in report.added:
         seconds = int(row["frames"]) / int(row["sample_rate"])
         click.echo(f"recovered {row['path']}: {seconds:.1f} s, marked partial")
     for name, reason in report.skipped:
         click.echo(f"skipped {name}: {reason}", err=True)
-    if not report.added and not report.skipped:
+    if not report.added and not report.skipped and not clean:
         click.echo("nothing to recover: every take has its row")
     if report.skipped:
         sys.exit(1)
