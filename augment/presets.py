@@ -311,6 +311,52 @@ def _load_ir(preset: dict, value: object) -> ImpulseResponse:
     return ImpulseResponse(np.ascontiguousarray(ir.T), int(rate))
 
 
+# What each native plugin accepts (pedalboard/JUCE take any float and render garbage,
+# or NaN, outside these): by parameter name, with per-plugin exceptions. Inclusive.
+PARAMETER_RANGES: dict[str, tuple[float, float]] = {
+    "cutoff_frequency_hz": (1.0, 48000.0),
+    "centre_frequency_hz": (1.0, 48000.0),
+    "cutoff_hz": (1.0, 48000.0),
+    "gain_db": (-96.0, 48.0),
+    "drive_db": (0.0, 60.0),
+    "threshold_db": (-100.0, 0.0),
+    "ceiling_db": (-100.0, 0.0),
+    "ratio": (1.0, 100.0),
+    "attack_ms": (0.0, 5000.0),
+    "release_ms": (0.0, 10000.0),
+    "lookahead_ms": (0.0, 100.0),
+    "q": (0.01, 100.0),
+    "mix": (0.0, 1.0),
+    "depth": (0.0, 1.0),
+    "feedback": (0.0, 0.99),
+    "rate_hz": (0.0, 99.0),
+    "centre_delay_ms": (0.0, 100.0),
+    "delay_seconds": (0.0, 30.0),
+    "room_size": (0.0, 1.0),
+    "damping": (0.0, 1.0),
+    "wet_level": (0.0, 1.0),
+    "dry_level": (0.0, 1.0),
+    "width": (0.0, 1.0),
+    "freeze_mode": (0.0, 1.0),
+    "resonance": (0.0, 1.0),
+    "drive": (1.0, 100.0),
+    "bit_depth": (1.0, 32.0),
+    "semitones": (-72.0, 72.0),
+    "target_sample_rate": (100.0, 384000.0),
+    "vbr_quality": (0.0, 10.0),
+}
+PLUGIN_RANGES: dict[tuple[str, str], tuple[float, float]] = {
+    ("Phaser", "feedback"): (-0.99, 0.99),
+    ("Chorus", "feedback"): (-0.99, 0.99),
+    ("Clipping", "threshold_db"): (-100.0, 24.0),
+}
+
+
+def parameter_range(plugin: str, name: str) -> tuple[float, float] | None:
+    """The inclusive range a native plugin's parameter must lie in, or None (unchecked)."""
+    return PLUGIN_RANGES.get((plugin, name), PARAMETER_RANGES.get(name))
+
+
 def _step_error(preset: dict, index: int, plugin: str, message: str) -> AugmentError:
     return AugmentError(f"{_where(preset)}, step {index} {plugin}: {message}")
 
@@ -343,6 +389,14 @@ def _build_step(
             continue
         if not _is_number(value) or not math.isfinite(value):
             raise _step_error(preset, index, plugin, f"{name} must be a number, got {value!r}")
+        bounds = parameter_range(plugin, name)
+        if bounds and not bounds[0] <= float(value) <= bounds[1]:
+            raise _step_error(
+                preset,
+                index,
+                plugin,
+                f"{name} {value!r} is out of range; use {bounds[0]:g}..{bounds[1]:g}",
+            )
     cabinet = None
     if plugin == "Convolution":
         if IR_PARAMETER not in params:

@@ -364,7 +364,7 @@ def append_rows(root: str | os.PathLike, rows: Iterable[dict]) -> pd.DataFrame:
 RESERVED_DIR = ".reserved"
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -388,7 +388,7 @@ def reservations(root: str | os.PathLike, *, drop_stale: bool = False) -> list[d
         except (OSError, ValueError):
             continue
         owner = data.pop("_owner", {})
-        if owner.get("host") == socket.gethostname() and not _alive(int(owner.get("pid", 0))):
+        if owner.get("host") == socket.gethostname() and not pid_alive(int(owner.get("pid", 0))):
             if drop_stale:
                 marker.unlink(missing_ok=True)
             continue
@@ -744,7 +744,7 @@ def stray_files(
             name = path.name
             match = TEMP_RE.match(name)
             if match or (name.startswith(".") and (".part" in name or name.endswith(".tmp"))):
-                if match and _alive(int(match["pid"])):
+                if match and pid_alive(int(match["pid"])):
                     continue
                 out.append(
                     (
@@ -768,7 +768,7 @@ def stray_files(
             owner = json.loads(marker.read_text(encoding="utf-8")).get("_owner", {})
         except (OSError, ValueError):
             owner = {}
-        if owner.get("host") == socket.gethostname() and not _alive(int(owner.get("pid", 0))):
+        if owner.get("host") == socket.gethostname() and not pid_alive(int(owner.get("pid", 0))):
             out.append(
                 (
                     marker.relative_to(root).as_posix(),
