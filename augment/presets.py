@@ -28,6 +28,7 @@ import json
 import math
 import os
 import re
+import sys
 import zlib
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -211,16 +212,31 @@ def _preset_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.json")) if folder.is_dir() else []
 
 
-def load_presets(corpus: str | os.PathLike | None = None) -> dict[str, dict]:
-    """Every preset by name: the built-ins, then ``CORPUS/presets/*.json`` over them."""
+def load_presets(
+    corpus: str | os.PathLike | None = None, *, broken: list[tuple[Path, str]] | None = None
+) -> dict[str, dict]:
+    """Every preset by name: the built-ins, then ``CORPUS/presets/*.json`` over them.
+
+    A corpus preset file that cannot be read does not block the others: it is left out
+    and ``(path, reason)`` goes to ``broken`` (or one warning line to stderr).
+    """
     from guitarlab.datasets.manifest import PRESETS_DIR
 
     presets: dict[str, dict] = {}
-    folders = [BUILTIN_PRESETS_DIR] + ([Path(corpus) / PRESETS_DIR] if corpus else [])
-    for folder in folders:
-        for path in _preset_files(folder):
+    for path in _preset_files(BUILTIN_PRESETS_DIR):
+        preset = load_preset_file(path)
+        presets[preset["name"]] = preset
+    for path in _preset_files(Path(corpus) / PRESETS_DIR) if corpus else []:
+        try:
             preset = load_preset_file(path)
-            presets[preset["name"]] = preset
+        except AugmentError as exc:
+            if broken is None:
+                print(f"warning: preset {path.stem} left out: {exc}", file=sys.stderr)
+            else:
+                broken.append((path, str(exc)))
+            presets.pop(path.stem, None)  # never fall back silently to a built-in of that name
+            continue
+        presets[preset["name"]] = preset
     return dict(sorted(presets.items()))
 
 
@@ -230,8 +246,12 @@ def get_presets(names: list[str] | str, corpus: str | os.PathLike | None = None)
         names = [n.strip() for n in names.split(",") if n.strip()]
     if not names:
         raise AugmentError("no tones given; name presets such as clean,crunch,distorted")
-    presets = load_presets(corpus)
+    broken: list[tuple[Path, str]] = []
+    presets = load_presets(corpus, broken=broken)
+    reasons = {path.stem: reason for path, reason in broken}
     for name in names:
+        if name in reasons:
+            raise AugmentError(reasons[name])
         if name not in presets:
             raise AugmentError(f"unknown preset {name!r}; known: {', '.join(presets)}")
     return [presets[name] for name in dict.fromkeys(names)]
