@@ -302,10 +302,8 @@ def manifest_lock(root: str | os.PathLike, *, timeout_s: float | None = None) ->
             f"{path}: another guitarlab process held the manifest lock for {timeout_s:.0f} s; "
             "let it finish and run this again (the lock goes with that process: do not delete the file)"
         ) from exc
-    except PermissionError as exc:
-        raise ManifestError(
-            f"{path}: cannot open the manifest lock ({exc.strerror}); is the corpus read-only?"
-        ) from exc
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot take the manifest lock ({os_reason(exc)})") from exc
     try:
         yield
     finally:
