@@ -8,6 +8,7 @@ schema does not know are carried through untouched.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import json
@@ -394,6 +395,16 @@ def reservations(root: str | os.PathLike, *, drop_stale: bool = False) -> list[d
     return held
 
 
+_HELD: set[tuple[Path, str]] = set()
+
+
+@atexit.register
+def _release_held() -> None:
+    """A writer that stops on an error releases what it had reserved as it exits."""
+    for root, rid in list(_HELD):
+        release_ids(root, [rid])
+
+
 @dataclass
 class Reservation:
     """Ids (and their rows' labels) reserved by this process; release them when done."""
@@ -425,6 +436,7 @@ def release_ids(root: str | os.PathLike, ids: Iterable[str]) -> None:
             continue
         if owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname():
             marker.unlink(missing_ok=True)
+            _HELD.discard((Path(root), rid))
 
 
 def reserve_rows(
@@ -456,6 +468,7 @@ def reserve_rows(
                 owner = {"pid": os.getpid(), "host": socket.gethostname()}
                 with open(marker, "x", encoding="utf-8") as handle:
                     reservation.rows.append(row)
+                    _HELD.add((root, row["id"]))
                     json.dump({**row, "_owner": owner}, handle, default=str)
                 taken.add(row["id"])
         except OSError as exc:
@@ -724,7 +737,7 @@ def stray_files(
     """Files in the corpus no row accounts for: ``(relative path, why)``.
 
     Temp files of interrupted writes (``.NAME.<pid>-<hex>.part.wav``, ``*.tmp``) whose
-    process is gone, stale reservations, and audio under ``takes/``/``tones/`` that no
+    process is gone, and audio under ``takes/``/``tones/`` that no
     row lists (and no live process is writing).
     """
     from guitarlab.datasets.audio import AUDIO_SUFFIXES
@@ -759,20 +772,6 @@ def stray_files(
                     else "'guitarlab recover --clean' removes it"
                 )
                 out.append((rel, f"audio file no row lists; {fix}"))
-    for marker in (
-        sorted((root / RESERVED_DIR).glob("*.json")) if (root / RESERVED_DIR).is_dir() else []
-    ):
-        try:
-            owner = json.loads(marker.read_text(encoding="utf-8")).get("_owner", {})
-        except (OSError, ValueError):
-            owner = {}
-        if owner.get("host") == socket.gethostname() and not pid_alive(int(owner.get("pid", 0))):
-            out.append(
-                (
-                    marker.relative_to(root).as_posix(),
-                    "stale reservation; 'guitarlab recover --clean' removes it",
-                )
-            )
     return out
 
 
@@ -782,6 +781,7 @@ def clean_strays(root: str | os.PathLike) -> list[str]:
     root = Path(root)
     removed = []
     with manifest_lock(root):
+        reservations(root, drop_stale=True)  # harmless (the next writer drops them) but tidy
         for rel, _ in stray_files(root):
             path = root / rel
             if rel.startswith(f"{TAKES_DIR}/") and not path.name.startswith("."):

@@ -484,9 +484,18 @@ def test_a_full_disk_gives_one_line_and_no_orphan(corpus: Path, tmp_path: Path, 
         shutil.copytree(corpus, target)
         before = snapshot(target)
         _fill(point, 60_000)  # room for a manifest rewrite, not for a 1 s take
-        if command == "synth":
-            args = ["synth", "--corpus", target, "--guitars", "telecaster", "--seconds", "2"]
-            result = run(*args)
+        if command == "synth":  # a process of its own: what it reserved goes when it exits
+            done = subprocess.run(
+                [*GUITARLAB, "synth", "--corpus", str(target), "--guitars", "telecaster",
+                 "--seconds", "2", "--quiet"],
+                capture_output=True, text=True,
+            )  # fmt: skip
+            assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+            assert "no space left on device" in done.stderr.strip().splitlines()[-1]
+            assert snapshot(target) == before
+            assert not list((target / ".reserved").glob("*"))
+            assert mf.check_manifest(target) == []
+            return
         elif command == "augment":
             write_tone(tmp_path / "long" / "long.wav", seconds=2.0, freq_hz=247.0)
             (point / "filler").unlink()
