@@ -256,8 +256,8 @@ def _write_atomic(path: Path, frame: pd.DataFrame) -> None:
 
 def os_reason(exc: OSError) -> str:
     """The OS's reason in a few words, with what to do for the common ones."""
-    if exc.errno == errno.ENOSPC:
-        return "no space left on device: free some space and run this again"
+    if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return f"{exc.strerror}: is the disk full? free some space and run this again"
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return f"{exc.strerror}: the corpus is read-only for you"
     return exc.strerror or str(exc)
@@ -471,13 +471,14 @@ def reserve_rows(
                     _HELD.add((root, row["id"]))
                     json.dump({**row, "_owner": owner}, handle, default=str)
                 taken.add(row["id"])
-        except OSError as exc:
-            reservation.release()
-            raise ManifestError(
-                f"{root / RESERVED_DIR}: cannot reserve ids ({os_reason(exc)})"
-            ) from exc
-        except BaseException:
-            reservation.release()
+        except BaseException as exc:
+            for row in reservation.rows:  # a half-written marker cannot be read back: unlink
+                (root / RESERVED_DIR / f"{row['id']}.json").unlink(missing_ok=True)
+                _HELD.discard((root, row["id"]))
+            if isinstance(exc, OSError):
+                raise ManifestError(
+                    f"{root / RESERVED_DIR}: cannot reserve ids ({os_reason(exc)})"
+                ) from exc
             raise
     return reservation
 
