@@ -1,5 +1,9 @@
 """Run every benchmark and write BENCHMARKS.md: ``python -m benchmarks [--quick] [--only synth,augment]``.
 
+``--only model`` measures model quality instead (protocols x models x seeds) and writes
+MODEL.md (see benchmarks/bench_model.py); it is not part of the default run (about an hour
+on two cores).
+
 Each ``benchmarks/bench_<stage>.py`` returns rows whose figures are ratios against a
 reference measured in the same run, so the table compares across machines.
 """
@@ -81,6 +85,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     stages = [s for s in (args.only.split(",") if args.only else STAGES) if s]
+    if "model" in stages:
+        from benchmarks import bench_model
+
+        started = time.perf_counter()
+        print("== model (writes MODEL.md)", flush=True)
+        results = bench_model.measure(args.quick)
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        text = bench_model.markdown(results, machine=f"{machine_line()} ({now})", quick=args.quick)
+        model_md = (
+            HERE.parent / "MODEL.md"
+            if not args.quick
+            else Path(args.out).with_name("MODEL-quick.md")
+        )
+        model_md.write_text(text, encoding="utf-8")
+        print(text)
+        print(f"   {time.perf_counter() - started:.1f} s; wrote {model_md}", flush=True)
+        stages = [s for s in stages if s != "model"]
+        if not stages:
+            return 0
     results: dict[str, list[Row] | str] = {}
     for stage in stages:
         name = f"benchmarks.bench_{stage}"

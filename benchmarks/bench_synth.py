@@ -5,7 +5,11 @@ The reference is the audio's own duration: a ratio of 10 means a 60 s take rende
 starves. Rendering runs in a child process pinned to one BLAS thread (the note renderer
 is one matrix product per note). The full run also reports the default corpus's
 one-feature baseline (a spectral-centroid threshold), the number that shows the task
-is not trivial.
+is not trivial, and the family's guitar-holdout baselines: on randomized takes of
+every family guitar, trained on some guitars and scored on guitars never seen, the
+shortcuts (a centroid or loudness threshold, a logistic regression on the log band
+energies below 300 Hz) score near chance while all 24 log bands still carry the
+pickup type.
 """
 
 from __future__ import annotations
@@ -76,6 +80,140 @@ def _baseline_accuracy(seconds: float) -> float:
     )
 
 
+WINDOW = 8000
+LOW_BAND_HZ = 300.0
+
+
+def family_windows(
+    *, seconds: float = 12.0, takes: int = 3, seed: int = 0, sample_rate: int = 44100,
+    phrases: tuple[str, ...] = ("backing", "lead"),
+) -> dict:  # fmt: skip
+    """Randomized takes of every family guitar, cut into 8000-sample windows.
+
+    Returns ``{"windows": (N, 8000) per-file standardized, "level_db": (N,) raw window RMS,
+    "guitar": (N,), "pickup": (N,)}``, the inputs of :func:`holdout_scores`.
+    """
+    import numpy as np
+
+    from guitarlab.recorder.synth import (
+        family_guitars,
+        guitar_labels,
+        randomize_take,
+        render_take,
+    )
+
+    parts: dict[str, list] = {
+        "windows": [], "level_db": [], "guitar": [], "pickup": [], "file": []
+    }  # fmt: skip
+    for guitar in family_guitars():
+        for phrase in phrases:
+            for take in range(1, takes + 1):
+                opts, bpm, key = randomize_take(guitar, phrase, take=take, seed=seed)
+                audio = render_take(
+                    guitar, phrase, take=take, seed=seed, seconds=seconds, bpm=bpm, key=key,
+                    sample_rate=sample_rate, options=opts,
+                ).astype(np.float64)  # fmt: skip
+                cut = audio[: audio.size // WINDOW * WINDOW].reshape(-1, WINDOW)
+                parts["windows"].append((cut - audio.mean()) / (audio.std() + 1e-12))
+                parts["level_db"].append(10 * np.log10(np.mean(cut**2, axis=1) + 1e-20))
+                label = guitar_labels(guitar, opts["pickup_position"])["pickup"]
+                parts["guitar"].append(np.full(len(cut), guitar))
+                parts["pickup"].append(np.full(len(cut), label))
+                parts["file"].append(np.full(len(cut), f"{guitar}-{phrase}-{take}"))
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def holdout_scores(data: dict, *, sample_rate: int = 44100) -> dict[str, dict[str, list[float]]]:
+    """Balanced accuracy, single coil vs humbucker, on guitars never seen in training.
+
+    Every fold holds out one single-coil and one humbucker guitar (all pairs; the
+    superstrat and its split setting share a body, so holding out one drops both from
+    training) and trains on the rest; P-90s sit out of this two-class task. Feature
+    sets: the best spectral-centroid threshold, the best loudness threshold, a logistic
+    regression on the log band energies below 300 Hz (hum and the low strings) and one
+    on all 24 log band energies. Returns ``{feature set: {"window": [score per fold],
+    "file": [...]}}``; a file's decision is the majority of its windows.
+    """
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.tree import DecisionTreeClassifier
+
+    from guitarlab.recorder.synth import spectral_centroid_hz
+    from guitarlab.train.evaluate import band_energies
+
+    keep = np.isin(data["pickup"], ["single_coil", "humbucker"])
+    guitar, y = data["guitar"][keep], (data["pickup"][keep] == "humbucker").astype(int)
+    files = data["file"][keep]
+    windows = data["windows"][keep]
+    bands = band_energies(windows)
+    n_bins = WINDOW // 2 + 1
+    edges = np.unique(np.geomspace(1, n_bins, 25).astype(int))
+    low = edges[1:] * sample_rate / WINDOW <= LOW_BAND_HZ
+    features = {
+        "spectral-centroid threshold": spectral_centroid_hz(windows, sample_rate)[:, None],
+        "loudness threshold (raw window RMS)": data["level_db"][keep][:, None],
+        "logistic regression, log band energies < 300 Hz": bands[:, low],
+        "logistic regression, all 24 log band energies": bands,
+    }
+    body = np.array([g.removesuffix("_split") for g in guitar])
+    singles = sorted(set(guitar[y == 0]))
+    humbuckers = sorted(set(guitar[y == 1]))
+    scores = {name: {"window": [], "file": []} for name in features}
+    for s in singles:
+        for h in humbuckers:
+            test = np.isin(guitar, [s, h])
+            train = ~np.isin(body, [s.removesuffix("_split"), h.removesuffix("_split")])
+            for name, x in features.items():
+                if x.shape[1] == 1:
+                    model = DecisionTreeClassifier(max_depth=1, class_weight="balanced")
+                else:
+                    model = make_pipeline(
+                        StandardScaler(),
+                        LogisticRegression(class_weight="balanced", max_iter=2000),
+                    )
+                model.fit(x[train], y[train])
+                predicted = model.predict(x[test])
+                scores[name]["window"].append(balanced_accuracy_score(y[test], predicted))
+                names, index = np.unique(files[test], return_inverse=True)
+                votes = np.bincount(index, weights=predicted) / np.bincount(index)
+                truth = np.bincount(index, weights=y[test]) / np.bincount(index)
+                scores[name]["file"].append(balanced_accuracy_score(truth, votes > 0.5))
+    return scores
+
+
+def family_rows(*, seconds: float, takes: int, seed: int = 0) -> list[Row]:
+    """The shortcut baselines and the band-energy regression on held-out guitars."""
+    import numpy as np
+
+    data = family_windows(seconds=seconds, takes=takes, seed=seed)
+    scores = holdout_scores(data)
+    n_files = len(set(data["file"]))
+    rows = []
+    for name, by in scores.items():
+        window, file = np.array(by["window"]), np.array(by["file"])
+        shortcut = "all 24" not in name
+        rows.append(
+            Row(
+                benchmark="synth",
+                figure=f"randomized family, held-out guitars, single coil vs humbucker: {name}",
+                value=float(window.mean()),
+                unit="balanced accuracy (windows)",
+                reference="chance",
+                reference_value=0.5,
+                goal="<= 0.65: no shortcut" if shortcut else "> the shortcuts: learnable",
+                notes=(
+                    f"{len(window)} folds (one single-coil + one humbucker guitar held out), "
+                    f"range {window.min():.2f}-{window.max():.2f}; file vote {file.mean():.3f}; "
+                    f"{n_files} takes of {seconds:g} s, --randomize, seed {seed}"
+                ),
+            )
+        )
+    return rows
+
+
 def run(quick: bool) -> list[Row]:
     """Realtime factors of 60 s takes (10 s when ``quick``) on one core."""
     seconds = 10.0 if quick else 60.0
@@ -109,6 +247,7 @@ def run(quick: bool) -> list[Row]:
         )
     )
     if not quick:
+        rows += family_rows(seconds=12.0, takes=3)
         accuracy = _baseline_accuracy(60.0)
         rows.append(
             Row(

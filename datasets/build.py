@@ -38,7 +38,12 @@ from guitarlab import __version__
 from guitarlab.datasets.audio import wav_length_problem
 from guitarlab.datasets.manifest import load_manifest, path_problem
 from guitarlab.datasets.splits import SPLITS, file_windows, plan_splits
-from guitarlab.datasets.windows import SILENT_STD, first_sound_sample
+from guitarlab.datasets.windows import (
+    SILENCE_FLOOR_DBFS,
+    SILENT_STD,
+    first_sound_sample,
+    sounding,
+)
 from guitarlab.errors import DatasetError, GuitarlabError
 
 log = logging.getLogger("guitarlab.datasets")
@@ -376,6 +381,8 @@ def build_dataset(
     val_where: str | None = None,
     test_groups: list[str] | str | None = None,
     trim_silence: bool = False,
+    skip_silence: bool = False,
+    gate_dbfs: float = SILENCE_FLOOR_DBFS,
     progress: bool = True,
     overwrite: bool = False,
 ) -> Path:
@@ -414,6 +421,10 @@ def build_dataset(
     trim_silence : bool
         Start each take's windows at its first sound (``first_sound_sample`` of the
         earliest file of the take, so every tone of a take keeps one timeline).
+    skip_silence, gate_dbfs : bool, float
+        The energy gate: leave out every window whose RMS (as recorded, before gain or
+        standardization) is below ``gate_dbfs``: note lead-ins, gaps between phrases.
+        Silence is not evidence of a guitar. Off by default (the seed keeps every window).
 
     Returns
     -------
@@ -568,6 +579,8 @@ def build_dataset(
         "val_where": val_where,
         "test_groups": test_groups,
         "trim_silence": bool(trim_silence),
+        "skip_silence": bool(skip_silence),
+        "gate_dbfs": float(gate_dbfs) if skip_silence else None,
     }
     columns = _used_columns(rows, label, group_by, where, test_where, val_where)
     roles = {t: sp.role for t, sp in plan.takes.items()}
@@ -583,7 +596,7 @@ def build_dataset(
         "val_takes": sorted(t for t, r in roles.items() if r == "val"),
     }
 
-    def layout(row: pd.Series) -> dict[str, np.ndarray]:
+    def grid(row: pd.Series) -> dict[str, np.ndarray]:
         return file_windows(
             int(row["frames"]),
             plan.takes[str(row["take"])],
@@ -595,6 +608,22 @@ def build_dataset(
             file_id=str(row["id"]),
             start=int(row["offset"]),
         )
+
+    silent = (
+        silent_starts(rows, grid, window=window, rate=rate, floor_dbfs=gate_dbfs)
+        if skip_silence
+        else {}
+    )
+
+    def layout(row: pd.Series) -> dict[str, np.ndarray]:
+        starts = grid(row)
+        quiet = silent.get(str(row["id"]))
+        if quiet is None or not quiet.size:
+            return starts
+        return {
+            name: (st if name == "dropped" else st[~np.isin(st, quiet)])
+            for name, st in starts.items()
+        }
 
     # Pass 1, headers only: how many windows of each split, label and tone.
     totals = dict.fromkeys(SPLITS, 0)
@@ -608,6 +637,11 @@ def build_dataset(
             totals[name] += n
             if n:
                 counts[(name, str(row[label]), str(row["tone"]))] += n
+    if skip_silence:
+        skipped = sum(int(v.size) for v in silent.values())
+        notes.append(
+            f"--skip-silence: {skipped} window(s) below {gate_dbfs:g} dBFS left out as silence"
+        )
     trained = {lab for (s, lab, _), n in counts.items() if s == "train"}
     unseen = sorted({lab for (s, lab, _) in counts if s == "test"} - trained)
     if unseen:
@@ -704,6 +738,28 @@ def _resolve_split(
             "add --test-where or --split take/group"
         )
     return split, val
+
+
+def silent_starts(
+    rows: pd.DataFrame, grid, *, window: int, rate: int, floor_dbfs: float
+) -> dict[str, np.ndarray]:
+    """Per file id, the start samples of its windows (on ``grid(row)``) below the gate.
+
+    Reads every file once more (the gate is measured on the audio as recorded).
+    """
+    out = {}
+    for _, row in rows.iterrows():
+        starts = np.unique(
+            np.concatenate([v for k, v in grid(row).items() if k != "dropped"] or [[]])
+        ).astype(np.int64)
+        if not starts.size:
+            continue
+        audio, _ = load_mono(
+            row["file"], gain_db=None, rate=int(row["file_rate"]), target_rate=rate
+        )
+        blocks = np.stack([audio[s : s + window] for s in starts])
+        out[str(row["id"])] = starts[~sounding(blocks, floor_dbfs=floor_dbfs)]
+    return out
 
 
 def take_onsets(rows: pd.DataFrame, rate: int) -> list[int]:

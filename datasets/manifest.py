@@ -561,6 +561,28 @@ def _discard(items: list[tuple[dict, Path | None]]) -> None:
             tmp.unlink(missing_ok=True)
 
 
+def stage_audio(
+    root: str | os.PathLike,
+    row: dict,
+    audio: np.ndarray,
+    sample_rate: int,
+    *,
+    subtype: str | None = None,
+) -> tuple[dict, Path]:
+    """Write ``audio`` to a temp name beside ``row["path"]`` and fill the row's file
+    columns (header, levels, sha256) from it: ``(row, temp)``, ready for :func:`commit_rows`."""
+    from guitarlab.datasets.audio import DEFAULT_SUBTYPE, file_columns, write_audio_file
+
+    dest = resolve_audio_path(root, row["path"])
+    tmp = temp_name(dest)
+    try:
+        write_audio_file(tmp, audio, sample_rate, subtype=subtype or DEFAULT_SUBTYPE, dest=dest)
+        return {**row, **file_columns(tmp)}, tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def commit_audio(
     root: str | os.PathLike,
     row: dict,
@@ -570,21 +592,11 @@ def commit_audio(
     subtype: str | None = None,
     replace_unlisted: bool = False,
 ) -> dict:
-    """Write ``audio`` to a temp name beside ``row["path"]``, fill the file columns
-    (header, levels, sha256) from it and commit the row (:func:`commit_rows`).
+    """Stage ``audio`` (:func:`stage_audio`) and commit its row (:func:`commit_rows`).
 
-    The one way synth, augment and other in-memory writers add a file.
+    The one way synth and other in-memory writers add a single file.
     """
-    from guitarlab.datasets.audio import DEFAULT_SUBTYPE, file_columns, write_audio_file
-
-    dest = resolve_audio_path(root, row["path"])
-    tmp = temp_name(dest)
-    try:
-        write_audio_file(tmp, audio, sample_rate, subtype=subtype or DEFAULT_SUBTYPE, dest=dest)
-        row = {**row, **file_columns(tmp)}
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    row, tmp = stage_audio(root, row, audio, sample_rate, subtype=subtype)
     commit_rows(root, [(row, tmp)], replace_unlisted=replace_unlisted)
     return row
 

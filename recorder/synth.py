@@ -22,7 +22,6 @@ Examples
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 import zlib
@@ -34,7 +33,6 @@ from scipy import signal
 
 from guitarlab.errors import RecorderError
 from guitarlab.recorder import synth_guitar as sg
-from guitarlab.recorder.levels import DEFAULT_TARGET_RMS_DBFS, level_match_gain_db
 from guitarlab.recorder.synth_guitar import GUITARS
 from guitarlab.recorder.synth_phrases import PHRASES, Note, make_score
 
@@ -75,7 +73,12 @@ OPTIONS: dict[str, tuple] = {
     "resonance_hz": (None, 800.0, 15000.0, "put the pickup's resonance peak here (sets the capacitance)"),
     "preamp_gain_db": (0.0, -40.0, 60.0, "interface preamp gain; too hot clips"),
     "noise_floor_dbfs": (-90.0, -150.0, -30.0, "interface noise, RMS"),
+    "pluck_position": (None, 0.04, 0.45, "where the pick hits, fraction of the string from the bridge (unset: the score's, about 0.18)"),
+    "humbucker_hum": (None, 0.0, 1.0, "hum a humbucker's imperfect cancelling leaves, relative to a single coil (unset: 0)"),
 }  # fmt: skip
+# Options added after the first corpora were written: left out of ``synth_params`` while
+# unset, so the parameters (and the audio) of a take rendered before stay the same.
+LATER_OPTIONS = ("pluck_position", "humbucker_hum")
 
 
 # ---------------------------------------------------------------- options and labels
@@ -117,9 +120,18 @@ def resolve_options(guitar: str, options: dict | None = None) -> dict:
 
 
 def guitar_labels(guitar: str, position: str | None = None) -> dict:
-    """The manifest labels of a synthetic guitar: ``{"guitar": ..., "pickup": ...}``."""
+    """The manifest labels of a synthetic guitar: ``{"guitar": ..., "pickup": ...}``.
+
+    ``pickup`` is the kind of the selected coils (``single_coil``, ``humbucker``, ``p90``);
+    a split humbucker is a ``single_coil``.
+    """
     spec = _guitar(guitar)
-    names = spec["positions"][position or spec["default_position"]]
+    position = position or spec["default_position"]
+    if position not in spec["positions"]:
+        raise RecorderError(
+            f"{guitar} has no pickup position {position!r}; known: {', '.join(spec['positions'])}"
+        )
+    names = spec["positions"][position]
     kinds = {spec["pickups"][n]["kind"] for n in names}
     return {"guitar": guitar, "pickup": kinds.pop() if len(kinds) == 1 else spec["pickup"]}
 
@@ -249,6 +261,11 @@ def _play(score: list[Note], opts: dict, rng: np.random.Generator) -> list[Note]
 
     played = []
     spread = opts["dynamics_db"] / 6.0
+    shift = 0.0 if opts.get("pluck_position") is None else opts["pluck_position"] - 0.18
+
+    def pluck(note: Note) -> float:  # the player's picking point moves the score's
+        return note.pluck_frac + shift if shift else note.pluck_frac
+
     for note in score:
         level_db = 20 * np.log10(max(note.velocity, 1e-3) / 0.8) * spread + rng.normal(0.0, 0.7)
         played.append(
@@ -256,7 +273,7 @@ def _play(score: list[Note], opts: dict, rng: np.random.Generator) -> list[Note]
                 note,
                 start_s=max(0.0, note.start_s + rng.normal(0.0, opts["humanize_ms"] / 1000.0)),
                 velocity=float(0.8 * 10 ** (level_db / 20.0)),
-                pluck_frac=float(np.clip(note.pluck_frac + rng.normal(0.0, 0.01), 0.04, 0.45)),
+                pluck_frac=float(np.clip(pluck(note) + rng.normal(0.0, 0.01), 0.04, 0.45)),
             )
         )
     return sorted(played, key=lambda n: (n.start_s, n.string))
@@ -301,7 +318,8 @@ def render_strings(
 def _hum_source(spec: dict, opts: dict, sample_rate: int, rng: np.random.Generator):
     """Mains hum EMF as a function of (start, stop) frames: odd harmonics dominate, and it
     swells slowly as the player moves. Humbuckers and hum-cancelling combos give zeros."""
-    level = 0.012 * opts["hum"] * sg.position_hum(spec, spec["positions"][opts["pickup_position"]])
+    position = spec["positions"][opts["pickup_position"]]
+    level = 0.012 * opts["hum"] * sg.position_hum(spec, position, opts.get("humbucker_hum") or 0.0)
     harmonics = [
         (k, amp, rng.uniform(0, 2 * np.pi))
         for k, amp in enumerate((1.0, 0.15, 0.55, 0.08, 0.3, 0.05, 0.15, 0.03, 0.08), start=1)
@@ -463,11 +481,20 @@ def stream_take(
 
 def synth_params(
     guitar: str, phrase: str, *, take: int, seed: int, seconds: float, bpm: float, key: str,
-    sample_rate: int, options: dict | None,
+    sample_rate: int, options: dict | None, randomized: bool = False,
 ) -> str:  # fmt: skip
-    """The generating parameters of a take as compact, canonical JSON (the manifest keeps it)."""
+    """The generating parameters of a take as compact, canonical JSON (the manifest keeps it).
+
+    ``render_params(synth_params(...))`` renders the take again, bit for bit.
+    """
+    resolved = resolve_options(guitar, options)
+    for name in LATER_OPTIONS:
+        if resolved[name] is None:
+            del resolved[name]
+    extra = {"randomized": True} if randomized else {}
     return json.dumps(
         {
+            **extra,
             "synth": SYNTH_VERSION,
             "guitar": guitar,
             "phrase": phrase,
@@ -477,7 +504,7 @@ def synth_params(
             "bpm": float(bpm),
             "key": str(key),
             "sample_rate": int(sample_rate),
-            "options": resolve_options(guitar, options),
+            "options": resolved,
         },
         sort_keys=True,
         separators=(",", ":"),
@@ -487,7 +514,7 @@ def synth_params(
 def synth_to_corpus(
     corpus: str | os.PathLike,
     *,
-    guitars: tuple[str, ...] | list[str] = ("stratocaster", "les_paul"),
+    guitars: tuple[str, ...] | list[str] | str = ("stratocaster", "les_paul"),
     phrases: tuple[str, ...] | list[str] = ("backing", "lead"),
     takes: int = 1,
     first_take: int | None = None,
@@ -497,6 +524,8 @@ def synth_to_corpus(
     key: str = "A",
     sample_rate: int = 44100,
     options: dict | None = None,
+    randomize: bool = False,
+    notes: bool = False,
     progress: bool = True,
 ) -> list[str]:
     """Render takes into ``corpus/takes/`` and add their manifest rows; returns the new ids.
@@ -505,20 +534,34 @@ def synth_to_corpus(
     requested guitars, so one call plays the same performances on every guitar. With
     ``first_take`` the numbers are fixed: takes already present with identical
     parameters are skipped (re-running is a no-op), with other parameters it is an error.
+
+    ``guitars`` may name family guitars, ``all`` or a pickup type (see ``FAMILY``). With
+    ``randomize`` every take draws its switch position, knobs, cable, pick, strings,
+    room hum, rig, timing, tempo and key (``synth_family.randomize_take``; ``options``
+    given here override the draws, ``bpm`` and ``key`` are drawn). With ``notes`` the
+    call writes single notes instead (``synth_family.notes_to_corpus``; ``phrases``,
+    ``bpm`` and ``key`` do not apply there).
     """
     from tqdm import tqdm
 
     from guitarlab.datasets.manifest import (
         RAW_TONE,
         TAKES_DIR,
-        commit_audio,
         init_corpus,
         next_take_number,
         reserve_rows,
         row_id,
         take_key,
     )
+    from guitarlab.recorder import synth_family as fam
 
+    if notes:
+        return fam.notes_to_corpus(
+            corpus, guitars=guitars, takes=takes, first_take=first_take, seconds=seconds,
+            seed=seed, randomize=randomize, sample_rate=sample_rate, options=options,
+            progress=progress,
+        )  # fmt: skip
+    guitars = fam.resolve_guitars(guitars)
     for name in guitars:
         resolve_options(name, options)
     for phrase in phrases:
@@ -545,9 +588,15 @@ def synth_to_corpus(
                 jobs += [(g, phrase, number) for g in guitars]
         for name, phrase, number in jobs:  # refuse conflicts before rendering anything
             rid = row_id(take_key(name, phrase, number), RAW_TONE)
+            if randomize:
+                opts, take_bpm, take_key_name = fam.randomize_take(
+                    name, phrase, take=number, seed=seed, options=options
+                )
+            else:
+                opts, take_bpm, take_key_name = options, bpm, key
             params = synth_params(
-                name, phrase, take=number, seed=seed, seconds=seconds, bpm=bpm, key=key,
-                sample_rate=sample_rate, options=options,
+                name, phrase, take=number, seed=seed, seconds=seconds, bpm=take_bpm,
+                key=take_key_name, sample_rate=sample_rate, options=opts, randomized=randomize,
             )  # fmt: skip
             if rid not in existing:
                 todo.append((name, phrase, number, rid, params))
@@ -558,34 +607,18 @@ def synth_to_corpus(
         return [{"id": j[3], "take": take_key(*j[:3]), "path": f"{TAKES_DIR}/{j[3]}.wav",
                  "synth_params": j[4]} for j in todo]  # fmt: skip
 
-    reserve_rows(root, choose)  # commit_audio releases each id as it adds its row
+    reserve_rows(root, choose)  # write_raw_take's commit releases each id with its row
     added: list[str] = []
     for name, phrase, number, rid, params in tqdm(
         todo, desc="synth takes", unit="take", disable=not progress
     ):
-        take = take_key(name, phrase, number)
-        audio = render_take(
-            name, phrase, take=number, seed=seed, seconds=seconds, bpm=bpm, key=key,
-            sample_rate=sample_rate, options=options,
+        audio = fam.render_params(params)
+        position = json.loads(params)["options"]["pickup_position"]
+        fam.write_raw_take(
+            root, rid, take_key(name, phrase, number), audio, sample_rate, guitar=name,
+            position=position, phrase=phrase, seed=seed, params=params,
+            notes=f"synthetic {name}, {position} pickup, performance {number}",
         )  # fmt: skip
-        opts = json.loads(params)["options"]
-        row = {
-            "id": rid,
-            "path": f"{TAKES_DIR}/{rid}.wav",
-            **guitar_labels(name, opts["pickup_position"]),
-            "phrase": phrase,
-            "tone": RAW_TONE,
-            "take": take,
-            "gain_db": round(
-                level_match_gain_db(audio, target_rms_dbfs=DEFAULT_TARGET_RMS_DBFS), 3
-            ),
-            "recorded_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "device": "synth",
-            "player": f"synth-seed{seed}",
-            "notes": f"synthetic {name}, {opts['pickup_position']} pickup, performance {number}",
-            "synth_params": params,
-        }
-        commit_audio(root, row, audio, sample_rate)  # temp file, then moved in with its row
         added.append(rid)
     return added
 
@@ -679,3 +712,16 @@ def plot_spectra(
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+# the family lives in synth_family, which builds on this module: re-exported lazily
+_FAMILY_NAMES = ("FAMILY", "family_guitars", "notes_to_corpus", "randomize_take", "render_params")
+__all__ += _FAMILY_NAMES  # noqa: PLE0605
+
+
+def __getattr__(name: str):
+    if name in _FAMILY_NAMES:
+        from guitarlab.recorder import synth_family
+
+        return getattr(synth_family, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

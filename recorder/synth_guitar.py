@@ -151,6 +151,139 @@ GUITARS: dict[str, dict] = {
 INTERFACE_INPUT_OHM = 1e6  # Hi-Z instrument input
 
 
+def _coil(kind: str, bass_mm: float, treble_mm: float, aperture_mm: float, inductance_h: float,
+          resistance_ohm: float, self_capacitance_pf: float, sensitivity: float, hum: float,
+          coil_spacing_mm: float | None = None) -> dict:  # fmt: skip
+    """One pickup as data (the same keys as the hand-written ones above)."""
+    coil = {
+        "kind": kind,
+        "bass_mm": bass_mm,
+        "treble_mm": treble_mm,
+        "aperture_mm": aperture_mm,
+        "inductance_h": inductance_h,
+        "resistance_ohm": resistance_ohm,
+        "self_capacitance_f": self_capacitance_pf * 1e-12,
+        "sensitivity": sensitivity,
+        "hum": hum,
+    }
+    if coil_spacing_mm is not None:
+        coil["coil_spacing_mm"] = coil_spacing_mm
+    return coil
+
+
+THREE_WAY = {"neck": ["neck"], "both": ["neck", "bridge"], "bridge": ["bridge"]}
+
+# The rest of the family. Inductance and resistance are typical measured values of each
+# pickup type; the sensing points sit where the pickups do on the real guitars.
+GUITARS.update(
+    {
+        # offset: wide, flat coils (a wider magnetic window), 1 MOhm pots, bolt-on
+        "jazzmaster": {
+            "pickup": "single_coil",
+            "scale_mm": 648.0,
+            "decay_per_s": 1.45,
+            "pots_ohm": 1e6,
+            "tone_cap_f": 33e-9,
+            "default_position": "bridge",
+            "pickups": {
+                "neck": _coil("single_coil", 158.0, 158.0, 20.0, 3.6, 7.8e3, 140, 1.05, 1.3),
+                "bridge": _coil("single_coil", 46.0, 40.0, 20.0, 3.8, 8.2e3, 145, 1.15, 1.3),
+            },
+            "positions": THREE_WAY,
+        },
+        # thin mahogany body, neck joined at the 22nd fret: the neck pickup sits further out
+        "sg": {
+            "pickup": "humbucker",
+            "scale_mm": 628.0,
+            "decay_per_s": 1.05,
+            "pots_ohm": 500e3,
+            "tone_cap_f": 22e-9,
+            "default_position": "bridge",
+            "pickups": {
+                "neck": _coil("humbucker", 152.0, 152.0, 11.0, 4.0, 7.4e3, 170, 1.7, 0.0, 18.0),
+                "bridge": _coil("humbucker", 47.0, 41.0, 11.0, 4.4, 8.2e3, 190, 1.9, 0.0, 18.0),
+            },
+            "positions": THREE_WAY,
+        },
+        # semi-hollow: PAF-style low-wind humbuckers, a little less sustain than a solid body
+        "es335": {
+            "pickup": "humbucker",
+            "scale_mm": 628.0,
+            "decay_per_s": 1.15,
+            "pots_ohm": 500e3,
+            "tone_cap_f": 22e-9,
+            "default_position": "neck",
+            "pickups": {
+                "neck": _coil("humbucker", 147.0, 147.0, 11.0, 3.9, 7.3e3, 160, 1.6, 0.0, 18.0),
+                "bridge": _coil("humbucker", 50.0, 44.0, 11.0, 4.2, 7.9e3, 175, 1.75, 0.0, 18.0),
+            },
+            "positions": THREE_WAY,
+        },
+        # two humbuckers on a 25.5" bolt-on body; a hot ceramic bridge humbucker
+        "superstrat": {
+            "pickup": "humbucker",
+            "scale_mm": 648.0,
+            "decay_per_s": 1.25,
+            "pots_ohm": 500e3,
+            "tone_cap_f": 22e-9,
+            "default_position": "bridge",
+            "pickups": {
+                "neck": _coil("humbucker", 160.0, 160.0, 11.0, 4.1, 8.3e3, 170, 1.8, 0.0, 18.0),
+                "bridge": _coil("humbucker", 44.0, 40.0, 11.0, 7.6, 15.5e3, 230, 2.6, 0.0, 18.0),
+            },
+            "positions": THREE_WAY,
+        },
+        # two P-90s: wide single coils over bar magnets, more turns than a Fender coil
+        "les_paul_special": {
+            "pickup": "p90",
+            "scale_mm": 628.0,
+            "decay_per_s": 0.95,
+            "pots_ohm": 500e3,
+            "tone_cap_f": 22e-9,
+            "default_position": "bridge",
+            "pickups": {
+                "neck": _coil("p90", 140.0, 140.0, 19.0, 6.2, 8.2e3, 120, 1.5, 1.4),
+                "bridge": _coil("p90", 46.0, 40.0, 19.0, 6.6, 8.8e3, 125, 1.6, 1.4),
+            },
+            "positions": THREE_WAY,
+        },
+    }
+)
+
+
+def split_coil(pickup: dict) -> dict:
+    """One coil of a humbucker, as a coil-split (push-pull) switch leaves it: a single coil.
+
+    The remaining coil is the one nearer the neck (the screw coil); it has about 0.4 of the
+    series inductance (the two coils are mutually coupled), half the resistance and half
+    the EMF, and nothing cancels its hum any more.
+    """
+    half = pickup["coil_spacing_mm"] / 2.0
+    return {
+        "kind": "single_coil",
+        "bass_mm": pickup["bass_mm"] + half,
+        "treble_mm": pickup["treble_mm"] + half,
+        "aperture_mm": pickup["aperture_mm"],
+        "inductance_h": round(0.4 * pickup["inductance_h"], 3),
+        "resistance_ohm": 0.5 * pickup["resistance_ohm"],
+        "self_capacitance_f": 0.6 * pickup["self_capacitance_f"],
+        "sensitivity": 0.5 * pickup["sensitivity"],
+        "hum": 1.0,
+    }
+
+
+def split_guitar(guitar: dict) -> dict:
+    """The same guitar with the coil-split switch pulled: every humbucker is one coil."""
+    pickups = {
+        name: split_coil(p) if p["kind"] == "humbucker" else dict(p)
+        for name, p in guitar["pickups"].items()
+    }
+    return {**guitar, "pickup": "single_coil", "pickups": pickups, "split_of": None}
+
+
+GUITARS["superstrat_split"] = {**split_guitar(GUITARS["superstrat"]), "split_of": "superstrat"}
+
+
 def pickup_distances_mm(pickup: dict) -> np.ndarray:
     """Distance of the pickup's sensing point under each string (slanted pickups vary)."""
     return np.linspace(pickup["bass_mm"], pickup["treble_mm"], 6)
@@ -185,9 +318,17 @@ def pickup_weights(
     return total / len(position)
 
 
-def position_hum(guitar: dict, position: list[str]) -> float:
-    """Hum EMF of the selection relative to one single coil (combos can cancel it)."""
-    return abs(sum(guitar["pickups"][name]["hum"] for name in position)) / len(position)
+def position_hum(guitar: dict, position: list[str], humbucker_hum: float = 0.0) -> float:
+    """Hum EMF of the selection relative to one single coil (combos can cancel it).
+
+    ``humbucker_hum`` is what a humbucker's imperfect cancelling leaves (0 = perfect).
+    """
+    total = sum(
+        humbucker_hum if guitar["pickups"][name]["kind"] == "humbucker" and humbucker_hum
+        else guitar["pickups"][name]["hum"]
+        for name in position
+    )  # fmt: skip
+    return abs(total) / len(position)
 
 
 # ---------------------------------------------------------------- electrical model

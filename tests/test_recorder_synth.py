@@ -356,3 +356,214 @@ def test_plot_spectra_writes_a_png(tmp_path: Path, backing_pair: dict) -> None:
         responses={"stratocaster": None, "les_paul": None},
     )  # fmt: skip
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+
+
+# ---------------------------------------------------------------- the family
+
+
+def test_family_has_three_kinds_and_every_position_renders() -> None:
+    from guitarlab.recorder.synth_family import family_table, resolve_guitars
+
+    assert len(synth.family_guitars("single_coil")) >= 3
+    assert len(synth.family_guitars("humbucker")) >= 3
+    assert synth.family_guitars("p90") == ["les_paul_special"]
+    assert resolve_guitars("all") == list(synth.FAMILY) == synth.family_guitars()
+    assert "superstrat_split" in family_table() and "p90" in family_table()
+    for guitar, row in synth.FAMILY.items():
+        for position in row["positions"]:
+            labels = synth.guitar_labels(guitar, position)
+            assert labels["pickup"] == row["pickup"]
+            audio = render_take(
+                guitar, "lead", seconds=0.4, sample_rate=RATE,
+                options={"pickup_position": position},
+            )  # fmt: skip
+            assert np.all(np.isfinite(audio)) and np.std(audio) > 1e-4
+
+
+def _first_notch(modes: np.ndarray, weights: np.ndarray) -> float:
+    """Mode number of the first local minimum of the per-mode sensitivity."""
+    inner = np.flatnonzero((weights[1:-1] < weights[:-2]) & (weights[1:-1] < weights[2:])) + 1
+    return float(modes[inner[0]])
+
+
+def test_humbucker_comb_notch_moves_with_its_place_along_the_string() -> None:
+    """A humbucker senses sin(k d) cos(k s / 2): a notch where a mode has a node at the
+    pickup's centre (mode L/d, so it moves with d) and one set by the coil spacing (L/s)."""
+    from guitarlab.recorder.synth_family import humbucker_comb
+
+    length = synth.GUITARS["les_paul"]["scale_mm"]
+    notches = {}
+    for position in ("neck", "bridge"):
+        modes, weights = humbucker_comb("les_paul", position, string=6)
+        d = synth.GUITARS["les_paul"]["pickups"][position]["bass_mm"]
+        notches[position] = _first_notch(modes, weights)
+        assert abs(notches[position] - length / d) / (length / d) < 0.03
+        spacing_notch = length / 18.0  # both positions: a null near mode 35
+        near = np.abs(modes - spacing_notch) < 0.5
+        assert weights[near].min() < 0.03 * weights.max()
+    assert notches["bridge"] > 2.5 * notches["neck"]  # the bridge pickup's notch is higher
+    # fretting shortens the string: the notch (in Hz) moves with the note too
+    modes, weights = humbucker_comb("les_paul", "bridge", string=6, fret=12)
+    assert abs(_first_notch(modes, weights) - length / 2 / 48.0) < 0.2
+
+
+def test_split_coil_responds_like_a_single_coil() -> None:
+    from guitarlab.recorder import synth_guitar as sg
+    from guitarlab.recorder.synth_family import humbucker_comb
+
+    full = synth.GUITARS["superstrat"]["pickups"]["bridge"]
+    split = synth.GUITARS["superstrat_split"]["pickups"]["bridge"]
+    assert split["kind"] == "single_coil" and split["hum"] > 0
+    one_coil = {  # a plain single coil where the humbucker's neck-side coil sits
+        "pickup": "single_coil",
+        "pickups": {
+            "bridge": {
+                **split,
+                "bass_mm": full["bass_mm"] + 9.0,
+                "treble_mm": full["treble_mm"] + 9.0,
+            }
+        },
+    }
+    n = np.arange(1, 80, dtype=float)
+    for string in range(6):
+        ours = sg.pickup_weights(synth.GUITARS["superstrat_split"], ["bridge"], string, 600.0, n)
+        plain = sg.pickup_weights(one_coil, ["bridge"], string, 600.0, n)
+        assert np.allclose(ours, plain)
+    # no spacing notch: mode L/s keeps its level, unlike the humbucker's
+    length = synth.GUITARS["superstrat"]["scale_mm"]
+    modes, hb = humbucker_comb("superstrat", "bridge", string=1)
+    _, sc = humbucker_comb("superstrat_split", "bridge", string=1)
+    near = np.abs(modes - length / 18.0) < 0.5
+    assert hb[near].min() < 0.03 * hb.max() and sc[near].min() > 0.1 * sc.max()
+    # electrically: the split's resonance lies among the single coils', above the humbuckers'
+    freqs = np.geomspace(500.0, 15000.0, 2000)
+
+    def peak(guitar: str, position: str) -> float:
+        response = synth.pickup_response(guitar, freqs, options={"pickup_position": position})
+        return float(freqs[np.argmax(response)])
+
+    singles = [peak(g, "bridge") for g in ("stratocaster", "telecaster", "jazzmaster")]
+    humbuckers = [peak(g, "bridge") for g in ("les_paul", "sg", "es335", "superstrat")]
+    assert min(singles) * 0.9 <= peak("superstrat_split", "bridge") <= max(singles) * 1.1
+    assert peak("superstrat_split", "bridge") > max(humbuckers)
+
+
+def test_randomize_draws_every_position_and_hum_down_to_none() -> None:
+    from guitarlab.recorder.synth_family import randomize_options
+
+    draws = [randomize_options("stratocaster", take=t, seed=0) for t in range(1, 80)]
+    assert {d["pickup_position"] for d in draws} == set(synth.FAMILY["stratocaster"]["positions"])
+    assert any(d["hum"] == 0.0 for d in draws) and max(d["hum"] for d in draws) > 1.0
+    assert all(d["humbucker_hum"] > 0 for d in draws)  # humbuckers hum a little too
+    tones = [d["tone_knob"] for d in draws]
+    assert min(tones) < 6 and tones.count(10.0) > 10
+    assert draws[0] == randomize_options("stratocaster", take=1, seed=0)
+    assert draws[0] != randomize_options("stratocaster", take=1, seed=1)
+
+
+def test_new_options_at_neutral_values_keep_the_default_sound() -> None:
+    args = dict(take=1, seconds=2.0, sample_rate=RATE)
+    for guitar in ("stratocaster", "les_paul"):
+        plain = render_take(guitar, "lead", **args)
+        neutral = render_take(
+            guitar, "lead", **args, options={"humbucker_hum": 0.0, "pluck_position": 0.18}
+        )
+        assert np.array_equal(plain, neutral)
+    params = json.loads(
+        synth.synth_params(
+            "les_paul",
+            "lead",
+            take=1,
+            seed=0,
+            seconds=60.0,
+            bpm=120.0,
+            key="A",
+            sample_rate=44100,
+            options=None,
+        )  # fmt: skip
+    )
+    assert "randomized" not in params and "humbucker_hum" not in params["options"]
+
+
+def test_randomized_takes_differ_and_render_again_from_synth_params(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    corpus = tmp_path / "family"
+    added = synth.synth_to_corpus(
+        corpus, guitars=["jazzmaster", "sg"], phrases=["lead"], takes=2, seconds=1.5,
+        sample_rate=RATE, randomize=True, progress=False,
+    )  # fmt: skip
+    frame = load_manifest(corpus)
+    assert len(added) == 4 and check_manifest(corpus) == []
+    assert set(frame["pickup"]) == {"single_coil", "humbucker"}
+    params = [json.loads(p) for p in frame["synth_params"]]
+    assert all(p["randomized"] for p in params)
+    assert len({json.dumps(p["options"], sort_keys=True) for p in params}) == 4
+    audio = {}
+    for _, row in frame.iterrows():
+        recorded, rate = sf.read(corpus / row["path"], dtype="float32")
+        assert rate == RATE and np.array_equal(recorded, synth.render_params(row["synth_params"]))
+        assert row["position"] == json.loads(row["synth_params"])["options"]["pickup_position"]
+        audio[row["id"]] = recorded
+    assert not np.array_equal(audio["sg-lead-t001-raw"], audio["sg-lead-t002-raw"])
+    again = synth.synth_to_corpus(
+        corpus, guitars=["jazzmaster", "sg"], phrases=["lead"], takes=2, first_take=1,
+        seconds=1.5, sample_rate=RATE, randomize=True, progress=False,
+    )  # fmt: skip
+    assert again == []
+
+
+def test_cli_notes_one_file_per_string_and_fret(tmp_path: Path) -> None:
+    corpus = tmp_path / "notes"
+    args = ["synth", "--corpus", str(corpus), "--guitars", "les_paul_special", "--notes",
+            "--seconds", "0.6", "--rate", str(RATE), "--quiet"]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    frame = load_manifest(corpus)
+    notes = frame[frame["phrase"] == "note"]
+    assert len(notes) == 6 * 13 and len(frame) == 6 * 13 + len(synth_family_chords())
+    pairs = {(int(s), int(f)) for s, f in zip(notes["string"], notes["fret"], strict=True)}
+    assert pairs == {(s, f) for s in range(1, 7) for f in range(13)}
+    assert set(frame["pickup"]) == {"p90"} and check_manifest(corpus) == []
+    import soundfile as sf
+
+    def read(string: int, fret: int) -> np.ndarray:
+        return sf.read(corpus / f"takes/les_paul_special-note-s{string}-f{fret:02d}-t001-raw.wav")[
+            0
+        ]
+
+    high = read(1, 5)  # string 1 is the high e: fret 5 is A4
+    assert np.max(np.abs(high[: int(0.15 * RATE)])) < 0.05 * np.max(np.abs(high))  # hum only
+    assert (
+        abs(1200 * math.log2(_yin_f0(high[int(0.3 * RATE) : int(0.55 * RATE)], RATE) / 440.0)) < 10
+    )
+    low = read(6, 0)  # string 6 is the low E
+    f0 = _yin_f0(low[int(0.3 * RATE) : int(0.58 * RATE)], RATE)
+    assert abs(1200 * math.log2(f0 / 82.41)) < 10
+    tail = np.abs(high[-int(0.05 * RATE) :]).max()
+    assert tail < np.abs(high).max()  # it decays
+
+
+def synth_family_chords() -> dict:
+    from guitarlab.recorder.synth_family import CHORDS
+
+    return CHORDS
+
+
+def test_cli_lists_the_family_and_names_bad_input(tmp_path: Path) -> None:
+    listing = CliRunner().invoke(cli, ["synth", "--list"])
+    assert listing.exit_code == 0 and "les_paul_special" in listing.output
+    assert "humbucker" in listing.output and "single_coil" in listing.output
+    help_text = CliRunner().invoke(cli, ["synth", "--help"]).output
+    for flag in ("--randomize", "--notes", "--list"):
+        assert flag in help_text
+    assert help_text.count("Example") >= 4
+    bad = CliRunner().invoke(
+        cli, ["synth", "--corpus", str(tmp_path / "c"), "--guitars", "all", "--pickup-position",
+              "middle", "--quiet"],
+    )  # fmt: skip
+    assert bad.exit_code == 1 and "has no pickup position 'middle'; known:" in bad.output
+    assert len(bad.output.strip().splitlines()) == 1
+    unknown = CliRunner().invoke(cli, ["synth", "--corpus", str(tmp_path / "c"), "--guitars", "jm"])
+    assert unknown.exit_code == 1 and "known: stratocaster" in unknown.output
+    assert "(or all, single_coil, humbucker, p90)" in unknown.output

@@ -76,7 +76,9 @@ def test_run_beats_chance_file_level_and_writes_the_report(trained):
     assert ev.file_accuracy >= 0.75
     assert ev.window_accuracy >= 0.7
     assert ev.n_windows == 8 * 8
-    assert set(ev.groups) == {"guitar", "phrase", "tone"}
+    assert {"guitar", "phrase", "tone"} <= set(ev.groups)
+    assert ev.scores["majority_rate"] == 0.5 and 0.0 <= ev.balanced_accuracy <= 1.0
+    assert "would score 50%" in (trained["run"].run_dir / "report.md").read_text()
     assert ev.groups["guitar"]["files"].sum() == 8
     assert 0.0 <= ev.baseline["file_accuracy"] <= 1.0
     assert list(ev.files.columns[:6]) == ["id", "guitar", "phrase", "tone", "label", "predicted"]
@@ -136,6 +138,83 @@ def test_predict_resamples_mixes_and_rejects_short_files(trained, tmp_path):
         predict_files(trained["run"].run_dir, [short])
     result = CliRunner().invoke(cli, ["predict", str(trained["run"].run_dir), str(short)])
     assert result.exit_code == 1 and "shorter than one window" in result.output
+
+
+def test_predict_says_it_heard_nothing_on_silence_and_skips_silent_windows(trained, tmp_path):
+    from guitarlab.train.predict import HEARD_NOTHING, predict_files
+
+    silence = tmp_path / "silence.wav"
+    sf.write(silence, np.zeros(3 * RATE), RATE)
+    (pred,) = predict_files(trained["run"].run_dir, [silence])
+    assert pred.heard_nothing and pred.label == HEARD_NOTHING and pred.n_windows == 0
+    # a note after a lead-in of silence: only the sounding windows vote
+    note = guitar_like("ST", "lead", seconds=2.0)
+    lead_in = tmp_path / "lead-in.wav"
+    sf.write(lead_in, np.concatenate([np.zeros(RATE), 0.3 * note / np.abs(note).max()]), RATE)
+    (pred,) = predict_files(trained["run"].run_dir, [lead_in])
+    assert pred.silent_windows == RATE // WINDOW and pred.n_windows == 2 * RATE // WINDOW
+    assert min(pred.times_s) >= 1.0 and not pred.heard_nothing
+    result = CliRunner().invoke(cli, ["predict", str(trained["run"].run_dir), str(silence)])
+    assert result.exit_code == 0 and "heard nothing" in result.output
+
+
+def test_predict_many_files_reports_the_bad_ones_and_goes_on(trained, tmp_path):
+    good = sorted(trained["wavs"].glob("*.wav"))[:2]
+    short = tmp_path / "short.wav"
+    sf.write(short, np.full(WINDOW // 2, 0.1), RATE)
+    text = tmp_path / "notes.wav"
+    text.write_text("not audio")
+    files = [str(good[0]), str(short), str(text), str(good[1])]
+    result = CliRunner().invoke(cli, ["predict", str(trained["run"].run_dir), *files])
+    assert result.exit_code == 1
+    assert "short.wav" in result.output and "shorter than one window" in result.output
+    assert "notes.wav" in result.output and "Traceback" not in result.output
+    assert f"{good[0]}: " in result.output and f"{good[1]}: " in result.output
+    assert "2 of 4 file(s) could not be labelled" in result.output
+
+
+def test_honest_scores_name_the_majority_rate_and_per_class_recall():
+    from guitarlab.train.evaluate import headline, honest_scores
+
+    labels = np.array([1, 1, 1, 1, 0, 0])
+    always_one = np.tile([[0.1, 0.9]], (6, 1))
+    scores = honest_scores(labels, always_one, ["single_coil", "humbucker"])
+    assert scores["accuracy"] == pytest.approx(4 / 6)
+    assert scores["balanced_accuracy"] == 0.5
+    assert scores["majority_label"] == "humbucker" and scores["majority_rate"] == pytest.approx(
+        4 / 6
+    )
+    assert scores["roc_auc"] == 0.5
+    recall = dict(zip(scores["per_class"]["label"], scores["per_class"]["recall"], strict=True))
+    assert recall == {"single_coil": 0.0, "humbucker": 1.0}
+    assert "always saying humbucker would score 67%" in headline(scores)
+    ranked = np.array([[0.4, 0.6]] * 4 + [[0.6, 0.4]] * 2)
+    assert honest_scores(labels, ranked, ["a", "b"])["roc_auc"] == 1.0
+    missing = honest_scores(np.array([0, 0]), np.array([[0.9, 0.1]] * 2), ["a", "b"])
+    assert missing["roc_auc"] is None and missing["balanced_accuracy"] == 1.0
+
+
+def test_group_tables_for_every_varying_column():
+    import pandas as pd
+
+    from guitarlab.train.evaluate import group_table, varying_columns
+
+    files = pd.DataFrame(
+        {
+            "id": list("abcd"),
+            "guitar": ["x", "x", "y", "y"],
+            "phrase": ["note"] * 4,
+            "tone": ["raw", "clean", "raw", "clean"],
+            "fret": ["1", "7", "1", "7"],
+            "label": ["s", "s", "h", "h"],
+            "predicted": ["s", "h", "h", "h"],
+            "correct": [True, False, True, True],
+        }
+    )
+    assert varying_columns(files) == ["guitar", "tone", "fret"]
+    table = group_table(files, "fret")
+    assert table["accuracy"].tolist() == [1.0, 0.5]
+    assert table["balanced_accuracy"].tolist() == [1.0, 0.5]
 
 
 def test_predict_command_json_and_plot(trained, tmp_path):

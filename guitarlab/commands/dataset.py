@@ -61,6 +61,18 @@ def dataset_group() -> None:
     help="Start each take's windows at its first sound instead of sample 0.",
 )
 @click.option(
+    "--skip-silence",
+    is_flag=True,
+    help="Energy gate: leave out windows quieter than --gate-dbfs (lead-ins, gaps). Off for the seed protocol.",
+)
+@click.option(
+    "--gate-dbfs",
+    type=float,
+    default=-60.0,
+    show_default=True,
+    help="RMS level (dBFS, as recorded) below which a window is silence.",
+)
+@click.option(
     "--test-seconds",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
@@ -123,6 +135,8 @@ def dataset_build(
     test_groups: str | None,
     val_where: str | None,
     trim_silence: bool,
+    skip_silence: bool,
+    gate_dbfs: float,
     test_seconds: float | None,
     test_windows: int,
     val: str | None,
@@ -151,7 +165,7 @@ def dataset_build(
       guitarlab dataset build --corpus my-corpus --out ds-takes --split take --label pickup
       guitarlab dataset build --corpus my-corpus --out ds-v2 --held-out-from my-dataset
       guitarlab dataset build --corpus notes --out ds-frets --label pickup \\
-          --test-where "fret >= 6" --trim-silence
+          --test-where "fret >= 6" --trim-silence --skip-silence
     """
     from guitarlab.datasets.build import build_dataset
     from guitarlab.datasets.folder import open_dataset
@@ -179,6 +193,8 @@ def dataset_build(
         val_where=val_where,
         test_groups=test_groups,
         trim_silence=trim_silence,
+        skip_silence=skip_silence,
+        gate_dbfs=gate_dbfs,
         progress=not quiet,
         overwrite=overwrite,
     )

@@ -11,6 +11,15 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
+def _print_family(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from guitarlab.recorder.synth_family import family_table
+
+    click.echo(family_table())
+    ctx.exit()
+
+
 def _option_pairs(pairs: tuple[str, ...]) -> dict:
     options = {}
     for pair in pairs:
@@ -22,12 +31,31 @@ def _option_pairs(pairs: tuple[str, ...]) -> dict:
 
 
 @click.command("synth")
+@click.option(
+    "--list",
+    "list_family",
+    is_flag=True,
+    is_eager=True,
+    expose_value=False,
+    callback=_print_family,
+    help="Print the guitar family (pickup type, switch positions, coils) and exit. Example: guitarlab synth --list",
+)
 @corpus_option("Corpus folder (created if missing).")
 @click.option(
     "--guitars",
     default="stratocaster,les_paul",
     show_default=True,
-    help="Comma-separated guitars: stratocaster, les_paul, telecaster.",
+    help="Comma-separated guitars (see --list), 'all', or a pickup type (single_coil, humbucker, p90). Example: --guitars all",
+)
+@click.option(
+    "--randomize",
+    is_flag=True,
+    help="Draw per take the switch position, tone/volume knobs, cable, pick attack and position, strings, hum (down to none), noise, interface gain, timing, tempo and key; kept in synth_params. Options given explicitly override the draws. Example: guitarlab synth --corpus C --guitars all --randomize --takes 2 --seconds 10",
+)
+@click.option(
+    "--notes",
+    is_flag=True,
+    help="Instead of phrases, one file per string (1 = high e .. 6 = low E) x fret 0-12 plus a few chords: a pluck after a short silence, ringing out (--seconds defaults to 3). Adds string and fret columns. Example: guitarlab synth --corpus C --guitars all --notes --randomize",
 )
 @click.option(
     "--phrases", default="backing,lead", show_default=True, help="Comma-separated phrases."
@@ -41,7 +69,12 @@ def _option_pairs(pairs: tuple[str, ...]) -> dict:
     default=None,
     help="Take number to start at (default: after the highest one in the corpus). Takes already there with the same parameters are skipped.",
 )
-@click.option("--seconds", default=60.0, show_default=True, type=float, help="Length of each take.")
+@click.option(
+    "--seconds",
+    default=None,
+    type=float,
+    help="Length of each take [default: 60; 3 with --notes].",
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the performances.")
 @click.option("--bpm", default=120.0, show_default=True, type=float, help="Tempo.")
 @click.option("--key", default="A", show_default=True, help="Key, e.g. A, E, F#, Bb.")
@@ -49,7 +82,7 @@ def _option_pairs(pairs: tuple[str, ...]) -> dict:
 @click.option(
     "--pickup-position",
     default=None,
-    help="Selector position for every guitar (stratocaster: bridge, bridge+middle, middle, middle+neck, neck; les_paul and telecaster: neck, both, bridge). Default: each guitar's own.",
+    help="Selector position for every guitar (see --list; stratocaster: bridge, bridge+middle, middle, middle+neck, neck; the others: neck, both, bridge). Default: each guitar's own. Example: --pickup-position neck",
 )
 @click.option("--tone-knob", type=float, default=None, help="Tone pot 0-10 [default: 10].")
 @click.option("--volume-knob", type=float, default=None, help="Volume pot 0-10 [default: 10].")
@@ -83,10 +116,12 @@ def _option_pairs(pairs: tuple[str, ...]) -> dict:
 def synth_command(
     corpus: str,
     guitars: str,
+    randomize: bool,
+    notes: bool,
     phrases: str,
     takes: int,
     first_take: int | None,
-    seconds: float,
+    seconds: float | None,
     seed: int,
     bpm: float,
     key: str,
@@ -107,12 +142,16 @@ def synth_command(
 
     Each guitar plays the same performances (take number + seed), so the takes differ
     by the instrument: pickups, their position and resonance, hum, output level.
-    The generating parameters are kept in the manifest's synth_params column.
+    The generating parameters are kept in the manifest's synth_params column; every
+    row gets pickup (single_coil, humbucker, p90) and position labels.
 
     \b
-    Example:
+    Examples:
       guitarlab synth --corpus my-corpus --guitars stratocaster,les_paul \\
           --phrases backing,lead --takes 1 --seconds 60
+      guitarlab synth --corpus family --guitars all --randomize --takes 2 --seconds 10
+      guitarlab synth --corpus notes --guitars all --notes --randomize
+      guitarlab synth --list
     """
     from guitarlab.recorder.synth import synth_to_corpus
 
@@ -135,16 +174,20 @@ def synth_command(
         phrases=_names(phrases),
         takes=takes,
         first_take=first_take,
-        seconds=seconds,
+        seconds=seconds if seconds is not None else (3.0 if notes else 60.0),
         seed=seed,
         bpm=bpm,
         key=key,
         sample_rate=rate,
         options=options,
+        randomize=randomize,
+        notes=notes,
         progress=not quiet,
     )
+    what = "note file(s)" if notes else "take(s)"
+    shown = added if len(added) <= 40 else [*added[:20], f"... {len(added) - 20} more"]
     click.echo(
-        f"added {len(added)} take(s) to {corpus}" + (": " + ", ".join(added) if added else "")
+        f"added {len(added)} {what} to {corpus}" + (": " + ", ".join(shown) if added else "")
     )
 
 

@@ -16,7 +16,29 @@ from guitarlab.commands import corpus_option
     help="Folder for the corpus, dataset, run and report.",
 )
 @click.option(
-    "--seconds", default=60.0, show_default=True, help="Length of each take (the seed: 60 s)."
+    "--protocol",
+    type=click.Choice(["seed", "guitar-holdout"]),
+    default="seed",
+    show_default=True,
+    help="seed: the post's experiment (a span held out of every take); guitar-holdout: the randomized family, two guitars never heard in training, label pickup.",
+)
+@click.option(
+    "--seconds",
+    type=float,
+    default=None,
+    help="Length of each take [default: 60 s for seed (as the post), 10 s for guitar-holdout].",
+)
+@click.option(
+    "--takes",
+    default=3,
+    show_default=True,
+    help="Randomized takes per guitar and phrase (guitar-holdout).",
+)
+@click.option(
+    "--held-out",
+    default="telecaster,es335",
+    show_default=True,
+    help="Guitars never trained on (guitar-holdout): one single-coil, one humbucker.",
 )
 @click.option(
     "--direct",
@@ -26,7 +48,7 @@ from guitarlab.commands import corpus_option
 @click.option(
     "--full-model",
     is_flag=True,
-    help="The seed's full LSTM-FCN (128/256/128 filters, 10+5 epochs): what a GPU runs.",
+    help="The seed's full wave LSTM-FCN (128/256/128 filters, 10+5 epochs): what a GPU runs.",
 )
 @click.option("--epochs", type=int, default=None, help="Override the first-phase epochs.")
 @click.option(
@@ -36,38 +58,73 @@ from guitarlab.commands import corpus_option
     help="Seed for the performances, the split and the training.",
 )
 def demo_command(
-    out: str, seconds: float, direct: bool, full_model: bool, epochs: int | None, seed: int
+    out: str,
+    protocol: str,
+    seconds: float | None,
+    takes: int,
+    held_out: str,
+    direct: bool,
+    full_model: bool,
+    epochs: int | None,
+    seed: int,
 ) -> None:
-    """Run the seed's experiment end to end on the synthetic guitar.
+    """Run an experiment end to end on the synthetic guitar, with an honest report.
 
-    Records 2 guitars x 2 phrases (through a PulseAudio server when one can start),
-    renders clean/crunch/distorted (16 files), builds the leak-free span split, trains a
-    CPU-sized LSTM-FCN, evaluates with the file-level vote and writes the report.
-    Re-running reuses what is already there.
+    seed (default): records 2 guitars x 2 phrases (through a PulseAudio server when one
+    can start), renders clean/crunch/distorted (16 files), builds the leak-free span
+    split, trains the CPU-sized spectrogram LSTM-FCN and votes once per held-out file.
+    guitar-holdout: the randomized guitar family, label pickup, the takes of two guitars
+    never heard in training as the test set. Re-running reuses what is already there.
 
     \b
     Example:
       guitarlab demo --out demo
+      guitarlab demo --out demo-holdout --protocol guitar-holdout
       guitarlab demo --out demo-gpu --full-model      # on a GPU machine
     """
-    from guitarlab.workflow import run_demo
+    from guitarlab.workflow import run_demo, run_holdout_demo
 
-    result = run_demo(
-        out,
-        seconds=seconds,
-        through_server=not direct,
-        full_model=full_model,
-        epochs=epochs,
-        seed=seed,
-        echo=click.echo,
-    )
+    if protocol == "seed":
+        result = run_demo(
+            out,
+            seconds=60.0 if seconds is None else seconds,
+            through_server=not direct,
+            full_model=full_model,
+            epochs=epochs,
+            seed=seed,
+            echo=click.echo,
+        )
+    else:
+        result = run_holdout_demo(
+            out,
+            seconds=10.0 if seconds is None else seconds,
+            takes=takes,
+            held_out=tuple(g.strip() for g in held_out.split(",") if g.strip()),
+            full_model=full_model,
+            epochs=epochs,
+            seed=seed,
+            echo=click.echo,
+        )
     click.echo("")
-    click.echo(f"files right: {result.files_right} of {result.files_total} (the seed: 15 of 16)")
+    seed_note = " (the seed: 15 of 16)" if protocol == "seed" else ""
+    click.echo(f"files right: {result.files_right} of {result.files_total}{seed_note}")
+    if result.held_out:
+        click.echo(f"held-out guitars (never heard in training): {', '.join(result.held_out)}")
     for _, row in result.per_tone.iterrows():
         click.echo(f"  {row['tone']:<10} {int(row['right'])} of {int(row['files'])}")
+    click.echo(f"balanced accuracy: {result.balanced_accuracy:.2f}")
+    click.echo(
+        f"always saying {result.majority_label} would score {result.majority_rate:.0%} of files"
+    )
     if result.baseline_file_accuracy is not None:
         click.echo(
-            f"baseline (logistic regression on band energies): {result.baseline_file_accuracy:.0%} of files"
+            f"baseline (logistic regression on band energies): {result.baseline_file_accuracy:.0%} "
+            f"of files, balanced accuracy {result.baseline_balanced_accuracy:.2f}"
+        )
+    if result.centroid_balanced_accuracy is not None:
+        click.echo(
+            "baseline (best spectral-centroid threshold): balanced accuracy "
+            f"{result.centroid_balanced_accuracy:.2f} of windows"
         )
     click.echo(f"takes recorded: {result.recorded_through}")
     click.echo(f"report: {result.report}")

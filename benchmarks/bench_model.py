@@ -1,0 +1,240 @@
+"""Model quality in one place: ``python -m benchmarks --only model`` writes MODEL.md.
+
+Protocols (each with its own data, built once per seed):
+
+- ``sine-square``: the smoke set (300 noisy sines vs squares of 128 samples; 100 to test).
+- ``seed``: the post's experiment on the synthetic Stratocaster and Les Paul: 16 files,
+  one span held out of every take, one vote per file.
+- ``guitar-holdout``: the randomized guitar family, label ``pickup``, two guitars
+  (telecaster, es335) never heard in training; one vote per take.
+- ``notes``: single notes of four randomized guitars (two single-coil, two humbucker),
+  label ``pickup``, frets 0-5 to train and frets 6-12 to test (note-disjoint).
+
+Models: the CPU-sized wave LSTM-FCN, the spectrogram MLSTM-FCN (the demo's default), their
+ensemble, and the baselines on the same split (logistic regression on log band energies,
+the best spectral-centroid threshold). Every figure is over seeds 0-2: the mean and the
+range. Training time is wall-clock on the machine named in the file.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import Row
+
+PROTOCOLS = ("sine-square", "seed", "guitar-holdout", "notes")
+MODELS = ("wave", "spectrogram", "ensemble")
+SEEDS = (0, 1, 2)
+NOTE_GUITARS = ("stratocaster", "telecaster", "les_paul", "sg")
+
+
+def _config(model: str, seed: int, quick: bool):
+    from guitarlab.train.fit import TrainConfig
+    from guitarlab.workflow import DEMO_TRAIN
+
+    settings = {**DEMO_TRAIN, "seed": seed, "verbose": 0}
+    settings["input"] = "wave" if model == "wave" else "spectrogram"
+    if model == "ensemble":
+        settings["model"] = "ensemble"
+    if quick:
+        settings.update(epochs=1, fine_tune_epochs=0)
+    return TrainConfig(**settings)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def _dataset(protocol: str, seed: int, work: Path, quick: bool) -> Path:
+    from guitarlab.workflow import holdout_dataset, seed_dataset
+
+    folder = work / f"{protocol}-{seed}"
+    if protocol == "seed":
+        seed_dataset(
+            folder, seconds=10.0 if quick else 60.0, through_server=False, seed=seed, progress=False
+        )
+    elif protocol == "guitar-holdout":
+        holdout_dataset(folder, seconds=4.0 if quick else 10.0, takes=1 if quick else 3, seed=seed)
+    else:
+        _notes_dataset(folder, seed, quick)
+    return folder / "dataset"
+
+
+def _notes_dataset(folder: Path, seed: int, quick: bool) -> None:
+    from guitarlab.datasets.build import build_dataset
+    from guitarlab.recorder.synth_family import notes_to_corpus
+
+    frets = (0, 3, 6, 9) if quick else tuple(range(13))
+    notes_to_corpus(
+        folder / "corpus",
+        guitars=NOTE_GUITARS,
+        frets=frets,
+        chords=False,
+        first_take=1,
+        seconds=2.0,
+        seed=seed,
+        randomize=True,
+        progress=False,
+    )
+    build_dataset(
+        folder / "corpus",
+        folder / "dataset",
+        label="pickup",
+        window=8000,
+        test_where="fret >= 6",
+        trim_silence=True,
+        skip_silence=True,
+        seed=seed,
+        progress=False,
+        overwrite=True,
+    )
+
+
+# ----------------------------------------------------------------------------- one result
+
+
+def _on_dataset(dataset: Path, model: str, seed: int, work: Path, quick: bool) -> dict:
+    from guitarlab.train.evaluate import evaluate_run
+    from guitarlab.train.fit import fit_dataset
+
+    run = work / f"run-{model}"
+    shutil.rmtree(run, ignore_errors=True)
+    started = time.perf_counter()
+    fit_dataset(dataset, run, _config(model, seed, quick))
+    seconds = time.perf_counter() - started
+    ev = evaluate_run(run, dataset, report=False)
+    base = ev.baseline
+    return {
+        "files_right": int(ev.files["correct"].sum()),
+        "files": len(ev.files),
+        "balanced": ev.balanced_accuracy,
+        "auc": ev.scores.get("roc_auc"),
+        "train_s": seconds,
+        "logistic": {
+            "files_right": int(round(base["file_accuracy"] * len(ev.files))),
+            "files": len(ev.files),
+            "balanced": base.get("file_balanced_accuracy"),
+            "auc": base.get("file_roc_auc"),
+        },
+        "centroid": {"balanced": base.get("centroid_window_balanced_accuracy")},
+    }
+
+
+def _on_sine_square(model: str, seed: int, work: Path, quick: bool) -> dict:
+    from benchmarks.model_sets import sine_square
+    from guitarlab.train.evaluate import band_energies, honest_scores, logistic_baseline
+    from guitarlab.train.fit import fit
+    from guitarlab.train.models import probabilities
+
+    X, y = sine_square(300, seed=seed)
+    X_test, y_test = sine_square(100, seed=seed + 1000)
+    config = _config(model, seed, quick)
+    config.epochs, config.fine_tune_epochs = (1, 0) if quick else (8, 2)
+    run = work / f"run-{model}"
+    shutil.rmtree(run, ignore_errors=True)
+    started = time.perf_counter()
+    trained = fit(X, y, out=run, config=config)
+    seconds = time.perf_counter() - started
+    probs = probabilities(trained.model.predict(X_test[:, :, None], verbose=0), 2)
+    scores = honest_scores(y_test, probs, ["sine", "square"])
+    baseline = logistic_baseline(band_energies(X), y, seed=seed)
+    base = honest_scores(y_test, baseline.predict_proba(band_energies(X_test)), ["sine", "square"])
+    return {
+        "files_right": int(round(scores["accuracy"] * len(y_test))),
+        "files": len(y_test),
+        "balanced": scores["balanced_accuracy"],
+        "auc": scores["roc_auc"],
+        "train_s": seconds,
+        "logistic": {
+            "files_right": int(round(base["accuracy"] * len(y_test))),
+            "files": len(y_test),
+            "balanced": base["balanced_accuracy"],
+            "auc": base["roc_auc"],
+        },
+        "centroid": {"balanced": None},
+    }
+
+
+# ----------------------------------------------------------------------------- the table
+
+
+def measure(quick: bool = False, *, seeds=SEEDS, protocols=PROTOCOLS, models=MODELS, echo=print):
+    """Every protocol x model x seed; returns ``{(protocol, model): [result per seed]}``."""
+    results: dict[tuple[str, str], list[dict]] = {}
+    seeds = seeds[:1] if quick else seeds
+    with tempfile.TemporaryDirectory(prefix="guitarlab-model-") as tmp:
+        work = Path(tmp)
+        for protocol in protocols:
+            for seed in seeds:
+                dataset = (
+                    None if protocol == "sine-square" else _dataset(protocol, seed, work, quick)
+                )
+                for model in models:
+                    echo(f"   {protocol} seed {seed}: {model}")
+                    if dataset is None:
+                        result = _on_sine_square(model, seed, work, quick)
+                    else:
+                        result = _on_dataset(dataset, model, seed, work, quick)
+                    results.setdefault((protocol, model), []).append(result)
+                    for baseline in ("logistic", "centroid"):
+                        if model == models[0]:
+                            results.setdefault((protocol, baseline), []).append(result[baseline])
+    return results
+
+
+def _spread(values: list, digits: int = 2) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "n/a"
+    mean = float(np.mean(values))
+    if len(values) == 1:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+
+def markdown(results: dict, *, machine: str, quick: bool) -> str:
+    lines = [
+        "# guitarlab model quality",
+        "",
+        f"Written by `python -m benchmarks --only model{' --quick' if quick else ''}` on {machine}.",
+        "Each cell: mean over seeds (range). Files right: one vote per held-out file "
+        "(series for sine-square); balanced accuracy and ROC AUC are file-level, except the "
+        "centroid threshold's (windows). Chance is 0.50 balanced in every protocol.",
+        "",
+        "| protocol | model | seeds | files right | balanced accuracy | ROC AUC | train s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for (protocol, model), runs in results.items():
+        files = [f"{r['files_right']}/{r['files']}" for r in runs if "files" in r]
+        lines.append(
+            f"| {protocol} | {model} | {len(runs)} | {', '.join(files) or 'n/a'} | "
+            f"{_spread([r.get('balanced') for r in runs])} | {_spread([r.get('auc') for r in runs])} | "
+            f"{_spread([r.get('train_s') for r in runs], 0)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def run(quick: bool = False) -> list[Row]:
+    """Rows for BENCHMARKS.md: the spectrogram model's balanced accuracy per protocol."""
+    results = measure(quick, models=("spectrogram",))
+    rows = []
+    for (protocol, model), runs in results.items():
+        if model != "spectrogram":
+            continue
+        logistic = results.get((protocol, "logistic"), [])
+        rows.append(
+            Row(
+                "model",
+                f"{protocol}: balanced accuracy, spectrogram model",
+                float(np.mean([r["balanced"] for r in runs])),
+                "balanced acc.",
+                reference="logistic regression, same split",
+                reference_value=float(np.mean([r["balanced"] or 0 for r in logistic])) or None,
+                notes="see MODEL.md",
+            )
+        )
+    return rows
