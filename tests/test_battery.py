@@ -675,3 +675,18 @@ def test_four_concurrent_imports_get_distinct_takes(tmp_path: Path) -> None:
     rows = mf.load_manifest(corpus)
     assert all(r.returncode == 0 for r in done)
     assert len(rows) == 4 and rows["take"].nunique() == 4
+
+
+def test_four_concurrent_augments_add_each_render_once(corpus: Path) -> None:
+    done = _concurrently(
+        [
+            [*GUITARLAB, "augment", "--corpus", str(corpus), "--tones", tones]
+            for tones in ("clean,crunch", "crunch,clean", "clean", "crunch")
+        ]  # fmt: skip
+    )
+    _assert_clean_outcome(corpus, done)
+    rows = mf.load_manifest(corpus)
+    assert sorted(rows["tone"].value_counts().to_dict().items()) == [
+        ("clean", 4), ("crunch", 4), ("raw", 4)
+    ]  # fmt: skip
+    assert strays(corpus) == []
