@@ -246,9 +246,13 @@ def _render_one(root: Path, job: RenderJob, chains: _Chains) -> tuple[dict, Path
 
     The temp is None when a killed run already left this exact render at its name.
     """
-    from guitarlab.atomic import temp_name
-    from guitarlab.datasets.audio import read_audio, write_audio_file
-    from guitarlab.datasets.manifest import TONES_DIR, relative_audio_path, resolve_audio_path
+    from guitarlab.datasets.audio import read_audio
+    from guitarlab.datasets.manifest import (
+        TONES_DIR,
+        relative_audio_path,
+        resolve_audio_path,
+        stage_audio,
+    )
     from guitarlab.recorder.levels import DEFAULT_TARGET_RMS_DBFS, SILENCE_DBFS, apply_gain_db
 
     source = job.source
@@ -266,10 +270,9 @@ def _render_one(root: Path, job: RenderJob, chains: _Chains) -> tuple[dict, Path
             rendered = render(audio, rate, chains.get(job))
         except AugmentError as exc:
             raise AugmentError(f"{source_path} with preset {job.preset['name']}: {exc}") from None
-        tmp = temp_name(dest)
+        staged, tmp = stage_audio(root, {"path": relative_audio_path(root, dest)}, rendered, rate)
+        columns = {k: v for k, v in staged.items() if k != "path"}
         try:
-            write_audio_file(tmp, rendered, rate, dest=dest)
-            columns = file_columns(tmp)
             write_text_atomic(_sidecar_path(dest), json.dumps(_sidecar(job), indent=2) + "\n")
         except BaseException:
             tmp.unlink(missing_ok=True)
