@@ -535,8 +535,11 @@ def import_folder(
                 row["source"] = ""
         late: list[str] = []
 
+        listed_sha: dict[int, set] = {}
+
         def keep(frame: pd.DataFrame, row: dict) -> bool:  # another import added the same audio
-            if row["sha256"] in set(frame["sha256"]):
+            shas = listed_sha.setdefault(id(frame), set(frame["sha256"]))
+            if row["sha256"] in shas:
                 late.append(row["id"])
                 return False
             return True
