@@ -131,6 +131,16 @@ def plan_jobs(
     if randomize < 0:
         raise AugmentError(f"--randomize {randomize} must be 0 or a positive number of variants")
     raw = select_rows(manifest[manifest["tone"] == RAW_TONE], where)
+    if raw.empty:
+        raise AugmentError(
+            "no raw take to render"
+            + (
+                f": --where {where if isinstance(where, str) else ' '.join(where)} matches none"
+                if where
+                else " in the corpus"
+            )
+            + "; check 'guitarlab manifest summary'"
+        )
     done = set(zip(manifest["source"], manifest["tone"], manifest["preset_hash"], strict=True))
     taken = set(manifest["id"])
     jobs = []
@@ -231,30 +241,50 @@ def _already_written(wav: Path, job: RenderJob) -> bool:
     )
 
 
-def _render_one(root: Path, job: RenderJob, chains: _Chains) -> dict:
-    from guitarlab.datasets.audio import read_audio, write_audio_atomic
-    from guitarlab.datasets.manifest import TONES_DIR, relative_audio_path, resolve_audio_path
+def _render_one(root: Path, job: RenderJob, chains: _Chains) -> tuple[dict, Path | None]:
+    """Render one job to a temp name beside its file; ``(row, temp)`` for ``commit_rows``.
+
+    The temp is None when a killed run already left this exact render at its name.
+    """
+    from guitarlab.datasets.audio import read_audio
+    from guitarlab.datasets.manifest import (
+        TONES_DIR,
+        relative_audio_path,
+        resolve_audio_path,
+        stage_audio,
+    )
     from guitarlab.recorder.levels import DEFAULT_TARGET_RMS_DBFS, SILENCE_DBFS, apply_gain_db
 
     source = job.source
     dest = root / TONES_DIR / f"{job.id}.wav"
+    tmp: Path | None = None
     if _already_written(dest, job):
         made_at = datetime.fromtimestamp(dest.stat().st_mtime, tz=timezone.utc)
+        columns = file_columns(dest)
     else:
-        audio, rate = read_audio(resolve_audio_path(root, source["path"]))
+        source_path = resolve_audio_path(root, source["path"])
+        audio, rate = read_audio(source_path)
         if job.input_gain_db:
             audio = apply_gain_db(audio, job.input_gain_db)
-        write_audio_atomic(dest, render(audio, rate, chains.get(job)), rate)
-        write_text_atomic(_sidecar_path(dest), json.dumps(_sidecar(job), indent=2) + "\n")
+        try:
+            rendered = render(audio, rate, chains.get(job))
+        except AugmentError as exc:
+            raise AugmentError(f"{source_path} with preset {job.preset['name']}: {exc}") from None
+        staged, tmp = stage_audio(root, {"path": relative_audio_path(root, dest)}, rendered, rate)
+        columns = {k: v for k, v in staged.items() if k != "path"}
+        try:
+            write_text_atomic(_sidecar_path(dest), json.dumps(_sidecar(job), indent=2) + "\n")
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         made_at = datetime.now(timezone.utc)
-    columns = file_columns(dest)
     level = columns["rms_dbfs"]
     note = f"rendered from {source['id']} with preset {job.preset['name']}"
     if job.variant:
         note += f" variant {job.variant} (seed {job.preset.get('seed', 0)})"
     if job.input_gain_db:
         note += f", input trimmed {job.input_gain_db:+.2f} dB to the matched level"
-    return {
+    row = {
         "id": job.id,
         "path": relative_audio_path(root, dest),
         "guitar": source["guitar"],
@@ -273,34 +303,37 @@ def _render_one(root: Path, job: RenderJob, chains: _Chains) -> dict:
         VARIANT_COLUMN: job.variant,
         INPUT_GAIN_COLUMN: f"{job.input_gain_db:.3f}",
     }
+    return row, tmp
 
 
 def _remove_stray_temps(root: Path, jobs: list[RenderJob]) -> None:
-    """Delete temp files a killed run left for the files this run is about to write."""
-    from guitarlab.datasets.manifest import TONES_DIR
+    """Delete temp files a killed run left for the files this run is about to write
+    (never those of a live process: another augment may be writing them now)."""
+    from guitarlab.datasets.manifest import TEMP_RE, TONES_DIR, pid_alive
 
     folder = root / TONES_DIR
     for job in jobs:
         for stray in folder.glob(f".{job.id}.*.part*"):
+            match = TEMP_RE.match(stray.name)
+            if match and pid_alive(int(match["pid"])):
+                continue
             stray.unlink(missing_ok=True)
 
 
-def _append_new(root: Path, rows: list[dict]) -> None:
-    """Append rows, dropping any that another process added meanwhile (same id and hash)."""
-    from guitarlab.datasets.manifest import update_manifest
+def _append_new(root: Path, items: list[tuple[dict, Path | None]]) -> list[dict]:
+    """Move the renders into place and add their rows in one locked step (``commit_rows``),
+    dropping any another process added meanwhile (same id and hash)."""
+    from guitarlab.datasets.manifest import commit_rows
 
-    def add(frame: pd.DataFrame) -> pd.DataFrame:
-        present = set(zip(frame["id"], frame["preset_hash"], strict=True))
-        new = [row for row in rows if (row["id"], row["preset_hash"]) not in present]
-        clash = set(frame["id"]).intersection(row["id"] for row in new)
-        if clash:
+    def keep(frame: pd.DataFrame, row: dict) -> bool:
+        listed = frame.loc[frame["id"] == row["id"], "preset_hash"]
+        if len(listed) and row["preset_hash"] not in set(listed):
             raise AugmentError(
-                f"id {sorted(clash)[0]!r} was added by another process with another preset; run augment again"
+                f"id {row['id']!r} was added by another process with another preset; run augment again"
             )
-        return pd.concat([frame, pd.DataFrame(new)], ignore_index=True) if new else frame
+        return not len(listed)
 
-    if rows:
-        update_manifest(root, add)
+    return commit_rows(root, items, keep=keep, replace_unlisted=True) if items else []
 
 
 # ---------------------------------------------------------------- the whole corpus
@@ -365,16 +398,16 @@ def render_corpus(
 
 def _run_jobs(root: Path, jobs: list[RenderJob], *, workers: int, progress: bool) -> list[str]:
     chains = _Chains()
-    done_rows: list[dict] = []
+    done_rows: list[tuple[dict, Path | None]] = []
     added: list[str] = []
     last_flush = time.monotonic()
     bar = tqdm(total=len(jobs), desc="augment", unit="file", disable=not progress)
 
     def flush() -> None:
         nonlocal last_flush
-        _append_new(root, done_rows)
-        added.extend(row["id"] for row in done_rows)
+        batch = list(done_rows)
         done_rows.clear()
+        added.extend(row["id"] for row in _append_new(root, batch))
         last_flush = time.monotonic()
 
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="augment")

@@ -28,6 +28,7 @@ import json
 import math
 import os
 import re
+import sys
 import zlib
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -211,16 +212,31 @@ def _preset_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.json")) if folder.is_dir() else []
 
 
-def load_presets(corpus: str | os.PathLike | None = None) -> dict[str, dict]:
-    """Every preset by name: the built-ins, then ``CORPUS/presets/*.json`` over them."""
+def load_presets(
+    corpus: str | os.PathLike | None = None, *, broken: list[tuple[Path, str]] | None = None
+) -> dict[str, dict]:
+    """Every preset by name: the built-ins, then ``CORPUS/presets/*.json`` over them.
+
+    A corpus preset file that cannot be read does not block the others: it is left out
+    and ``(path, reason)`` goes to ``broken`` (or one warning line to stderr).
+    """
     from guitarlab.datasets.manifest import PRESETS_DIR
 
     presets: dict[str, dict] = {}
-    folders = [BUILTIN_PRESETS_DIR] + ([Path(corpus) / PRESETS_DIR] if corpus else [])
-    for folder in folders:
-        for path in _preset_files(folder):
+    for path in _preset_files(BUILTIN_PRESETS_DIR):
+        preset = load_preset_file(path)
+        presets[preset["name"]] = preset
+    for path in _preset_files(Path(corpus) / PRESETS_DIR) if corpus else []:
+        try:
             preset = load_preset_file(path)
-            presets[preset["name"]] = preset
+        except AugmentError as exc:
+            if broken is None:
+                print(f"warning: preset {path.stem} left out: {exc}", file=sys.stderr)
+            else:
+                broken.append((path, str(exc)))
+            presets.pop(path.stem, None)  # never fall back silently to a built-in of that name
+            continue
+        presets[preset["name"]] = preset
     return dict(sorted(presets.items()))
 
 
@@ -230,8 +246,12 @@ def get_presets(names: list[str] | str, corpus: str | os.PathLike | None = None)
         names = [n.strip() for n in names.split(",") if n.strip()]
     if not names:
         raise AugmentError("no tones given; name presets such as clean,crunch,distorted")
-    presets = load_presets(corpus)
+    broken: list[tuple[Path, str]] = []
+    presets = load_presets(corpus, broken=broken)
+    reasons = {path.stem: reason for path, reason in broken}
     for name in names:
+        if name in reasons:
+            raise AugmentError(reasons[name])
         if name not in presets:
             raise AugmentError(f"unknown preset {name!r}; known: {', '.join(presets)}")
     return [presets[name] for name in dict.fromkeys(names)]
@@ -311,6 +331,52 @@ def _load_ir(preset: dict, value: object) -> ImpulseResponse:
     return ImpulseResponse(np.ascontiguousarray(ir.T), int(rate))
 
 
+# What each native plugin accepts (pedalboard/JUCE take any float and render garbage,
+# or NaN, outside these): by parameter name, with per-plugin exceptions. Inclusive.
+PARAMETER_RANGES: dict[str, tuple[float, float]] = {
+    "cutoff_frequency_hz": (1.0, 48000.0),
+    "centre_frequency_hz": (1.0, 48000.0),
+    "cutoff_hz": (1.0, 48000.0),
+    "gain_db": (-96.0, 48.0),
+    "drive_db": (0.0, 60.0),
+    "threshold_db": (-100.0, 0.0),
+    "ceiling_db": (-100.0, 0.0),
+    "ratio": (1.0, 100.0),
+    "attack_ms": (0.0, 5000.0),
+    "release_ms": (0.0, 10000.0),
+    "lookahead_ms": (0.0, 100.0),
+    "q": (0.01, 100.0),
+    "mix": (0.0, 1.0),
+    "depth": (0.0, 1.0),
+    "feedback": (0.0, 0.99),
+    "rate_hz": (0.0, 99.0),
+    "centre_delay_ms": (0.0, 100.0),
+    "delay_seconds": (0.0, 30.0),
+    "room_size": (0.0, 1.0),
+    "damping": (0.0, 1.0),
+    "wet_level": (0.0, 1.0),
+    "dry_level": (0.0, 1.0),
+    "width": (0.0, 1.0),
+    "freeze_mode": (0.0, 1.0),
+    "resonance": (0.0, 1.0),
+    "drive": (1.0, 100.0),
+    "bit_depth": (1.0, 32.0),
+    "semitones": (-72.0, 72.0),
+    "target_sample_rate": (100.0, 384000.0),
+    "vbr_quality": (0.0, 10.0),
+}
+PLUGIN_RANGES: dict[tuple[str, str], tuple[float, float]] = {
+    ("Phaser", "feedback"): (-0.99, 0.99),
+    ("Chorus", "feedback"): (-0.99, 0.99),
+    ("Clipping", "threshold_db"): (-100.0, 24.0),
+}
+
+
+def parameter_range(plugin: str, name: str) -> tuple[float, float] | None:
+    """The inclusive range a native plugin's parameter must lie in, or None (unchecked)."""
+    return PLUGIN_RANGES.get((plugin, name), PARAMETER_RANGES.get(name))
+
+
 def _step_error(preset: dict, index: int, plugin: str, message: str) -> AugmentError:
     return AugmentError(f"{_where(preset)}, step {index} {plugin}: {message}")
 
@@ -343,6 +409,14 @@ def _build_step(
             continue
         if not _is_number(value) or not math.isfinite(value):
             raise _step_error(preset, index, plugin, f"{name} must be a number, got {value!r}")
+        bounds = parameter_range(plugin, name)
+        if bounds and not bounds[0] <= float(value) <= bounds[1]:
+            raise _step_error(
+                preset,
+                index,
+                plugin,
+                f"{name} {value!r} is out of range; use {bounds[0]:g}..{bounds[1]:g}",
+            )
     cabinet = None
     if plugin == "Convolution":
         if IR_PARAMETER not in params:

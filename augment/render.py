@@ -127,4 +127,23 @@ def render(
         planar = convolve_aligned(planar, ir_taps(irs[index], sample_rate))
         start = index + 1
     planar = _process(plugins[start:], planar, sample_rate)[:, :frames]
+    check_output(planar)
     return np.ascontiguousarray(planar[0] if audio.ndim == 1 else planar.T)
+
+
+# a render with more than this share of its samples at full scale is garbage, not a tone
+FULL_SCALE_SHARE = 0.5
+
+
+def check_output(audio: np.ndarray) -> None:
+    """Refuse a render that is NaN/infinite or mostly at full scale (``AugmentError``)."""
+    if not np.all(np.isfinite(audio)):
+        raise AugmentError(
+            "the chain's output holds NaN or infinite samples; check the preset's values"
+        )
+    if audio.size and np.mean(np.abs(audio) >= 0.999) > FULL_SCALE_SHARE:
+        share = float(np.mean(np.abs(audio) >= 0.999))
+        raise AugmentError(
+            f"{share:.0%} of the chain's output is at full scale; lower the preset's "
+            "gain_db/drive_db (or the input level)"
+        )

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from guitarlab.atomic import atomic_path
+from guitarlab.atomic import atomic_path, finish_temp
 from guitarlab.errors import AudioFileError
 from guitarlab.recorder.levels import peak_dbfs, rms_dbfs
 
@@ -66,16 +66,93 @@ def write_audio_atomic(
     """Write ``audio`` to ``path`` through a temp file in the same folder, fsync, rename.
 
     A reader (or a crash) sees either no file or the whole file, never a partial one.
+    Files that get a manifest row go through ``manifest.commit_audio`` instead.
     """
     with atomic_path(path, suffix=".part" + Path(path).suffix) as tmp:
-        sf.write(
-            str(tmp),
-            np.asarray(audio, dtype=np.float32),
-            int(sample_rate),
-            subtype=subtype,
-            format=_format_for(Path(path)),
-        )
+        write_audio_file(tmp, audio, sample_rate, subtype=subtype, dest=Path(path))
     return Path(path)
+
+
+def write_audio_file(
+    path: str | os.PathLike,
+    audio: np.ndarray,
+    sample_rate: int,
+    *,
+    subtype: str = DEFAULT_SUBTYPE,
+    dest: Path | None = None,
+) -> Path:
+    """Write ``audio`` to ``path`` (a temp name), mode 0644 less the umask, fsynced.
+
+    Errors (a full disk, a read-only folder) become one ``AudioFileError`` line naming
+    ``dest`` (the final name) and the temp file is removed.
+    """
+    path, dest = Path(path), Path(dest or path)
+    audio = np.asarray(audio, dtype=np.float32)
+    if not np.all(np.isfinite(audio)):
+        raise AudioFileError(f"{dest}: the audio holds NaN or infinite samples; nothing written")
+    try:
+        sf.write(str(path), audio, int(sample_rate), subtype=subtype, format=_format_for(dest))
+        finish_temp(path)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        path.unlink(missing_ok=True)
+        raise AudioFileError(f"{dest}: cannot write audio ({_write_reason(path, exc)})") from exc
+    return path
+
+
+def _write_reason(path: Path, exc: Exception) -> str:
+    import errno
+    import shutil
+
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return "no space left on device: free some space and run this again"
+    folder = path.parent
+    try:
+        if shutil.disk_usage(folder).free < 1 << 20:
+            return "no space left on device: free some space and run this again"
+    except OSError:
+        pass
+    if not os.access(folder, os.W_OK):
+        return f"{folder} is read-only for you"
+    return _reason(exc)
+
+
+def wav_length_problem(path: str | os.PathLike) -> str | None:
+    """Why a WAV's header disagrees with its data (a file cut off mid-data), or None.
+
+    libsndfile quietly reads what is there, so this compares the ``data`` chunk's
+    declared size with the bytes actually in the file.
+    """
+    import struct
+
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            block_align = 0
+            while True:
+                chunk = handle.read(8)
+                if len(chunk) < 8:
+                    return None
+                name, length = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                start = handle.tell()
+                if name == b"fmt ":
+                    fmt = handle.read(min(length, 16))
+                    if len(fmt) >= 14:
+                        block_align = struct.unpack("<H", fmt[12:14])[0]
+                elif name == b"data":
+                    available = size - start
+                    if length in (0, 0xFFFFFFFF) or length <= available or not block_align:
+                        return None
+                    return (
+                        f"cut off: the header promises {length // block_align} frames but the "
+                        f"file holds {available // block_align}; re-export or re-copy it"
+                    )
+                handle.seek(start + length + (length & 1))
+    except OSError:
+        return None
 
 
 def _format_for(path: Path) -> str:
@@ -84,7 +161,13 @@ def _format_for(path: Path) -> str:
 
 
 def file_columns(path: str | os.PathLike) -> dict:
-    """The manifest columns measured from a file: header, levels and checksum."""
+    """The manifest columns measured from a file: header, levels and checksum.
+
+    A WAV cut off mid-data is refused (``AudioFileError``).
+    """
+    problem = wav_length_problem(path)
+    if problem:
+        raise AudioFileError(f"{path}: {problem}")
     info = audio_info(path)
     audio, _ = read_audio(path)
     return {

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import logging
 import math
@@ -34,6 +35,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from guitarlab import __version__
+from guitarlab.datasets.audio import wav_length_problem
 from guitarlab.datasets.manifest import load_manifest, path_problem
 from guitarlab.datasets.splits import SPLITS, file_windows, plan_splits
 from guitarlab.datasets.windows import (
@@ -144,6 +146,13 @@ def where_takes(rows: pd.DataFrame, expression: str, *, option: str) -> list[str
 
 def select_rows(manifest: pd.DataFrame, *, label: str, where: str | None = None) -> pd.DataFrame:
     """The manifest rows a dataset uses: ``where`` applied, label present and varied."""
+    for column in ("id", "path"):  # one file twice would be trained and tested on twice
+        twice = manifest[column][manifest[column].duplicated() & (manifest[column] != "")]
+        if len(twice):
+            raise DatasetError(
+                f"manifest.csv: {column} {twice.iloc[0]!r} is in more than one row; remove the "
+                "duplicate ('guitarlab manifest check' lists it)"
+            )
     rows = manifest
     if where:
         rows = query_rows(manifest, where, option="--where")
@@ -204,6 +213,9 @@ def probe_files(
             raise DatasetError(
                 f"{full}: cannot read the audio header of row {rid} ({str(exc).splitlines()[0]}); re-export it or leave it out with --where"
             ) from None
+        cut = wav_length_problem(full)
+        if cut:
+            raise DatasetError(f"{full}: row {rid}: {cut}, or leave it out with --where")
         files.append(str(full))
         rates.append(int(info.samplerate))
         channels.append(int(info.channels))
@@ -300,14 +312,28 @@ def load_mono(
     rate: int,
     target_rate: int,
     buffer: np.ndarray | None = None,
+    sha256: str = "",
 ) -> tuple[np.ndarray, bool]:
     """One file as mono float32 at ``target_rate`` with its gain applied; (audio, was_mixed).
 
     A mono file at the target rate is decoded straight into ``buffer`` when it is big
     enough (the result is then a view of it), which spares a fresh allocation per file.
+    With ``sha256`` the bytes are read once, checked against it, and decoded from memory.
     """
+    source: str | io.BytesIO = path
+    if sha256:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise DatasetError(f"{path}: cannot read ({exc.strerror})") from None
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise DatasetError(
+                f"{path}: sha256 differs from its manifest row: the file changed since it was "
+                "added; run 'guitarlab manifest check'"
+            )
+        source = io.BytesIO(data)
     try:
-        with sf.SoundFile(path) as handle:
+        with sf.SoundFile(source) as handle:
             frames, channels = handle.frames, handle.channels
             if channels == 1 and buffer is not None and buffer.size >= frames:
                 audio = handle.read(frames, dtype="float32", out=buffer[:frames])
@@ -872,6 +898,7 @@ def _stream(
                 rate=int(row["file_rate"]),
                 target_rate=rate,
                 buffer=buffers[next(turn) % 2],
+                sha256=str(row.get("sha256", "") or ""),
             )
             if audio.shape[0] != int(row["frames"]):
                 raise DatasetError(

@@ -265,4 +265,14 @@ def check_dataset(path: str | os.PathLike, *, allow_leak: bool = False) -> list[
             "training windows of the same take (leaky); rebuild with --val span, or pass --allow-leak"
         )
     problems += overlap_problems(table, ds.meta["takes"], window=ds.window, check_val=not leaky)
+    seen: dict[tuple[str, str], str] = {}
+    for row in ds.meta.get("rows", []):  # one file twice: trained and tested on twice
+        for key in ("id", "sha256"):
+            value = str(row.get(key, ""))
+            if value and (key, value) in seen:
+                problems.append(
+                    f"rows {seen[(key, value)]} and {row.get('id')} have the same {key}: one "
+                    "file is in the dataset twice; remove the duplicate row and rebuild"
+                )
+            seen.setdefault((key, value), str(row.get("id")))
     return problems

@@ -24,23 +24,26 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from guitarlab.atomic import atomic_path
-from guitarlab.datasets.audio import AUDIO_SUFFIXES, file_columns, sha256_file
+from guitarlab.atomic import finish_temp, temp_name
+from guitarlab.datasets.audio import AUDIO_SUFFIXES, file_columns, read_audio, sha256_file
 from guitarlab.datasets.manifest import (
     LABEL_COLUMNS,
     MANIFEST_NAME,
     RAW_TONE,
     TAKES_DIR,
     TONES_DIR,
-    append_rows,
+    commit_rows,
     empty_manifest,
     init_corpus,
     load_manifest,
-    relative_audio_path,
+    os_reason,
+    reserve_rows,
+    resolve_audio_path,
     row_id,
     slugify,
 )
 from guitarlab.errors import AudioFileError, ManifestError
+from guitarlab.recorder.checks import check_take, findings_to_json
 from guitarlab.recorder.levels import DEFAULT_TARGET_RMS_DBFS
 
 SEED_PATTERN = "seed"
@@ -87,6 +90,7 @@ class ImportReport:
     added: list[str] = field(default_factory=list)
     already_present: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    failed_checks: list[tuple[str, str]] = field(default_factory=list)
     table: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -296,11 +300,6 @@ def _csv_labels(
     return {}
 
 
-def _copy_atomic(src: Path, dest: Path) -> None:
-    with atomic_path(dest) as tmp:
-        shutil.copyfile(src, tmp)
-
-
 @dataclass
 class _Planned:
     path: Path
@@ -504,21 +503,82 @@ def import_folder(
             values.setdefault(pair, set()).add(item.found.get(column, ""))
         if any(len(v) > 1 for v in values.values()):
             name_fields.append(column)
-    _assign_takes(planned, mode, name_fields, set(manifest["take"]))
+    if dry_run:
+        _plan_ids(manifest, planned, mode, name_fields, report, player)
+        return report
+    # take numbers and ids are chosen under the lock, against the manifest and the ids
+    # other writers have reserved; the files are copied to temp names and moved in
+    # together with their rows (commit_rows)
+    chosen: list[tuple[_Planned, dict]] = []
 
+    def choose(frame: pd.DataFrame) -> list[dict]:
+        chosen[:] = _plan_ids(frame, planned, mode, name_fields, report, player)
+        return [
+            {"id": labels_row["id"], "take": labels_row["take"], "path": labels_row["path"]}
+            for _, labels_row in chosen
+        ]
+
+    reservation = reserve_rows(corpus, choose)
+    items: list[tuple[dict, Path]] = []
+    try:
+        for item, labels_row in tqdm(chosen, desc="import", unit="file", disable=not progress):
+            row = _copy_in(corpus, item, labels_row, report)
+            if row is not None:
+                items.append(row)
+        ids = {row["id"] for row, _ in items}
+        for row, _ in items:  # a raw file that was skipped leaves its renders without a source
+            if (
+                row["source"]
+                and row["source"] not in ids
+                and row["source"] not in set(manifest["id"])
+            ):
+                row["source"] = ""
+        late: list[str] = []
+
+        listed_sha: dict[int, set] = {}
+
+        def keep(frame: pd.DataFrame, row: dict) -> bool:  # another import added the same audio
+            shas = listed_sha.setdefault(id(frame), set(frame["sha256"]))
+            if row["sha256"] in shas:
+                late.append(row["id"])
+                return False
+            return True
+
+        added = commit_rows(corpus, items, keep=keep)
+    except BaseException:
+        for _, tmp in items:
+            tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        reservation.release()
+    report.added = [row["id"] for row in added]
+    source_of = {row["id"]: row["notes"] for row, _ in items}
+    report.already_present += [source_of[rid].removeprefix("imported from ") for rid in late]
+    return report
+
+
+def _plan_ids(
+    frame: pd.DataFrame,
+    planned: list[_Planned],
+    mode: str,
+    name_fields: list[str],
+    report: ImportReport,
+    player: str = "",
+) -> list[tuple[_Planned, dict]]:
+    """Takes and ids for the planned files against ``frame``; the labels of each row."""
+    _assign_takes(planned, mode, name_fields, set(frame["take"]))
     raw_count = Counter(i.take for i in planned if i.found["tone"] == RAW_TONE)
     raw_of_take = {
-        t: i
-        for t, i in zip(manifest["take"], manifest["id"], strict=True)
-        if i.endswith(f"-{RAW_TONE}")
+        t: i for t, i in zip(frame["take"], frame["id"], strict=True) if i.endswith(f"-{RAW_TONE}")
     }
     for item in planned:
         if item.found["tone"] == RAW_TONE:
             raw_of_take[item.take] = item.id if raw_count[item.take] == 1 else ""
-    existing_ids = set(manifest["id"])
+    existing_ids = set(frame["id"])
     planned_ids: set[str] = set()
-    rows: list[dict] = []
-    for item in tqdm(planned, desc="import", unit="file", disable=not progress or dry_run):
+    report.table.clear()
+    out = []
+    for item in planned:
         path, found, tone, rid = item.path, item.found, item.found["tone"], item.id
         if rid in existing_ids or rid in planned_ids:
             report.skipped.append(
@@ -543,41 +603,56 @@ def import_folder(
         }
         report.table.append({"file": item.rel, **labels_row})
         planned_ids.add(rid)
-        if dry_run:
-            continue
-        dest = (
-            Path(corpus)
-            / (TAKES_DIR if tone == RAW_TONE else TONES_DIR)
-            / f"{rid}{path.suffix.lower()}"
+        folder = TAKES_DIR if tone == RAW_TONE else TONES_DIR
+        labels_row["path"] = f"{folder}/{rid}{path.suffix.lower()}"
+        labels_row["source"] = raw_of_take.get(item.take, "") if tone != RAW_TONE else ""
+        out.append((item, labels_row))
+    return out
+
+
+def _copy_in(
+    corpus: str | os.PathLike, item: _Planned, labels_row: dict, report: ImportReport
+) -> tuple[dict, Path] | None:
+    """Check one file (length, header, take checks) and copy it to a temp name beside its
+    final path; the row and the temp file, or None when it is skipped (``report``)."""
+    path = item.path
+    try:
+        columns = file_columns(path)
+        audio, rate = read_audio(path)
+    except AudioFileError as exc:
+        report.table[:] = [r for r in report.table if r["id"] != labels_row["id"]]
+        report.skipped.append((str(path), str(exc).split(": ", 1)[-1]))
+        return None
+    findings = check_take(audio, rate) if labels_row["tone"] == RAW_TONE else []
+    errors = [f for f in findings if f.severity == "error"]
+    if errors:  # imported like a recorded take (row and checks kept), but the exit is 1
+        report.failed_checks.append(
+            (str(path), "; ".join(f"{f.check}: {f.message}" for f in errors))
         )
-        try:
-            columns = file_columns(path)
-        except AudioFileError as exc:
-            report.table.pop()
-            report.skipped.append((str(path), str(exc).split(": ", 1)[-1]))
-            continue
-        _copy_atomic(path, dest)
-        existing_ids.add(rid)
-        rows.append(
-            {
-                **labels_row,
-                "path": relative_audio_path(corpus, dest),
-                "source": raw_of_take.get(item.take, "") if tone != RAW_TONE else "",
-                **columns,
-                "gain_db": round(DEFAULT_TARGET_RMS_DBFS - columns["rms_dbfs"], 3)
-                if columns["rms_dbfs"] > -200
-                else 0.0,
-                "recorded_at": datetime.fromtimestamp(
-                    path.stat().st_mtime, tz=timezone.utc
-                ).isoformat(timespec="seconds"),
-                "device": "import",
-                "notes": f"imported from {path.name}",
-            }
-        )
-        report.added.append(rid)
-    for row in rows:  # a raw file that was skipped leaves its renders without a source
-        if row["source"] not in existing_ids:
-            row["source"] = ""
-    if rows:
-        append_rows(corpus, rows)
-    return report
+    dest = resolve_audio_path(corpus, labels_row["path"])
+    tmp = temp_name(dest)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, tmp)
+        finish_temp(tmp)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ManifestError(f"{dest}: cannot copy {path.name} in ({os_reason(exc)})") from exc
+    if sha256_file(tmp) != item.digest:
+        tmp.unlink(missing_ok=True)
+        raise ManifestError(f"{path}: changed while it was copied; import it again")
+    row = {
+        **labels_row,
+        **columns,
+        "gain_db": round(DEFAULT_TARGET_RMS_DBFS - columns["rms_dbfs"], 3)
+        if columns["rms_dbfs"] > -200
+        else 0.0,
+        "recorded_at": datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc).isoformat(
+            timespec="seconds"
+        ),
+        "device": "import",
+        "notes": f"imported from {path.name}",
+    }
+    if labels_row["tone"] == RAW_TONE:
+        row["checks"] = findings_to_json(findings)
+    return row, tmp

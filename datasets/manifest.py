@@ -8,9 +8,14 @@ schema does not know are carried through untouched.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import errno
+import json
 import os
 import re
+import socket
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -19,7 +24,7 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock
 
-from guitarlab.atomic import atomic_path
+from guitarlab.atomic import atomic_path, temp_name
 from guitarlab.errors import ManifestError
 
 MANIFEST_NAME = "manifest.csv"
@@ -209,25 +214,101 @@ def load_manifest(root: str | os.PathLike) -> pd.DataFrame:
         raise ManifestError(
             f"{path}: not a readable CSV ({str(exc).splitlines()[0]}); restore it from a backup"
         ) from exc
-    return _typed(frame)
+    typed = _typed(frame)
+    typed.attrs["bad_cells"] = _bad_cells(frame)
+    return typed
+
+
+def _bad_cells(text: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """``(id, column, value)`` of number cells that hold something other than a number."""
+    bad = []
+    for name, (kind, _) in SCHEMA.items():
+        if kind == "str" or name not in text:
+            continue
+        cells = text[name].astype(str).str.strip()
+        parsed = pd.to_numeric(cells.where(cells != "", None), errors="coerce")
+        for index in np.flatnonzero(parsed.isna().to_numpy() & (cells != "").to_numpy()):
+            rid = str(text["id"].iloc[index]) if "id" in text else f"line {index + 2}"
+            bad.append((rid, name, str(text[name].iloc[index])))
+    return bad
+
+
+def _refuse_bad_cells(frame: pd.DataFrame, root: str | os.PathLike) -> None:
+    """Saving would erase a cell that is not a number: refuse, naming it."""
+    bad = frame.attrs.get("bad_cells") or []
+    if bad:
+        rid, column, value = bad[0]
+        raise ManifestError(
+            f"{manifest_path(root)}: row {rid!r}: {column} {value!r} is not a number; "
+            "fix that cell (guitarlab manifest check lists them all) before adding files"
+        )
 
 
 def _write_atomic(path: Path, frame: pd.DataFrame) -> None:
-    with atomic_path(path, suffix=".tmp") as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.6g", encoding="utf-8")
+    try:
+        with atomic_path(path, suffix=".tmp") as tmp:
+            frame.to_csv(tmp, index=False, float_format="%.6g", encoding="utf-8")
+    except OSError as exc:
+        raise ManifestError(
+            f"{path}: cannot save the manifest ({os_reason(exc)}); it is unchanged"
+        ) from exc
+
+
+def os_reason(exc: OSError) -> str:
+    """The OS's reason in a few words, with what to do for the common ones."""
+    if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return f"{exc.strerror}: is the disk full? free some space and run this again"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"{exc.strerror}: the corpus is read-only for you"
+    return exc.strerror or str(exc)
+
+
+LOCK_TIMEOUT_ENV = "GUITARLAB_LOCK_TIMEOUT_S"
+
+
+def _lock_timeout_s(timeout_s: float | None) -> float:
+    if timeout_s is not None:
+        return timeout_s
+    try:
+        return float(os.environ.get(LOCK_TIMEOUT_ENV, "60"))
+    except ValueError:
+        return 60.0
 
 
 @contextlib.contextmanager
-def manifest_lock(root: str | os.PathLike, *, timeout_s: float = 60.0) -> Iterator[None]:
-    """Hold the corpus's manifest lock (a ``filelock`` file beside ``manifest.csv``)."""
-    lock = FileLock(str(Path(root) / LOCK_NAME), timeout=timeout_s)
+def manifest_lock(root: str | os.PathLike, *, timeout_s: float | None = None) -> Iterator[None]:
+    """Hold the corpus's manifest lock (a ``filelock`` file beside ``manifest.csv``).
+
+    The lock is an OS lock on that file: it goes with the process that holds it, so the
+    file itself is never stale. After a second of waiting one line on stderr says so.
+    """
+    timeout_s = _lock_timeout_s(timeout_s)
+    path = Path(root) / LOCK_NAME
+    lock = FileLock(str(path), timeout=timeout_s)
     try:
-        with lock:
-            yield
+        try:
+            lock.acquire(timeout=min(1.0, timeout_s))
+        except TimeoutError:
+            if timeout_s <= 1.0:
+                raise
+            print(
+                f"waiting for the manifest lock of {root}: another guitarlab process is "
+                f"writing this corpus (up to {timeout_s:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+            lock.acquire(timeout=max(timeout_s - 1.0, 0.0))
     except TimeoutError as exc:  # filelock.Timeout subclasses TimeoutError
         raise ManifestError(
-            f"{Path(root) / LOCK_NAME}: another guitarlab process holds the manifest lock; wait for it or remove a stale lock file"
+            f"{path}: another guitarlab process held the manifest lock for {timeout_s:.0f} s; "
+            "let it finish and run this again (the lock goes with that process: do not delete the file)"
         ) from exc
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot take the manifest lock ({os_reason(exc)})") from exc
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def update_manifest(
@@ -236,6 +317,7 @@ def update_manifest(
     """Load, ``change``, validate and save the manifest as one locked, atomic step."""
     with manifest_lock(root):
         frame = load_manifest(root)
+        _refuse_bad_cells(frame, root)
         updated = _typed(change(frame))
         duplicates = updated["id"][updated["id"].duplicated()].unique()
         if len(duplicates):
@@ -265,6 +347,258 @@ def append_rows(root: str | os.PathLike, rows: Iterable[dict]) -> pd.DataFrame:
         return pd.concat([frame, pd.DataFrame(rows)], ignore_index=True) if rows else frame
 
     return update_manifest(root, add)
+
+
+# ---------------------------------------------------------------- reserve and commit
+#
+# Every writer (record, synth, import, augment, recover) adds files the same way:
+#   1. ``reserve_rows``: under the lock, choose ids/take numbers against the manifest
+#      *and* the ids other live processes have reserved, and mark them reserved;
+#   2. write the audio to a hidden temp name beside its final path (``temp_name``);
+#   3. ``commit_rows``: under the lock, refuse ids already listed, move each temp file
+#      onto its path and save the manifest with the new rows, as one step.
+# A file appears under its final name only together with its row; a crash leaves a
+# ``.part`` temp file (``manifest check`` lists it, ``recover --clean`` removes it).
+
+RESERVED_DIR = ".reserved"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reservations(root: str | os.PathLike, *, drop_stale: bool = False) -> list[dict]:
+    """The rows other live processes have reserved (``id``, ``take``, ``path``, ...).
+
+    A reservation of a process that has exited on this host is stale; with
+    ``drop_stale`` (under the lock) its marker is removed.
+    """
+    folder = Path(root) / RESERVED_DIR
+    held = []
+    for marker in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            data = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        owner = data.pop("_owner", {})
+        if owner.get("host") == socket.gethostname() and not pid_alive(int(owner.get("pid", 0))):
+            if drop_stale:
+                marker.unlink(missing_ok=True)
+            continue
+        held.append(data)
+    return held
+
+
+_HELD: set[tuple[Path, str]] = set()
+
+
+@atexit.register
+def _release_held() -> None:
+    """A writer that stops on an error releases what it had reserved as it exits."""
+    for root, rid in list(_HELD):
+        release_ids(root, [rid])
+
+
+@dataclass
+class Reservation:
+    """Ids (and their rows' labels) reserved by this process; release them when done."""
+
+    root: Path
+    rows: list[dict]
+
+    @property
+    def ids(self) -> list[str]:
+        return [row["id"] for row in self.rows]
+
+    def release(self) -> None:
+        release_ids(self.root, self.ids)
+
+    def __enter__(self) -> Reservation:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def release_ids(root: str | os.PathLike, ids: Iterable[str]) -> None:
+    """Drop this process's reservations of ``ids`` (others' are left alone)."""
+    for rid in ids:
+        marker = Path(root) / RESERVED_DIR / f"{rid}.json"
+        try:
+            owner = json.loads(marker.read_text(encoding="utf-8")).get("_owner", {})
+        except (OSError, ValueError):
+            continue
+        if owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname():
+            marker.unlink(missing_ok=True)
+            _HELD.discard((Path(root), rid))
+
+
+def reserve_rows(
+    root: str | os.PathLike, choose: Callable[[pd.DataFrame], list[dict]]
+) -> Reservation:
+    """Reserve the rows ``choose`` picks, under the manifest lock.
+
+    ``choose`` gets the manifest plus one row per id other live processes have reserved
+    (so ``next_take_number`` and id clashes see them) and returns the rows to reserve
+    (at least ``id``; ``take``, ``path`` and any column that planning compares).
+    """
+    root = Path(root)
+    with manifest_lock(root):
+        frame = load_manifest(root)
+        held = reservations(root, drop_stale=True)
+        if held:
+            frame = _typed(pd.concat([frame, pd.DataFrame(held)], ignore_index=True))
+        rows = [dict(row) for row in choose(frame)]
+        taken = set(frame["id"])
+        reservation = Reservation(root, [])
+        try:
+            (root / RESERVED_DIR).mkdir(exist_ok=True)
+            for row in rows:
+                if row["id"] in taken:
+                    raise ManifestError(
+                        f"id {row['id']!r} is already in the manifest or being written by another process"
+                    )
+                marker = root / RESERVED_DIR / f"{row['id']}.json"
+                owner = {"pid": os.getpid(), "host": socket.gethostname()}
+                with open(marker, "x", encoding="utf-8") as handle:
+                    reservation.rows.append(row)
+                    _HELD.add((root, row["id"]))
+                    json.dump({**row, "_owner": owner}, handle, default=str)
+                taken.add(row["id"])
+        except BaseException as exc:
+            for row in reservation.rows:  # a half-written marker cannot be read back: unlink
+                (root / RESERVED_DIR / f"{row['id']}.json").unlink(missing_ok=True)
+                _HELD.discard((root, row["id"]))
+            if isinstance(exc, OSError):
+                raise ManifestError(
+                    f"{root / RESERVED_DIR}: cannot reserve ids ({os_reason(exc)})"
+                ) from exc
+            raise
+    return reservation
+
+
+def commit_rows(
+    root: str | os.PathLike,
+    items: Iterable[tuple[dict, Path | None]],
+    *,
+    keep: Callable[[pd.DataFrame, dict], bool] | None = None,
+    replace_unlisted: bool = False,
+) -> list[dict]:
+    """Move each ``(row, temp file)`` into place at ``row["path"]`` and add the rows, locked.
+
+    A ``None`` temp means the file is already at its path (a take recorded into a
+    reserved name). Rows whose id is listed already are refused (``ManifestError``);
+    ``keep(manifest, row)`` may drop a row instead (its temp file is deleted). A file at
+    a row's path that no row lists is refused unless ``replace_unlisted`` (derived
+    files such as renders). If saving the manifest fails, the moved files are removed
+    and the manifest is unchanged. Returns the rows added.
+    """
+    root = Path(root)
+    items = [(dict(row), Path(tmp) if tmp else None) for row, tmp in items]
+    for row, _ in items:
+        missing = [
+            name for name in REQUIRED if str(row.get(name, "")).strip() in ("", "nan", "None")
+        ]
+        if missing:
+            _discard(items)
+            raise ManifestError(
+                f"row {row.get('id', '?')!r}: missing required field(s) {', '.join(missing)}"
+            )
+    moved: list[Path] = []
+    try:
+        with manifest_lock(root):
+            frame = load_manifest(root)
+            _refuse_bad_cells(frame, root)
+            listed_ids, listed_paths = set(frame["id"]), set(frame["path"])
+            added: list[dict] = []
+            for row, tmp in items:
+                if keep is not None and not keep(frame, row):
+                    if tmp:
+                        tmp.unlink(missing_ok=True)
+                    continue
+                if row["id"] in listed_ids:
+                    raise ManifestError(
+                        f"id {row['id']!r} is already in the manifest; pick another take number or tone"
+                    )
+                dest = resolve_audio_path(root, row["path"])
+                if tmp is not None:
+                    if dest.exists() and row["path"] not in listed_paths and not replace_unlisted:
+                        raise ManifestError(
+                            f"{dest}: a file no row lists is in the way; add it with "
+                            "'guitarlab recover' or move it away"
+                        )
+                    if row["path"] in listed_paths:
+                        raise ManifestError(f"{dest}: another row already points at this file")
+                    os.replace(tmp, dest)
+                    moved.append(dest)
+                listed_ids.add(row["id"])
+                listed_paths.add(row["path"])
+                added.append(row)
+            if added:
+                _write_atomic(
+                    manifest_path(root),
+                    _typed(pd.concat([frame, pd.DataFrame(added)], ignore_index=True)),
+                )
+            return added
+    except BaseException:
+        for dest in moved:  # never leave a file under its name without its row
+            dest.unlink(missing_ok=True)
+        _discard(items)
+        raise
+    finally:
+        release_ids(root, [row["id"] for row, _ in items])
+
+
+def _discard(items: list[tuple[dict, Path | None]]) -> None:
+    for _, tmp in items:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+def stage_audio(
+    root: str | os.PathLike,
+    row: dict,
+    audio: np.ndarray,
+    sample_rate: int,
+    *,
+    subtype: str | None = None,
+) -> tuple[dict, Path]:
+    """Write ``audio`` to a temp name beside ``row["path"]`` and fill the row's file
+    columns (header, levels, sha256) from it: ``(row, temp)``, ready for :func:`commit_rows`."""
+    from guitarlab.datasets.audio import DEFAULT_SUBTYPE, file_columns, write_audio_file
+
+    dest = resolve_audio_path(root, row["path"])
+    tmp = temp_name(dest)
+    try:
+        write_audio_file(tmp, audio, sample_rate, subtype=subtype or DEFAULT_SUBTYPE, dest=dest)
+        return {**row, **file_columns(tmp)}, tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def commit_audio(
+    root: str | os.PathLike,
+    row: dict,
+    audio: np.ndarray,
+    sample_rate: int,
+    *,
+    subtype: str | None = None,
+    replace_unlisted: bool = False,
+) -> dict:
+    """Stage ``audio`` (:func:`stage_audio`) and commit its row (:func:`commit_rows`).
+
+    The one way synth and other in-memory writers add a single file.
+    """
+    row, tmp = stage_audio(root, row, audio, sample_rate, subtype=subtype)
+    commit_rows(root, [(row, tmp)], replace_unlisted=replace_unlisted)
+    return row
 
 
 def init_corpus(root: str | os.PathLike) -> Path:
@@ -340,19 +674,24 @@ def check_manifest(root: str | os.PathLike, *, verify_sha256: bool = True) -> li
 
     Like mirdata's ``validate()``, this reports and lets the caller decide what to do.
     """
-    from guitarlab.datasets.audio import audio_info, sha256_file
+    from guitarlab.datasets.audio import audio_info, sha256_file, wav_length_problem
 
     frame = load_manifest(root)
-    problems: list[Problem] = []
+    problems: list[Problem] = [Problem(str(rel), why) for rel, why in stray_files(root, frame)]
     ids = set(frame["id"])
     for dup in sorted(frame["id"][frame["id"].duplicated()].unique()):
         problems.append(Problem(dup, "duplicate id; every row needs its own id"))
     by_id = {row["id"]: row for _, row in frame.iterrows()}
+    bad = {(rid, column) for rid, column, _ in frame.attrs.get("bad_cells", [])}
+    for rid, column, value in frame.attrs.get("bad_cells", []):
+        problems.append(
+            Problem(rid, f"{column} {value!r} is not a number; correct the cell in manifest.csv")
+        )
     for _, row in frame.iterrows():
         rid = row["id"]
         problems += [Problem(rid, message) for message in label_problems(row)]
         for column in HEADER_COLUMNS:
-            if pd.isna(row[column]):
+            if pd.isna(row[column]) and (rid, column) not in bad:
                 problems.append(
                     Problem(
                         rid,
@@ -381,6 +720,9 @@ def check_manifest(root: str | os.PathLike, *, verify_sha256: bool = True) -> li
         except Exception as exc:  # report, never crash the check
             problems.append(Problem(rid, str(exc)))
             continue
+        cut = wav_length_problem(full)
+        if cut:
+            problems.append(Problem(rid, f"{row['path']}: {cut}"))
         for column, actual in zip(
             HEADER_COLUMNS, (info.samplerate, info.channels, info.frames), strict=True
         ):
@@ -397,6 +739,72 @@ def check_manifest(root: str | os.PathLike, *, verify_sha256: bool = True) -> li
         elif not row["sha256"]:
             problems.append(Problem(rid, "sha256 is empty"))
     return problems
+
+
+TEMP_RE = re.compile(r"^\.(?P<stem>.+)\.(?P<pid>\d+)-[0-9a-f]+\.part(\.\w+)?$")
+
+
+def stray_files(
+    root: str | os.PathLike, frame: pd.DataFrame | None = None
+) -> list[tuple[str, str]]:
+    """Files in the corpus no row accounts for: ``(relative path, why)``.
+
+    Temp files of interrupted writes (``.NAME.<pid>-<hex>.part.wav``, ``*.tmp``) whose
+    process is gone, and audio under ``takes/``/``tones/`` that no
+    row lists (and no live process is writing).
+    """
+    from guitarlab.datasets.audio import AUDIO_SUFFIXES
+
+    root = Path(root)
+    frame = load_manifest(root) if frame is None else frame
+    listed = set(frame["path"])
+    in_flight = {row.get("path", "") for row in reservations(root)}
+    out = []
+    for folder in (root, root / TAKES_DIR, root / TONES_DIR):
+        for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+            if not path.is_file():
+                continue
+            rel = path.relative_to(root).as_posix()
+            name = path.name
+            match = TEMP_RE.match(name)
+            if match or (name.startswith(".") and (".part" in name or name.endswith(".tmp"))):
+                if match and pid_alive(int(match["pid"])):
+                    continue
+                out.append(
+                    (
+                        rel,
+                        "temp file of an interrupted write; 'guitarlab recover --clean' removes it",
+                    )
+                )
+            elif folder != root and path.suffix.lower() in AUDIO_SUFFIXES:
+                if rel in listed or rel in in_flight:
+                    continue
+                fix = (
+                    "'guitarlab recover' adds it"
+                    if folder.name == TAKES_DIR
+                    else "'guitarlab recover --clean' removes it"
+                )
+                out.append((rel, f"audio file no row lists; {fix}"))
+    return out
+
+
+def clean_strays(root: str | os.PathLike) -> list[str]:
+    """Delete what :func:`stray_files` lists except unlisted takes (a recording is never
+    deleted: ``recover`` adds it); unlisted renders go with their preset sidecar."""
+    root = Path(root)
+    removed = []
+    with manifest_lock(root):
+        reservations(root, drop_stale=True)  # harmless (the next writer drops them) but tidy
+        for rel, _ in stray_files(root):
+            path = root / rel
+            if rel.startswith(f"{TAKES_DIR}/") and not path.name.startswith("."):
+                continue
+            path.unlink(missing_ok=True)
+            if rel.startswith(f"{TONES_DIR}/") and not path.name.startswith("."):
+                for sidecar in path.parent.glob(f"{path.stem}.*json"):
+                    sidecar.unlink(missing_ok=True)
+            removed.append(rel)
+    return removed
 
 
 def fix_levels(root: str | os.PathLike, *, target_rms_dbfs: float | None = None) -> pd.DataFrame:
@@ -423,6 +831,9 @@ def fix_levels(root: str | os.PathLike, *, target_rms_dbfs: float | None = None)
 # ---------------------------------------------------------------- summary
 
 
+# Extra columns writers fill with what they measured (take checks, dropouts), not labels.
+RECORD_COLUMNS = ("checks", "dropouts", "stalls", "dropped_frames", "dropout_detail")
+
 # Schema columns that label files, shown by ``column_summary`` beside every extra column.
 SUMMARY_LABEL_COLUMNS = ("pickup", "player")
 
@@ -440,7 +851,7 @@ def column_summary(frame: pd.DataFrame, *, max_values: int = 12) -> pd.DataFrame
         ``column``, ``values`` (distinct), ``files`` (rows with a value), ``counts``
         (``"value (files), ..."``, the first ``max_values``).
     """
-    extras = [c for c in frame.columns if c not in SCHEMA]
+    extras = [c for c in frame.columns if c not in SCHEMA and c not in RECORD_COLUMNS]
     out = []
     for column in [*SUMMARY_LABEL_COLUMNS, *extras]:
         if column not in frame.columns:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,13 +32,44 @@ def atomic_path(path: str | os.PathLike, *, suffix: str = ".part") -> Iterator[P
     tmp = Path(tmp_name)
     try:
         yield tmp
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
+        finish_temp(tmp)
         os.replace(tmp, path)
         _fsync_folder(path.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def file_mode() -> int:
+    """The mode a plain ``open()`` would give a new file: ``0o666`` less the umask (0644)."""
+    try:  # Linux tells the umask without changing it
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return 0o666 & ~umask
+
+
+def finish_temp(tmp: str | os.PathLike) -> None:
+    """Give a temp file the mode of a normal new file (mkstemp makes it 0600) and fsync it."""
+    os.chmod(tmp, file_mode())
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def temp_name(path: str | os.PathLike) -> Path:
+    """A fresh hidden temp name beside ``path``: ``.NAME.<pid>-<random>.part<suffix>``."""
+    path = Path(path)
+    token = f"{os.getpid()}-{os.urandom(3).hex()}"
+    return path.with_name(f".{path.stem}.{token}.part{path.suffix}")
 
 
 def _fsync_folder(folder: Path) -> None:

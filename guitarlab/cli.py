@@ -29,6 +29,12 @@ class GuitarlabGroup(click.Group):
             if (ctx.obj or {}).get("debug"):
                 raise
             raise click.ClickException(_one_line(exc)) from None
+        except RuntimeError as exc:  # soundfile's LibsndfileError, should a stage miss one
+            if type(exc).__name__ != "LibsndfileError" or (ctx.obj or {}).get("debug"):
+                raise
+            raise click.ClickException(
+                f"audio file error ({_one_line(exc)}); is the disk full, or the file damaged?"
+            ) from None
 
 
 def _one_line(exc: BaseException) -> str:

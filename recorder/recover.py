@@ -54,10 +54,11 @@ def _labels_for(path: Path) -> dict | None:
 
 def orphan_takes(corpus: str | os.PathLike) -> list[Path]:
     """WAV files under ``takes/`` that no manifest row points at."""
-    from guitarlab.datasets.manifest import TAKES_DIR, load_manifest
+    from guitarlab.datasets.manifest import TAKES_DIR, load_manifest, reservations
 
     root = Path(corpus)
-    known = set(load_manifest(root)["path"])
+    # a take another process is recording right now is reserved, not orphaned
+    known = set(load_manifest(root)["path"]) | {r.get("path", "") for r in reservations(root)}
     return sorted(
         path
         for path in (root / TAKES_DIR).glob("*.wav")
@@ -67,7 +68,7 @@ def orphan_takes(corpus: str | os.PathLike) -> list[Path]:
 
 def recover_takes(corpus: str | os.PathLike) -> RecoverReport:
     """Repair the headers of orphan takes and add them to the manifest, marked ``partial``."""
-    from guitarlab.datasets.manifest import append_rows
+    from guitarlab.datasets.manifest import commit_rows
     from guitarlab.recorder.session import sidecar_path, take_row
 
     root = Path(corpus)
@@ -94,7 +95,7 @@ def recover_takes(corpus: str | os.PathLike) -> RecoverReport:
         labels["notes"] = (labels.get("notes", "") + "; " + note).strip("; ")
         try:
             row = take_row(root, path, labels, status="partial")
-            append_rows(root, [row])
+            commit_rows(root, [(row, None)])  # the file is at its name already
         except GuitarlabError as exc:
             report.skipped.append((path.name, str(exc)))
             continue

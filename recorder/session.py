@@ -137,23 +137,29 @@ def _check_arguments(seconds: float, rate: int, subtype: str, channel: int, bpm:
         raise RecorderError(f"--bpm {bpm} is out of range; use 20..400")
 
 
-def _take_path(root: Path, manifest, guitar: str, phrase: str) -> tuple[str, str, Path]:
+def _take_path(root: Path, guitar: str, phrase: str) -> tuple[str, str, Path]:
+    """Reserve the next take of ``guitar`` and ``phrase`` (under the manifest lock, so two
+    recorders never pick one number); ``commit_rows`` releases it with the row."""
     from guitarlab.datasets.manifest import (
         RAW_TONE,
         TAKES_DIR,
         next_take_number,
+        reserve_rows,
         row_id,
         take_key,
     )
 
-    number = next_take_number(manifest, guitar, phrase)
-    while True:
-        take = take_key(guitar, phrase, number)
-        rid = row_id(take, RAW_TONE)
-        path = root / TAKES_DIR / f"{rid}.wav"
-        if not path.exists():
-            return take, rid, path
-        number += 1
+    def choose(manifest) -> list[dict]:
+        number = next_take_number(manifest, guitar, phrase)
+        while True:
+            take = take_key(guitar, phrase, number)
+            rid = row_id(take, RAW_TONE)
+            if not (root / TAKES_DIR / f"{rid}.wav").exists():
+                return [{"id": rid, "take": take, "path": f"{TAKES_DIR}/{rid}.wav"}]
+            number += 1
+
+    (row,) = reserve_rows(root, choose).rows
+    return row["take"], row["id"], root / row["path"]
 
 
 def sidecar_path(take_path: Path) -> Path:
@@ -262,11 +268,11 @@ def record_take(
     that will not stop are aborted after 1 s so the process can still exit. If the row
     cannot be written either, the take and its sidecar stay for ``guitarlab recover``.
     """
-    from guitarlab.datasets.manifest import append_rows, load_manifest, slugify
+    from guitarlab.datasets.manifest import commit_rows, load_manifest, release_ids, slugify
 
     _check_arguments(seconds, rate, subtype, channel, bpm)
     root = Path(corpus)
-    manifest = load_manifest(root)
+    load_manifest(root)  # a missing corpus fails before any device is opened
     guitar, phrase = slugify(guitar), slugify(phrase)
     pickup = slugify(pickup) if pickup else ""
     in_dev = devices.resolve_device(device, kind="input")
@@ -278,7 +284,7 @@ def record_take(
         src_dev = devices.resolve_device(
             source_device or os.environ.get(SOURCE_DEVICE_ENV) or None, kind="output"
         )
-    take, rid, path = _take_path(root, manifest, guitar, phrase)
+    take, rid, path = _take_path(root, guitar, phrase)
     labels = {
         "id": rid,
         "take": take,
@@ -302,11 +308,16 @@ def record_take(
         stall=stall,
         queue_s=queue_s,
     )
-    writer.start()
+    try:
+        writer.start()
+    except BaseException:
+        release_ids(root, [rid])
+        raise
     try:
         sidecar_path(path).write_text(json.dumps(labels), encoding="utf-8")
     except OSError as exc:  # a disk full before the take starts: leave nothing behind
         writer.finish()
+        release_ids(root, [rid])
         path.unlink(missing_ok=True)
         sidecar_path(path).unlink(missing_ok=True)
         raise RecorderError(
@@ -348,6 +359,7 @@ def record_take(
     if (interrupted or (stop is not None and stop.is_set())) and not complete:
         interrupted = True
     if interrupted and discard_on_interrupt or stats.frames_written == 0:
+        release_ids(root, [rid])
         path.unlink(missing_ok=True)
         sidecar_path(path).unlink(missing_ok=True)
         if error:
@@ -358,7 +370,7 @@ def record_take(
     status = "partial" if (interrupted or error or not complete) else ""
     try:
         row = take_row(root, path, labels, status=status, stats=stats)
-        append_rows(root, [row])
+        commit_rows(root, [(row, None)])  # the file is already at its reserved name
     except (GuitarlabError, OSError) as exc:
         if not error:
             raise

@@ -546,9 +546,10 @@ def synth_to_corpus(
 
     from guitarlab.datasets.manifest import (
         RAW_TONE,
+        TAKES_DIR,
         init_corpus,
-        load_manifest,
         next_take_number,
+        reserve_rows,
         row_id,
         take_key,
     )
@@ -569,38 +570,44 @@ def synth_to_corpus(
     if takes < 1 or (first_take is not None and first_take < 1):
         raise RecorderError(f"takes={takes}, first_take={first_take}: both must be 1 or more")
     root = init_corpus(corpus)
-    manifest = load_manifest(root)
-    existing = dict(
-        zip(manifest["id"], manifest.get("synth_params", [""] * len(manifest)), strict=True)
-    )
-    jobs = []
-    for phrase in phrases:
-        start = (
-            first_take
-            if first_take is not None
-            else max(next_take_number(manifest, g, phrase) for g in guitars)
+
+    todo: list[tuple] = []
+
+    def choose(manifest):  # under the lock; the manifest lists ids others reserved too
+        existing = dict(
+            zip(manifest["id"], manifest.get("synth_params", [""] * len(manifest)), strict=True)
         )
-        for number in range(start, start + takes):
-            jobs += [(g, phrase, number) for g in guitars]
-    todo = []
-    for name, phrase, number in jobs:  # refuse conflicts before rendering anything
-        rid = row_id(take_key(name, phrase, number), RAW_TONE)
-        if randomize:
-            opts, take_bpm, take_key_name = fam.randomize_take(
-                name, phrase, take=number, seed=seed, options=options
+        jobs = []
+        for phrase in phrases:
+            start = (
+                first_take
+                if first_take is not None
+                else max(next_take_number(manifest, g, phrase) for g in guitars)
             )
-        else:
-            opts, take_bpm, take_key_name = options, bpm, key
-        params = synth_params(
-            name, phrase, take=number, seed=seed, seconds=seconds, bpm=take_bpm,
-            key=take_key_name, sample_rate=sample_rate, options=opts, randomized=randomize,
-        )  # fmt: skip
-        if rid not in existing:
-            todo.append((name, phrase, number, rid, params))
-        elif existing[rid] != params:
-            raise RecorderError(
-                f"{rid} is already in the corpus with other parameters; pick another --first-take"
-            )
+            for number in range(start, start + takes):
+                jobs += [(g, phrase, number) for g in guitars]
+        for name, phrase, number in jobs:  # refuse conflicts before rendering anything
+            rid = row_id(take_key(name, phrase, number), RAW_TONE)
+            if randomize:
+                opts, take_bpm, take_key_name = fam.randomize_take(
+                    name, phrase, take=number, seed=seed, options=options
+                )
+            else:
+                opts, take_bpm, take_key_name = options, bpm, key
+            params = synth_params(
+                name, phrase, take=number, seed=seed, seconds=seconds, bpm=take_bpm,
+                key=take_key_name, sample_rate=sample_rate, options=opts, randomized=randomize,
+            )  # fmt: skip
+            if rid not in existing:
+                todo.append((name, phrase, number, rid, params))
+            elif existing[rid] != params:
+                raise RecorderError(
+                    f"{rid} is already in the corpus with other parameters; pick another --first-take"
+                )
+        return [{"id": j[3], "take": take_key(*j[:3]), "path": f"{TAKES_DIR}/{j[3]}.wav",
+                 "synth_params": j[4]} for j in todo]  # fmt: skip
+
+    reserve_rows(root, choose)  # write_raw_take's commit releases each id with its row
     added: list[str] = []
     for name, phrase, number, rid, params in tqdm(
         todo, desc="synth takes", unit="take", disable=not progress

@@ -380,10 +380,11 @@ def notes_to_corpus(
 
     from guitarlab.datasets.manifest import (
         RAW_TONE,
-        append_rows,
+        TAKES_DIR,
+        commit_rows,
         init_corpus,
-        load_manifest,
         next_take_number,
+        reserve_rows,
         row_id,
         take_key,
     )
@@ -401,35 +402,40 @@ def notes_to_corpus(
     for name in names:
         resolve_options(name, options)
     root = init_corpus(corpus)
-    manifest = load_manifest(root)
-    existing = dict(
-        zip(manifest["id"], manifest.get("synth_params", [""] * len(manifest)), strict=True)
-    )
-    jobs = _note_jobs(frets, chords)
-    start = (
-        first_take
-        if first_take is not None
-        else max(next_take_number(manifest, g, jobs[0][0]) for g in names)
-    )
-    todo = []
-    for number in range(start, start + takes):
-        for guitar in names:
-            for name, where in jobs:
-                take = take_key(guitar, name, number)
-                rid = row_id(take, RAW_TONE)
-                params = note_params(
-                    guitar, name, where, take=number, seed=seed, seconds=seconds,
-                    lead_in_s=lead_in_s, sample_rate=sample_rate, options=options,
-                    randomize=randomize,
-                )  # fmt: skip
-                if rid not in existing:
-                    todo.append((guitar, name, where, take, rid, params))
-                elif existing[rid] != params:
-                    raise RecorderError(
-                        f"{rid} is already in the corpus with other parameters; pick another first_take"
-                    )
+    todo: list[tuple] = []
+
+    def choose(manifest):  # under the lock; the manifest lists ids others reserved too
+        existing = dict(
+            zip(manifest["id"], manifest.get("synth_params", [""] * len(manifest)), strict=True)
+        )
+        jobs = _note_jobs(frets, chords)
+        start = (
+            first_take
+            if first_take is not None
+            else max(next_take_number(manifest, g, jobs[0][0]) for g in names)
+        )
+        for number in range(start, start + takes):
+            for guitar in names:
+                for name, where in jobs:
+                    take = take_key(guitar, name, number)
+                    rid = row_id(take, RAW_TONE)
+                    params = note_params(
+                        guitar, name, where, take=number, seed=seed, seconds=seconds,
+                        lead_in_s=lead_in_s, sample_rate=sample_rate, options=options,
+                        randomize=randomize,
+                    )  # fmt: skip
+                    if rid not in existing:
+                        todo.append((guitar, name, where, take, rid, params))
+                    elif existing[rid] != params:
+                        raise RecorderError(
+                            f"{rid} is already in the corpus with other parameters; pick another first_take"
+                        )
+        return [{"id": j[4], "take": j[3], "path": f"{TAKES_DIR}/{j[4]}.wav",
+                 "synth_params": j[5]} for j in todo]  # fmt: skip
+
+    reservation = reserve_rows(root, choose)
     added: list[str] = []
-    rows: list[dict] = []
+    rows: list[tuple] = []
     for guitar, _name, where, take, rid, params in tqdm(
         todo, desc="synth notes", unit="file", disable=not progress
     ):
@@ -441,44 +447,45 @@ def notes_to_corpus(
             if "chord" in where
             else f"string {where['string']} fret {where['fret']}"
         )
-        rows.append(
-            write_raw_take(
-                root,
-                rid,
-                take,
-                audio,
-                sample_rate,
-                guitar=guitar,
-                position=position,
-                phrase=p["phrase"],
-                seed=seed,
-                params=params,
-                notes=f"synthetic {guitar}, {position} pickup, {what}",
-                extra={"string": str(where.get("string", "")), "fret": str(where.get("fret", ""))},
-                append=False,
-            )  # fmt: skip
-        )
+        write_raw_take(
+            root,
+            rid,
+            take,
+            audio,
+            sample_rate,
+            guitar=guitar,
+            position=position,
+            phrase=p["phrase"],
+            seed=seed,
+            params=params,
+            notes=f"synthetic {guitar}, {position} pickup, {what}",
+            extra={"string": str(where.get("string", "")), "fret": str(where.get("fret", ""))},
+            batch=rows,
+        )  # fmt: skip
         added.append(rid)
-        if len(rows) >= 50:  # the manifest is rewritten per append: batch the small files
-            append_rows(root, rows)
+        if len(rows) >= 50:  # the manifest is rewritten per commit: batch the small files
+            commit_rows(root, rows)
             rows = []
     if rows:
-        append_rows(root, rows)
+        commit_rows(root, rows)
+    reservation.release()
     return added
 
 
 def write_raw_take(
     root: str | os.PathLike, rid: str, take: str, audio: np.ndarray, sample_rate: int, *,
     guitar: str, position: str, phrase: str, seed: int, params: str, notes: str,
-    extra: dict | None = None, append: bool = True,
+    extra: dict | None = None, batch: list | None = None,
 ) -> dict:  # fmt: skip
-    """Write one synthetic raw file and its manifest row (appended unless ``append=False``);
-    returns the row. The one row builder of the synthetic guitar."""
-    from guitarlab.datasets.audio import file_columns, write_audio_atomic
-    from guitarlab.datasets.manifest import RAW_TONE, TAKES_DIR, append_rows
+    """Write one synthetic raw file and add its manifest row; returns the row. The one
+    row builder of the synthetic guitar.
+
+    The audio goes to a temp name and is moved in with its row (``commit_rows``); with
+    ``batch`` the ``(row, temp)`` pair is appended there for the caller to commit.
+    """
+    from guitarlab.datasets.manifest import RAW_TONE, TAKES_DIR, commit_rows, stage_audio
     from guitarlab.recorder.levels import DEFAULT_TARGET_RMS_DBFS, level_match_gain_db
 
-    path = write_audio_atomic(Path(root) / TAKES_DIR / f"{rid}.wav", audio, sample_rate)
     row = {
         "id": rid,
         "path": f"{TAKES_DIR}/{rid}.wav",
@@ -487,7 +494,6 @@ def write_raw_take(
         "phrase": phrase,
         "tone": RAW_TONE,
         "take": take,
-        **file_columns(path),
         "gain_db": round(level_match_gain_db(audio, target_rms_dbfs=DEFAULT_TARGET_RMS_DBFS), 3),
         "recorded_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "device": "synth",
@@ -496,8 +502,11 @@ def write_raw_take(
         "synth_params": params,
         **(extra or {}),
     }
-    if append:
-        append_rows(root, [row])
+    row, tmp = stage_audio(root, row, audio, sample_rate)
+    if batch is None:
+        commit_rows(root, [(row, tmp)])
+    else:
+        batch.append((row, tmp))
     return row
 
 

@@ -185,11 +185,15 @@ def test_a_bad_preset_file_is_a_one_line_error(tmp_path: Path, text: str, messag
     assert "\n" not in str(info.value)
 
 
-def test_a_broken_corpus_preset_stops_loading_with_its_file_name(tmp_path: Path) -> None:
+def test_a_broken_corpus_preset_is_left_out_and_named_when_asked_for(tmp_path: Path) -> None:
     (tmp_path / "presets").mkdir()
     (tmp_path / "presets" / "oops.json").write_text("{", encoding="utf-8")
+    broken: list = []
+    presets = load_presets(tmp_path, broken=broken)
+    assert "crunch" in presets and "oops" not in presets
+    assert "oops.json: not valid JSON" in broken[0][1]
     with pytest.raises(AugmentError, match=r"oops.json: not valid JSON"):
-        load_presets(tmp_path)
+        get_presets(["oops"], tmp_path)
 
 
 def test_user_ir_relative_to_the_preset_folder(tmp_path: Path) -> None:

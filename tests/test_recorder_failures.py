@@ -271,12 +271,13 @@ def test_disk_full_before_the_take_starts_leaves_nothing_behind(server, corpus):
     assert done.returncode == 1, done.stderr
     errors = _error_lines(done.stderr)
     assert len(errors) == 1 and "Traceback" not in done.stderr, done.stderr
-    sidecar = corpus / "takes" / ".strat-backing-t001-raw.json"
+    # the first file written is the take number's reservation (see manifest.reserve_rows)
     assert errors[0] == (
-        f"Error: {sidecar}: cannot write the take's labels (File too large); "
-        "is the disk full? free space and record again"
+        f"Error: {corpus / '.reserved'}: cannot reserve ids (File too large: is the disk "
+        "full? free some space and run this again)"
     )
     assert not list((corpus / "takes").iterdir())
+    assert not list((corpus / ".reserved").iterdir())
     assert load_manifest(corpus).empty
 
 

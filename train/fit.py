@@ -187,6 +187,11 @@ class RunInfo:
         return keras.models.load_model(path, compile=False)
 
 
+def keras_verbose(verbose: int) -> int:
+    """Keras's progress bar (1) only on a terminal; one line per epoch (2) in a log file."""
+    return 2 if verbose == 1 and not sys.stdout.isatty() else verbose
+
+
 def load_run(run_dir: str | os.PathLike) -> RunInfo:
     """Read a run folder's ``run.json`` (raises TrainError when it is not a run)."""
     run_dir = Path(run_dir)
@@ -688,7 +693,7 @@ def _train(
             initial_epoch=first_epoch,
             callbacks=run_callbacks,
             class_weight=class_weight,
-            verbose=config.verbose,
+            verbose=keras_verbose(config.verbose),
             seed=config.seed,
         )
     elif first_epoch < config.total_epochs:
@@ -699,7 +704,7 @@ def _train(
             initial_epoch=first_epoch,
             class_weight=class_weight,
             callbacks=run_callbacks,
-            verbose=config.verbose,
+            verbose=keras_verbose(config.verbose),
             **(fit_kwargs or {}),
         )
     seconds = time.perf_counter() - started

@@ -100,13 +100,16 @@ def presets_list(corpus: str | None) -> None:
     """
     from guitarlab.augment.presets import BUILTIN_PRESETS_DIR, load_presets, preset_hash
 
-    presets = load_presets(corpus)
+    broken: list = []
+    presets = load_presets(corpus, broken=broken)
     width = max(len(name) for name in presets)
     for name, preset in presets.items():
         origin = "built-in" if preset["_dir"] == str(BUILTIN_PRESETS_DIR) else "corpus"
         click.echo(
             f"{name:<{width}}  {preset_hash(preset)}  {origin:<8}  {preset.get('description', '')}"
         )
+    for path, reason in broken:
+        click.echo(f"{path.stem:<{width}}  BROKEN        {reason}")
 
 
 @presets_group.command("show")

@@ -132,7 +132,9 @@ def import_command(
         click.echo(f"note: {note}", err=True)
     for name, reason in report.skipped:
         click.echo(f"skipped {name}: {reason}", err=True)
-    if report.skipped:
+    for name, reason in report.failed_checks:  # added, like a recorded take that failed
+        click.echo(f"error: {name}: {reason}", err=True)
+    if report.skipped or report.failed_checks:
         sys.exit(1)
 
 

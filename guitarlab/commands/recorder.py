@@ -284,6 +284,7 @@ def record_command(
 
     source = _read_mono(play_file, rate) if play_file else None
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    failed: list[str] = []
     try:
         for number in range(1, n_takes + 1):
             if number > 1:
@@ -329,12 +330,22 @@ def record_command(
 
                 for d in json.loads(row["dropout_detail"]):
                     click.echo("dropout: " + Dropout(**d).describe())
-            for line in findings_text(findings_from_json(row["checks"])):
+            findings = findings_from_json(row["checks"])
+            for line in findings_text(findings):
                 click.echo(line)
+            if any(f.severity == "error" for f in findings):
+                failed.append(
+                    f"{row['id']} ({', '.join(f.check for f in findings if f.severity == 'error')})"
+                )
             if row["status"] == "partial":
                 break
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if failed:  # the take is kept and listed, but a script must not take it for a good one
+        raise click.ClickException(
+            f"take(s) failed their checks: {'; '.join(failed)}; see the lines above, "
+            "fix the cause and record again"
+        )
 
 
 # ---------------------------------------------------------------- recover and check
@@ -342,7 +353,12 @@ def record_command(
 
 @click.command("recover")
 @corpus_option("Corpus folder.")
-def recover_command(corpus: str) -> None:
+@click.option(
+    "--clean",
+    is_flag=True,
+    help="Also delete temp files of interrupted writes, stale reservations and renders no row lists (never a take).",
+)
+def recover_command(corpus: str, clean: bool) -> None:
     """Add takes left on disk without a row (after a kill or power cut), marked partial.
 
     Their WAV headers are repaired first so every reader sees all the audio.
@@ -354,12 +370,17 @@ def recover_command(corpus: str) -> None:
     from guitarlab.recorder.recover import recover_takes
 
     report = recover_takes(corpus)
+    if clean:
+        from guitarlab.datasets.manifest import clean_strays
+
+        for rel in clean_strays(corpus):
+            click.echo(f"removed {rel}")
     for row in report.added:
         seconds = int(row["frames"]) / int(row["sample_rate"])
         click.echo(f"recovered {row['path']}: {seconds:.1f} s, marked partial")
     for name, reason in report.skipped:
         click.echo(f"skipped {name}: {reason}", err=True)
-    if not report.added and not report.skipped:
+    if not report.added and not report.skipped and not clean:
         click.echo("nothing to recover: every take has its row")
     if report.skipped:
         sys.exit(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -185,7 +186,7 @@ def train_command(
         distribute=distribute,
         resume=resume,
         seed=seed,
-        verbose=2 if quiet else 1,
+        verbose=2 if quiet else 1,  # fit shows Keras's bar only on a terminal
     )
     if dataset:
         run = fit_dataset(dataset, out, config)
@@ -245,6 +246,11 @@ def evaluate_command(run: str, dataset: str | None, majority: bool, no_baseline:
       guitarlab evaluate my-run
       guitarlab evaluate my-run --dataset other-dataset --majority
     """
+    _check_run(run)  # before TensorFlow loads (seconds) to reject a wrong folder
+    if dataset is not None and not (Path(dataset) / "dataset.json").is_file():
+        raise click.ClickException(
+            f"{dataset}: not a dataset folder (no dataset.json); give the --out folder of 'guitarlab dataset build'"
+        )
     from guitarlab.train.evaluate import evaluate_run, headline
 
     ev = evaluate_run(run, dataset, baseline=not no_baseline)
@@ -298,15 +304,25 @@ def predict_command(run, files, as_json, plot, hop_s, device, seconds, gate_dbfs
       guitarlab predict my-run riff.wav --json --plot riff.png
       guitarlab predict my-run --device "Steinberg UR22" --seconds 30
     """
+    _check_run(run)  # before TensorFlow loads (seconds): a wrong folder or file fails at once
+    if device is None and not files:
+        raise click.UsageError("give audio FILES, or --device to listen live")
+    unreadable = {path: _audio_problem(path) for path in files}
+    unreadable = {path: why for path, why in unreadable.items() if why}
+    for why in unreadable.values():
+        click.echo(f"error: {why}", err=True)
+    if files and len(unreadable) == len(files):
+        raise click.ClickException(
+            f"none of the {len(files)} file(s) is readable audio (see above)"
+        )
     from guitarlab.train.predict import plot_over_time, predict_files, predict_live
 
     if device is not None:
         predict_live(run, device=device, seconds=seconds)
         return
-    if not files:
-        raise click.UsageError("give audio FILES, or --device to listen live")
+    files = [path for path in files if path not in unreadable]
     predictions = predict_files(run, list(files), hop_s=hop_s, gate_dbfs=gate_dbfs, keep_going=True)
-    failed = [p for p in predictions if p.error]
+    failed = [p for p in predictions if p.error] + list(unreadable)
     if as_json:
         click.echo(json.dumps([p.as_dict() for p in predictions], indent=2))
     else:
@@ -331,8 +347,37 @@ def predict_command(run, files, as_json, plot, hop_s, device, seconds, gate_dbfs
         click.echo(f"plot: {plot_over_time(labelled, plot)}", err=as_json)
     if failed:
         raise click.ClickException(
-            f"{len(failed)} of {len(predictions)} file(s) could not be labelled (see above)"
+            f"{len(failed)} of {len(predictions) + len(unreadable)} file(s) could not be labelled (see above)"
         )
+
+
+def _check_run(run: str) -> None:
+    """A run folder with run.json and model.keras, checked without loading TensorFlow."""
+    folder = Path(run)
+    if not (folder / "run.json").is_file():
+        raise click.ClickException(
+            f"{run}: not a run folder (no run.json); give the --out folder of 'guitarlab train'"
+        )
+    if not (folder / "model.keras").is_file():
+        raise click.ClickException(
+            f"{folder / 'model.keras'}: missing; the run did not finish, resume it with 'guitarlab train --resume'"
+        )
+
+
+def _audio_problem(path: str) -> str:
+    """Why ``path`` is not audio predict can read ("" when it is), from its header only."""
+    import soundfile as sf
+
+    if not Path(path).is_file():
+        return f"{path}: no such file"
+    try:
+        info = sf.info(path)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"{path}: not readable audio ({reason.replace(path, '').strip(' :')})"
+    if info.frames == 0:
+        return f"{path}: no audio in the file (0 frames)"
+    return ""
 
 
 COMMANDS = [train_command, evaluate_command, predict_command]
