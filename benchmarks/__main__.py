@@ -90,16 +90,21 @@ def main(argv: list[str] | None = None) -> int:
 
         started = time.perf_counter()
         print("== model (writes MODEL.md)", flush=True)
-        results = bench_model.measure(args.quick)
-        now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        text = bench_model.markdown(results, machine=f"{machine_line()} ({now})", quick=args.quick)
         model_md = (
             HERE.parent / "MODEL.md"
             if not args.quick
             else Path(args.out).with_name("MODEL-quick.md")
         )
-        model_md.write_text(text, encoding="utf-8")
-        print(text)
+
+        def write(results: dict) -> str:
+            now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+            text = bench_model.markdown(
+                results, machine=f"{machine_line()} ({now})", quick=args.quick
+            )
+            model_md.write_text(text, encoding="utf-8")
+            return text
+
+        print(write(bench_model.measure(args.quick, after_each=write)))
         print(f"   {time.perf_counter() - started:.1f} s; wrote {model_md}", flush=True)
         stages = [s for s in stages if s != "model"]
         if not stages:
