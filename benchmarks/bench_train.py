@@ -48,10 +48,10 @@ def run(quick: bool) -> list[Row]:
     import keras
     import tensorflow as tf
 
-    from guitarlab.datasets.audio import write_audio_atomic
+    from guitarlab.corpus.audio import write_audio_atomic
     from guitarlab.datasets.build import build_dataset
     from guitarlab.datasets.folder import open_dataset
-    from guitarlab.recorder.synth import synth_to_corpus
+    from guitarlab.synth.render import synth_to_corpus
     from guitarlab.train.fit import TrainConfig, _build_model, _compile, fit_dataset, load_run
     from guitarlab.train.predict import predict_files
 

@@ -34,9 +34,10 @@ import pandas as pd
 import soundfile as sf
 from tqdm import tqdm
 
-from guitarlab import __version__
-from guitarlab.datasets.audio import wav_length_problem
-from guitarlab.datasets.manifest import load_manifest, path_problem
+from guitarlab.corpus.audio import wav_length_problem
+from guitarlab.corpus.defaults import VERSION, WINDOW
+from guitarlab.corpus.errors import DatasetError, GuitarlabError
+from guitarlab.corpus.manifest import load_manifest, path_problem
 from guitarlab.datasets.splits import SPLITS, file_windows, plan_splits
 from guitarlab.datasets.windows import (
     SILENCE_FLOOR_DBFS,
@@ -44,7 +45,6 @@ from guitarlab.datasets.windows import (
     first_sound_sample,
     sounding,
 )
-from guitarlab.errors import DatasetError, GuitarlabError
 
 log = logging.getLogger("guitarlab.datasets")
 
@@ -362,7 +362,7 @@ def build_dataset(
     out: str | os.PathLike,
     *,
     label: str = "guitar",
-    window: int = 8000,
+    window: int = WINDOW,
     hop: int | None = None,
     split: str | None = None,
     test_seconds: float | None = None,
@@ -664,7 +664,7 @@ def build_dataset(
         meta = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            "guitarlab_version": __version__,
+            "guitarlab_version": VERSION,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "corpus": str(corpus.resolve()),
             "options": options,

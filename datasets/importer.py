@@ -24,9 +24,12 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from guitarlab.atomic import finish_temp, temp_name
-from guitarlab.datasets.audio import AUDIO_SUFFIXES, file_columns, read_audio, sha256_file
-from guitarlab.datasets.manifest import (
+from guitarlab.corpus.atomic import finish_temp, temp_name
+from guitarlab.corpus.audio import AUDIO_SUFFIXES, file_columns, read_audio, sha256_file
+from guitarlab.corpus.checks import check_take, findings_to_json
+from guitarlab.corpus.errors import AudioFileError, ManifestError
+from guitarlab.corpus.levels import DEFAULT_TARGET_RMS_DBFS
+from guitarlab.corpus.manifest import (
     LABEL_COLUMNS,
     MANIFEST_NAME,
     RAW_TONE,
@@ -42,9 +45,6 @@ from guitarlab.datasets.manifest import (
     row_id,
     slugify,
 )
-from guitarlab.errors import AudioFileError, ManifestError
-from guitarlab.recorder.checks import check_take, findings_to_json
-from guitarlab.recorder.levels import DEFAULT_TARGET_RMS_DBFS
 
 SEED_PATTERN = "seed"
 SEED_GUITARS = {"st": ("stratocaster", "single_coil"), "lp": ("les_paul", "humbucker")}

@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from guitarlab.corpus.defaults import WINDOW
+from guitarlab.corpus.errors import DatasetError
 from guitarlab.datasets.windows import n_windows, window_starts
-from guitarlab.errors import DatasetError
 
 SPLITS = ("train", "val", "test")
 SPLIT_METHODS = ("span", "take", "group")
@@ -191,7 +192,7 @@ def plan_splits(
     rows: pd.DataFrame,
     *,
     label: str = "guitar",
-    window: int = 8000,
+    window: int = WINDOW,
     hop: int | None = None,
     split: str = "span",
     test_windows: int = 12,
@@ -543,7 +544,7 @@ def file_windows(
     frames: int,
     spans: TakeSpans,
     *,
-    window: int = 8000,
+    window: int = WINDOW,
     hop: int | None = None,
     val: str = "span",
     val_fraction: float = 0.2,

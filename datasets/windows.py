@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from guitarlab.errors import DatasetError
+from guitarlab.corpus.errors import DatasetError
 
 # Below this standard deviation a file is treated as silent and only mean-centred.
 SILENT_STD = 1e-8

@@ -17,15 +17,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from guitarlab.errors import GuitarlabError, TrainError
-from guitarlab.recorder.levels import DEFAULT_TARGET_PEAK_DBFS
+from guitarlab.corpus.defaults import SYNTH_RATE, WINDOW
+from guitarlab.corpus.errors import GuitarlabError, TrainError
+from guitarlab.corpus.levels import DEFAULT_TARGET_PEAK_DBFS
 
 log = logging.getLogger(__name__)
 
 SEED_GUITARS = ("stratocaster", "les_paul")
 SEED_PHRASES = ("backing", "lead")
 SEED_TONES = ("clean", "crunch", "distorted")
-SEED_RATE = 44100
+
 
 # A CPU-sized model: the MLSTM-FCN on log-mel frames (``input="spectrogram"``) with 8 LSTM
 # cells and 16/32/16 filters, 6 + 2 epochs. Measured (MODEL.md): on the seed's split it gets
@@ -87,7 +88,7 @@ def calibrate_interface_gain(
     guitar: str,
     *,
     seconds: float = 15.0,
-    sample_rate: int = SEED_RATE,
+    sample_rate: int = SYNTH_RATE,
     target_peak_dbfs: float = DEFAULT_TARGET_PEAK_DBFS,
     seed: int = 0,
 ) -> float:
@@ -97,10 +98,10 @@ def calibrate_interface_gain(
     preamp gain; the meter's advice is the gain that puts its peak on the target, and it is
     stored in the corpus calibration as ``guitarlab level`` would store it.
     """
+    from guitarlab.corpus.levels import peak_dbfs, rms_dbfs
     from guitarlab.recorder.calibration import record_calibration
-    from guitarlab.recorder.levels import peak_dbfs, rms_dbfs
     from guitarlab.recorder.meter import gain_advice_db
-    from guitarlab.recorder.synth import render_take
+    from guitarlab.synth.render import render_take
 
     loudest = render_take(
         guitar, "backing", take=1, seed=seed, seconds=seconds, sample_rate=sample_rate
@@ -124,7 +125,7 @@ def record_session(
     guitars=SEED_GUITARS,
     phrases=SEED_PHRASES,
     seconds: float = 60.0,
-    sample_rate: int = SEED_RATE,
+    sample_rate: int = SYNTH_RATE,
     through_server: bool = True,
     seed: int = 0,
     echo: Echo = _quiet,
@@ -137,8 +138,8 @@ def record_session(
     interface takes (levels, checks, gain_db and all). When no server can start, the
     takes are written directly.
     """
-    from guitarlab.datasets.manifest import init_corpus, load_manifest
-    from guitarlab.recorder.synth import synth_to_corpus
+    from guitarlab.corpus.manifest import init_corpus, load_manifest
+    from guitarlab.synth.render import synth_to_corpus
 
     corpus = init_corpus(corpus)
 
@@ -200,7 +201,7 @@ def _record_through_server(
     """Play each take into a PulseAudio server and record it with the recorder."""
     from guitarlab.recorder.server import audio_server
     from guitarlab.recorder.session import record_take
-    from guitarlab.recorder.synth import guitar_labels, render_take
+    from guitarlab.synth.render import guitar_labels, render_take
 
     with audio_server(rate=sample_rate) as server:
         for guitar, phrase in pairs:
@@ -231,8 +232,8 @@ def _record_through_server(
 
 def _dataset_is_current(dataset: Path, corpus: Path, tones) -> bool:
     """True when ``dataset`` was built from exactly the corpus rows the demo uses now."""
+    from guitarlab.corpus.manifest import load_manifest
     from guitarlab.datasets.folder import read_meta
-    from guitarlab.datasets.manifest import load_manifest
 
     if not (dataset / "dataset.json").exists():
         return False
@@ -331,7 +332,7 @@ def seed_dataset(
         corpus, seconds=seconds, through_server=through_server, seed=seed, echo=echo
     )
 
-    from guitarlab.datasets.manifest import load_manifest
+    from guitarlab.corpus.manifest import load_manifest
     from guitarlab.datasets.plots import plot_guitar_spectra, plot_levels
 
     frame = load_manifest(corpus)
@@ -356,7 +357,7 @@ def seed_dataset(
             corpus,
             dataset,
             split="span",
-            window=8000,
+            window=WINDOW,
             test_windows=12,
             seed=seed,
             where="tone in ('raw', 'clean', 'crunch', 'distorted')",
@@ -505,9 +506,9 @@ def holdout_dataset(
     echo: Echo = _quiet,
 ) -> str:
     """Steps 1-3 of the guitar-holdout protocol into ``out/corpus`` and ``out/dataset``."""
+    from guitarlab.corpus.manifest import init_corpus, load_manifest
     from guitarlab.datasets.build import build_dataset
-    from guitarlab.datasets.manifest import init_corpus, load_manifest
-    from guitarlab.recorder.synth import synth_to_corpus
+    from guitarlab.synth.render import synth_to_corpus
 
     unknown = sorted(set(held_out) - set(HOLDOUT_GUITARS))
     if unknown or len(held_out) < 2:
@@ -536,7 +537,7 @@ def holdout_dataset(
             first_take=1,
             seconds=seconds,
             seed=seed,
-            sample_rate=SEED_RATE,
+            sample_rate=SYNTH_RATE,
             randomize=True,
             progress=False,
         )
@@ -553,7 +554,7 @@ def holdout_dataset(
             corpus,
             dataset,
             label="pickup",
-            window=8000,
+            window=WINDOW,
             split="group",
             group_by="guitar",
             test_groups=list(held_out),
@@ -641,9 +642,9 @@ def retrain(
 ) -> RetrainResult:
     """Train again on a grown corpus, keeping the old test spans, and compare old vs new."""
     from guitarlab.augment.corpus import render_corpus
+    from guitarlab.corpus.manifest import RAW_TONE, load_manifest
     from guitarlab.datasets.build import build_dataset
     from guitarlab.datasets.folder import open_dataset, read_meta
-    from guitarlab.datasets.manifest import RAW_TONE, load_manifest
     from guitarlab.train.fit import fit_dataset, load_run
     from guitarlab.train.models import widen_output
 
@@ -778,7 +779,7 @@ def write_retrain_report(
     out: Path, comparison: pd.DataFrame, *, from_run: Path, new_run: Path, changes: CorpusChanges
 ) -> Path:
     """``retrain.md`` with per-group tables, ``comparison.csv`` and a before/after PNG."""
-    from guitarlab.plotting import pyplot
+    from guitarlab.corpus.plotting import pyplot
     from guitarlab.train.report import markdown_table
 
     out.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from guitarlab.errors import RecorderError
+from guitarlab.corpus.errors import RecorderError
 
 try:  # PortAudio missing is a user-fixable problem, not an import crash of the package
     import sounddevice as sd

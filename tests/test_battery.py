@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from conftest import write_tone
 
 from guitarlab.cli import cli
-from guitarlab.datasets import manifest as mf
+from guitarlab.corpus import manifest as mf
 
 GUITARLAB = [sys.executable, "-m", "guitarlab"]
 
@@ -346,7 +346,7 @@ def test_a_render_mostly_at_full_scale_is_refused() -> None:
     import pedalboard
 
     from guitarlab.augment.render import render
-    from guitarlab.errors import AugmentError
+    from guitarlab.corpus.errors import AugmentError
 
     x = (0.5 * np.sin(np.arange(4000) / 5)).astype(np.float32)
     with pytest.raises(AugmentError, match="full scale"):
@@ -527,8 +527,8 @@ def test_no_audio_device_is_one_line(corpus: Path) -> None:
 
 
 def test_record_exits_1_when_a_take_fails_its_checks(corpus: Path, monkeypatch) -> None:
+    from guitarlab.corpus.checks import Finding, findings_to_json
     from guitarlab.recorder import session
-    from guitarlab.recorder.checks import Finding, findings_to_json
 
     def fake_take(*args, **kwargs):
         finding = Finding("clipping", "error", "12 sample(s) at full scale", value=12.0)
@@ -582,7 +582,7 @@ def test_predict_rejects_a_text_file_before_tensorflow(tmp_path: Path) -> None:
 
 
 def test_a_failed_manifest_save_leaves_no_file_under_its_name(corpus: Path, monkeypatch) -> None:
-    from guitarlab.errors import ManifestError
+    from guitarlab.corpus.errors import ManifestError
 
     before = snapshot(corpus)
 

@@ -9,9 +9,9 @@ from click.testing import CliRunner
 from conftest import write_tone
 
 from guitarlab.cli import cli
-from guitarlab.datasets import manifest as mf
+from guitarlab.corpus import manifest as mf
+from guitarlab.corpus.errors import ManifestError
 from guitarlab.datasets.importer import import_folder, labels_from_name, pattern_readings
-from guitarlab.errors import ManifestError
 
 
 def test_seed_names_become_labels_takes_and_sources(tmp_path: Path, seed_folder: Path) -> None:

@@ -19,7 +19,7 @@ pytest.importorskip("tensorflow")
 from click.testing import CliRunner  # noqa: E402
 
 from guitarlab.cli import cli  # noqa: E402
-from guitarlab.errors import TrainError  # noqa: E402
+from guitarlab.corpus.errors import TrainError  # noqa: E402
 
 RATE = 16000
 WINDOW = 1000
@@ -269,9 +269,9 @@ def test_predict_live_prints_a_rolling_label_from_an_audio_server(trained):
     import io
     import os
 
-    from guitarlab.errors import RecorderError
+    from guitarlab.corpus.errors import RecorderError
+    from guitarlab.live import predict_live
     from guitarlab.recorder.server import start_audio_server
-    from guitarlab.train.predict import predict_live
 
     try:
         server = start_audio_server(rate=48000)

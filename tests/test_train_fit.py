@@ -19,7 +19,7 @@ import keras  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 
 from guitarlab.cli import cli  # noqa: E402
-from guitarlab.errors import TrainError  # noqa: E402
+from guitarlab.corpus.errors import TrainError  # noqa: E402
 from guitarlab.train.fit import TrainConfig, fit, load_run  # noqa: E402
 
 SMALL = {"filters": (8, 16, 8), "verbose": 0}

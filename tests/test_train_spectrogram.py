@@ -10,7 +10,7 @@ pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 
 from benchmarks.model_sets import sine_square  # noqa: E402
-from guitarlab.errors import TrainError  # noqa: E402
+from guitarlab.corpus.errors import TrainError  # noqa: E402
 from guitarlab.train.fit import TrainConfig, fit, load_run, spectrogram_frames  # noqa: E402
 from guitarlab.train.models import (  # noqa: E402
     LogMelFrames,

@@ -11,10 +11,10 @@ from click.testing import CliRunner
 from conftest import audio_server_or_skip
 
 from guitarlab.cli import cli
-from guitarlab.datasets import manifest as mf
+from guitarlab.corpus import manifest as mf
 from guitarlab.datasets.build import build_dataset
 from guitarlab.datasets.folder import read_meta
-from guitarlab.recorder.synth import synth_to_corpus
+from guitarlab.synth.render import synth_to_corpus
 from guitarlab.train.fit import TrainConfig, fit_dataset, load_run
 from guitarlab.workflow import corpus_changes, retrain, run_demo
 

@@ -1,1 +1,18 @@
-"""Train stage: LSTM-FCN models, training, evaluation and prediction."""
+"""The train stage: LSTM-FCN models, training runs, evaluation, baselines and prediction.
+
+Reads dataset folders (``guitarlab.datasets``) and writes run folders: model, run.json,
+reports. Never imports the recorder or the synthetic guitar.
+"""
+
+from guitarlab.corpus import lazy_exports
+
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "baselines": ("centroid_threshold_accuracy", "spectral_centroid_hz"),
+        "evaluate": ("evaluate_run", "honest_scores"),
+        "fit": ("TrainConfig", "fit_dataset", "load_run"),
+        "models": ("ensemble", "lstm_fcn", "spectrogram_lstm_fcn"),
+        "predict": ("predict_files",),
+    },
+)

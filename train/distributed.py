@@ -173,7 +173,7 @@ def same_on_every_worker(strategy, value: int, what: str) -> None:
     epoch to resume from), instead of deadlocking in a later collective."""
     import tensorflow as tf
 
-    from guitarlab.errors import TrainError
+    from guitarlab.corpus.errors import TrainError
 
     @tf.function
     def summed(local):

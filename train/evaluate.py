@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from guitarlab.errors import TrainError
+from guitarlab.corpus.errors import TrainError
 
 GROUP_COLUMNS = ("guitar", "phrase", "tone")
 # manifest columns that describe a file's provenance or levels, never a group to compare
@@ -320,7 +320,7 @@ def baseline_scores(
     }
     if n_classes == 2 and sample_rate:
         try:
-            from guitarlab.recorder.synth import centroid_threshold_accuracy
+            from guitarlab.train.baselines import centroid_threshold_accuracy
         except ImportError:
             return scores
         test = np.concatenate([_flat(w) for w in clip_windows])
@@ -504,8 +504,8 @@ def evaluate_run(
 
 def manifest_rows(dataset_meta: dict) -> pd.DataFrame | None:
     """The corpus manifest a dataset was built from, indexed by id (None when it is gone)."""
-    from guitarlab.datasets.manifest import load_manifest
-    from guitarlab.errors import GuitarlabError
+    from guitarlab.corpus.errors import GuitarlabError
+    from guitarlab.corpus.manifest import load_manifest
 
     corpus = dataset_meta.get("corpus")
     if not corpus or not (Path(corpus) / "manifest.csv").is_file():

@@ -31,15 +31,15 @@ from pathlib import Path
 
 import numpy as np
 
-from guitarlab import __version__
-from guitarlab.atomic import write_text_atomic
-from guitarlab.errors import TrainError
+from guitarlab.corpus.atomic import write_text_atomic
+from guitarlab.corpus.defaults import SYNTH_RATE, VERSION
+from guitarlab.corpus.errors import TrainError
 from guitarlab.train import distributed
 
 MODELS = ("lstm-fcn", "alstm-fcn", "ensemble")
 INPUTS = ("wave", "spectrogram")
 CLASS_WEIGHTS = ("auto", "balanced", "none")
-NOMINAL_RATE = 44100  # for arrays with no sample rate: only the mel scale depends on it
+
 CALIBRATION_WINDOWS = 1024  # training windows that set BatchNorm statistics
 SCHEDULES = ("seed", "paper")
 PRECISIONS = ("float32", "mixed_float16")
@@ -492,7 +492,7 @@ def _build_model(
         return spectrogram_lstm_fcn(
             window,
             n_classes,
-            sample_rate=int(sample_rate or NOMINAL_RATE),
+            sample_rate=int(sample_rate or SYNTH_RATE),
             **spectrogram_frames(window, config),
             **common,
         )
@@ -625,7 +625,7 @@ def _train(
         train_data = distributed.mix_batches(train_data, config.seed)
     sample_rate = data_info.pop("sample_rate", None)
     info = {
-        "guitarlab_version": __version__,
+        "guitarlab_version": VERSION,
         "status": "running",
         "config": config.as_dict(),
         "label_names": list(label_names),
@@ -931,7 +931,7 @@ def _array_hash(X: np.ndarray, y: np.ndarray) -> str:
 
 
 def _split_or_none(ds, split: str):
-    from guitarlab.errors import DatasetError
+    from guitarlab.corpus.errors import DatasetError
 
     try:
         _, y = ds.arrays(split)

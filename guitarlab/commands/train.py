@@ -160,7 +160,7 @@ def train_command(
       guitarlab train --npz ucr-coffee.npz --out coffee --schedule paper --epochs 2000
       guitarlab train --dataset my-dataset --out my-run --resume
     """
-    from guitarlab.errors import TrainError
+    from guitarlab.corpus.errors import TrainError
     from guitarlab.train.fit import TrainConfig, fit, fit_dataset
 
     if bool(dataset) == bool(npz):
@@ -315,7 +315,8 @@ def predict_command(run, files, as_json, plot, hop_s, device, seconds, gate_dbfs
         raise click.ClickException(
             f"none of the {len(files)} file(s) is readable audio (see above)"
         )
-    from guitarlab.train.predict import plot_over_time, predict_files, predict_live
+    from guitarlab.live import predict_live
+    from guitarlab.train.predict import plot_over_time, predict_files
 
     if device is not None:
         predict_live(run, device=device, seconds=seconds)

@@ -3,9 +3,9 @@
 The demo, the tests and the benchmarks need takes on machines without a sound card.
 This module plays the seed's phrases (``backing``, ``lead``) on a modelled guitar:
 
-1. a score from (phrase, take, seed), shared by every guitar (``synth_phrases``);
+1. a score from (phrase, take, seed), shared by every guitar (``phrases``);
 2. plucked strings by modal synthesis, each partial weighted by the pluck position,
-   the pick, the pickup's place along the string and its aperture (``synth_guitar``);
+   the pick, the pickup's place along the string and its aperture (``guitar``);
 3. mains hum induced in single coils (humbuckers cancel it);
 4. the pickup's electrical resonance with the pots, tone knob and cable;
 5. the audio interface: preamp gain, noise floor, soft then hard clipping, 24 bits.
@@ -26,15 +26,17 @@ import json
 import os
 import zlib
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from scipy import signal
 
-from guitarlab.errors import RecorderError
-from guitarlab.recorder import synth_guitar as sg
-from guitarlab.recorder.synth_guitar import GUITARS
-from guitarlab.recorder.synth_phrases import PHRASES, Note, make_score
+from guitarlab.corpus.defaults import SYNTH_RATE
+from guitarlab.corpus.errors import RecorderError
+from guitarlab.synth import guitar as sg
+from guitarlab.synth.guitar import GUITARS
+from guitarlab.synth.phrases import PHRASES, Note, make_score
 
 __all__ = [
     "GUITARS",
@@ -42,14 +44,12 @@ __all__ = [
     "OPTIONS",
     "PHRASES",
     "SYNTH_VERSION",
-    "centroid_threshold_accuracy",
     "guitar_labels",
     "pickup_response",
     "plot_spectra",
     "render_notes",
     "render_take",
     "resolve_options",
-    "spectral_centroid_hz",
     "stream_take",
     "synth_params",
     "synth_to_corpus",
@@ -150,7 +150,7 @@ def _circuit(spec: dict, opts: dict) -> dict:
 
 
 def pickup_response(
-    guitar: str, freqs_hz: np.ndarray, *, sample_rate: int = 44100, options: dict | None = None
+    guitar: str, freqs_hz: np.ndarray, *, sample_rate: int = SYNTH_RATE, options: dict | None = None
 ) -> np.ndarray:
     """Magnitude response of the guitar's pickup circuit (as rendered) at ``freqs_hz``."""
     spec = _guitar(guitar)
@@ -362,7 +362,7 @@ def render_take(
     seconds: float = 60.0,
     bpm: float = 120.0,
     key: str = "A",
-    sample_rate: int = 44100,
+    sample_rate: int = SYNTH_RATE,
     options: dict | None = None,
 ) -> np.ndarray:
     """One take of ``phrase`` played on ``guitar``, as the interface records it.
@@ -390,7 +390,7 @@ def render_notes(
     notes: list[Note],
     *,
     seconds: float,
-    sample_rate: int = 44100,
+    sample_rate: int = SYNTH_RATE,
     options: dict | None = None,
     seed: int = 0,
 ) -> np.ndarray:
@@ -454,7 +454,7 @@ def stream_take(
     seconds: float = 60.0,
     bpm: float = 120.0,
     key: str = "A",
-    sample_rate: int = 44100,
+    sample_rate: int = SYNTH_RATE,
     options: dict | None = None,
     block_frames: int = 1024,
 ) -> Iterator[np.ndarray]:
@@ -522,7 +522,7 @@ def synth_to_corpus(
     seed: int = 0,
     bpm: float = 120.0,
     key: str = "A",
-    sample_rate: int = 44100,
+    sample_rate: int = SYNTH_RATE,
     options: dict | None = None,
     randomize: bool = False,
     notes: bool = False,
@@ -537,14 +537,14 @@ def synth_to_corpus(
 
     ``guitars`` may name family guitars, ``all`` or a pickup type (see ``FAMILY``). With
     ``randomize`` every take draws its switch position, knobs, cable, pick, strings,
-    room hum, rig, timing, tempo and key (``synth_family.randomize_take``; ``options``
+    room hum, rig, timing, tempo and key (``family.randomize_take``; ``options``
     given here override the draws, ``bpm`` and ``key`` are drawn). With ``notes`` the
-    call writes single notes instead (``synth_family.notes_to_corpus``; ``phrases``,
+    call writes single notes instead (``family.notes_to_corpus``; ``phrases``,
     ``bpm`` and ``key`` do not apply there).
     """
     from tqdm import tqdm
 
-    from guitarlab.datasets.manifest import (
+    from guitarlab.corpus.manifest import (
         RAW_TONE,
         TAKES_DIR,
         init_corpus,
@@ -553,7 +553,7 @@ def synth_to_corpus(
         row_id,
         take_key,
     )
-    from guitarlab.recorder import synth_family as fam
+    from guitarlab.synth import family as fam
 
     if notes:
         return fam.notes_to_corpus(
@@ -623,53 +623,6 @@ def synth_to_corpus(
     return added
 
 
-# ---------------------------------------------------------------- a one-feature baseline
-
-
-def spectral_centroid_hz(windows: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Spectral centroid of each window (rows of ``windows``, shape ``(n, length)``) in Hz.
-
-    Each window's mean is removed and a Hann taper applied; silent windows give 0.
-    """
-    windows = np.atleast_2d(np.asarray(windows, dtype=np.float64))
-    windows = windows - windows.mean(axis=1, keepdims=True)
-    spectrum = np.abs(np.fft.rfft(windows * np.hanning(windows.shape[1]), axis=1))
-    freqs = np.fft.rfftfreq(windows.shape[1], 1.0 / sample_rate)
-    total = spectrum.sum(axis=1)
-    return np.where(total > 0, spectrum @ freqs / np.where(total > 0, total, 1.0), 0.0)
-
-
-def centroid_threshold_accuracy(
-    train_windows: np.ndarray,
-    train_labels: np.ndarray,
-    test_windows: np.ndarray,
-    test_labels: np.ndarray,
-    sample_rate: int,
-) -> float:
-    """Accuracy on the test windows of the best single centroid threshold on the train ones.
-
-    The baseline a classifier has to beat: labels are 0/1, the threshold and its direction
-    (which class lies above) are chosen to maximise training accuracy.
-    """
-    train_c = spectral_centroid_hz(train_windows, sample_rate)
-    test_c = spectral_centroid_hz(test_windows, sample_rate)
-    train_labels = np.asarray(train_labels).astype(int)
-    test_labels = np.asarray(test_labels).astype(int)
-    order = np.argsort(train_c)
-    sorted_c, sorted_y = train_c[order], train_labels[order]
-    # predicting 1 above threshold i: correct = zeros below + ones above
-    zeros_below = np.concatenate([[0], np.cumsum(sorted_y == 0)])
-    ones_above = np.concatenate([np.cumsum((sorted_y == 1)[::-1])[::-1], [0]])
-    above_is_one = (zeros_below + ones_above) / len(sorted_y)
-    best_up, best_down = int(np.argmax(above_is_one)), int(np.argmin(above_is_one))
-    up = above_is_one[best_up] >= 1.0 - above_is_one[best_down]
-    cut = best_up if up else best_down
-    edges = np.concatenate([[-np.inf], (sorted_c[:-1] + sorted_c[1:]) / 2.0, [np.inf]])
-    predict = test_c > edges[cut]
-    predict = predict if up else ~predict
-    return float(np.mean(predict.astype(int) == test_labels))
-
-
 # ---------------------------------------------------------------- a figure
 
 
@@ -685,43 +638,12 @@ def plot_spectra(
     ``responses`` maps a guitar name to its options (None for defaults) and adds a second
     panel with each pickup circuit's magnitude response. Writes a PNG and returns its path.
     """
-    from guitarlab.plotting import pyplot
+    from guitarlab.corpus.plotting import plot_spectra as plot
 
-    plt = pyplot()
-
-    panels = 2 if responses else 1
-    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4.0), squeeze=False)
-    for label, audio in takes.items():
-        freqs, power = signal.welch(
-            np.asarray(audio, dtype=np.float64), fs=sample_rate, nperseg=4096
-        )
-        axes[0, 0].semilogx(freqs[1:], 10 * np.log10(power[1:] + 1e-20), label=label, lw=1)
-    axes[0, 0].set(xlabel="frequency (Hz)", ylabel="power (dB/Hz)", title="average spectrum")
-    axes[0, 0].set_xlim(40, sample_rate / 2)
-    axes[0, 0].legend(fontsize=8)
+    curves = None
     if responses:
-        freqs = np.geomspace(40, sample_rate / 2 * 0.95, 600)
-        for guitar, options in responses.items():
-            gain = pickup_response(guitar, freqs, sample_rate=sample_rate, options=options)
-            axes[0, 1].semilogx(freqs, 20 * np.log10(gain + 1e-12), label=guitar)
-        axes[0, 1].set(xlabel="frequency (Hz)", ylabel="gain (dB)", title="pickup circuit response")
-        axes[0, 1].legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-# the family lives in synth_family, which builds on this module: re-exported lazily
-_FAMILY_NAMES = ("FAMILY", "family_guitars", "notes_to_corpus", "randomize_take", "render_params")
-__all__ += _FAMILY_NAMES  # noqa: PLE0605
-
-
-def __getattr__(name: str):
-    if name in _FAMILY_NAMES:
-        from guitarlab.recorder import synth_family
-
-        return getattr(synth_family, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        curves = {
+            guitar: partial(pickup_response, guitar, sample_rate=sample_rate, options=options)
+            for guitar, options in responses.items()
+        }
+    return plot(takes, sample_rate, path, responses=curves)

@@ -1,6 +1,6 @@
 """The synthetic guitar family: many guitars per pickup type, randomized takes, single notes.
 
-What physically separates pickup types is modelled in ``synth_guitar`` (coil inductance
+What physically separates pickup types is modelled in ``guitar`` (coil inductance
 and its loaded resonance, a humbucker's two sensing points 18 mm apart, the magnetic
 window, hum cancelling). Everything else a real recording varies (switch position,
 knobs, cable, pick, strings, room hum, interface gain and noise, tempo, key, timing) is
@@ -32,9 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
-from guitarlab.errors import RecorderError
-from guitarlab.recorder import synth_guitar as sg
-from guitarlab.recorder.synth import (
+from guitarlab.corpus.defaults import SYNTH_RATE
+from guitarlab.corpus.errors import RecorderError
+from guitarlab.synth import guitar as sg
+from guitarlab.synth.guitar import GUITARS
+from guitarlab.synth.render import (
     Note,
     _check_length,
     _guitar,
@@ -44,7 +46,6 @@ from guitarlab.recorder.synth import (
     resolve_options,
     synth_params,
 )
-from guitarlab.recorder.synth_guitar import GUITARS
 
 PICKUP_TYPES = ("single_coil", "humbucker", "p90")
 
@@ -224,7 +225,7 @@ def render_params(params: str | dict) -> np.ndarray:
 
     Examples
     --------
-    >>> from guitarlab.recorder.synth import synth_params
+    >>> from guitarlab.synth.render import synth_params
     >>> p = synth_params("sg", "lead", take=1, seed=0, seconds=1.0, bpm=100.0, key="E",
     ...                  sample_rate=22050, options={"tone_knob": 6})
     >>> render_params(p).shape
@@ -360,7 +361,7 @@ def notes_to_corpus(
     lead_in_s: float = 0.2,
     seed: int = 0,
     randomize: bool = False,
-    sample_rate: int = 44100,
+    sample_rate: int = SYNTH_RATE,
     options: dict | None = None,
     progress: bool = True,
 ) -> list[str]:
@@ -378,7 +379,7 @@ def notes_to_corpus(
     """
     from tqdm import tqdm
 
-    from guitarlab.datasets.manifest import (
+    from guitarlab.corpus.manifest import (
         RAW_TONE,
         TAKES_DIR,
         commit_rows,
@@ -483,8 +484,8 @@ def write_raw_take(
     The audio goes to a temp name and is moved in with its row (``commit_rows``); with
     ``batch`` the ``(row, temp)`` pair is appended there for the caller to commit.
     """
-    from guitarlab.datasets.manifest import RAW_TONE, TAKES_DIR, commit_rows, stage_audio
-    from guitarlab.recorder.levels import DEFAULT_TARGET_RMS_DBFS, level_match_gain_db
+    from guitarlab.corpus.levels import DEFAULT_TARGET_RMS_DBFS, level_match_gain_db
+    from guitarlab.corpus.manifest import RAW_TONE, TAKES_DIR, commit_rows, stage_audio
 
     row = {
         "id": rid,
@@ -514,7 +515,7 @@ def write_raw_take(
 
 
 def family_spectra(
-    *, takes: int = 3, seconds: float = 8.0, seed: int = 0, sample_rate: int = 44100,
+    *, takes: int = 3, seconds: float = 8.0, seed: int = 0, sample_rate: int = SYNTH_RATE,
     phrases: tuple[str, ...] = ("backing", "lead"), guitars: list[str] | None = None,
 ) -> dict[str, np.ndarray]:  # fmt: skip
     """Long-term average spectra (dB, per-take level removed) of randomized takes.
@@ -546,8 +547,8 @@ def plot_family(
 ) -> Path:
     """Average spectrum per pickup type with its 10-90 % spread over randomized takes, and
     each guitar's pickup-circuit response at every position (knobs open). Writes a PNG."""
-    from guitarlab.plotting import pyplot
-    from guitarlab.recorder.synth import pickup_response
+    from guitarlab.corpus.plotting import pyplot
+    from guitarlab.synth.render import pickup_response
 
     plt = pyplot()
     spectra = spectra if spectra is not None else family_spectra(**kwargs)

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from guitarlab.atomic import atomic_path, finish_temp
-from guitarlab.errors import AudioFileError
-from guitarlab.recorder.levels import peak_dbfs, rms_dbfs
+from guitarlab.corpus.atomic import atomic_path, finish_temp
+from guitarlab.corpus.errors import AudioFileError
+from guitarlab.corpus.levels import peak_dbfs, rms_dbfs
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff")
 DEFAULT_SUBTYPE = "PCM_24"

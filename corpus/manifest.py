@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock
 
-from guitarlab.atomic import atomic_path, temp_name
-from guitarlab.errors import ManifestError
+from guitarlab.corpus.atomic import atomic_path, temp_name
+from guitarlab.corpus.errors import ManifestError
 
 MANIFEST_NAME = "manifest.csv"
 LOCK_NAME = "manifest.csv.lock"
@@ -571,7 +571,7 @@ def stage_audio(
 ) -> tuple[dict, Path]:
     """Write ``audio`` to a temp name beside ``row["path"]`` and fill the row's file
     columns (header, levels, sha256) from it: ``(row, temp)``, ready for :func:`commit_rows`."""
-    from guitarlab.datasets.audio import DEFAULT_SUBTYPE, file_columns, write_audio_file
+    from guitarlab.corpus.audio import DEFAULT_SUBTYPE, file_columns, write_audio_file
 
     dest = resolve_audio_path(root, row["path"])
     tmp = temp_name(dest)
@@ -674,7 +674,7 @@ def check_manifest(root: str | os.PathLike, *, verify_sha256: bool = True) -> li
 
     Like mirdata's ``validate()``, this reports and lets the caller decide what to do.
     """
-    from guitarlab.datasets.audio import audio_info, sha256_file, wav_length_problem
+    from guitarlab.corpus.audio import audio_info, sha256_file, wav_length_problem
 
     frame = load_manifest(root)
     problems: list[Problem] = [Problem(str(rel), why) for rel, why in stray_files(root, frame)]
@@ -753,7 +753,7 @@ def stray_files(
     process is gone, and audio under ``takes/``/``tones/`` that no
     row lists (and no live process is writing).
     """
-    from guitarlab.datasets.audio import AUDIO_SUFFIXES
+    from guitarlab.corpus.audio import AUDIO_SUFFIXES
 
     root = Path(root)
     frame = load_manifest(root) if frame is None else frame
@@ -809,8 +809,8 @@ def clean_strays(root: str | os.PathLike) -> list[str]:
 
 def fix_levels(root: str | os.PathLike, *, target_rms_dbfs: float | None = None) -> pd.DataFrame:
     """Recompute ``peak_dbfs`` and ``rms_dbfs`` (and ``gain_db`` when a target is given)."""
-    from guitarlab.datasets.audio import read_audio
-    from guitarlab.recorder.levels import level_match_gain_db, peak_dbfs, rms_dbfs
+    from guitarlab.corpus.audio import read_audio
+    from guitarlab.corpus.levels import level_match_gain_db, peak_dbfs, rms_dbfs
 
     def refresh(frame: pd.DataFrame) -> pd.DataFrame:
         for index, row in frame.iterrows():

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from guitarlab.cli import cli
-from guitarlab.datasets import manifest as mf
+from guitarlab.corpus import manifest as mf
+from guitarlab.corpus.errors import ManifestError
 from guitarlab.datasets.importer import import_folder
-from guitarlab.errors import ManifestError
 
 
 def _row(i: int, worker: int = 0) -> dict:
