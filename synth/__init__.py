@@ -10,6 +10,7 @@ __all__, __getattr__ = lazy_exports(
     __name__,
     {
         "family": (
+            "FAMILY",
             "family_guitars",
             "notes_to_corpus",
             "randomize_take",

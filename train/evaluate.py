@@ -440,8 +440,8 @@ def evaluate_run(
 
     Examples
     --------
-    >>> ev = evaluate_run("my-run")
-    >>> print(f"{ev.file_accuracy:.2%} of files right")
+    >>> ev = evaluate_run("my-run")  # doctest: +SKIP
+    >>> print(f"{ev.file_accuracy:.2%} of files right")  # doctest: +SKIP
     """
     from guitarlab.datasets.folder import open_dataset
     from guitarlab.train.fit import load_run, update_run_json

@@ -835,7 +835,7 @@ def fit(
 
     Examples
     --------
-    >>> run = fit(X, y, out="runs/ucr", config=TrainConfig(epochs=3, fine_tune_epochs=0))
+    >>> run = fit(X, y, out="runs/ucr", config=TrainConfig(epochs=3, fine_tune_epochs=0))  # doctest: +SKIP
     """
     config = config or TrainConfig()
     X = as_windows(X)
