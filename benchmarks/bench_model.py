@@ -34,7 +34,7 @@ NOTE_GUITARS = ("stratocaster", "telecaster", "les_paul", "sg")
 
 
 def _config(model: str, seed: int, quick: bool):
-    from guitarlab.train.fit import TrainConfig
+    from guitarlab.train.config import TrainConfig
     from guitarlab.workflow import DEMO_TRAIN
 
     settings = {**DEMO_TRAIN, "seed": seed, "verbose": 0}

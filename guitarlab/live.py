@@ -32,8 +32,8 @@ def predict_live(
     import queue
 
     from guitarlab.recorder.devices import check_settings, open_input, resolve_device
-    from guitarlab.train.fit import load_run
     from guitarlab.train.predict import predict_array
+    from guitarlab.train.rundir import load_run
 
     info = load_run(run_dir)
     if not info.sample_rate:

@@ -249,7 +249,7 @@ def _dataset_is_current(dataset: Path, corpus: Path, tones) -> bool:
 
 def _run_is_current(run: Path, dataset: Path, config=None) -> bool:
     from guitarlab.datasets.folder import open_dataset
-    from guitarlab.train.fit import load_run
+    from guitarlab.train.rundir import load_run
 
     if not (run / "model.keras").exists() or not (run / "run.json").exists():
         return False
@@ -369,7 +369,7 @@ def seed_dataset(
 
 def demo_config(*, full_model: bool = False, epochs: int | None = None, seed: int = 0):
     """The demo's TrainConfig: CPU-sized spectrogram model, or the seed's full wave model."""
-    from guitarlab.train.fit import TrainConfig
+    from guitarlab.train.config import TrainConfig
 
     settings = {} if full_model else dict(DEMO_TRAIN)
     if epochs is not None:
@@ -645,8 +645,9 @@ def retrain(
     from guitarlab.corpus.manifest import RAW_TONE, load_manifest
     from guitarlab.datasets.build import build_dataset
     from guitarlab.datasets.folder import open_dataset, read_meta
-    from guitarlab.train.fit import fit_dataset, load_run
+    from guitarlab.train.fit import fit_dataset
     from guitarlab.train.models import widen_output
+    from guitarlab.train.rundir import load_run
 
     corpus = Path(corpus)
     old = load_run(from_run)

@@ -15,7 +15,9 @@ from guitarlab.corpus import manifest as mf
 from guitarlab.datasets.build import build_dataset
 from guitarlab.datasets.folder import read_meta
 from guitarlab.synth.render import synth_to_corpus
-from guitarlab.train.fit import TrainConfig, fit_dataset, load_run
+from guitarlab.train.config import TrainConfig
+from guitarlab.train.fit import fit_dataset
+from guitarlab.train.rundir import load_run
 from guitarlab.workflow import corpus_changes, retrain, run_demo
 
 pytestmark = pytest.mark.slow

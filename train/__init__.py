@@ -11,8 +11,10 @@ __all__, __getattr__ = lazy_exports(
     {
         "baselines": ("centroid_threshold_accuracy", "spectral_centroid_hz"),
         "evaluate": ("evaluate_run", "honest_scores"),
-        "fit": ("TrainConfig", "fit_dataset", "load_run"),
+        "config": ("TrainConfig",),
+        "fit": ("fit", "fit_dataset"),
         "models": ("ensemble", "lstm_fcn", "spectrogram_lstm_fcn"),
         "predict": ("predict_files",),
+        "rundir": ("load_run", "update_run_json"),
     },
 )

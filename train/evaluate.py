@@ -444,7 +444,7 @@ def evaluate_run(
     >>> print(f"{ev.file_accuracy:.2%} of files right")  # doctest: +SKIP
     """
     from guitarlab.datasets.folder import open_dataset
-    from guitarlab.train.fit import load_run, update_run_json
+    from guitarlab.train.rundir import load_run, update_run_json
 
     info = load_run(run_dir)
     dataset_dir = Path(dataset_dir) if dataset_dir else info.dataset_dir

@@ -222,7 +222,7 @@ def predict_files(
     """
     from guitarlab.corpus.audio import read_audio
     from guitarlab.corpus.errors import GuitarlabError
-    from guitarlab.train.fit import load_run
+    from guitarlab.train.rundir import load_run
 
     info = load_run(run_dir)
     if model is None:

@@ -161,7 +161,8 @@ def train_command(
       guitarlab train --dataset my-dataset --out my-run --resume
     """
     from guitarlab.corpus.errors import TrainError
-    from guitarlab.train.fit import TrainConfig, fit, fit_dataset
+    from guitarlab.train.config import TrainConfig
+    from guitarlab.train.fit import fit, fit_dataset
 
     if bool(dataset) == bool(npz):
         raise click.UsageError("give exactly one of --dataset or --npz")
@@ -215,7 +216,7 @@ def train_command(
     shown = ", ".join(
         f"{k} {v:.4f}" for k, v in run.metrics.items() if isinstance(v, float) and k != "lr"
     )
-    from guitarlab.train.fit import is_chief
+    from guitarlab.train.distributed import is_chief
 
     if not is_chief():  # another worker of a multi-worker run: the chief writes the run
         click.echo(f"worker done: {shown}; the chief wrote the run folder")
