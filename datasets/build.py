@@ -34,7 +34,7 @@ import pandas as pd
 import soundfile as sf
 from tqdm import tqdm
 
-from guitarlab.corpus.audio import wav_length_problem
+from guitarlab.corpus.audio import mono_at_rate, wav_length_problem
 from guitarlab.corpus.defaults import VERSION, WINDOW
 from guitarlab.corpus.errors import DatasetError, GuitarlabError
 from guitarlab.corpus.manifest import load_manifest, path_problem
@@ -42,8 +42,10 @@ from guitarlab.datasets.splits import SPLITS, file_windows, plan_splits
 from guitarlab.datasets.windows import (
     SILENCE_FLOOR_DBFS,
     SILENT_STD,
+    STANDARDIZE_MODES,
     first_sound_sample,
     sounding,
+    standardize_as,
 )
 
 log = logging.getLogger("guitarlab.datasets")
@@ -53,7 +55,6 @@ FORMAT_VERSION = 1
 META_NAME = "dataset.json"
 WINDOWS_NAME = "windows.csv"
 WINDOW_COLUMNS = ["split", "index", "id", "take", "tone", "guitar", "phrase", "start", "label"]
-STANDARDIZE_MODES = ("file", "train", "none")
 
 
 def x_name(split: str) -> str:
@@ -342,15 +343,7 @@ def load_mono(
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise DatasetError(f"{path}: cannot read audio ({str(exc).splitlines()[0]})") from None
     mixed = audio.ndim == 2
-    if mixed:
-        audio = audio.mean(axis=1, dtype=np.float32) if audio.shape[1] > 1 else audio[:, 0]
-    if gain_db is not None and np.isfinite(gain_db) and gain_db != 0:
-        audio *= np.float32(10.0 ** (float(gain_db) / 20.0))
-    if rate != target_rate:
-        from scipy.signal import resample_poly
-
-        g = math.gcd(rate, target_rate)
-        audio = resample_poly(audio, target_rate // g, rate // g).astype(np.float32)
+    audio, _ = mono_at_rate(audio, rate, target_rate=target_rate, gain_db=gain_db)
     return np.ascontiguousarray(audio), mixed
 
 
@@ -801,23 +794,6 @@ def _row_info(rows: pd.DataFrame, label: str, columns: list[str] | None = None) 
     return info
 
 
-def _standardize_in_place(audio: np.ndarray) -> bool:
-    """Per-file z-score without a temporary copy; True when the file is silent.
-
-    Same result as ``windows.standardize`` (to ~1e-6): a float32 pairwise sum for the
-    mean, then a BLAS dot product of the centred signal for the variance.
-    """
-    if audio.size == 0:
-        raise DatasetError("cannot standardize an empty file")
-    mean = float(audio.sum(dtype=np.float32)) / audio.size
-    audio -= np.float32(mean)
-    std = math.sqrt(max(float(np.dot(audio, audio)) / audio.size, 0.0))
-    if std <= SILENT_STD:
-        return True
-    audio *= np.float32(1.0 / std)
-    return False
-
-
 def _prefetched(rows: pd.DataFrame, prepare):
     """``(row, prepare(row))`` in order, preparing the next file while this one is written.
 
@@ -906,7 +882,9 @@ def _stream(
                 )
             silent = False
             if standardize == "file":  # over the windowed part: a silent lead-in is no data
-                silent = _standardize_in_place(audio[int(row["offset"]) :])
+                audio, silent = standardize_as(
+                    audio, "file", offset=int(row["offset"]), in_place=True
+                )
             return audio, mixed, silent
 
         for row, (audio, mixed, silent) in _prefetched(rows, prepare):

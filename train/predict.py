@@ -1,14 +1,13 @@
 """Label new recordings with a trained run: per file or over time (live input: ``guitarlab.live``).
 
-A file is prepared exactly like the run's dataset prepared its files: mixed to mono
-(with a note), resampled to the run's rate with ``scipy.signal.resample_poly`` (with a
-note), standardized per file (the seed) or with the stored training mean/std, then cut
-into windows. The file's label is the seed's vote: the mean of the window outputs.
+A file is prepared exactly like the run's dataset prepared its files, by the same two
+steps of :func:`guitarlab.datasets.windows.prepare`: mixed to mono and resampled to the
+run's rate (with notes), standardized per file (the seed) or with the stored training
+mean/std, then cut into windows. The file's label is the seed's vote: the mean of the window outputs.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,49 +44,6 @@ class Prediction:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def mono_at_rate(
-    audio: np.ndarray, sample_rate: int, *, target_rate: int
-) -> tuple[np.ndarray, list[str]]:
-    """Mono float32 audio at ``target_rate`` (resample_poly), as dataset build reads a file."""
-    from scipy.signal import resample_poly
-
-    notes: list[str] = []
-    audio = np.asarray(audio, dtype=np.float32)
-    if audio.ndim == 2:
-        if audio.shape[1] > 1:
-            notes.append(f"{audio.shape[1]} channels mixed to mono")
-        audio = audio.mean(axis=1, dtype=np.float32)
-    if int(sample_rate) != int(target_rate):
-        g = math.gcd(int(sample_rate), int(target_rate))
-        audio = resample_poly(audio, target_rate // g, sample_rate // g).astype(np.float32)
-        notes.append(f"resampled {sample_rate} Hz -> {target_rate} Hz")
-    return audio, notes
-
-
-def prepare_audio(
-    audio: np.ndarray,
-    sample_rate: int,
-    *,
-    target_rate: int,
-    standardize: str = "file",
-    standardization: dict | None = None,
-) -> tuple[np.ndarray, list[str]]:
-    """Mono, resampled, standardized float32 audio as the run's dataset made it; (audio, notes)."""
-    audio, notes = mono_at_rate(audio, sample_rate, target_rate=target_rate)
-    return _standardized(audio, standardize, standardization), notes
-
-
-def _standardized(audio: np.ndarray, standardize: str, standardization: dict | None) -> np.ndarray:
-    from guitarlab.datasets.windows import standardize as zscore
-
-    if standardize == "file":
-        return zscore(audio)
-    if standardize == "train":
-        stats = standardization or {}
-        return zscore(audio, mean=float(stats["mean"]), std=float(stats["std"]))
-    return audio
 
 
 def window_probabilities(
@@ -143,7 +99,8 @@ def predict_array(
     standardization) are silence, not evidence, and are left out of the vote; a signal
     with nothing above the gate is reported as heard nothing rather than given a label.
     """
-    from guitarlab.datasets.windows import SILENCE_FLOOR_DBFS, sounding
+    from guitarlab.corpus.audio import mono_at_rate
+    from guitarlab.datasets.windows import SILENCE_FLOOR_DBFS, sounding, standardize_as
     from guitarlab.datasets.windows import window as cut
 
     if not info.sample_rate:
@@ -151,7 +108,7 @@ def predict_array(
             f"{info.run_dir} was trained from arrays and has no sample rate; predict needs a run trained with --dataset"
         )
     rate = int(info.sample_rate)
-    mono, notes = mono_at_rate(audio, sample_rate, target_rate=rate)
+    mono, notes = mono_at_rate(audio, sample_rate, target_rate=rate)  # step 1 of prepare()
     window = info.window
     if len(mono) < window:
         raise TrainError(
@@ -175,7 +132,9 @@ def predict_array(
             silent_windows=int(keep.size),
             heard_nothing=True,
         )
-    prepared = _standardized(mono, info.standardize, info.standardization)
+    prepared, _ = standardize_as(  # step 2 of datasets.windows.prepare, after the gate
+        mono, info.standardize, standardization=info.standardization
+    )
     probs, starts = window_probabilities(
         model, prepared, window=window, hop=hop, n_classes=info.n_classes, keep=keep
     )

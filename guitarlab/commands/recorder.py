@@ -62,22 +62,13 @@ PLAY_OPTION = click.option(
 
 def _read_mono(path: str, rate: int):
     """A file to play into the test input, as mono float32 at ``rate``."""
-    from guitarlab.corpus.audio import read_audio
+    from guitarlab.corpus.audio import mono_at_rate, read_audio
     from guitarlab.corpus.errors import RecorderError
 
     audio, file_rate = read_audio(path)
-    if audio.ndim > 1:
-        audio = audio.mean(axis=1)
-    if file_rate != rate:
-        from math import gcd
-
-        from scipy.signal import resample_poly
-
-        if file_rate <= 0:
-            raise RecorderError(f"{path}: sample rate {file_rate} is invalid")
-        div = gcd(rate, file_rate)
-        audio = resample_poly(audio, rate // div, file_rate // div).astype("float32")
-    return audio
+    if file_rate <= 0:
+        raise RecorderError(f"{path}: sample rate {file_rate} is invalid")
+    return mono_at_rate(audio, file_rate, target_rate=rate)[0]
 
 
 # ---------------------------------------------------------------- devices
