@@ -247,9 +247,10 @@ def _render_one(root: Path, job: RenderJob, chains: _Chains) -> tuple[dict, Path
     The temp is None when a killed run already left this exact render at its name.
     """
     from guitarlab.corpus.audio import read_audio
-    from guitarlab.corpus.levels import DEFAULT_TARGET_RMS_DBFS, SILENCE_DBFS, apply_gain_db
+    from guitarlab.corpus.levels import apply_gain_db
     from guitarlab.corpus.manifest import (
         TONES_DIR,
+        manifest_row,
         relative_audio_path,
         resolve_audio_path,
         stage_audio,
@@ -278,31 +279,28 @@ def _render_one(root: Path, job: RenderJob, chains: _Chains) -> tuple[dict, Path
             tmp.unlink(missing_ok=True)
             raise
         made_at = datetime.now(timezone.utc)
-    level = columns["rms_dbfs"]
     note = f"rendered from {source['id']} with preset {job.preset['name']}"
     if job.variant:
         note += f" variant {job.variant} (seed {job.preset.get('seed', 0)})"
     if job.input_gain_db:
         note += f", input trimmed {job.input_gain_db:+.2f} dB to the matched level"
-    row = {
-        "id": job.id,
-        "path": relative_audio_path(root, dest),
-        "guitar": source["guitar"],
-        "pickup": source["pickup"],
-        "phrase": source["phrase"],
-        "tone": job.preset["name"],
-        "take": source["take"],
-        "source": source["id"],
-        "preset_hash": job.preset_hash,
-        **columns,
-        "gain_db": round(DEFAULT_TARGET_RMS_DBFS - level, 3) if level > SILENCE_DBFS else 0.0,
-        "recorded_at": made_at.isoformat(timespec="seconds"),
-        "device": DEVICE,
-        "player": source.get("player", ""),
-        "notes": note,
-        VARIANT_COLUMN: job.variant,
-        INPUT_GAIN_COLUMN: f"{job.input_gain_db:.3f}",
-    }
+    row = manifest_row(
+        id=job.id,
+        path=relative_audio_path(root, dest),
+        guitar=source["guitar"],
+        pickup=source["pickup"],
+        phrase=source["phrase"],
+        tone=job.preset["name"],
+        take=source["take"],
+        source=source["id"],
+        preset_hash=job.preset_hash,
+        columns=columns,
+        recorded_at=made_at.isoformat(timespec="seconds"),
+        device=DEVICE,
+        player=source.get("player", ""),
+        notes=note,
+        **{VARIANT_COLUMN: job.variant, INPUT_GAIN_COLUMN: f"{job.input_gain_db:.3f}"},
+    )
     return row, tmp
 
 

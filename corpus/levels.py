@@ -56,6 +56,22 @@ def level_match_gain_db(
     return 0.0 if level <= SILENCE_DBFS else float(target_rms_dbfs - level)
 
 
+def gain_to_target_db(
+    level_rms_dbfs: float, *, target_rms_dbfs: float = DEFAULT_TARGET_RMS_DBFS
+) -> float:
+    """The manifest's ``gain_db`` rule: the trim from a file's RMS level to the target.
+
+    Rounded to 0.001 dB like the level columns; 0.0 for silence.
+
+    Examples
+    --------
+    >>> gain_to_target_db(-26.0), gain_to_target_db(SILENCE_DBFS)
+    (6.0, 0.0)
+    """
+    level = float(level_rms_dbfs)
+    return 0.0 if level <= SILENCE_DBFS else round(float(target_rms_dbfs) - level, 3)
+
+
 def apply_gain_db(audio: np.ndarray, gain_db: float) -> np.ndarray:
     """Scale ``audio`` by ``gain_db`` decibels."""
     return np.asarray(audio) * np.float32(10.0 ** (gain_db / 20.0))

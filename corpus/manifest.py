@@ -114,6 +114,68 @@ def row_id(take: str, tone: str, suffix: str = "") -> str:
     return f"{take}-{tone}" + (f"-{suffix}" if suffix else "")
 
 
+def manifest_row(
+    *,
+    id: str,
+    path: str,
+    guitar: str,
+    phrase: str,
+    take: str,
+    columns: dict,
+    tone: str = RAW_TONE,
+    pickup: str = "",
+    source: str = "",
+    preset_hash: str = "",
+    target_rms_dbfs: float | None = None,
+    recorded_at: str | None = None,
+    device: str = "",
+    player: str = "",
+    notes: str = "",
+    **extra,
+) -> dict:
+    """One manifest row: the one builder every writer (recorder, synth, augment, import) uses.
+
+    ``columns`` are the file's columns as read from it (``corpus.audio.file_columns``:
+    header, levels, sha256); ``gain_db`` follows from its ``rms_dbfs`` by the one rule
+    (:func:`~guitarlab.corpus.levels.gain_to_target_db`, the default target unless
+    ``target_rms_dbfs`` is given). ``recorded_at`` defaults to now (UTC); ``extra`` are
+    kept as extra columns.
+
+    Examples
+    --------
+    >>> row = manifest_row(id="strat-lead-t001-raw", path="takes/strat-lead-t001-raw.wav",
+    ...                    guitar="strat", phrase="lead", take="strat-lead-t001",
+    ...                    columns={"rms_dbfs": -26.0}, recorded_at="2026-01-01T00:00:00")
+    >>> row["tone"], row["gain_db"], row["source"]
+    ('raw', 6.0, '')
+    """
+    from guitarlab.corpus.levels import DEFAULT_TARGET_RMS_DBFS, gain_to_target_db
+
+    if recorded_at is None:
+        from datetime import datetime, timezone
+
+        recorded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    target = DEFAULT_TARGET_RMS_DBFS if target_rms_dbfs is None else float(target_rms_dbfs)
+    return {
+        "id": id,
+        "path": path,
+        "guitar": guitar,
+        "pickup": pickup,
+        "phrase": phrase,
+        "tone": tone,
+        "take": take,
+        "source": source,
+        "preset_hash": preset_hash,
+        **columns,
+        "gain_db": gain_to_target_db(columns["rms_dbfs"], target_rms_dbfs=target),
+        "recorded_at": recorded_at,
+        "device": device,
+        "player": player,
+        "notes": notes,
+        **extra,
+    }
+
+
 def next_take_number(manifest: pd.DataFrame, guitar: str, phrase: str) -> int:
     """1 + the highest take number recorded so far for this guitar and phrase."""
     if manifest.empty:

@@ -28,7 +28,6 @@ from guitarlab.corpus.atomic import finish_temp, temp_name
 from guitarlab.corpus.audio import AUDIO_SUFFIXES, file_columns, read_audio, sha256_file
 from guitarlab.corpus.checks import check_take, findings_to_json
 from guitarlab.corpus.errors import AudioFileError, ManifestError
-from guitarlab.corpus.levels import DEFAULT_TARGET_RMS_DBFS
 from guitarlab.corpus.manifest import (
     LABEL_COLUMNS,
     MANIFEST_NAME,
@@ -39,6 +38,7 @@ from guitarlab.corpus.manifest import (
     empty_manifest,
     init_corpus,
     load_manifest,
+    manifest_row,
     os_reason,
     reserve_rows,
     resolve_audio_path,
@@ -641,18 +641,15 @@ def _copy_in(
     if sha256_file(tmp) != item.digest:
         tmp.unlink(missing_ok=True)
         raise ManifestError(f"{path}: changed while it was copied; import it again")
-    row = {
+    fields = {
         **labels_row,
-        **columns,
-        "gain_db": round(DEFAULT_TARGET_RMS_DBFS - columns["rms_dbfs"], 3)
-        if columns["rms_dbfs"] > -200
-        else 0.0,
         "recorded_at": datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc).isoformat(
             timespec="seconds"
         ),
         "device": "import",
         "notes": f"imported from {path.name}",
     }
+    row = manifest_row(columns=columns, **fields)
     if labels_row["tone"] == RAW_TONE:
         row["checks"] = findings_to_json(findings)
     return row, tmp

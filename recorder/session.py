@@ -24,7 +24,7 @@ import soundfile as sf
 from guitarlab.corpus.checks import Finding, check_take, findings_to_json
 from guitarlab.corpus.defaults import RECORD_RATE
 from guitarlab.corpus.errors import GuitarlabError, RecorderError
-from guitarlab.corpus.levels import DEFAULT_TARGET_PEAK_DBFS, level_match_gain_db
+from guitarlab.corpus.levels import DEFAULT_TARGET_PEAK_DBFS
 from guitarlab.recorder import devices
 from guitarlab.recorder.calibration import calibrated_peak, level_mismatch, load_calibration
 from guitarlab.recorder.meter import LevelMeter, MeterReading
@@ -179,7 +179,7 @@ def take_row(
 ) -> dict:
     """The manifest row of a raw take on disk: labels, header, levels, gain_db, checks."""
     from guitarlab.corpus.audio import file_columns, read_audio
-    from guitarlab.corpus.manifest import RAW_TONE, load_manifest, relative_audio_path
+    from guitarlab.corpus.manifest import load_manifest, manifest_row, relative_audio_path
 
     columns = file_columns(path)
     audio, rate = read_audio(path)
@@ -198,32 +198,27 @@ def take_row(
         findings.append(Finding("level_match", "warning", mismatch, value=columns["rms_dbfs"]))
     findings += extra_findings or []
     dropouts: list[Dropout] = stats.dropouts if stats else []
-    return {
-        "id": labels["id"],
-        "path": relative_audio_path(root, path),
-        "guitar": guitar,
-        "pickup": labels.get("pickup", ""),
-        "phrase": labels["phrase"],
-        "tone": RAW_TONE,
-        "take": labels["take"],
-        "source": "",
-        "preset_hash": "",
-        **columns,
-        "gain_db": round(
-            level_match_gain_db(audio, target_rms_dbfs=float(calibration["target_rms_dbfs"])), 3
-        ),
-        "recorded_at": labels.get("recorded_at", ""),
-        "device": labels.get("device", ""),
-        "player": labels.get("player", ""),
-        "notes": labels.get("notes", ""),
-        "status": status,
+    return manifest_row(
+        id=labels["id"],
+        path=relative_audio_path(root, path),
+        guitar=guitar,
+        pickup=labels.get("pickup", ""),
+        phrase=labels["phrase"],
+        take=labels["take"],
+        columns=columns,
+        target_rms_dbfs=float(calibration["target_rms_dbfs"]),
+        recorded_at=labels.get("recorded_at", ""),
+        device=labels.get("device", ""),
+        player=labels.get("player", ""),
+        notes=labels.get("notes", ""),
+        status=status,
         # extra columns are text in the manifest: store them as text so "0" stays "0"
-        "dropouts": str(sum(d.kind != "stall" for d in dropouts)),
-        "stalls": str(sum(d.kind == "stall" for d in dropouts)),
-        "dropped_frames": str(int(sum(d.missing_frames for d in dropouts))),
-        "dropout_detail": json.dumps([d.as_dict() for d in dropouts], separators=(",", ":")),
-        "checks": findings_to_json(findings),
-    }
+        dropouts=str(sum(d.kind != "stall" for d in dropouts)),
+        stalls=str(sum(d.kind == "stall" for d in dropouts)),
+        dropped_frames=str(int(sum(d.missing_frames for d in dropouts))),
+        dropout_detail=json.dumps([d.as_dict() for d in dropouts], separators=(",", ":")),
+        checks=findings_to_json(findings),
+    )
 
 
 def record_take(

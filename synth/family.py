@@ -24,7 +24,6 @@ True
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 import zlib
@@ -484,26 +483,24 @@ def write_raw_take(
     The audio goes to a temp name and is moved in with its row (``commit_rows``); with
     ``batch`` the ``(row, temp)`` pair is appended there for the caller to commit.
     """
-    from guitarlab.corpus.levels import DEFAULT_TARGET_RMS_DBFS, level_match_gain_db
-    from guitarlab.corpus.manifest import RAW_TONE, TAKES_DIR, commit_rows, stage_audio
+    from guitarlab.corpus.manifest import TAKES_DIR, commit_rows, manifest_row, stage_audio
 
-    row = {
-        "id": rid,
-        "path": f"{TAKES_DIR}/{rid}.wav",
+    path = f"{TAKES_DIR}/{rid}.wav"
+    staged, tmp = stage_audio(root, {"path": path}, audio, sample_rate)
+    row = manifest_row(
+        id=rid,
+        path=path,
         **guitar_labels(guitar, position),
-        "position": position,
-        "phrase": phrase,
-        "tone": RAW_TONE,
-        "take": take,
-        "gain_db": round(level_match_gain_db(audio, target_rms_dbfs=DEFAULT_TARGET_RMS_DBFS), 3),
-        "recorded_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "device": "synth",
-        "player": f"synth-seed{seed}",
-        "notes": notes,
-        "synth_params": params,
+        phrase=phrase,
+        take=take,
+        columns={k: v for k, v in staged.items() if k != "path"},
+        device="synth",
+        player=f"synth-seed{seed}",
+        notes=notes,
+        position=position,
+        synth_params=params,
         **(extra or {}),
-    }
-    row, tmp = stage_audio(root, row, audio, sample_rate)
+    )
     if batch is None:
         commit_rows(root, [(row, tmp)])
     else:
