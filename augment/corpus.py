@@ -307,7 +307,8 @@ def _render_one(root: Path, job: RenderJob, chains: _Chains) -> tuple[dict, Path
 def _remove_stray_temps(root: Path, jobs: list[RenderJob]) -> None:
     """Delete temp files a killed run left for the files this run is about to write
     (never those of a live process: another augment may be writing them now)."""
-    from guitarlab.corpus.manifest import TEMP_RE, TONES_DIR, pid_alive
+    from guitarlab.corpus.audit import TEMP_RE
+    from guitarlab.corpus.manifest import TONES_DIR, pid_alive
 
     folder = root / TONES_DIR
     for job in jobs:

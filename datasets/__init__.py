@@ -14,6 +14,13 @@ __all__, __getattr__ = lazy_exports(
         "importer": ("import_folder",),
         "plots": ("plot_guitar_spectra", "plot_levels"),
         "splits": ("plan_splits",),
-        "windows": ("standardize", "to_mono", "window", "window_starts"),
+        "windows": (
+            "prepare",
+            "standardize",
+            "standardize_as",
+            "to_mono",
+            "window",
+            "window_starts",
+        ),
     },
 )

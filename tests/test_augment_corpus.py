@@ -16,14 +16,10 @@ from guitarlab.augment.presets import chain_from_preset, load_presets, preset_ha
 from guitarlab.augment.render import render
 from guitarlab.cli import cli
 from guitarlab.corpus.audio import read_audio
+from guitarlab.corpus.audit import check_manifest
 from guitarlab.corpus.errors import AugmentError
 from guitarlab.corpus.levels import apply_gain_db
-from guitarlab.corpus.manifest import (
-    check_manifest,
-    load_manifest,
-    manifest_path,
-    update_manifest,
-)
+from guitarlab.corpus.manifest import load_manifest, manifest_path, update_manifest
 from guitarlab.datasets.importer import import_folder
 
 CORE = ["clean", "crunch", "distorted"]

@@ -11,9 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from guitarlab.cli import cli
+from guitarlab.corpus.audit import check_manifest
 from guitarlab.corpus.errors import RecorderError
 from guitarlab.corpus.levels import peak_dbfs
-from guitarlab.corpus.manifest import check_manifest, load_manifest
+from guitarlab.corpus.manifest import load_manifest
 from guitarlab.synth import family
 from guitarlab.synth import render as synth
 from guitarlab.synth.render import Note, render_notes, render_take

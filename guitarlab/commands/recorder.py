@@ -365,7 +365,7 @@ def recover_command(corpus: str, clean: bool) -> None:
 
     report = recover_takes(corpus)
     if clean:
-        from guitarlab.corpus.manifest import clean_strays
+        from guitarlab.corpus.audit import clean_strays
 
         for rel in clean_strays(corpus):
             click.echo(f"removed {rel}")
