@@ -96,12 +96,7 @@ def family_windows(
     """
     import numpy as np
 
-    from guitarlab.synth.render import (
-        family_guitars,
-        guitar_labels,
-        randomize_take,
-        render_take,
-    )
+    from guitarlab.synth.render import family_guitars, guitar_labels, randomize_take, render_take
 
     parts: dict[str, list] = {
         "windows": [], "level_db": [], "guitar": [], "pickup": [], "file": []

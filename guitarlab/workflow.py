@@ -139,7 +139,7 @@ def record_session(
     takes are written directly.
     """
     from guitarlab.corpus.manifest import init_corpus, load_manifest
-    from guitarlab.synth.render import synth_to_corpus
+    from guitarlab.synth.corpus import synth_to_corpus
 
     corpus = init_corpus(corpus)
 
@@ -508,7 +508,7 @@ def holdout_dataset(
     """Steps 1-3 of the guitar-holdout protocol into ``out/corpus`` and ``out/dataset``."""
     from guitarlab.corpus.manifest import init_corpus, load_manifest
     from guitarlab.datasets.build import build_dataset
-    from guitarlab.synth.render import synth_to_corpus
+    from guitarlab.synth.corpus import synth_to_corpus
 
     unknown = sorted(set(held_out) - set(HOLDOUT_GUITARS))
     if unknown or len(held_out) < 2:

@@ -12,7 +12,6 @@ __all__, __getattr__ = lazy_exports(
         "family": (
             "FAMILY",
             "family_guitars",
-            "notes_to_corpus",
             "randomize_take",
             "render_params",
             "resolve_guitars",
@@ -26,7 +25,7 @@ __all__, __getattr__ = lazy_exports(
             "render_notes",
             "render_take",
             "stream_take",
-            "synth_to_corpus",
         ),
+        "corpus": ("notes_to_corpus", "synth_to_corpus", "write_raw_take"),
     },
 )

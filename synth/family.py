@@ -8,7 +8,7 @@ drawn per take by :func:`randomize_options`, so brightness, loudness and hum alo
 tell a single coil from a humbucker. Every draw lands in the manifest's ``synth_params``
 column and :func:`render_params` renders the take again, bit for bit.
 
-Single notes (:func:`notes_to_corpus`) are recorded the way sampled-note libraries are:
+Single notes (:func:`guitarlab.synth.corpus.notes_to_corpus`) are recorded the way sampled-note libraries are:
 one file per string and fret, a short silent lead-in, then the pluck rings out.
 Strings are numbered 1 (high e) to 6 (low E) in the manifest, as most note libraries
 do; inside the renderer ``Note.string`` runs 0 (low E) to 5 (high e).
@@ -37,7 +37,6 @@ from guitarlab.synth import guitar as sg
 from guitarlab.synth.guitar import GUITARS
 from guitarlab.synth.render import (
     Note,
-    _check_length,
     _guitar,
     guitar_labels,
     render_notes,
@@ -299,7 +298,7 @@ def note_events(
     ]
 
 
-def _note_jobs(frets: tuple[int, ...], chords: bool) -> list[tuple[str, dict]]:
+def note_jobs(frets: tuple[int, ...], chords: bool) -> list[tuple[str, dict]]:
     jobs = [(f"note-s{s}-f{f:02d}", {"string": s, "fret": f}) for s in range(1, 7) for f in frets]
     if chords:
         jobs += [(f"chord-{name}", {"chord": name}) for name in CHORDS]
@@ -346,166 +345,6 @@ def note_params(
     base["events"] = events
     base["noise_seed"] = _crc(f"{seed}/{take}/{guitar}/{name}")
     return json.dumps(base, sort_keys=True, separators=(",", ":"))
-
-
-def notes_to_corpus(
-    corpus: str | os.PathLike,
-    *,
-    guitars: tuple[str, ...] | list[str] | str = ("stratocaster", "les_paul"),
-    frets: tuple[int, ...] | list[int] = FRETS,
-    chords: bool = True,
-    takes: int = 1,
-    first_take: int | None = None,
-    seconds: float = 3.0,
-    lead_in_s: float = 0.2,
-    seed: int = 0,
-    randomize: bool = False,
-    sample_rate: int = SYNTH_RATE,
-    options: dict | None = None,
-    progress: bool = True,
-) -> list[str]:
-    """One file per string x fret (and a few strummed chords) per guitar; returns new ids.
-
-    Each file is a pluck after ``lead_in_s`` of silence that rings for the rest of
-    ``seconds``. Rows get ``phrase`` ``note`` (or ``chord``), ``string`` (1 = high e ..
-    6 = low E), ``fret``, ``pickup`` and ``position``. With ``randomize`` each file draws
-    its own position, knobs, pick, room and rig. Re-running with the same arguments and
-    ``first_take`` adds nothing.
-
-    Examples
-    --------
-    >>> ids = notes_to_corpus("corpus", guitars="all", randomize=True, progress=False)  # doctest: +SKIP
-    """
-    from tqdm import tqdm
-
-    from guitarlab.corpus.manifest import (
-        RAW_TONE,
-        TAKES_DIR,
-        commit_rows,
-        init_corpus,
-        next_take_number,
-        reserve_rows,
-        row_id,
-        take_key,
-    )
-
-    names = resolve_guitars(guitars)
-    frets = tuple(int(f) for f in frets)
-    bad = [f for f in frets if not 0 <= f <= 24]
-    if bad or not frets:
-        raise RecorderError(f"frets {list(frets)}: use frets 0 to 24")
-    _check_length(seconds, sample_rate)
-    if not 0 <= lead_in_s < seconds:
-        raise RecorderError(f"lead_in_s={lead_in_s}: use 0 <= lead_in_s < seconds={seconds}")
-    if takes < 1 or (first_take is not None and first_take < 1):
-        raise RecorderError(f"takes={takes}, first_take={first_take}: both must be 1 or more")
-    for name in names:
-        resolve_options(name, options)
-    root = init_corpus(corpus)
-    todo: list[tuple] = []
-
-    def choose(manifest):  # under the lock; the manifest lists ids others reserved too
-        existing = dict(
-            zip(manifest["id"], manifest.get("synth_params", [""] * len(manifest)), strict=True)
-        )
-        jobs = _note_jobs(frets, chords)
-        start = (
-            first_take
-            if first_take is not None
-            else max(next_take_number(manifest, g, jobs[0][0]) for g in names)
-        )
-        for number in range(start, start + takes):
-            for guitar in names:
-                for name, where in jobs:
-                    take = take_key(guitar, name, number)
-                    rid = row_id(take, RAW_TONE)
-                    params = note_params(
-                        guitar, name, where, take=number, seed=seed, seconds=seconds,
-                        lead_in_s=lead_in_s, sample_rate=sample_rate, options=options,
-                        randomize=randomize,
-                    )  # fmt: skip
-                    if rid not in existing:
-                        todo.append((guitar, name, where, take, rid, params))
-                    elif existing[rid] != params:
-                        raise RecorderError(
-                            f"{rid} is already in the corpus with other parameters; pick another first_take"
-                        )
-        return [{"id": j[4], "take": j[3], "path": f"{TAKES_DIR}/{j[4]}.wav",
-                 "synth_params": j[5]} for j in todo]  # fmt: skip
-
-    reservation = reserve_rows(root, choose)
-    added: list[str] = []
-    rows: list[tuple] = []
-    for guitar, _name, where, take, rid, params in tqdm(
-        todo, desc="synth notes", unit="file", disable=not progress
-    ):
-        audio = render_params(params)
-        p = json.loads(params)
-        position = p["options"]["pickup_position"]
-        what = (
-            f"chord {where['chord']}"
-            if "chord" in where
-            else f"string {where['string']} fret {where['fret']}"
-        )
-        write_raw_take(
-            root,
-            rid,
-            take,
-            audio,
-            sample_rate,
-            guitar=guitar,
-            position=position,
-            phrase=p["phrase"],
-            seed=seed,
-            params=params,
-            notes=f"synthetic {guitar}, {position} pickup, {what}",
-            extra={"string": str(where.get("string", "")), "fret": str(where.get("fret", ""))},
-            batch=rows,
-        )  # fmt: skip
-        added.append(rid)
-        if len(rows) >= 50:  # the manifest is rewritten per commit: batch the small files
-            commit_rows(root, rows)
-            rows = []
-    if rows:
-        commit_rows(root, rows)
-    reservation.release()
-    return added
-
-
-def write_raw_take(
-    root: str | os.PathLike, rid: str, take: str, audio: np.ndarray, sample_rate: int, *,
-    guitar: str, position: str, phrase: str, seed: int, params: str, notes: str,
-    extra: dict | None = None, batch: list | None = None,
-) -> dict:  # fmt: skip
-    """Write one synthetic raw file and add its manifest row; returns the row. The one
-    row builder of the synthetic guitar.
-
-    The audio goes to a temp name and is moved in with its row (``commit_rows``); with
-    ``batch`` the ``(row, temp)`` pair is appended there for the caller to commit.
-    """
-    from guitarlab.corpus.manifest import TAKES_DIR, commit_rows, manifest_row, stage_audio
-
-    path = f"{TAKES_DIR}/{rid}.wav"
-    staged, tmp = stage_audio(root, {"path": path}, audio, sample_rate)
-    row = manifest_row(
-        id=rid,
-        path=path,
-        **guitar_labels(guitar, position),
-        phrase=phrase,
-        take=take,
-        columns={k: v for k, v in staged.items() if k != "path"},
-        device="synth",
-        player=f"synth-seed{seed}",
-        notes=notes,
-        position=position,
-        synth_params=params,
-        **(extra or {}),
-    )
-    if batch is None:
-        commit_rows(root, [(row, tmp)])
-    else:
-        batch.append((row, tmp))
-    return row
 
 
 # ---------------------------------------------------------------- the family in one figure

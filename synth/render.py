@@ -52,7 +52,6 @@ __all__ = [
     "resolve_options",
     "stream_take",
     "synth_params",
-    "synth_to_corpus",
 ]
 
 SYNTH_VERSION = 1
@@ -403,13 +402,13 @@ def render_notes(
     (44100,)
     """
     opts = resolve_options(guitar, options)
-    _check_length(seconds, sample_rate)
+    check_length(seconds, sample_rate)
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, _crc(guitar), _crc("notes")])
     ordered = sorted(notes, key=lambda n: (n.start_s, n.string))
     return np.concatenate(list(_record(guitar, ordered, opts, seconds, int(sample_rate), rng)))
 
 
-def _check_length(seconds: float, sample_rate: int) -> None:
+def check_length(seconds: float, sample_rate: int) -> None:
     if not seconds > 0 or not 8000 <= int(sample_rate) <= 192000:
         raise RecorderError(
             f"seconds={seconds}, sample_rate={sample_rate}: use seconds > 0 and a rate of 8000-192000 Hz"
@@ -439,7 +438,7 @@ def _take_chunks(
     sample_rate: int, options: dict | None,
 ) -> Iterator[np.ndarray]:  # fmt: skip
     opts = resolve_options(guitar, options)
-    _check_length(seconds, sample_rate)
+    check_length(seconds, sample_rate)
     score = make_score(phrase, take=take, seed=seed, seconds=seconds, bpm=bpm, key=key)
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(take), _crc(phrase), _crc(guitar)])
     return _record(guitar, _play(score, opts, rng), opts, seconds, int(sample_rate), rng)
@@ -509,118 +508,6 @@ def synth_params(
         sort_keys=True,
         separators=(",", ":"),
     )
-
-
-def synth_to_corpus(
-    corpus: str | os.PathLike,
-    *,
-    guitars: tuple[str, ...] | list[str] | str = ("stratocaster", "les_paul"),
-    phrases: tuple[str, ...] | list[str] = ("backing", "lead"),
-    takes: int = 1,
-    first_take: int | None = None,
-    seconds: float = 60.0,
-    seed: int = 0,
-    bpm: float = 120.0,
-    key: str = "A",
-    sample_rate: int = SYNTH_RATE,
-    options: dict | None = None,
-    randomize: bool = False,
-    notes: bool = False,
-    progress: bool = True,
-) -> list[str]:
-    """Render takes into ``corpus/takes/`` and add their manifest rows; returns the new ids.
-
-    Take numbers continue after the highest existing take of each phrase over all the
-    requested guitars, so one call plays the same performances on every guitar. With
-    ``first_take`` the numbers are fixed: takes already present with identical
-    parameters are skipped (re-running is a no-op), with other parameters it is an error.
-
-    ``guitars`` may name family guitars, ``all`` or a pickup type (see ``FAMILY``). With
-    ``randomize`` every take draws its switch position, knobs, cable, pick, strings,
-    room hum, rig, timing, tempo and key (``family.randomize_take``; ``options``
-    given here override the draws, ``bpm`` and ``key`` are drawn). With ``notes`` the
-    call writes single notes instead (``family.notes_to_corpus``; ``phrases``,
-    ``bpm`` and ``key`` do not apply there).
-    """
-    from tqdm import tqdm
-
-    from guitarlab.corpus.manifest import (
-        RAW_TONE,
-        TAKES_DIR,
-        init_corpus,
-        next_take_number,
-        reserve_rows,
-        row_id,
-        take_key,
-    )
-    from guitarlab.synth import family as fam
-
-    if notes:
-        return fam.notes_to_corpus(
-            corpus, guitars=guitars, takes=takes, first_take=first_take, seconds=seconds,
-            seed=seed, randomize=randomize, sample_rate=sample_rate, options=options,
-            progress=progress,
-        )  # fmt: skip
-    guitars = fam.resolve_guitars(guitars)
-    for name in guitars:
-        resolve_options(name, options)
-    for phrase in phrases:
-        if phrase not in PHRASES:
-            raise RecorderError(f"unknown phrase {phrase!r}; known: {', '.join(PHRASES)}")
-    if takes < 1 or (first_take is not None and first_take < 1):
-        raise RecorderError(f"takes={takes}, first_take={first_take}: both must be 1 or more")
-    root = init_corpus(corpus)
-
-    todo: list[tuple] = []
-
-    def choose(manifest):  # under the lock; the manifest lists ids others reserved too
-        existing = dict(
-            zip(manifest["id"], manifest.get("synth_params", [""] * len(manifest)), strict=True)
-        )
-        jobs = []
-        for phrase in phrases:
-            start = (
-                first_take
-                if first_take is not None
-                else max(next_take_number(manifest, g, phrase) for g in guitars)
-            )
-            for number in range(start, start + takes):
-                jobs += [(g, phrase, number) for g in guitars]
-        for name, phrase, number in jobs:  # refuse conflicts before rendering anything
-            rid = row_id(take_key(name, phrase, number), RAW_TONE)
-            if randomize:
-                opts, take_bpm, take_key_name = fam.randomize_take(
-                    name, phrase, take=number, seed=seed, options=options
-                )
-            else:
-                opts, take_bpm, take_key_name = options, bpm, key
-            params = synth_params(
-                name, phrase, take=number, seed=seed, seconds=seconds, bpm=take_bpm,
-                key=take_key_name, sample_rate=sample_rate, options=opts, randomized=randomize,
-            )  # fmt: skip
-            if rid not in existing:
-                todo.append((name, phrase, number, rid, params))
-            elif existing[rid] != params:
-                raise RecorderError(
-                    f"{rid} is already in the corpus with other parameters; pick another --first-take"
-                )
-        return [{"id": j[3], "take": take_key(*j[:3]), "path": f"{TAKES_DIR}/{j[3]}.wav",
-                 "synth_params": j[4]} for j in todo]  # fmt: skip
-
-    reserve_rows(root, choose)  # write_raw_take's commit releases each id with its row
-    added: list[str] = []
-    for name, phrase, number, rid, params in tqdm(
-        todo, desc="synth takes", unit="take", disable=not progress
-    ):
-        audio = fam.render_params(params)
-        position = json.loads(params)["options"]["pickup_position"]
-        fam.write_raw_take(
-            root, rid, take_key(name, phrase, number), audio, sample_rate, guitar=name,
-            position=position, phrase=phrase, seed=seed, params=params,
-            notes=f"synthetic {name}, {position} pickup, performance {number}",
-        )  # fmt: skip
-        added.append(rid)
-    return added
 
 
 # ---------------------------------------------------------------- a figure

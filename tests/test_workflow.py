@@ -15,7 +15,7 @@ from guitarlab.corpus import audit
 from guitarlab.corpus import manifest as mf
 from guitarlab.datasets.build import build_dataset
 from guitarlab.datasets.folder import read_meta
-from guitarlab.synth.render import synth_to_corpus
+from guitarlab.synth.corpus import synth_to_corpus
 from guitarlab.train.config import TrainConfig
 from guitarlab.train.fit import fit_dataset
 from guitarlab.train.rundir import load_run

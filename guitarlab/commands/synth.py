@@ -154,7 +154,7 @@ def synth_command(
       guitarlab synth --corpus notes --guitars all --notes --randomize
       guitarlab synth --list
     """
-    from guitarlab.synth.render import synth_to_corpus
+    from guitarlab.synth.corpus import synth_to_corpus
 
     knobs = {
         "pickup_position": pickup_position,
