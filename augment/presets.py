@@ -18,6 +18,9 @@ loads an external plugin with ``pedalboard.load_plugin``.
 
 ``ranges`` documents how far random augmentation (``draw_variant``) may move each
 parameter: ``"STEP.PARAMETER": [low, high]`` with STEP the 0-based index in ``chain``.
+
+Over 500 lines on purpose: one data format (schema, one-line validation errors,
+variants, hashing, chain building) in one place.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@
 it and replaces the file atomically (temp file, fsync, rename), so concurrent writers
 never lose each other's rows and a crash never leaves half a manifest. Columns the
 schema does not know are carried through untouched.
+
+Over 500 lines on purpose: the schema, the lock, reservations and the atomic commit are
+one protocol; a writer reads one file to know how a row lands safely (checks and
+summaries are in ``guitarlab.corpus.audit``).
 """
 
 from __future__ import annotations

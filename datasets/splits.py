@@ -16,6 +16,9 @@ The held-out takes or groups are drawn at random, or named: ``named_roles`` (fro
 Guard bands: a training window that overlaps a held-out span even by one sample is
 dropped. ``val="random"`` reproduces the seed's random 80/20 of windows and is marked
 leaky.
+
+Over 500 lines on purpose: every split method shares the take and span arithmetic that
+keeps all renders of a take on one side, so the leak-free rule is read in one place.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ into the take), optionally plays a given array into a second output (the synthet
 guitar in the demo and the tests reaches the input the way a real guitar does), streams
 the take to disk through :class:`~guitarlab.recorder.take.TakeWriter`, checks it and
 appends its row. Ctrl-C or ``stop`` keeps what was recorded, marked ``partial``.
+
+Over 500 lines on purpose: one take's life (count-in, stream, meter, writer, checks,
+row, commit) read top to bottom.
 """
 
 from __future__ import annotations

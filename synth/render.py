@@ -18,6 +18,9 @@ Examples
 >>> audio = render_take("stratocaster", "lead", take=1, seconds=2.0, sample_rate=22050)
 >>> audio.dtype, audio.shape
 (dtype('float32'), (44100,))
+
+Over 500 lines on purpose: strings, hum, pickup circuit and interface are one signal
+chain sharing its options table; the corpus writers are in ``guitarlab.synth.corpus``.
 """
 
 from __future__ import annotations

@@ -18,8 +18,9 @@ from guitarlab.datasets.folder import read_meta
 from guitarlab.synth.corpus import synth_to_corpus
 from guitarlab.train.config import TrainConfig
 from guitarlab.train.fit import fit_dataset
+from guitarlab.train.retrain import corpus_changes
 from guitarlab.train.rundir import load_run
-from guitarlab.workflow import corpus_changes, retrain, run_demo
+from guitarlab.workflow import retrain, run_demo
 
 pytestmark = pytest.mark.slow
 TINY = {

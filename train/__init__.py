@@ -15,6 +15,7 @@ __all__, __getattr__ = lazy_exports(
         "fit": ("fit", "fit_dataset"),
         "models": ("ensemble", "lstm_fcn", "spectrogram_lstm_fcn"),
         "predict": ("predict_files",),
+        "retrain": ("corpus_changes", "file_decisions", "write_retrain_report"),
         "rundir": ("load_run", "update_run_json"),
     },
 )
