@@ -32,7 +32,7 @@ import pandas as pd
 
 from guitarlab.corpus.defaults import WINDOW
 from guitarlab.corpus.errors import DatasetError
-from guitarlab.datasets.windows import n_windows, window_starts
+from guitarlab.datasets.windows import window_starts
 
 SPLITS = ("train", "val", "test")
 SPLIT_METHODS = ("span", "take", "group")
@@ -586,11 +586,6 @@ def file_windows(
     in_test = _inside(grid, window, spans.test)
     dropped = int((~train_mask & ~val_mask & ~in_test).sum())
     return {"train": train, "val": val_starts, "test": test, "dropped": np.array([dropped])}
-
-
-def count_windows(frames: int, *, window: int, hop: int | None = None) -> int:
-    """Grid windows in a file (before any split): ``n_windows`` under the name splits use."""
-    return n_windows(frames, length=window, hop=hop)
 
 
 # ---------------------------------------------------------------- checking

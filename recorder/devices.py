@@ -277,11 +277,6 @@ def stream_running(stream) -> bool:
         return False
 
 
-def stop_stream(stream, *, timeout_s: float = 1.0) -> bool:
-    """Stop and close a stream, never raising and never hanging; False if it would not stop."""
-    return stop_streams([stream], timeout_s=timeout_s)
-
-
 def stop_streams(streams: list, *, timeout_s: float = 1.0) -> bool:
     """Stop and close streams at once, never raising and never hanging; False if one hung.
 

@@ -255,11 +255,6 @@ CHORDS: dict[str, tuple[int | None, ...]] = {
 }
 
 
-def library_string(internal: int) -> int:
-    """Renderer string 0 (low E) .. 5 (high e) -> library numbering 6 .. 1 (1 = high e)."""
-    return 6 - int(internal)
-
-
 def note_events(
     *, string: int | None = None, fret: int | None = None, chord: str | None = None,
     lead_in_s: float = 0.2, seconds: float = 3.0, velocity: float = 0.8,

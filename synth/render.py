@@ -309,14 +309,6 @@ def _string_chunks(
         pending = pending[size:]
 
 
-def render_strings(
-    score: list[Note], spec: dict, opts: dict, frames: int, sample_rate: int
-) -> np.ndarray:
-    """The summed EMF of all strings at the selected pickups (before the electrical stage)."""
-    chunks = _string_chunks(score, spec, opts, frames, sample_rate, CHUNK_FRAMES)
-    return np.concatenate([np.zeros(0, dtype=np.float32), *chunks])
-
-
 def _hum_source(spec: dict, opts: dict, sample_rate: int, rng: np.random.Generator):
     """Mains hum EMF as a function of (start, stop) frames: odd harmonics dominate, and it
     swells slowly as the player moves. Humbuckers and hum-cancelling combos give zeros."""
@@ -412,6 +404,7 @@ def render_notes(
 
 
 def check_length(seconds: float, sample_rate: int) -> None:
+    """Refuse a length or rate the synthesizer cannot render, in one line."""
     if not seconds > 0 or not 8000 <= int(sample_rate) <= 192000:
         raise RecorderError(
             f"seconds={seconds}, sample_rate={sample_rate}: use seconds > 0 and a rate of 8000-192000 Hz"
