@@ -244,8 +244,9 @@ def _dataset_is_current(dataset: Path, corpus: Path, tones) -> bool:
     """True when ``dataset`` was built from exactly the corpus rows the demo uses now."""
     from guitarlab.corpus.manifest import load_manifest
     from guitarlab.datasets.folder import read_meta
+    from guitarlab.datasets.layout import META_NAME
 
-    if not (dataset / "dataset.json").exists():
+    if not (dataset / META_NAME).exists():
         return False
     try:
         meta = read_meta(dataset)
@@ -259,9 +260,9 @@ def _dataset_is_current(dataset: Path, corpus: Path, tones) -> bool:
 
 def _run_is_current(run: Path, dataset: Path, config=None) -> bool:
     from guitarlab.datasets.folder import open_dataset
-    from guitarlab.train.rundir import load_run
+    from guitarlab.train.rundir import MODEL_KERAS, RUN_JSON, load_run
 
-    if not (run / "model.keras").exists() or not (run / "run.json").exists():
+    if not (run / MODEL_KERAS).exists() or not (run / RUN_JSON).exists():
         return False
     try:
         info = load_run(run)
@@ -282,11 +283,11 @@ def _resume_or_set_aside(run: Path, dataset: Path, echo: Echo) -> bool:
     """True when ``run`` is a killed run on this very dataset (continue it); a finished or
     foreign run is renamed aside (``run-1``, ``run-2``, ...), never overwritten."""
     from guitarlab.datasets.folder import open_dataset
+    from guitarlab.train.rundir import read_run_meta
 
-    meta_path = run / "run.json"
-    if not meta_path.exists():
+    meta = read_run_meta(run)
+    if meta is None:
         return False
-    meta = json.loads(meta_path.read_text())
     if (
         meta.get("status") == "running"
         and meta.get("data", {}).get("hash") == open_dataset(dataset).hash

@@ -26,6 +26,7 @@ from guitarlab.train import distributed
 from guitarlab.train.callbacks import Callbacks, keras_verbose
 from guitarlab.train.config import CALIBRATION_WINDOWS, TrainConfig, spectrogram_frames
 from guitarlab.train.rundir import (
+    MODEL_KERAS,
     RUN_JSON,
     STATE_JSON,
     Run,
@@ -245,7 +246,7 @@ def _train(
         from guitarlab.train.models import recalibrate_batch_norm
 
         recalibrate_batch_norm(model, calibration_windows)
-    model.save(out / "model.keras")
+    model.save(out / MODEL_KERAS)
 
     history = read_history(out / "history.csv")
     metrics = {k: v[-1] for k, v in history.items() if k != "epoch" and v}

@@ -25,6 +25,7 @@ from guitarlab.corpus.errors import TrainError
 from guitarlab.train.config import TrainConfig
 
 RUN_JSON = "run.json"
+MODEL_KERAS = "model.keras"
 STATE_JSON = "state.json"
 
 
@@ -70,6 +71,12 @@ class RunInfo:
         return keras.models.load_model(path, compile=False)
 
 
+def read_run_meta(run_dir: str | os.PathLike) -> dict | None:
+    """A run folder's ``run.json`` as a dict, or None when there is none (no checks)."""
+    path = Path(run_dir) / RUN_JSON
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def load_run(run_dir: str | os.PathLike) -> RunInfo:
     """Read a run folder's ``run.json`` (raises TrainError when it is not a run)."""
     run_dir = Path(run_dir)
@@ -85,7 +92,7 @@ def load_run(run_dir: str | os.PathLike) -> RunInfo:
         run_dir=run_dir,
         config=TrainConfig.from_dict(meta["config"]),
         label_names=list(meta["label_names"]),
-        model_path=run_dir / "model.keras",
+        model_path=run_dir / MODEL_KERAS,
         dataset_dir=Path(dataset) if dataset else None,
         window=int(meta["window"]),
         sample_rate=meta.get("sample_rate"),

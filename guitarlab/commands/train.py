@@ -248,9 +248,11 @@ def evaluate_command(run: str, dataset: str | None, majority: bool, no_baseline:
       guitarlab evaluate my-run --dataset other-dataset --majority
     """
     _check_run(run)  # before TensorFlow loads (seconds) to reject a wrong folder
-    if dataset is not None and not (Path(dataset) / "dataset.json").is_file():
+    from guitarlab.datasets.layout import META_NAME
+
+    if dataset is not None and not (Path(dataset) / META_NAME).is_file():
         raise click.ClickException(
-            f"{dataset}: not a dataset folder (no dataset.json); give the --out folder of 'guitarlab dataset build'"
+            f"{dataset}: not a dataset folder (no {META_NAME}); give the --out folder of 'guitarlab dataset build'"
         )
     from guitarlab.train.evaluate import evaluate_run, headline
 
@@ -355,14 +357,16 @@ def predict_command(run, files, as_json, plot, hop_s, device, seconds, gate_dbfs
 
 def _check_run(run: str) -> None:
     """A run folder with run.json and model.keras, checked without loading TensorFlow."""
+    from guitarlab.train.rundir import MODEL_KERAS, RUN_JSON
+
     folder = Path(run)
-    if not (folder / "run.json").is_file():
+    if not (folder / RUN_JSON).is_file():
         raise click.ClickException(
-            f"{run}: not a run folder (no run.json); give the --out folder of 'guitarlab train'"
+            f"{run}: not a run folder (no {RUN_JSON}); give the --out folder of 'guitarlab train'"
         )
-    if not (folder / "model.keras").is_file():
+    if not (folder / MODEL_KERAS).is_file():
         raise click.ClickException(
-            f"{folder / 'model.keras'}: missing; the run did not finish, resume it with 'guitarlab train --resume'"
+            f"{folder / MODEL_KERAS}: missing; the run did not finish, resume it with 'guitarlab train --resume'"
         )
 
 
