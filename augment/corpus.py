@@ -30,7 +30,6 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from guitarlab.atomic import write_text_atomic
 from guitarlab.augment.presets import (
     canonical_json,
     chain_from_preset,
@@ -39,8 +38,9 @@ from guitarlab.augment.presets import (
     preset_hash,
 )
 from guitarlab.augment.render import render
-from guitarlab.datasets.audio import file_columns
-from guitarlab.errors import AugmentError
+from guitarlab.corpus.atomic import write_text_atomic
+from guitarlab.corpus.audio import file_columns
+from guitarlab.corpus.errors import AugmentError
 
 VARIANT_COLUMN = "variant"
 INPUT_GAIN_COLUMN = "input_gain_db"
@@ -126,7 +126,7 @@ def plan_jobs(
     already taken by another preset hash (the preset was edited) gets a hash suffix.
     With ``match_levels`` each take is trimmed by its ``gain_db`` before the chain.
     """
-    from guitarlab.datasets.manifest import RAW_TONE, row_id
+    from guitarlab.corpus.manifest import RAW_TONE, row_id
 
     if randomize < 0:
         raise AugmentError(f"--randomize {randomize} must be 0 or a positive number of variants")
@@ -211,7 +211,7 @@ def rendered_preset(corpus: str | os.PathLike, row_id: str) -> dict:
 
     Relative impulse-response paths resolve in ``CORPUS/presets`` as they did when rendering.
     """
-    from guitarlab.datasets.manifest import PRESETS_DIR, TONES_DIR
+    from guitarlab.corpus.manifest import PRESETS_DIR, TONES_DIR
 
     path = _sidecar_path(Path(corpus) / TONES_DIR / f"{row_id}.wav")
     try:
@@ -246,14 +246,15 @@ def _render_one(root: Path, job: RenderJob, chains: _Chains) -> tuple[dict, Path
 
     The temp is None when a killed run already left this exact render at its name.
     """
-    from guitarlab.datasets.audio import read_audio
-    from guitarlab.datasets.manifest import (
+    from guitarlab.corpus.audio import read_audio
+    from guitarlab.corpus.levels import apply_gain_db
+    from guitarlab.corpus.manifest import (
         TONES_DIR,
+        manifest_row,
         relative_audio_path,
         resolve_audio_path,
         stage_audio,
     )
-    from guitarlab.recorder.levels import DEFAULT_TARGET_RMS_DBFS, SILENCE_DBFS, apply_gain_db
 
     source = job.source
     dest = root / TONES_DIR / f"{job.id}.wav"
@@ -278,38 +279,36 @@ def _render_one(root: Path, job: RenderJob, chains: _Chains) -> tuple[dict, Path
             tmp.unlink(missing_ok=True)
             raise
         made_at = datetime.now(timezone.utc)
-    level = columns["rms_dbfs"]
     note = f"rendered from {source['id']} with preset {job.preset['name']}"
     if job.variant:
         note += f" variant {job.variant} (seed {job.preset.get('seed', 0)})"
     if job.input_gain_db:
         note += f", input trimmed {job.input_gain_db:+.2f} dB to the matched level"
-    row = {
-        "id": job.id,
-        "path": relative_audio_path(root, dest),
-        "guitar": source["guitar"],
-        "pickup": source["pickup"],
-        "phrase": source["phrase"],
-        "tone": job.preset["name"],
-        "take": source["take"],
-        "source": source["id"],
-        "preset_hash": job.preset_hash,
-        **columns,
-        "gain_db": round(DEFAULT_TARGET_RMS_DBFS - level, 3) if level > SILENCE_DBFS else 0.0,
-        "recorded_at": made_at.isoformat(timespec="seconds"),
-        "device": DEVICE,
-        "player": source.get("player", ""),
-        "notes": note,
-        VARIANT_COLUMN: job.variant,
-        INPUT_GAIN_COLUMN: f"{job.input_gain_db:.3f}",
-    }
+    row = manifest_row(
+        id=job.id,
+        path=relative_audio_path(root, dest),
+        guitar=source["guitar"],
+        pickup=source["pickup"],
+        phrase=source["phrase"],
+        tone=job.preset["name"],
+        take=source["take"],
+        source=source["id"],
+        preset_hash=job.preset_hash,
+        columns=columns,
+        recorded_at=made_at.isoformat(timespec="seconds"),
+        device=DEVICE,
+        player=source.get("player", ""),
+        notes=note,
+        **{VARIANT_COLUMN: job.variant, INPUT_GAIN_COLUMN: f"{job.input_gain_db:.3f}"},
+    )
     return row, tmp
 
 
 def _remove_stray_temps(root: Path, jobs: list[RenderJob]) -> None:
     """Delete temp files a killed run left for the files this run is about to write
     (never those of a live process: another augment may be writing them now)."""
-    from guitarlab.datasets.manifest import TEMP_RE, TONES_DIR, pid_alive
+    from guitarlab.corpus.audit import TEMP_RE
+    from guitarlab.corpus.manifest import TONES_DIR, pid_alive
 
     folder = root / TONES_DIR
     for job in jobs:
@@ -323,7 +322,7 @@ def _remove_stray_temps(root: Path, jobs: list[RenderJob]) -> None:
 def _append_new(root: Path, items: list[tuple[dict, Path | None]]) -> list[dict]:
     """Move the renders into place and add their rows in one locked step (``commit_rows``),
     dropping any another process added meanwhile (same id and hash)."""
-    from guitarlab.datasets.manifest import commit_rows
+    from guitarlab.corpus.manifest import commit_rows
 
     def keep(frame: pd.DataFrame, row: dict) -> bool:
         listed = frame.loc[frame["id"] == row["id"], "preset_hash"]
@@ -373,7 +372,7 @@ def render_corpus(
     progress : bool
         Show a tqdm bar.
     """
-    from guitarlab.datasets.manifest import load_manifest
+    from guitarlab.corpus.manifest import load_manifest
 
     root = Path(corpus)
     if workers < 1:

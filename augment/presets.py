@@ -18,6 +18,9 @@ loads an external plugin with ``pedalboard.load_plugin``.
 
 ``ranges`` documents how far random augmentation (``draw_variant``) may move each
 parameter: ``"STEP.PARAMETER": [low, high]`` with STEP the 0-based index in ``chain``.
+
+Over 500 lines on purpose: one data format (schema, one-line validation errors,
+variants, hashing, chain building) in one place.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import pedalboard
 
-from guitarlab.errors import AugmentError
+from guitarlab.corpus.errors import AugmentError
 
 BUILTIN_PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 BUILTIN_IR_DIR = Path(__file__).resolve().parent / "ir"
@@ -220,7 +223,7 @@ def load_presets(
     A corpus preset file that cannot be read does not block the others: it is left out
     and ``(path, reason)`` goes to ``broken`` (or one warning line to stderr).
     """
-    from guitarlab.datasets.manifest import PRESETS_DIR
+    from guitarlab.corpus.manifest import PRESETS_DIR
 
     presets: dict[str, dict] = {}
     for path in _preset_files(BUILTIN_PRESETS_DIR):

@@ -23,7 +23,7 @@ import numpy as np
 import pedalboard
 from scipy import signal
 
-from guitarlab.errors import AugmentError
+from guitarlab.corpus.errors import AugmentError
 
 if TYPE_CHECKING:
     from guitarlab.augment.presets import ImpulseResponse

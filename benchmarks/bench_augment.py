@@ -66,7 +66,7 @@ def _render_all(audio: np.ndarray, names: list[str], *, workers: int) -> None:
 
 
 def _seed_corpus(root: Path, seconds: float) -> Path:
-    from guitarlab.datasets.audio import write_audio_atomic
+    from guitarlab.corpus.audio import write_audio_atomic
     from guitarlab.datasets.importer import import_folder
 
     src = root / "src"

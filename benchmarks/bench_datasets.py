@@ -131,8 +131,8 @@ def _best_fresh(work, dirs: _FreshDirs, repeat: int) -> float:
 
 
 def run(quick: bool) -> list[Row]:
+    from guitarlab.corpus.manifest import load_manifest
     from guitarlab.datasets.build import build_dataset
-    from guitarlab.datasets.manifest import load_manifest
 
     seconds = 8.0 if quick else 60.0
     tones = ("raw", "crunch") if quick else ("raw", "clean", "crunch", "distorted")

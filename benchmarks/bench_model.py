@@ -34,7 +34,7 @@ NOTE_GUITARS = ("stratocaster", "telecaster", "les_paul", "sg")
 
 
 def _config(model: str, seed: int, quick: bool):
-    from guitarlab.train.fit import TrainConfig
+    from guitarlab.train.config import TrainConfig
     from guitarlab.workflow import DEMO_TRAIN
 
     settings = {**DEMO_TRAIN, "seed": seed, "verbose": 0}
@@ -66,7 +66,7 @@ def _dataset(protocol: str, seed: int, work: Path, quick: bool) -> Path:
 
 def _notes_dataset(folder: Path, seed: int, quick: bool) -> None:
     from guitarlab.datasets.build import build_dataset
-    from guitarlab.recorder.synth_family import notes_to_corpus
+    from guitarlab.synth.corpus import notes_to_corpus
 
     frets = (0, 3, 6, 9) if quick else tuple(range(13))
     notes_to_corpus(

@@ -38,8 +38,8 @@ def _known_signal(seconds: float) -> np.ndarray:
 def run(quick: bool) -> list[Row]:
     from scipy.signal import correlate
 
-    from guitarlab.datasets.audio import read_audio
-    from guitarlab.datasets.manifest import init_corpus
+    from guitarlab.corpus.audio import read_audio
+    from guitarlab.corpus.manifest import init_corpus
     from guitarlab.recorder.server import audio_server
     from guitarlab.recorder.session import record_take
 

@@ -23,7 +23,7 @@ from benchmarks.common import Row
 
 _CHILD = r"""
 import json, sys, time
-from guitarlab.recorder.synth import render_take, stream_take
+from guitarlab.synth.render import render_take, stream_take
 seconds, repeat = float(sys.argv[1]), int(sys.argv[2])
 out = {}
 for guitar in ("stratocaster", "les_paul"):
@@ -61,7 +61,8 @@ def _one_core_timings(seconds: float, repeat: int) -> dict:
 def _baseline_accuracy(seconds: float) -> float:
     import numpy as np
 
-    from guitarlab.recorder.synth import centroid_threshold_accuracy, render_take
+    from guitarlab.synth.render import render_take
+    from guitarlab.train.baselines import centroid_threshold_accuracy
 
     def windows(take: int) -> tuple:
         data, labels = [], []
@@ -95,12 +96,7 @@ def family_windows(
     """
     import numpy as np
 
-    from guitarlab.recorder.synth import (
-        family_guitars,
-        guitar_labels,
-        randomize_take,
-        render_take,
-    )
+    from guitarlab.synth.render import family_guitars, guitar_labels, randomize_take, render_take
 
     parts: dict[str, list] = {
         "windows": [], "level_db": [], "guitar": [], "pickup": [], "file": []
@@ -141,7 +137,7 @@ def holdout_scores(data: dict, *, sample_rate: int = 44100) -> dict[str, dict[st
     from sklearn.preprocessing import StandardScaler
     from sklearn.tree import DecisionTreeClassifier
 
-    from guitarlab.recorder.synth import spectral_centroid_hz
+    from guitarlab.train.baselines import spectral_centroid_hz
     from guitarlab.train.evaluate import band_energies
 
     keep = np.isin(data["pickup"], ["single_coil", "humbucker"])

@@ -48,12 +48,14 @@ def run(quick: bool) -> list[Row]:
     import keras
     import tensorflow as tf
 
-    from guitarlab.datasets.audio import write_audio_atomic
+    from guitarlab.corpus.audio import write_audio_atomic
     from guitarlab.datasets.build import build_dataset
     from guitarlab.datasets.folder import open_dataset
-    from guitarlab.recorder.synth import synth_to_corpus
-    from guitarlab.train.fit import TrainConfig, _build_model, _compile, fit_dataset, load_run
+    from guitarlab.synth.corpus import synth_to_corpus
+    from guitarlab.train.config import TrainConfig
+    from guitarlab.train.fit import _build_model, _compile, fit_dataset
     from guitarlab.train.predict import predict_files
+    from guitarlab.train.rundir import load_run
 
     gpu = bool(tf.config.list_physical_devices("GPU"))
     device = "GPU" if gpu else "CPU"

@@ -1,1 +1,26 @@
-"""Dataset stage: the manifest, import, windowing, leak-free splits and input pipelines."""
+"""The dataset stage: windowing, leak-free splits, dataset folders and tf.data pipelines.
+
+Reads the corpus manifest (``guitarlab.corpus``), imports existing WAV folders, and
+builds dataset folders that the train stage reads.
+"""
+
+from guitarlab.corpus import lazy_exports
+
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "build": ("build_dataset",),
+        "folder": ("DatasetFolder", "check_dataset", "open_dataset", "read_meta"),
+        "importer": ("import_folder",),
+        "plots": ("plot_guitar_spectra", "plot_levels"),
+        "splits": ("plan_splits",),
+        "windows": (
+            "prepare",
+            "standardize",
+            "standardize_as",
+            "to_mono",
+            "window",
+            "window_starts",
+        ),
+    },
+)

@@ -15,14 +15,9 @@ Folder layout::
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 import json
 import logging
-import math
 import os
-import re
 import shutil
 import tempfile
 from collections import Counter
@@ -31,327 +26,33 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import soundfile as sf
-from tqdm import tqdm
 
-from guitarlab import __version__
-from guitarlab.datasets.audio import wav_length_problem
-from guitarlab.datasets.manifest import load_manifest, path_problem
+from guitarlab.corpus.defaults import VERSION, WINDOW
+from guitarlab.corpus.errors import DatasetError, GuitarlabError
+from guitarlab.corpus.manifest import load_manifest
+from guitarlab.datasets.layout import (
+    FORMAT,
+    FORMAT_VERSION,
+    META_NAME,
+    WINDOWS_NAME,
+    x_name,
+    y_name,
+)
+from guitarlab.datasets.select import (
+    manifest_hash,
+    probe_files,
+    query_columns,
+    select_rows,
+    where_takes,
+)
 from guitarlab.datasets.splits import SPLITS, file_windows, plan_splits
+from guitarlab.datasets.stream import silent_starts, stream_windows, take_onsets
 from guitarlab.datasets.windows import (
     SILENCE_FLOOR_DBFS,
-    SILENT_STD,
-    first_sound_sample,
-    sounding,
+    STANDARDIZE_MODES,
 )
-from guitarlab.errors import DatasetError, GuitarlabError
 
 log = logging.getLogger("guitarlab.datasets")
-
-FORMAT = "guitarlab-dataset"
-FORMAT_VERSION = 1
-META_NAME = "dataset.json"
-WINDOWS_NAME = "windows.csv"
-WINDOW_COLUMNS = ["split", "index", "id", "take", "tone", "guitar", "phrase", "start", "label"]
-STANDARDIZE_MODES = ("file", "train", "none")
-
-
-def x_name(split: str) -> str:
-    return f"{split}_x.npy"
-
-
-def y_name(split: str) -> str:
-    return f"{split}_y.npy"
-
-
-# ---------------------------------------------------------------- selecting rows
-
-
-def numeric_view(rows: pd.DataFrame) -> pd.DataFrame:
-    """``rows`` with every text column whose values are all numbers (or empty) as numbers.
-
-    Extra manifest columns are stored as text (``fret`` = ``"03"``); queries compare
-    them as numbers through this view, so ``"fret >= 6"`` means what it says.
-    """
-    out = rows.copy()
-    for column in out.columns:
-        if not (
-            pd.api.types.is_object_dtype(out[column]) or pd.api.types.is_string_dtype(out[column])
-        ):
-            continue
-        text = out[column].astype(str).str.strip()
-        filled = text[text != ""]
-        if filled.empty:
-            continue
-        numbers = pd.to_numeric(filled, errors="coerce")
-        if numbers.notna().all():
-            out[column] = pd.to_numeric(text.where(text != ""), errors="coerce")
-    return out
-
-
-def query_rows(rows: pd.DataFrame, expression: str, *, option: str = "--where") -> pd.DataFrame:
-    """The rows of ``rows`` a pandas query selects, numbers compared as numbers."""
-    try:
-        picked = numeric_view(rows).query(expression, engine="python")
-    except Exception as exc:  # pandas raises many kinds for a bad expression
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DatasetError(
-            f"{option} {expression!r} is not a valid query over the manifest columns ({reason}); "
-            'example: "tone != \'distorted\'" or "fret >= 6"'
-        ) from None
-    if not isinstance(picked, pd.DataFrame):
-        raise DatasetError(f"{option} {expression!r} must be a condition such as \"tone == 'raw'\"")
-    return rows.loc[picked.index]
-
-
-def query_columns(expression: str | None, columns) -> list[str]:
-    """The manifest columns an expression names, in order of appearance."""
-    if not expression:
-        return []
-    names = re.findall(r"`([^`]+)`|([A-Za-z_][A-Za-z0-9_]*)", expression)
-    known, out = set(map(str, columns)), []
-    for quoted, plain in names:
-        name = quoted or plain
-        if name in known and name not in out:
-            out.append(name)
-    return out
-
-
-def where_takes(rows: pd.DataFrame, expression: str, *, option: str) -> list[str]:
-    """The takes a condition holds out whole; refuses one that splits a take.
-
-    Every file of a returned take matches ``expression``, and no file of any other take
-    does, so no held-out file shares its performance with a training file.
-    """
-    picked = query_rows(rows, expression, option=option)
-    if picked.empty:
-        raise DatasetError(
-            f"{option} {expression!r} selects no file; check the column's values with "
-            "'guitarlab manifest summary'"
-        )
-    chosen = set(picked["id"])
-    takes = sorted(set(map(str, picked["take"])))
-    for take in takes:
-        ids = rows.loc[rows["take"].astype(str) == take, "id"]
-        outside = [i for i in ids if i not in chosen]
-        if outside:
-            inside = next(i for i in ids if i in chosen)
-            raise DatasetError(
-                f"{option} {expression!r} splits take {take}: it selects {inside} but not "
-                f"{outside[0]}; hold out whole takes (widen the condition, or re-import with "
-                "--take file so every file is its own take)"
-            )
-    return takes
-
-
-def select_rows(manifest: pd.DataFrame, *, label: str, where: str | None = None) -> pd.DataFrame:
-    """The manifest rows a dataset uses: ``where`` applied, label present and varied."""
-    for column in ("id", "path"):  # one file twice would be trained and tested on twice
-        twice = manifest[column][manifest[column].duplicated() & (manifest[column] != "")]
-        if len(twice):
-            raise DatasetError(
-                f"manifest.csv: {column} {twice.iloc[0]!r} is in more than one row; remove the "
-                "duplicate ('guitarlab manifest check' lists it)"
-            )
-    rows = manifest
-    if where:
-        rows = query_rows(manifest, where, option="--where")
-    if rows.empty:
-        raise DatasetError(
-            "no manifest rows selected"
-            + (f" by --where {where!r}" if where else " (the corpus is empty)")
-            + "; check 'guitarlab manifest summary'"
-        )
-    if label not in rows.columns:
-        raise DatasetError(
-            f"no column {label!r} to use as the label; known: {', '.join(map(str, rows.columns))}"
-        )
-    values = rows[label].astype(str)
-    empty = rows.loc[(values == "") | (values == "nan"), "id"]
-    if len(empty):
-        raise DatasetError(
-            f"row {empty.iloc[0]} has no {label!r} label; fill it in the manifest or exclude it with --where"
-        )
-    classes = sorted(set(values))
-    if len(classes) < 2:
-        raise DatasetError(
-            f"label {label!r} has one value ({classes[0]}) in the selection; a classifier needs "
-            "at least two: add files or change --label/--where"
-        )
-    return rows.reset_index(drop=True)
-
-
-def manifest_hash(rows: pd.DataFrame) -> str:
-    """sha256 over ``id:sha256`` of the rows used, sorted by id: which files, which bytes."""
-    digest = hashlib.sha256()
-    for rid, sha in sorted(zip(rows["id"], rows["sha256"], strict=True)):
-        digest.update(f"{rid}:{sha}\n".encode())
-    return digest.hexdigest()
-
-
-def probe_files(
-    rows: pd.DataFrame, corpus: str | os.PathLike, *, resample: bool = False
-) -> tuple[pd.DataFrame, int]:
-    """Read every file's header: ``rows`` plus ``file``, ``file_rate``, ``channels``, ``frames``.
-
-    ``frames`` is what the build will produce (after resampling), so splits can be planned
-    before any sample is read. Returns the rows and the dataset's sample rate.
-    """
-    files, rates, channels, frames = [], [], [], []
-    for rid, rel in zip(rows["id"], rows["path"], strict=True):
-        problem = path_problem(rel)
-        if problem:
-            raise DatasetError(f"row {rid}: {problem}")
-        full = Path(corpus) / rel
-        if not full.is_file():
-            raise DatasetError(
-                f"{full}: file of row {rid} is missing; restore it, or leave it out with --where \"id != '{rid}'\""
-            )
-        try:
-            info = sf.info(str(full))
-        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-            raise DatasetError(
-                f"{full}: cannot read the audio header of row {rid} ({str(exc).splitlines()[0]}); re-export it or leave it out with --where"
-            ) from None
-        cut = wav_length_problem(full)
-        if cut:
-            raise DatasetError(f"{full}: row {rid}: {cut}, or leave it out with --where")
-        files.append(str(full))
-        rates.append(int(info.samplerate))
-        channels.append(int(info.channels))
-        frames.append(int(info.frames))
-    counts = Counter(rates)
-    rate = max(counts, key=lambda r: (counts[r], r))
-    out = rows.copy()
-    out["file"] = files
-    out["file_rate"] = rates
-    out["channels"] = channels
-    out["file_frames"] = frames
-    odd = out[out["file_rate"] != rate]
-    if len(odd) and not resample:
-        first = odd.iloc[0]
-        raise DatasetError(
-            f"{first['file']}: {first['file_rate']} Hz but the other files are {rate} Hz; "
-            "pass --resample to convert it, or leave it out with --where"
-        )
-    out["frames"] = [_resampled_frames(n, r, rate) for n, r in zip(frames, rates, strict=True)]
-    return out, rate
-
-
-def _resampled_frames(frames: int, rate: int, target: int) -> int:
-    if rate == target:
-        return int(frames)
-    g = math.gcd(rate, target)
-    return int(math.ceil(frames * (target // g) / (rate // g)))
-
-
-# ---------------------------------------------------------------- streaming writers
-
-
-class _NpyAppender:
-    """An ``.npy`` file of known shape written front to back, never held in memory."""
-
-    def __init__(self, path: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
-        self.path, self.shape, self.dtype = path, tuple(shape), np.dtype(dtype)
-        self.handle = open(path, "wb")  # noqa: SIM115 - closed in close()
-        header = {
-            "descr": np.lib.format.dtype_to_descr(self.dtype),
-            "fortran_order": False,
-            "shape": self.shape,
-        }
-        np.lib.format.write_array_header_1_0(self.handle, header)
-        self.header_bytes = self.handle.tell()
-        self.rows = 0
-
-    def append(self, block: np.ndarray) -> None:
-        block = np.ascontiguousarray(block, dtype=self.dtype)
-        if block.shape[1:] != self.shape[1:]:
-            raise DatasetError(f"{self.path.name}: block {block.shape} does not fit {self.shape}")
-        self.handle.write(memoryview(block).cast("B"))
-        self.rows += block.shape[0]
-
-    def close(self) -> None:
-        self.handle.close()
-        if self.rows != self.shape[0]:
-            raise DatasetError(
-                f"{self.path.name}: wrote {self.rows} windows, planned {self.shape[0]}; a file changed during the build, run it again"
-            )
-
-
-def _rescale_npy(path: Path, *, mean: float, std: float, chunk_rows: int = 256) -> None:
-    """``(x - mean) / std`` over an ``.npy`` file in place, a chunk at a time."""
-    scale = np.float32(1.0 / std if std > SILENT_STD else 1.0)
-    with open(path, "r+b") as handle:
-        version = np.lib.format.read_magic(handle)
-        read_header = (
-            np.lib.format.read_array_header_1_0
-            if version == (1, 0)
-            else np.lib.format.read_array_header_2_0
-        )
-        shape, _, dtype = read_header(handle)
-        offset = handle.tell()
-        row_items = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
-        for first in range(0, shape[0], chunk_rows):
-            n = min(chunk_rows, shape[0] - first)
-            position = offset + first * row_items * dtype.itemsize
-            handle.seek(position)
-            block = np.fromfile(handle, dtype=dtype, count=n * row_items)
-            block -= np.float32(mean)
-            block *= scale
-            handle.seek(position)
-            handle.write(memoryview(block).cast("B"))
-
-
-# ---------------------------------------------------------------- reading one file
-
-
-def load_mono(
-    path: str,
-    *,
-    gain_db: float | None,
-    rate: int,
-    target_rate: int,
-    buffer: np.ndarray | None = None,
-    sha256: str = "",
-) -> tuple[np.ndarray, bool]:
-    """One file as mono float32 at ``target_rate`` with its gain applied; (audio, was_mixed).
-
-    A mono file at the target rate is decoded straight into ``buffer`` when it is big
-    enough (the result is then a view of it), which spares a fresh allocation per file.
-    With ``sha256`` the bytes are read once, checked against it, and decoded from memory.
-    """
-    source: str | io.BytesIO = path
-    if sha256:
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise DatasetError(f"{path}: cannot read ({exc.strerror})") from None
-        if hashlib.sha256(data).hexdigest() != sha256:
-            raise DatasetError(
-                f"{path}: sha256 differs from its manifest row: the file changed since it was "
-                "added; run 'guitarlab manifest check'"
-            )
-        source = io.BytesIO(data)
-    try:
-        with sf.SoundFile(source) as handle:
-            frames, channels = handle.frames, handle.channels
-            if channels == 1 and buffer is not None and buffer.size >= frames:
-                audio = handle.read(frames, dtype="float32", out=buffer[:frames])
-            else:
-                audio = handle.read(frames, dtype="float32", always_2d=False)
-    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        raise DatasetError(f"{path}: cannot read audio ({str(exc).splitlines()[0]})") from None
-    mixed = audio.ndim == 2
-    if mixed:
-        audio = audio.mean(axis=1, dtype=np.float32) if audio.shape[1] > 1 else audio[:, 0]
-    if gain_db is not None and np.isfinite(gain_db) and gain_db != 0:
-        audio *= np.float32(10.0 ** (float(gain_db) / 20.0))
-    if rate != target_rate:
-        from scipy.signal import resample_poly
-
-        g = math.gcd(rate, target_rate)
-        audio = resample_poly(audio, target_rate // g, rate // g).astype(np.float32)
-    return np.ascontiguousarray(audio), mixed
 
 
 # ---------------------------------------------------------------- the build
@@ -362,7 +63,7 @@ def build_dataset(
     out: str | os.PathLike,
     *,
     label: str = "guitar",
-    window: int = 8000,
+    window: int = WINDOW,
     hop: int | None = None,
     split: str | None = None,
     test_seconds: float | None = None,
@@ -657,14 +358,14 @@ def build_dataset(
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".building", dir=out.parent))
     try:
-        stats = _stream(
+        stats = stream_windows(
             rows, work, layout, totals, window, rate, label, label_index, apply_gain,
             standardize, notes, progress,
         )  # fmt: skip
         meta = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            "guitarlab_version": __version__,
+            "guitarlab_version": VERSION,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "corpus": str(corpus.resolve()),
             "options": options,
@@ -740,43 +441,6 @@ def _resolve_split(
     return split, val
 
 
-def silent_starts(
-    rows: pd.DataFrame, grid, *, window: int, rate: int, floor_dbfs: float
-) -> dict[str, np.ndarray]:
-    """Per file id, the start samples of its windows (on ``grid(row)``) below the gate.
-
-    Reads every file once more (the gate is measured on the audio as recorded).
-    """
-    out = {}
-    for _, row in rows.iterrows():
-        starts = np.unique(
-            np.concatenate([v for k, v in grid(row).items() if k != "dropped"] or [[]])
-        ).astype(np.int64)
-        if not starts.size:
-            continue
-        audio, _ = load_mono(
-            row["file"], gain_db=None, rate=int(row["file_rate"]), target_rate=rate
-        )
-        blocks = np.stack([audio[s : s + window] for s in starts])
-        out[str(row["id"])] = starts[~sounding(blocks, floor_dbfs=floor_dbfs)]
-    return out
-
-
-def take_onsets(rows: pd.DataFrame, rate: int) -> list[int]:
-    """Per row, its take's first sound in samples: the earliest onset among the take's files.
-
-    Reads every file once (one at a time); a take's tones keep one shared timeline.
-    """
-    onset = []
-    for _, row in rows.iterrows():
-        audio, _ = load_mono(
-            row["file"], gain_db=None, rate=int(row["file_rate"]), target_rate=rate
-        )
-        onset.append(first_sound_sample(audio, rate))
-    per_take = pd.Series(onset, index=rows.index).groupby(rows["take"].astype(str)).transform("min")
-    return [int(o) for o in per_take]
-
-
 def _used_columns(rows: pd.DataFrame, label: str, group_by, *expressions) -> list[str]:
     """The manifest columns a build used to choose, label or split rows."""
     out = [label] + ([group_by] if group_by else [])
@@ -799,154 +463,3 @@ def _row_info(rows: pd.DataFrame, label: str, columns: list[str] | None = None) 
         )
         info.append(item)
     return info
-
-
-def _standardize_in_place(audio: np.ndarray) -> bool:
-    """Per-file z-score without a temporary copy; True when the file is silent.
-
-    Same result as ``windows.standardize`` (to ~1e-6): a float32 pairwise sum for the
-    mean, then a BLAS dot product of the centred signal for the variance.
-    """
-    if audio.size == 0:
-        raise DatasetError("cannot standardize an empty file")
-    mean = float(audio.sum(dtype=np.float32)) / audio.size
-    audio -= np.float32(mean)
-    std = math.sqrt(max(float(np.dot(audio, audio)) / audio.size, 0.0))
-    if std <= SILENT_STD:
-        return True
-    audio *= np.float32(1.0 / std)
-    return False
-
-
-def _prefetched(rows: pd.DataFrame, prepare):
-    """``(row, prepare(row))`` in order, preparing the next file while this one is written.
-
-    soundfile releases the GIL while decoding, so reading file i+1 overlaps writing file
-    i; at most two files are in memory at once, whatever the corpus size.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    items = [row for _, row in rows.iterrows()]
-    if not items:
-        return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataset-read") as pool:
-        future = pool.submit(prepare, items[0])
-        try:
-            for index, row in enumerate(items):
-                result = future.result()
-                if index + 1 < len(items):
-                    future = pool.submit(prepare, items[index + 1])
-                yield row, result
-                del result
-        finally:
-            future.cancel()
-
-
-def _blocks(audio: np.ndarray, starts: np.ndarray, window: int):
-    """The windows at ``starts`` as ``(n, window)`` blocks: runs of back-to-back windows
-    are reshaped views of ``audio`` (no copy); anything else is gathered."""
-    if starts.size == 0:
-        return
-    breaks = np.flatnonzero(np.diff(starts) != window) + 1
-    for run in np.split(starts, breaks):
-        first = int(run[0])
-        yield audio[first : first + run.size * window].reshape(run.size, window)
-
-
-def _stream(
-    rows: pd.DataFrame,
-    work: Path,
-    layout,
-    totals: dict[str, int],
-    window: int,
-    rate: int,
-    label: str,
-    label_index: dict[str, int],
-    apply_gain: bool,
-    standardize: str,
-    notes: list[str],
-    progress: bool,
-) -> dict:
-    """Read each file once and append its windows to the split files; returns standardization."""
-    xs = {s: _NpyAppender(work / x_name(s), (totals[s], window, 1), np.float32) for s in SPLITS}
-    ys = {s: _NpyAppender(work / y_name(s), (totals[s],), np.int64) for s in SPLITS}
-    positions = dict.fromkeys(SPLITS, 0)
-    train_sum = train_sq = 0.0
-    train_n = 0
-    mixed_ids, silent_ids = [], []
-    with open(work / WINDOWS_NAME, "w", newline="", encoding="utf-8") as table_handle:
-        table = csv.writer(table_handle)
-        table.writerow(WINDOW_COLUMNS)
-        bar = tqdm(
-            total=int(rows["frames"].sum()) / rate,
-            desc="dataset",
-            unit="s",
-            unit_scale=True,
-            disable=not progress,
-        )
-        # two buffers in turn: one being filled by the reader, one being written out
-        longest = int(rows["file_frames"].max())
-        buffers = [np.empty(longest, dtype=np.float32) for _ in range(2)]
-        turn = iter(range(len(rows)))
-
-        def prepare(row: pd.Series) -> tuple[np.ndarray, bool, bool]:
-            gain = row.get("gain_db") if apply_gain else None
-            gain = float(gain) if gain is not None and not pd.isna(gain) else None
-            audio, mixed = load_mono(
-                row["file"],
-                gain_db=gain,
-                rate=int(row["file_rate"]),
-                target_rate=rate,
-                buffer=buffers[next(turn) % 2],
-                sha256=str(row.get("sha256", "") or ""),
-            )
-            if audio.shape[0] != int(row["frames"]):
-                raise DatasetError(
-                    f"{row['file']}: {audio.shape[0]} samples read, header said {row['frames']}; the file changed, run the build again"
-                )
-            silent = False
-            if standardize == "file":  # over the windowed part: a silent lead-in is no data
-                silent = _standardize_in_place(audio[int(row["offset"]) :])
-            return audio, mixed, silent
-
-        for row, (audio, mixed, silent) in _prefetched(rows, prepare):
-            if mixed:
-                mixed_ids.append(str(row["id"]))
-            if silent:
-                silent_ids.append(str(row["id"]))
-            starts = layout(row)
-            code = label_index[str(row[label])]
-            fixed = (row["id"], row["take"], row["tone"], row["guitar"], row["phrase"])
-            for name in SPLITS:
-                st = starts[name]
-                if not st.size:
-                    continue
-                for block in _blocks(audio, st, window):
-                    if name == "train" and standardize == "train":
-                        train_sum += float(block.sum(dtype=np.float64))
-                        train_sq += float(np.square(block, dtype=np.float64).sum())
-                        train_n += block.size
-                    xs[name].append(block[:, :, None])
-                ys[name].append(np.full(st.size, code, dtype=np.int64))
-                first = positions[name]
-                positions[name] += st.size
-                table.writerows(
-                    (name, first + i, *fixed, s, code) for i, s in enumerate(st.tolist())
-                )
-            del audio
-            bar.update(int(row["frames"]) / rate)
-        bar.close()
-    for writer in (*xs.values(), *ys.values()):
-        writer.close()
-    if mixed_ids:
-        notes.append(f"{len(mixed_ids)} multichannel file(s) mixed to mono (e.g. {mixed_ids[0]})")
-        log.info("mixed %d multichannel file(s) to mono", len(mixed_ids))
-    if silent_ids:
-        notes.append(f"{len(silent_ids)} silent file(s) only mean-centred (e.g. {silent_ids[0]})")
-    if standardize != "train":
-        return {"mode": standardize}
-    mean = train_sum / train_n
-    std = math.sqrt(max(train_sq / train_n - mean * mean, 0.0))
-    for name in SPLITS:
-        _rescale_npy(work / x_name(name), mean=mean, std=std)
-    return {"mode": "train", "mean": mean, "std": std}

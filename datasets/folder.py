@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from guitarlab.datasets.build import FORMAT, META_NAME, WINDOWS_NAME, x_name, y_name
+from guitarlab.corpus.errors import DatasetError
+from guitarlab.datasets.layout import FORMAT, META_NAME, WINDOWS_NAME, x_name, y_name
 from guitarlab.datasets.splits import SPLITS, overlap_problems
-from guitarlab.errors import DatasetError
 
 
 @dataclass

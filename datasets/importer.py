@@ -9,6 +9,9 @@ Takes: files that differ only in their tone are renders of one take (the seed's
 layout). A folder whose files would otherwise collapse into one take (every file a
 ``raw`` of the same labels) gets one take per file; ``take="file"`` asks for that
 always, and ``take="session"`` (any column) makes each value of that column one take.
+
+Over 500 lines on purpose: name patterns, labels.csv, planning, reservation, copy-in and
+commit are one import transaction, read top to bottom.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from guitarlab.atomic import finish_temp, temp_name
-from guitarlab.datasets.audio import AUDIO_SUFFIXES, file_columns, read_audio, sha256_file
-from guitarlab.datasets.manifest import (
+from guitarlab.corpus.atomic import finish_temp, temp_name
+from guitarlab.corpus.audio import AUDIO_SUFFIXES, file_columns, read_audio, sha256_file
+from guitarlab.corpus.checks import check_take, findings_to_json
+from guitarlab.corpus.errors import AudioFileError, ManifestError
+from guitarlab.corpus.manifest import (
     LABEL_COLUMNS,
     MANIFEST_NAME,
     RAW_TONE,
@@ -36,15 +41,13 @@ from guitarlab.datasets.manifest import (
     empty_manifest,
     init_corpus,
     load_manifest,
+    manifest_row,
     os_reason,
     reserve_rows,
     resolve_audio_path,
     row_id,
     slugify,
 )
-from guitarlab.errors import AudioFileError, ManifestError
-from guitarlab.recorder.checks import check_take, findings_to_json
-from guitarlab.recorder.levels import DEFAULT_TARGET_RMS_DBFS
 
 SEED_PATTERN = "seed"
 SEED_GUITARS = {"st": ("stratocaster", "single_coil"), "lp": ("les_paul", "humbucker")}
@@ -641,18 +644,15 @@ def _copy_in(
     if sha256_file(tmp) != item.digest:
         tmp.unlink(missing_ok=True)
         raise ManifestError(f"{path}: changed while it was copied; import it again")
-    row = {
+    fields = {
         **labels_row,
-        **columns,
-        "gain_db": round(DEFAULT_TARGET_RMS_DBFS - columns["rms_dbfs"], 3)
-        if columns["rms_dbfs"] > -200
-        else 0.0,
         "recorded_at": datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc).isoformat(
             timespec="seconds"
         ),
         "device": "import",
         "notes": f"imported from {path.name}",
     }
+    row = manifest_row(columns=columns, **fields)
     if labels_row["tone"] == RAW_TONE:
         row["checks"] = findings_to_json(findings)
     return row, tmp

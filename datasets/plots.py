@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from guitarlab.datasets.audio import read_audio
-from guitarlab.datasets.manifest import RAW_TONE, resolve_audio_path
-from guitarlab.errors import ManifestError
-from guitarlab.plotting import pyplot
-from guitarlab.recorder.levels import DEFAULT_TARGET_PEAK_DBFS, DEFAULT_TARGET_RMS_DBFS
+from guitarlab.corpus.audio import read_audio
+from guitarlab.corpus.errors import ManifestError
+from guitarlab.corpus.levels import DEFAULT_TARGET_PEAK_DBFS, DEFAULT_TARGET_RMS_DBFS
+from guitarlab.corpus.manifest import RAW_TONE, resolve_audio_path
+from guitarlab.corpus.plotting import pyplot
 
 MAX_SPECTRUM_SECONDS = 60.0
 
@@ -75,7 +75,7 @@ def plot_guitar_spectra(
     corpus: str | os.PathLike, frame: pd.DataFrame, path: str | os.PathLike
 ) -> Path:
     """Long-term average spectrum of each guitar's raw takes (the seed's bright vs warm)."""
-    from guitarlab.recorder.synth import plot_spectra
+    from guitarlab.corpus.plotting import plot_spectra
 
     raw = raw_rows(frame)
     rates = set(raw["sample_rate"].astype(int))

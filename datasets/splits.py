@@ -16,6 +16,9 @@ The held-out takes or groups are drawn at random, or named: ``named_roles`` (fro
 Guard bands: a training window that overlaps a held-out span even by one sample is
 dropped. ``val="random"`` reproduces the seed's random 80/20 of windows and is marked
 leaky.
+
+Over 500 lines on purpose: every split method shares the take and span arithmetic that
+keeps all renders of a take on one side, so the leak-free rule is read in one place.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from guitarlab.datasets.windows import n_windows, window_starts
-from guitarlab.errors import DatasetError
+from guitarlab.corpus.defaults import WINDOW
+from guitarlab.corpus.errors import DatasetError
+from guitarlab.datasets.windows import window_starts
 
 SPLITS = ("train", "val", "test")
 SPLIT_METHODS = ("span", "take", "group")
@@ -191,7 +195,7 @@ def plan_splits(
     rows: pd.DataFrame,
     *,
     label: str = "guitar",
-    window: int = 8000,
+    window: int = WINDOW,
     hop: int | None = None,
     split: str = "span",
     test_windows: int = 12,
@@ -543,7 +547,7 @@ def file_windows(
     frames: int,
     spans: TakeSpans,
     *,
-    window: int = 8000,
+    window: int = WINDOW,
     hop: int | None = None,
     val: str = "span",
     val_fraction: float = 0.2,
@@ -582,11 +586,6 @@ def file_windows(
     in_test = _inside(grid, window, spans.test)
     dropped = int((~train_mask & ~val_mask & ~in_test).sum())
     return {"train": train, "val": val_starts, "test": test, "dropped": np.array([dropped])}
-
-
-def count_windows(frames: int, *, window: int, hop: int | None = None) -> int:
-    """Grid windows in a file (before any split): ``n_windows`` under the name splits use."""
-    return n_windows(frames, length=window, hop=hop)
 
 
 # ---------------------------------------------------------------- checking

@@ -1,14 +1,20 @@
-"""Windows and standardization: pure numpy, no files.
+"""Windows and standardization, and the one preprocessing path: pure numpy, no files.
 
 ``window`` cuts a signal into fixed-length frames like ``librosa.util.frame`` (a strided
-view, no copy); ``standardize`` is the seed's per-file z-score.
+view, no copy); ``standardize`` is the seed's per-file z-score. ``prepare`` (mono,
+resample, standardize) is how dataset build and prediction both turn a file into the
+signal they cut windows from, so a model never sees a window prepared another way.
 """
 
 from __future__ import annotations
 
+import math
+from typing import NamedTuple
+
 import numpy as np
 
-from guitarlab.errors import DatasetError
+from guitarlab.corpus.audio import mono_at_rate
+from guitarlab.corpus.errors import DatasetError
 
 # Below this standard deviation a file is treated as silent and only mean-centred.
 SILENT_STD = 1e-8
@@ -114,14 +120,32 @@ def mean_std(audio: np.ndarray) -> tuple[float, float]:
     return mean, float(np.sqrt(max(var, 0.0)))
 
 
+def standardize_in_place(audio: np.ndarray) -> bool:
+    """Per-file z-score of a float32 array in place; True when it is silent (only centred).
+
+    A float32 pairwise sum for the mean, then a BLAS dot product of the centred signal for
+    the variance: no temporary copy, so a long file costs no second buffer.
+    """
+    if audio.size == 0:
+        raise DatasetError("cannot standardize an empty signal")
+    mean = float(audio.sum(dtype=np.float32)) / audio.size
+    audio -= np.float32(mean)
+    std = math.sqrt(max(float(np.dot(audio, audio)) / audio.size, 0.0))
+    if std <= SILENT_STD:
+        return True
+    audio *= np.float32(1.0 / std)
+    return False
+
+
 def standardize(
     audio: np.ndarray, *, mean: float | None = None, std: float | None = None
 ) -> np.ndarray:
-    """Subtract the mean and divide by the standard deviation, as float32.
+    """Subtract the mean and divide by the standard deviation, as a new float32 array.
 
     Without ``mean``/``std`` the signal's own statistics are used (the seed's per-file
-    standardization); pass the training set's to standardize like a trained model expects.
-    A silent signal (std below ``SILENT_STD``) is only mean-centred, never divided by ~0.
+    standardization, :func:`standardize_in_place`); pass the training set's to standardize
+    like a trained model expects. A silent signal (std below ``SILENT_STD``) is only
+    mean-centred, never divided by ~0.
 
     Examples
     --------
@@ -129,15 +153,88 @@ def standardize(
     >>> round(float(x.mean()), 6), round(float(x.std()), 6)
     (0.0, 1.0)
     """
-    audio = np.asarray(audio, dtype=np.float32)
+    audio = np.array(audio, dtype=np.float32)  # a copy: the caller's array is left alone
+    if mean is None and std is None:
+        standardize_in_place(audio)
+        return audio
     if mean is None or std is None:
         own_mean, own_std = mean_std(audio)
         mean = own_mean if mean is None else mean
         std = own_std if std is None else std
-    scale = 1.0 / std if std > SILENT_STD else 1.0
-    out = audio - np.float32(mean)
-    out *= np.float32(scale)
-    return out
+    audio -= np.float32(mean)
+    audio *= np.float32(1.0 / std if std > SILENT_STD else 1.0)
+    return audio
+
+
+STANDARDIZE_MODES = ("file", "train", "none")
+
+
+class Prepared(NamedTuple):
+    """What :func:`prepare` returns: the signal to window and what was done to it."""
+
+    audio: np.ndarray
+    notes: list[str]
+    silent: bool
+
+
+def standardize_as(
+    audio: np.ndarray,
+    mode: str,
+    *,
+    standardization: dict | None = None,
+    offset: int = 0,
+    in_place: bool = False,
+) -> tuple[np.ndarray, bool]:
+    """Standardize a mono signal the way a dataset says: ``(audio, silent)``.
+
+    ``mode`` ``"file"``: its own z-score over ``audio[offset:]`` (the windowed part, after
+    a skipped silent lead-in); ``"train"``: the training set's ``standardization``
+    (``{"mean": ..., "std": ...}``); ``"none"``: as is. ``in_place`` reuses the buffer.
+    """
+    if mode not in STANDARDIZE_MODES:
+        raise DatasetError(
+            f"unknown standardize {mode!r}; use one of {', '.join(STANDARDIZE_MODES)}"
+        )
+    audio = np.asarray(audio, dtype=np.float32) if in_place else np.array(audio, dtype=np.float32)
+    if mode == "file":
+        return audio, standardize_in_place(audio[int(offset) :])
+    if mode == "train":
+        stats = standardization or {}
+        if "mean" not in stats or "std" not in stats:
+            raise DatasetError("standardize=train needs the training set's mean and std")
+        mean, std = float(stats["mean"]), float(stats["std"])
+        audio -= np.float32(mean)
+        audio *= np.float32(1.0 / std if std > SILENT_STD else 1.0)
+    return audio, False
+
+
+def prepare(
+    audio: np.ndarray,
+    sample_rate: int,
+    *,
+    target_rate: int,
+    standardize: str = "file",
+    standardization: dict | None = None,
+    gain_db: float | None = None,
+    offset: int = 0,
+) -> Prepared:
+    """The one preprocessing path: mono, resample, standardize; then cut with :func:`window`.
+
+    Dataset build and prediction both go through these two steps
+    (:func:`~guitarlab.corpus.audio.mono_at_rate`, then :func:`standardize_as`), so a
+    window predicted from a WAV equals the same window read from the dataset folder.
+
+    Examples
+    --------
+    >>> out = prepare(np.ones((8, 2)) * [1, 3], 8000, target_rate=8000)
+    >>> out.audio.tolist(), out.notes, out.silent
+    ([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], ['2 channels mixed to mono'], True)
+    """
+    mono, notes = mono_at_rate(audio, sample_rate, target_rate=target_rate, gain_db=gain_db)
+    prepared, silent = standardize_as(
+        mono, standardize, standardization=standardization, offset=offset, in_place=True
+    )
+    return Prepared(prepared, notes, silent)
 
 
 def to_mono(audio: np.ndarray) -> np.ndarray:

@@ -1,11 +1,11 @@
 """guitarlab: record, augment, label and learn guitar audio.
 
-The stages live in their own subpackages (``guitarlab.recorder``, ``guitarlab.augment``,
-``guitarlab.datasets``, ``guitarlab.train``); this package holds the command line and the
-error root they share.
+The top of the house: the click command line and the demo/retrain wiring that calls the
+stages (``guitarlab.corpus``, ``.synth``, ``.recorder``, ``.augment``, ``.datasets``, ``.train``).
 """
 
-from guitarlab.errors import GuitarlabError
+from guitarlab.corpus.defaults import VERSION
+from guitarlab.corpus.errors import GuitarlabError
 
-__version__ = "0.1.0"
+__version__ = VERSION
 __all__ = ["GuitarlabError", "__version__"]

@@ -14,7 +14,7 @@ import sys
 import click
 
 from guitarlab import __version__
-from guitarlab.errors import GuitarlabError
+from guitarlab.corpus.errors import GuitarlabError
 
 COMMAND_MODULES = ("corpus", "synth", "recorder", "augment", "dataset", "train", "workflow")
 

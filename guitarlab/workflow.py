@@ -3,6 +3,10 @@
 Each stage is called through its own public function (synth/recorder, augment,
 datasets, train); this module only decides what still needs doing, so re-running a
 workflow reuses whatever is already on disk.
+
+Over 500 lines on purpose: the demo's two protocols and the retrain are wiring, each
+step a call into a stage, with the resume checks that let a killed demo continue; the
+comparison the retrain reports lives in ``guitarlab.train.retrain``.
 """
 
 from __future__ import annotations
@@ -11,21 +15,28 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from guitarlab.errors import GuitarlabError, TrainError
-from guitarlab.recorder.levels import DEFAULT_TARGET_PEAK_DBFS
+from guitarlab.corpus.defaults import SYNTH_RATE, WINDOW
+from guitarlab.corpus.errors import GuitarlabError, TrainError
+from guitarlab.corpus.levels import DEFAULT_TARGET_PEAK_DBFS
+from guitarlab.train.retrain import (
+    CorpusChanges,
+    corpus_changes,
+    file_decisions,
+    write_retrain_report,
+)
 
 log = logging.getLogger(__name__)
 
 SEED_GUITARS = ("stratocaster", "les_paul")
 SEED_PHRASES = ("backing", "lead")
 SEED_TONES = ("clean", "crunch", "distorted")
-SEED_RATE = 44100
+
 
 # A CPU-sized model: the MLSTM-FCN on log-mel frames (``input="spectrogram"``) with 8 LSTM
 # cells and 16/32/16 filters, 6 + 2 epochs. Measured (MODEL.md): on the seed's split it gets
@@ -87,7 +98,7 @@ def calibrate_interface_gain(
     guitar: str,
     *,
     seconds: float = 15.0,
-    sample_rate: int = SEED_RATE,
+    sample_rate: int = SYNTH_RATE,
     target_peak_dbfs: float = DEFAULT_TARGET_PEAK_DBFS,
     seed: int = 0,
 ) -> float:
@@ -97,10 +108,10 @@ def calibrate_interface_gain(
     preamp gain; the meter's advice is the gain that puts its peak on the target, and it is
     stored in the corpus calibration as ``guitarlab level`` would store it.
     """
+    from guitarlab.corpus.levels import peak_dbfs, rms_dbfs
     from guitarlab.recorder.calibration import record_calibration
-    from guitarlab.recorder.levels import peak_dbfs, rms_dbfs
     from guitarlab.recorder.meter import gain_advice_db
-    from guitarlab.recorder.synth import render_take
+    from guitarlab.synth.render import render_take
 
     loudest = render_take(
         guitar, "backing", take=1, seed=seed, seconds=seconds, sample_rate=sample_rate
@@ -124,7 +135,7 @@ def record_session(
     guitars=SEED_GUITARS,
     phrases=SEED_PHRASES,
     seconds: float = 60.0,
-    sample_rate: int = SEED_RATE,
+    sample_rate: int = SYNTH_RATE,
     through_server: bool = True,
     seed: int = 0,
     echo: Echo = _quiet,
@@ -137,8 +148,8 @@ def record_session(
     interface takes (levels, checks, gain_db and all). When no server can start, the
     takes are written directly.
     """
-    from guitarlab.datasets.manifest import init_corpus, load_manifest
-    from guitarlab.recorder.synth import synth_to_corpus
+    from guitarlab.corpus.manifest import init_corpus, load_manifest
+    from guitarlab.synth.corpus import synth_to_corpus
 
     corpus = init_corpus(corpus)
 
@@ -200,7 +211,7 @@ def _record_through_server(
     """Play each take into a PulseAudio server and record it with the recorder."""
     from guitarlab.recorder.server import audio_server
     from guitarlab.recorder.session import record_take
-    from guitarlab.recorder.synth import guitar_labels, render_take
+    from guitarlab.synth.render import guitar_labels, render_take
 
     with audio_server(rate=sample_rate) as server:
         for guitar, phrase in pairs:
@@ -231,10 +242,11 @@ def _record_through_server(
 
 def _dataset_is_current(dataset: Path, corpus: Path, tones) -> bool:
     """True when ``dataset`` was built from exactly the corpus rows the demo uses now."""
+    from guitarlab.corpus.manifest import load_manifest
     from guitarlab.datasets.folder import read_meta
-    from guitarlab.datasets.manifest import load_manifest
+    from guitarlab.datasets.layout import META_NAME
 
-    if not (dataset / "dataset.json").exists():
+    if not (dataset / META_NAME).exists():
         return False
     try:
         meta = read_meta(dataset)
@@ -248,9 +260,9 @@ def _dataset_is_current(dataset: Path, corpus: Path, tones) -> bool:
 
 def _run_is_current(run: Path, dataset: Path, config=None) -> bool:
     from guitarlab.datasets.folder import open_dataset
-    from guitarlab.train.fit import load_run
+    from guitarlab.train.rundir import MODEL_KERAS, RUN_JSON, load_run
 
-    if not (run / "model.keras").exists() or not (run / "run.json").exists():
+    if not (run / MODEL_KERAS).exists() or not (run / RUN_JSON).exists():
         return False
     try:
         info = load_run(run)
@@ -271,11 +283,11 @@ def _resume_or_set_aside(run: Path, dataset: Path, echo: Echo) -> bool:
     """True when ``run`` is a killed run on this very dataset (continue it); a finished or
     foreign run is renamed aside (``run-1``, ``run-2``, ...), never overwritten."""
     from guitarlab.datasets.folder import open_dataset
+    from guitarlab.train.rundir import read_run_meta
 
-    meta_path = run / "run.json"
-    if not meta_path.exists():
+    meta = read_run_meta(run)
+    if meta is None:
         return False
-    meta = json.loads(meta_path.read_text())
     if (
         meta.get("status") == "running"
         and meta.get("data", {}).get("hash") == open_dataset(dataset).hash
@@ -331,7 +343,7 @@ def seed_dataset(
         corpus, seconds=seconds, through_server=through_server, seed=seed, echo=echo
     )
 
-    from guitarlab.datasets.manifest import load_manifest
+    from guitarlab.corpus.manifest import load_manifest
     from guitarlab.datasets.plots import plot_guitar_spectra, plot_levels
 
     frame = load_manifest(corpus)
@@ -356,7 +368,7 @@ def seed_dataset(
             corpus,
             dataset,
             split="span",
-            window=8000,
+            window=WINDOW,
             test_windows=12,
             seed=seed,
             where="tone in ('raw', 'clean', 'crunch', 'distorted')",
@@ -368,7 +380,7 @@ def seed_dataset(
 
 def demo_config(*, full_model: bool = False, epochs: int | None = None, seed: int = 0):
     """The demo's TrainConfig: CPU-sized spectrogram model, or the seed's full wave model."""
-    from guitarlab.train.fit import TrainConfig
+    from guitarlab.train.config import TrainConfig
 
     settings = {} if full_model else dict(DEMO_TRAIN)
     if epochs is not None:
@@ -505,9 +517,9 @@ def holdout_dataset(
     echo: Echo = _quiet,
 ) -> str:
     """Steps 1-3 of the guitar-holdout protocol into ``out/corpus`` and ``out/dataset``."""
+    from guitarlab.corpus.manifest import init_corpus, load_manifest
     from guitarlab.datasets.build import build_dataset
-    from guitarlab.datasets.manifest import init_corpus, load_manifest
-    from guitarlab.recorder.synth import synth_to_corpus
+    from guitarlab.synth.corpus import synth_to_corpus
 
     unknown = sorted(set(held_out) - set(HOLDOUT_GUITARS))
     if unknown or len(held_out) < 2:
@@ -536,7 +548,7 @@ def holdout_dataset(
             first_take=1,
             seconds=seconds,
             seed=seed,
-            sample_rate=SEED_RATE,
+            sample_rate=SYNTH_RATE,
             randomize=True,
             progress=False,
         )
@@ -553,7 +565,7 @@ def holdout_dataset(
             corpus,
             dataset,
             label="pickup",
-            window=8000,
+            window=WINDOW,
             split="group",
             group_by="guitar",
             test_groups=list(held_out),
@@ -568,41 +580,7 @@ def holdout_dataset(
 
 
 # ----------------------------------------------------------------------------- retrain
-
-
-@dataclass
-class CorpusChanges:
-    """What a corpus holds now that a run's dataset did not (rows matched by id and sha256)."""
-
-    new_rows: list[str] = field(default_factory=list)
-    changed_rows: list[str] = field(default_factory=list)
-    new_takes: list[str] = field(default_factory=list)
-    new_labels: list[str] = field(default_factory=list)
-    new_tones: list[str] = field(default_factory=list)
-
-    @property
-    def empty(self) -> bool:
-        return not (self.new_rows or self.changed_rows)
-
-
-def corpus_changes(manifest: pd.DataFrame, dataset_meta: dict) -> CorpusChanges:
-    """Compare a manifest with the rows a dataset was built from."""
-    old_rows = {r["id"]: r for r in dataset_meta.get("rows", [])}
-    label = dataset_meta.get("label", "guitar")
-    old_takes = {r["take"] for r in old_rows.values()}
-    old_tones = {r["tone"] for r in old_rows.values()}
-    old_labels = set(dataset_meta.get("label_names", []))
-    changes = CorpusChanges()
-    for _, row in manifest.iterrows():
-        if row["id"] not in old_rows:
-            changes.new_rows.append(row["id"])
-        elif old_rows[row["id"]].get("sha256") != row["sha256"]:
-            changes.changed_rows.append(row["id"])
-    fresh = manifest[manifest["id"].isin(changes.new_rows)]
-    changes.new_takes = sorted(set(fresh["take"]) - old_takes)
-    changes.new_labels = sorted(set(fresh[label].astype(str)) - old_labels)
-    changes.new_tones = sorted(set(fresh["tone"]) - old_tones)
-    return changes
+# the comparison itself (changes, decisions, scores, report) is train/retrain.py
 
 
 @dataclass
@@ -618,16 +596,6 @@ class RetrainResult:
     report: Path
 
 
-def file_decisions(model, clips: list, label_names: list[str]) -> list[str]:
-    """The seed's vote with any model: mean of window outputs per clip -> a label name."""
-    from guitarlab.train.evaluate import clip_probabilities
-
-    if not clips:
-        return []
-    per_clip = clip_probabilities(model, clips, len(label_names))
-    return [label_names[int(probs.mean(axis=0).argmax())] for probs in per_clip]
-
-
 def retrain(
     corpus: str | os.PathLike,
     from_run: str | os.PathLike,
@@ -641,11 +609,12 @@ def retrain(
 ) -> RetrainResult:
     """Train again on a grown corpus, keeping the old test spans, and compare old vs new."""
     from guitarlab.augment.corpus import render_corpus
+    from guitarlab.corpus.manifest import RAW_TONE, load_manifest
     from guitarlab.datasets.build import build_dataset
     from guitarlab.datasets.folder import open_dataset, read_meta
-    from guitarlab.datasets.manifest import RAW_TONE, load_manifest
-    from guitarlab.train.fit import fit_dataset, load_run
+    from guitarlab.train.fit import fit_dataset
     from guitarlab.train.models import widen_output
+    from guitarlab.train.rundir import load_run
 
     corpus = Path(corpus)
     old = load_run(from_run)
@@ -745,88 +714,3 @@ def retrain(
         after_file_accuracy=float(comparison["after_correct"].mean()),
         report=report,
     )
-
-
-def retrain_balanced_accuracy(comparison: pd.DataFrame) -> dict[str, float]:
-    """Balanced accuracy (mean per-label recall) of the old and the new model's decisions."""
-    from sklearn.metrics import balanced_accuracy_score
-
-    return {
-        which: float(balanced_accuracy_score(comparison["label"], comparison[which]))
-        for which in ("before", "after")
-    }
-
-
-def comparison_groups(comparison: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Before/after file accuracy per guitar, phrase, tone and old/new take."""
-    tables = {}
-    for column in ("guitar", "phrase", "tone", "new_take"):
-        tables[column] = (
-            comparison.groupby(column, sort=True)
-            .agg(
-                files=("id", "size"),
-                before=("before_correct", "mean"),
-                after=("after_correct", "mean"),
-            )
-            .reset_index()
-            .round(3)
-        )
-    return tables
-
-
-def write_retrain_report(
-    out: Path, comparison: pd.DataFrame, *, from_run: Path, new_run: Path, changes: CorpusChanges
-) -> Path:
-    """``retrain.md`` with per-group tables, ``comparison.csv`` and a before/after PNG."""
-    from guitarlab.plotting import pyplot
-    from guitarlab.train.report import markdown_table
-
-    out.mkdir(parents=True, exist_ok=True)
-    comparison.to_csv(out / "comparison.csv", index=False)
-    tables = comparison_groups(comparison)
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.5), constrained_layout=True)
-    for ax, column in zip(axes, ("guitar", "phrase", "tone"), strict=True):
-        table = tables[column]
-        x = np.arange(len(table))
-        ax.bar(x - 0.2, table["before"], width=0.4, label="before (old run)")
-        ax.bar(x + 0.2, table["after"], width=0.4, label="after (new run)")
-        ax.set_xticks(x, table[column].astype(str), rotation=20)
-        ax.set_ylim(0, 1.05)
-        ax.set_title(f"file accuracy per {column}")
-    axes[0].legend(loc="lower left")
-    fig.savefig(out / "before_after.png", dpi=110)
-    plt.close(fig)
-    before, after = comparison["before_correct"].mean(), comparison["after_correct"].mean()
-    balanced = retrain_balanced_accuracy(comparison)
-    counts = comparison["label"].value_counts()
-    lines = [
-        "# Retrain: before and after",
-        "",
-        f"Old run: `{from_run}`. New run: `{new_run}`. Both models voted on the same {len(comparison)} held-out test clips",
-        "(the old dataset's test spans kept, new takes with spans of their own).",
-        "",
-        f"- New files: {len(changes.new_rows)}; new takes: {', '.join(changes.new_takes) or 'none'}; new labels: {', '.join(changes.new_labels) or 'none'}",
-        f"- File accuracy before: **{before:.1%}**, after: **{after:.1%}**",
-        f"- Balanced accuracy before: {balanced['before']:.1%}, after: {balanced['after']:.1%}; "
-        f"always saying {counts.index[0]} would score {counts.iloc[0] / len(comparison):.0%}",
-        "",
-        "![before and after](before_after.png)",
-        "",
-    ]
-    for column, title in (
-        ("guitar", "Per guitar"),
-        ("phrase", "Per phrase"),
-        ("tone", "Per tone"),
-        ("new_take", "Old takes vs new takes"),
-    ):
-        lines += [f"## {title}", "", markdown_table(tables[column]), ""]
-    lines += [
-        "## Per file",
-        "",
-        markdown_table(comparison[["id", "label", "before", "after", "new_take"]]),
-        "",
-    ]
-    path = out / "retrain.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path

@@ -1,1 +1,20 @@
-"""Recording stage: devices, level meter and level matching, take writer, synthetic guitar."""
+"""The recording stage: audio devices, the level meter and level matching, the take writer.
+
+Records takes from an audio interface (or a PulseAudio null sink in tests) into the corpus
+and commits their manifest rows through ``guitarlab.corpus``.
+"""
+
+from guitarlab.corpus import lazy_exports
+
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "calibration": ("compare_guitars", "load_calibration", "record_calibration"),
+        "devices": ("list_devices", "open_input", "open_output", "resolve_device"),
+        "meter": ("LevelMeter", "gain_advice_db"),
+        "recover": ("recover_takes",),
+        "server": ("audio_server",),
+        "session": ("measure_level", "record_take"),
+        "take": ("TakeWriter",),
+    },
+)

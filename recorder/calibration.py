@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from guitarlab.atomic import write_text_atomic
-from guitarlab.errors import RecorderError
-from guitarlab.recorder.levels import DEFAULT_TARGET_RMS_DBFS
+from guitarlab.corpus.atomic import write_text_atomic
+from guitarlab.corpus.errors import RecorderError
+from guitarlab.corpus.levels import DEFAULT_TARGET_RMS_DBFS
 
 CALIBRATION_NAME = "calibration.json"
 MATCH_TOLERANCE_DB = 1.5

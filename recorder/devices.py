@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from guitarlab.errors import RecorderError
+from guitarlab.corpus.errors import RecorderError
 
 try:  # PortAudio missing is a user-fixable problem, not an import crash of the package
     import sounddevice as sd
@@ -275,11 +275,6 @@ def stream_running(stream) -> bool:
         return bool(stream.active)
     except Exception:  # a closed or broken stream is not running
         return False
-
-
-def stop_stream(stream, *, timeout_s: float = 1.0) -> bool:
-    """Stop and close a stream, never raising and never hanging; False if it would not stop."""
-    return stop_streams([stream], timeout_s=timeout_s)
 
 
 def stop_streams(streams: list, *, timeout_s: float = 1.0) -> bool:

@@ -11,10 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from guitarlab.recorder.levels import DEFAULT_TARGET_PEAK_DBFS, SILENCE_DBFS, _to_db
+from guitarlab.corpus.levels import CLIP_LEVEL, DEFAULT_TARGET_PEAK_DBFS, SILENCE_DBFS, to_db
 
-CLIP_LEVEL = 0.999
-"""A sample at or above this absolute value counts as clipped (-0.009 dBFS)."""
 METER_FLOOR_DBFS = -60.0
 
 
@@ -75,7 +73,7 @@ class LevelMeter:
         squares = float(np.dot(block.ravel().astype(np.float64), block.ravel()))
         clipped = int(np.count_nonzero(magnitude >= CLIP_LEVEL))
         block_s = frames / self.sample_rate
-        peak_db = _to_db(block_max)
+        peak_db = to_db(block_max)
         self._hold_age_s += block_s
         if peak_db >= self._hold_db:
             self._hold_db, self._hold_age_s = peak_db, 0.0
@@ -88,11 +86,11 @@ class LevelMeter:
         self.clipped_samples += clipped
         self.last = MeterReading(
             peak_dbfs=peak_db,
-            rms_dbfs=_to_db(float(np.sqrt(squares / block.size))),
+            rms_dbfs=to_db(float(np.sqrt(squares / block.size))),
             hold_dbfs=self._hold_db,
             clip=self.clipped_samples > 0,
-            max_peak_dbfs=_to_db(self._max_abs),
-            total_rms_dbfs=_to_db(float(np.sqrt(self._sum_squares / max(self._samples, 1)))),
+            max_peak_dbfs=to_db(self._max_abs),
+            total_rms_dbfs=to_db(float(np.sqrt(self._sum_squares / max(self._samples, 1)))),
             clipped_samples=self.clipped_samples,
             seconds=self._frames / self.sample_rate,
         )
@@ -110,7 +108,7 @@ def gain_advice_db(
     if measured_peak_dbfs <= SILENCE_DBFS:
         return float("nan")
     advice = float(target_peak_dbfs - measured_peak_dbfs)
-    if measured_peak_dbfs >= _to_db(CLIP_LEVEL):
+    if measured_peak_dbfs >= to_db(CLIP_LEVEL):
         advice = min(advice, -6.0)
     return advice
 

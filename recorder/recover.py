@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from guitarlab.errors import GuitarlabError, RecorderError
+from guitarlab.corpus.errors import GuitarlabError, RecorderError
 from guitarlab.recorder.take import repair_header
 
 TAKE_NAME_RE = re.compile(r"^(?P<guitar>[a-z0-9_]+)-(?P<phrase>[a-z0-9_]+)-t(?P<n>\d+)-raw$")
@@ -54,7 +54,7 @@ def _labels_for(path: Path) -> dict | None:
 
 def orphan_takes(corpus: str | os.PathLike) -> list[Path]:
     """WAV files under ``takes/`` that no manifest row points at."""
-    from guitarlab.datasets.manifest import TAKES_DIR, load_manifest, reservations
+    from guitarlab.corpus.manifest import TAKES_DIR, load_manifest, reservations
 
     root = Path(corpus)
     # a take another process is recording right now is reserved, not orphaned
@@ -68,7 +68,7 @@ def orphan_takes(corpus: str | os.PathLike) -> list[Path]:
 
 def recover_takes(corpus: str | os.PathLike) -> RecoverReport:
     """Repair the headers of orphan takes and add them to the manifest, marked ``partial``."""
-    from guitarlab.datasets.manifest import commit_rows
+    from guitarlab.corpus.manifest import commit_rows
     from guitarlab.recorder.session import sidecar_path, take_row
 
     root = Path(corpus)

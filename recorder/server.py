@@ -26,7 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from guitarlab.errors import RecorderError
+from guitarlab.corpus.defaults import RECORD_RATE
+from guitarlab.corpus.errors import RecorderError
 
 SINK_IN = "guitarlab_in"
 SINK_OUT = "guitarlab_out"
@@ -106,7 +107,7 @@ def _server_answers(env: dict[str, str]) -> bool:
     return done.returncode == 0
 
 
-def start_audio_server(*, rate: int = 48000, timeout_s: float = 10.0) -> AudioServer:
+def start_audio_server(*, rate: int = RECORD_RATE, timeout_s: float = 10.0) -> AudioServer:
     """Start PulseAudio with the two null sinks and point this process at it.
 
     Raises ``RecorderError`` when pulseaudio is not installed or does not answer.
@@ -175,7 +176,7 @@ def start_audio_server(*, rate: int = 48000, timeout_s: float = 10.0) -> AudioSe
 
 
 @contextlib.contextmanager
-def audio_server(rate: int = 48000) -> Iterator[AudioServer]:
+def audio_server(rate: int = RECORD_RATE) -> Iterator[AudioServer]:
     """``with audio_server() as server:`` a PulseAudio null-sink server for the block's life."""
     server = start_audio_server(rate=rate)
     try:

@@ -5,6 +5,9 @@ into the take), optionally plays a given array into a second output (the synthet
 guitar in the demo and the tests reaches the input the way a real guitar does), streams
 the take to disk through :class:`~guitarlab.recorder.take.TakeWriter`, checks it and
 appends its row. Ctrl-C or ``stop`` keeps what was recorded, marked ``partial``.
+
+Over 500 lines on purpose: one take's life (count-in, stream, meter, writer, checks,
+row, commit) read top to bottom.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from guitarlab.errors import GuitarlabError, RecorderError
+from guitarlab.corpus.checks import Finding, check_take, findings_to_json
+from guitarlab.corpus.defaults import RECORD_RATE
+from guitarlab.corpus.errors import GuitarlabError, RecorderError
+from guitarlab.corpus.levels import DEFAULT_TARGET_PEAK_DBFS
 from guitarlab.recorder import devices
 from guitarlab.recorder.calibration import calibrated_peak, level_mismatch, load_calibration
-from guitarlab.recorder.checks import Finding, check_take, findings_to_json
-from guitarlab.recorder.levels import DEFAULT_TARGET_PEAK_DBFS, level_match_gain_db
 from guitarlab.recorder.meter import LevelMeter, MeterReading
 from guitarlab.recorder.take import Dropout, Stall, TakeStats, TakeWriter
 
@@ -140,7 +144,7 @@ def _check_arguments(seconds: float, rate: int, subtype: str, channel: int, bpm:
 def _take_path(root: Path, guitar: str, phrase: str) -> tuple[str, str, Path]:
     """Reserve the next take of ``guitar`` and ``phrase`` (under the manifest lock, so two
     recorders never pick one number); ``commit_rows`` releases it with the row."""
-    from guitarlab.datasets.manifest import (
+    from guitarlab.corpus.manifest import (
         RAW_TONE,
         TAKES_DIR,
         next_take_number,
@@ -177,8 +181,8 @@ def take_row(
     extra_findings: list[Finding] | None = None,
 ) -> dict:
     """The manifest row of a raw take on disk: labels, header, levels, gain_db, checks."""
-    from guitarlab.datasets.audio import file_columns, read_audio
-    from guitarlab.datasets.manifest import RAW_TONE, load_manifest, relative_audio_path
+    from guitarlab.corpus.audio import file_columns, read_audio
+    from guitarlab.corpus.manifest import load_manifest, manifest_row, relative_audio_path
 
     columns = file_columns(path)
     audio, rate = read_audio(path)
@@ -197,32 +201,27 @@ def take_row(
         findings.append(Finding("level_match", "warning", mismatch, value=columns["rms_dbfs"]))
     findings += extra_findings or []
     dropouts: list[Dropout] = stats.dropouts if stats else []
-    return {
-        "id": labels["id"],
-        "path": relative_audio_path(root, path),
-        "guitar": guitar,
-        "pickup": labels.get("pickup", ""),
-        "phrase": labels["phrase"],
-        "tone": RAW_TONE,
-        "take": labels["take"],
-        "source": "",
-        "preset_hash": "",
-        **columns,
-        "gain_db": round(
-            level_match_gain_db(audio, target_rms_dbfs=float(calibration["target_rms_dbfs"])), 3
-        ),
-        "recorded_at": labels.get("recorded_at", ""),
-        "device": labels.get("device", ""),
-        "player": labels.get("player", ""),
-        "notes": labels.get("notes", ""),
-        "status": status,
+    return manifest_row(
+        id=labels["id"],
+        path=relative_audio_path(root, path),
+        guitar=guitar,
+        pickup=labels.get("pickup", ""),
+        phrase=labels["phrase"],
+        take=labels["take"],
+        columns=columns,
+        target_rms_dbfs=float(calibration["target_rms_dbfs"]),
+        recorded_at=labels.get("recorded_at", ""),
+        device=labels.get("device", ""),
+        player=labels.get("player", ""),
+        notes=labels.get("notes", ""),
+        status=status,
         # extra columns are text in the manifest: store them as text so "0" stays "0"
-        "dropouts": str(sum(d.kind != "stall" for d in dropouts)),
-        "stalls": str(sum(d.kind == "stall" for d in dropouts)),
-        "dropped_frames": str(int(sum(d.missing_frames for d in dropouts))),
-        "dropout_detail": json.dumps([d.as_dict() for d in dropouts], separators=(",", ":")),
-        "checks": findings_to_json(findings),
-    }
+        dropouts=str(sum(d.kind != "stall" for d in dropouts)),
+        stalls=str(sum(d.kind == "stall" for d in dropouts)),
+        dropped_frames=str(int(sum(d.missing_frames for d in dropouts))),
+        dropout_detail=json.dumps([d.as_dict() for d in dropouts], separators=(",", ":")),
+        checks=findings_to_json(findings),
+    )
 
 
 def record_take(
@@ -232,7 +231,7 @@ def record_take(
     pickup: str = "",
     phrase: str,
     seconds: float,
-    rate: int = 48000,
+    rate: int = RECORD_RATE,
     subtype: str = "PCM_24",
     device: str | int | None = None,
     channel: int = 1,
@@ -268,7 +267,7 @@ def record_take(
     that will not stop are aborted after 1 s so the process can still exit. If the row
     cannot be written either, the take and its sidecar stay for ``guitarlab recover``.
     """
-    from guitarlab.datasets.manifest import commit_rows, load_manifest, release_ids, slugify
+    from guitarlab.corpus.manifest import commit_rows, load_manifest, release_ids, slugify
 
     _check_arguments(seconds, rate, subtype, channel, bpm)
     root = Path(corpus)
@@ -479,7 +478,7 @@ def _progress(on_progress, phase, elapsed, seconds, reading, beat: int = 0) -> N
 def measure_level(
     *,
     seconds: float,
-    rate: int = 48000,
+    rate: int = RECORD_RATE,
     device: str | int | None = None,
     channel: int = 1,
     source_audio: np.ndarray | None = None,

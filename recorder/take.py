@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from guitarlab.errors import RecorderError
+from guitarlab.corpus.errors import RecorderError
 from guitarlab.recorder.meter import LevelMeter
 
 SFC_SET_UPDATE_HEADER_AUTO = 0x1061

@@ -16,7 +16,7 @@ SERVER_RATE = 48000
 
 def audio_server_or_skip(rate: int = SERVER_RATE):
     """Start a real PulseAudio server; skip when it cannot start here, but fail in CI."""
-    from guitarlab.errors import RecorderError
+    from guitarlab.corpus.errors import RecorderError
     from guitarlab.recorder.server import start_audio_server
 
     try:

@@ -15,16 +15,12 @@ from guitarlab.augment.corpus import render_corpus, rendered_preset, select_rows
 from guitarlab.augment.presets import chain_from_preset, load_presets, preset_hash
 from guitarlab.augment.render import render
 from guitarlab.cli import cli
-from guitarlab.datasets.audio import read_audio
+from guitarlab.corpus.audio import read_audio
+from guitarlab.corpus.audit import check_manifest
+from guitarlab.corpus.errors import AugmentError
+from guitarlab.corpus.levels import apply_gain_db
+from guitarlab.corpus.manifest import load_manifest, manifest_path, update_manifest
 from guitarlab.datasets.importer import import_folder
-from guitarlab.datasets.manifest import (
-    check_manifest,
-    load_manifest,
-    manifest_path,
-    update_manifest,
-)
-from guitarlab.errors import AugmentError
-from guitarlab.recorder.levels import apply_gain_db
 
 CORE = ["clean", "crunch", "distorted"]
 

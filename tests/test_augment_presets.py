@@ -23,7 +23,7 @@ from guitarlab.augment.presets import (
     load_presets,
     preset_hash,
 )
-from guitarlab.errors import AugmentError
+from guitarlab.corpus.errors import AugmentError
 
 BUILTINS = load_presets()
 

@@ -10,7 +10,7 @@ from scipy import signal
 
 from guitarlab.augment.presets import chain_from_preset, load_presets
 from guitarlab.augment.render import render
-from guitarlab.errors import AugmentError
+from guitarlab.corpus.errors import AugmentError
 
 RATE = 44100
 PRESETS = load_presets()

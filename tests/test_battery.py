@@ -23,7 +23,8 @@ from click.testing import CliRunner
 from conftest import write_tone
 
 from guitarlab.cli import cli
-from guitarlab.datasets import manifest as mf
+from guitarlab.corpus import audit
+from guitarlab.corpus import manifest as mf
 
 GUITARLAB = [sys.executable, "-m", "guitarlab"]
 
@@ -59,7 +60,7 @@ def snapshot(corpus: Path) -> dict[str, str]:
 
 
 def strays(corpus: Path) -> list[tuple[str, str]]:
-    return mf.stray_files(corpus)
+    return audit.stray_files(corpus)
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +157,7 @@ def test_import_runs_the_take_checks_and_exits_1(
     assert len(added) == 1  # kept like a recorded take, with its verdict
     assert check in added["checks"].iloc[0]
     assert all(snapshot(corpus)[k] == v for k, v in before.items() if k != "manifest.csv")
-    assert mf.check_manifest(corpus) == []
+    assert audit.check_manifest(corpus) == []
 
 
 @pytest.mark.parametrize(
@@ -166,7 +167,7 @@ def test_stereo_and_8bit_files_import_cleanly(corpus: Path, tmp_path: Path, what
     one_file(tmp_path / "src", f"{what}.wav", seconds=0.5, freq_hz=263.0, **tone)
     result = import_one(corpus, tmp_path / "src")
     assert result.exit_code == 0, result.output
-    assert mf.check_manifest(corpus) == []
+    assert audit.check_manifest(corpus) == []
 
 
 def test_check_flags_a_take_cut_off_after_import(corpus: Path) -> None:
@@ -346,7 +347,7 @@ def test_a_render_mostly_at_full_scale_is_refused() -> None:
     import pedalboard
 
     from guitarlab.augment.render import render
-    from guitarlab.errors import AugmentError
+    from guitarlab.corpus.errors import AugmentError
 
     x = (0.5 * np.sin(np.arange(4000) / 5)).astype(np.float32)
     with pytest.raises(AugmentError, match="full scale"):
@@ -360,7 +361,7 @@ def test_one_broken_preset_file_blocks_nothing_else(corpus: Path) -> None:
     assert_one_line_error(run("augment", "--corpus", corpus, "--tones", "oops"), "oops.json")
     result = run("augment", "--corpus", corpus, "--tones", "clean", "--where", "guitar=tele")
     assert result.exit_code == 0, result.output
-    assert mf.check_manifest(corpus) == []
+    assert audit.check_manifest(corpus) == []
 
 
 # ---------------------------------------------------------------- leftovers and file modes
@@ -494,7 +495,7 @@ def test_a_full_disk_gives_one_line_and_no_orphan(corpus: Path, tmp_path: Path, 
             assert "space left on device" in done.stderr.strip().splitlines()[-1]
             assert snapshot(target) == before
             assert not list((target / ".reserved").glob("*"))
-            assert mf.check_manifest(target) == []
+            assert audit.check_manifest(target) == []
             return
         elif command == "augment":
             write_tone(tmp_path / "long" / "long.wav", seconds=2.0, freq_hz=247.0)
@@ -527,8 +528,8 @@ def test_no_audio_device_is_one_line(corpus: Path) -> None:
 
 
 def test_record_exits_1_when_a_take_fails_its_checks(corpus: Path, monkeypatch) -> None:
+    from guitarlab.corpus.checks import Finding, findings_to_json
     from guitarlab.recorder import session
-    from guitarlab.recorder.checks import Finding, findings_to_json
 
     def fake_take(*args, **kwargs):
         finding = Finding("clipping", "error", "12 sample(s) at full scale", value=12.0)
@@ -582,7 +583,7 @@ def test_predict_rejects_a_text_file_before_tensorflow(tmp_path: Path) -> None:
 
 
 def test_a_failed_manifest_save_leaves_no_file_under_its_name(corpus: Path, monkeypatch) -> None:
-    from guitarlab.errors import ManifestError
+    from guitarlab.corpus.errors import ManifestError
 
     before = snapshot(corpus)
 
@@ -630,7 +631,7 @@ def _assert_clean_outcome(corpus: Path, done: list[subprocess.CompletedProcess])
         assert "Traceback" not in result.stderr, result.stderr
         if result.returncode != 0:  # a clear refusal, one line
             assert result.stderr.strip().splitlines()[-1].startswith("Error:"), result.stderr
-    assert mf.check_manifest(corpus) == []
+    assert audit.check_manifest(corpus) == []
 
 
 def test_four_concurrent_synths_get_distinct_takes(tmp_path: Path) -> None:

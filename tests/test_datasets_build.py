@@ -16,11 +16,11 @@ from click.testing import CliRunner
 from conftest import write_tone
 
 from guitarlab.cli import cli
+from guitarlab.corpus.errors import DatasetError
+from guitarlab.corpus.manifest import load_manifest, update_manifest
 from guitarlab.datasets.build import build_dataset
 from guitarlab.datasets.folder import check_dataset, open_dataset
 from guitarlab.datasets.importer import import_folder
-from guitarlab.datasets.manifest import load_manifest, update_manifest
-from guitarlab.errors import DatasetError
 
 SECONDS = 3.0
 RATE = 44100

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from conftest import write_tone
 
+from guitarlab.corpus.errors import DatasetError
 from guitarlab.datasets.build import build_dataset
 from guitarlab.datasets.folder import Clip, open_dataset
 from guitarlab.datasets.importer import import_folder
-from guitarlab.errors import DatasetError
 
 
 @pytest.fixture(scope="module")

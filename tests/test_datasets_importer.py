@@ -9,9 +9,10 @@ from click.testing import CliRunner
 from conftest import write_tone
 
 from guitarlab.cli import cli
-from guitarlab.datasets import manifest as mf
+from guitarlab.corpus import audit
+from guitarlab.corpus import manifest as mf
+from guitarlab.corpus.errors import ManifestError
 from guitarlab.datasets.importer import import_folder, labels_from_name, pattern_readings
-from guitarlab.errors import ManifestError
 
 
 def test_seed_names_become_labels_takes_and_sources(tmp_path: Path, seed_folder: Path) -> None:
@@ -73,7 +74,7 @@ def test_bad_files_are_reported_and_the_rest_imported(tmp_path: Path, seed_folde
     assert "my recording.wav: name does not fit" in result.output
     assert "Traceback" not in result.output
     assert len(mf.load_manifest(root)) == 16
-    assert mf.check_manifest(root) == []
+    assert audit.check_manifest(root) == []
 
 
 def test_bad_pattern_and_missing_folder(tmp_path: Path) -> None:
@@ -124,7 +125,7 @@ def test_note_library_fills_string_fret_and_one_take_per_file(tmp_path: Path) ->
     row = frame.loc["strat-note-e2-03-t001-raw"]
     assert (row["string"], row["fret"], row["take"]) == ("E2", "03", "strat-note-e2-03-t001")
     assert sorted(set(frame["fret"])) == ["00", "03", "06", "09"]
-    assert mf.check_manifest(root) == []
+    assert audit.check_manifest(root) == []
 
 
 def test_fixed_labels_give_one_take_per_file_instead_of_collapsing(tmp_path: Path) -> None:

@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from guitarlab.corpus.errors import DatasetError
 from guitarlab.datasets.splits import (
     TakeSpans,
     file_windows,
     overlap_problems,
     plan_splits,
 )
-from guitarlab.errors import DatasetError
 
 TONES = ("raw", "clean", "crunch")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from guitarlab.corpus.errors import DatasetError
 from guitarlab.datasets.windows import (
     first_sound_sample,
     n_windows,
@@ -13,7 +14,6 @@ from guitarlab.datasets.windows import (
     window,
     window_starts,
 )
-from guitarlab.errors import DatasetError
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from guitarlab.errors import RecorderError
+from guitarlab.corpus.errors import RecorderError
 
 pytestmark = pytest.mark.server
 

@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from guitarlab.datasets.manifest import init_corpus
-from guitarlab.errors import RecorderError
+from guitarlab.corpus.errors import RecorderError
+from guitarlab.corpus.manifest import init_corpus
 from guitarlab.recorder.calibration import (
     calibrated_peak,
     compare_guitars,

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from guitarlab.datasets.manifest import init_corpus, load_manifest
+from guitarlab.corpus.manifest import init_corpus, load_manifest
 from guitarlab.recorder.server import SINK_IN
 
 pytestmark = pytest.mark.server

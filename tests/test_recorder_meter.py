@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from guitarlab.recorder.levels import SILENCE_DBFS
+from guitarlab.corpus.levels import SILENCE_DBFS
 from guitarlab.recorder.meter import (
     LevelMeter,
     advice_text,

@@ -23,10 +23,10 @@ from click.testing import CliRunner
 from scipy.signal import chirp, correlate
 
 from guitarlab.cli import cli
-from guitarlab.datasets.manifest import init_corpus, load_manifest
-from guitarlab.errors import RecorderError
-from guitarlab.recorder.checks import findings_from_json
-from guitarlab.recorder.levels import rms_dbfs
+from guitarlab.corpus.checks import findings_from_json
+from guitarlab.corpus.errors import RecorderError
+from guitarlab.corpus.levels import rms_dbfs
+from guitarlab.corpus.manifest import init_corpus, load_manifest
 from guitarlab.recorder.session import record_take
 from guitarlab.recorder.take import Stall
 
@@ -132,7 +132,7 @@ def test_played_signal_comes_back_identical_with_click_kept_out(server, corpus):
 
 
 def test_synthetic_guitar_through_the_server_at_44100(server, corpus):
-    synth = pytest.importorskip("guitarlab.recorder.synth")
+    synth = pytest.importorskip("guitarlab.synth.render")
     played = synth.render_take("stratocaster", "backing", seconds=2.5, sample_rate=44100, seed=3)
     played = np.asarray(played, dtype=np.float32)
     played[: int(0.02 * 44100)] = 0.0

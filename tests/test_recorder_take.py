@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from guitarlab.errors import RecorderError
+from guitarlab.corpus.errors import RecorderError
 from guitarlab.recorder.take import ClockCheck, Stall, TakeWriter, open_streaming_wav, repair_header
 
 RATE = 48000

@@ -19,7 +19,8 @@ WORKER = textwrap.dedent(
     """
     import json, sys
     import keras, numpy as np
-    from guitarlab.train.fit import TrainConfig, fit
+    from guitarlab.train.config import TrainConfig
+    from guitarlab.train.fit import fit
 
     out, weights_path, options, scale = sys.argv[1:5]
 

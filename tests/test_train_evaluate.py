@@ -19,7 +19,7 @@ pytest.importorskip("tensorflow")
 from click.testing import CliRunner  # noqa: E402
 
 from guitarlab.cli import cli  # noqa: E402
-from guitarlab.errors import TrainError  # noqa: E402
+from guitarlab.corpus.errors import TrainError  # noqa: E402
 
 RATE = 16000
 WINDOW = 1000
@@ -55,7 +55,8 @@ def trained(tmp_path_factory):
     """A dataset folder and a run trained on it for 5 epochs (about 10 s on 2 cores)."""
     from guitarlab.datasets.build import build_dataset
     from guitarlab.datasets.importer import import_folder
-    from guitarlab.train.fit import TrainConfig, fit_dataset
+    from guitarlab.train.config import TrainConfig
+    from guitarlab.train.fit import fit_dataset
 
     root = tmp_path_factory.mktemp("e2e")
     wavs = write_seed_like(root / "wavs")
@@ -231,7 +232,9 @@ def test_predict_command_json_and_plot(trained, tmp_path):
 
 def test_fine_tune_from_a_run(trained, tmp_path):
     """The lead's retraining path: load_run -> load_model -> fit_dataset(initial_model=...)."""
-    from guitarlab.train.fit import TrainConfig, fit_dataset, load_run
+    from guitarlab.train.config import TrainConfig
+    from guitarlab.train.fit import fit_dataset
+    from guitarlab.train.rundir import load_run
 
     info = load_run(trained["run"].run_dir)
     assert info.dataset_dir == Path(trained["dataset"]).resolve()
@@ -269,9 +272,9 @@ def test_predict_live_prints_a_rolling_label_from_an_audio_server(trained):
     import io
     import os
 
-    from guitarlab.errors import RecorderError
+    from guitarlab.corpus.errors import RecorderError
+    from guitarlab.live import predict_live
     from guitarlab.recorder.server import start_audio_server
-    from guitarlab.train.predict import predict_live
 
     try:
         server = start_audio_server(rate=48000)

@@ -19,8 +19,10 @@ import keras  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 
 from guitarlab.cli import cli  # noqa: E402
-from guitarlab.errors import TrainError  # noqa: E402
-from guitarlab.train.fit import TrainConfig, fit, load_run  # noqa: E402
+from guitarlab.corpus.errors import TrainError  # noqa: E402
+from guitarlab.train.config import TrainConfig  # noqa: E402
+from guitarlab.train.fit import fit  # noqa: E402
+from guitarlab.train.rundir import load_run  # noqa: E402
 
 SMALL = {"filters": (8, 16, 8), "verbose": 0}
 
@@ -167,7 +169,8 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2
         )
-        from guitarlab.train.fit import TrainConfig, fit
+        from guitarlab.train.config import TrainConfig
+        from guitarlab.train.fit import fit
         rng = np.random.default_rng(0)
         X = rng.standard_normal((64, 200)).astype("float32"); y = np.arange(64) % 2
         run = fit(X, y, out={str(tmp_path / "run")!r}, config=TrainConfig(
@@ -201,7 +204,8 @@ def test_multiworker_strategy_from_tf_config_one_worker(tmp_path):
     script = textwrap.dedent(
         f"""
         import numpy as np
-        from guitarlab.train.fit import TrainConfig, fit
+        from guitarlab.train.config import TrainConfig
+        from guitarlab.train.fit import fit
         X = np.random.default_rng(0).standard_normal((48, 200)).astype("float32")
         run = fit(X, np.arange(48) % 2, out={str(tmp_path / "run")!r}, config=TrainConfig(
             epochs=1, fine_tune_epochs=0, batch=16, filters=(8, 16, 8), verbose=0,

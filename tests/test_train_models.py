@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from guitarlab.errors import TrainError  # noqa: E402
+from guitarlab.corpus.errors import TrainError  # noqa: E402
 from guitarlab.train.models import (  # noqa: E402
     OUTPUT_LAYER,
     count_lstm_fcn_params,

@@ -13,7 +13,9 @@ from click.testing import CliRunner  # noqa: E402
 
 from benchmarks.model_sets import sine_square, sine_square_npz  # noqa: E402
 from guitarlab.cli import cli  # noqa: E402
-from guitarlab.train.fit import TrainConfig, fit, load_run  # noqa: E402
+from guitarlab.train.config import TrainConfig  # noqa: E402
+from guitarlab.train.fit import fit  # noqa: E402
+from guitarlab.train.rundir import load_run  # noqa: E402
 
 
 def _inference_accuracy(model, X, y) -> float:

@@ -10,14 +10,16 @@ pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 
 from benchmarks.model_sets import sine_square  # noqa: E402
-from guitarlab.errors import TrainError  # noqa: E402
-from guitarlab.train.fit import TrainConfig, fit, load_run, spectrogram_frames  # noqa: E402
+from guitarlab.corpus.errors import TrainError  # noqa: E402
+from guitarlab.train.config import TrainConfig, spectrogram_frames  # noqa: E402
+from guitarlab.train.fit import fit  # noqa: E402
 from guitarlab.train.models import (  # noqa: E402
     LogMelFrames,
     ensemble,
     lstm_fcn,
     spectrogram_lstm_fcn,
 )
+from guitarlab.train.rundir import load_run  # noqa: E402
 
 
 def numpy_log_mel(windows: np.ndarray, mel: np.ndarray, *, frame: int, hop: int) -> np.ndarray:

@@ -11,12 +11,16 @@ from click.testing import CliRunner
 from conftest import audio_server_or_skip
 
 from guitarlab.cli import cli
-from guitarlab.datasets import manifest as mf
+from guitarlab.corpus import audit
+from guitarlab.corpus import manifest as mf
 from guitarlab.datasets.build import build_dataset
 from guitarlab.datasets.folder import read_meta
-from guitarlab.recorder.synth import synth_to_corpus
-from guitarlab.train.fit import TrainConfig, fit_dataset, load_run
-from guitarlab.workflow import corpus_changes, retrain, run_demo
+from guitarlab.synth.corpus import synth_to_corpus
+from guitarlab.train.config import TrainConfig
+from guitarlab.train.fit import fit_dataset
+from guitarlab.train.retrain import corpus_changes
+from guitarlab.train.rundir import load_run
+from guitarlab.workflow import retrain, run_demo
 
 pytestmark = pytest.mark.slow
 TINY = {
@@ -35,7 +39,7 @@ def test_demo_end_to_end_and_rerun_reuses_everything(tmp_path: Path) -> None:
     result = run_demo(out, seconds=6, through_server=False, epochs=1, echo=lines.append)
     frame = mf.load_manifest(result.corpus)
     # the seed's layout: 2 guitars x 2 phrases x (raw + 3 tones) = 16 files
-    assert len(frame) == 16 and mf.check_manifest(result.corpus) == []
+    assert len(frame) == 16 and audit.check_manifest(result.corpus) == []
     assert sorted(frame["tone"].unique()) == ["clean", "crunch", "distorted", "raw"]
     assert result.files_total == 16 and 0 <= result.files_right <= 16
     assert set(result.per_tone["tone"]) == {"raw", "clean", "crunch", "distorted"}
@@ -43,7 +47,7 @@ def test_demo_end_to_end_and_rerun_reuses_everything(tmp_path: Path) -> None:
     for picture in ("confusion.png", "file_probabilities.png", "training_curves.png"):
         assert picture in report and (result.run / picture).stat().st_size > 1000
     # the interface gain was set per guitar (the seed's level matching): raw takes match
-    _, levels = mf.summary_tables(frame)
+    _, levels = audit.summary_tables(frame)
     assert levels["mean_rms_dbfs"].max() - levels["mean_rms_dbfs"].min() <= 1.5
     assert set(json.loads((result.corpus / "calibration.json").read_text())["guitars"]) == {
         "stratocaster",
@@ -88,9 +92,9 @@ def test_the_demo_session_is_recorded_through_a_real_audio_server(tmp_path: Path
     assert len(frame) == 4 and set(frame["tone"]) == {"raw"} and set(frame["status"]) == {""}
     assert (frame["sample_rate"] == 44100).all() and (frame["subtype"] == "PCM_24").all()
     assert all("PulseAudio" in note for note in frame["notes"])
-    _, levels = mf.summary_tables(frame)
+    _, levels = audit.summary_tables(frame)
     assert levels["mean_rms_dbfs"].max() - levels["mean_rms_dbfs"].min() <= 1.5
-    assert mf.check_manifest(tmp_path / "c") == []
+    assert audit.check_manifest(tmp_path / "c") == []
 
 
 def test_demo_command_prints_the_headline(tmp_path: Path) -> None:

@@ -1,4 +1,6 @@
-"""Training across several machines: a custom loop under ``MultiWorkerMirroredStrategy``.
+"""Devices and strategies (``choose_strategy``, ``is_chief``) and training across machines.
+
+Across machines: a custom loop under ``MultiWorkerMirroredStrategy``.
 
 Why not ``model.fit``: Keras 3's fit fails under MultiWorkerMirroredStrategy with two or
 more workers (keras-team/keras#20585). A plain ``tf.function`` step run with
@@ -23,6 +25,8 @@ import json
 import os
 
 import numpy as np
+
+from guitarlab.corpus.errors import TrainError
 
 
 def cluster_workers() -> int:
@@ -173,8 +177,6 @@ def same_on_every_worker(strategy, value: int, what: str) -> None:
     epoch to resume from), instead of deadlocking in a later collective."""
     import tensorflow as tf
 
-    from guitarlab.errors import TrainError
-
     @tf.function
     def summed(local):
         per_replica = strategy.run(tf.identity, args=(local,))
@@ -267,3 +269,63 @@ def fit_multiworker(
             break
     run_callbacks.on_train_end(logs)
     return history.history
+
+
+# ----------------------------------------------------------------------------- devices
+
+
+def describe_devices() -> str:
+    """Which device TensorFlow trains on, in words: 'GPU:0 NVIDIA H100 ...' or 'CPU'."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU (TensorFlow sees no GPU)"
+    names = []
+    for index, gpu in enumerate(gpus):
+        details = tf.config.experimental.get_device_details(gpu)
+        names.append(f"GPU:{index} {details.get('device_name', '')}".strip())
+    return ", ".join(names)
+
+
+def choose_strategy(distribute: str):
+    """A ``tf.distribute`` strategy and a line that says what it spans.
+
+    ``auto``: MultiWorkerMirrored when ``TF_CONFIG`` lists several workers (trained by
+    :func:`guitarlab.train.distributed.fit_multiworker`, as Keras 3's fit fails there),
+    Mirrored when there are several GPUs, else the default (one device). ``mirrored`` mirrors over all
+    GPUs, or over the logical CPUs when there is no GPU (how the tests exercise it).
+
+    MultiWorkerMirroredStrategy must exist before TensorFlow starts its runtime, so it is
+    created first, before anything else touches TensorFlow in the process.
+    """
+    import tensorflow as tf
+
+    if distribute == "auto" and cluster_workers() > 1:
+        distribute = "multiworker"
+    if distribute == "multiworker":
+        if not os.environ.get("TF_CONFIG"):
+            raise TrainError(
+                "--distribute multiworker needs TF_CONFIG (cluster and task) in the environment of every worker"
+            )
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        return strategy, f"MultiWorkerMirroredStrategy, {strategy.num_replicas_in_sync} replica(s)"
+    gpus = tf.config.list_logical_devices("GPU")
+    if distribute == "auto":
+        distribute = "mirrored" if len(gpus) > 1 else "none"
+    if distribute == "none":
+        return tf.distribute.get_strategy(), f"one device: {describe_devices()}"
+    devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+    strategy = tf.distribute.MirroredStrategy(devices=devices)
+    return strategy, f"MirroredStrategy over {', '.join(devices)}"
+
+
+def is_chief() -> bool:
+    """Whether this process writes the run: the ``chief`` task, else worker 0 when the
+    cluster has no chief (TensorFlow's convention); always without TF_CONFIG."""
+    tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = tf_config.get("task", {})
+    if task.get("type", "chief") == "chief":
+        return True
+    has_chief = bool(tf_config.get("cluster", {}).get("chief"))
+    return task.get("type") == "worker" and int(task.get("index", 0)) == 0 and not has_chief

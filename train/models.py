@@ -17,7 +17,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from guitarlab.errors import TrainError
+from guitarlab.corpus.errors import TrainError
 
 LAYOUTS = ("paper", "seed")
 OUTPUT_LAYER = "output"

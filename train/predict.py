@@ -1,23 +1,20 @@
-"""Label new recordings with a trained run: per file, over time, or live from an input device.
+"""Label new recordings with a trained run: per file or over time (live input: ``guitarlab.live``).
 
-A file is prepared exactly like the run's dataset prepared its files: mixed to mono
-(with a note), resampled to the run's rate with ``scipy.signal.resample_poly`` (with a
-note), standardized per file (the seed) or with the stored training mean/std, then cut
-into windows. The file's label is the seed's vote: the mean of the window outputs.
+A file is prepared exactly like the run's dataset prepared its files, by the same two
+steps of :func:`guitarlab.datasets.windows.prepare`: mixed to mono and resampled to the
+run's rate (with notes), standardized per file (the seed) or with the stored training
+mean/std, then cut into windows. The file's label is the seed's vote: the mean of the window outputs.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from guitarlab.errors import TrainError
+from guitarlab.corpus.errors import TrainError
 
 HEARD_NOTHING = "(nothing heard)"
 
@@ -47,49 +44,6 @@ class Prediction:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def mono_at_rate(
-    audio: np.ndarray, sample_rate: int, *, target_rate: int
-) -> tuple[np.ndarray, list[str]]:
-    """Mono float32 audio at ``target_rate`` (resample_poly), as dataset build reads a file."""
-    from scipy.signal import resample_poly
-
-    notes: list[str] = []
-    audio = np.asarray(audio, dtype=np.float32)
-    if audio.ndim == 2:
-        if audio.shape[1] > 1:
-            notes.append(f"{audio.shape[1]} channels mixed to mono")
-        audio = audio.mean(axis=1, dtype=np.float32)
-    if int(sample_rate) != int(target_rate):
-        g = math.gcd(int(sample_rate), int(target_rate))
-        audio = resample_poly(audio, target_rate // g, sample_rate // g).astype(np.float32)
-        notes.append(f"resampled {sample_rate} Hz -> {target_rate} Hz")
-    return audio, notes
-
-
-def prepare_audio(
-    audio: np.ndarray,
-    sample_rate: int,
-    *,
-    target_rate: int,
-    standardize: str = "file",
-    standardization: dict | None = None,
-) -> tuple[np.ndarray, list[str]]:
-    """Mono, resampled, standardized float32 audio as the run's dataset made it; (audio, notes)."""
-    audio, notes = mono_at_rate(audio, sample_rate, target_rate=target_rate)
-    return _standardized(audio, standardize, standardization), notes
-
-
-def _standardized(audio: np.ndarray, standardize: str, standardization: dict | None) -> np.ndarray:
-    from guitarlab.datasets.windows import standardize as zscore
-
-    if standardize == "file":
-        return zscore(audio)
-    if standardize == "train":
-        stats = standardization or {}
-        return zscore(audio, mean=float(stats["mean"]), std=float(stats["std"]))
-    return audio
 
 
 def window_probabilities(
@@ -145,7 +99,8 @@ def predict_array(
     standardization) are silence, not evidence, and are left out of the vote; a signal
     with nothing above the gate is reported as heard nothing rather than given a label.
     """
-    from guitarlab.datasets.windows import SILENCE_FLOOR_DBFS, sounding
+    from guitarlab.corpus.audio import mono_at_rate
+    from guitarlab.datasets.windows import SILENCE_FLOOR_DBFS, sounding, standardize_as
     from guitarlab.datasets.windows import window as cut
 
     if not info.sample_rate:
@@ -153,7 +108,7 @@ def predict_array(
             f"{info.run_dir} was trained from arrays and has no sample rate; predict needs a run trained with --dataset"
         )
     rate = int(info.sample_rate)
-    mono, notes = mono_at_rate(audio, sample_rate, target_rate=rate)
+    mono, notes = mono_at_rate(audio, sample_rate, target_rate=rate)  # step 1 of prepare()
     window = info.window
     if len(mono) < window:
         raise TrainError(
@@ -177,7 +132,9 @@ def predict_array(
             silent_windows=int(keep.size),
             heard_nothing=True,
         )
-    prepared = _standardized(mono, info.standardize, info.standardization)
+    prepared, _ = standardize_as(  # step 2 of datasets.windows.prepare, after the gate
+        mono, info.standardize, standardization=info.standardization
+    )
     probs, starts = window_probabilities(
         model, prepared, window=window, hop=hop, n_classes=info.n_classes, keep=keep
     )
@@ -219,12 +176,12 @@ def predict_files(
 
     Examples
     --------
-    >>> for p in predict_files("my-run", ["riff.wav"]):
-    ...     print(p.label, p.confidence)
+    >>> for p in predict_files("my-run", ["riff.wav"]):  # doctest: +SKIP
+    ...     print(p.label, p.confidence)  # doctest: +SKIP
     """
-    from guitarlab.datasets.audio import read_audio
-    from guitarlab.errors import GuitarlabError
-    from guitarlab.train.fit import load_run
+    from guitarlab.corpus.audio import read_audio
+    from guitarlab.corpus.errors import GuitarlabError
+    from guitarlab.train.rundir import load_run
 
     info = load_run(run_dir)
     if model is None:
@@ -257,7 +214,7 @@ def predict_files(
 
 def plot_over_time(predictions: list[Prediction], path: str | os.PathLike) -> Path:
     """One panel per file: the per-second confidence, coloured by the predicted label."""
-    from guitarlab.plotting import pyplot
+    from guitarlab.corpus.plotting import pyplot
 
     plt = pyplot()
 
@@ -284,65 +241,3 @@ def plot_over_time(predictions: list[Prediction], path: str | os.PathLike) -> Pa
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return Path(path)
-
-
-def predict_live(
-    run_dir: str | os.PathLike,
-    device: str | int | None = None,
-    seconds: float | None = None,
-    *,
-    hop_s: float = 0.5,
-    context_s: float = 3.0,
-    out=None,
-) -> list[tuple[float, str, float]]:
-    """Print a rolling label from a live input (mono, the run's rate) until ``seconds`` or Ctrl-C.
-
-    Every ``hop_s`` the last ``context_s`` seconds (at least one window) are standardized
-    like a file and voted on. Returns the printed (time_s, label, confidence) lines.
-    """
-    import queue
-
-    from guitarlab.recorder.devices import check_settings, open_input, resolve_device
-    from guitarlab.train.fit import load_run
-
-    info = load_run(run_dir)
-    if not info.sample_rate:
-        raise TrainError(f"{run_dir} has no sample rate; live prediction needs a dataset run")
-    model = info.load_model()
-    rate, window = int(info.sample_rate), info.window
-    context = max(window, int(context_s * rate))
-    found = resolve_device(device, kind="input")
-    check_settings(found, kind="input", sample_rate=rate, channels=1)
-    blocks: queue.Queue = queue.Queue()
-    model(np.zeros((1, window, 1), np.float32), training=False)  # warm up before listening
-
-    def callback(indata, frames, time_info, status):
-        blocks.put(indata[:, 0].copy())
-
-    out = out or sys.stdout
-    lines: list[tuple[float, str, float]] = []
-    buffer = np.zeros(0, dtype=np.float32)
-    stream = open_input(found, sample_rate=rate, channels=1, callback=callback)
-    start = time.monotonic()
-    next_at = hop_s
-    print(f"listening on {found.name} at {rate} Hz; Ctrl-C stops", file=out, flush=True)
-    try:
-        stream.start()
-        while seconds is None or time.monotonic() - start < seconds:
-            try:
-                buffer = np.concatenate([buffer, blocks.get(timeout=0.5)])[-context:]
-            except queue.Empty:
-                continue
-            elapsed = time.monotonic() - start
-            if elapsed < next_at or len(buffer) < window:
-                continue
-            next_at = elapsed + hop_s
-            pred = predict_array(model, buffer, rate, info, path="live")
-            lines.append((round(elapsed, 2), pred.label, pred.confidence))
-            print(f"{elapsed:7.1f} s  {pred.label:<20} {pred.confidence:.2f}", file=out, flush=True)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stream.stop()
-        stream.close()
-    return lines

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from guitarlab.plotting import pyplot
+from guitarlab.corpus.plotting import pyplot
 
 CONFUSION_PNG = "confusion.png"
 FILES_PNG = "file_probabilities.png"

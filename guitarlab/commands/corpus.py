@@ -23,7 +23,7 @@ def corpus_init(corpus: str) -> None:
     Example:
       guitarlab corpus init my-corpus
     """
-    from guitarlab.datasets.manifest import init_corpus
+    from guitarlab.corpus.manifest import init_corpus
 
     root = init_corpus(corpus)
     click.echo(f"corpus ready at {root} (manifest.csv, takes/, tones/, presets/)")
@@ -160,13 +160,9 @@ def manifest_check(corpus: str, fix_levels: bool, no_sha: bool) -> None:
     Example:
       guitarlab manifest check my-corpus
     """
-    from guitarlab.datasets.manifest import (
-        check_manifest,
-        load_manifest,
-    )
-    from guitarlab.datasets.manifest import (
-        fix_levels as refresh_levels,
-    )
+    from guitarlab.corpus.audit import check_manifest
+    from guitarlab.corpus.audit import fix_levels as refresh_levels
+    from guitarlab.corpus.manifest import load_manifest
 
     if fix_levels:
         refresh_levels(corpus)
@@ -206,7 +202,8 @@ def manifest_summary(corpus: str, takes: bool, by: str | None, plot_dir: str | N
       guitarlab manifest summary my-corpus --takes --plot my-corpus/plots
       guitarlab manifest summary notes --by pickup,fret
     """
-    from guitarlab.datasets.manifest import column_summary, load_manifest, summary_tables
+    from guitarlab.corpus.audit import column_summary, summary_tables
+    from guitarlab.corpus.manifest import load_manifest
 
     frame = load_manifest(corpus)
     keys = [c.strip() for c in (by or "").split(",") if c.strip()]

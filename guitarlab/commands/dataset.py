@@ -7,6 +7,7 @@ import sys
 import click
 
 from guitarlab.commands import corpus_option
+from guitarlab.corpus.defaults import WINDOW
 
 
 @click.group("dataset")
@@ -26,7 +27,7 @@ def dataset_group() -> None:
     help="Manifest column to classify: guitar, pickup, phrase, tone, or any other column.",
 )
 @click.option(
-    "--window", default=8000, show_default=True, type=click.IntRange(1), help="Window in samples."
+    "--window", default=WINDOW, show_default=True, type=click.IntRange(1), help="Window in samples."
 )
 @click.option(
     "--hop", default=None, type=click.IntRange(1), help="Hop in samples [default: the window]."

@@ -9,6 +9,7 @@ import time
 import click
 
 from guitarlab.commands import corpus_option
+from guitarlab.corpus.defaults import RECORD_RATE
 
 DEVICE_HELP = "Input device: its name (or a unique part of it) or number from 'guitarlab devices'."
 CHANNEL_HELP = "Interface input number to record (1 = first input)."
@@ -61,22 +62,13 @@ PLAY_OPTION = click.option(
 
 def _read_mono(path: str, rate: int):
     """A file to play into the test input, as mono float32 at ``rate``."""
-    from guitarlab.datasets.audio import read_audio
-    from guitarlab.errors import RecorderError
+    from guitarlab.corpus.audio import mono_at_rate, read_audio
+    from guitarlab.corpus.errors import RecorderError
 
     audio, file_rate = read_audio(path)
-    if audio.ndim > 1:
-        audio = audio.mean(axis=1)
-    if file_rate != rate:
-        from math import gcd
-
-        from scipy.signal import resample_poly
-
-        if file_rate <= 0:
-            raise RecorderError(f"{path}: sample rate {file_rate} is invalid")
-        div = gcd(rate, file_rate)
-        audio = resample_poly(audio, rate // div, file_rate // div).astype("float32")
-    return audio
+    if file_rate <= 0:
+        raise RecorderError(f"{path}: sample rate {file_rate} is invalid")
+    return mono_at_rate(audio, file_rate, target_rate=rate)[0]
 
 
 # ---------------------------------------------------------------- devices
@@ -88,7 +80,9 @@ def _read_mono(path: str, rate: int):
 @click.option(
     "--output-device", default=None, help="Output device for --test (default: the default output)."
 )
-@click.option("--rate", default=48000, show_default=True, help="Sample rate for --test, in Hz.")
+@click.option(
+    "--rate", default=RECORD_RATE, show_default=True, help="Sample rate for --test, in Hz."
+)
 def devices_command(test: bool, device: str | None, output_device: str | None, rate: int) -> None:
     """List input and output devices (number, name, host API, channels, default rate).
 
@@ -115,7 +109,7 @@ def devices_command(test: bool, device: str | None, output_device: str | None, r
     import numpy as np
     from scipy.signal import correlate
 
-    from guitarlab.recorder.levels import peak_dbfs
+    from guitarlab.corpus.levels import peak_dbfs
 
     inp = devices.resolve_device(device, kind="input")
     out = devices.resolve_device(output_device, kind="output")
@@ -143,7 +137,7 @@ def devices_command(test: bool, device: str | None, output_device: str | None, r
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--channel", default=1, show_default=True, help=CHANNEL_HELP)
 @click.option("--seconds", default=10.0, show_default=True, help="How long to measure.")
-@click.option("--rate", default=48000, show_default=True, help="Sample rate in Hz.")
+@click.option("--rate", default=RECORD_RATE, show_default=True, help="Sample rate in Hz.")
 @click.option(
     "--target-peak", default=-12.0, show_default=True, help="Target loudest peak, in dBFS."
 )
@@ -168,7 +162,7 @@ def level_command(
     Example:
       guitarlab level --corpus my-corpus --guitar stratocaster --device "Scarlett"
     """
-    from guitarlab.datasets.manifest import load_manifest, slugify
+    from guitarlab.corpus.manifest import load_manifest, slugify
     from guitarlab.recorder.calibration import compare_guitars, record_calibration
     from guitarlab.recorder.meter import advice_text, gain_advice_db
     from guitarlab.recorder.session import measure_level
@@ -225,7 +219,7 @@ def _sigterm_as_interrupt(signum, frame):  # pragma: no cover - exercised in a s
 @click.option(
     "--click/--no-click", "click_on", default=True, show_default=True, help="Click while recording."
 )
-@click.option("--rate", default=48000, show_default=True, help="Sample rate in Hz.")
+@click.option("--rate", default=RECORD_RATE, show_default=True, help="Sample rate in Hz.")
 @click.option("--subtype", default="PCM_24", show_default=True, help="WAV sample format.")
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--channel", default=1, show_default=True, help=CHANNEL_HELP)
@@ -278,7 +272,7 @@ def record_command(
       guitarlab record --corpus my-corpus --guitar stratocaster --pickup single_coil \\
           --phrase backing --seconds 60 --bpm 120 --device "Scarlett" --takes 3
     """
-    from guitarlab.recorder.checks import findings_from_json, findings_text
+    from guitarlab.corpus.checks import findings_from_json, findings_text
     from guitarlab.recorder.session import record_take
     from guitarlab.recorder.take import Dropout
 
@@ -371,7 +365,7 @@ def recover_command(corpus: str, clean: bool) -> None:
 
     report = recover_takes(corpus)
     if clean:
-        from guitarlab.datasets.manifest import clean_strays
+        from guitarlab.corpus.audit import clean_strays
 
         for rel in clean_strays(corpus):
             click.echo(f"removed {rel}")
@@ -400,8 +394,8 @@ def check_command(files: tuple[str, ...], target_peak: float) -> None:
     Example:
       guitarlab check my-corpus/takes/*.wav
     """
-    from guitarlab.datasets.audio import read_audio
-    from guitarlab.recorder.checks import check_take, findings_text
+    from guitarlab.corpus.audio import read_audio
+    from guitarlab.corpus.checks import check_take, findings_text
 
     errors = 0
     for name in files:

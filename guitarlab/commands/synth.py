@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from guitarlab.commands import corpus_option
+from guitarlab.corpus.defaults import SYNTH_RATE
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -14,7 +15,7 @@ def _names(text: str) -> tuple[str, ...]:
 def _print_family(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
-    from guitarlab.recorder.synth_family import family_table
+    from guitarlab.synth.family import family_table
 
     click.echo(family_table())
     ctx.exit()
@@ -78,7 +79,7 @@ def _option_pairs(pairs: tuple[str, ...]) -> dict:
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the performances.")
 @click.option("--bpm", default=120.0, show_default=True, type=float, help="Tempo.")
 @click.option("--key", default="A", show_default=True, help="Key, e.g. A, E, F#, Bb.")
-@click.option("--rate", default=44100, show_default=True, type=int, help="Sample rate in Hz.")
+@click.option("--rate", default=SYNTH_RATE, show_default=True, type=int, help="Sample rate in Hz.")
 @click.option(
     "--pickup-position",
     default=None,
@@ -153,7 +154,7 @@ def synth_command(
       guitarlab synth --corpus notes --guitars all --notes --randomize
       guitarlab synth --list
     """
-    from guitarlab.recorder.synth import synth_to_corpus
+    from guitarlab.synth.corpus import synth_to_corpus
 
     knobs = {
         "pickup_position": pickup_position,

@@ -160,8 +160,9 @@ def train_command(
       guitarlab train --npz ucr-coffee.npz --out coffee --schedule paper --epochs 2000
       guitarlab train --dataset my-dataset --out my-run --resume
     """
-    from guitarlab.errors import TrainError
-    from guitarlab.train.fit import TrainConfig, fit, fit_dataset
+    from guitarlab.corpus.errors import TrainError
+    from guitarlab.train.config import TrainConfig
+    from guitarlab.train.fit import fit, fit_dataset
 
     if bool(dataset) == bool(npz):
         raise click.UsageError("give exactly one of --dataset or --npz")
@@ -215,7 +216,7 @@ def train_command(
     shown = ", ".join(
         f"{k} {v:.4f}" for k, v in run.metrics.items() if isinstance(v, float) and k != "lr"
     )
-    from guitarlab.train.fit import is_chief
+    from guitarlab.train.distributed import is_chief
 
     if not is_chief():  # another worker of a multi-worker run: the chief writes the run
         click.echo(f"worker done: {shown}; the chief wrote the run folder")
@@ -247,9 +248,11 @@ def evaluate_command(run: str, dataset: str | None, majority: bool, no_baseline:
       guitarlab evaluate my-run --dataset other-dataset --majority
     """
     _check_run(run)  # before TensorFlow loads (seconds) to reject a wrong folder
-    if dataset is not None and not (Path(dataset) / "dataset.json").is_file():
+    from guitarlab.datasets.layout import META_NAME
+
+    if dataset is not None and not (Path(dataset) / META_NAME).is_file():
         raise click.ClickException(
-            f"{dataset}: not a dataset folder (no dataset.json); give the --out folder of 'guitarlab dataset build'"
+            f"{dataset}: not a dataset folder (no {META_NAME}); give the --out folder of 'guitarlab dataset build'"
         )
     from guitarlab.train.evaluate import evaluate_run, headline
 
@@ -315,7 +318,8 @@ def predict_command(run, files, as_json, plot, hop_s, device, seconds, gate_dbfs
         raise click.ClickException(
             f"none of the {len(files)} file(s) is readable audio (see above)"
         )
-    from guitarlab.train.predict import plot_over_time, predict_files, predict_live
+    from guitarlab.live import predict_live
+    from guitarlab.train.predict import plot_over_time, predict_files
 
     if device is not None:
         predict_live(run, device=device, seconds=seconds)
@@ -353,14 +357,16 @@ def predict_command(run, files, as_json, plot, hop_s, device, seconds, gate_dbfs
 
 def _check_run(run: str) -> None:
     """A run folder with run.json and model.keras, checked without loading TensorFlow."""
+    from guitarlab.train.rundir import MODEL_KERAS, RUN_JSON
+
     folder = Path(run)
-    if not (folder / "run.json").is_file():
+    if not (folder / RUN_JSON).is_file():
         raise click.ClickException(
-            f"{run}: not a run folder (no run.json); give the --out folder of 'guitarlab train'"
+            f"{run}: not a run folder (no {RUN_JSON}); give the --out folder of 'guitarlab train'"
         )
-    if not (folder / "model.keras").is_file():
+    if not (folder / MODEL_KERAS).is_file():
         raise click.ClickException(
-            f"{folder / 'model.keras'}: missing; the run did not finish, resume it with 'guitarlab train --resume'"
+            f"{folder / MODEL_KERAS}: missing; the run did not finish, resume it with 'guitarlab train --resume'"
         )
 
 

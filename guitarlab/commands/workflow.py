@@ -199,7 +199,7 @@ def retrain_command(
     click.echo(
         f"file accuracy on the same {len(result.comparison)} test files: before {result.before_file_accuracy:.1%}, after {result.after_file_accuracy:.1%}"
     )
-    from guitarlab.workflow import retrain_balanced_accuracy
+    from guitarlab.train.retrain import retrain_balanced_accuracy
 
     balanced = retrain_balanced_accuracy(result.comparison)
     click.echo(f"balanced accuracy: before {balanced['before']:.1%}, after {balanced['after']:.1%}")

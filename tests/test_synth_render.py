@@ -11,11 +11,15 @@ import pytest
 from click.testing import CliRunner
 
 from guitarlab.cli import cli
-from guitarlab.datasets.manifest import check_manifest, load_manifest
-from guitarlab.errors import RecorderError
-from guitarlab.recorder import synth
-from guitarlab.recorder.levels import peak_dbfs
-from guitarlab.recorder.synth import Note, render_notes, render_take
+from guitarlab.corpus.audit import check_manifest
+from guitarlab.corpus.errors import RecorderError
+from guitarlab.corpus.levels import peak_dbfs
+from guitarlab.corpus.manifest import load_manifest
+from guitarlab.synth import corpus as synth_corpus
+from guitarlab.synth import family
+from guitarlab.synth import render as synth
+from guitarlab.synth.render import Note, render_notes, render_take
+from guitarlab.train import baselines
 
 RATE = 22050
 
@@ -129,7 +133,7 @@ def test_single_coil_is_brighter_than_humbucker(backing_pair: dict) -> None:
         freqs, power = _spectrum(audio, 44100)
         windows = audio[: audio.size // 8000 * 8000].reshape(-1, 8000)
         stats[guitar] = (
-            float(np.median(synth.spectral_centroid_hz(windows, 44100))),
+            float(np.median(baselines.spectral_centroid_hz(windows, 44100))),
             10 * np.log10(power[freqs > 5000].sum() / power.sum()),
         )
     print("centroid Hz, energy above 5 kHz dB:", stats)
@@ -325,21 +329,9 @@ def test_centroid_threshold_is_a_useful_but_weak_baseline() -> None:
 
     train_x, train_y = windows(1)
     test_x, test_y = windows(2)
-    accuracy = synth.centroid_threshold_accuracy(train_x, train_y, test_x, test_y, 44100)
+    accuracy = baselines.centroid_threshold_accuracy(train_x, train_y, test_x, test_y, 44100)
     print(f"spectral-centroid threshold baseline, window accuracy: {accuracy:.3f}")
     assert 0.55 <= accuracy <= 0.95
-
-
-def test_centroid_threshold_accuracy_on_known_centroids() -> None:
-    rate = 8000
-    t = np.arange(512) / rate
-    low = np.stack([np.sin(2 * np.pi * f * t) for f in (200, 300, 400)])
-    high = np.stack([np.sin(2 * np.pi * f * t) for f in (1500, 2000, 2500)])
-    centroids = synth.spectral_centroid_hz(np.concatenate([low, high]), rate)
-    assert np.allclose(centroids, [200, 300, 400, 1500, 2000, 2500], rtol=0.05)
-    x, y = np.concatenate([low, high]), np.array([1, 1, 1, 0, 0, 0])
-    assert synth.centroid_threshold_accuracy(x, y, x, y, rate) == 1.0
-    assert synth.centroid_threshold_accuracy(x, y, x, 1 - y, rate) == 0.0
 
 
 def test_benchmark_quick_run_gives_finite_positive_rows() -> None:
@@ -362,14 +354,14 @@ def test_plot_spectra_writes_a_png(tmp_path: Path, backing_pair: dict) -> None:
 
 
 def test_family_has_three_kinds_and_every_position_renders() -> None:
-    from guitarlab.recorder.synth_family import family_table, resolve_guitars
+    from guitarlab.synth.family import family_table, resolve_guitars
 
-    assert len(synth.family_guitars("single_coil")) >= 3
-    assert len(synth.family_guitars("humbucker")) >= 3
-    assert synth.family_guitars("p90") == ["les_paul_special"]
-    assert resolve_guitars("all") == list(synth.FAMILY) == synth.family_guitars()
+    assert len(family.family_guitars("single_coil")) >= 3
+    assert len(family.family_guitars("humbucker")) >= 3
+    assert family.family_guitars("p90") == ["les_paul_special"]
+    assert resolve_guitars("all") == list(family.FAMILY) == family.family_guitars()
     assert "superstrat_split" in family_table() and "p90" in family_table()
-    for guitar, row in synth.FAMILY.items():
+    for guitar, row in family.FAMILY.items():
         for position in row["positions"]:
             labels = synth.guitar_labels(guitar, position)
             assert labels["pickup"] == row["pickup"]
@@ -389,7 +381,7 @@ def _first_notch(modes: np.ndarray, weights: np.ndarray) -> float:
 def test_humbucker_comb_notch_moves_with_its_place_along_the_string() -> None:
     """A humbucker senses sin(k d) cos(k s / 2): a notch where a mode has a node at the
     pickup's centre (mode L/d, so it moves with d) and one set by the coil spacing (L/s)."""
-    from guitarlab.recorder.synth_family import humbucker_comb
+    from guitarlab.synth.family import humbucker_comb
 
     length = synth.GUITARS["les_paul"]["scale_mm"]
     notches = {}
@@ -408,8 +400,8 @@ def test_humbucker_comb_notch_moves_with_its_place_along_the_string() -> None:
 
 
 def test_split_coil_responds_like_a_single_coil() -> None:
-    from guitarlab.recorder import synth_guitar as sg
-    from guitarlab.recorder.synth_family import humbucker_comb
+    from guitarlab.synth import guitar as sg
+    from guitarlab.synth.family import humbucker_comb
 
     full = synth.GUITARS["superstrat"]["pickups"]["bridge"]
     split = synth.GUITARS["superstrat_split"]["pickups"]["bridge"]
@@ -449,10 +441,10 @@ def test_split_coil_responds_like_a_single_coil() -> None:
 
 
 def test_randomize_draws_every_position_and_hum_down_to_none() -> None:
-    from guitarlab.recorder.synth_family import randomize_options
+    from guitarlab.synth.family import randomize_options
 
     draws = [randomize_options("stratocaster", take=t, seed=0) for t in range(1, 80)]
-    assert {d["pickup_position"] for d in draws} == set(synth.FAMILY["stratocaster"]["positions"])
+    assert {d["pickup_position"] for d in draws} == set(family.FAMILY["stratocaster"]["positions"])
     assert any(d["hum"] == 0.0 for d in draws) and max(d["hum"] for d in draws) > 1.0
     assert all(d["humbucker_hum"] > 0 for d in draws)  # humbuckers hum a little too
     tones = [d["tone_knob"] for d in draws]
@@ -489,7 +481,7 @@ def test_randomized_takes_differ_and_render_again_from_synth_params(tmp_path: Pa
     import soundfile as sf
 
     corpus = tmp_path / "family"
-    added = synth.synth_to_corpus(
+    added = synth_corpus.synth_to_corpus(
         corpus, guitars=["jazzmaster", "sg"], phrases=["lead"], takes=2, seconds=1.5,
         sample_rate=RATE, randomize=True, progress=False,
     )  # fmt: skip
@@ -502,11 +494,11 @@ def test_randomized_takes_differ_and_render_again_from_synth_params(tmp_path: Pa
     audio = {}
     for _, row in frame.iterrows():
         recorded, rate = sf.read(corpus / row["path"], dtype="float32")
-        assert rate == RATE and np.array_equal(recorded, synth.render_params(row["synth_params"]))
+        assert rate == RATE and np.array_equal(recorded, family.render_params(row["synth_params"]))
         assert row["position"] == json.loads(row["synth_params"])["options"]["pickup_position"]
         audio[row["id"]] = recorded
     assert not np.array_equal(audio["sg-lead-t001-raw"], audio["sg-lead-t002-raw"])
-    again = synth.synth_to_corpus(
+    again = synth_corpus.synth_to_corpus(
         corpus, guitars=["jazzmaster", "sg"], phrases=["lead"], takes=2, first_take=1,
         seconds=1.5, sample_rate=RATE, randomize=True, progress=False,
     )  # fmt: skip
@@ -545,7 +537,7 @@ def test_cli_notes_one_file_per_string_and_fret(tmp_path: Path) -> None:
 
 
 def synth_family_chords() -> dict:
-    from guitarlab.recorder.synth_family import CHORDS
+    from guitarlab.synth.family import CHORDS
 
     return CHORDS
 

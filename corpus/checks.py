@@ -12,8 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from guitarlab.recorder.levels import DEFAULT_TARGET_PEAK_DBFS, SILENCE_DBFS, _to_db
-from guitarlab.recorder.meter import CLIP_LEVEL
+from guitarlab.corpus.levels import CLIP_LEVEL, DEFAULT_TARGET_PEAK_DBFS, SILENCE_DBFS, to_db
 
 SEVERITIES = ("info", "warning", "error")
 SILENCE_PEAK_DBFS = -70.0
@@ -100,7 +99,7 @@ def check_silence(audio: np.ndarray, sample_rate: int) -> list[Finding]:
     """A silent take, or a dead channel in a multi-channel one."""
     data = _as_2d(audio)
     peaks = [
-        _to_db(float(np.max(np.abs(data[:, c])))) if len(data) else SILENCE_DBFS
+        to_db(float(np.max(np.abs(data[:, c])))) if len(data) else SILENCE_DBFS
         for c in range(data.shape[1])
     ]
     if all(p < SILENCE_PEAK_DBFS for p in peaks):
@@ -131,7 +130,7 @@ def check_dc_offset(audio: np.ndarray, sample_rate: int) -> list[Finding]:
         return []
     offsets = np.mean(data.astype(np.float64), axis=0)
     worst = float(np.max(np.abs(offsets)))
-    level = _to_db(worst)
+    level = to_db(worst)
     if level < DC_WARN_DBFS:
         return []
     return [
@@ -148,7 +147,7 @@ def check_level(
     audio: np.ndarray, sample_rate: int, *, target_peak_dbfs: float = DEFAULT_TARGET_PEAK_DBFS
 ) -> list[Finding]:
     """Peak far below the target: the take will carry more noise than it needs."""
-    peak = _to_db(float(np.max(np.abs(audio)))) if np.size(audio) else SILENCE_DBFS
+    peak = to_db(float(np.max(np.abs(audio)))) if np.size(audio) else SILENCE_DBFS
     if peak < SILENCE_PEAK_DBFS or peak >= target_peak_dbfs - LOW_LEVEL_MARGIN_DB:
         return []
     return [
@@ -213,7 +212,7 @@ def check_drift(
     """A take whose loudest peak is far from the level measured at calibration."""
     if calibrated_peak_dbfs is None or not np.isfinite(calibrated_peak_dbfs):
         return []
-    peak = _to_db(float(np.max(np.abs(audio)))) if np.size(audio) else SILENCE_DBFS
+    peak = to_db(float(np.max(np.abs(audio)))) if np.size(audio) else SILENCE_DBFS
     if peak < SILENCE_PEAK_DBFS:
         return []
     drift = peak - calibrated_peak_dbfs

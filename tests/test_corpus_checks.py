@@ -8,7 +8,7 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from guitarlab.cli import cli
-from guitarlab.recorder.checks import (
+from guitarlab.corpus.checks import (
     check_take,
     findings_from_json,
     findings_to_json,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from guitarlab.errors import RecorderError
+from guitarlab.corpus.errors import RecorderError
 
 PHRASES = ("backing", "lead")
 KEYS = {

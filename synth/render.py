@@ -3,9 +3,9 @@
 The demo, the tests and the benchmarks need takes on machines without a sound card.
 This module plays the seed's phrases (``backing``, ``lead``) on a modelled guitar:
 
-1. a score from (phrase, take, seed), shared by every guitar (``synth_phrases``);
+1. a score from (phrase, take, seed), shared by every guitar (``phrases``);
 2. plucked strings by modal synthesis, each partial weighted by the pluck position,
-   the pick, the pickup's place along the string and its aperture (``synth_guitar``);
+   the pick, the pickup's place along the string and its aperture (``guitar``);
 3. mains hum induced in single coils (humbuckers cancel it);
 4. the pickup's electrical resonance with the pots, tone knob and cable;
 5. the audio interface: preamp gain, noise floor, soft then hard clipping, 24 bits.
@@ -18,6 +18,9 @@ Examples
 >>> audio = render_take("stratocaster", "lead", take=1, seconds=2.0, sample_rate=22050)
 >>> audio.dtype, audio.shape
 (dtype('float32'), (44100,))
+
+Over 500 lines on purpose: strings, hum, pickup circuit and interface are one signal
+chain sharing its options table; the corpus writers are in ``guitarlab.synth.corpus``.
 """
 
 from __future__ import annotations
@@ -26,15 +29,17 @@ import json
 import os
 import zlib
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from scipy import signal
 
-from guitarlab.errors import RecorderError
-from guitarlab.recorder import synth_guitar as sg
-from guitarlab.recorder.synth_guitar import GUITARS
-from guitarlab.recorder.synth_phrases import PHRASES, Note, make_score
+from guitarlab.corpus.defaults import SYNTH_RATE
+from guitarlab.corpus.errors import RecorderError
+from guitarlab.synth import guitar as sg
+from guitarlab.synth.guitar import GUITARS
+from guitarlab.synth.phrases import PHRASES, Note, make_score
 
 __all__ = [
     "GUITARS",
@@ -42,17 +47,14 @@ __all__ = [
     "OPTIONS",
     "PHRASES",
     "SYNTH_VERSION",
-    "centroid_threshold_accuracy",
     "guitar_labels",
     "pickup_response",
     "plot_spectra",
     "render_notes",
     "render_take",
     "resolve_options",
-    "spectral_centroid_hz",
     "stream_take",
     "synth_params",
-    "synth_to_corpus",
 ]
 
 SYNTH_VERSION = 1
@@ -150,7 +152,7 @@ def _circuit(spec: dict, opts: dict) -> dict:
 
 
 def pickup_response(
-    guitar: str, freqs_hz: np.ndarray, *, sample_rate: int = 44100, options: dict | None = None
+    guitar: str, freqs_hz: np.ndarray, *, sample_rate: int = SYNTH_RATE, options: dict | None = None
 ) -> np.ndarray:
     """Magnitude response of the guitar's pickup circuit (as rendered) at ``freqs_hz``."""
     spec = _guitar(guitar)
@@ -307,14 +309,6 @@ def _string_chunks(
         pending = pending[size:]
 
 
-def render_strings(
-    score: list[Note], spec: dict, opts: dict, frames: int, sample_rate: int
-) -> np.ndarray:
-    """The summed EMF of all strings at the selected pickups (before the electrical stage)."""
-    chunks = _string_chunks(score, spec, opts, frames, sample_rate, CHUNK_FRAMES)
-    return np.concatenate([np.zeros(0, dtype=np.float32), *chunks])
-
-
 def _hum_source(spec: dict, opts: dict, sample_rate: int, rng: np.random.Generator):
     """Mains hum EMF as a function of (start, stop) frames: odd harmonics dominate, and it
     swells slowly as the player moves. Humbuckers and hum-cancelling combos give zeros."""
@@ -362,7 +356,7 @@ def render_take(
     seconds: float = 60.0,
     bpm: float = 120.0,
     key: str = "A",
-    sample_rate: int = 44100,
+    sample_rate: int = SYNTH_RATE,
     options: dict | None = None,
 ) -> np.ndarray:
     """One take of ``phrase`` played on ``guitar``, as the interface records it.
@@ -390,7 +384,7 @@ def render_notes(
     notes: list[Note],
     *,
     seconds: float,
-    sample_rate: int = 44100,
+    sample_rate: int = SYNTH_RATE,
     options: dict | None = None,
     seed: int = 0,
 ) -> np.ndarray:
@@ -403,13 +397,14 @@ def render_notes(
     (44100,)
     """
     opts = resolve_options(guitar, options)
-    _check_length(seconds, sample_rate)
+    check_length(seconds, sample_rate)
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, _crc(guitar), _crc("notes")])
     ordered = sorted(notes, key=lambda n: (n.start_s, n.string))
     return np.concatenate(list(_record(guitar, ordered, opts, seconds, int(sample_rate), rng)))
 
 
-def _check_length(seconds: float, sample_rate: int) -> None:
+def check_length(seconds: float, sample_rate: int) -> None:
+    """Refuse a length or rate the synthesizer cannot render, in one line."""
     if not seconds > 0 or not 8000 <= int(sample_rate) <= 192000:
         raise RecorderError(
             f"seconds={seconds}, sample_rate={sample_rate}: use seconds > 0 and a rate of 8000-192000 Hz"
@@ -439,7 +434,7 @@ def _take_chunks(
     sample_rate: int, options: dict | None,
 ) -> Iterator[np.ndarray]:  # fmt: skip
     opts = resolve_options(guitar, options)
-    _check_length(seconds, sample_rate)
+    check_length(seconds, sample_rate)
     score = make_score(phrase, take=take, seed=seed, seconds=seconds, bpm=bpm, key=key)
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(take), _crc(phrase), _crc(guitar)])
     return _record(guitar, _play(score, opts, rng), opts, seconds, int(sample_rate), rng)
@@ -454,7 +449,7 @@ def stream_take(
     seconds: float = 60.0,
     bpm: float = 120.0,
     key: str = "A",
-    sample_rate: int = 44100,
+    sample_rate: int = SYNTH_RATE,
     options: dict | None = None,
     block_frames: int = 1024,
 ) -> Iterator[np.ndarray]:
@@ -511,165 +506,6 @@ def synth_params(
     )
 
 
-def synth_to_corpus(
-    corpus: str | os.PathLike,
-    *,
-    guitars: tuple[str, ...] | list[str] | str = ("stratocaster", "les_paul"),
-    phrases: tuple[str, ...] | list[str] = ("backing", "lead"),
-    takes: int = 1,
-    first_take: int | None = None,
-    seconds: float = 60.0,
-    seed: int = 0,
-    bpm: float = 120.0,
-    key: str = "A",
-    sample_rate: int = 44100,
-    options: dict | None = None,
-    randomize: bool = False,
-    notes: bool = False,
-    progress: bool = True,
-) -> list[str]:
-    """Render takes into ``corpus/takes/`` and add their manifest rows; returns the new ids.
-
-    Take numbers continue after the highest existing take of each phrase over all the
-    requested guitars, so one call plays the same performances on every guitar. With
-    ``first_take`` the numbers are fixed: takes already present with identical
-    parameters are skipped (re-running is a no-op), with other parameters it is an error.
-
-    ``guitars`` may name family guitars, ``all`` or a pickup type (see ``FAMILY``). With
-    ``randomize`` every take draws its switch position, knobs, cable, pick, strings,
-    room hum, rig, timing, tempo and key (``synth_family.randomize_take``; ``options``
-    given here override the draws, ``bpm`` and ``key`` are drawn). With ``notes`` the
-    call writes single notes instead (``synth_family.notes_to_corpus``; ``phrases``,
-    ``bpm`` and ``key`` do not apply there).
-    """
-    from tqdm import tqdm
-
-    from guitarlab.datasets.manifest import (
-        RAW_TONE,
-        TAKES_DIR,
-        init_corpus,
-        next_take_number,
-        reserve_rows,
-        row_id,
-        take_key,
-    )
-    from guitarlab.recorder import synth_family as fam
-
-    if notes:
-        return fam.notes_to_corpus(
-            corpus, guitars=guitars, takes=takes, first_take=first_take, seconds=seconds,
-            seed=seed, randomize=randomize, sample_rate=sample_rate, options=options,
-            progress=progress,
-        )  # fmt: skip
-    guitars = fam.resolve_guitars(guitars)
-    for name in guitars:
-        resolve_options(name, options)
-    for phrase in phrases:
-        if phrase not in PHRASES:
-            raise RecorderError(f"unknown phrase {phrase!r}; known: {', '.join(PHRASES)}")
-    if takes < 1 or (first_take is not None and first_take < 1):
-        raise RecorderError(f"takes={takes}, first_take={first_take}: both must be 1 or more")
-    root = init_corpus(corpus)
-
-    todo: list[tuple] = []
-
-    def choose(manifest):  # under the lock; the manifest lists ids others reserved too
-        existing = dict(
-            zip(manifest["id"], manifest.get("synth_params", [""] * len(manifest)), strict=True)
-        )
-        jobs = []
-        for phrase in phrases:
-            start = (
-                first_take
-                if first_take is not None
-                else max(next_take_number(manifest, g, phrase) for g in guitars)
-            )
-            for number in range(start, start + takes):
-                jobs += [(g, phrase, number) for g in guitars]
-        for name, phrase, number in jobs:  # refuse conflicts before rendering anything
-            rid = row_id(take_key(name, phrase, number), RAW_TONE)
-            if randomize:
-                opts, take_bpm, take_key_name = fam.randomize_take(
-                    name, phrase, take=number, seed=seed, options=options
-                )
-            else:
-                opts, take_bpm, take_key_name = options, bpm, key
-            params = synth_params(
-                name, phrase, take=number, seed=seed, seconds=seconds, bpm=take_bpm,
-                key=take_key_name, sample_rate=sample_rate, options=opts, randomized=randomize,
-            )  # fmt: skip
-            if rid not in existing:
-                todo.append((name, phrase, number, rid, params))
-            elif existing[rid] != params:
-                raise RecorderError(
-                    f"{rid} is already in the corpus with other parameters; pick another --first-take"
-                )
-        return [{"id": j[3], "take": take_key(*j[:3]), "path": f"{TAKES_DIR}/{j[3]}.wav",
-                 "synth_params": j[4]} for j in todo]  # fmt: skip
-
-    reserve_rows(root, choose)  # write_raw_take's commit releases each id with its row
-    added: list[str] = []
-    for name, phrase, number, rid, params in tqdm(
-        todo, desc="synth takes", unit="take", disable=not progress
-    ):
-        audio = fam.render_params(params)
-        position = json.loads(params)["options"]["pickup_position"]
-        fam.write_raw_take(
-            root, rid, take_key(name, phrase, number), audio, sample_rate, guitar=name,
-            position=position, phrase=phrase, seed=seed, params=params,
-            notes=f"synthetic {name}, {position} pickup, performance {number}",
-        )  # fmt: skip
-        added.append(rid)
-    return added
-
-
-# ---------------------------------------------------------------- a one-feature baseline
-
-
-def spectral_centroid_hz(windows: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Spectral centroid of each window (rows of ``windows``, shape ``(n, length)``) in Hz.
-
-    Each window's mean is removed and a Hann taper applied; silent windows give 0.
-    """
-    windows = np.atleast_2d(np.asarray(windows, dtype=np.float64))
-    windows = windows - windows.mean(axis=1, keepdims=True)
-    spectrum = np.abs(np.fft.rfft(windows * np.hanning(windows.shape[1]), axis=1))
-    freqs = np.fft.rfftfreq(windows.shape[1], 1.0 / sample_rate)
-    total = spectrum.sum(axis=1)
-    return np.where(total > 0, spectrum @ freqs / np.where(total > 0, total, 1.0), 0.0)
-
-
-def centroid_threshold_accuracy(
-    train_windows: np.ndarray,
-    train_labels: np.ndarray,
-    test_windows: np.ndarray,
-    test_labels: np.ndarray,
-    sample_rate: int,
-) -> float:
-    """Accuracy on the test windows of the best single centroid threshold on the train ones.
-
-    The baseline a classifier has to beat: labels are 0/1, the threshold and its direction
-    (which class lies above) are chosen to maximise training accuracy.
-    """
-    train_c = spectral_centroid_hz(train_windows, sample_rate)
-    test_c = spectral_centroid_hz(test_windows, sample_rate)
-    train_labels = np.asarray(train_labels).astype(int)
-    test_labels = np.asarray(test_labels).astype(int)
-    order = np.argsort(train_c)
-    sorted_c, sorted_y = train_c[order], train_labels[order]
-    # predicting 1 above threshold i: correct = zeros below + ones above
-    zeros_below = np.concatenate([[0], np.cumsum(sorted_y == 0)])
-    ones_above = np.concatenate([np.cumsum((sorted_y == 1)[::-1])[::-1], [0]])
-    above_is_one = (zeros_below + ones_above) / len(sorted_y)
-    best_up, best_down = int(np.argmax(above_is_one)), int(np.argmin(above_is_one))
-    up = above_is_one[best_up] >= 1.0 - above_is_one[best_down]
-    cut = best_up if up else best_down
-    edges = np.concatenate([[-np.inf], (sorted_c[:-1] + sorted_c[1:]) / 2.0, [np.inf]])
-    predict = test_c > edges[cut]
-    predict = predict if up else ~predict
-    return float(np.mean(predict.astype(int) == test_labels))
-
-
 # ---------------------------------------------------------------- a figure
 
 
@@ -685,43 +521,12 @@ def plot_spectra(
     ``responses`` maps a guitar name to its options (None for defaults) and adds a second
     panel with each pickup circuit's magnitude response. Writes a PNG and returns its path.
     """
-    from guitarlab.plotting import pyplot
+    from guitarlab.corpus.plotting import plot_spectra as plot
 
-    plt = pyplot()
-
-    panels = 2 if responses else 1
-    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4.0), squeeze=False)
-    for label, audio in takes.items():
-        freqs, power = signal.welch(
-            np.asarray(audio, dtype=np.float64), fs=sample_rate, nperseg=4096
-        )
-        axes[0, 0].semilogx(freqs[1:], 10 * np.log10(power[1:] + 1e-20), label=label, lw=1)
-    axes[0, 0].set(xlabel="frequency (Hz)", ylabel="power (dB/Hz)", title="average spectrum")
-    axes[0, 0].set_xlim(40, sample_rate / 2)
-    axes[0, 0].legend(fontsize=8)
+    curves = None
     if responses:
-        freqs = np.geomspace(40, sample_rate / 2 * 0.95, 600)
-        for guitar, options in responses.items():
-            gain = pickup_response(guitar, freqs, sample_rate=sample_rate, options=options)
-            axes[0, 1].semilogx(freqs, 20 * np.log10(gain + 1e-12), label=guitar)
-        axes[0, 1].set(xlabel="frequency (Hz)", ylabel="gain (dB)", title="pickup circuit response")
-        axes[0, 1].legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-# the family lives in synth_family, which builds on this module: re-exported lazily
-_FAMILY_NAMES = ("FAMILY", "family_guitars", "notes_to_corpus", "randomize_take", "render_params")
-__all__ += _FAMILY_NAMES  # noqa: PLE0605
-
-
-def __getattr__(name: str):
-    if name in _FAMILY_NAMES:
-        from guitarlab.recorder import synth_family
-
-        return getattr(synth_family, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        curves = {
+            guitar: partial(pickup_response, guitar, sample_rate=sample_rate, options=options)
+            for guitar, options in responses.items()
+        }
+    return plot(takes, sample_rate, path, responses=curves)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from guitarlab.atomic import atomic_path, write_text_atomic
+from guitarlab.corpus.atomic import atomic_path, write_text_atomic
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path: Path) -> None:

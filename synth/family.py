@@ -1,6 +1,6 @@
 """The synthetic guitar family: many guitars per pickup type, randomized takes, single notes.
 
-What physically separates pickup types is modelled in ``synth_guitar`` (coil inductance
+What physically separates pickup types is modelled in ``guitar`` (coil inductance
 and its loaded resonance, a humbucker's two sensing points 18 mm apart, the magnetic
 window, hum cancelling). Everything else a real recording varies (switch position,
 knobs, cable, pick, strings, room hum, interface gain and noise, tempo, key, timing) is
@@ -8,7 +8,7 @@ drawn per take by :func:`randomize_options`, so brightness, loudness and hum alo
 tell a single coil from a humbucker. Every draw lands in the manifest's ``synth_params``
 column and :func:`render_params` renders the take again, bit for bit.
 
-Single notes (:func:`notes_to_corpus`) are recorded the way sampled-note libraries are:
+Single notes (:func:`guitarlab.synth.corpus.notes_to_corpus`) are recorded the way sampled-note libraries are:
 one file per string and fret, a short silent lead-in, then the pluck rings out.
 Strings are numbered 1 (high e) to 6 (low E) in the manifest, as most note libraries
 do; inside the renderer ``Note.string`` runs 0 (low E) to 5 (high e).
@@ -24,7 +24,6 @@ True
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 import zlib
@@ -32,11 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from guitarlab.errors import RecorderError
-from guitarlab.recorder import synth_guitar as sg
-from guitarlab.recorder.synth import (
+from guitarlab.corpus.defaults import SYNTH_RATE
+from guitarlab.corpus.errors import RecorderError
+from guitarlab.synth import guitar as sg
+from guitarlab.synth.guitar import GUITARS
+from guitarlab.synth.render import (
     Note,
-    _check_length,
     _guitar,
     guitar_labels,
     render_notes,
@@ -44,7 +44,6 @@ from guitarlab.recorder.synth import (
     resolve_options,
     synth_params,
 )
-from guitarlab.recorder.synth_guitar import GUITARS
 
 PICKUP_TYPES = ("single_coil", "humbucker", "p90")
 
@@ -224,7 +223,7 @@ def render_params(params: str | dict) -> np.ndarray:
 
     Examples
     --------
-    >>> from guitarlab.recorder.synth import synth_params
+    >>> from guitarlab.synth.render import synth_params
     >>> p = synth_params("sg", "lead", take=1, seed=0, seconds=1.0, bpm=100.0, key="E",
     ...                  sample_rate=22050, options={"tone_knob": 6})
     >>> render_params(p).shape
@@ -254,11 +253,6 @@ CHORDS: dict[str, tuple[int | None, ...]] = {
     "g_major": (3, 2, 0, 0, 0, 3),
     "d_major": (None, None, 0, 2, 3, 2),
 }
-
-
-def library_string(internal: int) -> int:
-    """Renderer string 0 (low E) .. 5 (high e) -> library numbering 6 .. 1 (1 = high e)."""
-    return 6 - int(internal)
 
 
 def note_events(
@@ -299,7 +293,7 @@ def note_events(
     ]
 
 
-def _note_jobs(frets: tuple[int, ...], chords: bool) -> list[tuple[str, dict]]:
+def note_jobs(frets: tuple[int, ...], chords: bool) -> list[tuple[str, dict]]:
     jobs = [(f"note-s{s}-f{f:02d}", {"string": s, "fret": f}) for s in range(1, 7) for f in frets]
     if chords:
         jobs += [(f"chord-{name}", {"chord": name}) for name in CHORDS]
@@ -348,173 +342,11 @@ def note_params(
     return json.dumps(base, sort_keys=True, separators=(",", ":"))
 
 
-def notes_to_corpus(
-    corpus: str | os.PathLike,
-    *,
-    guitars: tuple[str, ...] | list[str] | str = ("stratocaster", "les_paul"),
-    frets: tuple[int, ...] | list[int] = FRETS,
-    chords: bool = True,
-    takes: int = 1,
-    first_take: int | None = None,
-    seconds: float = 3.0,
-    lead_in_s: float = 0.2,
-    seed: int = 0,
-    randomize: bool = False,
-    sample_rate: int = 44100,
-    options: dict | None = None,
-    progress: bool = True,
-) -> list[str]:
-    """One file per string x fret (and a few strummed chords) per guitar; returns new ids.
-
-    Each file is a pluck after ``lead_in_s`` of silence that rings for the rest of
-    ``seconds``. Rows get ``phrase`` ``note`` (or ``chord``), ``string`` (1 = high e ..
-    6 = low E), ``fret``, ``pickup`` and ``position``. With ``randomize`` each file draws
-    its own position, knobs, pick, room and rig. Re-running with the same arguments and
-    ``first_take`` adds nothing.
-
-    Examples
-    --------
-    >>> ids = notes_to_corpus("corpus", guitars="all", randomize=True, progress=False)  # doctest: +SKIP
-    """
-    from tqdm import tqdm
-
-    from guitarlab.datasets.manifest import (
-        RAW_TONE,
-        TAKES_DIR,
-        commit_rows,
-        init_corpus,
-        next_take_number,
-        reserve_rows,
-        row_id,
-        take_key,
-    )
-
-    names = resolve_guitars(guitars)
-    frets = tuple(int(f) for f in frets)
-    bad = [f for f in frets if not 0 <= f <= 24]
-    if bad or not frets:
-        raise RecorderError(f"frets {list(frets)}: use frets 0 to 24")
-    _check_length(seconds, sample_rate)
-    if not 0 <= lead_in_s < seconds:
-        raise RecorderError(f"lead_in_s={lead_in_s}: use 0 <= lead_in_s < seconds={seconds}")
-    if takes < 1 or (first_take is not None and first_take < 1):
-        raise RecorderError(f"takes={takes}, first_take={first_take}: both must be 1 or more")
-    for name in names:
-        resolve_options(name, options)
-    root = init_corpus(corpus)
-    todo: list[tuple] = []
-
-    def choose(manifest):  # under the lock; the manifest lists ids others reserved too
-        existing = dict(
-            zip(manifest["id"], manifest.get("synth_params", [""] * len(manifest)), strict=True)
-        )
-        jobs = _note_jobs(frets, chords)
-        start = (
-            first_take
-            if first_take is not None
-            else max(next_take_number(manifest, g, jobs[0][0]) for g in names)
-        )
-        for number in range(start, start + takes):
-            for guitar in names:
-                for name, where in jobs:
-                    take = take_key(guitar, name, number)
-                    rid = row_id(take, RAW_TONE)
-                    params = note_params(
-                        guitar, name, where, take=number, seed=seed, seconds=seconds,
-                        lead_in_s=lead_in_s, sample_rate=sample_rate, options=options,
-                        randomize=randomize,
-                    )  # fmt: skip
-                    if rid not in existing:
-                        todo.append((guitar, name, where, take, rid, params))
-                    elif existing[rid] != params:
-                        raise RecorderError(
-                            f"{rid} is already in the corpus with other parameters; pick another first_take"
-                        )
-        return [{"id": j[4], "take": j[3], "path": f"{TAKES_DIR}/{j[4]}.wav",
-                 "synth_params": j[5]} for j in todo]  # fmt: skip
-
-    reservation = reserve_rows(root, choose)
-    added: list[str] = []
-    rows: list[tuple] = []
-    for guitar, _name, where, take, rid, params in tqdm(
-        todo, desc="synth notes", unit="file", disable=not progress
-    ):
-        audio = render_params(params)
-        p = json.loads(params)
-        position = p["options"]["pickup_position"]
-        what = (
-            f"chord {where['chord']}"
-            if "chord" in where
-            else f"string {where['string']} fret {where['fret']}"
-        )
-        write_raw_take(
-            root,
-            rid,
-            take,
-            audio,
-            sample_rate,
-            guitar=guitar,
-            position=position,
-            phrase=p["phrase"],
-            seed=seed,
-            params=params,
-            notes=f"synthetic {guitar}, {position} pickup, {what}",
-            extra={"string": str(where.get("string", "")), "fret": str(where.get("fret", ""))},
-            batch=rows,
-        )  # fmt: skip
-        added.append(rid)
-        if len(rows) >= 50:  # the manifest is rewritten per commit: batch the small files
-            commit_rows(root, rows)
-            rows = []
-    if rows:
-        commit_rows(root, rows)
-    reservation.release()
-    return added
-
-
-def write_raw_take(
-    root: str | os.PathLike, rid: str, take: str, audio: np.ndarray, sample_rate: int, *,
-    guitar: str, position: str, phrase: str, seed: int, params: str, notes: str,
-    extra: dict | None = None, batch: list | None = None,
-) -> dict:  # fmt: skip
-    """Write one synthetic raw file and add its manifest row; returns the row. The one
-    row builder of the synthetic guitar.
-
-    The audio goes to a temp name and is moved in with its row (``commit_rows``); with
-    ``batch`` the ``(row, temp)`` pair is appended there for the caller to commit.
-    """
-    from guitarlab.datasets.manifest import RAW_TONE, TAKES_DIR, commit_rows, stage_audio
-    from guitarlab.recorder.levels import DEFAULT_TARGET_RMS_DBFS, level_match_gain_db
-
-    row = {
-        "id": rid,
-        "path": f"{TAKES_DIR}/{rid}.wav",
-        **guitar_labels(guitar, position),
-        "position": position,
-        "phrase": phrase,
-        "tone": RAW_TONE,
-        "take": take,
-        "gain_db": round(level_match_gain_db(audio, target_rms_dbfs=DEFAULT_TARGET_RMS_DBFS), 3),
-        "recorded_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "device": "synth",
-        "player": f"synth-seed{seed}",
-        "notes": notes,
-        "synth_params": params,
-        **(extra or {}),
-    }
-    row, tmp = stage_audio(root, row, audio, sample_rate)
-    if batch is None:
-        commit_rows(root, [(row, tmp)])
-    else:
-        batch.append((row, tmp))
-    return row
-
-
 # ---------------------------------------------------------------- the family in one figure
 
 
 def family_spectra(
-    *, takes: int = 3, seconds: float = 8.0, seed: int = 0, sample_rate: int = 44100,
+    *, takes: int = 3, seconds: float = 8.0, seed: int = 0, sample_rate: int = SYNTH_RATE,
     phrases: tuple[str, ...] = ("backing", "lead"), guitars: list[str] | None = None,
 ) -> dict[str, np.ndarray]:  # fmt: skip
     """Long-term average spectra (dB, per-take level removed) of randomized takes.
@@ -546,8 +378,8 @@ def plot_family(
 ) -> Path:
     """Average spectrum per pickup type with its 10-90 % spread over randomized takes, and
     each guitar's pickup-circuit response at every position (knobs open). Writes a PNG."""
-    from guitarlab.plotting import pyplot
-    from guitarlab.recorder.synth import pickup_response
+    from guitarlab.corpus.plotting import pyplot
+    from guitarlab.synth.render import pickup_response
 
     plt = pyplot()
     spectra = spectra if spectra is not None else family_spectra(**kwargs)

@@ -10,9 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from guitarlab.cli import cli
-from guitarlab.datasets import manifest as mf
+from guitarlab.corpus import audit
+from guitarlab.corpus import manifest as mf
+from guitarlab.corpus.errors import ManifestError
 from guitarlab.datasets.importer import import_folder
-from guitarlab.errors import ManifestError
 
 
 def _row(i: int, worker: int = 0) -> dict:
@@ -78,7 +79,7 @@ def test_four_processes_appending_concurrently_lose_no_row(tmp_path: Path) -> No
     frame = mf.load_manifest(root)
     assert len(frame) == 1000 and frame["id"].is_unique
     # rows point at no files, so the only problems are the missing files (no corruption)
-    problems = mf.check_manifest(root)
+    problems = audit.check_manifest(root)
     assert len(problems) == 1000 and all("missing file" in p.message for p in problems)
     assert not list(Path(root).glob(".manifest.*"))  # no temp files left behind
 
@@ -86,7 +87,7 @@ def test_four_processes_appending_concurrently_lose_no_row(tmp_path: Path) -> No
 def test_check_names_every_problem(tmp_path: Path, seed_folder: Path) -> None:
     root = tmp_path / "c"
     import_folder(seed_folder, root, progress=False)
-    assert mf.check_manifest(root) == []
+    assert audit.check_manifest(root) == []
     frame = mf.load_manifest(root)
     ids = list(frame["id"])
     # corrupt several rows, each in its own way
@@ -100,7 +101,7 @@ def test_check_names_every_problem(tmp_path: Path, seed_folder: Path) -> None:
     frame = pd.concat([frame, frame.iloc[[7]]], ignore_index=True)  # duplicate id
     (root / frame.loc[8, "path"]).unlink()  # missing file
     frame.to_csv(root / "manifest.csv", index=False)
-    text = "\n".join(str(p) for p in mf.check_manifest(root))
+    text = "\n".join(str(p) for p in audit.check_manifest(root))
     assert f"{ids[0]}: guitar is empty" in text
     assert f"{ids[1]}: pickup 'Single Coil!' is malformed" in text
     assert f"{ids[2]}: path '../outside.wav' points outside the corpus" in text
@@ -139,7 +140,7 @@ def test_cli_check_exit_codes_and_fix_levels(tmp_path: Path, seed_folder: Path) 
 def test_summary_shows_balance_and_levels(tmp_path: Path, seed_folder: Path) -> None:
     root = tmp_path / "c"
     import_folder(seed_folder, root, progress=False)
-    counts, levels = mf.summary_tables(mf.load_manifest(root))
+    counts, levels = audit.summary_tables(mf.load_manifest(root))
     assert len(counts) == 16 and set(counts["files"]) == {1}
     assert counts["minutes"].sum() == pytest.approx(16 * 0.5 / 60, abs=0.01)
     assert set(levels["guitar"]) == {"stratocaster", "les_paul"}
@@ -173,7 +174,7 @@ def test_summary_lists_every_label_column_and_counts_by_them(tmp_path: Path) -> 
         src, root, pattern="{pickup}_{string}_fret{fret}_rr{take}", labels={"guitar": "ibanez"},
         progress=False,
     )  # fmt: skip
-    columns = mf.column_summary(mf.load_manifest(root)).set_index("column")
+    columns = audit.column_summary(mf.load_manifest(root)).set_index("column")
     assert list(columns.index) == ["pickup", "string", "fret"]
     assert columns.loc["fret", "counts"] == "00 (2), 06 (2), 12 (2)"
     assert columns.loc["pickup", "values"] == 2

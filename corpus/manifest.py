@@ -4,6 +4,10 @@
 it and replaces the file atomically (temp file, fsync, rename), so concurrent writers
 never lose each other's rows and a crash never leaves half a manifest. Columns the
 schema does not know are carried through untouched.
+
+Over 500 lines on purpose: the schema, the lock, reservations and the atomic commit are
+one protocol; a writer reads one file to know how a row lands safely (checks and
+summaries are in ``guitarlab.corpus.audit``).
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock
 
-from guitarlab.atomic import atomic_path, temp_name
-from guitarlab.errors import ManifestError
+from guitarlab.corpus.atomic import atomic_path, temp_name
+from guitarlab.corpus.errors import ManifestError
 
 MANIFEST_NAME = "manifest.csv"
 LOCK_NAME = "manifest.csv.lock"
@@ -112,6 +116,68 @@ def take_key(guitar: str, phrase: str, number: int) -> str:
 def row_id(take: str, tone: str, suffix: str = "") -> str:
     """The ``id`` column: ``stratocaster-backing-t001-crunch`` (plus an optional suffix)."""
     return f"{take}-{tone}" + (f"-{suffix}" if suffix else "")
+
+
+def manifest_row(
+    *,
+    id: str,
+    path: str,
+    guitar: str,
+    phrase: str,
+    take: str,
+    columns: dict,
+    tone: str = RAW_TONE,
+    pickup: str = "",
+    source: str = "",
+    preset_hash: str = "",
+    target_rms_dbfs: float | None = None,
+    recorded_at: str | None = None,
+    device: str = "",
+    player: str = "",
+    notes: str = "",
+    **extra,
+) -> dict:
+    """One manifest row: the one builder every writer (recorder, synth, augment, import) uses.
+
+    ``columns`` are the file's columns as read from it (``corpus.audio.file_columns``:
+    header, levels, sha256); ``gain_db`` follows from its ``rms_dbfs`` by the one rule
+    (:func:`~guitarlab.corpus.levels.gain_to_target_db`, the default target unless
+    ``target_rms_dbfs`` is given). ``recorded_at`` defaults to now (UTC); ``extra`` are
+    kept as extra columns.
+
+    Examples
+    --------
+    >>> row = manifest_row(id="strat-lead-t001-raw", path="takes/strat-lead-t001-raw.wav",
+    ...                    guitar="strat", phrase="lead", take="strat-lead-t001",
+    ...                    columns={"rms_dbfs": -26.0}, recorded_at="2026-01-01T00:00:00")
+    >>> row["tone"], row["gain_db"], row["source"]
+    ('raw', 6.0, '')
+    """
+    from guitarlab.corpus.levels import DEFAULT_TARGET_RMS_DBFS, gain_to_target_db
+
+    if recorded_at is None:
+        from datetime import datetime, timezone
+
+        recorded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    target = DEFAULT_TARGET_RMS_DBFS if target_rms_dbfs is None else float(target_rms_dbfs)
+    return {
+        "id": id,
+        "path": path,
+        "guitar": guitar,
+        "pickup": pickup,
+        "phrase": phrase,
+        "tone": tone,
+        "take": take,
+        "source": source,
+        "preset_hash": preset_hash,
+        **columns,
+        "gain_db": gain_to_target_db(columns["rms_dbfs"], target_rms_dbfs=target),
+        "recorded_at": recorded_at,
+        "device": device,
+        "player": player,
+        "notes": notes,
+        **extra,
+    }
 
 
 def next_take_number(manifest: pd.DataFrame, guitar: str, phrase: str) -> int:
@@ -571,7 +637,7 @@ def stage_audio(
 ) -> tuple[dict, Path]:
     """Write ``audio`` to a temp name beside ``row["path"]`` and fill the row's file
     columns (header, levels, sha256) from it: ``(row, temp)``, ready for :func:`commit_rows`."""
-    from guitarlab.datasets.audio import DEFAULT_SUBTYPE, file_columns, write_audio_file
+    from guitarlab.corpus.audio import DEFAULT_SUBTYPE, file_columns, write_audio_file
 
     dest = resolve_audio_path(root, row["path"])
     tmp = temp_name(dest)
@@ -624,292 +690,3 @@ def open_corpus(root: str | os.PathLike, *, create: bool = False) -> pd.DataFram
     if create:
         init_corpus(root)
     return load_manifest(root)
-
-
-# ---------------------------------------------------------------- check
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with one manifest row."""
-
-    id: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.id or '<no id>'}: {self.message}"
-
-
-def label_problems(row: pd.Series) -> list[str]:
-    """Empty or malformed labels of one row."""
-    problems = []
-    for column in ("guitar", "phrase", "take"):
-        value = row[column]
-        pattern = ID_RE if column == "take" else SLUG_RE
-        if not value:
-            problems.append(f"{column} is empty; set it (lower-case slug such as 'les_paul')")
-        elif not pattern.match(value):
-            problems.append(
-                f"{column} {value!r} is malformed; use a lower-case slug such as 'les_paul'"
-            )
-    if not row["tone"]:
-        problems.append("tone is empty; use 'raw' for a recorded take or the preset name")
-    elif not TONE_RE.match(row["tone"]):
-        problems.append(f"tone {row['tone']!r} is malformed; use 'raw' or a preset name")
-    if row["pickup"] and not SLUG_RE.match(row["pickup"]):
-        problems.append(
-            f"pickup {row['pickup']!r} is malformed; use e.g. {', '.join(KNOWN_PICKUPS[:3])}"
-        )
-    if not row["id"]:
-        problems.append("id is empty")
-    elif not ID_RE.match(row["id"]):
-        problems.append(
-            f"id {row['id']!r} is not filename-safe; use lower-case letters, digits, '-', '_'"
-        )
-    return problems
-
-
-def check_manifest(root: str | os.PathLike, *, verify_sha256: bool = True) -> list[Problem]:
-    """Every problem in a corpus, one per row and issue; an empty list means all is well.
-
-    Like mirdata's ``validate()``, this reports and lets the caller decide what to do.
-    """
-    from guitarlab.datasets.audio import audio_info, sha256_file, wav_length_problem
-
-    frame = load_manifest(root)
-    problems: list[Problem] = [Problem(str(rel), why) for rel, why in stray_files(root, frame)]
-    ids = set(frame["id"])
-    for dup in sorted(frame["id"][frame["id"].duplicated()].unique()):
-        problems.append(Problem(dup, "duplicate id; every row needs its own id"))
-    by_id = {row["id"]: row for _, row in frame.iterrows()}
-    bad = {(rid, column) for rid, column, _ in frame.attrs.get("bad_cells", [])}
-    for rid, column, value in frame.attrs.get("bad_cells", []):
-        problems.append(
-            Problem(rid, f"{column} {value!r} is not a number; correct the cell in manifest.csv")
-        )
-    for _, row in frame.iterrows():
-        rid = row["id"]
-        problems += [Problem(rid, message) for message in label_problems(row)]
-        for column in HEADER_COLUMNS:
-            if pd.isna(row[column]) and (rid, column) not in bad:
-                problems.append(
-                    Problem(
-                        rid,
-                        f"{column} is empty; run 'guitarlab manifest check --fix-levels' after re-importing",
-                    )
-                )
-        source = row["source"]
-        if source and source not in ids:
-            problems.append(Problem(rid, f"source {source!r} points at no row"))
-        elif source and source in by_id:
-            source_path = by_id[source]["path"]
-            if not path_problem(source_path) and not (Path(root) / source_path).exists():
-                problems.append(Problem(rid, f"render whose source file {source_path} is missing"))
-        if row["tone"] != RAW_TONE and row["tone"] and row["source"] == RAW_TONE:
-            problems.append(Problem(rid, "source must be a row id, not 'raw'"))
-        bad_path = path_problem(row["path"])
-        if bad_path:
-            problems.append(Problem(rid, bad_path))
-            continue
-        full = Path(root) / row["path"]
-        if not full.exists():
-            problems.append(Problem(rid, f"missing file {row['path']}"))
-            continue
-        try:
-            info = audio_info(full)
-        except Exception as exc:  # report, never crash the check
-            problems.append(Problem(rid, str(exc)))
-            continue
-        cut = wav_length_problem(full)
-        if cut:
-            problems.append(Problem(rid, f"{row['path']}: {cut}"))
-        for column, actual in zip(
-            HEADER_COLUMNS, (info.samplerate, info.channels, info.frames), strict=True
-        ):
-            if not pd.isna(row[column]) and int(row[column]) != int(actual):
-                problems.append(
-                    Problem(rid, f"header says {column}={actual} but the row says {row[column]}")
-                )
-        if verify_sha256 and row["sha256"] and sha256_file(full) != row["sha256"]:
-            problems.append(
-                Problem(
-                    rid, f"sha256 mismatch for {row['path']}: the file changed since it was added"
-                )
-            )
-        elif not row["sha256"]:
-            problems.append(Problem(rid, "sha256 is empty"))
-    return problems
-
-
-TEMP_RE = re.compile(r"^\.(?P<stem>.+)\.(?P<pid>\d+)-[0-9a-f]+\.part(\.\w+)?$")
-
-
-def stray_files(
-    root: str | os.PathLike, frame: pd.DataFrame | None = None
-) -> list[tuple[str, str]]:
-    """Files in the corpus no row accounts for: ``(relative path, why)``.
-
-    Temp files of interrupted writes (``.NAME.<pid>-<hex>.part.wav``, ``*.tmp``) whose
-    process is gone, and audio under ``takes/``/``tones/`` that no
-    row lists (and no live process is writing).
-    """
-    from guitarlab.datasets.audio import AUDIO_SUFFIXES
-
-    root = Path(root)
-    frame = load_manifest(root) if frame is None else frame
-    listed = set(frame["path"])
-    in_flight = {row.get("path", "") for row in reservations(root)}
-    out = []
-    for folder in (root, root / TAKES_DIR, root / TONES_DIR):
-        for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-            if not path.is_file():
-                continue
-            rel = path.relative_to(root).as_posix()
-            name = path.name
-            match = TEMP_RE.match(name)
-            if match or (name.startswith(".") and (".part" in name or name.endswith(".tmp"))):
-                if match and pid_alive(int(match["pid"])):
-                    continue
-                out.append(
-                    (
-                        rel,
-                        "temp file of an interrupted write; 'guitarlab recover --clean' removes it",
-                    )
-                )
-            elif folder != root and path.suffix.lower() in AUDIO_SUFFIXES:
-                if rel in listed or rel in in_flight:
-                    continue
-                fix = (
-                    "'guitarlab recover' adds it"
-                    if folder.name == TAKES_DIR
-                    else "'guitarlab recover --clean' removes it"
-                )
-                out.append((rel, f"audio file no row lists; {fix}"))
-    return out
-
-
-def clean_strays(root: str | os.PathLike) -> list[str]:
-    """Delete what :func:`stray_files` lists except unlisted takes (a recording is never
-    deleted: ``recover`` adds it); unlisted renders go with their preset sidecar."""
-    root = Path(root)
-    removed = []
-    with manifest_lock(root):
-        reservations(root, drop_stale=True)  # harmless (the next writer drops them) but tidy
-        for rel, _ in stray_files(root):
-            path = root / rel
-            if rel.startswith(f"{TAKES_DIR}/") and not path.name.startswith("."):
-                continue
-            path.unlink(missing_ok=True)
-            if rel.startswith(f"{TONES_DIR}/") and not path.name.startswith("."):
-                for sidecar in path.parent.glob(f"{path.stem}.*json"):
-                    sidecar.unlink(missing_ok=True)
-            removed.append(rel)
-    return removed
-
-
-def fix_levels(root: str | os.PathLike, *, target_rms_dbfs: float | None = None) -> pd.DataFrame:
-    """Recompute ``peak_dbfs`` and ``rms_dbfs`` (and ``gain_db`` when a target is given)."""
-    from guitarlab.datasets.audio import read_audio
-    from guitarlab.recorder.levels import level_match_gain_db, peak_dbfs, rms_dbfs
-
-    def refresh(frame: pd.DataFrame) -> pd.DataFrame:
-        for index, row in frame.iterrows():
-            if path_problem(row["path"]) or not (Path(root) / row["path"]).exists():
-                continue
-            audio, _ = read_audio(Path(root) / row["path"])
-            frame.loc[index, "peak_dbfs"] = round(peak_dbfs(audio), 3)
-            frame.loc[index, "rms_dbfs"] = round(rms_dbfs(audio), 3)
-            if target_rms_dbfs is not None:
-                frame.loc[index, "gain_db"] = round(
-                    level_match_gain_db(audio, target_rms_dbfs=target_rms_dbfs), 3
-                )
-        return frame
-
-    return update_manifest(root, refresh)
-
-
-# ---------------------------------------------------------------- summary
-
-
-# Extra columns writers fill with what they measured (take checks, dropouts), not labels.
-RECORD_COLUMNS = ("checks", "dropouts", "stalls", "dropped_frames", "dropout_detail")
-
-# Schema columns that label files, shown by ``column_summary`` beside every extra column.
-SUMMARY_LABEL_COLUMNS = ("pickup", "player")
-
-
-def column_summary(frame: pd.DataFrame, *, max_values: int = 12) -> pd.DataFrame:
-    """One row per label column beyond guitar/phrase/tone: its values and file counts.
-
-    Covers ``pickup``, ``player`` and every extra column (``string``, ``fret``,
-    ``session``, ...) that has a value in some row: the columns a dataset can use as
-    ``--label``, ``--group-by`` or in ``--test-where``. Numbers sort as numbers.
-
-    Returns
-    -------
-    DataFrame
-        ``column``, ``values`` (distinct), ``files`` (rows with a value), ``counts``
-        (``"value (files), ..."``, the first ``max_values``).
-    """
-    extras = [c for c in frame.columns if c not in SCHEMA and c not in RECORD_COLUMNS]
-    out = []
-    for column in [*SUMMARY_LABEL_COLUMNS, *extras]:
-        if column not in frame.columns:
-            continue
-        text = frame[column].astype(str).str.strip()
-        text = text[(text != "") & (text != "nan")]
-        if text.empty:
-            continue
-        counts = text.value_counts()
-        numbers = pd.to_numeric(pd.Series(counts.index), errors="coerce")
-        if numbers.notna().all():
-            order = [counts.index[i] for i in np.argsort(numbers.to_numpy(), kind="stable")]
-        else:
-            order = sorted(counts.index)
-        shown = ", ".join(f"{value} ({counts[value]})" for value in order[:max_values])
-        if len(order) > max_values:
-            shown += f", ... {len(order) - max_values} more"
-        out.append(
-            {"column": column, "values": len(order), "files": int(text.size), "counts": shown}
-        )
-    return pd.DataFrame(out, columns=["column", "values", "files", "counts"])
-
-
-def summary_tables(
-    frame: pd.DataFrame, *, takes: bool = False, by: Iterable[str] = ()
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(files and minutes per guitar x phrase x tone [x by] [x take], levels per guitar)``."""
-    by = [c for c in by if c not in ("guitar", "phrase", "tone")]
-    missing = [c for c in by if c not in frame.columns]
-    if missing:
-        raise ManifestError(
-            f"no column {missing[0]!r} in the manifest; known: {', '.join(map(str, frame.columns))}"
-        )
-    keys = ["guitar", "phrase", "tone", *by] + (["take"] if takes else [])
-    if frame.empty:
-        return pd.DataFrame(columns=keys + ["files", "minutes"]), pd.DataFrame(
-            columns=["guitar", "takes", "mean_rms_dbfs", "mean_peak_dbfs", "rms_spread_db"]
-        )
-    work = frame.assign(
-        minutes=frame["frames"].astype(float) / frame["sample_rate"].astype(float) / 60.0
-    )
-    counts = (
-        work.groupby(keys, sort=True)
-        .agg(files=("id", "size"), minutes=("minutes", "sum"))
-        .reset_index()
-    )
-    counts["minutes"] = counts["minutes"].round(3)
-    raw = work[work["tone"] == RAW_TONE]
-    raw = raw if not raw.empty else work
-    levels = (
-        raw.groupby("guitar", sort=True)
-        .agg(
-            takes=("take", "nunique"),
-            mean_rms_dbfs=("rms_dbfs", "mean"),
-            mean_peak_dbfs=("peak_dbfs", "mean"),
-            rms_spread_db=("rms_dbfs", lambda s: float(s.max() - s.min()) if len(s) else np.nan),
-        )
-        .reset_index()
-        .round(2)
-    )
-    return counts, levels

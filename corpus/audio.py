@@ -7,15 +7,16 @@ file and say what to do, and so that no half-written file ever appears under its
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from guitarlab.atomic import atomic_path, finish_temp
-from guitarlab.errors import AudioFileError
-from guitarlab.recorder.levels import peak_dbfs, rms_dbfs
+from guitarlab.corpus.atomic import atomic_path, finish_temp
+from guitarlab.corpus.errors import AudioFileError
+from guitarlab.corpus.levels import peak_dbfs, rms_dbfs
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff")
 DEFAULT_SUBTYPE = "PCM_24"
@@ -179,3 +180,43 @@ def file_columns(path: str | os.PathLike) -> dict:
         "rms_dbfs": round(rms_dbfs(audio), 3),
         "sha256": sha256_file(path),
     }
+
+
+def mono_at_rate(
+    audio: np.ndarray, sample_rate: int, *, target_rate: int, gain_db: float | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """Mono float32 audio at ``target_rate``, and notes on what changed.
+
+    Channels are averaged, ``gain_db`` (when given) is applied, then the signal is
+    resampled with ``scipy.signal.resample_poly``. The first step of the one preprocessing
+    path (:func:`guitarlab.datasets.windows.prepare`): dataset build, prediction and the
+    recorder's test input all read audio through it.
+
+    Examples
+    --------
+    >>> mono, notes = mono_at_rate(np.ones((4, 2)), 8000, target_rate=8000)
+    >>> mono.dtype, mono.shape, notes
+    (dtype('float32'), (4,), ['2 channels mixed to mono'])
+    >>> mono_at_rate(np.ones(441), 44100, target_rate=8000)[0].shape
+    (80,)
+    """
+    audio = np.asarray(audio, dtype=np.float32)
+    notes: list[str] = []
+    if audio.ndim == 2:
+        if audio.shape[1] > 1:
+            notes.append(f"{audio.shape[1]} channels mixed to mono")
+            audio = audio.mean(axis=1, dtype=np.float32)
+        else:
+            audio = audio[:, 0]
+    if gain_db is not None and np.isfinite(gain_db) and gain_db != 0:
+        audio = audio * np.float32(10.0 ** (float(gain_db) / 20.0))
+    rate, target = int(sample_rate), int(target_rate)
+    if rate != target:
+        if rate <= 0 or target <= 0:
+            raise AudioFileError(f"cannot resample {rate} Hz -> {target} Hz; both must be positive")
+        from scipy.signal import resample_poly
+
+        g = math.gcd(rate, target)
+        audio = resample_poly(audio, target // g, rate // g).astype(np.float32)
+        notes.append(f"resampled {rate} Hz -> {target} Hz")
+    return audio, notes

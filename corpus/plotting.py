@@ -1,0 +1,63 @@
+"""Headless matplotlib for every stage's PNGs (reports, meters, spectra)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend: pictures are files, never windows.
+
+    Imported on first use so commands that draw nothing start without matplotlib.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_spectra(
+    takes: dict[str, np.ndarray],
+    sample_rate: int,
+    path: str | os.PathLike,
+    *,
+    responses: dict[str, Callable[[np.ndarray], np.ndarray]] | None = None,
+) -> Path:
+    """Long-term average spectra of ``takes`` (label -> audio), optionally beside responses.
+
+    ``responses`` maps a label to a function from frequencies (Hz) to linear gain and adds
+    a second panel with each magnitude response. Writes a PNG and returns its path.
+    """
+    from scipy import signal
+
+    plt = pyplot()
+
+    panels = 2 if responses else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4.0), squeeze=False)
+    for label, audio in takes.items():
+        freqs, power = signal.welch(
+            np.asarray(audio, dtype=np.float64), fs=sample_rate, nperseg=4096
+        )
+        axes[0, 0].semilogx(freqs[1:], 10 * np.log10(power[1:] + 1e-20), label=label, lw=1)
+    axes[0, 0].set(xlabel="frequency (Hz)", ylabel="power (dB/Hz)", title="average spectrum")
+    axes[0, 0].set_xlim(40, sample_rate / 2)
+    axes[0, 0].legend(fontsize=8)
+    if responses:
+        freqs = np.geomspace(40, sample_rate / 2 * 0.95, 600)
+        for label, response in responses.items():
+            gain = response(freqs)
+            axes[0, 1].semilogx(freqs, 20 * np.log10(gain + 1e-12), label=label)
+        axes[0, 1].set(xlabel="frequency (Hz)", ylabel="gain (dB)", title="pickup circuit response")
+        axes[0, 1].legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

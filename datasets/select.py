@@ -1,0 +1,199 @@
+"""Choosing a build's rows: ``--where`` queries over the manifest, labels, file probes.
+
+Everything a build can decide from the manifest and the file headers, before any audio
+is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import soundfile as sf
+
+from guitarlab.corpus.audio import wav_length_problem
+from guitarlab.corpus.errors import DatasetError
+from guitarlab.corpus.manifest import path_problem
+
+
+def numeric_view(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with every text column whose values are all numbers (or empty) as numbers.
+
+    Extra manifest columns are stored as text (``fret`` = ``"03"``); queries compare
+    them as numbers through this view, so ``"fret >= 6"`` means what it says.
+    """
+    out = rows.copy()
+    for column in out.columns:
+        if not (
+            pd.api.types.is_object_dtype(out[column]) or pd.api.types.is_string_dtype(out[column])
+        ):
+            continue
+        text = out[column].astype(str).str.strip()
+        filled = text[text != ""]
+        if filled.empty:
+            continue
+        numbers = pd.to_numeric(filled, errors="coerce")
+        if numbers.notna().all():
+            out[column] = pd.to_numeric(text.where(text != ""), errors="coerce")
+    return out
+
+
+def query_rows(rows: pd.DataFrame, expression: str, *, option: str = "--where") -> pd.DataFrame:
+    """The rows of ``rows`` a pandas query selects, numbers compared as numbers."""
+    try:
+        picked = numeric_view(rows).query(expression, engine="python")
+    except Exception as exc:  # pandas raises many kinds for a bad expression
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatasetError(
+            f"{option} {expression!r} is not a valid query over the manifest columns ({reason}); "
+            'example: "tone != \'distorted\'" or "fret >= 6"'
+        ) from None
+    if not isinstance(picked, pd.DataFrame):
+        raise DatasetError(f"{option} {expression!r} must be a condition such as \"tone == 'raw'\"")
+    return rows.loc[picked.index]
+
+
+def query_columns(expression: str | None, columns) -> list[str]:
+    """The manifest columns an expression names, in order of appearance."""
+    if not expression:
+        return []
+    names = re.findall(r"`([^`]+)`|([A-Za-z_][A-Za-z0-9_]*)", expression)
+    known, out = set(map(str, columns)), []
+    for quoted, plain in names:
+        name = quoted or plain
+        if name in known and name not in out:
+            out.append(name)
+    return out
+
+
+def where_takes(rows: pd.DataFrame, expression: str, *, option: str) -> list[str]:
+    """The takes a condition holds out whole; refuses one that splits a take.
+
+    Every file of a returned take matches ``expression``, and no file of any other take
+    does, so no held-out file shares its performance with a training file.
+    """
+    picked = query_rows(rows, expression, option=option)
+    if picked.empty:
+        raise DatasetError(
+            f"{option} {expression!r} selects no file; check the column's values with "
+            "'guitarlab manifest summary'"
+        )
+    chosen = set(picked["id"])
+    takes = sorted(set(map(str, picked["take"])))
+    for take in takes:
+        ids = rows.loc[rows["take"].astype(str) == take, "id"]
+        outside = [i for i in ids if i not in chosen]
+        if outside:
+            inside = next(i for i in ids if i in chosen)
+            raise DatasetError(
+                f"{option} {expression!r} splits take {take}: it selects {inside} but not "
+                f"{outside[0]}; hold out whole takes (widen the condition, or re-import with "
+                "--take file so every file is its own take)"
+            )
+    return takes
+
+
+def select_rows(manifest: pd.DataFrame, *, label: str, where: str | None = None) -> pd.DataFrame:
+    """The manifest rows a dataset uses: ``where`` applied, label present and varied."""
+    for column in ("id", "path"):  # one file twice would be trained and tested on twice
+        twice = manifest[column][manifest[column].duplicated() & (manifest[column] != "")]
+        if len(twice):
+            raise DatasetError(
+                f"manifest.csv: {column} {twice.iloc[0]!r} is in more than one row; remove the "
+                "duplicate ('guitarlab manifest check' lists it)"
+            )
+    rows = manifest
+    if where:
+        rows = query_rows(manifest, where, option="--where")
+    if rows.empty:
+        raise DatasetError(
+            "no manifest rows selected"
+            + (f" by --where {where!r}" if where else " (the corpus is empty)")
+            + "; check 'guitarlab manifest summary'"
+        )
+    if label not in rows.columns:
+        raise DatasetError(
+            f"no column {label!r} to use as the label; known: {', '.join(map(str, rows.columns))}"
+        )
+    values = rows[label].astype(str)
+    empty = rows.loc[(values == "") | (values == "nan"), "id"]
+    if len(empty):
+        raise DatasetError(
+            f"row {empty.iloc[0]} has no {label!r} label; fill it in the manifest or exclude it with --where"
+        )
+    classes = sorted(set(values))
+    if len(classes) < 2:
+        raise DatasetError(
+            f"label {label!r} has one value ({classes[0]}) in the selection; a classifier needs "
+            "at least two: add files or change --label/--where"
+        )
+    return rows.reset_index(drop=True)
+
+
+def manifest_hash(rows: pd.DataFrame) -> str:
+    """sha256 over ``id:sha256`` of the rows used, sorted by id: which files, which bytes."""
+    digest = hashlib.sha256()
+    for rid, sha in sorted(zip(rows["id"], rows["sha256"], strict=True)):
+        digest.update(f"{rid}:{sha}\n".encode())
+    return digest.hexdigest()
+
+
+def probe_files(
+    rows: pd.DataFrame, corpus: str | os.PathLike, *, resample: bool = False
+) -> tuple[pd.DataFrame, int]:
+    """Read every file's header: ``rows`` plus ``file``, ``file_rate``, ``channels``, ``frames``.
+
+    ``frames`` is what the build will produce (after resampling), so splits can be planned
+    before any sample is read. Returns the rows and the dataset's sample rate.
+    """
+    files, rates, channels, frames = [], [], [], []
+    for rid, rel in zip(rows["id"], rows["path"], strict=True):
+        problem = path_problem(rel)
+        if problem:
+            raise DatasetError(f"row {rid}: {problem}")
+        full = Path(corpus) / rel
+        if not full.is_file():
+            raise DatasetError(
+                f"{full}: file of row {rid} is missing; restore it, or leave it out with --where \"id != '{rid}'\""
+            )
+        try:
+            info = sf.info(str(full))
+        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+            raise DatasetError(
+                f"{full}: cannot read the audio header of row {rid} ({str(exc).splitlines()[0]}); re-export it or leave it out with --where"
+            ) from None
+        cut = wav_length_problem(full)
+        if cut:
+            raise DatasetError(f"{full}: row {rid}: {cut}, or leave it out with --where")
+        files.append(str(full))
+        rates.append(int(info.samplerate))
+        channels.append(int(info.channels))
+        frames.append(int(info.frames))
+    counts = Counter(rates)
+    rate = max(counts, key=lambda r: (counts[r], r))
+    out = rows.copy()
+    out["file"] = files
+    out["file_rate"] = rates
+    out["channels"] = channels
+    out["file_frames"] = frames
+    odd = out[out["file_rate"] != rate]
+    if len(odd) and not resample:
+        first = odd.iloc[0]
+        raise DatasetError(
+            f"{first['file']}: {first['file_rate']} Hz but the other files are {rate} Hz; "
+            "pass --resample to convert it, or leave it out with --where"
+        )
+    out["frames"] = [resampled_frames(n, r, rate) for n, r in zip(frames, rates, strict=True)]
+    return out, rate
+
+
+def resampled_frames(frames: int, rate: int, target: int) -> int:
+    if rate == target:
+        return int(frames)
+    g = math.gcd(rate, target)
+    return int(math.ceil(frames * (target // g) / (rate // g)))

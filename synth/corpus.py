@@ -1,0 +1,298 @@
+"""The synthetic guitar's writers: takes and single notes into a corpus, with their rows.
+
+``synth_to_corpus`` plays phrases (or, with ``notes``, single notes and chords) on
+guitars of the family and commits each file with its manifest row
+(:func:`~guitarlab.corpus.manifest.manifest_row`), its ``synth_params`` enough to render
+it again bit for bit.
+
+Examples
+--------
+>>> synth_to_corpus("my-corpus", guitars="all", takes=2, seconds=10)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from guitarlab.corpus.defaults import SYNTH_RATE
+from guitarlab.corpus.errors import RecorderError
+from guitarlab.synth import family as fam
+from guitarlab.synth.family import FRETS, note_jobs, note_params, render_params, resolve_guitars
+from guitarlab.synth.phrases import PHRASES
+from guitarlab.synth.render import check_length, guitar_labels, resolve_options, synth_params
+
+__all__ = ["notes_to_corpus", "synth_to_corpus", "write_raw_take"]
+
+
+def synth_to_corpus(
+    corpus: str | os.PathLike,
+    *,
+    guitars: tuple[str, ...] | list[str] | str = ("stratocaster", "les_paul"),
+    phrases: tuple[str, ...] | list[str] = ("backing", "lead"),
+    takes: int = 1,
+    first_take: int | None = None,
+    seconds: float = 60.0,
+    seed: int = 0,
+    bpm: float = 120.0,
+    key: str = "A",
+    sample_rate: int = SYNTH_RATE,
+    options: dict | None = None,
+    randomize: bool = False,
+    notes: bool = False,
+    progress: bool = True,
+) -> list[str]:
+    """Render takes into ``corpus/takes/`` and add their manifest rows; returns the new ids.
+
+    Take numbers continue after the highest existing take of each phrase over all the
+    requested guitars, so one call plays the same performances on every guitar. With
+    ``first_take`` the numbers are fixed: takes already present with identical
+    parameters are skipped (re-running is a no-op), with other parameters it is an error.
+
+    ``guitars`` may name family guitars, ``all`` or a pickup type (see ``FAMILY``). With
+    ``randomize`` every take draws its switch position, knobs, cable, pick, strings,
+    room hum, rig, timing, tempo and key (``family.randomize_take``; ``options``
+    given here override the draws, ``bpm`` and ``key`` are drawn). With ``notes`` the
+    call writes single notes instead (``notes_to_corpus``; ``phrases``,
+    ``bpm`` and ``key`` do not apply there).
+    """
+    from tqdm import tqdm
+
+    from guitarlab.corpus.manifest import (
+        RAW_TONE,
+        TAKES_DIR,
+        init_corpus,
+        next_take_number,
+        reserve_rows,
+        row_id,
+        take_key,
+    )
+
+    if notes:
+        return notes_to_corpus(
+            corpus, guitars=guitars, takes=takes, first_take=first_take, seconds=seconds,
+            seed=seed, randomize=randomize, sample_rate=sample_rate, options=options,
+            progress=progress,
+        )  # fmt: skip
+    guitars = fam.resolve_guitars(guitars)
+    for name in guitars:
+        resolve_options(name, options)
+    for phrase in phrases:
+        if phrase not in PHRASES:
+            raise RecorderError(f"unknown phrase {phrase!r}; known: {', '.join(PHRASES)}")
+    if takes < 1 or (first_take is not None and first_take < 1):
+        raise RecorderError(f"takes={takes}, first_take={first_take}: both must be 1 or more")
+    root = init_corpus(corpus)
+
+    todo: list[tuple] = []
+
+    def choose(manifest):  # under the lock; the manifest lists ids others reserved too
+        existing = dict(
+            zip(manifest["id"], manifest.get("synth_params", [""] * len(manifest)), strict=True)
+        )
+        jobs = []
+        for phrase in phrases:
+            start = (
+                first_take
+                if first_take is not None
+                else max(next_take_number(manifest, g, phrase) for g in guitars)
+            )
+            for number in range(start, start + takes):
+                jobs += [(g, phrase, number) for g in guitars]
+        for name, phrase, number in jobs:  # refuse conflicts before rendering anything
+            rid = row_id(take_key(name, phrase, number), RAW_TONE)
+            if randomize:
+                opts, take_bpm, take_key_name = fam.randomize_take(
+                    name, phrase, take=number, seed=seed, options=options
+                )
+            else:
+                opts, take_bpm, take_key_name = options, bpm, key
+            params = synth_params(
+                name, phrase, take=number, seed=seed, seconds=seconds, bpm=take_bpm,
+                key=take_key_name, sample_rate=sample_rate, options=opts, randomized=randomize,
+            )  # fmt: skip
+            if rid not in existing:
+                todo.append((name, phrase, number, rid, params))
+            elif existing[rid] != params:
+                raise RecorderError(
+                    f"{rid} is already in the corpus with other parameters; pick another --first-take"
+                )
+        return [{"id": j[3], "take": take_key(*j[:3]), "path": f"{TAKES_DIR}/{j[3]}.wav",
+                 "synth_params": j[4]} for j in todo]  # fmt: skip
+
+    reserve_rows(root, choose)  # write_raw_take's commit releases each id with its row
+    added: list[str] = []
+    for name, phrase, number, rid, params in tqdm(
+        todo, desc="synth takes", unit="take", disable=not progress
+    ):
+        audio = fam.render_params(params)
+        position = json.loads(params)["options"]["pickup_position"]
+        write_raw_take(
+            root, rid, take_key(name, phrase, number), audio, sample_rate, guitar=name,
+            position=position, phrase=phrase, seed=seed, params=params,
+            notes=f"synthetic {name}, {position} pickup, performance {number}",
+        )  # fmt: skip
+        added.append(rid)
+    return added
+
+
+def notes_to_corpus(
+    corpus: str | os.PathLike,
+    *,
+    guitars: tuple[str, ...] | list[str] | str = ("stratocaster", "les_paul"),
+    frets: tuple[int, ...] | list[int] = FRETS,
+    chords: bool = True,
+    takes: int = 1,
+    first_take: int | None = None,
+    seconds: float = 3.0,
+    lead_in_s: float = 0.2,
+    seed: int = 0,
+    randomize: bool = False,
+    sample_rate: int = SYNTH_RATE,
+    options: dict | None = None,
+    progress: bool = True,
+) -> list[str]:
+    """One file per string x fret (and a few strummed chords) per guitar; returns new ids.
+
+    Each file is a pluck after ``lead_in_s`` of silence that rings for the rest of
+    ``seconds``. Rows get ``phrase`` ``note`` (or ``chord``), ``string`` (1 = high e ..
+    6 = low E), ``fret``, ``pickup`` and ``position``. With ``randomize`` each file draws
+    its own position, knobs, pick, room and rig. Re-running with the same arguments and
+    ``first_take`` adds nothing.
+
+    Examples
+    --------
+    >>> ids = notes_to_corpus("corpus", guitars="all", randomize=True, progress=False)  # doctest: +SKIP
+    """
+    from tqdm import tqdm
+
+    from guitarlab.corpus.manifest import (
+        RAW_TONE,
+        TAKES_DIR,
+        commit_rows,
+        init_corpus,
+        next_take_number,
+        reserve_rows,
+        row_id,
+        take_key,
+    )
+
+    names = resolve_guitars(guitars)
+    frets = tuple(int(f) for f in frets)
+    bad = [f for f in frets if not 0 <= f <= 24]
+    if bad or not frets:
+        raise RecorderError(f"frets {list(frets)}: use frets 0 to 24")
+    check_length(seconds, sample_rate)
+    if not 0 <= lead_in_s < seconds:
+        raise RecorderError(f"lead_in_s={lead_in_s}: use 0 <= lead_in_s < seconds={seconds}")
+    if takes < 1 or (first_take is not None and first_take < 1):
+        raise RecorderError(f"takes={takes}, first_take={first_take}: both must be 1 or more")
+    for name in names:
+        resolve_options(name, options)
+    root = init_corpus(corpus)
+    todo: list[tuple] = []
+
+    def choose(manifest):  # under the lock; the manifest lists ids others reserved too
+        existing = dict(
+            zip(manifest["id"], manifest.get("synth_params", [""] * len(manifest)), strict=True)
+        )
+        jobs = note_jobs(frets, chords)
+        start = (
+            first_take
+            if first_take is not None
+            else max(next_take_number(manifest, g, jobs[0][0]) for g in names)
+        )
+        for number in range(start, start + takes):
+            for guitar in names:
+                for name, where in jobs:
+                    take = take_key(guitar, name, number)
+                    rid = row_id(take, RAW_TONE)
+                    params = note_params(
+                        guitar, name, where, take=number, seed=seed, seconds=seconds,
+                        lead_in_s=lead_in_s, sample_rate=sample_rate, options=options,
+                        randomize=randomize,
+                    )  # fmt: skip
+                    if rid not in existing:
+                        todo.append((guitar, name, where, take, rid, params))
+                    elif existing[rid] != params:
+                        raise RecorderError(
+                            f"{rid} is already in the corpus with other parameters; pick another first_take"
+                        )
+        return [{"id": j[4], "take": j[3], "path": f"{TAKES_DIR}/{j[4]}.wav",
+                 "synth_params": j[5]} for j in todo]  # fmt: skip
+
+    reservation = reserve_rows(root, choose)
+    added: list[str] = []
+    rows: list[tuple] = []
+    for guitar, _name, where, take, rid, params in tqdm(
+        todo, desc="synth notes", unit="file", disable=not progress
+    ):
+        audio = render_params(params)
+        p = json.loads(params)
+        position = p["options"]["pickup_position"]
+        what = (
+            f"chord {where['chord']}"
+            if "chord" in where
+            else f"string {where['string']} fret {where['fret']}"
+        )
+        write_raw_take(
+            root,
+            rid,
+            take,
+            audio,
+            sample_rate,
+            guitar=guitar,
+            position=position,
+            phrase=p["phrase"],
+            seed=seed,
+            params=params,
+            notes=f"synthetic {guitar}, {position} pickup, {what}",
+            extra={"string": str(where.get("string", "")), "fret": str(where.get("fret", ""))},
+            batch=rows,
+        )  # fmt: skip
+        added.append(rid)
+        if len(rows) >= 50:  # the manifest is rewritten per commit: batch the small files
+            commit_rows(root, rows)
+            rows = []
+    if rows:
+        commit_rows(root, rows)
+    reservation.release()
+    return added
+
+
+def write_raw_take(
+    root: str | os.PathLike, rid: str, take: str, audio: np.ndarray, sample_rate: int, *,
+    guitar: str, position: str, phrase: str, seed: int, params: str, notes: str,
+    extra: dict | None = None, batch: list | None = None,
+) -> dict:  # fmt: skip
+    """Write one synthetic raw file and add its manifest row; returns the row. The one
+    row builder of the synthetic guitar.
+
+    The audio goes to a temp name and is moved in with its row (``commit_rows``); with
+    ``batch`` the ``(row, temp)`` pair is appended there for the caller to commit.
+    """
+    from guitarlab.corpus.manifest import TAKES_DIR, commit_rows, manifest_row, stage_audio
+
+    path = f"{TAKES_DIR}/{rid}.wav"
+    staged, tmp = stage_audio(root, {"path": path}, audio, sample_rate)
+    row = manifest_row(
+        id=rid,
+        path=path,
+        **guitar_labels(guitar, position),
+        phrase=phrase,
+        take=take,
+        columns={k: v for k, v in staged.items() if k != "path"},
+        device="synth",
+        player=f"synth-seed{seed}",
+        notes=notes,
+        position=position,
+        synth_params=params,
+        **(extra or {}),
+    )
+    if batch is None:
+        commit_rows(root, [(row, tmp)])
+    else:
+        batch.append((row, tmp))
+    return row

@@ -1,0 +1,139 @@
+"""Every training option in one dataclass, with the seed's defaults, and the names it accepts.
+
+Schedules: ``"seed"`` = Adam ``lr`` for ``epochs`` then ``fine_tune_lr`` for
+``fine_tune_epochs`` (the post recompiled, which resets Adam's moments; so do we);
+``"paper"`` = Adam ``lr`` with ReduceLROnPlateau on the training loss (factor
+``1/cbrt(2)``, patience 100, floor 1e-4), balanced class weights, batch 128.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from guitarlab.corpus.errors import TrainError
+
+MODELS = ("lstm-fcn", "alstm-fcn", "ensemble")
+INPUTS = ("wave", "spectrogram")
+CLASS_WEIGHTS = ("auto", "balanced", "none")
+
+CALIBRATION_WINDOWS = 1024  # training windows that set BatchNorm statistics
+SCHEDULES = ("seed", "paper")
+PRECISIONS = ("float32", "mixed_float16")
+DISTRIBUTES = ("auto", "none", "mirrored", "multiworker")
+PAPER_BATCH = 128
+SEED_BATCH = 32
+
+
+@dataclass
+class TrainConfig:
+    """Every training option; the defaults are the seed's (see seed/PROTOCOL.md).
+
+    ``batch=None`` means 32 for the seed schedule and 128 for the paper's;
+    ``class_weights``: ``"balanced"`` weighs each class by ``n / (k * count)``, ``"none"``
+    not at all, ``"auto"`` balances when the training classes are unequal. ``input``:
+    ``"wave"`` (the seed's LSTM-FCN on samples) or ``"spectrogram"`` (an MLSTM-FCN on
+    log-mel frames computed in the model); ``model="ensemble"`` averages one of each.
+    ``frame_length``/``hop_length``/``n_mels`` of None fit the window (see
+    :func:`spectrogram_frames`). ``val_fraction`` is used only by :func:`fit` when no
+    validation arrays are given (a random hold-out, as in the seed: fine for independent
+    windows, leaky for renders of one take), and never by the paper schedule, which picks
+    its checkpoint by training loss and so trains on every row.
+    """
+
+    model: str = "lstm-fcn"
+    input: str = "wave"
+    layout: str = "paper"
+    cells: int = 8
+    dropout: float = 0.8
+    filters: tuple[int, ...] = (128, 256, 128)
+    kernels: tuple[int, ...] = (8, 5, 3)
+    epochs: int = 10
+    fine_tune_epochs: int = 5
+    lr: float = 1e-3
+    fine_tune_lr: float = 1e-4
+    batch: int | None = None
+    schedule: str = "seed"
+    precision: str = "float32"
+    distribute: str = "auto"
+    seed: int = 0
+    resume: bool = False
+    val_fraction: float = 0.2
+    class_weights: str = "auto"
+    frame_length: int | None = None
+    hop_length: int | None = None
+    n_mels: int | None = None
+    verbose: int = 1
+
+    def __post_init__(self) -> None:
+        self.filters = tuple(int(f) for f in self.filters)
+        self.kernels = tuple(int(k) for k in self.kernels)
+        if self.class_weights is None or self.class_weights is True:
+            self.class_weights = "auto" if self.class_weights is None else "balanced"
+        elif self.class_weights is False:
+            self.class_weights = "none"
+        for name, value, known in (
+            ("model", self.model, MODELS),
+            ("input", self.input, INPUTS),
+            ("class_weights", self.class_weights, CLASS_WEIGHTS),
+            ("schedule", self.schedule, SCHEDULES),
+            ("precision", self.precision, PRECISIONS),
+            ("distribute", self.distribute, DISTRIBUTES),
+            ("layout", self.layout, ("paper", "seed")),
+        ):
+            if value not in known:
+                raise TrainError(f"{name} {value!r} is unknown; use one of: {', '.join(known)}")
+        if self.epochs < 0 or self.fine_tune_epochs < 0 or self.total_epochs < 1:
+            raise TrainError(
+                f"epochs={self.epochs}, fine_tune_epochs={self.fine_tune_epochs}: train at least one epoch"
+            )
+        if self.batch is not None and self.batch < 1:
+            raise TrainError(f"batch={self.batch} must be at least 1")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise TrainError(f"val_fraction={self.val_fraction} must be in [0, 1)")
+
+    @property
+    def batch_size(self) -> int:
+        if self.batch is not None:
+            return int(self.batch)
+        return PAPER_BATCH if self.schedule == "paper" else SEED_BATCH
+
+    @property
+    def total_epochs(self) -> int:
+        return self.epochs + (self.fine_tune_epochs if self.schedule == "seed" else 0)
+
+    def class_weight(self, y: np.ndarray, n_classes: int) -> dict[int, float] | None:
+        """Keras ``class_weight`` for training labels ``y``, or None (see ``class_weights``)."""
+        counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=n_classes)
+        if self.class_weights == "none" or (
+            self.class_weights == "auto" and len(set(counts[counts > 0])) <= 1
+        ):
+            return None
+        return balanced_class_weights(y, n_classes)
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "filters": list(self.filters), "kernels": list(self.kernels)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def spectrogram_frames(window: int, config: TrainConfig) -> dict:
+    """Frame, hop and mel bands for a window: 1024/256/64 when the window allows (23 ms
+    frames at 44.1 kHz: two periods of the low E string), smaller for short series
+    (at least 4 frames per window, at most one mel band per 4 FFT bins)."""
+    frame = config.frame_length or min(1024, 2 ** int(math.log2(max(8, window // 4))))
+    hop = config.hop_length or max(1, frame // 4)
+    n_mels = config.n_mels or max(4, min(64, frame // 8))
+    return {"frame_length": int(frame), "hop_length": int(hop), "n_mels": int(n_mels)}
+
+
+def balanced_class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
+    """``n / (k * count_c)`` per class (sklearn's 'balanced'); classes absent get 1."""
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=n_classes)
+    total = counts.sum()
+    return {c: (float(total / (n_classes * n)) if n else 1.0) for c, n in enumerate(counts)}

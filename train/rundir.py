@@ -1,0 +1,178 @@
+"""The run folder: what a training writes, and reading it back.
+
+A run folder holds everything needed to evaluate, predict, resume or fine-tune:
+
+- ``model.keras``: the model to use (seed schedule: after the last epoch; paper schedule:
+  the weights with the lowest training loss, as in the authors' code),
+- ``best.keras`` (lowest validation loss, or training loss without validation),
+  ``last.keras`` (last finished epoch, with optimizer state) and ``state.json``,
+- ``run.json``: every option, the data source and its hash, guitarlab's version, label
+  names, window, sample rate, the device, metrics and the history,
+- ``history.csv`` (one row per epoch) and ``logs/`` (TensorBoard).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from guitarlab.corpus.atomic import write_text_atomic
+from guitarlab.corpus.errors import TrainError
+from guitarlab.train.config import TrainConfig
+
+RUN_JSON = "run.json"
+MODEL_KERAS = "model.keras"
+STATE_JSON = "state.json"
+
+
+@dataclass
+class Run:
+    """What a finished training returns: the folder, the model in memory and its numbers."""
+
+    run_dir: Path
+    model: object
+    history: dict[str, list[float]]
+    metrics: dict[str, float]
+    info: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunInfo:
+    """A run folder read back: what :func:`load_run` returns."""
+
+    run_dir: Path
+    config: TrainConfig
+    label_names: list[str]
+    model_path: Path
+    dataset_dir: Path | None
+    window: int
+    sample_rate: int | None
+    standardize: str
+    standardization: dict | None
+    meta: dict
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.label_names)
+
+    def load_model(self, which: str = "model"):
+        """Load ``model.keras`` (or ``best``/``last``) with guitarlab's custom layers."""
+        import keras
+
+        from guitarlab.train import models  # noqa: F401  (registers AttentionLSTM)
+
+        path = self.run_dir / f"{which}.keras"
+        if not path.is_file():
+            raise TrainError(f"{path}: no such checkpoint; the run may not have finished")
+        return keras.models.load_model(path, compile=False)
+
+
+def read_run_meta(run_dir: str | os.PathLike) -> dict | None:
+    """A run folder's ``run.json`` as a dict, or None when there is none (no checks)."""
+    path = Path(run_dir) / RUN_JSON
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def load_run(run_dir: str | os.PathLike) -> RunInfo:
+    """Read a run folder's ``run.json`` (raises TrainError when it is not a run)."""
+    run_dir = Path(run_dir)
+    path = run_dir / RUN_JSON
+    if not path.is_file():
+        raise TrainError(
+            f"{run_dir}: not a run folder (no {RUN_JSON}); give the --out folder of 'guitarlab train'"
+        )
+    meta = json.loads(path.read_text())
+    data = meta.get("data", {})
+    dataset = data.get("dataset_dir")
+    return RunInfo(
+        run_dir=run_dir,
+        config=TrainConfig.from_dict(meta["config"]),
+        label_names=list(meta["label_names"]),
+        model_path=run_dir / MODEL_KERAS,
+        dataset_dir=Path(dataset) if dataset else None,
+        window=int(meta["window"]),
+        sample_rate=meta.get("sample_rate"),
+        standardize=data.get("standardize", "none"),
+        standardization=data.get("standardization"),
+        meta=meta,
+    )
+
+
+def prepare_out(out: Path, config: TrainConfig) -> int:
+    """Create the run folder; return the first epoch to train (0, or after the last saved).
+
+    A run writes ``run.json`` with ``"status": "running"`` when it starts, ``state.json``
+    and ``last.keras`` after every epoch, and the final ``run.json`` (with ``finished_at``)
+    at the end. Resuming a run killed before its first epoch ended starts it again.
+    """
+    state_path = out / STATE_JSON
+    if config.resume:
+        if state_path.is_file() and (out / "last.keras").is_file():
+            return int(json.loads(state_path.read_text())["epoch"]) + 1
+        if (out / RUN_JSON).is_file():
+            print(f"[guitarlab] {out}: no epoch was saved yet; starting at epoch 1", flush=True)
+            return 0
+        raise TrainError(
+            f"{out}: nothing to resume (no {STATE_JSON}/last.keras); start without --resume"
+        )
+    if (out / RUN_JSON).exists() or state_path.exists():
+        raise TrainError(
+            f"{out} already holds a run; pass --resume to continue it or choose another --out"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    return 0
+
+
+def resumed_config(out: Path, given: TrainConfig) -> TrainConfig:
+    """The options a run was started with (from state.json), keeping only ``verbose`` new."""
+    stored = json.loads((out / STATE_JSON).read_text()).get("config")
+    if not stored:
+        return given
+    config = TrainConfig.from_dict({**stored, "resume": True, "verbose": given.verbose})
+    if config != given:
+        changed = [
+            f.name for f in fields(TrainConfig) if getattr(config, f.name) != getattr(given, f.name)
+        ]
+        print(
+            f"[guitarlab] resuming with the run's own options; ignored: {', '.join(changed)}",
+            flush=True,
+        )
+    return config
+
+
+def read_history(path: Path) -> dict[str, list[float]]:
+    import pandas as pd
+
+    if not path.is_file():
+        return {}
+    frame = pd.read_csv(path)
+    return {str(c): [float(v) for v in frame[c]] for c in frame.columns}
+
+
+def write_json(path: Path, data: dict) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, default=_json_default))
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def update_run_json(run_dir: str | os.PathLike, **updates) -> dict:
+    """Merge ``updates`` into a run's ``run.json`` (e.g. test metrics); returns the new dict."""
+    path = Path(run_dir) / RUN_JSON
+    data = json.loads(path.read_text())
+    for key, value in updates.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key].update(value)
+        else:
+            data[key] = value
+    write_json(path, data)
+    return data
