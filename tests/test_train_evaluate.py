@@ -172,6 +172,26 @@ def test_predict_many_files_reports_the_bad_ones_and_goes_on(trained, tmp_path):
     assert "notes.wav" in result.output and "Traceback" not in result.output
     assert f"{good[0]}: " in result.output and f"{good[1]}: " in result.output
     assert "2 of 4 file(s) could not be labelled" in result.output
+    assert "summary of 4 file(s):" in result.output
+    assert "(could not be labelled)  1 file(s)" in result.output
+    assert "(unreadable)             1 file(s)" in result.output
+
+
+def test_summarize_counts_every_file_once():
+    from guitarlab.train.predict import HEARD_NOTHING, Prediction, summarize
+
+    def pred(label, confidence=0.8, **kw):
+        return Prediction(path="x", label=label, confidence=confidence, probabilities={},
+                          n_windows=1, seconds=1.0, **kw)  # fmt: skip
+
+    table = summarize(
+        [pred("sg", 0.9), pred("sg", 0.7), pred("strat", 0.6),
+         pred(HEARD_NOTHING, 0.0, heard_nothing=True), pred("", 0.0, error="short")]
+    )  # fmt: skip
+    assert [(r["label"], r["files"]) for r in table] == [
+        ("sg", 2), ("strat", 1), (HEARD_NOTHING, 1), ("(could not be labelled)", 1)
+    ]  # fmt: skip
+    assert table[0]["mean_confidence"] == 0.8 and table[2]["mean_confidence"] is None
 
 
 def test_honest_scores_name_the_majority_rate_and_per_class_recall():

@@ -212,6 +212,29 @@ def predict_files(
     return results
 
 
+def summarize(predictions: list[Prediction]) -> list[dict]:
+    """A batch in one table: files and mean confidence per label, then the files that were
+    silence and those that could not be labelled, so no file drops out of the count."""
+    rows: dict[str, list[float]] = {}
+    for pred in predictions:
+        key = "(could not be labelled)" if pred.error else pred.label
+        rows.setdefault(key, []).append(
+            0.0 if pred.error or pred.heard_nothing else pred.confidence
+        )
+    order = sorted(k for k in rows if not k.startswith("("))
+    order += [k for k in (HEARD_NOTHING, "(could not be labelled)") if k in rows]
+    return [
+        {
+            "label": key,
+            "files": len(rows[key]),
+            "mean_confidence": round(sum(rows[key]) / len(rows[key]), 4)
+            if not key.startswith("(")
+            else None,
+        }
+        for key in order
+    ]
+
+
 def plot_over_time(predictions: list[Prediction], path: str | os.PathLike) -> Path:
     """One panel per file: the per-second confidence, coloured by the predicted label."""
     from guitarlab.corpus.plotting import pyplot

@@ -319,7 +319,7 @@ def predict_command(run, files, as_json, plot, hop_s, device, seconds, gate_dbfs
             f"none of the {len(files)} file(s) is readable audio (see above)"
         )
     from guitarlab.live import predict_live
-    from guitarlab.train.predict import plot_over_time, predict_files
+    from guitarlab.train.predict import plot_over_time, predict_files, summarize
 
     if device is not None:
         predict_live(run, device=device, seconds=seconds)
@@ -346,6 +346,16 @@ def predict_command(run, files, as_json, plot, hop_s, device, seconds, gate_dbfs
                 pred.times_s, pred.labels_over_time, pred.confidence_over_time, strict=True
             ):
                 click.echo(f"  {t:6.0f} s  {label:<20} {conf:.2f}")
+        if len(predictions) + len(unreadable) > 1:
+            click.echo(f"\nsummary of {len(predictions) + len(unreadable)} file(s):")
+            for row in summarize(predictions) + (
+                [{"label": "(unreadable)", "files": len(unreadable), "mean_confidence": None}]
+                if unreadable
+                else []
+            ):
+                confidence = row["mean_confidence"]
+                shown = f", mean confidence {confidence:.2f}" if confidence is not None else ""
+                click.echo(f"  {row['label']:<24} {row['files']} file(s){shown}")
     labelled = [p for p in predictions if not p.error]
     if plot and labelled:
         click.echo(f"plot: {plot_over_time(labelled, plot)}", err=as_json)
