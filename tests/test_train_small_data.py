@@ -106,3 +106,33 @@ def test_cli_class_weights_are_recorded(tmp_path):
     assert result.exit_code == 0, result.output
     weights = json.loads((out / "run.json").read_text())["class_weight"]
     assert weights["1"] > 1.0 > weights["0"]
+
+
+def test_a_logged_training_has_no_tensorflow_start_up_lines_or_progress_bars(tmp_path):
+    """TensorFlow printed its C++ start-up lines twice, and Keras's bar wrote escape codes
+    into log files: a log of `guitarlab train` holds neither."""
+    import subprocess
+    import sys
+
+    npz = tmp_path / "smoke.npz"
+    sine_square_npz(npz, n_train=60, n_test=20)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "guitarlab",
+            "train",
+            "--npz",
+            str(npz),
+            "--out",
+            str(tmp_path / "r"),
+        ]
+        + ["--filters", "4,4,4", "--epochs", "1", "--fine-tune-epochs", "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    log = done.stdout + done.stderr
+    assert "absl::InitializeLog" not in log and "oneDNN custom operations" not in log
+    assert "\x1b[" not in log and "run saved to" in done.stdout

@@ -125,6 +125,9 @@ def _train(
     ``even`` asks for batches that split evenly over several replicas (drop the last
     partial one). A resumed run goes on with the options it was started with.
     """
+    from guitarlab.train.startup import import_tensorflow
+
+    import_tensorflow()
     import keras
 
     n_classes = len(label_names)

@@ -14,10 +14,13 @@ layer is always float32 so that mixed precision keeps a stable loss.
 
 from __future__ import annotations
 
-import keras
-from keras import layers, ops
-
 from guitarlab.corpus.errors import TrainError
+from guitarlab.train.startup import import_tensorflow
+
+import_tensorflow()
+
+import keras  # noqa: E402
+from keras import layers, ops  # noqa: E402
 
 LAYOUTS = ("paper", "seed")
 OUTPUT_LAYER = "output"

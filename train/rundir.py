@@ -61,9 +61,9 @@ class RunInfo:
 
     def load_model(self, which: str = "model"):
         """Load ``model.keras`` (or ``best``/``last``) with guitarlab's custom layers."""
-        import keras
+        from guitarlab.train import models  # noqa: F401, I001  (quiet TF import, custom layers)
 
-        from guitarlab.train import models  # noqa: F401  (registers AttentionLSTM)
+        import keras
 
         path = self.run_dir / f"{which}.keras"
         if not path.is_file():
