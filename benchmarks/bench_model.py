@@ -221,7 +221,12 @@ def markdown(results: dict, *, machine: str, quick: bool) -> str:
         "| protocol | model | seeds | files right | balanced accuracy | ROC AUC | train s |",
         "|---|---|---|---|---|---|---|",
     ]
-    for (protocol, model), runs in results.items():
+    order = [*MODELS, "logistic", "centroid"]
+    ranked = sorted(
+        results.items(),
+        key=lambda item: (PROTOCOLS.index(item[0][0]), order.index(item[0][1])),
+    )
+    for (protocol, model), runs in ranked:
         files = [f"{r['files_right']}/{r['files']}" for r in runs if "files" in r]
         lines.append(
             f"| {protocol} | {model} | {len(runs)} | {', '.join(files) or 'n/a'} | "
