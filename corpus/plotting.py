@@ -22,6 +22,20 @@ def pyplot():
     return plt
 
 
+def save_figure(fig, path: str | os.PathLike, *, dpi: int = 100, tight: bool = True) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (its folder created), close it, return the path.
+
+    ``tight=False`` keeps a layout the caller arranged itself (a legend outside the axes).
+    """
+    if tight:
+        fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+    return path
+
+
 def plot_spectra(
     takes: dict[str, np.ndarray],
     sample_rate: int,
@@ -55,9 +69,4 @@ def plot_spectra(
             axes[0, 1].semilogx(freqs, 20 * np.log10(gain + 1e-12), label=label)
         axes[0, 1].set(xlabel="frequency (Hz)", ylabel="gain (dB)", title="pickup circuit response")
         axes[0, 1].legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -16,7 +16,7 @@ from guitarlab.corpus.audio import read_audio
 from guitarlab.corpus.errors import ManifestError
 from guitarlab.corpus.levels import DEFAULT_TARGET_PEAK_DBFS, DEFAULT_TARGET_RMS_DBFS
 from guitarlab.corpus.manifest import RAW_TONE, resolve_audio_path
-from guitarlab.corpus.plotting import pyplot
+from guitarlab.corpus.plotting import pyplot, save_figure
 
 MAX_SPECTRUM_SECONDS = 60.0
 
@@ -64,11 +64,7 @@ def plot_levels(
         "full scale",
     ]
     ax.legend(handles, names, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110, tight=False)
 
 
 def plot_guitar_spectra(

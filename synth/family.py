@@ -378,7 +378,7 @@ def plot_family(
 ) -> Path:
     """Average spectrum per pickup type with its 10-90 % spread over randomized takes, and
     each guitar's pickup-circuit response at every position (knobs open). Writes a PNG."""
-    from guitarlab.corpus.plotting import pyplot
+    from guitarlab.corpus.plotting import pyplot, save_figure
     from guitarlab.synth.render import pickup_response
 
     plt = pyplot()
@@ -412,12 +412,7 @@ def plot_family(
     for label in PICKUP_TYPES:
         axes[1].plot([], [], color=colors[label], label=label)
     axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=90)
 
 
 def humbucker_comb(

@@ -237,7 +237,7 @@ def summarize(predictions: list[Prediction]) -> list[dict]:
 
 def plot_over_time(predictions: list[Prediction], path: str | os.PathLike) -> Path:
     """One panel per file: the per-second confidence, coloured by the predicted label."""
-    from guitarlab.corpus.plotting import pyplot
+    from guitarlab.corpus.plotting import pyplot, save_figure
 
     plt = pyplot()
 
@@ -260,7 +260,4 @@ def plot_over_time(predictions: list[Prediction], path: str | os.PathLike) -> Pa
     axes[-1, 0].set_xlabel("time (s)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors[n]) for n in names]
     fig.legend(handles, names, loc="upper right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from guitarlab.corpus.plotting import pyplot
+from guitarlab.corpus.plotting import pyplot, save_figure
 
 CONFUSION_PNG = "confusion.png"
 FILES_PNG = "file_probabilities.png"
@@ -57,10 +57,7 @@ def plot_confusion(matrix: np.ndarray, label_names: list[str], path: Path) -> Pa
             color="white" if count > top / 2 else "black",
         )
     ax.set_title("files: true vs predicted")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_file_probabilities(files: pd.DataFrame, n_classes: int, path: Path) -> Path:
@@ -74,10 +71,7 @@ def plot_file_probabilities(files: pd.DataFrame, n_classes: int, path: Path) -> 
     ax.set_ylim(0, 1)
     ax.set_ylabel("mean P(true label)")
     ax.set_title("per-file vote (green right, red wrong)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_training_curves(history: pd.DataFrame, path: Path) -> Path:
@@ -93,10 +87,7 @@ def plot_training_curves(history: pd.DataFrame, path: Path) -> Path:
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_title(metric)
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_report(run_dir: str | Path, evaluation) -> Path:

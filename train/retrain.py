@@ -90,7 +90,7 @@ def write_retrain_report(
     out: Path, comparison: pd.DataFrame, *, from_run: Path, new_run: Path, changes: CorpusChanges
 ) -> Path:
     """``retrain.md`` with per-group tables, ``comparison.csv`` and a before/after PNG."""
-    from guitarlab.corpus.plotting import pyplot
+    from guitarlab.corpus.plotting import pyplot, save_figure
     from guitarlab.train.report import markdown_table
 
     out.mkdir(parents=True, exist_ok=True)
@@ -107,8 +107,7 @@ def write_retrain_report(
         ax.set_ylim(0, 1.05)
         ax.set_title(f"file accuracy per {column}")
     axes[0].legend(loc="lower left")
-    fig.savefig(out / "before_after.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "before_after.png", dpi=110, tight=False)
     before, after = comparison["before_correct"].mean(), comparison["after_correct"].mean()
     balanced = retrain_balanced_accuracy(comparison)
     counts = comparison["label"].value_counts()
