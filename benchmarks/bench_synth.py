@@ -96,26 +96,21 @@ def family_windows(
     """
     import numpy as np
 
-    from guitarlab.synth.render import family_guitars, guitar_labels, randomize_take, render_take
+    from guitarlab.synth.family import randomized_takes
 
     parts: dict[str, list] = {
         "windows": [], "level_db": [], "guitar": [], "pickup": [], "file": []
     }  # fmt: skip
-    for guitar in family_guitars():
-        for phrase in phrases:
-            for take in range(1, takes + 1):
-                opts, bpm, key = randomize_take(guitar, phrase, take=take, seed=seed)
-                audio = render_take(
-                    guitar, phrase, take=take, seed=seed, seconds=seconds, bpm=bpm, key=key,
-                    sample_rate=sample_rate, options=opts,
-                ).astype(np.float64)  # fmt: skip
-                cut = audio[: audio.size // WINDOW * WINDOW].reshape(-1, WINDOW)
-                parts["windows"].append((cut - audio.mean()) / (audio.std() + 1e-12))
-                parts["level_db"].append(10 * np.log10(np.mean(cut**2, axis=1) + 1e-20))
-                label = guitar_labels(guitar, opts["pickup_position"])["pickup"]
-                parts["guitar"].append(np.full(len(cut), guitar))
-                parts["pickup"].append(np.full(len(cut), label))
-                parts["file"].append(np.full(len(cut), f"{guitar}-{phrase}-{take}"))
+    for guitar, phrase, take, label, audio in randomized_takes(
+        phrases=phrases, takes=takes, seconds=seconds, seed=seed, sample_rate=sample_rate
+    ):
+        audio = audio.astype(np.float64)
+        cut = audio[: audio.size // WINDOW * WINDOW].reshape(-1, WINDOW)
+        parts["windows"].append((cut - audio.mean()) / (audio.std() + 1e-12))
+        parts["level_db"].append(10 * np.log10(np.mean(cut**2, axis=1) + 1e-20))
+        parts["guitar"].append(np.full(len(cut), guitar))
+        parts["pickup"].append(np.full(len(cut), label))
+        parts["file"].append(np.full(len(cut), f"{guitar}-{phrase}-{take}"))
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 

@@ -345,6 +345,24 @@ def note_params(
 # ---------------------------------------------------------------- the family in one figure
 
 
+def randomized_takes(
+    *, guitars: list[str] | None = None, phrases: tuple[str, ...] = ("backing", "lead"),
+    takes: int = 3, seconds: float = 8.0, seed: int = 0, sample_rate: int = SYNTH_RATE,
+):  # fmt: skip
+    """Yield ``(guitar, phrase, take, pickup, audio)`` for randomized takes of the family,
+    rendered in memory (no corpus): what the family's figure and benchmarks measure."""
+    for guitar in guitars or family_guitars():
+        for phrase in phrases:
+            for number in range(1, takes + 1):
+                opts, bpm, key = randomize_take(guitar, phrase, take=number, seed=seed)
+                audio = render_take(
+                    guitar, phrase, take=number, seed=seed, seconds=seconds, bpm=bpm, key=key,
+                    sample_rate=sample_rate, options=opts,
+                )  # fmt: skip
+                pickup = guitar_labels(guitar, opts["pickup_position"])["pickup"]
+                yield guitar, phrase, number, pickup, audio
+
+
 def family_spectra(
     *, takes: int = 3, seconds: float = 8.0, seed: int = 0, sample_rate: int = SYNTH_RATE,
     phrases: tuple[str, ...] = ("backing", "lead"), guitars: list[str] | None = None,
@@ -357,19 +375,14 @@ def family_spectra(
 
     out: dict[str, list] = {}
     freqs = None
-    for guitar in guitars or family_guitars():
-        for phrase in phrases:
-            for number in range(1, takes + 1):
-                opts, bpm, key = randomize_take(guitar, phrase, take=number, seed=seed)
-                audio = render_take(
-                    guitar, phrase, take=number, seed=seed, seconds=seconds, bpm=bpm, key=key,
-                    sample_rate=sample_rate, options=opts,
-                )  # fmt: skip
-                freqs, power = signal.welch(audio.astype(np.float64), fs=sample_rate, nperseg=4096)
-                db = 10 * np.log10(power + 1e-20)
-                db -= 10 * np.log10(np.mean(power) + 1e-20)
-                label = guitar_labels(guitar, opts["pickup_position"])["pickup"]
-                out.setdefault(label, []).append(db)
+    for _, _, _, label, audio in randomized_takes(
+        guitars=guitars, phrases=phrases, takes=takes, seconds=seconds, seed=seed,
+        sample_rate=sample_rate,
+    ):  # fmt: skip
+        freqs, power = signal.welch(audio.astype(np.float64), fs=sample_rate, nperseg=4096)
+        db = 10 * np.log10(power + 1e-20)
+        db -= 10 * np.log10(np.mean(power) + 1e-20)
+        out.setdefault(label, []).append(db)
     return {"freqs_hz": freqs, **{k: np.array(v) for k, v in out.items()}}
 
 
