@@ -2,7 +2,8 @@
 
 ``--only model`` measures model quality instead (protocols x models x seeds) and writes
 MODEL.md (see benchmarks/bench_model.py); it is not part of the default run (about an hour
-on two cores).
+on two cores). ``--only paper`` trains the authors' LSTM-FCN with their schedule on a
+GunPoint-like set for 25, 50 and 500 epochs and writes its section of MODEL.md.
 
 Each ``benchmarks/bench_<stage>.py`` returns rows whose figures are ratios against a
 reference measured in the same run, so the table compares across machines.
@@ -79,7 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="short inputs: a smoke run, not figures to record"
     )
-    parser.add_argument("--only", default="", help="comma-separated stages: " + ",".join(STAGES))
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated stages: " + ",".join((*STAGES, "model", "paper")),
+    )
     parser.add_argument(
         "--out", default=str(HERE.parent / "BENCHMARKS.md"), help="where to write the report"
     )
@@ -101,12 +106,30 @@ def main(argv: list[str] | None = None) -> int:
             text = bench_model.markdown(
                 results, machine=f"{machine_line()} ({now})", quick=args.quick
             )
-            model_md.write_text(text, encoding="utf-8")
+            old = model_md.read_text(encoding="utf-8") if model_md.exists() else ""
+            keep = old[old.index("\n## ") :] if "\n## " in old else ""  # the written-up parts
+            model_md.write_text(text + keep, encoding="utf-8")
             return text
 
         print(write(bench_model.measure(args.quick, after_each=write)))
         print(f"   {time.perf_counter() - started:.1f} s; wrote {model_md}", flush=True)
         stages = [s for s in stages if s != "model"]
+        if not stages:
+            return 0
+    if "paper" in stages:
+        from benchmarks import bench_model
+
+        started = time.perf_counter()
+        print("== paper schedule (writes its section of MODEL.md)", flush=True)
+        model_md = HERE.parent / ("MODEL-quick.md" if args.quick else "MODEL.md")
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        section = bench_model.paper_markdown(
+            bench_model.measure_paper(quick=args.quick), machine=f"{machine_line()} ({now})"
+        )
+        old = model_md.read_text(encoding="utf-8") if model_md.exists() else ""
+        model_md.write_text(bench_model.with_section(old, section), encoding="utf-8")
+        print(section, f"   {time.perf_counter() - started:.1f} s; wrote {model_md}", flush=True)
+        stages = [s for s in stages if s != "paper"]
         if not stages:
             return 0
     results: dict[str, list[Row] | str] = {}

@@ -136,3 +136,28 @@ def test_a_logged_training_has_no_tensorflow_start_up_lines_or_progress_bars(tmp
     log = done.stdout + done.stderr
     assert "absl::InitializeLog" not in log and "oneDNN custom operations" not in log
     assert "\x1b[" not in log and "run saved to" in done.stdout
+
+
+def test_gun_point_like_set_is_reproducible_and_the_classes_differ_only_near_the_moves():
+    from benchmarks.model_sets import gun_point_like
+
+    X, y = gun_point_like(40, seed=3)
+    again, _ = gun_point_like(40, seed=3)
+    np.testing.assert_array_equal(X, again)
+    assert X.shape == (40, 150) and y.tolist() == [0, 1] * 20
+    np.testing.assert_allclose(X.std(axis=1), 1.0, rtol=1e-4)
+    # the class mean curves differ, but by much less than one series' range
+    gap = np.abs(X[y == 0].mean(axis=0) - X[y == 1].mean(axis=0)).max()
+    assert 0.05 < gap < 1.0
+
+
+def test_paper_schedule_measurement_writes_its_section_in_place():
+    from benchmarks.bench_model import PAPER_BEGIN, measure_paper, paper_markdown, with_section
+
+    results = measure_paper(quick=True, echo=lambda _: None)
+    assert set(results) == {"1-nn", "logistic", 1}
+    assert 0.0 <= results[1][0]["accuracy"] <= 1.0
+    section = paper_markdown(results, machine="test")
+    text = with_section("# model\n\n## Reading it\n", section)
+    assert text.count(PAPER_BEGIN) == 1 and "| LSTM-FCN | 1 | 1 |" in text
+    assert with_section(text, section) == text  # replaced, not appended twice
