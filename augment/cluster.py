@@ -39,24 +39,29 @@ FAILURES_SHOWN = 5
 _CHAINS = _Chains()  # each worker thread's own plugin chains, kept between tasks
 
 
-def worker_name() -> str:
+def worker_name(dask_worker=None) -> str:
     """This worker's address and host (the host alone outside a Dask worker)."""
     host = socket.gethostname()
-    try:
-        from distributed import get_worker
+    if dask_worker is None:
+        try:
+            from distributed import get_worker
 
-        return f"{get_worker().address} on {host}"
-    except (ImportError, ValueError):
-        return host
+            dask_worker = get_worker()
+        except (ImportError, ValueError):
+            return host
+    return f"{dask_worker.address} on {host}"
 
 
-def corpus_problem(root: str) -> str | None:
-    """Why this process cannot use the corpus at ``root`` (a worker's check), or None."""
+def corpus_problem(root: str, dask_worker=None) -> str | None:
+    """Why this process cannot use the corpus at ``root`` (a worker's check), or None.
+
+    ``client.run`` passes the worker as ``dask_worker``; a task finds it itself.
+    """
     if (Path(root) / MANIFEST_NAME).is_file():
         return None
     return (
-        f"Dask worker {worker_name()} cannot see the corpus at {root} (no {MANIFEST_NAME}); "
-        "every worker needs the corpus on a shared filesystem at the same path"
+        f"Dask worker {worker_name(dask_worker)} cannot see the corpus at {root} "
+        f"(no {MANIFEST_NAME}); every worker needs the corpus on a shared filesystem at the same path"
     )
 
 
@@ -94,7 +99,9 @@ def dask_client(scheduler: str | None, *, workers: int) -> Iterator[object]:
         n_workers=workers,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        # the scheduler's HTTP server always starts; on a free port it never clashes with
+        # another cluster's 8787 (a dashboard is served there only if bokeh is installed)
+        dashboard_address=":0",
     )
     with cluster, Client(cluster) as client:
         yield client

@@ -36,7 +36,6 @@ import hashlib
 import io
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -45,7 +44,7 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 import soundfile as sf
 
-from guitarlab.corpus.atomic import atomic_path, write_text_atomic
+from guitarlab.corpus.atomic import atomic_folder, atomic_path, write_text_atomic
 from guitarlab.corpus.defaults import VERSION
 from guitarlab.corpus.errors import DatasetError, GuitarlabError
 from guitarlab.corpus.manifest import ID_RE, load_manifest, resolve_audio_path
@@ -436,9 +435,7 @@ def export_corpus(
     license_text = license or recorded
     columns = list(manifest.columns)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".exporting", dir=out.parent))
-    try:
+    with atomic_folder(out, suffix=".exporting") as work:
         files = _materialized(corpus, plan, columns, progress)
         if format == "audiofolder":
             table = _write_audiofolder(work, files, plan)
@@ -462,12 +459,6 @@ def export_corpus(
             ),
         )
         write_text_atomic(work / CARD_NAME, card)
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        os.replace(work, out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return out
 
 
