@@ -2,7 +2,8 @@
 
 The reference is the single-process path (``--engine local --workers 1``) on the same
 corpus (the seed layout, 4 raw takes x 3 core tones) in the same run. The clusters are
-started before the clock starts (their start-up is in the notes), so the rows compare
+started and warmed up (imports, plugin chains) before the clock starts (their start-up is
+in the notes), so the rows compare
 rendering throughput: what a worker process adds (pickling the job, the task round trip,
 the driver committing rows) and what a second process gives on this machine's cores.
 The per-task overhead is the round trip of a task that does nothing, against one render.
@@ -51,6 +52,8 @@ def _on_cluster(workers: int, seconds: float) -> tuple[float, float, float]:
             begin = time.perf_counter()
             client.gather(client.map(_noop, range(NOOP_TASKS), pure=False))
             noop = (time.perf_counter() - begin) / NOOP_TASKS * workers
+        # warm up as the local path is: each worker imports the renderer and builds its chains
+        _render_seconds(min(seconds, 1.0), engine="dask", scheduler=cluster.scheduler_address)
         spent = _render_seconds(seconds, engine="dask", scheduler=cluster.scheduler_address)
     return spent, startup, noop
 
