@@ -48,6 +48,7 @@ PRESET_SIDECAR_SUFFIX = ".preset.json"
 DEVICE = "pedalboard"
 BATCH_FILES = 8
 BATCH_SECONDS = 5.0
+ENGINES = ("local", "dask")
 _EQUALITY_RE = re.compile(r"^\s*([A-Za-z_]\w*)\s*=\s*([^=<>!].*?)\s*$")
 
 
@@ -348,6 +349,9 @@ def render_corpus(
     seed: int = 0,
     match_levels: bool = True,
     progress: bool = True,
+    engine: str = "local",
+    scheduler: str | None = None,
+    retries: int = 2,
 ) -> list[str]:
     """Render every raw take (matched by ``where``) through ``tones``; return the new ids.
 
@@ -371,10 +375,24 @@ def render_corpus(
         at the interface. The trim is in the ``input_gain_db`` column and the sidecar.
     progress : bool
         Show a tqdm bar.
+    engine : {"local", "dask"}
+        Threads in this process, or a Dask distributed cluster (``augment.cluster``): the
+        workers render and write into the corpus (a shared filesystem, checked), this
+        process plans the jobs and alone writes the manifest rows.
+    scheduler : str, optional
+        With ``engine="dask"``: the scheduler's address (``tcp://host:8786``); without
+        one a LocalCluster of ``workers`` processes starts on this machine.
+    retries : int
+        With ``engine="dask"``: how often a failed render is tried again; what still
+        fails is reported by file after the rest is committed.
     """
     from guitarlab.corpus.manifest import load_manifest
 
     root = Path(corpus)
+    if engine not in ENGINES:
+        raise AugmentError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+    if scheduler and engine != "dask":
+        raise AugmentError("--scheduler is the address of a Dask scheduler; add --engine dask")
     if workers < 1:
         raise AugmentError(f"--workers {workers} must be 1 or more")
     manifest = load_manifest(root)
@@ -392,23 +410,47 @@ def render_corpus(
     _remove_stray_temps(root, jobs)
     if not jobs:
         return []
+    if engine == "dask":
+        from guitarlab.augment.cluster import run_jobs_dask
+
+        return run_jobs_dask(
+            root,
+            jobs,
+            _Batches(root),
+            workers=workers,
+            scheduler=scheduler,
+            retries=retries,
+            progress=progress,
+        )
     return _run_jobs(root, jobs, workers=workers, progress=progress)
+
+
+class _Batches:
+    """Finished renders waiting for their rows, committed ``BATCH_FILES`` at a time or every
+    ``BATCH_SECONDS`` through ``_append_new``: the one commit path of every engine."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.waiting: list[tuple[dict, Path | None]] = []
+        self.added: list[str] = []
+        self.last_flush = time.monotonic()
+
+    def add(self, item: tuple[dict, Path | None]) -> None:
+        self.waiting.append(item)
+        if len(self.waiting) >= BATCH_FILES or time.monotonic() - self.last_flush > BATCH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        batch = list(self.waiting)
+        self.waiting.clear()
+        self.added.extend(row["id"] for row in _append_new(self.root, batch))
+        self.last_flush = time.monotonic()
 
 
 def _run_jobs(root: Path, jobs: list[RenderJob], *, workers: int, progress: bool) -> list[str]:
     chains = _Chains()
-    done_rows: list[tuple[dict, Path | None]] = []
-    added: list[str] = []
-    last_flush = time.monotonic()
+    batches = _Batches(root)
     bar = tqdm(total=len(jobs), desc="augment", unit="file", disable=not progress)
-
-    def flush() -> None:
-        nonlocal last_flush
-        batch = list(done_rows)
-        done_rows.clear()
-        added.extend(row["id"] for row in _append_new(root, batch))
-        last_flush = time.monotonic()
-
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="augment")
     pending: set[Future] = set()
     try:
@@ -422,7 +464,7 @@ def _run_jobs(root: Path, jobs: list[RenderJob], *, workers: int, progress: bool
             failed = [f.exception() for f in finished if f.exception() is not None]
             for future in finished:  # keep every file that finished, even beside a failure
                 if future.exception() is None:
-                    done_rows.append(future.result())
+                    batches.add(future.result())
                     bar.update(1)
             if failed:
                 raise failed[0]
@@ -430,19 +472,17 @@ def _run_jobs(root: Path, jobs: list[RenderJob], *, workers: int, progress: bool
                 next_job = next(queue, None)
                 if next_job is not None:
                     pending.add(executor.submit(_render_one, root, next_job, chains))
-            if len(done_rows) >= BATCH_FILES or time.monotonic() - last_flush > BATCH_SECONDS:
-                flush()
     except BaseException:
         for future in pending:
             future.cancel()
         executor.shutdown(wait=True, cancel_futures=True)
         for future in pending:  # keep what finished while shutting down
             if future.done() and not future.cancelled() and future.exception() is None:
-                done_rows.append(future.result())
-        flush()
+                batches.waiting.append(future.result())
+        batches.flush()
         bar.close()
         raise
     executor.shutdown(wait=True)
-    flush()
+    batches.flush()
     bar.close()
-    return added
+    return batches.added

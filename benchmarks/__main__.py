@@ -24,7 +24,7 @@ from pathlib import Path
 
 from benchmarks.common import Row
 
-STAGES = ("synth", "recorder", "augment", "datasets", "train")
+STAGES = ("synth", "recorder", "augment", "cluster", "datasets", "train")
 HERE = Path(__file__).resolve().parent
 
 

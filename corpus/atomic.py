@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -37,6 +38,26 @@ def atomic_path(path: str | os.PathLike, *, suffix: str = ".part") -> Iterator[P
         _fsync_folder(path.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike, *, suffix: str = ".part") -> Iterator[Path]:
+    """Yield a temp folder beside ``path``; on success it replaces ``path`` (folder or file).
+
+    On any error the temp folder is removed and ``path`` is left as it was. Dataset
+    folders and exports are written this way, so a kill never leaves half of one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent))
+    try:
+        yield work
+        if path.exists():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        os.replace(work, path)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
         raise
 
 

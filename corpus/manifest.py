@@ -93,6 +93,8 @@ manifest.csv  one row per audio file: labels (guitar, pickup, phrase, tone, take
 takes/        raw recorded takes (24-bit WAV), never modified after recording.
 tones/        renders of the raw takes through tone presets (guitarlab augment).
 presets/      your own tone presets; they add to or override the built-in ones.
+LICENSE       (optional, yours to add) the corpus's licence: its first line, e.g.
+              CC-BY-4.0, goes into the data card 'guitarlab export' writes.
 
 Check it with:    guitarlab manifest check .
 Summarize it:     guitarlab manifest summary .

@@ -18,8 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from guitarlab.corpus.atomic import atomic_folder
 from guitarlab.corpus.defaults import VERSION, WINDOW
 from guitarlab.corpus.errors import DatasetError, GuitarlabError
 from guitarlab.corpus.manifest import load_manifest
@@ -355,9 +354,7 @@ def build_dataset(
             "use a shorter --window, --test-seconds or --val-fraction"
         )
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".building", dir=out.parent))
-    try:
+    with atomic_folder(out, suffix=".building") as work:
         stats = stream_windows(
             rows, work, layout, totals, window, rate, label, label_index, apply_gain,
             standardize, notes, progress,
@@ -396,12 +393,6 @@ def build_dataset(
         with open(work / META_NAME, "w", encoding="utf-8") as handle:
             json.dump(meta, handle, indent=1)
             handle.write("\n")
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        os.replace(work, out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     for note in notes:
         log.info("dataset %s: %s", out, note)
     return out

@@ -69,3 +69,18 @@ def seed_folder(tmp_path: Path) -> Path:
                     amplitude=0.1 + 0.05 * ti,
                 )
     return folder
+
+
+def two_raw_takes(folder: Path) -> Path:
+    """A Stratocaster (mono) and a Les Paul (stereo) lead take, 0.4 s each, to render."""
+    write_tone(folder / "stratocaster-lead-raw.wav", seconds=0.4, freq_hz=330.0)
+    write_tone(folder / "les_paul-lead-raw.wav", seconds=0.4, freq_hz=196.0, channels=2)
+    return folder
+
+
+def import_raw_takes(raw_folder: Path, root: Path) -> Path:
+    """The files of ``two_raw_takes`` imported as raw takes into a corpus at ``root``."""
+    from guitarlab.datasets.importer import import_folder
+
+    import_folder(raw_folder, root, pattern="{guitar}-{phrase}-{tone}", progress=False)
+    return root

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import write_tone
+from conftest import import_raw_takes, two_raw_takes
 
 from guitarlab.augment import corpus as augment_corpus
 from guitarlab.augment.corpus import render_corpus, rendered_preset, select_rows
@@ -20,22 +20,16 @@ from guitarlab.corpus.audit import check_manifest
 from guitarlab.corpus.errors import AugmentError
 from guitarlab.corpus.levels import apply_gain_db
 from guitarlab.corpus.manifest import load_manifest, manifest_path, update_manifest
-from guitarlab.datasets.importer import import_folder
 
 CORE = ["clean", "crunch", "distorted"]
 
 
 @pytest.fixture
 def raw_folder(tmp_path: Path) -> Path:
-    folder = tmp_path / "raw-wavs"
-    write_tone(folder / "stratocaster-lead-raw.wav", seconds=0.4, freq_hz=330.0)
-    write_tone(folder / "les_paul-lead-raw.wav", seconds=0.4, freq_hz=196.0, channels=2)
-    return folder
+    return two_raw_takes(tmp_path / "raw-wavs")
 
 
-def make_corpus(raw_folder: Path, root: Path) -> Path:
-    import_folder(raw_folder, root, pattern="{guitar}-{phrase}-{tone}", progress=False)
-    return root
+make_corpus = import_raw_takes
 
 
 @pytest.fixture

@@ -25,7 +25,33 @@ CORPUS_OPTION_HELP = "Corpus folder; its presets/ folder adds to or overrides th
     help="Only raw takes matching column=value (repeatable; same column = either) or a pandas query.",
 )
 @click.option(
-    "--workers", default=1, show_default=True, type=int, help="Files rendered in parallel."
+    "--workers",
+    default=1,
+    show_default=True,
+    type=int,
+    help="Files rendered in parallel: threads, or with --engine dask and no --scheduler the "
+    "LocalCluster's worker processes.",
+)
+@click.option(
+    "--engine",
+    default="local",
+    show_default=True,
+    type=click.Choice(["local", "dask"]),
+    help="Render in this process, or on a Dask distributed cluster (pip install 'guitarlab[dask]'; "
+    "the corpus must be on a filesystem every worker sees at the same path).",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    help="With --engine dask: the scheduler's address, e.g. tcp://host:8786 [default: start a "
+    "LocalCluster of --workers processes on this machine].",
+)
+@click.option(
+    "--retries",
+    default=2,
+    show_default=True,
+    type=click.IntRange(0),
+    help="With --engine dask: tries again for a failed file before it is reported.",
 )
 @click.option(
     "--randomize",
@@ -47,6 +73,9 @@ def augment_command(
     tones: str,
     where: tuple[str, ...],
     workers: int,
+    engine: str,
+    scheduler: str | None,
+    retries: int,
     randomize: int,
     seed: int,
     match_levels: bool,
@@ -60,11 +89,17 @@ def augment_command(
     chain at the matched level (trimmed by its gain_db), as the seed matched the guitars'
     input levels, unless --no-match-levels.
 
+    With --engine dask the workers of a Dask cluster render and write the files, and this
+    process alone writes the manifest rows: the same files (same sha256) as --engine
+    local. A failed file is retried, then reported by id with exit code 1.
+
     \b
     Examples:
       guitarlab augment --corpus my-corpus --tones clean,crunch,distorted
       guitarlab augment --corpus my-corpus --tones crunch_delay --where guitar=les_paul --workers 2
       guitarlab augment --corpus my-corpus --tones crunch --randomize 4 --seed 7
+      guitarlab augment --corpus my-corpus --engine dask --workers 2
+      guitarlab augment --corpus /shared/my-corpus --engine dask --scheduler tcp://host:8786
     """
     from guitarlab.augment.corpus import render_corpus
 
@@ -77,6 +112,9 @@ def augment_command(
         seed=seed,
         match_levels=match_levels,
         progress=not quiet,
+        engine=engine,
+        scheduler=scheduler,
+        retries=retries,
     )
     if added:
         click.echo(f"rendered {len(added)} file(s) into {corpus}/tones")

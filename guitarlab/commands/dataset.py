@@ -1,4 +1,4 @@
-"""Dataset commands: ``dataset build``, ``dataset check`` and ``dataset show``."""
+"""Dataset commands: ``dataset build``, ``dataset check``, ``dataset show`` and ``export``."""
 
 from __future__ import annotations
 
@@ -301,4 +301,74 @@ def dataset_show(dataset: str) -> None:
         click.echo(f"note: {note}")
 
 
-COMMANDS = [dataset_group]
+@click.command("export")
+@corpus_option("Corpus folder to export.")
+@click.option(
+    "--dataset",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Dataset folder built from CORPUS: export its files in its train/validation/test "
+    "splits (clips for held-out spans) [default: every file, unsplit].",
+)
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["audiofolder", "parquet"]),
+    default="audiofolder",
+    show_default=True,
+    help="Audio files with a metadata.jsonl per split (Hugging Face audiofolder), or one "
+    "data.parquet table with the audio bytes.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder to write (never inside the corpus).",
+)
+@click.option(
+    "--license",
+    "license_",
+    default=None,
+    help="Licence for the data card [default: the first line of CORPUS/LICENSE, else "
+    "'unspecified'].",
+)
+@click.option("--overwrite", is_flag=True, help="Replace --out if it already holds files.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def export_command(
+    corpus: str,
+    dataset: str | None,
+    format_: str,
+    out: str,
+    license_: str | None,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    """Export CORPUS (or a dataset's splits of it) for other tools, with a README.md data card.
+
+    audiofolder opens as it is with datasets.load_dataset("audiofolder", data_dir=OUT):
+    the audio, a metadata.jsonl per split (file_name first, then the manifest's label and
+    provenance columns) and train/validation/test folders taken from --dataset. A
+    span-split dataset exports each held-out span as a clip named after its file
+    (<id>__<start>-<end>s.wav; the id begins with the take); whole-take splits export
+    whole files. Nothing is written outside --out.
+
+    \b
+    Examples:
+      guitarlab export --corpus my-corpus --dataset my-dataset --out my-export
+      guitarlab export --corpus my-corpus --format parquet --out my-parquet --license CC-BY-4.0
+    """
+    from guitarlab.datasets.export import export_corpus
+
+    path = export_corpus(
+        corpus,
+        out,
+        dataset=dataset,
+        format=format_,
+        license=license_,
+        overwrite=overwrite,
+        progress=not quiet,
+    )
+    click.echo(f"exported to {path} ({format_}); the data card is {path}/README.md")
+
+
+COMMANDS = [dataset_group, export_command]

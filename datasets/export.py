@@ -1,0 +1,610 @@
+"""Export a corpus (or a dataset folder's splits) for other tools: Hugging Face audiofolder, Parquet.
+
+Pure planning first: :func:`plan_export` decides, from the manifest and ``dataset.json``
+alone, which audio goes where (a whole file, or a clip of a take's held-out span), under
+which file name and with which metadata. Then a thin writer reads one file at a time,
+writes it into a temp folder beside ``--out`` and renames the folder into place, so a
+kill never leaves half an export under its name.
+
+``audiofolder`` layout (what ``datasets.load_dataset("audiofolder", data_dir=E)`` opens)::
+
+    E/README.md                  data card: columns, counts per label and split, licence
+    E/train/metadata.jsonl       file_name first, then the manifest's label and provenance columns
+    E/train/<id>.wav             a whole file (take or group splits) ...
+    E/train/<id>__<start>-<end>s.wav   ... or a clip of it (span splits), its take in the name
+    E/validation/..., E/test/...
+
+Without a dataset every file goes to ``E/audio/`` with one ``E/metadata.jsonl`` (one split,
+``train`` in Hugging Face's terms).
+
+The metadata is JSON Lines, not CSV: ``datasets`` 3.x (the last that decodes audio with
+soundfile, without torch, torchcodec and FFmpeg) reads a ``metadata.csv`` through pandas,
+and under pandas 3 its text columns come back as ``large_string``, which it then refuses
+as ``file_name``; a ``metadata.jsonl`` loads with every version. ``parquet`` writes one table, ``E/data.parquet``: one
+row per file or clip, with ``split`` and an ``audio`` column of ``{bytes, path}`` (the
+struct Hugging Face's ``Audio`` feature stores), plus the same README.md.
+
+Examples
+--------
+>>> export_corpus("my-corpus", "my-export", dataset="my-dataset")   # doctest: +SKIP
+PosixPath('my-export')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+
+import pandas as pd
+import soundfile as sf
+
+from guitarlab.corpus.atomic import atomic_folder, atomic_path, write_text_atomic
+from guitarlab.corpus.defaults import VERSION
+from guitarlab.corpus.errors import DatasetError, GuitarlabError
+from guitarlab.corpus.manifest import ID_RE, load_manifest, resolve_audio_path
+from guitarlab.datasets.splits import Span, TakeSpans
+
+FORMATS = ("audiofolder", "parquet")
+# the dataset folder's split names -> Hugging Face's
+HF_SPLITS = {"train": "train", "val": "validation", "test": "test"}
+NO_SPLIT_DIR = "audio"
+METADATA_NAME = "metadata.jsonl"
+PARQUET_NAME = "data.parquet"
+CARD_NAME = "README.md"
+LICENSE_FILES = ("LICENSE", "LICENSE.txt", "LICENSE.md")
+UNSPECIFIED = "unspecified"
+NUMBER_COLUMNS = (
+    "sample_rate", "channels", "frames", "peak_dbfs", "rms_dbfs", "gain_db", "clip_start", "clip_end",
+)  # fmt: skip
+PARQUET_BATCH_FILES = 64
+# columns the export adds to the manifest's (clip columns are empty for whole files)
+EXPORT_COLUMNS = ("corpus_path", "corpus_sha256", "clip_start", "clip_end")
+COLUMN_MEANINGS = {
+    "file_name": "the audio file, relative to the metadata file beside it",
+    "split": "train, validation or test",
+    "audio": "the file's bytes and its file name (Hugging Face's Audio struct)",
+    "id": "the corpus manifest id of the file the audio comes from",
+    "label": "the dataset's class label (the column named under 'How the split was made')",
+    "guitar": "guitar label, a lower-case slug",
+    "pickup": "single_coil, humbucker, p90, ...",
+    "phrase": "backing, lead, note, ...",
+    "tone": "raw for a recorded take, else the tone preset it was rendered through",
+    "take": "the performance: every render of a take shares it (never split across sets)",
+    "source": "id of the raw take a render was made from (empty for raw takes)",
+    "preset_hash": "hash of the preset that rendered it (empty for raw takes)",
+    "sample_rate": "Hz, of this file",
+    "channels": "of this file",
+    "frames": "samples per channel in this file",
+    "subtype": "sample format of this file (PCM_24, ...)",
+    "peak_dbfs": "peak level of this file",
+    "rms_dbfs": "RMS level of this file",
+    "gain_db": "the take's level-matching trim to the corpus target RMS (stored, never applied)",
+    "sha256": "checksum of this file's bytes",
+    "recorded_at": "when the corpus file was recorded or rendered (UTC)",
+    "device": "the audio interface, 'synth' or 'pedalboard'",
+    "player": "who played",
+    "notes": "free text from the corpus",
+    "status": "empty for a complete take, 'partial' for one cut short",
+    "corpus_path": "the file's path in the corpus it was exported from",
+    "corpus_sha256": "the corpus file's checksum (the clip's source for a clip)",
+    "clip_start": "first sample of this audio in the corpus file (0 for a whole file)",
+    "clip_end": "the sample after its last (the corpus file's frames for a whole file)",
+}
+
+
+@dataclass
+class ExportItem:
+    """One exported file: a whole corpus file, or a clip ``[start, end)`` of one."""
+
+    split: str  # Hugging Face split name, or "" without a dataset
+    file_name: str  # POSIX path relative to the export folder
+    row: dict  # the manifest row it comes from
+    start: int | None = None
+    end: int | None = None
+
+    @property
+    def is_clip(self) -> bool:
+        return self.start is not None
+
+
+@dataclass
+class ExportPlan:
+    """Every file to write, plus what the data card says about how it was chosen."""
+
+    items: list[ExportItem]
+    label: str  # the column the counts are by
+    labelled: bool  # a `label` column (from a dataset) is exported
+    splits: list[str]
+    how: list[str] = field(default_factory=list)  # how the split was made, one line each
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- planning (no audio)
+
+
+def clip_name(row_id: str, start: int, end: int, rate: int, suffix: str = ".wav") -> str:
+    """A clip's file name: the row id (its take is the id's prefix) and its time in seconds.
+
+    Examples
+    --------
+    >>> clip_name("les_paul-lead-t001-crunch", 44100, 140100, 44100)
+    'les_paul-lead-t001-crunch__1.000-3.177s.wav'
+    """
+    return f"{row_id}__{start / rate:.3f}-{end / rate:.3f}s{suffix}"
+
+
+def train_spans(frames: int, spans: TakeSpans, *, min_frames: int = 1) -> list[Span]:
+    """The time of one file that no held-out span touches, as ``[start, end)`` spans.
+
+    Starts at the take's ``offset`` (its first sound with ``--trim-silence``); pieces
+    shorter than ``min_frames`` (less than one window) are left out.
+
+    Examples
+    --------
+    >>> spans = TakeSpans("t", 100, test=[(40, 60)], val=[(80, 90)])
+    >>> train_spans(100, spans, min_frames=5)
+    [(0, 40), (60, 80), (90, 100)]
+    """
+    held = sorted(list(spans.test) + list(spans.val))
+    out, cursor = [], int(spans.offset)
+    for start, end in held + [(int(frames), int(frames))]:
+        if start - cursor >= min_frames:
+            out.append((cursor, min(int(start), int(frames))))
+        cursor = max(cursor, int(end))
+    return out
+
+
+def _safe_id(row_id: str) -> str:
+    if not ID_RE.match(row_id) or "/" in row_id or ".." in row_id:
+        raise DatasetError(
+            f"manifest id {row_id!r} is not a safe file name; fix it "
+            "(guitarlab manifest check) before exporting"
+        )
+    return row_id
+
+
+def _suffix(row: Mapping) -> str:
+    return PurePosixPath(str(row["path"])).suffix.lower() or ".wav"
+
+
+def plan_export(manifest: pd.DataFrame, meta: Mapping | None = None) -> ExportPlan:
+    """Which audio goes where: every manifest row as a whole file, or a dataset's splits.
+
+    With ``meta`` (a dataset folder's ``dataset.json``) only its files are exported,
+    each by its take's role: a held-out take (``--split take/group``) goes whole to
+    validation or test; a take with held-out spans (``--split span``) is cut into clips,
+    its test spans to test, its validation spans to validation and the time between
+    them (at least one window long) to train, so no clip of one split overlaps another's.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"id": ["a-raw"], "path": ["takes/a-raw.wav"], "guitar": ["x"]})
+    >>> [item.file_name for item in plan_export(frame).items]
+    ['audio/a-raw.wav']
+    """
+    by_id = {str(row["id"]): row for row in manifest.to_dict("records")}
+    if meta is None:
+        items = [
+            ExportItem("", f"{NO_SPLIT_DIR}/{_safe_id(rid)}{_suffix(row)}", row)
+            for rid, row in by_id.items()
+        ]
+        return ExportPlan(
+            items,
+            label="guitar",
+            labelled=False,
+            splits=[""],
+            how=["not split: every file of the corpus, one split ('train' when loaded)"],
+        )
+    label = str(meta["label"])
+    rate = int(meta["sample_rate"])
+    window = int(meta["window"])
+    options = meta.get("options", {})
+    takes = {t: TakeSpans.from_json(t, data) for t, data in meta["takes"].items()}
+    items: list[ExportItem] = []
+    for info in meta["rows"]:
+        rid = _safe_id(str(info["id"]))
+        row = by_id.get(rid)
+        if row is None or str(row["sha256"]) != str(info.get("sha256", row["sha256"])):
+            what = "is no longer in" if row is None else "changed in"
+            raise DatasetError(
+                f"file {rid} of the dataset {what} the corpus; export from the corpus the "
+                "dataset was built from, or rebuild the dataset"
+            )
+        row = {**row, "label": str(info.get("label", row.get(label, "")))}
+        spans = takes[str(info["take"])]
+        suffix = _suffix(row)
+        if spans.role in ("val", "test") or not (spans.test or spans.val):
+            split = HF_SPLITS[spans.role]
+            items.append(ExportItem(split, f"{split}/{rid}{suffix}", row))
+            continue
+        # spans are on the dataset's timeline; a resampled file has its own rate
+        scale = int(info.get("file_rate", rate)) / rate
+        frames = int(info.get("frames", row["frames"]))
+        pieces = [("test", s) for s in spans.test] + [("val", s) for s in spans.val]
+        pieces += [("train", s) for s in train_spans(int(frames / scale), spans, min_frames=window)]
+        for role, (start, end) in sorted(pieces, key=lambda p: p[1]):
+            first, last = round(start * scale), min(round(end * scale), frames)
+            split = HF_SPLITS[role]
+            name = clip_name(rid, first, last, round(rate * scale), suffix)
+            items.append(ExportItem(split, f"{split}/{name}", row, first, last))
+    splits = [s for s in HF_SPLITS.values() if any(i.split == s for i in items)]
+    how = [_how_split(options, meta)]
+    notes = []
+    if options.get("val") == "random":
+        notes.append(
+            "validation windows were a random share of training time (--val random, leaky): "
+            "they are in the train clips, not a split of their own"
+        )
+    if meta.get("leaky"):
+        notes.append("the dataset is marked leaky: its validation shares time with training")
+    return ExportPlan(items, label=label, labelled=True, splits=splits, how=how, notes=notes)
+
+
+def _how_split(options: Mapping, meta: Mapping) -> str:
+    split, val = options.get("split", "span"), options.get("val", "span")
+    held = meta.get("held_out") or {}
+    seed = options.get("seed", 0)
+    if split == "span":
+        seconds = int(options.get("test_windows", 12)) * int(meta["window"]) / meta["sample_rate"]
+        text = (
+            f"span split (seed {seed}): a {seconds:.2f} s span of every take is the test set in "
+            "every tone of the take, and a disjoint span of it the validation set; the rest is "
+            "train. Each span is a clip named after its file (the take is the name's prefix), "
+            "so no clip of one split shares time with another split's"
+        )
+        if options.get("same_span_all"):
+            text += "; one span for all takes (--same-span-all)"
+        return text
+    what = (
+        f"the takes {held['test_where']!r} selects"
+        if held.get("test_where")
+        else f"the {options.get('group_by')} value(s) {', '.join(held['test_groups'])}"
+        if held.get("test_groups")
+        else f"whole takes drawn at random (seed {seed}), stratified by label"
+    )
+    return (
+        f"{split} split: the test set is {what}, every tone of a take on the same side; "
+        f"validation: {val}" + (f" ({held['val_where']!r})" if held.get("val_where") else "")
+    )
+
+
+# ---------------------------------------------------------------- reading audio
+
+
+def _audio_bytes(corpus: Path, item: ExportItem) -> tuple[bytes, dict]:
+    """The file's (or clip's) bytes and the columns measured from them."""
+    from guitarlab.corpus.audio import audio_info
+    from guitarlab.corpus.levels import peak_dbfs, rms_dbfs
+
+    path = resolve_audio_path(corpus, str(item.row["path"]))
+    if not item.is_clip:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise DatasetError(
+                f"{path}: cannot read it ({exc.strerror}); check the corpus"
+            ) from None
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != str(item.row["sha256"]):
+            raise DatasetError(
+                f"{path}: its sha256 differs from the manifest's; run 'guitarlab manifest check'"
+            )
+        return data, {"sha256": digest}
+    info = audio_info(path)
+    exact = "int32" if str(info.subtype).startswith("PCM") else "float64"  # bit-exact copies
+    try:
+        samples, rate = sf.read(str(path), start=item.start, stop=item.end, dtype=exact)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise DatasetError(f"{path}: cannot read audio ({exc}); check the file") from None
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, rate, subtype=info.subtype, format=info.format)
+    data = buffer.getvalue()
+    scaled = samples / 2.0**31 if exact == "int32" else samples
+    return data, {
+        "frames": int(samples.shape[0]),
+        "peak_dbfs": round(peak_dbfs(scaled), 3),
+        "rms_dbfs": round(rms_dbfs(scaled), 3),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+
+
+def _metadata_row(item: ExportItem, measured: dict, columns: list[str]) -> dict:
+    row = item.row
+    out = {"file_name": item.file_name}
+    if "label" in row:
+        out["label"] = row["label"]
+    out.update({c: row[c] for c in columns if c not in ("path", "label")})
+    out.update(measured)
+    out.update(
+        corpus_path=str(row["path"]),
+        corpus_sha256=str(row["sha256"]),
+        clip_start=item.start if item.is_clip else 0,
+        clip_end=item.end if item.is_clip else int(row["frames"]),
+    )
+    return out
+
+
+def _typed(table: pd.DataFrame) -> pd.DataFrame:
+    """Numbers as numbers, everything else as text ("" when empty), so every split's
+    metadata (and every Parquet batch) has the same types."""
+    out = table.copy()
+    for column in out.columns:
+        if column in NUMBER_COLUMNS:
+            out[column] = pd.to_numeric(out[column], errors="coerce")
+        elif column != "audio":
+            out[column] = out[column].astype(object).where(out[column].notna(), "").astype(str)
+    return out
+
+
+def _materialized(
+    corpus: Path, plan: ExportPlan, columns: list[str], progress: bool
+) -> Iterator[tuple[ExportItem, bytes, dict]]:
+    from tqdm import tqdm
+
+    for item in tqdm(plan.items, desc="export", unit="file", disable=not progress):
+        data, measured = _audio_bytes(corpus, item)
+        yield item, data, _metadata_row(item, measured, columns)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def corpus_license(corpus: str | os.PathLike) -> tuple[str, Path | None]:
+    """The licence a corpus records: the first line of its ``LICENSE`` file, or "unspecified"."""
+    for name in LICENSE_FILES:
+        path = Path(corpus) / name
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                if line.strip():
+                    return line.strip().strip("#").strip(), path
+    return UNSPECIFIED, None
+
+
+def _refuse_overlap(corpus: Path, out: Path, dataset: Path | None) -> None:
+    root, target = corpus.resolve(), out.resolve()
+    if target == root or root in target.parents:
+        raise DatasetError(
+            f"--out {out} is inside the corpus {corpus}; export next to it, e.g. --out {corpus.name}-export"
+        )
+    for name, folder in (("corpus", corpus), ("dataset", dataset)):
+        if folder is not None and target in folder.resolve().parents:
+            raise DatasetError(f"--out {out} holds the {name} {folder}; choose another --out")
+
+
+def export_corpus(
+    corpus: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    dataset: str | os.PathLike | None = None,
+    format: str = "audiofolder",
+    license: str | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Export ``corpus`` (or ``dataset``'s splits of it) to ``out`` for other tools.
+
+    Parameters
+    ----------
+    corpus : path
+        The corpus folder the files are read from.
+    out : path
+        Folder to create: refused inside the corpus, and when it exists and is not
+        empty unless ``overwrite``. Nothing is written anywhere else.
+    dataset : path, optional
+        A dataset folder built from ``corpus``: its files only, in its train/validation/
+        test splits (whole files for held-out takes, clips for held-out spans).
+    format : {"audiofolder", "parquet"}
+        Audio files with ``metadata.csv`` per split, or one ``data.parquet`` table.
+    license : str, optional
+        The licence written into the data card; default: the corpus's ``LICENSE``
+        file's first line, else "unspecified".
+
+    Returns
+    -------
+    Path
+        The export folder.
+    """
+    corpus, out = Path(corpus), Path(out)
+    if format not in FORMATS:
+        raise DatasetError(f"unknown export format {format!r}; use one of {', '.join(FORMATS)}")
+    dataset_path = Path(dataset) if dataset else None
+    _refuse_overlap(corpus, out, dataset_path)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise DatasetError(
+            f"{out}: exists and is not empty; choose another --out or pass --overwrite"
+        )
+    try:
+        manifest = load_manifest(corpus)
+    except GuitarlabError as exc:
+        raise DatasetError(str(exc)) from None
+    meta = None
+    if dataset_path is not None:
+        from guitarlab.datasets.folder import read_meta
+
+        meta = read_meta(dataset_path)
+    plan = plan_export(manifest, meta)
+    if not plan.items:
+        raise DatasetError(f"{corpus}: no audio to export; add takes first")
+    recorded, license_file = corpus_license(corpus)
+    license_text = license or recorded
+    columns = list(manifest.columns)
+
+    with atomic_folder(out, suffix=".exporting") as work:
+        files = _materialized(corpus, plan, columns, progress)
+        if format == "audiofolder":
+            table = _write_audiofolder(work, files, plan)
+        else:
+            table = _write_parquet(work / PARQUET_NAME, files)
+        if license_file is not None and license is None:
+            shutil.copyfile(license_file, work / license_file.name)
+        card = data_card(
+            plan,
+            table,
+            corpus=corpus,
+            dataset=dataset_path,
+            format=format,
+            license=license_text,
+            license_origin=(
+                "given with --license"
+                if license
+                else f"from the corpus's {license_file.name}"
+                if license_file
+                else "the corpus records no licence (no LICENSE file): ask its owner before sharing"
+            ),
+        )
+        write_text_atomic(work / CARD_NAME, card)
+    return out
+
+
+def _write_audiofolder(
+    work: Path, files: Iterator[tuple[ExportItem, bytes, dict]], plan: ExportPlan
+) -> pd.DataFrame:
+    rows = []
+    for item, data, meta_row in files:
+        dest = work / item.file_name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with open(dest, "xb") as handle:  # "x": two items never share a name
+            handle.write(data)
+        rows.append({**meta_row, "split": item.split})
+    table = _typed(pd.DataFrame(rows))
+    for split in plan.splits:
+        part = table[table["split"] == split].drop(columns="split")
+        folder = work / split if split else work
+        prefix = f"{split}/" if split else ""
+        part = part.assign(file_name=part["file_name"].str.removeprefix(prefix))
+        with atomic_path(folder / METADATA_NAME) as tmp:
+            part.to_json(tmp, orient="records", lines=True, force_ascii=False)
+    return table
+
+
+def _write_parquet(path: Path, files: Iterator[tuple[ExportItem, bytes, dict]]) -> pd.DataFrame:
+    """One table, written a batch of files at a time so memory stays at one batch."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows: list[dict] = []
+    batch: list[dict] = []
+    writer: pq.ParquetWriter | None = None
+    try:
+        with atomic_path(path) as tmp:
+            for item, data, meta_row in files:
+                rows.append({"split": item.split or "train", **meta_row})
+                batch.append({"bytes": data, "path": item.file_name})
+                if len(batch) >= PARQUET_BATCH_FILES:
+                    writer = _parquet_batch(pa, pq, tmp, rows[-len(batch) :], batch, writer)
+            if batch or writer is None:
+                writer = _parquet_batch(
+                    pa, pq, tmp, rows[-len(batch) :] if batch else [], batch, writer
+                )
+            writer.close()
+            writer = None
+    finally:
+        if writer is not None:
+            writer.close()
+    return _typed(pd.DataFrame(rows))
+
+
+def _parquet_batch(pa, pq, path: Path, rows: list[dict], audio: list[dict], writer):
+    frame = _typed(pd.DataFrame(rows)).assign(audio=list(audio))
+    frame = frame[["split", "audio"] + [c for c in frame.columns if c not in ("split", "audio")]]
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if writer is None:
+        writer = pq.ParquetWriter(str(path), table.schema)
+    writer.write_table(table.cast(writer.schema))
+    audio.clear()
+    return writer
+
+
+def data_card(
+    plan: ExportPlan,
+    table: pd.DataFrame,
+    *,
+    corpus: Path,
+    dataset: Path | None,
+    format: str,
+    license: str,
+    license_origin: str,
+) -> str:
+    """The export's README.md: licence, how to load it, how it was split, counts, columns."""
+    name = (dataset or corpus).resolve().name
+    split_col = table["split"].replace("", "train")
+    seconds = table["frames"].astype(float) / table["sample_rate"].astype(float)
+    by = "label" if plan.labelled else plan.label
+    counts = (
+        pd.DataFrame({"label": table[by].astype(str), "split": split_col, "seconds": seconds})
+        .groupby(["label", "split"])
+        .agg(files=("seconds", "size"), seconds=("seconds", "sum"))
+        .reset_index()
+    )
+    order = [s or "train" for s in plan.splits]
+    lines = [
+        "---",
+        f"license: {license}",
+        f"pretty_name: {name}",
+        "task_categories:",
+        "- audio-classification",
+        "---",
+        "",
+        f"# {name}",
+        "",
+        f"Exported by guitarlab {VERSION} on "
+        f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} from the corpus "
+        f"`{corpus.resolve().name}`"
+        + (f" and the dataset `{dataset.resolve().name}`" if dataset else "")
+        + f": {len(table)} audio file(s), format `{format}`.",
+        "",
+        "## Licence",
+        "",
+        f"**{license}** ({license_origin}).",
+        "",
+        "## Loading",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+    ]
+    if format == "audiofolder":
+        lines += [
+            'ds = load_dataset("audiofolder", data_dir="THIS_FOLDER")',
+            "# datasets >= 4 decodes audio with torchcodec; without it, read the files yourself:",
+            '# ds = ds.cast_column("audio", datasets.Audio(decode=False))  # {bytes, path}',
+        ]
+    else:
+        lines += [
+            'ds = load_dataset("parquet", data_files="THIS_FOLDER/data.parquet")',
+            "# or: pandas.read_parquet('THIS_FOLDER/data.parquet'); audio = row['audio']['bytes']",
+        ]
+    lines += ["```", "", "## How the split was made", ""]
+    lines += [f"- {line}" for line in plan.how]
+    if plan.labelled:
+        lines.append(f"- `label` is the manifest column `{plan.label}`")
+    lines += [f"- {note}" for note in plan.notes]
+    lines += ["", f"## Files per {by} and split", "", f"| {by} | " + " | ".join(order) + " |"]
+    lines.append("|---" * (len(order) + 1) + "|")
+    for label, group in counts.groupby("label"):
+        cells = group.set_index("split")
+        lines.append(
+            f"| {label} | "
+            + " | ".join(
+                f"{int(cells.loc[s, 'files'])} ({cells.loc[s, 'seconds']:.1f} s)"
+                if s in cells.index
+                else "0"
+                for s in order
+            )
+            + " |"
+        )
+    lines += ["", "## Columns", "", "| column | meaning |", "|---|---|"]
+    shown = ["file_name"] + [c for c in table.columns if c not in ("file_name", "split")]
+    if format == "parquet":
+        shown = ["split", "audio"] + shown[1:]
+    for column in shown:
+        lines.append(
+            f"| `{column}` | {COLUMN_MEANINGS.get(column, 'a column of the corpus manifest, as it is')} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
