@@ -32,7 +32,12 @@ from guitarlab.review.security import TokenGuard, allowed_hosts
 STATIC = Path(__file__).parent / "static"
 FACETS = ("guitar", "pickup", "phrase", "tone", "take", "player", "status", "checks", "excluded")
 COUNTED = ("guitar", "pickup", "phrase", "tone")
-AUDIO_TYPES = {".wav": "audio/wav", ".flac": "audio/flac", ".aif": "audio/aiff", ".aiff": "audio/aiff"}
+AUDIO_TYPES = {
+    ".wav": "audio/wav",
+    ".flac": "audio/flac",
+    ".aif": "audio/aiff",
+    ".aiff": "audio/aiff",
+}
 MAX_POINTS = 4000
 
 
@@ -111,7 +116,9 @@ def checks_summary(text: str) -> str:
 
 def filtered(frame: pd.DataFrame, params) -> pd.DataFrame:
     """Rows matching every ``column=value`` filter, ``q`` (part of the id), sorted by ``sort``."""
-    rows = frame.assign(checks_summary=[checks_summary(t) for t in frame.get("checks", [""] * len(frame))])
+    rows = frame.assign(
+        checks_summary=[checks_summary(t) for t in frame.get("checks", [""] * len(frame))]
+    )
     for column, value in params.items():
         if column in ("q", "sort", "order", "token") or value == "":
             continue
@@ -190,13 +197,18 @@ def create_app(
             facets = {}
             for column in FACETS:
                 if column == "checks":
-                    facets[column] = sorted({n for t in frame.get("checks", []) for n in checks_summary(t).split(",")})
+                    facets[column] = sorted(
+                        {n for t in frame.get("checks", []) for n in checks_summary(t).split(",")}
+                    )
                 elif column == "excluded":
                     facets[column] = ["no", "yes"]
                 elif column in frame:
                     facets[column] = sorted(set(frame[column].astype(str)) - {""})
             counts = {
-                c: {str(k): int(v) for k, v in rows[c].astype(str).value_counts().sort_index().items()}
+                c: {
+                    str(k): int(v)
+                    for k, v in rows[c].astype(str).value_counts().sort_index().items()
+                }
                 for c in COUNTED
             }
             body = {
@@ -235,9 +247,7 @@ def create_app(
                 "spans": [list(s) for s in review.take_spans(frame, str(row["take"]))],
                 "duration_s": review.take_duration_s(frame, str(row["take"])),
                 "editable": editable,
-                "choices": {
-                    c: sorted(set(frame[c].astype(str)) - {""}) for c in editable
-                },
+                "choices": {c: sorted(set(frame[c].astype(str)) - {""}) for c in editable},
                 "run": state.labels is not None,
                 "label_column": getattr(state.labels, "label_column", None),
             }
@@ -342,7 +352,9 @@ def create_app(
 
     def need_run() -> None:
         if state.labels is None:
-            raise NotFound("no run: start 'guitarlab review CORPUS --run RUN' to see a model's labels")
+            raise NotFound(
+                "no run: start 'guitarlab review CORPUS --run RUN' to see a model's labels"
+            )
 
     async def predictions(request: Request) -> JSONResponse:
         need_run()

@@ -8,6 +8,7 @@ own requests (audio, images, the JSON API) carry it without putting it in every 
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import socket
 from http.cookies import SimpleCookie
@@ -31,10 +32,8 @@ def allowed_hosts(host: str) -> set[str]:
     if host in WILDCARD_HOSTS:
         hostname = socket.gethostname()
         names |= {hostname.lower(), socket.getfqdn().lower()}
-        try:
+        with contextlib.suppress(OSError):
             names |= {info[4][0] for info in socket.getaddrinfo(hostname, None)}
-        except OSError:
-            pass
     return names
 
 
@@ -96,7 +95,10 @@ class TokenGuard:
 
         async def send_with_cookie(message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message["headers"], (b"set-cookie", cookie.encode())]}
+                message = {
+                    **message,
+                    "headers": [*message["headers"], (b"set-cookie", cookie.encode())],
+                }
             await send(message)
 
         return await self.app(scope, receive, send_with_cookie)
