@@ -45,7 +45,7 @@ EXCLUDE_SPANS = "exclude_spans"
 FIXED_COLUMNS = frozenset(
     {name for name, (kind, _) in SCHEMA.items() if kind != "str"}
     | {"id", "path", "tone", "take", "source", "preset_hash", "sha256", "subtype"}
-    | {"recorded_at", "status", "synth_params", "preset", EXCLUDED, EXCLUDE_SPANS}
+    | {"recorded_at", "status", "synth_params", "preset", "input_gain_db", EXCLUDED, EXCLUDE_SPANS}
     | {"checks", "dropouts", "stalls", "dropped_frames", "dropout_detail"}
 )
 SLUG_COLUMNS = ("guitar", "pickup", "phrase")

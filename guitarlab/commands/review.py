@@ -58,6 +58,7 @@ def review_command(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(128)  # connections wait in the backlog until the server accepts them
     except OSError as exc:
         sock.close()
         raise GuitarlabError(
