@@ -121,7 +121,7 @@ def format_spans(spans: list[tuple[float, float]]) -> str:
             merged.append([start, end])
     if not merged:
         return ""
-    rounded = [[round(s, SPAN_DECIMALS), round(e, SPAN_DECIMALS)] for s, e in merged]
+    rounded = [[round(float(s), SPAN_DECIMALS), round(float(e), SPAN_DECIMALS)] for s, e in merged]
     return json.dumps(rounded, separators=(",", ":"))
 
 
@@ -352,14 +352,27 @@ def exclude_row(
     return _change(root, action, row_id, plan, who=who, expect_version=expect_version)
 
 
-def _span_change(root, row_id, start_s, end_s, *, add: bool, who, expect_version) -> dict | None:
+def add_span(
+    root: str | os.PathLike,
+    row_id: str,
+    start_s: float,
+    end_s: float,
+    *,
+    remove: bool = False,
+    who: str | None = None,
+    expect_version: str | None = None,
+) -> dict | None:
+    """Mark ``[start_s, end_s]`` of ``row_id``'s take bad, in every tone of the take.
+
+    Overlapping spans merge. With ``remove`` the span (as stored) is taken back instead.
+    """
     span: dict = {}
 
     def plan(frame: pd.DataFrame, row: pd.Series) -> list[tuple[str, str, str]]:
         take = str(row["take"])
         start, end = check_span(start_s, end_s, take_duration_s(frame, take))
         spans = take_spans(frame, take)
-        if add:
+        if not remove:
             spans.append((start, end))
         else:
             kept = [s for s in spans if max(abs(s[0] - start), abs(s[1] - end)) > 1e-3]
@@ -374,41 +387,13 @@ def _span_change(root, row_id, start_s, end_s, *, add: bool, who, expect_version
         ids = frame.loc[frame["take"].astype(str) == take, "id"].astype(str)
         return [(rid, EXCLUDE_SPANS, text) for rid in ids]
 
-    action = "add_span" if add else "remove_span"
-    entry = _change(root, action, row_id, plan, who=who, expect_version=expect_version, extra=span)
-    if entry is not None:
-        entry["span"] = span["span"]
-    return entry
+    action = "remove_span" if remove else "add_span"
+    return _change(root, action, row_id, plan, who=who, expect_version=expect_version, extra=span)
 
 
-def add_span(
-    root: str | os.PathLike,
-    row_id: str,
-    start_s: float,
-    end_s: float,
-    *,
-    who: str | None = None,
-    expect_version: str | None = None,
-) -> dict | None:
-    """Mark ``[start_s, end_s]`` of ``row_id``'s take bad, in every tone of the take."""
-    return _span_change(
-        root, row_id, start_s, end_s, add=True, who=who, expect_version=expect_version
-    )
-
-
-def remove_span(
-    root: str | os.PathLike,
-    row_id: str,
-    start_s: float,
-    end_s: float,
-    *,
-    who: str | None = None,
-    expect_version: str | None = None,
-) -> dict | None:
+def remove_span(root: str | os.PathLike, row_id: str, start_s: float, end_s: float, **kw):
     """Take back an excluded span of ``row_id``'s take (it must match a stored span)."""
-    return _span_change(
-        root, row_id, start_s, end_s, add=False, who=who, expect_version=expect_version
-    )
+    return add_span(root, row_id, start_s, end_s, remove=True, **kw)
 
 
 def undo_last(

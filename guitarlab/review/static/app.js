@@ -207,18 +207,22 @@ function item(text) {
   return li;
 }
 
-async function loadWave(id) {
-  const canvas = $("waveform");
-  const points = Math.max(200, Math.min(4000, canvas.clientWidth || 800));
+// Fetch something for row ``id`` and apply it, unless another row was opened meanwhile.
+async function loadFor(id, path, apply) {
   try {
-    const wave = await api(`/api/rows/${encodeURIComponent(id)}/waveform?points=${points}`);
-    if (state.row && state.row.row.id === id) {
-      state.wave = wave;
-      drawWave();
-    }
+    const body = await api(path);
+    if (state.row && state.row.row.id === id) apply(body);
   } catch (error) {
     say(error.message, true);
   }
+}
+
+function loadWave(id) {
+  const points = Math.max(200, Math.min(4000, $("waveform").clientWidth || 800));
+  return loadFor(id, `/api/rows/${encodeURIComponent(id)}/waveform?points=${points}`, (wave) => {
+    state.wave = wave;
+    drawWave();
+  });
 }
 
 function duration() {
@@ -300,20 +304,15 @@ function setupWaveform() {
 
 // ------------------------------------------------------------------ the model (--run)
 
-async function loadPrediction(id) {
-  try {
-    const prediction = await api(`/api/rows/${encodeURIComponent(id)}/predictions`);
-    if (state.row && state.row.row.id === id) {
-      state.prediction = prediction;
-      $("model").hidden = false;
-      $("model-label").textContent = prediction.error
-        ? prediction.error
-        : `${prediction.label} (confidence ${Number(prediction.confidence).toFixed(2)}; labelled ${state.row.row[state.row.label_column]})`;
-      drawWave();
-    }
-  } catch (error) {
-    say(error.message, true);
-  }
+function loadPrediction(id) {
+  return loadFor(id, `/api/rows/${encodeURIComponent(id)}/predictions`, (prediction) => {
+    state.prediction = prediction;
+    $("model").hidden = false;
+    $("model-label").textContent = prediction.error
+      ? prediction.error
+      : `${prediction.label} (confidence ${Number(prediction.confidence).toFixed(2)}; labelled ${state.row.row[state.row.label_column]})`;
+    drawWave();
+  });
 }
 
 function drawPrediction(t) {
