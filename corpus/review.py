@@ -33,6 +33,7 @@ from guitarlab.corpus.manifest import (
     SCHEMA,
     SLUG_RE,
     load_manifest,
+    manifest_lock,
     manifest_path,
     manifest_version,
     update_manifest,
@@ -442,8 +443,6 @@ def undo_last(
 
 def manifest_rows(root: str | os.PathLike) -> tuple[pd.DataFrame, str]:
     """The manifest and its version, read under the lock so they match."""
-    from guitarlab.corpus.manifest import manifest_lock
-
     if not manifest_path(root).is_file():
         load_manifest(root)  # raises the one-line "no manifest" error
     with manifest_lock(root):

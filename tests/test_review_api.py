@@ -221,3 +221,24 @@ def test_queue_puts_disagreements_and_doubt_first(corpus: Path, client: TestClie
     assert rows[3]["id"].startswith("les_paul") and rows[3]["confidence"] == 0.6
     over_time = with_run.get(f"/api/rows/{STRAT}-raw/predictions", headers=AUTH).json()
     assert over_time["labels_over_time"] == ["les_paul"] * 3
+
+
+def test_command_prints_the_address_with_a_token_and_warns_on_0000(
+    corpus: Path, monkeypatch
+) -> None:
+    import uvicorn
+    from click.testing import CliRunner
+
+    from guitarlab.cli import cli
+
+    served = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: served.append(sockets))
+    result = CliRunner().invoke(cli, ["review", str(corpus), "--port", "0"])
+    assert result.exit_code == 0, result.output
+    assert "http://127.0.0.1:" in result.output and "/?token=" in result.output
+    assert "warning" not in result.output and len(served) == 1
+    wide = CliRunner().invoke(cli, ["review", str(corpus), "--port", "0", "--host", "0.0.0.0"])
+    assert wide.exit_code == 0 and "warning: --host 0.0.0.0" in wide.output
+    missing = CliRunner().invoke(cli, ["review", str(corpus / "nope")])
+    assert missing.exit_code == 1 and "no such corpus folder" in missing.output
+    assert "Traceback" not in missing.output
