@@ -26,6 +26,7 @@ _EXPORTS = {
         "AugmentError",
         "DatasetError",
         "GuitarlabError",
+        "ManifestConflict",
         "ManifestError",
         "RecorderError",
         "TrainError",
@@ -47,6 +48,14 @@ _EXPORTS = {
         "reserve_rows",
     ),
     "plotting": ("plot_spectra", "pyplot"),
+    "review": (
+        "add_span",
+        "exclude_row",
+        "read_history",
+        "relabel_take",
+        "remove_span",
+        "undo_last",
+    ),
 }
 
 

@@ -13,6 +13,10 @@ class ManifestError(GuitarlabError):
     """The manifest or a corpus path is wrong."""
 
 
+class ManifestConflict(ManifestError):
+    """The manifest changed between reading it and writing an edit (a stale version)."""
+
+
 class AudioFileError(GuitarlabError):
     """An audio file cannot be read, or is not what a stage needs."""
 

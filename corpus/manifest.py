@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import re
@@ -29,7 +30,7 @@ import pandas as pd
 from filelock import FileLock
 
 from guitarlab.corpus.atomic import atomic_path, temp_name
-from guitarlab.corpus.errors import ManifestError
+from guitarlab.corpus.errors import ManifestConflict, ManifestError
 
 MANIFEST_NAME = "manifest.csv"
 LOCK_NAME = "manifest.csv.lock"
@@ -379,11 +380,38 @@ def manifest_lock(root: str | os.PathLike, *, timeout_s: float | None = None) ->
         lock.release()
 
 
+def manifest_version(root: str | os.PathLike) -> str:
+    """A token that changes whenever ``manifest.csv`` does: the sha256 of its bytes (20 hex).
+
+    An editor sends back the version it read; :func:`update_manifest` refuses the edit
+    (``ManifestConflict``) when the file changed in between (another editor, a spreadsheet).
+    """
+    try:
+        data = manifest_path(root).read_bytes()
+    except FileNotFoundError:
+        data = b""
+    return hashlib.sha256(data).hexdigest()[:20]
+
+
 def update_manifest(
-    root: str | os.PathLike, change: Callable[[pd.DataFrame], pd.DataFrame]
+    root: str | os.PathLike,
+    change: Callable[[pd.DataFrame], pd.DataFrame],
+    *,
+    expect_version: str | None = None,
+    then: Callable[[pd.DataFrame], None] | None = None,
 ) -> pd.DataFrame:
-    """Load, ``change``, validate and save the manifest as one locked, atomic step."""
+    """Load, ``change``, validate and save the manifest as one locked, atomic step.
+
+    With ``expect_version`` (a :func:`manifest_version` read earlier) the step is refused
+    with ``ManifestConflict`` when the manifest changed since. ``then(saved)`` runs after
+    the save, still under the lock (e.g. to append to a history file).
+    """
     with manifest_lock(root):
+        if expect_version is not None and manifest_version(root) != expect_version:
+            raise ManifestConflict(
+                f"{manifest_path(root)}: changed since version {expect_version} was read; "
+                "reload and make the change again"
+            )
         frame = load_manifest(root)
         _refuse_bad_cells(frame, root)
         updated = _typed(change(frame))
@@ -391,6 +419,8 @@ def update_manifest(
         if len(duplicates):
             raise ManifestError(f"duplicate id {duplicates[0]!r}; every row needs its own id")
         _write_atomic(manifest_path(root), updated)
+        if then is not None:
+            then(updated)
         return updated
 
 

@@ -70,3 +70,54 @@ def plot_spectra(
         axes[0, 1].set(xlabel="frequency (Hz)", ylabel="gain (dB)", title="pickup circuit response")
         axes[0, 1].legend(fontsize=8)
     return save_figure(fig, path)
+
+
+def waveform_envelope(audio: np.ndarray, points: int) -> tuple[np.ndarray, np.ndarray]:
+    """Min and max of a (mono-mixed) signal in ``points`` equal slices: a waveform to draw.
+
+    Examples
+    --------
+    >>> lo, hi = waveform_envelope(np.array([0.0, 1.0, -1.0, 0.5]), 2)
+    >>> lo.tolist(), hi.tolist()
+    ([0.0, -1.0], [1.0, 0.5])
+    """
+    mono = np.asarray(audio, dtype=np.float32)
+    if mono.ndim > 1:
+        mono = mono.mean(axis=1)
+    points = max(1, min(int(points), mono.size))
+    edges = np.linspace(0, mono.size, points + 1).astype(np.int64)
+    lo = np.minimum.reduceat(mono, edges[:-1]) if mono.size else np.zeros(points)
+    hi = np.maximum.reduceat(mono, edges[:-1]) if mono.size else np.zeros(points)
+    return lo, hi
+
+
+def spectrogram_png(
+    audio: np.ndarray,
+    sample_rate: int,
+    *,
+    width_px: int = 1000,
+    height_px: int = 200,
+    max_hz: float = 12_000.0,
+) -> bytes:
+    """A spectrogram (dB, linear frequency up to ``max_hz``) filling the whole PNG, no axes,
+    so x maps linearly to time and a page can draw a playback cursor over it."""
+    import io
+
+    from scipy import signal
+
+    plt = pyplot()
+    mono = np.asarray(audio, dtype=np.float64)
+    if mono.ndim > 1:
+        mono = mono.mean(axis=1)
+    nperseg = min(1024, max(16, mono.size))
+    freqs, _, power = signal.spectrogram(mono, fs=sample_rate, nperseg=nperseg)
+    keep = freqs <= max_hz
+    db = 10 * np.log10(power[keep] + 1e-12)
+    fig = plt.figure(figsize=(width_px / 100, height_px / 100), dpi=100)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.imshow(db, origin="lower", aspect="auto", cmap="magma", vmin=db.max() - 90, vmax=db.max())
+    ax.set_axis_off()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()

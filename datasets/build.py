@@ -38,13 +38,15 @@ from guitarlab.datasets.layout import (
     y_name,
 )
 from guitarlab.datasets.select import (
+    drop_excluded,
+    excluded_spans,
     manifest_hash,
     probe_files,
     query_columns,
     select_rows,
     where_takes,
 )
-from guitarlab.datasets.splits import SPLITS, file_windows, plan_splits
+from guitarlab.datasets.splits import SPLITS, file_windows, overlaps, plan_splits
 from guitarlab.datasets.stream import silent_starts, stream_windows, take_onsets
 from guitarlab.datasets.windows import (
     SILENCE_FLOOR_DBFS,
@@ -153,9 +155,17 @@ def build_dataset(
     except GuitarlabError as exc:
         raise DatasetError(str(exc)) from None
 
-    rows = select_rows(manifest, label=label, where=where)
+    kept, left_out = drop_excluded(manifest)
+    rows = select_rows(kept, label=label, where=where)
     rows, rate = probe_files(rows, corpus, resample=resample)
     notes: list[str] = []
+    if len(left_out):
+        first = left_out.iloc[0]
+        notes.append(
+            f"{len(left_out)} file(s) excluded in review left out (e.g. {first['id']}: "
+            f"{first['excluded']})"
+        )
+    bad_spans = excluded_spans(manifest, rate)
     rows["offset"] = take_onsets(rows, rate) if trim_silence else 0
     if held_out_from:  # takes of the old dataset keep their timeline exactly
         from guitarlab.datasets.folder import read_meta
@@ -316,22 +326,34 @@ def build_dataset(
     )
 
     def layout(row: pd.Series) -> dict[str, np.ndarray]:
+        """The windows of one file: the grid, less silence and the take's excluded spans."""
         starts = grid(row)
         quiet = silent.get(str(row["id"]))
-        if quiet is None or not quiet.size:
+        bad = bad_spans.get(str(row["take"]))
+        if (quiet is None or not quiet.size) and not bad:
             return starts
-        return {
-            name: (st if name == "dropped" else st[~np.isin(st, quiet)])
-            for name, st in starts.items()
-        }
+        out = {"dropped": starts["dropped"]}
+        for name in SPLITS:
+            st = starts[name]
+            keep = np.ones(st.shape, dtype=bool)
+            if quiet is not None and quiet.size:
+                keep &= ~np.isin(st, quiet)
+            if bad:
+                keep &= ~overlaps(st, window, bad)
+            out[name] = st[keep]
+        return out
 
     # Pass 1, headers only: how many windows of each split, label and tone.
     totals = dict.fromkeys(SPLITS, 0)
     counts: Counter = Counter()
-    dropped = 0
+    dropped = in_bad_spans = 0
     for _, row in rows.iterrows():
         starts = layout(row)
         dropped += int(starts["dropped"][0])
+        bad = bad_spans.get(str(row["take"]))
+        if bad:
+            every = grid(row)
+            in_bad_spans += sum(int(overlaps(every[n], window, bad).sum()) for n in SPLITS)
         for name in SPLITS:
             n = int(starts[name].size)
             totals[name] += n
@@ -341,6 +363,13 @@ def build_dataset(
         skipped = sum(int(v.size) for v in silent.values())
         notes.append(
             f"--skip-silence: {skipped} window(s) below {gate_dbfs:g} dBFS left out as silence"
+        )
+    used_takes = set(rows["take"].astype(str))
+    marked = {t: sp for t, sp in bad_spans.items() if t in used_takes}
+    if marked:
+        notes.append(
+            f"{in_bad_spans} window(s) in excluded spans of {len(marked)} take(s) left out, "
+            "in every tone"
         )
     trained = {lab for (s, lab, _), n in counts.items() if s == "train"}
     unseen = sorted({lab for (s, lab, _) in counts if s == "test"} - trained)
@@ -377,6 +406,14 @@ def build_dataset(
             "standardization": stats,
             "totals": totals,
             "dropped_windows": dropped,
+            "excluded": {
+                "rows": sorted(map(str, left_out["id"])),
+                "spans": {
+                    t: [[round(a / rate, 3), round(b / rate, 3)] for a, b in sp]
+                    for t, sp in sorted(marked.items())
+                },
+                "windows": in_bad_spans,
+            },
             "counts": [
                 {"split": s, "label": lab, "tone": tone, "windows": n}
                 for (s, lab, tone), n in sorted(counts.items())

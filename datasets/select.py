@@ -197,3 +197,35 @@ def resampled_frames(frames: int, rate: int, target: int) -> int:
         return int(frames)
     g = math.gcd(rate, target)
     return int(math.ceil(frames * (target // g) / (rate // g)))
+
+
+def drop_excluded(manifest: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(kept, excluded)``: rows a review marked ``excluded`` (with a reason) leave the build."""
+    from guitarlab.corpus.review import EXCLUDED
+
+    if EXCLUDED not in manifest:
+        return manifest, manifest.iloc[0:0]
+    out = manifest[EXCLUDED].astype(str).str.strip() != ""
+    return manifest[~out].reset_index(drop=True), manifest[out]
+
+
+def excluded_spans(manifest: pd.DataFrame, rate: int) -> dict[str, list[tuple[int, int]]]:
+    """Per take, the spans a review marked bad, as ``(start, end)`` samples at ``rate``.
+
+    Spans are seconds of the take stored on its rows (``exclude_spans``); a span on any
+    row of a take holds for every tone of it, since renders keep their take's timing.
+    """
+    from guitarlab.corpus.errors import GuitarlabError
+    from guitarlab.corpus.review import EXCLUDE_SPANS, take_spans
+
+    if EXCLUDE_SPANS not in manifest:
+        return {}
+    marked = manifest.loc[manifest[EXCLUDE_SPANS].astype(str).str.strip() != "", "take"]
+    out = {}
+    for take in sorted(set(marked.astype(str))):
+        try:
+            spans = take_spans(manifest, take)
+        except GuitarlabError as exc:
+            raise DatasetError(str(exc)) from None
+        out[take] = [(math.floor(s * rate), math.ceil(e * rate)) for s, e in spans]
+    return out

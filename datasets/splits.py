@@ -520,7 +520,8 @@ def _keep_previous(plan: SplitPlan, table: pd.DataFrame, previous: Mapping[str, 
 # ---------------------------------------------------------------- windows of one file
 
 
-def _overlaps(starts: np.ndarray, length: int, spans: list[Span]) -> np.ndarray:
+def overlaps(starts: np.ndarray, length: int, spans: list[Span]) -> np.ndarray:
+    """True for each window (``starts``, ``length`` samples) that touches any of ``spans``."""
     hit = np.zeros(starts.shape, dtype=bool)
     for s, e in spans:
         hit |= (starts < e) & (starts + length > s)
@@ -574,8 +575,8 @@ def file_windows(
     start = int(start)
     grid = start + window_starts(max(0, int(frames) - start), length=window, hop=hop)
     held = list(spans.test) + list(spans.val)
-    train_mask = ~_overlaps(grid, window, held)
-    val_mask = _inside(grid, window, spans.val) & ~_overlaps(grid, window, spans.test)
+    train_mask = ~overlaps(grid, window, held)
+    val_mask = _inside(grid, window, spans.val) & ~overlaps(grid, window, spans.test)
     train, val_starts = grid[train_mask], grid[val_mask]
     if val == "random" and val_fraction > 0 and train.size:
         rng = np.random.default_rng([int(seed), zlib.crc32(f"random-val:{file_id}".encode())])

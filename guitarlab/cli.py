@@ -16,7 +16,16 @@ import click
 from guitarlab import __version__
 from guitarlab.corpus.errors import GuitarlabError
 
-COMMAND_MODULES = ("corpus", "synth", "recorder", "augment", "dataset", "train", "workflow")
+COMMAND_MODULES = (
+    "corpus",
+    "synth",
+    "recorder",
+    "augment",
+    "dataset",
+    "train",
+    "workflow",
+    "review",
+)
 
 
 class GuitarlabGroup(click.Group):

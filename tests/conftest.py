@@ -84,3 +84,29 @@ def import_raw_takes(raw_folder: Path, root: Path) -> Path:
 
     import_folder(raw_folder, root, pattern="{guitar}-{phrase}-{tone}", progress=False)
     return root
+
+
+def seed_corpus(
+    root: Path,
+    *,
+    guitars=("ST", "LP"),
+    phrases=("backing",),
+    tones=("raw", "clean", "crunch"),
+    seconds: float = 3.0,
+) -> Path:
+    """Seed-named sines (``ST_backing_raw.wav``...) imported into a corpus at ``root``:
+    one take per guitar and phrase, each in every tone."""
+    from guitarlab.datasets.importer import import_folder
+
+    src = root.parent / f"{root.name}-src"
+    for gi, guitar in enumerate(guitars):
+        for pi, phrase in enumerate(phrases):
+            for ti, tone in enumerate(tones):
+                write_tone(
+                    src / f"{guitar}_{phrase}_{tone}.wav",
+                    seconds=seconds,
+                    freq_hz=110.0 * (1 + gi) + 10 * pi + 3 * ti,
+                    amplitude=0.1 + 0.05 * ti,
+                )
+    import_folder(src, root, progress=False)
+    return root

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
-from conftest import write_tone
+from conftest import seed_corpus, write_tone
 
 from guitarlab.cli import cli
 from guitarlab.corpus.errors import DatasetError
@@ -27,27 +27,9 @@ RATE = 44100
 FRAMES = int(SECONDS * RATE)  # 132,300: 16 windows of 8000
 
 
-def make_corpus(
-    root: Path,
-    *,
-    guitars=("ST", "LP"),
-    phrases=("backing", "lead"),
-    tones=("raw", "clean", "crunch"),
-    seconds: float = SECONDS,
-) -> Path:
+def make_corpus(root: Path, *, phrases=("backing", "lead"), **options) -> Path:
     """Seed-named WAVs (``ST_backing_raw.wav``...) imported into a corpus at ``root``."""
-    src = root.parent / f"{root.name}-src"
-    for gi, guitar in enumerate(guitars):
-        for pi, phrase in enumerate(phrases):
-            for ti, tone in enumerate(tones):
-                write_tone(
-                    src / f"{guitar}_{phrase}_{tone}.wav",
-                    seconds=seconds,
-                    freq_hz=110.0 * (1 + gi) + 10 * pi + 3 * ti,
-                    amplitude=0.1 + 0.05 * ti,
-                )
-    import_folder(src, root, progress=False)
-    return root
+    return seed_corpus(root, phrases=phrases, **options)
 
 
 @pytest.fixture(scope="module")

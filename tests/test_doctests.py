@@ -20,6 +20,7 @@ PACKAGES = (
     "guitarlab.train",
     "guitarlab",
     "guitarlab.commands",
+    "guitarlab.review",
 )
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 

@@ -329,3 +329,24 @@ def test_train_command_on_a_dataset_folder(trained, tmp_path):
     assert meta["config"]["batch"] == 16 and meta["data"]["source"] == "dataset"
     again = CliRunner().invoke(cli, args)
     assert again.exit_code == 1 and "--resume" in again.output
+
+
+def test_review_app_labels_rows_with_a_real_run(trained):
+    """``guitarlab review --run``: per-row labels over time, and the queue, from a real run."""
+    pytest.importorskip("starlette", reason="the review extra is not installed")
+    pytest.importorskip("httpx", reason="httpx (Starlette's test client) is not installed")
+    from starlette.testclient import TestClient
+
+    from guitarlab.review import create_app
+
+    corpus = trained["root"] / "corpus"
+    app = create_app(corpus, token="t", run=trained["run"].run_dir)
+    client = TestClient(app, base_url="http://127.0.0.1")
+    auth = {"Authorization": "Bearer t"}
+    rows = client.get("/api/queue", headers=auth).json()["rows"]
+    assert len(rows) == 8 and {r["label"] for r in rows} == {"stratocaster", "les_paul"}
+    flags = [r["disagrees"] for r in rows]
+    assert flags == sorted(flags, reverse=True)  # disagreements first
+    first = client.get(f"/api/rows/{rows[0]['id']}/predictions", headers=auth).json()
+    assert first["label"] in ("stratocaster", "les_paul") and 0 < first["confidence"] <= 1
+    assert len(first["labels_over_time"]) == len(first["times_s"]) > 0

@@ -34,7 +34,7 @@ NOT_GROUPS = {
     "subtype", "peak_dbfs", "rms_dbfs", "gain_db", "recorded_at", "device", "notes", "status",
     "synth_params", "checks", "dropouts", "dropped_frames", "stalls", "dropout_detail",
     "input_gain_db", "label", "predicted", "majority", "correct", "mean_probability",
-    "confidence", "file", "file_rate", "file_frames", "take",
+    "confidence", "file", "file_rate", "file_frames", "take", "excluded", "exclude_spans",
 }  # fmt: skip
 BASELINE_NAME = "logistic regression on log band energies"
 BASELINE_MAX_WINDOWS = 20_000

@@ -1,0 +1,406 @@
+"""The review web app's routes: the page, its JSON API, audio with range requests, pictures.
+
+Routes only parse a request, call :mod:`guitarlab.corpus.review` (edits, history, undo),
+the plotting helpers or :mod:`guitarlab.review.model`, and turn a ``GuitarlabError`` into
+a 4xx with one line (``{"error": "..."}``). Audio and images are found by manifest id,
+never by a path from the request. :class:`~guitarlab.review.security.TokenGuard` stands in
+front of everything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from guitarlab.corpus import review
+from guitarlab.corpus.errors import GuitarlabError, ManifestConflict
+from guitarlab.corpus.manifest import path_problem
+from guitarlab.review.security import TokenGuard, allowed_hosts
+
+STATIC = Path(__file__).parent / "static"
+FACETS = ("guitar", "pickup", "phrase", "tone", "take", "player", "status", "checks", "excluded")
+COUNTED = ("guitar", "pickup", "phrase", "tone")
+AUDIO_TYPES = {
+    ".wav": "audio/wav",
+    ".flac": "audio/flac",
+    ".aif": "audio/aiff",
+    ".aiff": "audio/aiff",
+}
+MAX_POINTS = 4000
+
+
+class Forbidden(GuitarlabError):
+    """A request for a file the corpus may not serve (a path outside it)."""
+
+
+class NotFound(GuitarlabError):
+    """Something the request names does not exist (a missing file, no ``--run``)."""
+
+
+STATUS = ((review.UnknownRow, 404), (NotFound, 404), (Forbidden, 403), (ManifestConflict, 409))
+
+
+def error_response(request: Request, exc: Exception) -> JSONResponse:
+    """A ``GuitarlabError`` as a 4xx with one line of text."""
+    status = next((code for cls, code in STATUS if isinstance(exc, cls)), 400)
+    return JSONResponse({"error": " ".join(str(exc).split())}, status_code=status)
+
+
+class Review:
+    """One corpus under review: the manifest, caches of pictures, the optional run."""
+
+    def __init__(self, corpus: str | os.PathLike, *, user: str | None = None, labels=None):
+        self.root = Path(corpus)
+        self.user = user
+        self.labels = labels  # a RunLabels (or anything with predict_row/queue/label_column)
+        self.cache: OrderedDict = OrderedDict()
+        review.manifest_rows(self.root)  # a missing corpus fails now, with one line
+
+    def cached(self, key: tuple, make):
+        if key not in self.cache:
+            self.cache[key] = make()
+            while len(self.cache) > 64:
+                self.cache.popitem(last=False)
+        return self.cache[key]
+
+    def audio_file(self, row: pd.Series) -> Path:
+        """The file of a manifest row, refused unless it lies inside the corpus."""
+        rel = str(row["path"])
+        problem = path_problem(rel)
+        full = (self.root / rel).resolve()
+        if problem or not full.is_relative_to(self.root.resolve()):
+            raise Forbidden(f"row {row['id']}: path {rel!r} is outside the corpus; not served")
+        if not full.is_file():
+            raise NotFound(f"row {row['id']}: file {rel} is missing")
+        return full
+
+    def read(self, row: pd.Series):
+        from guitarlab.corpus.audio import read_audio
+
+        return read_audio(self.audio_file(row))
+
+
+def records(frame: pd.DataFrame) -> list[dict]:
+    """Manifest rows as JSON-ready dicts, plus ``checks_summary`` and ``duration_s``."""
+    out = json.loads(frame.to_json(orient="records"))
+    for item in out:
+        item["checks_summary"] = checks_summary(item.get("checks") or "")
+        rate, frames = item.get("sample_rate"), item.get("frames")
+        item["duration_s"] = round(frames / rate, 3) if rate and frames else None
+    return out
+
+
+def checks_summary(text: str) -> str:
+    """The names of a row's check warnings and errors (``clipping,hum``), or ``ok``."""
+    from guitarlab.corpus.checks import findings_from_json
+
+    try:
+        findings = findings_from_json(text)
+    except (ValueError, KeyError, TypeError):
+        return "unreadable"
+    names = sorted({f.check for f in findings if f.severity in ("warning", "error")})
+    return ",".join(names) or "ok"
+
+
+def filtered(frame: pd.DataFrame, params) -> pd.DataFrame:
+    """Rows matching every ``column=value`` filter, ``q`` (part of the id), sorted by ``sort``."""
+    rows = frame.assign(
+        checks_summary=[checks_summary(t) for t in frame.get("checks", [""] * len(frame))]
+    )
+    for column, value in params.items():
+        if column in ("q", "sort", "order", "token") or value == "":
+            continue
+        if column == "checks":
+            rows = rows[rows["checks_summary"].str.split(",").apply(lambda n, v=value: v in n)]
+        elif column == "excluded":
+            flag = rows.get(review.EXCLUDED, pd.Series("", index=rows.index)).astype(str) != ""
+            rows = rows[flag == (value in ("yes", "true", "1"))]
+        elif column in rows.columns:
+            rows = rows[rows[column].astype(str) == value]
+        else:
+            raise GuitarlabError(
+                f"unknown column {column!r} to filter by; known: {', '.join(map(str, frame.columns))}"
+            )
+    if params.get("q"):
+        rows = rows[rows["id"].astype(str).str.contains(params["q"].lower(), regex=False)]
+    sort = params.get("sort") or "id"
+    if sort not in rows.columns:
+        raise GuitarlabError(f"unknown column {sort!r} to sort by")
+    return rows.sort_values(
+        sort, ascending=params.get("order", "asc") != "desc", kind="stable"
+    ).drop(columns="checks_summary")
+
+
+def version_header(request: Request) -> str | None:
+    """The version the client read, from ``If-Match`` (quotes and ``W/`` dropped)."""
+    value = request.headers.get("if-match")
+    if not value or value.strip() == "*":
+        return None
+    return value.strip().removeprefix("W/").strip('"')
+
+
+async def json_body(request: Request) -> dict:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise GuitarlabError("the request body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise GuitarlabError("the request body must be a JSON object")
+    return body
+
+
+def create_app(
+    corpus: str | os.PathLike,
+    *,
+    token: str,
+    host: str = "127.0.0.1",
+    run: str | os.PathLike | None = None,
+    user: str | None = None,
+    labels=None,
+) -> Starlette:
+    """The review app for ``corpus``, guarded by ``token`` and the Host check for ``host``.
+
+    ``run`` (a run folder) adds the model's labels and the review queue; ``labels`` may
+    stand in for it (anything with ``predict_row``, ``queue`` and ``label_column``).
+    """
+    if run is not None and labels is None:
+        from guitarlab.review.model import RunLabels
+
+        labels = RunLabels(run, corpus)
+    state = Review(corpus, user=user, labels=labels)
+
+    def edited(entry: dict | None, row_id: str) -> JSONResponse:
+        frame, version = review.manifest_rows(state.root)
+        row = records(frame[frame["id"].astype(str) == row_id])
+        body = {"change": entry, "version": version, "row": row[0] if row else None}
+        return JSONResponse(body, headers={"ETag": f'"{version}"'})
+
+    async def index(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+    async def list_rows(request: Request) -> JSONResponse:
+        def work():
+            frame, version = review.manifest_rows(state.root)
+            rows = filtered(frame, dict(request.query_params))
+            facets = {}
+            for column in FACETS:
+                if column == "checks":
+                    facets[column] = sorted(
+                        {n for t in frame.get("checks", []) for n in checks_summary(t).split(",")}
+                    )
+                elif column == "excluded":
+                    facets[column] = ["no", "yes"]
+                elif column in frame:
+                    facets[column] = sorted(set(frame[column].astype(str)) - {""})
+            counts = {
+                c: {
+                    str(k): int(v)
+                    for k, v in rows[c].astype(str).value_counts().sort_index().items()
+                }
+                for c in COUNTED
+            }
+            body = {
+                "version": version,
+                "total": len(frame),
+                "shown": len(rows),
+                "columns": [str(c) for c in frame.columns],
+                "facets": facets,
+                "counts": counts,
+                "rows": records(rows),
+                "run": state.labels is not None,
+            }
+            return JSONResponse(body, headers={"ETag": f'"{version}"'})
+
+        return await run_in_threadpool(work)
+
+    async def get_row(request: Request) -> JSONResponse:
+        row_id = request.path_params["id"]
+
+        def work():
+            frame, version = review.manifest_rows(state.root)
+            row = review.row_of(frame, row_id)
+            take = frame[frame["take"].astype(str) == str(row["take"])]
+            from guitarlab.corpus.checks import findings_from_json
+
+            try:
+                findings = [f.as_dict() for f in findings_from_json(str(row.get("checks", "")))]
+            except (ValueError, KeyError, TypeError):
+                findings = [{"check": "checks", "severity": "warning", "message": "unreadable"}]
+            editable = review.editable_columns(frame)
+            body = {
+                "version": version,
+                "row": records(frame.loc[[row.name]])[0],
+                "take": records(take.sort_values("tone", key=lambda t: t != "raw", kind="stable")),
+                "checks": findings,
+                "spans": [list(s) for s in review.take_spans(frame, str(row["take"]))],
+                "duration_s": review.take_duration_s(frame, str(row["take"])),
+                "editable": editable,
+                "choices": {c: sorted(set(frame[c].astype(str)) - {""}) for c in editable},
+                "run": state.labels is not None,
+                "label_column": getattr(state.labels, "label_column", None),
+            }
+            return JSONResponse(body, headers={"ETag": f'"{version}"'})
+
+        return await run_in_threadpool(work)
+
+    async def patch_row(request: Request) -> JSONResponse:
+        row_id = request.path_params["id"]
+        changes = await json_body(request)
+        expect = version_header(request)
+
+        def work():
+            entry = review.relabel_take(
+                state.root, row_id, changes, who=state.user, expect_version=expect
+            )
+            return edited(entry, row_id)
+
+        return await run_in_threadpool(work)
+
+    async def exclude(request: Request) -> JSONResponse:
+        row_id = request.path_params["id"]
+        body = await json_body(request)
+        expect = version_header(request)
+        kinds = [k for k in ("reason", "span", "remove_span", "include") if k in body]
+        if len(kinds) != 1:
+            raise GuitarlabError(
+                'give one of {"reason": "..."}, {"span": [start_s, end_s]}, '
+                '{"remove_span": [start_s, end_s]} or {"include": true}'
+            )
+        kind = kinds[0]
+
+        def work():
+            who = {"who": state.user, "expect_version": expect}
+            if kind in ("span", "remove_span"):
+                span = body[kind]
+                if not isinstance(span, list) or len(span) != 2:
+                    raise GuitarlabError(f"{kind} must be [start_s, end_s] in seconds")
+                change = review.add_span if kind == "span" else review.remove_span
+                entry = change(state.root, row_id, span[0], span[1], **who)
+            elif kind == "reason":
+                if not str(body["reason"] or "").strip():
+                    raise GuitarlabError('give a reason to exclude, or {"include": true}')
+                entry = review.exclude_row(state.root, row_id, str(body["reason"]), **who)
+            else:
+                entry = review.exclude_row(state.root, row_id, None, **who)
+            return edited(entry, row_id)
+
+        return await run_in_threadpool(work)
+
+    async def row_dispatch(request: Request) -> Response:
+        return await (patch_row if request.method == "PATCH" else get_row)(request)
+
+    def manifest_row(row_id: str) -> pd.Series:
+        frame, _ = review.manifest_rows(state.root)
+        return review.row_of(frame, row_id)
+
+    async def audio(request: Request) -> Response:
+        row = await run_in_threadpool(manifest_row, request.path_params["id"])
+        path = state.audio_file(row)
+        kind = AUDIO_TYPES.get(path.suffix.lower(), "application/octet-stream")
+        return FileResponse(path, media_type=kind)
+
+    async def waveform(request: Request) -> JSONResponse:
+        try:
+            points = min(MAX_POINTS, max(1, int(request.query_params.get("points", "1000"))))
+        except ValueError:
+            raise GuitarlabError("points must be a whole number") from None
+
+        def work():
+            from guitarlab.corpus.plotting import waveform_envelope
+
+            row = manifest_row(request.path_params["id"])
+
+            def make():
+                audio, rate = state.read(row)
+                lo, hi = waveform_envelope(audio, points)
+                return {
+                    "duration_s": round(len(audio) / rate, 4),
+                    "min": np.round(lo, 4).tolist(),
+                    "max": np.round(hi, 4).tolist(),
+                }
+
+            return JSONResponse(state.cached(("wave", row["id"], row["sha256"], points), make))
+
+        return await run_in_threadpool(work)
+
+    async def spectrogram(request: Request) -> Response:
+        def work():
+            from guitarlab.corpus.plotting import spectrogram_png
+
+            row = manifest_row(request.path_params["id"])
+
+            def make():
+                audio, rate = state.read(row)
+                return spectrogram_png(audio, rate)
+
+            png = state.cached(("spec", row["id"], row["sha256"]), make)
+            return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+
+        return await run_in_threadpool(work)
+
+    def need_run() -> None:
+        if state.labels is None:
+            raise NotFound(
+                "no run: start 'guitarlab review CORPUS --run RUN' to see a model's labels"
+            )
+
+    async def predictions(request: Request) -> JSONResponse:
+        need_run()
+        row = await run_in_threadpool(manifest_row, request.path_params["id"])
+        return JSONResponse(await run_in_threadpool(state.labels.predict_row, row))
+
+    async def queue(request: Request) -> JSONResponse:
+        need_run()
+
+        def work():
+            frame, _ = review.manifest_rows(state.root)
+            return JSONResponse(
+                {"label_column": state.labels.label_column, "rows": state.labels.queue(frame)}
+            )
+
+        return await run_in_threadpool(work)
+
+    async def history(request: Request) -> JSONResponse:
+        entries = await run_in_threadpool(review.read_history, state.root)
+        return JSONResponse({"entries": entries[::-1]})
+
+    async def undo(request: Request) -> JSONResponse:
+        expect = version_header(request)
+
+        def work():
+            entry = review.undo_last(state.root, who=state.user, expect_version=expect)
+            return edited(entry, entry["row"])
+
+        return await run_in_threadpool(work)
+
+    routes = [
+        Route("/", index),
+        Route("/api/rows", list_rows),
+        Route("/api/rows/{id}", row_dispatch, methods=["GET", "PATCH"]),
+        Route("/api/rows/{id}/exclude", exclude, methods=["POST"]),
+        Route("/api/rows/{id}/waveform", waveform),
+        Route("/api/rows/{id}/spectrogram.png", spectrogram),
+        Route("/api/rows/{id}/predictions", predictions),
+        Route("/api/audio/{id}", audio),
+        Route("/api/history", history),
+        Route("/api/undo", undo, methods=["POST"]),
+        Route("/api/queue", queue),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(TokenGuard, token=token, hosts=allowed_hosts(host))],
+        exception_handlers={GuitarlabError: error_response},
+    )

@@ -1,0 +1,106 @@
+"""``guitarlab review --run RUN``: the run's labels over time for a row, and the review queue.
+
+Each file is labelled by ``train.predict`` exactly as ``guitarlab predict`` would, once per
+file content (id and sha256), and the result is kept in memory for the session.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pandas as pd
+
+from guitarlab.corpus.manifest import resolve_audio_path
+
+
+class RunLabels:
+    """A run folder's predictions for the rows of one corpus, computed on first use."""
+
+    def __init__(self, run_dir: str | os.PathLike, corpus: str | os.PathLike) -> None:
+        from guitarlab.train.rundir import load_run
+
+        self.info = load_run(run_dir)  # TrainError (one line) when it is not a run folder
+        self.corpus = Path(corpus)
+        self.label_column = _label_column(self.info)
+        self._model = None
+        self._cache: dict[tuple[str, str], dict] = {}
+        self._lock = threading.Lock()  # one Keras model, one prediction at a time
+
+    def predict_row(self, row: pd.Series) -> dict:
+        """The run's prediction for one manifest row, as a dict (``Prediction.as_dict``)."""
+        from guitarlab.corpus.audio import read_audio
+        from guitarlab.corpus.errors import GuitarlabError
+        from guitarlab.train.predict import predict_array
+
+        key = (str(row["id"]), str(row["sha256"]))
+        with self._lock:
+            if key not in self._cache:
+                if self._model is None:
+                    self._model = self.info.load_model()
+                path = resolve_audio_path(self.corpus, str(row["path"]))
+                try:
+                    audio, rate = read_audio(path)
+                    result = predict_array(self._model, audio, rate, self.info, path=str(path))
+                    self._cache[key] = result.as_dict()
+                except GuitarlabError as exc:
+                    self._cache[key] = {"error": str(exc), "label": "", "confidence": 0.0}
+            return self._cache[key]
+
+    def queue(self, manifest: pd.DataFrame) -> list[dict]:
+        """Every row with the run's verdict, likely mistakes first (:func:`review_order`)."""
+        items = []
+        for _, row in manifest.iterrows():
+            pred = self.predict_row(row)
+            label = str(row.get(self.label_column, ""))
+            items.append(
+                {
+                    "id": str(row["id"]),
+                    "label": label,
+                    "predicted": pred.get("label", ""),
+                    "confidence": pred.get("confidence", 0.0),
+                    "p_label": (pred.get("probabilities") or {}).get(label, 0.0),
+                    "error": pred.get("error"),
+                }
+            )
+        return review_order(items)
+
+
+def review_order(items: list[dict]) -> list[dict]:
+    """Rows where the model disagrees with the label first, then the least confident.
+
+    Within each group the row whose own label the model finds least likely (``p_label``)
+    comes first; rows the run could not label go last.
+
+    Examples
+    --------
+    >>> order = review_order([
+    ...     {"id": "a", "label": "x", "predicted": "x", "confidence": 0.6, "p_label": 0.6},
+    ...     {"id": "b", "label": "x", "predicted": "y", "confidence": 0.9, "p_label": 0.1},
+    ...     {"id": "c", "label": "x", "predicted": "x", "confidence": 0.99, "p_label": 0.99},
+    ... ])
+    >>> [item["id"] for item in order], order[0]["disagrees"]
+    (['b', 'a', 'c'], True)
+    """
+    out = []
+    for item in items:
+        failed = bool(item.get("error")) or not item.get("predicted")
+        out.append({**item, "disagrees": not failed and item["predicted"] != item["label"]})
+    return sorted(
+        out,
+        key=lambda i: (bool(i.get("error")), not i["disagrees"], i["p_label"], i["confidence"]),
+    )
+
+
+def _label_column(info) -> str:
+    """The manifest column the run learned: its dataset's ``label`` (``guitar`` if unknown)."""
+    from guitarlab.corpus.errors import GuitarlabError
+    from guitarlab.datasets.folder import read_meta
+
+    if info.dataset_dir is not None:
+        try:
+            return str(read_meta(info.dataset_dir).get("label") or "guitar")
+        except (GuitarlabError, OSError, ValueError):
+            pass
+    return "guitar"
