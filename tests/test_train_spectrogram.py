@@ -60,6 +60,29 @@ def test_log_mel_is_loudness_normalized():
     np.testing.assert_allclose(np.asarray(layer(x)), np.asarray(layer(10 * x)), atol=1e-3)
 
 
+def test_band_norm_removes_a_fixed_filter_and_keeps_what_changes_over_time():
+    """Three partials that come and go; a 'cable' scales each by its own constant gain.
+    Per band that is a constant in dB: band norm removes it, loudness norm does not."""
+    rate, n = 44100, 16384
+    t = np.arange(n) / rate
+    partials = (600.0, 2400.0, 7000.0)
+    envelopes = [0.2 + np.abs(np.sin(2 * np.pi * (k + 1) * t / (n / rate))) for k in range(3)]
+    voice = [env * np.sin(2 * np.pi * f * t) for env, f in zip(envelopes, partials, strict=True)]
+    dry = sum(voice)
+    wet = sum(g * v for g, v in zip((1.0, 3.0, 0.2), voice, strict=True))  # a fixed filter
+    layer = LogMelFrames(rate, n_mels=32, norm="band")
+    mel = np.asarray(layer.mel_matrix())
+    bands = sorted({int(np.argmax(mel[int(f * 1024 / rate)])) for f in partials})
+    windows = np.stack([dry, wet]).astype(np.float32)[:, :, None]
+    band = np.asarray(layer(windows))[:, :, bands]
+    loud = np.asarray(LogMelFrames(rate, n_mels=32)(windows))[:, :, bands]
+    assert np.abs(band[0] - band[1]).max() < 0.5  # dB
+    assert np.abs(loud[0] - loud[1]).max() > 5.0
+    assert band[0].std(axis=0).min() > 1.0  # the envelopes' movement is still there
+    with pytest.raises(TrainError, match="mel norm"):
+        LogMelFrames(rate, norm="treble")
+
+
 def test_spectrogram_model_shapes_and_squeeze_excite():
     model = spectrogram_lstm_fcn(8000, 3, sample_rate=44100, filters=(8, 16, 8))
     assert model.output_shape == (None, 3)

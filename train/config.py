@@ -17,6 +17,7 @@ from guitarlab.corpus.errors import TrainError
 
 MODELS = ("lstm-fcn", "alstm-fcn", "ensemble")
 INPUTS = ("wave", "spectrogram")
+MEL_NORMS = ("loudness", "band")  # see train.models.LogMelFrames
 CLASS_WEIGHTS = ("auto", "balanced", "none")
 
 CALIBRATION_WINDOWS = 1024  # training windows that set BatchNorm statistics
@@ -37,7 +38,8 @@ class TrainConfig:
     ``"wave"`` (the seed's LSTM-FCN on samples) or ``"spectrogram"`` (an MLSTM-FCN on
     log-mel frames computed in the model); ``model="ensemble"`` averages one of each.
     ``frame_length``/``hop_length``/``n_mels`` of None fit the window (see
-    :func:`spectrogram_frames`). ``val_fraction`` is used only by :func:`fit` when no
+    :func:`spectrogram_frames`); ``mel_norm`` says what the spectrogram keeps (``"loudness"``
+    removes only gain, ``"band"`` every fixed filter: see ``LogMelFrames``). ``val_fraction`` is used only by :func:`fit` when no
     validation arrays are given (a random hold-out, as in the seed: fine for independent
     windows, leaky for renders of one take), and never by the paper schedule, which picks
     its checkpoint by training loss and so trains on every row.
@@ -65,6 +67,7 @@ class TrainConfig:
     frame_length: int | None = None
     hop_length: int | None = None
     n_mels: int | None = None
+    mel_norm: str = "loudness"
     verbose: int = 1
 
     def __post_init__(self) -> None:
@@ -77,6 +80,7 @@ class TrainConfig:
         for name, value, known in (
             ("model", self.model, MODELS),
             ("input", self.input, INPUTS),
+            ("mel_norm", self.mel_norm, MEL_NORMS),
             ("class_weights", self.class_weights, CLASS_WEIGHTS),
             ("schedule", self.schedule, SCHEDULES),
             ("precision", self.precision, PRECISIONS),

@@ -67,6 +67,7 @@ def _build_model(
             n_classes,
             sample_rate=int(sample_rate or SYNTH_RATE),
             **spectrogram_frames(window, config),
+            mel_norm=config.mel_norm,
             **common,
         )
 

@@ -15,6 +15,7 @@ layer is always float32 so that mixed precision keeps a stable loss.
 from __future__ import annotations
 
 from guitarlab.corpus.errors import TrainError
+from guitarlab.train.config import MEL_NORMS
 from guitarlab.train.startup import import_tensorflow
 
 import_tensorflow()
@@ -200,15 +201,24 @@ def lstm_fcn(
 
 @keras.saving.register_keras_serializable(package="guitarlab")
 class LogMelFrames(layers.Layer):
-    """Windows ``(B, L, C)`` -> loudness-normalized log-mel frames ``(B, T, n_mels)``.
+    """Windows ``(B, L, C)`` -> normalized log-mel frames ``(B, T, n_mels)``.
 
     A Hann-windowed STFT (``tf.signal.stft``, no padding), power summed into HTK mel bands
-    (``tf.signal.linear_to_mel_weight_matrix``), in dB, minus the window's mean dB: a gain
-    change (pick harder, turn the volume up) shifts every cell equally, so subtracting the
-    mean removes loudness and leaves the spectral shape a pickup gives. Inside the model, so
-    training, evaluation and predict share one preprocessing and it runs on the GPU. Always
-    computed in float32 (``log`` of float16 power underflows). Channels are averaged first.
-    ``T = 1 + (L - frame_length) // hop_length``.
+    (``tf.signal.linear_to_mel_weight_matrix``), in dB, then normalized by ``norm``:
+
+    - ``"loudness"``: minus the window's mean dB. A gain change (pick harder, turn the
+      volume up) shifts every cell equally, so this removes loudness and keeps the whole
+      spectral shape: the pickup's, and also the cable's, the knobs' and the room's.
+    - ``"band"``: each band minus its own mean over the window's frames (cepstral mean
+      normalization). Any fixed linear filter (the cable against the coil's resonance,
+      a rolled-off tone knob, the interface's EQ) adds a constant per band in dB, so this
+      removes every such filter along with loudness. What stays is how the spectrum moves
+      as notes change: a pickup's sensing window acts per string and per fret, so it
+      survives. Made for telling pickup types apart on guitars never heard (MODEL.md).
+
+    Inside the model, so training, evaluation and predict share one preprocessing and it
+    runs on the GPU. Always computed in float32 (``log`` of float16 power underflows).
+    Channels are averaged first. ``T = 1 + (L - frame_length) // hop_length``.
     """
 
     def __init__(
@@ -220,10 +230,14 @@ class LogMelFrames(layers.Layer):
         n_mels: int = 64,
         fmin_hz: float = 40.0,
         fmax_hz: float | None = None,
+        norm: str = "loudness",
         **kwargs,
     ):
         kwargs["dtype"] = "float32"
         super().__init__(**kwargs)
+        if norm not in MEL_NORMS:
+            raise TrainError(f"mel norm {norm!r} is unknown; use one of: {', '.join(MEL_NORMS)}")
+        self.norm = norm
         self.sample_rate = int(sample_rate)
         self.frame_length = int(frame_length)
         self.hop_length = int(hop_length)
@@ -258,7 +272,8 @@ class LogMelFrames(layers.Layer):
         power = tf.math.square(tf.math.abs(stft))
         mel = tf.tensordot(power, self.mel_matrix(), axes=1)
         db = 10.0 * tf.math.log(mel + 1e-10) / tf.math.log(10.0)
-        return db - tf.reduce_mean(db, axis=[1, 2], keepdims=True)
+        over = [1, 2] if self.norm == "loudness" else [1]  # the window, or each band in time
+        return db - tf.reduce_mean(db, axis=over, keepdims=True)
 
     def compute_output_shape(self, input_shape):
         length = input_shape[1]
@@ -276,6 +291,7 @@ class LogMelFrames(layers.Layer):
             "n_mels": self.n_mels,
             "fmin_hz": self.fmin_hz,
             "fmax_hz": self.fmax_hz,
+            "norm": self.norm,
         }
 
 
@@ -297,6 +313,7 @@ def spectrogram_lstm_fcn(
     frame_length: int = 1024,
     hop_length: int = 256,
     n_mels: int = 64,
+    mel_norm: str = "loudness",
     lstm_cells: int = 8,
     dropout: float = 0.8,
     filters: tuple[int, ...] = (128, 256, 128),
@@ -305,8 +322,8 @@ def spectrogram_lstm_fcn(
 ) -> keras.Model:
     """An MLSTM-FCN (Karim et al. 2019) over log-mel frames computed inside the model.
 
-    The window becomes ``T`` frames of ``n_mels`` loudness-normalized log-mel values
-    (:class:`LogMelFrames`), read as a multivariate series: the LSTM runs over the frames
+    The window becomes ``T`` frames of ``n_mels`` normalized log-mel values
+    (:class:`LogMelFrames`, ``mel_norm``), read as a multivariate series: the LSTM runs over the frames
     (time steps), the FCN blocks convolve along time with the mel bands as channels and a
     squeeze-and-excite gate after each block but the last. Input and output are those of
     :func:`lstm_fcn`, so datasets, evaluation and predict need nothing else.
@@ -329,6 +346,7 @@ def spectrogram_lstm_fcn(
         frame_length=frame_length,
         hop_length=hop_length,
         n_mels=n_mels,
+        norm=mel_norm,
         name="log_mel",
     )(inputs)
     x = layers.LSTM(lstm_cells, name="lstm", dtype=dtype_policy)(frames)

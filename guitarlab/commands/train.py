@@ -50,6 +50,14 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
     help="Mel bands of the spectrogram [default: 64, fewer for short windows].",
 )
 @click.option(
+    "--mel-norm",
+    type=click.Choice(["loudness", "band"]),
+    default="loudness",
+    show_default=True,
+    help="What the spectrogram removes: loudness only, or each band's mean over the window "
+    "(every fixed filter: cable, knobs, EQ; the guitar-holdout demo's choice).",
+)
+@click.option(
     "--frame",
     "frame_length",
     type=int,
@@ -127,6 +135,7 @@ def train_command(
     model,
     input_kind,
     n_mels,
+    mel_norm,
     frame_length,
     class_weights,
     layout,
@@ -170,6 +179,7 @@ def train_command(
         model=model,
         input=input_kind,
         n_mels=n_mels,
+        mel_norm=mel_norm,
         frame_length=frame_length,
         class_weights=class_weights,
         layout=layout,
