@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import audio_server_or_skip
 
+from guitarlab import workflow
 from guitarlab.cli import cli
 from guitarlab.corpus import audit
 from guitarlab.corpus import manifest as mf
@@ -212,6 +213,9 @@ def test_guitar_holdout_demo_tests_on_guitars_never_heard(tmp_path: Path) -> Non
     assert "held-out guitars (never heard in training): telecaster, es335" in result.output
     meta = read_meta(out / "dataset")
     assert meta["label"] == "pickup" and meta["options"]["skip_silence"] is True
+    assert (meta["window"], meta["hop"]) == (workflow.HOLDOUT_WINDOW, workflow.HOLDOUT_HOP)
+    run_config = json.loads((out / "run" / "run.json").read_text())["config"]
+    assert run_config["mel_norm"] == "band" and run_config["input"] == "spectrogram"
     windows = pd.read_csv(out / "dataset" / "windows.csv")
     assert set(windows.loc[windows["split"] == "test", "guitar"]) == {"telecaster", "es335"}
     assert not {"telecaster", "es335"} & set(windows.loc[windows["split"] != "test", "guitar"])
@@ -219,5 +223,7 @@ def test_guitar_holdout_demo_tests_on_guitars_never_heard(tmp_path: Path) -> Non
     assert {"single_coil", "humbucker"} <= set(frame["pickup"])
     summary = json.loads((out / "demo.json").read_text())
     assert summary["protocol"] == "guitar-holdout" and 0 <= summary["balanced_accuracy"] <= 1
+    takes = next(p for p in cli.commands["demo"].params if p.name == "takes")
+    assert takes.default == workflow.HOLDOUT_TAKES  # the CLI's literal follows the workflow
     bad = CliRunner().invoke(cli, [*args, "--held-out", "nosuch,es335"])
     assert bad.exit_code != 0 and "unknown: nosuch" in bad.output
