@@ -86,6 +86,12 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated stages: " + ",".join((*STAGES, "model", "paper")),
     )
     parser.add_argument(
+        "--protocols", default="", help="model stage: comma-separated protocols [default: all]"
+    )
+    parser.add_argument(
+        "--models", default="", help="model stage: comma-separated models [default: all]"
+    )
+    parser.add_argument(
         "--out", default=str(HERE.parent / "BENCHMARKS.md"), help="where to write the report"
     )
     args = parser.parse_args(argv)
@@ -108,10 +114,19 @@ def main(argv: list[str] | None = None) -> int:
             )
             old = model_md.read_text(encoding="utf-8") if model_md.exists() else ""
             keep = old[old.index("\n## ") :] if "\n## " in old else ""  # the written-up parts
+            text = bench_model.merged_table(old.split("\n## ")[0], text)
             model_md.write_text(text + keep, encoding="utf-8")
             return text
 
-        print(write(bench_model.measure(args.quick, after_each=write)))
+        protocols = tuple(p for p in args.protocols.split(",") if p) or bench_model.PROTOCOLS
+        models = tuple(m for m in args.models.split(",") if m) or bench_model.MODELS
+        print(
+            write(
+                bench_model.measure(
+                    args.quick, protocols=protocols, models=models, after_each=write
+                )
+            )
+        )
         print(f"   {time.perf_counter() - started:.1f} s; wrote {model_md}", flush=True)
         stages = [s for s in stages if s != "model"]
         if not stages:

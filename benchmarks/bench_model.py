@@ -33,11 +33,12 @@ SEEDS = (0, 1, 2)
 NOTE_GUITARS = ("stratocaster", "telecaster", "les_paul", "sg")
 
 
-def _config(model: str, seed: int, quick: bool):
+def _config(model: str, seed: int, quick: bool, protocol: str = "seed"):
     from guitarlab.train.config import TrainConfig
-    from guitarlab.workflow import DEMO_TRAIN
+    from guitarlab.workflow import DEMO_TRAIN, HOLDOUT_TRAIN
 
-    settings = {**DEMO_TRAIN, "seed": seed, "verbose": 0}
+    cpu_sized = HOLDOUT_TRAIN if protocol == "guitar-holdout" else DEMO_TRAIN
+    settings = {**cpu_sized, "seed": seed, "verbose": 0}
     settings["input"] = "wave" if model == "wave" else "spectrogram"
     if model == "ensemble":
         settings["model"] = "ensemble"
@@ -58,7 +59,10 @@ def _dataset(protocol: str, seed: int, work: Path, quick: bool) -> Path:
             folder, seconds=10.0 if quick else 60.0, through_server=False, seed=seed, progress=False
         )
     elif protocol == "guitar-holdout":
-        holdout_dataset(folder, seconds=4.0 if quick else 10.0, takes=1 if quick else 3, seed=seed)
+        if quick:
+            holdout_dataset(folder, seconds=4.0, takes=1, seed=seed)
+        else:
+            holdout_dataset(folder, seed=seed)  # the demo's takes and windows
     else:
         _notes_dataset(folder, seed, quick)
     return folder / "dataset"
@@ -97,14 +101,16 @@ def _notes_dataset(folder: Path, seed: int, quick: bool) -> None:
 # ----------------------------------------------------------------------------- one result
 
 
-def _on_dataset(dataset: Path, model: str, seed: int, work: Path, quick: bool) -> dict:
+def _on_dataset(
+    dataset: Path, model: str, seed: int, work: Path, quick: bool, protocol: str
+) -> dict:
     from guitarlab.train.evaluate import evaluate_run
     from guitarlab.train.fit import fit_dataset
 
     run = work / f"run-{model}"
     shutil.rmtree(run, ignore_errors=True)
     started = time.perf_counter()
-    fit_dataset(dataset, run, _config(model, seed, quick))
+    fit_dataset(dataset, run, _config(model, seed, quick, protocol))
     seconds = time.perf_counter() - started
     ev = evaluate_run(run, dataset, report=False)
     base = ev.baseline
@@ -189,7 +195,7 @@ def measure(
                     if dataset is None:
                         result = _on_sine_square(model, seed, work, quick)
                     else:
-                        result = _on_dataset(dataset, model, seed, work, quick)
+                        result = _on_dataset(dataset, model, seed, work, quick, protocol)
                     results.setdefault((protocol, model), []).append(result)
                     for baseline in ("logistic", "centroid"):
                         if model == models[0]:
@@ -207,6 +213,42 @@ def _spread(values: list, digits: int = 2) -> str:
     if len(values) == 1:
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+
+def merged_table(old: str, new: str) -> str:
+    """``new`` (a whole MODEL.md head) with the rows of ``old``'s protocols that ``new`` did
+    not measure, in protocol order: measuring one protocol leaves the others' rows."""
+
+    def rows(text: str) -> dict:
+        found = {}
+        for line in text.splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if line.startswith("| ") and len(cells) == 7 and cells[0] in PROTOCOLS:
+                found[(cells[0], cells[1])] = line
+        return found
+
+    old_rows, new_rows = rows(old), rows(new)
+    if not new_rows:
+        return new
+    measured = {protocol for protocol, _ in new_rows}
+    merged = {k: v for k, v in old_rows.items() if k[0] not in measured} | new_rows
+    order = [*MODELS, "logistic", "centroid"]
+    lines = [
+        merged[key]
+        for key in sorted(
+            merged,
+            key=lambda k: (PROTOCOLS.index(k[0]), order.index(k[1]) if k[1] in order else 99),
+        )
+    ]
+    out, placed = [], False
+    for line in new.splitlines():
+        if line in new_rows.values():
+            if not placed:
+                out += lines
+                placed = True
+            continue
+        out.append(line)
+    return "\n".join(out) + "\n"
 
 
 def markdown(results: dict, *, machine: str, quick: bool) -> str:

@@ -161,3 +161,19 @@ def test_paper_schedule_measurement_writes_its_section_in_place():
     text = with_section("# model\n\n## Reading it\n", section)
     assert text.count(PAPER_BEGIN) == 1 and "| LSTM-FCN | 1 | 1 |" in text
     assert with_section(text, section) == text  # replaced, not appended twice
+
+
+def test_model_table_keeps_the_rows_of_protocols_not_measured_again():
+    from benchmarks.bench_model import merged_table
+
+    head = "| protocol | model | seeds | files right | balanced accuracy | ROC AUC | train s |\n"
+    old = head + (
+        "| seed | spectrogram | 3 | 16/16 | 0.98 | 1.00 | 38 |\n"
+        "| guitar-holdout | wave | 3 | 5/12 | 0.56 | 0.59 | 136 |\n"
+        "| guitar-holdout | spectrogram | 3 | 9/12 | 0.69 | 0.74 | 21 |\n"
+    )
+    new = "# title\n\n" + head + "| guitar-holdout | spectrogram | 3 | 29/32 | 0.91 | 0.93 | 90 |\n"
+    text = merged_table(old, new)
+    assert "| seed | spectrogram | 3 | 16/16" in text  # another protocol: kept
+    assert "5/12" not in text and "9/12" not in text  # the protocol measured again: replaced
+    assert text.index("| seed |") < text.index("| guitar-holdout |") and text.startswith("# title")
