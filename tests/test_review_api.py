@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -233,7 +234,14 @@ def test_command_prints_the_address_with_a_token_and_warns_on_0000(
 
     served = []
     monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: served.append(sockets))
-    result = CliRunner().invoke(cli, ["review", str(corpus), "--port", "0"])
+    host_log = logging.FileHandler(corpus.parent / "host.log")  # a host program's log file
+    logging.getLogger().addHandler(host_log)
+    try:
+        result = CliRunner().invoke(cli, ["review", str(corpus), "--port", "0"])
+        assert not host_log.stream.closed  # the server leaves the process's logging alone
+    finally:
+        logging.getLogger().removeHandler(host_log)
+        host_log.close()
     assert result.exit_code == 0, result.output
     assert "http://127.0.0.1:" in result.output and "/?token=" in result.output
     assert "warning" not in result.output and len(served) == 1

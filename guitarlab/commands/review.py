@@ -75,7 +75,12 @@ def review_command(
     address = f"[{shown}]" if ":" in shown else shown
     click.echo(f"guitarlab review: http://{address}:{port}/?token={token}", nl=True)
     click.echo("open that address in your browser; Ctrl-C stops the server", err=True)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    # log_config=None: uvicorn's own logging dictConfig would close every handler the
+    # process already has (a host program's log files, pytest's capture); its warnings
+    # reach standard error through the root logger instead
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="off", log_config=None
+    )
     server = uvicorn.Server(config)
     try:
         server.run(sockets=[sock])
