@@ -58,7 +58,7 @@ DEMO_TRAIN = {
 # 8,000-sample windows of the seed: 0.69 -> about 0.9 balanced on the held-out guitars.
 HOLDOUT_TRAIN = {**DEMO_TRAIN, "mel_norm": "band"}
 HOLDOUT_WINDOW, HOLDOUT_HOP = 32768, 8192
-HOLDOUT_TAKES = 8
+HOLDOUT_TAKES = 16
 PROTOCOLS = ("seed", "guitar-holdout")
 # The honest protocol: the randomized family (p90 aside: two classes), one single-coil and
 # one humbucker guitar never heard in training.

@@ -30,7 +30,7 @@ from guitarlab.commands import corpus_option
 )
 @click.option(
     "--takes",
-    default=8,  # guitarlab.workflow.HOLDOUT_TAKES (not imported: --help stays fast)
+    default=16,  # guitarlab.workflow.HOLDOUT_TAKES (not imported: --help stays fast)
     show_default=True,
     help="Randomized takes per guitar and phrase (guitar-holdout).",
 )
