@@ -17,3 +17,17 @@ def test_centroid_threshold_accuracy_on_known_centroids() -> None:
     x, y = np.concatenate([low, high]), np.array([1, 1, 1, 0, 0, 0])
     assert baselines.centroid_threshold_accuracy(x, y, x, y, rate) == 1.0
     assert baselines.centroid_threshold_accuracy(x, y, x, 1 - y, rate) == 0.0
+
+
+def test_centroids_and_band_energies_come_out_the_same_in_small_batches(monkeypatch) -> None:
+    """The baselines read a memory-mapped split batch by batch (flat memory on long windows)."""
+    from guitarlab.train.evaluate import band_energies
+
+    rng = np.random.default_rng(0)
+    windows = rng.standard_normal((37, 512))
+    whole_c = baselines.spectral_centroid_hz(windows, 16000)
+    whole_e = band_energies(windows)
+    monkeypatch.setattr(baselines, "CHUNK_SAMPLES", 3 * 512)
+    assert [len(part) for _, part in baselines.window_chunks(windows)] == [3] * 12 + [1]
+    np.testing.assert_allclose(baselines.spectral_centroid_hz(windows, 16000), whole_c)
+    np.testing.assert_allclose(band_energies(windows), whole_e)

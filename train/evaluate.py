@@ -242,12 +242,14 @@ def _jsonable_scores(scores: dict) -> dict:
 # ----------------------------------------------------------------------------- baseline (pure)
 
 
-def band_energies(windows: np.ndarray, *, n_bands: int = 24, chunk: int = 2048) -> np.ndarray:
+def band_energies(windows: np.ndarray, *, n_bands: int = 24) -> np.ndarray:
     """Log energy in ``n_bands`` log-spaced FFT bands per window: ``(N, n_bands)``.
 
     Frequencies are in FFT bins, so the feature needs no sample rate; the bands run from
     bin 1 to Nyquist. Windows are ``(N, L)`` or ``(N, L, 1)``.
     """
+    from guitarlab.train.baselines import window_chunks
+
     windows = np.asarray(windows)
     if windows.ndim == 3:
         windows = windows[:, :, 0]
@@ -255,12 +257,11 @@ def band_energies(windows: np.ndarray, *, n_bands: int = 24, chunk: int = 2048) 
     n_bins = length // 2 + 1
     edges = np.unique(np.geomspace(1, n_bins, n_bands + 1).astype(int))
     out = np.empty((len(windows), len(edges) - 1), dtype=np.float64)
-    for start in range(0, len(windows), chunk):
-        part = np.asarray(windows[start : start + chunk], dtype=np.float64)
+    for start, part in window_chunks(windows):
         power = np.abs(np.fft.rfft(part, axis=1)) ** 2
         cumulative = np.concatenate([np.zeros((len(part), 1)), np.cumsum(power, axis=1)], axis=1)
         band = cumulative[:, edges[1:]] - cumulative[:, edges[:-1]]
-        out[start : start + chunk] = np.log10(band / length + 1e-12)
+        out[start : start + len(part)] = np.log10(band / length + 1e-12)
     return out
 
 
@@ -323,27 +324,22 @@ def baseline_scores(
     }
     if n_classes == 2 and sample_rate:
         try:
-            from guitarlab.train.baselines import centroid_threshold_accuracy
+            from guitarlab.train.baselines import centroid_threshold
         except ImportError:
             return scores
         test = np.concatenate([_flat(w) for w in clip_windows])
         test_labels = np.repeat(clip_labels, [len(w) for w in clip_windows])
-        train_flat = _flat(X_train)
-
-        def centroid(windows, labels):
-            return centroid_threshold_accuracy(
-                train_flat, y_train, windows, labels, int(sample_rate)
-            )
-
-        scores["centroid_window_accuracy"] = centroid(test, test_labels)
-        recalls = [centroid(test[test_labels == c], test_labels[test_labels == c]) for c in (0, 1)]
+        right = centroid_threshold(_flat(X_train), y_train, int(sample_rate))(test) == test_labels
+        scores["centroid_window_accuracy"] = float(right.mean())
         if all(np.any(test_labels == c) for c in (0, 1)):
+            recalls = [right[test_labels == c].mean() for c in (0, 1)]
             scores["centroid_window_balanced_accuracy"] = float(np.mean(recalls))
     return scores
 
 
 def _flat(windows: np.ndarray) -> np.ndarray:
-    windows = np.asarray(windows, dtype=np.float64)
+    """``(N, L[, 1])`` -> ``(N, L)`` without a copy: a memory-mapped split stays on disk."""
+    windows = np.asarray(windows)
     return windows.reshape(len(windows), -1)
 
 
