@@ -113,9 +113,9 @@ def main(argv: list[str] | None = None) -> int:
                 results, machine=f"{machine_line()} ({now})", quick=args.quick
             )
             old = model_md.read_text(encoding="utf-8") if model_md.exists() else ""
-            keep = old[old.index("\n## ") :] if "\n## " in old else ""  # the written-up parts
-            text = bench_model.merged_table(old.split("\n## ")[0], text)
-            model_md.write_text(text + keep, encoding="utf-8")
+            table, heading, written_up = old.partition("\n## ")  # keep the written-up parts
+            text = bench_model.merged_table(table, text)
+            model_md.write_text(text + heading + written_up, encoding="utf-8")
             return text
 
         protocols = tuple(p for p in args.protocols.split(",") if p) or bench_model.PROTOCOLS

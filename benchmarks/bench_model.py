@@ -34,17 +34,16 @@ NOTE_GUITARS = ("stratocaster", "telecaster", "les_paul", "sg")
 
 
 def _config(model: str, seed: int, quick: bool, protocol: str = "seed"):
-    from guitarlab.train.config import TrainConfig
-    from guitarlab.workflow import DEMO_TRAIN, HOLDOUT_TRAIN
+    from dataclasses import replace
 
-    cpu_sized = HOLDOUT_TRAIN if protocol == "guitar-holdout" else DEMO_TRAIN
-    settings = {**cpu_sized, "seed": seed, "verbose": 0}
-    settings["input"] = "wave" if model == "wave" else "spectrogram"
+    from guitarlab.workflow import demo_config
+
+    settings = {"verbose": 0, "input": "wave" if model == "wave" else "spectrogram"}
     if model == "ensemble":
         settings["model"] = "ensemble"
     if quick:
         settings.update(epochs=1, fine_tune_epochs=0)
-    return TrainConfig(**settings)
+    return replace(demo_config(seed=seed, protocol=protocol), **settings)
 
 
 # ----------------------------------------------------------------------------- data

@@ -49,7 +49,6 @@ FIXED_COLUMNS = frozenset(
     | {"recorded_at", "status", "synth_params", "preset", "input_gain_db", EXCLUDED, EXCLUDE_SPANS}
     | {"checks", "dropouts", "stalls", "dropped_frames", "dropout_detail"}
 )
-SLUG_COLUMNS = ("guitar", "pickup", "phrase")
 MAX_TEXT = 200
 SPAN_DECIMALS = 3
 

@@ -400,7 +400,7 @@ def export_corpus(
         A dataset folder built from ``corpus``: its files only, in its train/validation/
         test splits (whole files for held-out takes, clips for held-out spans).
     format : {"audiofolder", "parquet"}
-        Audio files with ``metadata.csv`` per split, or one ``data.parquet`` table.
+        Audio files with ``metadata.jsonl`` per split, or one ``data.parquet`` table.
     license : str, optional
         The licence written into the data card; default: the corpus's ``LICENSE``
         file's first line, else "unspecified".

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from guitarlab.corpus.errors import TrainError
+from guitarlab.train.baselines import centroid_threshold, window_chunks
 
 GROUP_COLUMNS = ("guitar", "phrase", "tone")
 # manifest columns that describe a file's provenance or levels, never a group to compare
@@ -248,8 +249,6 @@ def band_energies(windows: np.ndarray, *, n_bands: int = 24) -> np.ndarray:
     Frequencies are in FFT bins, so the feature needs no sample rate; the bands run from
     bin 1 to Nyquist. Windows are ``(N, L)`` or ``(N, L, 1)``.
     """
-    from guitarlab.train.baselines import window_chunks
-
     windows = np.asarray(windows)
     if windows.ndim == 3:
         windows = windows[:, :, 0]
@@ -323,10 +322,6 @@ def baseline_scores(
         "train_windows": int(len(y_train)),
     }
     if n_classes == 2 and sample_rate:
-        try:
-            from guitarlab.train.baselines import centroid_threshold
-        except ImportError:
-            return scores
         test = np.concatenate([_flat(w) for w in clip_windows])
         test_labels = np.repeat(clip_labels, [len(w) for w in clip_windows])
         right = centroid_threshold(_flat(X_train), y_train, int(sample_rate))(test) == test_labels
