@@ -15,6 +15,7 @@ from guitarlab.train.config import TrainConfig, spectrogram_frames  # noqa: E402
 from guitarlab.train.fit import fit  # noqa: E402
 from guitarlab.train.models import (  # noqa: E402
     LogMelFrames,
+    SpectralStats,
     ensemble,
     lstm_fcn,
     spectrogram_lstm_fcn,
@@ -83,6 +84,52 @@ def test_band_norm_removes_a_fixed_filter_and_keeps_what_changes_over_time():
         LogMelFrames(rate, norm="treble")
 
 
+def test_spectral_stats_are_band_correlations_and_the_mean_spectrum():
+    """Every pair of bands' correlation over the frames, then each band's mean; a fixed
+    filter (a constant per band in dB) moves only the mean spectrum."""
+    rng = np.random.default_rng(2)
+    frames = 10 * rng.standard_normal((2, 40, 5)).astype(np.float32)  # dB-sized
+    frames[:, :, 1] += 0.8 * frames[:, :, 0]  # two bands that move together
+    stats = np.asarray(SpectralStats()(frames))
+    assert stats.shape == (2, 5 * 4 // 2 + 5)
+    assert SpectralStats().compute_output_shape((None, 40, 5)) == (None, 15)
+    rows, cols = np.triu_indices(5, 1)
+    for b in range(2):
+        corr = np.corrcoef(frames[b].T)
+        np.testing.assert_allclose(stats[b, :10], corr[rows, cols], atol=1e-3)
+        np.testing.assert_allclose(stats[b, 10:], frames[b].mean(axis=0), atol=1e-5)
+    assert stats[:, 0].min() > 0.5  # bands 0 and 1
+    filtered = np.asarray(SpectralStats()(frames + np.array([3.0, -6.0, 0.0, 12.0, -1.0], "f4")))
+    np.testing.assert_allclose(filtered[:, :10], stats[:, :10], atol=1e-4)
+    np.testing.assert_allclose(
+        filtered[:, 10:] - stats[:, 10:], [[3, -6, 0, 12, -1]] * 2, atol=1e-4
+    )
+    silent = np.asarray(SpectralStats()(np.full((1, 10, 3), -100.0, "f4")))
+    assert np.isfinite(silent).all() and np.abs(silent[0, :3]).max() == 0.0
+
+
+def test_spectral_stats_model_shares_one_stft_and_reloads(tmp_path):
+    model = spectrogram_lstm_fcn(
+        8000, 2, sample_rate=44100, filters=(8, 16, 8), mel_norm="band", spectral_stats=True
+    )
+    assert model.get_layer("spectral_stats").output.shape == (None, 64 * 63 // 2 + 64)
+    assert sum(isinstance(layer, LogMelFrames) for layer in model.layers) == 1
+    t = np.arange(8000) / 44100
+    x = np.stack(
+        [np.sin(2 * np.pi * 220 * t) * np.linspace(1, 0.1, 8000), np.sign(np.sin(t * 900))]
+    )
+    x = x.astype(np.float32)[:, :, None]
+    band = keras.Model(model.inputs, model.get_layer("band_norm").output)(x)
+    expected = LogMelFrames(44100, norm="band")(x)  # what mel_norm="band" reads without the branch
+    np.testing.assert_allclose(np.asarray(band), np.asarray(expected), atol=1e-3)
+    model.save(tmp_path / "stats.keras")
+    again = keras.saving.load_model(tmp_path / "stats.keras")
+    np.testing.assert_allclose(np.asarray(again(x)), np.asarray(model(x)), atol=1e-6)
+    with pytest.raises(TrainError, match="spectral_stats reads log-mel frames"):
+        TrainConfig(input="wave", spectral_stats=True)
+    assert TrainConfig(model="ensemble", spectral_stats=True).spectral_stats
+
+
 def test_spectrogram_model_shapes_and_squeeze_excite():
     model = spectrogram_lstm_fcn(8000, 3, sample_rate=44100, filters=(8, 16, 8))
     assert model.output_shape == (None, 3)
@@ -126,18 +173,25 @@ def test_ensemble_is_the_mean_of_its_members_and_reloads(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("model", "input_kind"), [("lstm-fcn", "spectrogram"), ("ensemble", "wave")]
+    ("model", "input_kind", "stats"),
+    [
+        ("lstm-fcn", "spectrogram", False),
+        ("lstm-fcn", "spectrogram", True),
+        ("ensemble", "wave", False),
+    ],
 )
-def test_spectrogram_and_ensemble_runs_learn_the_smoke_set(tmp_path, model, input_kind):
+def test_spectrogram_and_ensemble_runs_learn_the_smoke_set(tmp_path, model, input_kind, stats):
     X, y = sine_square(300, seed=0)
     X_test, y_test = sine_square(100, seed=5)
     config = TrainConfig(
-        model=model, input=input_kind, filters=(8, 16, 8), epochs=8, fine_tune_epochs=2, verbose=0
-    )
+        model=model, input=input_kind, filters=(8, 16, 8), epochs=8, fine_tune_epochs=2,
+        spectral_stats=stats, verbose=0,
+    )  # fmt: skip
     run = fit(X, y, out=tmp_path / "run", config=config, X_test=X_test, y_test=y_test)
     assert run.metrics["test_window_accuracy"] >= 0.9
     info = load_run(run.run_dir)
     assert info.config.model == model and info.config.input == input_kind
+    assert info.config.spectral_stats == stats
     reloaded = info.load_model()
     outputs = np.asarray(reloaded(X_test[:, :, None], training=False))[:, 0]
     assert np.mean((outputs > 0.5) == y_test) >= 0.9

@@ -216,6 +216,7 @@ def test_guitar_holdout_demo_tests_on_guitars_never_heard(tmp_path: Path) -> Non
     assert (meta["window"], meta["hop"]) == (workflow.HOLDOUT_WINDOW, workflow.HOLDOUT_HOP)
     run_config = json.loads((out / "run" / "run.json").read_text())["config"]
     assert run_config["mel_norm"] == "band" and run_config["input"] == "spectrogram"
+    assert run_config["spectral_stats"] is True
     windows = pd.read_csv(out / "dataset" / "windows.csv")
     assert set(windows.loc[windows["split"] == "test", "guitar"]) == {"telecaster", "es335"}
     assert not {"telecaster", "es335"} & set(windows.loc[windows["split"] != "test", "guitar"])

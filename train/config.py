@@ -39,10 +39,12 @@ class TrainConfig:
     log-mel frames computed in the model); ``model="ensemble"`` averages one of each.
     ``frame_length``/``hop_length``/``n_mels`` of None fit the window (see
     :func:`spectrogram_frames`); ``mel_norm`` says what the spectrogram keeps (``"loudness"``
-    removes only gain, ``"band"`` every fixed filter: see ``LogMelFrames``). ``val_fraction`` is used only by :func:`fit` when no
-    validation arrays are given (a random hold-out, as in the seed: fine for independent
-    windows, leaky for renders of one take), and never by the paper schedule, which picks
-    its checkpoint by training loss and so trains on every row.
+    removes only gain, ``"band"`` every fixed filter: see ``LogMelFrames``);
+    ``spectral_stats`` adds the branch that reads how the mel bands move together
+    (``SpectralStats``). ``val_fraction`` is used only by :func:`fit` when no validation
+    arrays are given (a random hold-out, as in the seed: fine for independent windows, leaky
+    for renders of one take), and never by the paper schedule, which picks its checkpoint
+    by training loss and so trains on every row.
     """
 
     model: str = "lstm-fcn"
@@ -68,6 +70,7 @@ class TrainConfig:
     hop_length: int | None = None
     n_mels: int | None = None
     mel_norm: str = "loudness"
+    spectral_stats: bool = False
     verbose: int = 1
 
     def __post_init__(self) -> None:
@@ -92,6 +95,10 @@ class TrainConfig:
         if self.epochs < 0 or self.fine_tune_epochs < 0 or self.total_epochs < 1:
             raise TrainError(
                 f"epochs={self.epochs}, fine_tune_epochs={self.fine_tune_epochs}: train at least one epoch"
+            )
+        if self.spectral_stats and self.input != "spectrogram" and self.model != "ensemble":
+            raise TrainError(
+                "spectral_stats reads log-mel frames; use it with input 'spectrogram' (or the ensemble)"
             )
         if self.batch is not None and self.batch < 1:
             raise TrainError(f"batch={self.batch} must be at least 1")

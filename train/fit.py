@@ -68,6 +68,7 @@ def _build_model(
             sample_rate=int(sample_rate or SYNTH_RATE),
             **spectrogram_frames(window, config),
             mel_norm=config.mel_norm,
+            spectral_stats=config.spectral_stats,
             **common,
         )
 

@@ -21,6 +21,7 @@ from guitarlab.train.startup import import_tensorflow
 import_tensorflow()
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
 LAYOUTS = ("paper", "seed")
@@ -295,6 +296,51 @@ class LogMelFrames(layers.Layer):
         }
 
 
+@keras.saving.register_keras_serializable(package="guitarlab")
+class SpectralStats(layers.Layer):
+    """Loudness-normalized log-mel frames ``(B, T, F)`` -> ``(B, F (F - 1) / 2 + F)``: how the
+    mel bands move together over the window, then the window's mean spectrum.
+
+    - The correlation over the frames of every pair of bands: which bands rise and fall
+      together as the notes change string and fret. A pickup weights each string's partials
+      by where and how wide it senses the string (a humbucker's two coils 18 mm apart null
+      one region per string), so the co-movement carries the pickup type; a correlation
+      ignores each band's offset and scale, so no fixed filter (cable, knobs, the rig's
+      EQ) and no gain can move it.
+    - The mean over the frames: the long-term spectrum, what the logistic baseline reads.
+
+    Second-order pooling, as in bilinear and covariance-pooling networks; measured in
+    MODEL.md ("Guitars never heard"). Always float32, like :class:`LogMelFrames`.
+    """
+
+    def __init__(self, *, epsilon_db: float = 1e-3, **kwargs):
+        kwargs["dtype"] = "float32"
+        super().__init__(**kwargs)
+        self.epsilon_db = float(epsilon_db)
+
+    def call(self, frames):
+        import tensorflow as tf
+
+        frames = tf.cast(frames, tf.float32)
+        envelope = tf.reduce_mean(frames, axis=1)  # (B, F)
+        moving = frames - envelope[:, None, :]
+        z = moving / (tf.math.reduce_std(moving, axis=1, keepdims=True) + self.epsilon_db)
+        corr = tf.einsum("btf,btg->bfg", z, z) / tf.cast(tf.shape(z)[1], tf.float32)
+        bands = int(frames.shape[-1])
+        rows, cols = np.triu_indices(bands, 1)
+        pairs = tf.gather(tf.reshape(corr, (-1, bands * bands)), rows * bands + cols, axis=1)
+        return tf.concat([pairs, envelope], axis=1)
+
+    def compute_output_shape(self, input_shape):
+        bands = input_shape[-1]
+        return (input_shape[0], bands * (bands - 1) // 2 + bands)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("dtype", None)
+        return {**config, "epsilon_db": self.epsilon_db}
+
+
 def _squeeze_excite(x, *, ratio: int = 16, dtype=None):
     """Channel attention of MLSTM-FCN: global average -> bottleneck -> sigmoid gate per filter."""
     filters = int(x.shape[-1])
@@ -314,6 +360,8 @@ def spectrogram_lstm_fcn(
     hop_length: int = 256,
     n_mels: int = 64,
     mel_norm: str = "loudness",
+    spectral_stats: bool = False,
+    stats_dropout: float = 0.5,
     lstm_cells: int = 8,
     dropout: float = 0.8,
     filters: tuple[int, ...] = (128, 256, 128),
@@ -327,6 +375,11 @@ def spectrogram_lstm_fcn(
     (time steps), the FCN blocks convolve along time with the mel bands as channels and a
     squeeze-and-excite gate after each block but the last. Input and output are those of
     :func:`lstm_fcn`, so datasets, evaluation and predict need nothing else.
+
+    ``spectral_stats`` adds a third branch beside the LSTM and the FCN: the band
+    correlations and mean spectrum of :class:`SpectralStats` (from loudness-normalized
+    frames; one STFT serves both), standardized by a BatchNormalization and dropped out
+    at ``stats_dropout`` before the output layer.
 
     Examples
     --------
@@ -346,9 +399,17 @@ def spectrogram_lstm_fcn(
         frame_length=frame_length,
         hop_length=hop_length,
         n_mels=n_mels,
-        norm=mel_norm,
+        norm="loudness" if spectral_stats else mel_norm,
         name="log_mel",
     )(inputs)
+    branches = []
+    if spectral_stats:
+        s = SpectralStats(name="spectral_stats")(frames)
+        s = layers.BatchNormalization(name="stats_norm", dtype=dtype_policy)(s)
+        branches.append(layers.Dropout(stats_dropout, dtype=dtype_policy)(s))
+        if mel_norm == "band":  # each band minus its mean over the window: LogMelFrames' "band"
+            band_means = layers.GlobalAveragePooling1D(keepdims=True, dtype="float32")(frames)
+            frames = layers.Subtract(name="band_norm", dtype="float32")([frames, band_means])
     x = layers.LSTM(lstm_cells, name="lstm", dtype=dtype_policy)(frames)
     x = layers.Dropout(dropout, dtype=dtype_policy)(x)
 
@@ -359,7 +420,7 @@ def spectrogram_lstm_fcn(
             y = _squeeze_excite(y, dtype=dtype_policy)
     y = layers.GlobalAveragePooling1D(dtype=dtype_policy)(y)
 
-    z = layers.Concatenate(dtype=dtype_policy)([x, y])
+    z = layers.Concatenate(dtype=dtype_policy)([x, y, *branches])
     outputs = _output_layer(z, n_classes)
     return keras.Model(inputs, outputs, name="mlstm_fcn_spectrogram")
 
@@ -385,7 +446,6 @@ def ensemble(members: list[keras.Model], *, name: str = "ensemble") -> keras.Mod
 
 def probabilities(outputs, n_classes: int):
     """Model outputs ``(N, 1)`` or ``(N, K)`` as class probabilities ``(N, n_classes)``."""
-    import numpy as np
 
     outputs = np.asarray(outputs, dtype=np.float64)
     if n_classes == 2 and outputs.shape[-1] == 1:
@@ -407,7 +467,6 @@ def widen_output(model: keras.Model, n_classes: int) -> keras.Model:
     - new classes start with zero weights and the smallest old bias, so they begin
       plausible but not preferred, and training moves them.
     """
-    import numpy as np
 
     old = model.get_layer(OUTPUT_LAYER)
     if not isinstance(old, layers.Dense):
@@ -482,7 +541,6 @@ def recalibrate_batch_norm(model: keras.Model, windows, *, batch_size: int = 256
     near chance in inference mode. Re-estimating the statistics on training windows after
     training ("precise BN") makes inference see what training saw, after any number of steps.
     """
-    import numpy as np
 
     windows = np.asarray(windows, dtype=np.float32)
     if windows.ndim == 2:

@@ -58,6 +58,13 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
     "(every fixed filter: cable, knobs, EQ; the guitar-holdout demo's choice).",
 )
 @click.option(
+    "--spectral-stats/--no-spectral-stats",
+    default=False,
+    show_default=True,
+    help="Add a branch that reads how the mel bands move together over the window "
+    "(their correlations) and its mean spectrum (spectrogram input; the guitar-holdout demo's choice).",
+)
+@click.option(
     "--frame",
     "frame_length",
     type=int,
@@ -136,6 +143,7 @@ def train_command(
     input_kind,
     n_mels,
     mel_norm,
+    spectral_stats,
     frame_length,
     class_weights,
     layout,
@@ -180,6 +188,7 @@ def train_command(
         input=input_kind,
         n_mels=n_mels,
         mel_norm=mel_norm,
+        spectral_stats=spectral_stats,
         frame_length=frame_length,
         class_weights=class_weights,
         layout=layout,
