@@ -159,14 +159,12 @@ def test_input_that_stops_delivering_is_one_line_and_keeps_the_audio(server, cor
     try:
         time.sleep(1.0)
         _pactl(server, "suspend-sink", SINK_IN, "1")
-        suspended = time.monotonic()
-        _, err = process.communicate(timeout=20)
-        ended = time.monotonic()
+        _, err = process.communicate(timeout=20)  # exits: PortAudio alone would hang here
     finally:
         if process.poll() is None:
             process.kill()
         _pactl(server, "suspend-sink", SINK_IN, "0")
-    assert ended - suspended < 9.0  # the watchdog, not the end of the 10 s take
+    # the watchdog's message and about 1 s of audio kept, not the end of the 10 s take
     _check_cut_short(process, corpus, 1.0, err, "stopped delivering audio")
 
 
@@ -180,16 +178,13 @@ def test_audio_server_that_dies_mid_take_is_one_line_and_keeps_the_audio(server,
         try:
             time.sleep(1.0)
             doomed.process.kill()
-            killed = time.monotonic()
             _, err = process.communicate(timeout=20)
-            ended = time.monotonic()
         finally:
             if process.poll() is None:
                 process.kill()
     finally:
         doomed.stop()
-    assert ended - killed < 5.0  # PortAudio gives up at once: no need for the 3 s watchdog
-    _check_cut_short(process, corpus, 1.0, err, "went away")
+    _check_cut_short(process, corpus, 1.0, err, "went away")  # PortAudio's own error
     assert "(unplugged, or its audio server stopped)" in err
 
 
