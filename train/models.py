@@ -446,7 +446,6 @@ def ensemble(members: list[keras.Model], *, name: str = "ensemble") -> keras.Mod
 
 def probabilities(outputs, n_classes: int):
     """Model outputs ``(N, 1)`` or ``(N, K)`` as class probabilities ``(N, n_classes)``."""
-
     outputs = np.asarray(outputs, dtype=np.float64)
     if n_classes == 2 and outputs.shape[-1] == 1:
         p1 = outputs[:, 0]
@@ -467,7 +466,6 @@ def widen_output(model: keras.Model, n_classes: int) -> keras.Model:
     - new classes start with zero weights and the smallest old bias, so they begin
       plausible but not preferred, and training moves them.
     """
-
     old = model.get_layer(OUTPUT_LAYER)
     if not isinstance(old, layers.Dense):
         raise TrainError(
@@ -541,7 +539,6 @@ def recalibrate_batch_norm(model: keras.Model, windows, *, batch_size: int = 256
     near chance in inference mode. Re-estimating the statistics on training windows after
     training ("precise BN") makes inference see what training saw, after any number of steps.
     """
-
     windows = np.asarray(windows, dtype=np.float32)
     if windows.ndim == 2:
         windows = windows[:, :, None]
