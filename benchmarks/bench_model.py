@@ -39,6 +39,8 @@ def _config(model: str, seed: int, quick: bool, protocol: str = "seed"):
     from guitarlab.workflow import demo_config
 
     settings = {"verbose": 0, "input": "wave" if model == "wave" else "spectrogram"}
+    if model == "wave":  # reads samples: no spectrogram, so no spectral-statistics branch
+        settings["spectral_stats"] = False
     if model == "ensemble":
         settings["model"] = "ensemble"
     if quick:

@@ -227,3 +227,14 @@ def test_model_benchmark_table_on_the_smoke_set():
     assert run["files"] == 100 and 0.0 <= run["balanced"] <= 1.0
     text = markdown(results, machine="test", quick=True)
     assert "| sine-square | spectrogram | 1 |" in text and "| sine-square | logistic | 1 |" in text
+
+
+def test_model_benchmark_configures_every_model_on_every_protocol():
+    """Each protocol's demo model, with the wave, spectrogram or ensemble input asked for."""
+    from benchmarks.bench_model import MODELS, PROTOCOLS, _config
+
+    for protocol in PROTOCOLS:
+        for model in MODELS:
+            config = _config(model, 0, False, protocol)
+            assert config.input == ("wave" if model == "wave" else "spectrogram")
+            assert config.spectral_stats == (protocol == "guitar-holdout" and model != "wave")
