@@ -217,8 +217,10 @@ def _spread(values: list, digits: int = 2) -> str:
 
 
 def merged_table(old: str, new: str) -> str:
-    """``new`` (a whole MODEL.md head) with the rows of ``old``'s protocols that ``new`` did
-    not measure, in protocol order: measuring one protocol leaves the others' rows."""
+    """``new`` (a whole MODEL.md head) with the rows of ``old`` that ``new`` did not measure,
+    in protocol order: a row is one protocol and model, so measuring the wave model on one
+    protocol replaces that row (and the baselines measured beside it) and leaves the
+    others. After changing a protocol's config, measure all its models again."""
 
     def rows(text: str) -> dict:
         found = {}
@@ -231,8 +233,7 @@ def merged_table(old: str, new: str) -> str:
     old_rows, new_rows = rows(old), rows(new)
     if not new_rows:
         return new
-    measured = {protocol for protocol, _ in new_rows}
-    merged = {k: v for k, v in old_rows.items() if k[0] not in measured} | new_rows
+    merged = old_rows | new_rows
     order = [*MODELS, "logistic", "centroid"]
     lines = [
         merged[key]

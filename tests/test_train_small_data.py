@@ -163,7 +163,7 @@ def test_paper_schedule_measurement_writes_its_section_in_place():
     assert with_section(text, section) == text  # replaced, not appended twice
 
 
-def test_model_table_keeps_the_rows_of_protocols_not_measured_again():
+def test_model_table_keeps_the_rows_not_measured_again():
     from benchmarks.bench_model import merged_table
 
     head = "| protocol | model | seeds | files right | balanced accuracy | ROC AUC | train s |\n"
@@ -175,5 +175,6 @@ def test_model_table_keeps_the_rows_of_protocols_not_measured_again():
     new = "# title\n\n" + head + "| guitar-holdout | spectrogram | 3 | 29/32 | 0.91 | 0.93 | 90 |\n"
     text = merged_table(old, new)
     assert "| seed | spectrogram | 3 | 16/16" in text  # another protocol: kept
-    assert "5/12" not in text and "9/12" not in text  # the protocol measured again: replaced
+    assert "9/12" not in text and "29/32" in text  # the model measured again: replaced
+    assert "| guitar-holdout | wave | 3 | 5/12" in text  # another model of it: kept
     assert text.index("| seed |") < text.index("| guitar-holdout |") and text.startswith("# title")
