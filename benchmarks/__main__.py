@@ -3,8 +3,9 @@
 ``--only model`` measures model quality instead (protocols x models x seeds) and writes
 MODEL.md (see benchmarks/bench_model.py); it is not part of the default run (about an hour
 on two cores). ``--protocols seed --models wave`` measures one cell: its rows replace those
-of the same protocol and model, and the other rows stay. ``--only paper`` trains the authors' LSTM-FCN with their schedule on a
-GunPoint-like set for 25 and 50 epochs (500, the authors' count, on seed 0) and writes its section of MODEL.md.
+of the same protocol and model, and the other rows stay. ``--only paper`` trains the
+authors' LSTM-FCN with their schedule on a GunPoint-like set for 25 and 50 epochs (500, the
+authors' count, on seed 0) and writes its section of MODEL.md.
 
 Each ``benchmarks/bench_<stage>.py`` returns rows whose figures are ratios against a
 reference measured in the same run, so the table compares across machines.
