@@ -29,6 +29,7 @@ from benchmarks.common import Row
 
 PROTOCOLS = ("sine-square", "seed", "guitar-holdout", "notes")
 MODELS = ("wave", "spectrogram", "ensemble")
+BASELINES = ("logistic", "centroid")
 SEEDS = (0, 1, 2)
 NOTE_GUITARS = ("stratocaster", "telecaster", "les_paul", "sg")
 
@@ -198,7 +199,7 @@ def measure(
                     else:
                         result = _on_dataset(dataset, model, seed, work, quick, protocol)
                     results.setdefault((protocol, model), []).append(result)
-                    for baseline in ("logistic", "centroid"):
+                    for baseline in BASELINES:
                         if model == models[0]:
                             results.setdefault((protocol, baseline), []).append(result[baseline])
                 if after_each is not None:
@@ -219,8 +220,10 @@ def _spread(values: list, digits: int = 2) -> str:
 def merged_table(old: str, new: str) -> str:
     """``new`` (a whole MODEL.md head) with the rows of ``old`` that ``new`` did not measure,
     in protocol order: a row is one protocol and model, so measuring the wave model on one
-    protocol replaces that row (and the baselines measured beside it) and leaves the
-    others. After changing a protocol's config, measure all its models again."""
+    protocol replaces that row (and the baselines measured beside it, unless they were
+    measured on fewer seeds than before: ``--seeds 0`` adds one model's row without
+    shrinking the baselines') and leaves the others. After changing a protocol's config,
+    measure all its models again."""
 
     def rows(text: str) -> dict:
         found = {}
@@ -234,7 +237,10 @@ def merged_table(old: str, new: str) -> str:
     if not new_rows:
         return new
     merged = old_rows | new_rows
-    order = [*MODELS, "logistic", "centroid"]
+    for key, line in old_rows.items():  # a baseline measured on fewer seeds stays as it was
+        if key[1] in BASELINES and key in new_rows and _seeds(line) > _seeds(new_rows[key]):
+            merged[key] = line
+    order = [*MODELS, *BASELINES]
     lines = [
         merged[key]
         for key in sorted(
@@ -253,6 +259,11 @@ def merged_table(old: str, new: str) -> str:
     return "\n".join(out) + "\n"
 
 
+def _seeds(row: str) -> int:
+    """The seeds column of a MODEL.md table row."""
+    return int(row.strip().strip("|").split("|")[2])
+
+
 def markdown(results: dict, *, machine: str, quick: bool) -> str:
     lines = [
         "# guitarlab model quality",
@@ -265,7 +276,7 @@ def markdown(results: dict, *, machine: str, quick: bool) -> str:
         "| protocol | model | seeds | files right | balanced accuracy | ROC AUC | train s |",
         "|---|---|---|---|---|---|---|",
     ]
-    order = [*MODELS, "logistic", "centroid"]
+    order = [*MODELS, *BASELINES]
     ranked = sorted(
         results.items(),
         key=lambda item: (PROTOCOLS.index(item[0][0]), order.index(item[0][1])),
