@@ -129,7 +129,10 @@ def main(argv: list[str] | None = None) -> int:
 
         protocols = tuple(p for p in args.protocols.split(",") if p) or bench_model.PROTOCOLS
         models = tuple(m for m in args.models.split(",") if m) or bench_model.MODELS
-        seeds = tuple(int(s) for s in args.seeds.split(",") if s) or bench_model.SEEDS
+        try:
+            seeds = tuple(int(s) for s in args.seeds.split(",") if s) or bench_model.SEEDS
+        except ValueError:
+            parser.error(f"--seeds {args.seeds!r}: give whole numbers, e.g. --seeds 0,1")
         print(
             write(
                 bench_model.measure(
