@@ -26,7 +26,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from guitarlab.corpus.atomic import write_text_atomic
 from guitarlab.corpus.errors import ManifestError
 from guitarlab.corpus.manifest import (
     KNOWN_PICKUPS,
@@ -285,7 +284,7 @@ def _change(
     def record(saved: pd.DataFrame) -> None:
         history = read_history(root)
         entry["n"] = max((int(e.get("n", 0)) for e in history), default=0) + 1
-        _append_history(root, history, entry)
+        _append_history(root, entry)
         entry["version"] = manifest_version(root)
 
     try:
@@ -299,10 +298,22 @@ class _NothingToDo(Exception):
     """Raised inside the locked step when a change would leave every cell as it is."""
 
 
-def _append_history(root: str | os.PathLike, history: list[dict], entry: dict) -> None:
-    """Rewrite ``history.jsonl`` with ``entry`` added, atomically (under the manifest lock)."""
-    lines = [json.dumps(e, separators=(",", ":")) for e in [*history, entry]]
-    write_text_atomic(history_path(root), "\n".join(lines) + "\n")
+def _append_history(root: str | os.PathLike, entry: dict) -> None:
+    """Append ``entry`` as one line to ``history.jsonl`` (under the manifest lock).
+
+    Appended, not rewritten: every earlier line stays as written, even one that no longer
+    parses. A line cut short by a crash gets a newline first, so it cannot swallow this one.
+    """
+    line = (json.dumps(entry, separators=(",", ":")) + "\n").encode("utf-8")
+    with open(history_path(root), "a+b") as f:  # "a": every write lands at the end
+        size = f.seek(0, os.SEEK_END)
+        if size:
+            f.seek(size - 1)
+            if f.read(1) != b"\n":
+                line = b"\n" + line
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def relabel_take(

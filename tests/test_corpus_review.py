@@ -48,6 +48,17 @@ def test_relabel_changes_every_render_of_the_take_and_records_it(corpus: Path) -
     assert relabel_take(corpus, f"{STRAT}-raw", {"guitar": "telecaster"}) is None  # no-op
 
 
+def test_history_is_appended_and_keeps_lines_it_cannot_read(corpus: Path) -> None:
+    history = corpus / "history.jsonl"
+    history.write_text('{"n": 7, "action": "relabel"}\n{"cut short by a cra', encoding="utf-8")
+    relabel_take(corpus, f"{STRAT}-raw", {"guitar": "telecaster"}, who="ann")
+    lines = history.read_text(encoding="utf-8").splitlines()
+    assert lines[:2] == ['{"n": 7, "action": "relabel"}', '{"cut short by a cra']  # kept
+    entries = read_history(corpus)  # the broken line is skipped, the new one is whole
+    assert [(e["n"], e["action"]) for e in entries] == [(7, "relabel"), (8, "relabel")]
+    assert entries[1]["who"] == "ann"
+
+
 @pytest.mark.parametrize(
     "changes, message",
     [
