@@ -226,12 +226,22 @@ def path_problem(rel: str) -> str | None:
     return None
 
 
-def resolve_audio_path(root: str | os.PathLike, rel: str) -> Path:
-    """Absolute path of a manifest ``path``; refuses absolute paths and ``../``."""
+def resolve_audio_path(root: str | os.PathLike, rel: str, *, follow_links: bool = False) -> Path:
+    """Absolute path of a manifest ``path``; refuses absolute paths and ``../``.
+
+    ``follow_links=True`` also resolves symlinks and refuses a file that then lies outside
+    the corpus (for serving files to others: the review app); the CLI reads through links,
+    so a corpus may keep its takes on another disk.
+    """
     problem = path_problem(rel)
     if problem:
         raise ManifestError(problem)
-    return Path(root) / rel
+    if not follow_links:
+        return Path(root) / rel
+    full = (Path(root) / rel).resolve()
+    if not full.is_relative_to(Path(root).resolve()):
+        raise ManifestError(f"path {rel!r} points outside the corpus (through a link)")
+    return full
 
 
 # ---------------------------------------------------------------- load / save

@@ -13,7 +13,7 @@ pytest.importorskip("starlette", reason="the review extra is not installed")
 pytest.importorskip("httpx", reason="httpx (Starlette's test client) is not installed")
 from starlette.testclient import TestClient  # noqa: E402
 
-from guitarlab.corpus.manifest import load_manifest, update_manifest  # noqa: E402
+from guitarlab.corpus.manifest import load_manifest, resolve_audio_path, update_manifest  # noqa: E402
 from guitarlab.review import create_app  # noqa: E402
 from guitarlab.review.model import review_order  # noqa: E402
 
@@ -170,6 +170,17 @@ def test_only_manifest_ids_inside_the_corpus_are_served(client: TestClient, corp
     update_manifest(corpus, point_outside)
     response = client.get(f"/api/audio/{STRAT}-raw", headers=AUTH)
     assert response.status_code == 403 and "outside the corpus" in response.json()["error"]
+
+    (corpus / "takes" / "link.wav").symlink_to(corpus.parent / "secret.wav")  # a link out
+
+    def point_at_link(frame):
+        frame.loc[frame["id"] == f"{STRAT}-raw", "path"] = "takes/link.wav"
+        return frame
+
+    update_manifest(corpus, point_at_link)
+    response = client.get(f"/api/audio/{STRAT}-raw", headers=AUTH)
+    assert response.status_code == 403 and "outside the corpus" in response.json()["error"]
+    assert resolve_audio_path(corpus, "takes/link.wav").name == "link.wav"  # the CLI reads links
 
 
 def test_waveform_and_spectrogram(client: TestClient) -> None:

@@ -25,8 +25,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from guitarlab.corpus import review
-from guitarlab.corpus.errors import GuitarlabError, ManifestConflict
-from guitarlab.corpus.manifest import path_problem
+from guitarlab.corpus.errors import GuitarlabError, ManifestConflict, ManifestError
+from guitarlab.corpus.manifest import resolve_audio_path
 from guitarlab.review.security import TokenGuard, allowed_hosts
 
 STATIC = Path(__file__).parent / "static"
@@ -78,10 +78,12 @@ class Review:
     def audio_file(self, row: pd.Series) -> Path:
         """The file of a manifest row, refused unless it lies inside the corpus."""
         rel = str(row["path"])
-        problem = path_problem(rel)
-        full = (self.root / rel).resolve()
-        if problem or not full.is_relative_to(self.root.resolve()):
-            raise Forbidden(f"row {row['id']}: path {rel!r} is outside the corpus; not served")
+        try:
+            full = resolve_audio_path(self.root, rel, follow_links=True)
+        except ManifestError:
+            raise Forbidden(
+                f"row {row['id']}: path {rel!r} is outside the corpus; not served"
+            ) from None
         if not full.is_file():
             raise NotFound(f"row {row['id']}: file {rel} is missing")
         return full
