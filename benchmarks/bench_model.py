@@ -182,7 +182,7 @@ def measure(
     """Every protocol x model x seed; returns ``{(protocol, model): [result per seed]}``.
 
     ``after_each(results)`` is called after every protocol and seed (to write what is
-    measured so far: the whole run takes about an hour on two cores)."""
+    measured so far: the whole run takes about four hours on two cores)."""
     results: dict[tuple[str, str], list[dict]] = {}
     seeds = seeds[:1] if quick else seeds
     with tempfile.TemporaryDirectory(prefix="guitarlab-model-") as tmp:
