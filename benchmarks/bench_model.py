@@ -222,7 +222,7 @@ def merged_table(old: str, new: str) -> str:
     in protocol order: a row is one protocol and model, so measuring the wave model on one
     protocol replaces that row (and the baselines measured beside it, unless they were
     measured on fewer seeds than before: ``--seeds 0`` adds one model's row without
-    shrinking the baselines') and leaves the others. After changing a protocol's config,
+    shrinking the baselines) and leaves the others. After changing a protocol's config,
     measure all its models again."""
 
     def rows(text: str) -> dict:
