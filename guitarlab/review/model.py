@@ -39,8 +39,8 @@ class RunLabels:
             if key not in self._cache:
                 if self._model is None:
                     self._model = self.info.load_model()
-                path = resolve_audio_path(self.corpus, str(row["path"]))
-                try:
+                try:  # the app reads only what it would serve: no link out of the corpus
+                    path = resolve_audio_path(self.corpus, str(row["path"]), follow_links=True)
                     audio, rate = read_audio(path)
                     result = predict_array(self._model, audio, rate, self.info, path=str(path))
                     self._cache[key] = result.as_dict()
