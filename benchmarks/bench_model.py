@@ -226,19 +226,20 @@ def merged_table(old: str, new: str) -> str:
     measure all its models again."""
 
     def rows(text: str) -> dict:
+        """``{(protocol, model): (line, seeds)}`` of the table rows in ``text``."""
         found = {}
         for line in text.splitlines():
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
             if line.startswith("| ") and len(cells) == 7 and cells[0] in PROTOCOLS:
-                found[(cells[0], cells[1])] = line
+                found[(cells[0], cells[1])] = (line, int(cells[2]))
         return found
 
     old_rows, new_rows = rows(old), rows(new)
     if not new_rows:
         return new
-    merged = old_rows | new_rows
-    for key, line in old_rows.items():  # a baseline measured on fewer seeds stays as it was
-        if key[1] in BASELINES and key in new_rows and _seeds(line) > _seeds(new_rows[key]):
+    merged = {key: line for key, (line, _) in (old_rows | new_rows).items()}
+    for key, (line, seeds) in old_rows.items():  # a baseline on fewer seeds stays as it was
+        if key[1] in BASELINES and key in new_rows and seeds > new_rows[key][1]:
             merged[key] = line
     order = [*MODELS, *BASELINES]
     lines = [
@@ -249,19 +250,15 @@ def merged_table(old: str, new: str) -> str:
         )
     ]
     out, placed = [], False
+    measured = {line for line, _ in new_rows.values()}
     for line in new.splitlines():
-        if line in new_rows.values():
+        if line in measured:
             if not placed:
                 out += lines
                 placed = True
             continue
         out.append(line)
     return "\n".join(out) + "\n"
-
-
-def _seeds(row: str) -> int:
-    """The seeds column of a MODEL.md table row."""
-    return int(row.strip().strip("|").split("|")[2])
 
 
 def markdown(results: dict, *, machine: str, quick: bool) -> str:

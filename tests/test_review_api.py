@@ -157,30 +157,28 @@ def test_audio_honours_range_requests(client: TestClient, corpus: Path) -> None:
     assert tail.status_code == 206 and tail.content == wav[-10:]
 
 
+def link_out_of(corpus: Path) -> str:
+    """A file beside the corpus and a symlink to it inside; returns the link's manifest path."""
+    (corpus.parent / "secret.wav").write_bytes(b"RIFF")
+    (corpus / "takes" / "link.wav").symlink_to(corpus.parent / "secret.wav")
+    return "takes/link.wav"
+
+
 def test_only_manifest_ids_inside_the_corpus_are_served(client: TestClient, corpus: Path) -> None:
     assert client.get("/api/audio/nope", headers=AUTH).status_code == 404
     assert client.get("/api/audio/..%2Fmanifest.csv", headers=AUTH).status_code == 404
     assert client.get("/api/rows/nope", headers=AUTH).status_code == 404
-    (corpus.parent / "secret.wav").write_bytes(b"RIFF")
+    link = link_out_of(corpus)
+    for path in ("../secret.wav", link):  # up and out, and out through a symlink
 
-    def point_outside(frame):
-        frame.loc[frame["id"] == f"{STRAT}-raw", "path"] = "../secret.wav"
-        return frame
+        def point_at(frame, path=path):
+            frame.loc[frame["id"] == f"{STRAT}-raw", "path"] = path
+            return frame
 
-    update_manifest(corpus, point_outside)
-    response = client.get(f"/api/audio/{STRAT}-raw", headers=AUTH)
-    assert response.status_code == 403 and "outside the corpus" in response.json()["error"]
-
-    (corpus / "takes" / "link.wav").symlink_to(corpus.parent / "secret.wav")  # a link out
-
-    def point_at_link(frame):
-        frame.loc[frame["id"] == f"{STRAT}-raw", "path"] = "takes/link.wav"
-        return frame
-
-    update_manifest(corpus, point_at_link)
-    response = client.get(f"/api/audio/{STRAT}-raw", headers=AUTH)
-    assert response.status_code == 403 and "outside the corpus" in response.json()["error"]
-    assert resolve_audio_path(corpus, "takes/link.wav").name == "link.wav"  # the CLI reads links
+        update_manifest(corpus, point_at)
+        response = client.get(f"/api/audio/{STRAT}-raw", headers=AUTH)
+        assert response.status_code == 403 and "outside the corpus" in response.json()["error"]
+    assert resolve_audio_path(corpus, link).name == "link.wav"  # the CLI reads through links
 
 
 def test_waveform_and_spectrogram(client: TestClient) -> None:
@@ -270,10 +268,9 @@ def test_run_predictions_do_not_read_through_a_link_out_of_the_corpus(corpus: Pa
 
     from guitarlab.review.model import RunLabels
 
-    (corpus.parent / "secret.wav").write_bytes(b"RIFF")
-    (corpus / "takes" / "link.wav").symlink_to(corpus.parent / "secret.wav")
+    link = link_out_of(corpus)
     labels = RunLabels.__new__(RunLabels)  # no run folder needed: the path is refused first
     labels.corpus, labels.info, labels._model = corpus, None, object()
     labels._cache, labels._lock = {}, threading.Lock()
-    out = labels.predict_row(pd.Series({"id": "x", "sha256": "0", "path": "takes/link.wav"}))
+    out = labels.predict_row(pd.Series({"id": "x", "sha256": "0", "path": link}))
     assert "outside the corpus" in out["error"] and out["label"] == ""
