@@ -2,9 +2,9 @@
 
 The driver (the process that runs ``guitarlab augment --engine dask``) plans the jobs from
 the manifest exactly as the local engine does (``plan_jobs``), submits one task per file
-and commits the finished renders in batches under the manifest lock (``_Batches``, the
+and commits the finished renders in batches under the manifest lock (``RenderBatches``, the
 local engine's commit path), so only the driver ever takes the lock. Each worker runs
-``render_task``: the local engine's ``_render_one``, which renders, writes the audio to a
+``render_task``: the local engine's ``render_one``, which renders, writes the audio to a
 hidden temp name beside its final path and the preset sidecar, and returns the row.
 
 A shared filesystem is assumed, mounted at the same path everywhere, and checked: before
@@ -29,14 +29,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from guitarlab.augment.corpus import RenderJob, _Batches, _Chains, _render_one
+from guitarlab.augment.corpus import RenderBatches, RenderJob, ThreadChains, render_one
 from guitarlab.corpus.errors import AugmentError
 from guitarlab.corpus.manifest import MANIFEST_NAME
 
 CONNECT_TIMEOUT_S = 15
 FAILURES_SHOWN = 5
 
-_CHAINS = _Chains()  # each worker thread's own plugin chains, kept between tasks
+_CHAINS = ThreadChains()  # each worker thread's own plugin chains, kept between tasks
 
 
 def worker_name(dask_worker=None) -> str:
@@ -70,7 +70,7 @@ def render_task(root: str, job: RenderJob) -> tuple[dict, str | None]:
     problem = corpus_problem(root)
     if problem:
         raise AugmentError(problem)
-    row, tmp = _render_one(Path(root), job, _CHAINS)
+    row, tmp = render_one(Path(root), job, _CHAINS)
     return row, str(tmp) if tmp else None
 
 
@@ -122,7 +122,7 @@ def _check_workers(client, root: str) -> int:
 def run_jobs_dask(
     root: Path,
     jobs: list[RenderJob],
-    batches: _Batches,
+    batches: RenderBatches,
     *,
     workers: int,
     scheduler: str | None,

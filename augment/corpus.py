@@ -179,7 +179,7 @@ def _input_gain_db(value: object) -> float:
 # ---------------------------------------------------------------- rendering one file
 
 
-class _Chains(threading.local):
+class ThreadChains(threading.local):
     """Each worker thread's own plugin chains (plugins are neither picklable nor shareable)."""
 
     def __init__(self) -> None:
@@ -242,7 +242,7 @@ def _already_written(wav: Path, job: RenderJob) -> bool:
     )
 
 
-def _render_one(root: Path, job: RenderJob, chains: _Chains) -> tuple[dict, Path | None]:
+def render_one(root: Path, job: RenderJob, chains: ThreadChains) -> tuple[dict, Path | None]:
     """Render one job to a temp name beside its file; ``(row, temp)`` for ``commit_rows``.
 
     The temp is None when a killed run already left this exact render at its name.
@@ -416,7 +416,7 @@ def render_corpus(
         return run_jobs_dask(
             root,
             jobs,
-            _Batches(root),
+            RenderBatches(root),
             workers=workers,
             scheduler=scheduler,
             retries=retries,
@@ -425,7 +425,7 @@ def render_corpus(
     return _run_jobs(root, jobs, workers=workers, progress=progress)
 
 
-class _Batches:
+class RenderBatches:
     """Finished renders waiting for their rows, committed ``BATCH_FILES`` at a time or every
     ``BATCH_SECONDS`` through ``_append_new``: the one commit path of every engine."""
 
@@ -448,15 +448,15 @@ class _Batches:
 
 
 def _run_jobs(root: Path, jobs: list[RenderJob], *, workers: int, progress: bool) -> list[str]:
-    chains = _Chains()
-    batches = _Batches(root)
+    chains = ThreadChains()
+    batches = RenderBatches(root)
     bar = tqdm(total=len(jobs), desc="augment", unit="file", disable=not progress)
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="augment")
     pending: set[Future] = set()
     try:
         queue = iter(jobs)
         for job in queue:  # keep at most 2 x workers in flight, so a kill loses little
-            pending.add(executor.submit(_render_one, root, job, chains))
+            pending.add(executor.submit(render_one, root, job, chains))
             if len(pending) >= 2 * workers:
                 break
         while pending:
@@ -471,7 +471,7 @@ def _run_jobs(root: Path, jobs: list[RenderJob], *, workers: int, progress: bool
             for _ in finished:
                 next_job = next(queue, None)
                 if next_job is not None:
-                    pending.add(executor.submit(_render_one, root, next_job, chains))
+                    pending.add(executor.submit(render_one, root, next_job, chains))
     except BaseException:
         for future in pending:
             future.cancel()

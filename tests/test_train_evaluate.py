@@ -350,3 +350,23 @@ def test_review_app_labels_rows_with_a_real_run(trained):
     first = client.get(f"/api/rows/{rows[0]['id']}/predictions", headers=auth).json()
     assert first["label"] in ("stratocaster", "les_paul") and 0 < first["confidence"] <= 1
     assert len(first["labels_over_time"]) == len(first["times_s"]) > 0
+
+
+def test_review_predictions_read_inside_the_corpus_only(trained, tmp_path: Path) -> None:
+    """The review app's run labels a take in the corpus and refuses one a link puts outside."""
+    import shutil
+
+    import pandas as pd
+
+    from guitarlab.review.model import RunLabels
+
+    corpus = tmp_path / "corpus"
+    (corpus / "takes").mkdir(parents=True)
+    wav = sorted(trained["wavs"].glob("*.wav"))[0]
+    shutil.copy(wav, corpus / "takes" / "inside.wav")
+    (corpus / "takes" / "link.wav").symlink_to(wav)  # the same audio, outside the corpus
+    labels = RunLabels(trained["run"].run_dir, corpus)
+    inside = labels.predict_row(pd.Series({"id": "a", "sha256": "0", "path": "takes/inside.wav"}))
+    assert not inside.get("error") and inside["label"] in labels.info.label_names
+    link = labels.predict_row(pd.Series({"id": "b", "sha256": "0", "path": "takes/link.wav"}))
+    assert "outside the corpus" in link["error"] and link["label"] == ""
