@@ -62,7 +62,7 @@ def _dataset(protocol: str, seed: int, work: Path, quick: bool) -> Path:
         )
     elif protocol == "guitar-holdout":
         if quick:
-            holdout_dataset(folder, seconds=4.0, takes=1, seed=seed)
+            holdout_dataset(folder, seconds=4.0, takes=1, training_takes=1, seed=seed)
         else:
             holdout_dataset(folder, seed=seed)  # the demo's takes and windows
     else:

@@ -206,6 +206,7 @@ def test_retrain_refuses_a_run_without_its_dataset(tmp_path: Path) -> None:
 def test_guitar_holdout_demo_tests_on_guitars_never_heard(tmp_path: Path) -> None:
     out = tmp_path / "holdout"
     args = ["demo", "--protocol", "guitar-holdout", "--out", str(out), "--takes", "1"]
+    args += ["--training-takes", "2"]
     result = CliRunner().invoke(cli, [*args, "--seconds", "3", "--epochs", "1"])
     assert result.exit_code == 0, result.output
     for line in ("files right:", "balanced accuracy:", "always saying", "baseline (logistic"):
@@ -225,6 +226,13 @@ def test_guitar_holdout_demo_tests_on_guitars_never_heard(tmp_path: Path) -> Non
     summary = json.loads((out / "demo.json").read_text())
     assert summary["protocol"] == "guitar-holdout" and 0 <= summary["balanced_accuracy"] <= 1
     takes = next(p for p in cli.commands["demo"].params if p.name == "takes")
-    assert takes.default == workflow.HOLDOUT_TAKES  # the CLI's literal follows the workflow
+    assert takes.default == workflow.HOLDOUT_TAKES  # the CLI's literals follow the workflow
+    training = next(p for p in cli.commands["demo"].params if p.name == "training_takes")
+    assert training.default == workflow.HOLDOUT_TRAINING_TAKES
+    takes_of = frame.groupby(["guitar", "phrase"])["take"].nunique()
+    assert takes_of["es335"].eq(1).all() and takes_of["stratocaster"].eq(2).all()
     bad = CliRunner().invoke(cli, [*args, "--held-out", "nosuch,es335"])
     assert bad.exit_code != 0 and "unknown: nosuch" in bad.output
+    other = CliRunner().invoke(cli, [*args, "--seconds", "4"])  # takes of other draws are there
+    assert other.exit_code == 1 and "give the demo another --out" in other.output
+    assert "Traceback" not in other.output

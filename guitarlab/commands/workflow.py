@@ -32,7 +32,13 @@ from guitarlab.commands import corpus_option
     "--takes",
     default=16,  # guitarlab.workflow.HOLDOUT_TAKES (not imported: --help stays fast)
     show_default=True,
-    help="Randomized takes per guitar and phrase (guitar-holdout).",
+    help="Randomized takes per held-out guitar and phrase: the test set (guitar-holdout).",
+)
+@click.option(
+    "--training-takes",
+    default=64,  # guitarlab.workflow.HOLDOUT_TRAINING_TAKES
+    show_default=True,
+    help="Randomized takes per training guitar and phrase (guitar-holdout).",
 )
 @click.option(
     "--held-out",
@@ -62,6 +68,7 @@ def demo_command(
     protocol: str,
     seconds: float | None,
     takes: int,
+    training_takes: int,
     held_out: str,
     direct: bool,
     full_model: bool,
@@ -99,6 +106,7 @@ def demo_command(
             out,
             seconds=10.0 if seconds is None else seconds,
             takes=takes,
+            training_takes=training_takes,
             held_out=tuple(g.strip() for g in held_out.split(",") if g.strip()),
             full_model=full_model,
             epochs=epochs,
