@@ -628,7 +628,7 @@ def holdout_dataset(
             seed=seed,
             where="tone == 'raw'",
             overwrite=True,
-            progress=False,
+            progress=True,
         )
     return how
 
