@@ -1,7 +1,7 @@
 """Run every benchmark and write BENCHMARKS.md: ``python -m benchmarks [--quick] [--only synth,augment]``.
 
 ``--only model`` measures model quality instead (protocols x models x seeds) and writes
-MODEL.md (see benchmarks/bench_model.py); it is not part of the default run (about four
+MODEL.md (see benchmarks/bench_model.py); it is not part of the default run (about twelve
 hours on two cores). ``--protocols seed --models wave`` measures one cell: its rows
 replace those of the same protocol and model, and the other rows stay; ``--seeds 0``
 measures one seed (the row says how many), and baselines already measured on more seeds
