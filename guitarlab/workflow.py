@@ -70,7 +70,7 @@ HOLDOUT_WINDOW, HOLDOUT_HOP = 32768, 8192
 # Takes a guitar and phrase: 16 of each held-out guitar (the test set: 64 files), four times
 # as many of each training guitar. More draws of switch position, knobs and cable per
 # guitar is what teaches the model to look past them (MODEL.md: 16 training takes got 55,
-# 56 and 59 of 64 on seeds 0-2, 64 got 57, 60 and 61).
+# 56 and 59 of 64 on seeds 0-2, 64 got 56, 60 and 61).
 HOLDOUT_TAKES = 16
 HOLDOUT_TRAINING_TAKES = 64
 PROTOCOLS = ("seed", "guitar-holdout")
@@ -517,8 +517,9 @@ def run_holdout_demo(
 
     Each held-out guitar plays ``takes`` randomized takes of each phrase and each training
     guitar ``training_takes`` (switch position, knobs, cable, pick, strings, hum, rig,
-    tempo and key drawn per take); the held-out guitars' takes are the test set (``--split group --group-by guitar``), silent windows are
-    gated out, and the model must name the pickup type of guitars it has never heard.
+    tempo and key drawn per take); the held-out guitars' takes are the test set
+    (``--split group --group-by guitar``), silent windows are gated out, and the model
+    must name the pickup type of guitars it has never heard.
     """
     out = Path(out)
     how = holdout_dataset(
