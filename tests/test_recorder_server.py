@@ -235,8 +235,13 @@ def test_stop_keeps_a_partial_take_and_discard_drops_it(server, corpus):
 # ---------------------------------------------------------------- the CLI in a subprocess
 
 
-def _start_record(server, corpus: Path, tmp_path: Path, seconds: float = 20.0):
-    """``guitarlab record`` in a subprocess playing a steady sine; returns it and its stderr lines."""
+def _start_record(
+    server, corpus: Path, tmp_path: Path, seconds: float = 20.0, *, sigint_ignored: bool = False
+):
+    """``guitarlab record`` in a subprocess playing a steady sine; returns it and its stderr lines.
+
+    ``sigint_ignored`` starts it as a non-interactive shell starts a background job, with
+    SIGINT ignored."""
     sine = 0.25 * np.sin(2 * np.pi * 330.0 * np.arange(int((seconds + 1) * RATE)) / RATE)
     sine[: int(0.02 * RATE)] = 0.0
     play = tmp_path / "sine.wav"
@@ -266,7 +271,15 @@ def _start_record(server, corpus: Path, tmp_path: Path, seconds: float = 20.0):
     ]
     env = {**os.environ, **server.env}
     process = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        if sigint_ignored
+        else None,
     )
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(x) for x in process.stderr], daemon=True).start()
@@ -307,8 +320,9 @@ def test_sigkill_leaves_a_readable_take_that_recover_adds(server, corpus, tmp_pa
     )
 
 
-def test_sigint_stops_and_keeps_a_partial_take(server, corpus, tmp_path):
-    process, started = _start_record(server, corpus, tmp_path)
+@pytest.mark.parametrize("sigint_ignored", [False, True])
+def test_sigint_stops_and_keeps_a_partial_take(server, corpus, tmp_path, sigint_ignored):
+    process, started = _start_record(server, corpus, tmp_path, sigint_ignored=sigint_ignored)
     time.sleep(1.5)
     process.send_signal(signal.SIGINT)
     stopped = time.monotonic()

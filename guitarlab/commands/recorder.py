@@ -278,6 +278,9 @@ def record_command(
 
     source = _read_mono(play_file, rate) if play_file else None
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    # Ctrl-C (SIGINT) stops the take and keeps it, even when the shell that started us in
+    # the background left SIGINT ignored (Python then keeps it ignored)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     failed: list[str] = []
     try:
         for number in range(1, n_takes + 1):
@@ -335,6 +338,7 @@ def record_command(
                 break
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
     if failed:  # the take is kept and listed, but a script must not take it for a good one
         raise click.ClickException(
             f"take(s) failed their checks: {'; '.join(failed)}; see the lines above, "
