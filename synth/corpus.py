@@ -41,6 +41,7 @@ def synth_to_corpus(
     sample_rate: int = SYNTH_RATE,
     options: dict | None = None,
     randomize: bool = False,
+    builds: bool = False,
     notes: bool = False,
     progress: bool = True,
 ) -> list[str]:
@@ -54,7 +55,9 @@ def synth_to_corpus(
     ``guitars`` may name family guitars, ``all`` or a pickup type (see ``FAMILY``). With
     ``randomize`` every take draws its switch position, knobs, cable, pick, strings,
     room hum, rig, timing, tempo and key (``family.randomize_take``; ``options``
-    given here override the draws, ``bpm`` and ``key`` are drawn). With ``notes`` the
+    given here override the draws, ``bpm`` and ``key`` are drawn); with ``builds`` as
+    well each take is another instrument of its guitar's model (pickups placed, sized
+    and wound differently). With ``notes`` the
     call writes single notes instead (``notes_to_corpus``; ``phrases``,
     ``bpm`` and ``key`` do not apply there).
     """
@@ -73,7 +76,7 @@ def synth_to_corpus(
     if notes:
         return notes_to_corpus(
             corpus, guitars=guitars, takes=takes, first_take=first_take, seconds=seconds,
-            seed=seed, randomize=randomize, sample_rate=sample_rate, options=options,
+            seed=seed, randomize=randomize, builds=builds, sample_rate=sample_rate, options=options,
             progress=progress,
         )  # fmt: skip
     guitars = fam.resolve_guitars(guitars)
@@ -105,7 +108,7 @@ def synth_to_corpus(
             rid = row_id(take_key(name, phrase, number), RAW_TONE)
             if randomize:
                 opts, take_bpm, take_key_name = fam.randomize_take(
-                    name, phrase, take=number, seed=seed, options=options
+                    name, phrase, take=number, seed=seed, options=options, builds=builds
                 )
             else:
                 opts, take_bpm, take_key_name = options, bpm, key
@@ -150,6 +153,7 @@ def notes_to_corpus(
     lead_in_s: float = 0.2,
     seed: int = 0,
     randomize: bool = False,
+    builds: bool = False,
     sample_rate: int = SYNTH_RATE,
     options: dict | None = None,
     progress: bool = True,
@@ -213,6 +217,7 @@ def notes_to_corpus(
                         guitar, name, where, take=number, seed=seed, seconds=seconds,
                         lead_in_s=lead_in_s, sample_rate=sample_rate, options=options,
                         randomize=randomize,
+                        builds=builds,
                     )  # fmt: skip
                     if rid not in existing:
                         todo.append((guitar, name, where, take, rid, params))

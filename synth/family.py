@@ -158,6 +158,8 @@ RANDOM_RANGES = {
     "preamp_gain_db": "uniform -6 to +12 dB (hot and weak pickups overlap)",
     "dynamics_db": "uniform 2-12",
     "humanize_ms": "uniform 2-15",
+    "pickup_place, pickup_width, pickup_winding": "with builds: log-uniform 0.8-1.25, "
+    "0.75-1.33, 0.75-1.33 x the preset's (another instrument of the same model)",
     "bpm": "uniform 80-150 (per performance, shared by the guitars)",
     "key": "any of 12 (per performance, shared by the guitars)",
 }
@@ -171,11 +173,16 @@ def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
     return float(np.exp(rng.uniform(np.log(low), np.log(high))))
 
 
-def randomize_options(guitar: str, *, take: int, seed: int, salt: str = "") -> dict:
+def randomize_options(
+    guitar: str, *, take: int, seed: int, salt: str = "", builds: bool = False
+) -> dict:
     """The electronics, player and room of one take: a full options dict (see ``RANDOM_RANGES``).
 
-    Depends only on (guitar, take, seed, salt). The preamp gain is drawn over a range
-    wider than the output differences between pickups, so loudness is no label either.
+    Depends only on (guitar, take, seed, salt, builds). The preamp gain is drawn over a
+    range wider than the output differences between pickups, so loudness is no label
+    either. With ``builds`` each take is also another instrument of the guitar's model
+    (pickups placed, sized and wound differently), drawn apart from the rest, so the
+    other draws stay those of the take without.
     """
     spec = _guitar(guitar)
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(take), _crc(guitar), _crc(salt)])
@@ -197,6 +204,13 @@ def randomize_options(guitar: str, *, take: int, seed: int, salt: str = "") -> d
         "dynamics_db": round(float(rng.uniform(2.0, 12.0)), 2),
         "humanize_ms": round(float(rng.uniform(2.0, 15.0)), 2),
     }
+    if builds:
+        build = np.random.default_rng(
+            [int(seed) & 0xFFFFFFFF, int(take), _crc(guitar), _crc(salt), _crc("build")]
+        )
+        options["pickup_place"] = round(_log_uniform(build, 0.8, 1.25), 4)
+        options["pickup_width"] = round(_log_uniform(build, 0.75, 1.33), 4)
+        options["pickup_winding"] = round(_log_uniform(build, 0.75, 1.33), 4)
     return resolve_options(guitar, options)
 
 
@@ -207,10 +221,11 @@ def randomize_performance(phrase: str, *, take: int, seed: int) -> tuple[float, 
 
 
 def randomize_take(
-    guitar: str, phrase: str, *, take: int, seed: int, options: dict | None = None
-) -> tuple[dict, float, str]:
+    guitar: str, phrase: str, *, take: int, seed: int, options: dict | None = None,
+    builds: bool = False,
+) -> tuple[dict, float, str]:  # fmt: skip
     """Options, bpm and key of a randomized take; ``options`` given here override the draws."""
-    drawn = randomize_options(guitar, take=take, seed=seed, salt=phrase)
+    drawn = randomize_options(guitar, take=take, seed=seed, salt=phrase, builds=builds)
     bpm, key = randomize_performance(phrase, take=take, seed=seed)
     return resolve_options(guitar, {**drawn, **(options or {})}), bpm, key
 
@@ -303,12 +318,16 @@ def note_jobs(frets: tuple[int, ...], chords: bool) -> list[tuple[str, dict]]:
 def note_params(
     guitar: str, name: str, where: dict, *, take: int, seed: int, seconds: float,
     lead_in_s: float, sample_rate: int, options: dict | None, randomize: bool,
+    builds: bool = False,
 ) -> str:  # fmt: skip
     """``synth_params`` of one note file: options, the exact plucks and the noise seed."""
     if randomize:
         opts = resolve_options(
             guitar,
-            {**randomize_options(guitar, take=take, seed=seed, salt=name), **(options or {})},
+            {
+                **randomize_options(guitar, take=take, seed=seed, salt=name, builds=builds),
+                **(options or {}),
+            },
         )
         rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(take), _crc(guitar + name)])
         velocity = round(float(rng.uniform(0.5, 1.1)), 3)

@@ -77,10 +77,20 @@ OPTIONS: dict[str, tuple] = {
     "noise_floor_dbfs": (-90.0, -150.0, -30.0, "interface noise, RMS"),
     "pluck_position": (None, 0.04, 0.45, "where the pick hits, fraction of the string from the bridge (unset: the score's, about 0.18)"),
     "humbucker_hum": (None, 0.0, 1.0, "hum a humbucker's imperfect cancelling leaves, relative to a single coil (unset: 0)"),
+    "pickup_place": (None, 0.5, 2.0, "another build of the guitar: every pickup's distance from the bridge times this (unset: 1)"),
+    "pickup_width": (None, 0.5, 2.0, "another build: every coil's magnetic window (and a humbucker's coil spacing) times this (unset: 1)"),
+    "pickup_winding": (None, 0.5, 2.0, "another build: every coil's inductance and resistance times this (unset: 1)"),
 }  # fmt: skip
 # Options added after the first corpora were written: left out of ``synth_params`` while
 # unset, so the parameters (and the audio) of a take rendered before stay the same.
-LATER_OPTIONS = ("pluck_position", "humbucker_hum")
+LATER_OPTIONS = (
+    "pluck_position",
+    "humbucker_hum",
+    "pickup_place",
+    "pickup_width",
+    "pickup_winding",
+)
+BUILD_OPTIONS = ("pickup_place", "pickup_width", "pickup_winding")
 
 
 # ---------------------------------------------------------------- options and labels
@@ -90,6 +100,33 @@ def _guitar(name: str) -> dict:
     if name not in GUITARS:
         raise RecorderError(f"unknown guitar {name!r}; known: {', '.join(GUITARS)}")
     return GUITARS[name]
+
+
+def built_guitar(name: str, opts: dict) -> dict:
+    """The guitar preset as this take's instrument: the same design built another way.
+
+    Two guitars of one model differ in where the pickups sit, how wide their magnets
+    are and how many turns their coils have; ``pickup_place``, ``pickup_width`` and
+    ``pickup_winding`` scale those (unset: the preset itself).
+    """
+    spec = _guitar(name)
+    place, width, winding = (opts.get(k) or 1.0 for k in BUILD_OPTIONS)
+    if (place, width, winding) == (1.0, 1.0, 1.0):
+        return spec
+    pickups = {}
+    for pos, coil in spec["pickups"].items():
+        coil = {
+            **coil,
+            "bass_mm": coil["bass_mm"] * place,
+            "treble_mm": coil["treble_mm"] * place,
+            "aperture_mm": coil["aperture_mm"] * width,
+            "inductance_h": coil["inductance_h"] * winding,
+            "resistance_ohm": coil["resistance_ohm"] * winding,
+        }
+        if "coil_spacing_mm" in coil:
+            coil["coil_spacing_mm"] = coil["coil_spacing_mm"] * width
+        pickups[pos] = coil
+    return {**spec, "pickups": pickups}
 
 
 def resolve_options(guitar: str, options: dict | None = None) -> dict:
@@ -155,8 +192,9 @@ def pickup_response(
     guitar: str, freqs_hz: np.ndarray, *, sample_rate: int = SYNTH_RATE, options: dict | None = None
 ) -> np.ndarray:
     """Magnitude response of the guitar's pickup circuit (as rendered) at ``freqs_hz``."""
-    spec = _guitar(guitar)
-    b, a = sg.digital_filter(_circuit(spec, resolve_options(guitar, options)), sample_rate)
+    opts = resolve_options(guitar, options)
+    spec = built_guitar(guitar, opts)
+    b, a = sg.digital_filter(_circuit(spec, opts), sample_rate)
     _, h = signal.freqz(b, a, worN=np.asarray(freqs_hz, dtype=float), fs=sample_rate)
     return np.abs(h)
 
@@ -417,7 +455,7 @@ def _record(
 ) -> Iterator[np.ndarray]:  # fmt: skip
     """Strings, hum, the pickup circuit and the interface, chunk by chunk: what the
     recorder receives. Concatenated chunks are the take, whatever ``chunk_frames``."""
-    spec = _guitar(guitar)
+    spec = built_guitar(guitar, opts)
     frames = int(round(seconds * sample_rate))
     hum = _hum_source(spec, opts, sample_rate, rng)
     b, a = sg.digital_filter(_circuit(spec, opts), sample_rate)

@@ -559,3 +559,70 @@ def test_cli_lists_the_family_and_names_bad_input(tmp_path: Path) -> None:
     unknown = CliRunner().invoke(cli, ["synth", "--corpus", str(tmp_path / "c"), "--guitars", "jm"])
     assert unknown.exit_code == 1 and "known: stratocaster" in unknown.output
     assert "(or all, single_coil, humbucker, p90)" in unknown.output
+
+
+def test_another_build_moves_the_comb_the_aperture_and_the_resonance() -> None:
+    """pickup_place/width/winding make another instrument of the same model: the comb
+    notch follows the pickup's distance, a wider window loses more treble partials, more
+    turns lower the resonance; unset (or 1) is the preset, bit for bit."""
+    preset = synth.GUITARS["les_paul"]
+    assert synth.built_guitar("les_paul", synth.resolve_options("les_paul")) is preset
+    args = dict(take=1, seconds=1.0, sample_rate=RATE)
+    plain = render_take("les_paul", "lead", **args)
+    assert np.array_equal(
+        plain, render_take("les_paul", "lead", **args, options={"pickup_place": 1.0})
+    )
+    moved = synth.built_guitar("les_paul", {"pickup_place": 1.2, "pickup_width": 1.3})
+    bridge, old = moved["pickups"]["bridge"], preset["pickups"]["bridge"]
+    assert bridge["bass_mm"] == pytest.approx(1.2 * old["bass_mm"])
+    assert bridge["coil_spacing_mm"] == pytest.approx(1.3 * old["coil_spacing_mm"])
+    n = np.arange(1, 60, dtype=float)
+    length = preset["scale_mm"]
+    notch = n[np.argmin(np.abs(sg_weights(preset, n, length))[3:]) + 3]
+    moved_notch = n[np.argmin(np.abs(sg_weights(moved, n, length))[3:]) + 3]
+    assert moved_notch < notch  # farther from the bridge: the node-at-the-pickup notch drops
+    grid = np.geomspace(500, 15000, 400)
+
+    def peak(winding: float) -> float:
+        gain = synth.pickup_response("stratocaster", grid, options={"pickup_winding": winding})
+        return float(grid[np.argmax(gain)])
+
+    assert peak(1.3) < peak(1.0) < peak(0.77)
+    with pytest.raises(RecorderError, match="pickup_winding=3 is out of range"):
+        render_take("les_paul", "lead", **args, options={"pickup_winding": 3})
+
+
+def sg_weights(spec: dict, n: np.ndarray, length: float) -> np.ndarray:
+    from guitarlab.synth.guitar import pickup_weights
+
+    return pickup_weights(spec, ["bridge"], 0, length, n)
+
+
+def test_builds_are_drawn_apart_from_the_other_draws_and_render_again(tmp_path: Path) -> None:
+    from guitarlab.synth.family import randomize_options
+
+    for take in range(1, 30):
+        plain = randomize_options("telecaster", take=take, seed=3, salt="lead")
+        built = randomize_options("telecaster", take=take, seed=3, salt="lead", builds=True)
+        assert {**built, **dict.fromkeys(synth.BUILD_OPTIONS)} == plain
+        assert 0.8 <= built["pickup_place"] <= 1.25
+        assert 0.75 <= built["pickup_width"] <= 1.33 and 0.75 <= built["pickup_winding"] <= 1.33
+    import soundfile as sf
+
+    corpus = tmp_path / "builds"
+    base = ["synth", "--corpus", str(corpus), "--guitars", "sg", "--seconds", "1", "--rate", str(RATE), "--quiet"]  # fmt: skip
+    refused = CliRunner().invoke(cli, [*base, "--builds"])
+    assert refused.exit_code == 2 and "use it with --randomize" in refused.output
+    assert not (corpus / "manifest.csv").exists()
+    made = CliRunner().invoke(cli, [*base, "--phrases", "lead", "--takes", "2", "--randomize", "--builds"])  # fmt: skip
+    assert made.exit_code == 0, made.output
+    notes = CliRunner().invoke(cli, [*base, "--notes", "--randomize", "--builds"])
+    assert notes.exit_code == 0, notes.output
+    frame = load_manifest(corpus)
+    assert check_manifest(corpus) == [] and len(frame) > 2
+    places = set()
+    for _, row in frame.iterrows():
+        places.add(json.loads(row["synth_params"])["options"]["pickup_place"])
+        recorded, _ = sf.read(corpus / row["path"], dtype="float32")
+        assert np.array_equal(recorded, family.render_params(row["synth_params"]))
+    assert len(places) == len(frame)  # each take and note file is another instrument

@@ -54,6 +54,11 @@ def _option_pairs(pairs: tuple[str, ...]) -> dict:
     help="Draw per take the switch position, tone/volume knobs, cable, pick attack and position, strings, hum (down to none), noise, interface gain, timing, tempo and key; kept in synth_params. Options given explicitly override the draws. Example: guitarlab synth --corpus C --guitars all --randomize --takes 2 --seconds 10",
 )
 @click.option(
+    "--builds",
+    is_flag=True,
+    help="With --randomize: each take is also another instrument of its guitar's model, its pickups placed (x0.8-1.25), sized and wound (x0.75-1.33) differently (pickup_place, pickup_width, pickup_winding in synth_params). Example: guitarlab synth --corpus C --guitars all --randomize --builds --takes 2",
+)
+@click.option(
     "--notes",
     is_flag=True,
     help="Instead of phrases, one file per string (1 = high e .. 6 = low E) x fret 0-12 plus a few chords: a pluck after a short silence, ringing out (--seconds defaults to 3). Adds string and fret columns. Example: guitarlab synth --corpus C --guitars all --notes --randomize",
@@ -118,6 +123,7 @@ def synth_command(
     corpus: str,
     guitars: str,
     randomize: bool,
+    builds: bool,
     notes: bool,
     phrases: str,
     takes: int,
@@ -151,11 +157,16 @@ def synth_command(
       guitarlab synth --corpus my-corpus --guitars stratocaster,les_paul \\
           --phrases backing,lead --takes 1 --seconds 60
       guitarlab synth --corpus family --guitars all --randomize --takes 2 --seconds 10
+      guitarlab synth --corpus builds --guitars all --randomize --builds --takes 2
       guitarlab synth --corpus notes --guitars all --notes --randomize
       guitarlab synth --list
     """
     from guitarlab.synth.corpus import synth_to_corpus
 
+    if builds and not randomize:
+        raise click.UsageError(
+            "--builds draws another instrument per take; use it with --randomize"
+        )
     knobs = {
         "pickup_position": pickup_position,
         "tone_knob": tone_knob,
@@ -182,6 +193,7 @@ def synth_command(
         sample_rate=rate,
         options=options,
         randomize=randomize,
+        builds=builds,
         notes=notes,
         progress=not quiet,
     )
