@@ -577,10 +577,16 @@ def test_another_build_moves_the_comb_the_aperture_and_the_resonance() -> None:
     assert bridge["bass_mm"] == pytest.approx(1.2 * old["bass_mm"])
     assert bridge["coil_spacing_mm"] == pytest.approx(1.3 * old["coil_spacing_mm"])
     n = np.arange(1, 60, dtype=float)
-    length = preset["scale_mm"]
-    notch = n[np.argmin(np.abs(sg_weights(preset, n, length))[3:]) + 3]
-    moved_notch = n[np.argmin(np.abs(sg_weights(moved, n, length))[3:]) + 3]
+    notch = n[np.argmin(np.abs(bridge_weights(preset, n))[3:]) + 3]
+    moved_notch = n[np.argmin(np.abs(bridge_weights(moved, n))[3:]) + 3]
     assert moved_notch < notch  # farther from the bridge: the node-at-the-pickup notch drops
+    strat = synth.GUITARS["stratocaster"]
+    wide = synth.built_guitar("stratocaster", {"pickup_width": 1.5})
+    treble = slice(20, None)  # modes 21-59: a wider window averages them away
+    assert (
+        np.abs(bridge_weights(wide, n))[treble].mean()
+        < 0.8 * np.abs(bridge_weights(strat, n))[treble].mean()
+    )
     grid = np.geomspace(500, 15000, 400)
 
     def peak(winding: float) -> float:
@@ -592,10 +598,11 @@ def test_another_build_moves_the_comb_the_aperture_and_the_resonance() -> None:
         render_take("les_paul", "lead", **args, options={"pickup_winding": 3})
 
 
-def sg_weights(spec: dict, n: np.ndarray, length: float) -> np.ndarray:
+def bridge_weights(spec: dict, n: np.ndarray) -> np.ndarray:
+    """Per-mode sensitivity of the guitar's bridge pickup on the low E string."""
     from guitarlab.synth.guitar import pickup_weights
 
-    return pickup_weights(spec, ["bridge"], 0, length, n)
+    return pickup_weights(spec, ["bridge"], 0, spec["scale_mm"], n)
 
 
 def test_builds_are_drawn_apart_from_the_other_draws_and_render_again(tmp_path: Path) -> None:
