@@ -197,6 +197,22 @@ def run(quick: bool) -> list[Row]:
                 notes=f"{build_four_s:.1f} s for {audio_four_s / 60:.0f} min of audio vs {build_s:.1f} s for {audio_s / 60:.0f} min",
             )
         )
+        dense = build_dataset(one, base / "dense", hop=2000, progress=False)
+        meta = json.loads((dense / "dataset.json").read_text())
+        stored = sum(f.stat().st_size for f in dense.glob("*.npy"))
+        whole = sum(meta["totals"].values()) * (8000 * 4 + 8)  # a float32 window + its label
+        rows.append(
+            Row(
+                "datasets",
+                "disk, windows every 2,000 of 8,000",
+                stored / 2**20,
+                "MiB",
+                reference="every window stored whole (float32)",
+                reference_value=whole / 2**20,
+                goal="well under 1x",
+                notes="each split's covered audio stored once, windows as starts in it",
+            )
+        )
         rss_one = _child_maxrss_kib(one, base / "rss1")
         rss_four = _child_maxrss_kib(four, base / "rss4")
         rows.append(

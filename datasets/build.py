@@ -2,13 +2,15 @@
 
 The edge of the dataset stage. Everything that can be decided without audio (which
 rows, which spans, how many windows go where) is decided first from the file headers;
-then the files are read one at a time and their windows appended to one ``.npy`` per
-split, so peak memory is one file, whatever the size of the corpus.
+then the files are read one at a time and the spans their windows cover appended to one
+``.npy`` per split, so peak memory is one file, whatever the size of the corpus, and
+overlapping windows are stored once (``DatasetFolder.arrays`` reads them as windows).
 
 Folder layout::
 
     dataset.json        every option, label map, spans per take, counts, rows, notes
-    train_x.npy         float32 (N, window, 1)   (likewise val_x.npy, test_x.npy)
+    train_audio.npy     float32 (S,) the covered spans, file after file (likewise val_, test_)
+    train_starts.npy    int64 (N,) where each window starts in train_audio.npy
     train_y.npy         int64 (N,) label index   (likewise val_y.npy, test_y.npy)
     windows.csv         one row per window: split, index, id, take, tone, guitar, phrase, start, label
 """
@@ -34,7 +36,8 @@ from guitarlab.datasets.layout import (
     FORMAT_VERSION,
     META_NAME,
     WINDOWS_NAME,
-    x_name,
+    audio_name,
+    starts_name,
     y_name,
 )
 from guitarlab.datasets.select import (
@@ -51,6 +54,7 @@ from guitarlab.datasets.stream import silent_starts, stream_windows, take_onsets
 from guitarlab.datasets.windows import (
     SILENCE_FLOOR_DBFS,
     STANDARDIZE_MODES,
+    covered_spans,
 )
 
 log = logging.getLogger("guitarlab.datasets")
@@ -345,6 +349,7 @@ def build_dataset(
 
     # Pass 1, headers only: how many windows of each split, label and tone.
     totals = dict.fromkeys(SPLITS, 0)
+    audio_totals = dict.fromkeys(SPLITS, 0)
     counts: Counter = Counter()
     dropped = in_bad_spans = 0
     for _, row in rows.iterrows():
@@ -357,6 +362,8 @@ def build_dataset(
         for name in SPLITS:
             n = int(starts[name].size)
             totals[name] += n
+            spans = covered_spans(starts[name], window)
+            audio_totals[name] += int((spans[:, 1] - spans[:, 0]).sum())
             if n:
                 counts[(name, str(row[label]), str(row["tone"]))] += n
     if skip_silence:
@@ -385,7 +392,7 @@ def build_dataset(
 
     with atomic_folder(out, suffix=".building") as work:
         stats = stream_windows(
-            rows, work, layout, totals, window, rate, label, label_index, apply_gain,
+            rows, work, layout, totals, audio_totals, window, rate, label, label_index, apply_gain,
             standardize, notes, progress,
         )  # fmt: skip
         meta = {
@@ -421,7 +428,11 @@ def build_dataset(
             "held_out": held_out,
             "takes": plan.takes_json(),
             "rows": _row_info(rows, label, columns),
-            "files": {s: {"x": x_name(s), "y": y_name(s)} for s in SPLITS},
+            "files": {
+                s: {"audio": audio_name(s), "starts": starts_name(s), "y": y_name(s)}
+                for s in SPLITS
+            },
+            "stored_samples": audio_totals,
             "windows_table": WINDOWS_NAME,
             "notes": notes,
         }

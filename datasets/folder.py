@@ -21,8 +21,17 @@ import numpy as np
 import pandas as pd
 
 from guitarlab.corpus.errors import DatasetError
-from guitarlab.datasets.layout import FORMAT, META_NAME, WINDOWS_NAME, x_name, y_name
+from guitarlab.datasets.layout import (
+    FORMAT,
+    FORMAT_VERSION,
+    META_NAME,
+    WINDOWS_NAME,
+    audio_name,
+    starts_name,
+    y_name,
+)
 from guitarlab.datasets.splits import SPLITS, overlap_problems
+from guitarlab.datasets.windows import WindowView
 
 
 @dataclass
@@ -63,6 +72,12 @@ def read_meta(path: str | os.PathLike) -> dict:
     ]
     if missing:
         raise DatasetError(f"{meta_path}: corrupt, missing {', '.join(missing)}; rebuild it")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise DatasetError(
+            f"{meta_path}: dataset format {meta.get('format_version')}, this guitarlab reads "
+            f"format {FORMAT_VERSION} (each split's audio stored once); rebuild it with "
+            "'guitarlab dataset build'"
+        )
     return meta
 
 
@@ -72,14 +87,14 @@ def _split_name(split: str) -> str:
     return split
 
 
-def _load_npy(path: Path, *, rows: int) -> np.ndarray:
+def _load_npy(path: Path, *, rows: int | None) -> np.ndarray:
     if not path.is_file():
         raise DatasetError(f"{path}: missing from the dataset folder; rebuild the dataset")
     try:
         array = np.load(path, mmap_mode="r")
     except ValueError:  # an empty array cannot be memory-mapped
         array = np.load(path)
-    if array.shape[0] != rows:
+    if rows is not None and array.shape[0] != rows:
         raise DatasetError(
             f"{path}: {array.shape[0]} windows but dataset.json says {rows}; the folder is corrupt, rebuild it"
         )
@@ -107,17 +122,23 @@ class DatasetFolder:
     def leaky(self) -> bool:
         return bool(self.meta.get("leaky", False))
 
-    def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """``(X, y)``: float32 ``(N, window, 1)`` memory-mapped windows and int64 labels."""
+    def arrays(self, split: str) -> tuple[WindowView, np.ndarray]:
+        """``(X, y)``: float32 ``(N, window, 1)`` windows (read on demand from the split's
+        memory-mapped audio) and int64 labels."""
         split = _split_name(split)
         rows = int(self.meta["totals"][split])
-        x = _load_npy(self.path / x_name(split), rows=rows)
+        audio = _load_npy(self.path / audio_name(split), rows=None)
+        starts = _load_npy(self.path / starts_name(split), rows=rows)
         y = _load_npy(self.path / y_name(split), rows=rows)
-        if x.ndim != 3 or x.shape[1:] != (self.window, 1):
+        if audio.ndim != 1 or starts.ndim != 1:
             raise DatasetError(
-                f"{self.path / x_name(split)}: shape {x.shape}, expected (N, {self.window}, 1); rebuild it"
+                f"{self.path / audio_name(split)}: shape {audio.shape}, starts {starts.shape}; "
+                "the folder is corrupt, rebuild it"
             )
-        return x, y
+        try:
+            return WindowView(audio, starts, self.window), y
+        except DatasetError as exc:
+            raise DatasetError(f"{self.path / starts_name(split)}: {exc}") from None
 
     def _all_windows(self) -> pd.DataFrame:
         if self._table is None:
@@ -254,7 +275,7 @@ def check_dataset(path: str | os.PathLike, *, allow_leak: bool = False) -> list[
         n_table = int((table["split"] == split).sum())
         if n_table != x.shape[0]:
             problems.append(
-                f"{split}: {x.shape[0]} windows in {x_name(split)} but {n_table} in {WINDOWS_NAME}"
+                f"{split}: {x.shape[0]} windows in {starts_name(split)} but {n_table} in {WINDOWS_NAME}"
             )
         if y.size and (int(y.min()) < 0 or int(y.max()) >= ds.n_classes):
             problems.append(f"{split}: labels outside 0..{ds.n_classes - 1}")

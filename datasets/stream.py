@@ -1,7 +1,9 @@
-"""Reading files once and streaming their windows into a dataset folder's ``.npy`` files.
+"""Reading files once and streaming their audio into a dataset folder's ``.npy`` files.
 
 One file in memory at a time (two while the next is read ahead), whatever the corpus
 size; each file goes through the one preprocessing path (``windows.prepare``'s steps).
+Each split stores the spans its windows cover once, and every window as its start in
+them (``windows.WindowView`` reads them back), so overlapping windows cost no extra disk.
 """
 
 from __future__ import annotations
@@ -20,10 +22,17 @@ from tqdm import tqdm
 
 from guitarlab.corpus.audio import mono_at_rate
 from guitarlab.corpus.errors import DatasetError
-from guitarlab.datasets.layout import WINDOW_COLUMNS, WINDOWS_NAME, x_name, y_name
+from guitarlab.datasets.layout import (
+    WINDOW_COLUMNS,
+    WINDOWS_NAME,
+    audio_name,
+    starts_name,
+    y_name,
+)
 from guitarlab.datasets.splits import SPLITS
 from guitarlab.datasets.windows import (
     SILENT_STD,
+    covered_spans,
     first_sound_sample,
     sounding,
     standardize_as,
@@ -58,11 +67,11 @@ class _NpyAppender:
         self.handle.close()
         if self.rows != self.shape[0]:
             raise DatasetError(
-                f"{self.path.name}: wrote {self.rows} windows, planned {self.shape[0]}; a file changed during the build, run it again"
+                f"{self.path.name}: wrote {self.rows} rows, planned {self.shape[0]}; a file changed during the build, run it again"
             )
 
 
-def rescale_npy(path: Path, *, mean: float, std: float, chunk_rows: int = 256) -> None:
+def rescale_npy(path: Path, *, mean: float, std: float, chunk_items: int = 1 << 20) -> None:
     """``(x - mean) / std`` over an ``.npy`` file in place, a chunk at a time."""
     scale = np.float32(1.0 / std if std > SILENT_STD else 1.0)
     with open(path, "r+b") as handle:
@@ -75,6 +84,7 @@ def rescale_npy(path: Path, *, mean: float, std: float, chunk_rows: int = 256) -
         shape, _, dtype = read_header(handle)
         offset = handle.tell()
         row_items = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
+        chunk_rows = max(1, chunk_items // max(row_items, 1))
         for first in range(0, shape[0], chunk_rows):
             n = min(chunk_rows, shape[0] - first)
             position = offset + first * row_items * dtype.itemsize
@@ -207,6 +217,7 @@ def stream_windows(
     work: Path,
     layout,
     totals: dict[str, int],
+    audio_totals: dict[str, int],
     window: int,
     rate: int,
     label: str,
@@ -216,10 +227,13 @@ def stream_windows(
     notes: list[str],
     progress: bool,
 ) -> dict:
-    """Read each file once and append its windows to the split files; returns standardization."""
-    xs = {s: _NpyAppender(work / x_name(s), (totals[s], window, 1), np.float32) for s in SPLITS}
+    """Read each file once and append the spans its windows cover to the split files;
+    returns standardization. ``audio_totals``: samples each split stores (``covered_spans``)."""
+    xs = {s: _NpyAppender(work / audio_name(s), (audio_totals[s],), np.float32) for s in SPLITS}
+    at = {s: _NpyAppender(work / starts_name(s), (totals[s],), np.int64) for s in SPLITS}
     ys = {s: _NpyAppender(work / y_name(s), (totals[s],), np.int64) for s in SPLITS}
     positions = dict.fromkeys(SPLITS, 0)
+    stored = dict.fromkeys(SPLITS, 0)
     train_sum = train_sq = 0.0
     train_n = 0
     mixed_ids, silent_ids = [], []
@@ -272,12 +286,18 @@ def stream_windows(
                 st = starts[name]
                 if not st.size:
                     continue
-                for block in _blocks(audio, st, window):
-                    if name == "train" and standardize == "train":
+                if name == "train" and standardize == "train":  # over windows, as trained on
+                    for block in _blocks(audio, st, window):
                         train_sum += float(block.sum(dtype=np.float64))
                         train_sq += float(np.square(block, dtype=np.float64).sum())
                         train_n += block.size
-                    xs[name].append(block[:, :, None])
+                where = np.empty_like(st)
+                for first, stop in covered_spans(st, window).tolist():
+                    inside = (st >= first) & (st < stop)
+                    where[inside] = stored[name] + st[inside] - first
+                    xs[name].append(audio[first:stop])
+                    stored[name] += stop - first
+                at[name].append(where)
                 ys[name].append(np.full(st.size, code, dtype=np.int64))
                 first = positions[name]
                 positions[name] += st.size
@@ -287,7 +307,7 @@ def stream_windows(
             del audio
             bar.update(int(row["frames"]) / rate)
         bar.close()
-    for writer in (*xs.values(), *ys.values()):
+    for writer in (*xs.values(), *at.values(), *ys.values()):
         writer.close()
     if mixed_ids:
         notes.append(f"{len(mixed_ids)} multichannel file(s) mixed to mono (e.g. {mixed_ids[0]})")
@@ -299,5 +319,5 @@ def stream_windows(
     mean = train_sum / train_n
     std = math.sqrt(max(train_sq / train_n - mean * mean, 0.0))
     for name in SPLITS:
-        rescale_npy(work / x_name(name), mean=mean, std=std)
+        rescale_npy(work / audio_name(name), mean=mean, std=std)
     return {"mode": "train", "mean": mean, "std": std}

@@ -68,6 +68,85 @@ def window(audio: np.ndarray, *, length: int, hop: int | None = None) -> np.ndar
     return view[::hop]
 
 
+def covered_spans(starts: np.ndarray, length: int) -> np.ndarray:
+    """``(k, 2)`` sample spans ``[first, stop)`` that windows of ``length`` at sorted
+    ``starts`` cover, windows that overlap or touch merged into one span.
+
+    A dataset folder stores these spans of each file once, however much its windows overlap.
+
+    Examples
+    --------
+    >>> covered_spans(np.array([0, 2, 4, 20]), 4).tolist()
+    [[0, 8], [20, 24]]
+    """
+    starts = np.asarray(starts, dtype=np.int64)
+    if starts.size == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    if np.any(np.diff(starts) < 0):
+        raise DatasetError("window starts must be sorted to store their spans")
+    breaks = np.flatnonzero(np.diff(starts) > length) + 1
+    firsts = starts[np.concatenate([[0], breaks])]
+    stops = starts[np.concatenate([breaks - 1, [starts.size - 1]])] + length
+    return np.stack([firsts, stops], axis=1)
+
+
+class WindowView:
+    """``(N, length, 1)`` windows read from one audio array at ``starts``, copied on demand.
+
+    Indexing gives what the same index of an ``(N, length, 1)`` array gives (an int: one
+    window, a slice, mask or index array: a new array of those windows), so training,
+    evaluation and export read a dataset split as if every window were stored whole,
+    while overlapping windows share their samples on disk.
+
+    Examples
+    --------
+    >>> x = WindowView(np.arange(10, dtype=np.float32), np.array([0, 3, 6]), 4)
+    >>> x.shape, x[1, :, 0].tolist(), x[[0, 2]].shape
+    ((3, 4, 1), [3.0, 4.0, 5.0, 6.0], (2, 4, 1))
+    """
+
+    ndim = 3
+
+    def __init__(self, audio: np.ndarray, starts: np.ndarray, length: int) -> None:
+        self.audio = audio
+        self.starts = np.asarray(starts, dtype=np.int64)
+        self.length = int(length)
+        self.dtype = np.dtype(audio.dtype)
+        self.shape = (int(self.starts.size), self.length, 1)
+        if self.starts.size and (
+            int(self.starts.min()) < 0 or int(self.starts.max()) + self.length > audio.shape[0]
+        ):
+            raise DatasetError(
+                f"window starts reach past the {audio.shape[0]} stored samples; rebuild the dataset"
+            )
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _windows(self, index) -> np.ndarray:
+        starts = self.starts[index]
+        if starts.ndim == 0:
+            first = int(starts)
+            return np.asarray(self.audio[first : first + self.length])[:, None]
+        out = np.empty((starts.size, self.length, 1), dtype=self.dtype)
+        for row, first in enumerate(starts.tolist()):
+            out[row, :, 0] = self.audio[first : first + self.length]
+        return out
+
+    def __getitem__(self, key) -> np.ndarray:
+        if isinstance(key, tuple):
+            windows = self._windows(key[0])
+            return windows[(slice(None), *key[1:])] if windows.ndim == 3 else windows[key[1:]]
+        return self._windows(key)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self._windows(slice(None))
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def __iter__(self):
+        return (self._windows(i) for i in range(len(self)))
+
+
 # Windows quieter than this (RMS, dB re full scale, before any gain or standardization)
 # hold no playing: the lead-in of a note file, the gap between phrases, digital silence.
 SILENCE_FLOOR_DBFS = -60.0

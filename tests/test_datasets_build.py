@@ -21,6 +21,7 @@ from guitarlab.corpus.manifest import load_manifest, update_manifest
 from guitarlab.datasets.build import build_dataset
 from guitarlab.datasets.folder import check_dataset, open_dataset
 from guitarlab.datasets.importer import import_folder
+from guitarlab.datasets.windows import covered_spans
 
 SECONDS = 3.0
 RATE = 44100
@@ -96,6 +97,31 @@ def test_windows_hold_the_standardized_audio(corpus: Path, span_dataset: Path) -
         start = int(table.loc[idx, "start"])
         np.testing.assert_allclose(x[idx, :, 0], z[start : start + 8000], atol=1e-4)
         assert ds.label_names[int(y[idx])] == row["guitar"]
+
+
+def test_overlapping_windows_are_stored_once(corpus: Path, tmp_path: Path) -> None:
+    """A hop of a quarter window makes four times the windows, not four times the disk."""
+    ds = open_dataset(build_dataset(corpus, tmp_path / "dense", hop=2000, progress=False))
+    row = load_manifest(corpus).iloc[0]
+    audio, _ = sf.read(corpus / row["path"], dtype="float32")
+    z = (audio - audio.mean(dtype=np.float64)) / audio.std(dtype=np.float64)
+    for split in ("train", "test"):
+        x, _ = ds.arrays(split)
+        table = ds.windows(split)
+        covered = sum(
+            int(np.diff(covered_spans(g["start"].to_numpy(), 8000), axis=1).sum())
+            for _, g in table.groupby("id")
+        )
+        assert x.audio.shape == (covered,) == (ds.meta["stored_samples"][split],)
+        assert covered <= x.shape[0] * 8000  # never more than the windows themselves
+        if split == "train":  # every 2,000 samples (test windows stay back to back)
+            assert covered < 0.5 * x.shape[0] * 8000  # overlapping windows share samples
+        mine = table.index[table["id"] == row["id"]]
+        assert len(mine) > 1
+        for idx in mine:
+            start = int(table.loc[idx, "start"])
+            np.testing.assert_allclose(x[idx, :, 0], z[start : start + 8000], atol=1e-4)
+    assert check_dataset(tmp_path / "dense") == []
 
 
 def test_take_split_passes_the_check(corpus: Path, tmp_path: Path) -> None:

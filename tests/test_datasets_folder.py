@@ -40,7 +40,7 @@ def test_open_dataset_exposes_the_label_map_and_arrays(dataset: Path) -> None:
     for split in ("train", "val", "test"):
         x, y = ds.arrays(split)
         assert x.dtype == np.float32 and x.shape[1:] == (8000, 1)
-        assert isinstance(x, np.memmap)
+        assert isinstance(x.audio, np.memmap)  # read on demand, never loaded whole
         assert y.dtype == np.int64 and y.shape == (x.shape[0],)
         table = ds.windows(split)
         assert list(table.columns) == ["id", "take", "tone", "guitar", "phrase", "start", "label"]
@@ -105,8 +105,20 @@ def test_not_a_dataset_and_corrupt_folders(dataset: Path, tmp_path: Path) -> Non
         open_dataset(broken)
     shutil.rmtree(broken)
     shutil.copytree(dataset, broken)
-    (broken / "val_x.npy").unlink()
-    with pytest.raises(DatasetError, match="val_x.npy: missing"):
+    (broken / "val_audio.npy").unlink()
+    with pytest.raises(DatasetError, match="val_audio.npy: missing"):
         open_dataset(broken).arrays("val")
     with pytest.raises(DatasetError, match="unknown split"):
         open_dataset(dataset).arrays("training")
+    # a folder from before the split audio was stored once: one clear line, rebuild
+    meta = json.loads((broken / "dataset.json").read_text(encoding="utf-8"))
+    (broken / "dataset.json").write_text(json.dumps({**meta, "format_version": 1}))
+    with pytest.raises(DatasetError, match="dataset format 1, .* reads format 2 .* rebuild it"):
+        open_dataset(broken)
+    # starts that point past the stored audio are a corrupt folder, not a crash
+    shutil.rmtree(broken)
+    shutil.copytree(dataset, broken)
+    starts = np.load(broken / "test_starts.npy")
+    np.save(broken / "test_starts.npy", starts + 10**9)
+    with pytest.raises(DatasetError, match="test_starts.npy: window starts reach past"):
+        open_dataset(broken).arrays("test")

@@ -7,6 +7,8 @@ import pytest
 
 from guitarlab.corpus.errors import DatasetError
 from guitarlab.datasets.windows import (
+    WindowView,
+    covered_spans,
     first_sound_sample,
     n_windows,
     standardize,
@@ -59,6 +61,31 @@ def test_window_is_a_view_like_librosa_frame() -> None:
 def test_window_rejects_bad_input(audio, kwargs, message) -> None:
     with pytest.raises(DatasetError, match=message):
         window(audio, **kwargs)
+
+
+def test_window_view_indexes_like_the_stacked_windows() -> None:
+    audio = np.arange(100, dtype=np.float32)
+    starts = np.array([0, 10, 20, 30, 60, 75])
+    stacked = np.stack([audio[s : s + 25] for s in starts])[:, :, None]
+    view = WindowView(audio, starts, 25)
+    assert view.shape == stacked.shape and len(view) == 6 and view.dtype == np.float32
+    for key in (3, -1, slice(1, 4), slice(None, None, 2), np.array([5, 0, 2]), starts > 15):
+        np.testing.assert_array_equal(view[key], stacked[key])
+    np.testing.assert_array_equal(view[2, :, 0], stacked[2, :, 0])
+    np.testing.assert_array_equal(view[1:3, 5], stacked[1:3, 5])
+    np.testing.assert_array_equal(np.asarray(view), stacked)
+    np.testing.assert_array_equal(np.stack(list(view)), stacked)
+    with pytest.raises(DatasetError, match="past the 100 stored samples"):
+        WindowView(audio, np.array([0, 80]), 25)
+
+
+def test_covered_spans_merge_windows_that_overlap_or_touch() -> None:
+    assert covered_spans(np.array([0, 10, 20, 45, 70]), 25).tolist() == [[0, 95]]
+    assert covered_spans(np.array([0, 10, 20, 46, 70]), 25).tolist() == [[0, 45], [46, 95]]
+    assert covered_spans(np.array([0, 50]), 25).tolist() == [[0, 25], [50, 75]]
+    assert covered_spans(np.array([], dtype=np.int64), 25).shape == (0, 2)
+    with pytest.raises(DatasetError, match="sorted"):
+        covered_spans(np.array([10, 0]), 25)
 
 
 def test_standardize_per_file_and_with_given_stats() -> None:

@@ -305,6 +305,7 @@ def baseline_scores(
             np.random.default_rng(seed).choice(len(y_train), BASELINE_MAX_WINDOWS, replace=False)
         )
         X_train, y_train = X_train[pick], y_train[pick]
+    X_train = np.asarray(X_train)
     model = logistic_baseline(band_energies(X_train), y_train, seed=seed)
     probs = [_class_probabilities(model, band_energies(w), n_classes) for w in clip_windows]
     window_right = np.concatenate(
@@ -410,7 +411,7 @@ def evaluate_clips(
     }
     if train_arrays is not None:
         result["baseline"] = baseline_scores(
-            np.asarray(train_arrays[0]),
+            train_arrays[0],  # windows read on demand: the baseline draws a sample of them
             np.asarray(train_arrays[1]),
             [np.asarray(c.windows) for c in clips],
             labels,
