@@ -36,7 +36,7 @@ from guitarlab.commands import corpus_option
 )
 @click.option(
     "--training-takes",
-    default=64,  # guitarlab.workflow.HOLDOUT_TRAINING_TAKES
+    default=128,  # guitarlab.workflow.HOLDOUT_TRAINING_TAKES
     show_default=True,
     help="Randomized takes per training guitar and phrase (guitar-holdout).",
 )
