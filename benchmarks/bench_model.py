@@ -202,7 +202,7 @@ def measure(
                     for baseline in BASELINES:
                         if model == models[0]:
                             results.setdefault((protocol, baseline), []).append(result[baseline])
-                if dataset is not None:  # a guitar-holdout seed's data is about 6 GB
+                if dataset is not None:  # a guitar-holdout seed's data is about 5 GB
                     shutil.rmtree(dataset.parent, ignore_errors=True)
                 if after_each is not None:
                     after_each(results)

@@ -85,11 +85,16 @@ def test_every_tone_of_a_take_holds_out_the_same_time(span_dataset: Path) -> Non
         assert starts == per_take[take]
 
 
-def test_windows_hold_the_standardized_audio(corpus: Path, span_dataset: Path) -> None:
-    ds = open_dataset(span_dataset)
+def first_file_standardized(corpus: Path) -> tuple[pd.Series, np.ndarray]:
+    """The corpus's first manifest row and its audio, z-scored as the build does per file."""
     row = load_manifest(corpus).iloc[0]
     audio, _ = sf.read(corpus / row["path"], dtype="float32")
-    z = (audio - audio.mean(dtype=np.float64)) / audio.std(dtype=np.float64)
+    return row, (audio - audio.mean(dtype=np.float64)) / audio.std(dtype=np.float64)
+
+
+def test_windows_hold_the_standardized_audio(corpus: Path, span_dataset: Path) -> None:
+    ds = open_dataset(span_dataset)
+    row, z = first_file_standardized(corpus)
     for split in ("train", "test"):
         x, y = ds.arrays(split)
         table = ds.windows(split)
@@ -102,9 +107,7 @@ def test_windows_hold_the_standardized_audio(corpus: Path, span_dataset: Path) -
 def test_overlapping_windows_are_stored_once(corpus: Path, tmp_path: Path) -> None:
     """A hop of a quarter window makes four times the windows, not four times the disk."""
     ds = open_dataset(build_dataset(corpus, tmp_path / "dense", hop=2000, progress=False))
-    row = load_manifest(corpus).iloc[0]
-    audio, _ = sf.read(corpus / row["path"], dtype="float32")
-    z = (audio - audio.mean(dtype=np.float64)) / audio.std(dtype=np.float64)
+    row, z = first_file_standardized(corpus)
     for split in ("train", "test"):
         x, _ = ds.arrays(split)
         table = ds.windows(split)
