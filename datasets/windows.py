@@ -123,6 +123,10 @@ class WindowView:
     def __len__(self) -> int:
         return self.shape[0]
 
+    def subset(self, index) -> WindowView:
+        """The windows at ``index`` as another view: a sample of a split, still on disk."""
+        return WindowView(self.audio, self.starts[index], self.length)
+
     def _windows(self, index) -> np.ndarray:
         starts = self.starts[index]
         if starts.ndim == 0:

@@ -75,6 +75,7 @@ def test_window_view_indexes_like_the_stacked_windows() -> None:
     np.testing.assert_array_equal(view[1:3, 5], stacked[1:3, 5])
     np.testing.assert_array_equal(np.asarray(view), stacked)
     np.testing.assert_array_equal(np.stack(list(view)), stacked)
+    np.testing.assert_array_equal(view.subset([4, 1])[:], stacked[[4, 1]])
     with pytest.raises(DatasetError, match="past the 100 stored samples"):
         WindowView(audio, np.array([0, 80]), 25)
 

@@ -31,3 +31,20 @@ def test_centroids_and_band_energies_come_out_the_same_in_small_batches(monkeypa
     assert [len(part) for _, part in baselines.window_chunks(windows)] == [3] * 12 + [1]
     np.testing.assert_allclose(baselines.spectral_centroid_hz(windows, 16000), whole_c)
     np.testing.assert_allclose(band_energies(windows), whole_e)
+
+
+def test_baselines_read_a_window_view_as_they_read_the_stacked_windows(monkeypatch) -> None:
+    """A dataset split's windows (a WindowView over its audio) need not be stacked first."""
+    from guitarlab.datasets.windows import WindowView
+    from guitarlab.train.evaluate import band_energies
+
+    audio = np.random.default_rng(1).standard_normal(6000).astype(np.float32)
+    view = WindowView(audio, np.arange(0, 5000, 128), 512)  # overlapping, as datasets are
+    stacked = np.asarray(view)
+    monkeypatch.setattr(baselines, "CHUNK_SAMPLES", 5 * 512)
+    np.testing.assert_allclose(
+        baselines.spectral_centroid_hz(view, 16000),
+        baselines.spectral_centroid_hz(stacked[:, :, 0], 16000),
+    )
+    np.testing.assert_allclose(band_energies(view), band_energies(stacked[:, :, 0]))
+    np.testing.assert_allclose(band_energies(view.subset([3, 7])), band_energies(stacked[[3, 7]]))

@@ -17,22 +17,26 @@ CHUNK_SAMPLES = 1 << 23  # samples per FFT batch (64 MiB of float64): memory sta
 
 
 def window_chunks(windows: np.ndarray):
-    """``(start, float64 rows)`` batches of ``windows`` small enough to transform at once.
+    """``(start, float64 (n, L) rows)`` batches of ``(N, L[, 1])`` windows small enough to
+    transform at once.
 
-    A dataset's windows may be a memory-mapped file of gigabytes; a batch of 8 M samples
-    keeps the FFT's copies under a few hundred MB whatever the window length.
+    A dataset's windows may be gigabytes on disk (a memory-mapped file, a ``WindowView``);
+    a batch of 8 M samples keeps the FFT's copies under a few hundred MB whatever the
+    window length.
     """
     step = max(1, CHUNK_SAMPLES // max(1, windows.shape[1]))
     for start in range(0, len(windows), step):
-        yield start, np.asarray(windows[start : start + step], dtype=np.float64)
+        part = np.asarray(windows[start : start + step], dtype=np.float64)
+        yield start, part.reshape(len(part), -1)
 
 
 def spectral_centroid_hz(windows: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Spectral centroid of each window (rows of ``windows``, shape ``(n, length)``) in Hz.
+    """Spectral centroid of each window (``(n, length[, 1])``, or one ``(length,)``) in Hz.
 
     Each window's mean is removed and a Hann taper applied; silent windows give 0.
     """
-    windows = np.atleast_2d(windows)
+    if np.ndim(windows) == 1:
+        windows = np.asarray(windows)[None, :]
     freqs = np.fft.rfftfreq(windows.shape[1], 1.0 / sample_rate)
     taper = np.hanning(windows.shape[1])
     out = np.empty(len(windows))

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from guitarlab.corpus.errors import TrainError
+from guitarlab.datasets.windows import WindowView
 from guitarlab.train.baselines import centroid_threshold, window_chunks
 
 GROUP_COLUMNS = ("guitar", "phrase", "tone")
@@ -249,9 +250,6 @@ def band_energies(windows: np.ndarray, *, n_bands: int = 24) -> np.ndarray:
     Frequencies are in FFT bins, so the feature needs no sample rate; the bands run from
     bin 1 to Nyquist. Windows are ``(N, L)`` or ``(N, L, 1)``.
     """
-    windows = np.asarray(windows)
-    if windows.ndim == 3:
-        windows = windows[:, :, 0]
     length = windows.shape[1]
     n_bins = length // 2 + 1
     edges = np.unique(np.geomspace(1, n_bins, n_bands + 1).astype(int))
@@ -304,8 +302,9 @@ def baseline_scores(
         pick = np.sort(
             np.random.default_rng(seed).choice(len(y_train), BASELINE_MAX_WINDOWS, replace=False)
         )
-        X_train, y_train = X_train[pick], y_train[pick]
-    X_train = np.asarray(X_train)
+        y_train = y_train[pick]
+        # a dataset split's windows stay on disk: features are computed a chunk at a time
+        X_train = X_train.subset(pick) if isinstance(X_train, WindowView) else X_train[pick]
     model = logistic_baseline(band_energies(X_train), y_train, seed=seed)
     probs = [_class_probabilities(model, band_energies(w), n_classes) for w in clip_windows]
     window_right = np.concatenate(
@@ -325,7 +324,7 @@ def baseline_scores(
     if n_classes == 2 and sample_rate:
         test = np.concatenate([_flat(w) for w in clip_windows])
         test_labels = np.repeat(clip_labels, [len(w) for w in clip_windows])
-        right = centroid_threshold(_flat(X_train), y_train, int(sample_rate))(test) == test_labels
+        right = centroid_threshold(X_train, y_train, int(sample_rate))(test) == test_labels
         scores["centroid_window_accuracy"] = float(right.mean())
         if all(np.any(test_labels == c) for c in (0, 1)):
             recalls = [right[test_labels == c].mean() for c in (0, 1)]
@@ -334,7 +333,7 @@ def baseline_scores(
 
 
 def _flat(windows: np.ndarray) -> np.ndarray:
-    """``(N, L[, 1])`` -> ``(N, L)`` without a copy: a memory-mapped split stays on disk."""
+    """``(N, L[, 1])`` -> ``(N, L)``, without a copy where the layout allows."""
     windows = np.asarray(windows)
     return windows.reshape(len(windows), -1)
 
