@@ -291,13 +291,14 @@ def stream_windows(
                         train_sum += float(block.sum(dtype=np.float64))
                         train_sq += float(np.square(block, dtype=np.float64).sum())
                         train_n += block.size
-                where = np.empty_like(st)
-                for first, stop in covered_spans(st, window).tolist():
-                    inside = (st >= first) & (st < stop)
-                    where[inside] = stored[name] + st[inside] - first
+                spans = covered_spans(st, window)
+                lengths = spans[:, 1] - spans[:, 0]
+                begins = stored[name] + np.cumsum(lengths) - lengths  # in the split's audio
+                span = np.searchsorted(spans[:, 0], st, side="right") - 1  # each window's
+                at[name].append(begins[span] + st - spans[span, 0])
+                for first, stop in spans.tolist():
                     xs[name].append(audio[first:stop])
-                    stored[name] += stop - first
-                at[name].append(where)
+                stored[name] += int(lengths.sum())
                 ys[name].append(np.full(st.size, code, dtype=np.int64))
                 first = positions[name]
                 positions[name] += st.size
