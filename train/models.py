@@ -14,6 +14,8 @@ layer is always float32 so that mixed precision keeps a stable loss.
 
 from __future__ import annotations
 
+import weakref
+
 from guitarlab.corpus.errors import TrainError
 from guitarlab.train.config import MEL_NORMS
 from guitarlab.train.startup import import_tensorflow
@@ -524,45 +526,121 @@ def count_lstm_fcn_params(
     return total + (u + c_in + 1) * out_units
 
 
+CALIBRATION_BYTES = 64 * 2**20  # float32 bytes of the widest activation in one calibration batch
+_SQUARE_CHUNK = 2**16  # values squared in float64 at a time (512 KiB)
+_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _functional_parts(model: keras.Model) -> list[keras.Model]:
     """The model itself, or the member models of an :func:`ensemble`."""
     members = [layer for layer in model.layers if isinstance(layer, keras.Model)]
     return members or [model]
 
 
-def recalibrate_batch_norm(model: keras.Model, windows, *, batch_size: int = 256) -> int:
+def _widest_elements(extractor: keras.Model, window_length: int) -> int:
+    """Values per window in the largest tensor the extractor computes (unknown sizes count
+    as the window length): what one window costs in a calibration batch."""
+    widest = int(window_length)
+    for layer in extractor.layers:
+        try:
+            outputs = keras.tree.flatten(layer.output)
+        except (AttributeError, ValueError):  # a layer used twice has no single output
+            continue
+        for tensor in outputs:
+            dims = [window_length if d is None else int(d) for d in tuple(tensor.shape)[1:]]
+            widest = max(widest, int(np.prod(dims)) if dims else 1)
+    return widest
+
+
+def batch_norm_plan(part: keras.Model) -> list[tuple[keras.Model, list, int]]:
+    """The passes :func:`recalibrate_batch_norm` makes over one functional model, built once
+    per model (cached): ``(extractor, norms, widest)`` per pass, in order.
+
+    A pass takes every BatchNormalization whose input depends on no BatchNorm not yet set:
+    its extractor outputs all their inputs at once. A later pass must wait for the earlier
+    ones, because in inference mode a block's input depends on the statistics of the
+    blocks before it (through the ReLU): one pass over all layers could not give each
+    layer the exact statistics of what it sees at inference.
+    """
+    cached = _PLANS.get(part)
+    if cached is not None:
+        return cached
+    norms = [layer for layer in part.layers if isinstance(layer, layers.BatchNormalization)]
+    depth: dict[int, int] = {}
+    for norm in norms:  # part.layers is in topological order
+        upstream = keras.Model(part.inputs[0], norm.input).layers
+        above = [depth[id(u)] for u in upstream if id(u) in depth]
+        depth[id(norm)] = 1 + max(above) if above else 0
+    plan = []
+    window_length = int(part.inputs[0].shape[1] or 1)
+    for level in sorted(set(depth.values())):
+        group = [norm for norm in norms if depth[id(norm)] == level]
+        extractor = keras.Model(part.inputs[0], [norm.input for norm in group])
+        plan.append((extractor, group, _widest_elements(extractor, window_length)))
+    _PLANS[part] = plan
+    return plan
+
+
+def _channel_sums(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per-channel float64 sums of ``x`` and ``x**2`` over every axis but the last, and the
+    count: only ``_SQUARE_CHUNK`` values are ever copied to float64 at a time."""
+    flat = values.reshape(-1, values.shape[-1])
+    total = flat.sum(axis=0, dtype=np.float64)  # numpy casts through a small buffer
+    squares = np.zeros(flat.shape[1], dtype=np.float64)
+    rows = max(1, _SQUARE_CHUNK // flat.shape[1])
+    for start in range(0, len(flat), rows):
+        chunk = flat[start : start + rows].astype(np.float64)
+        squares += np.einsum("ij,ij->j", chunk, chunk)
+    return total, squares, len(flat)
+
+
+def recalibrate_batch_norm(
+    model: keras.Model,
+    windows,
+    *,
+    batch_size: int = 256,
+    memory_bytes: int = CALIBRATION_BYTES,
+) -> int:
     """Set every BatchNormalization's moving mean/variance to the exact statistics of its
-    input over ``windows`` (inference mode, layer after layer); returns the layers updated.
+    input over ``windows`` (inference mode); returns the layers updated.
 
     Keras keeps an exponential average (momentum 0.99), which after a few hundred steps
     still remembers its initial 0/1: a model trained briefly on a small set then scores
     near chance in inference mode. Re-estimating the statistics on training windows after
     training ("precise BN") makes inference see what training saw, after any number of steps.
+
+    In bounded memory: ``windows`` (an array or anything sliced like one, such as a
+    dataset's ``WindowView``) is read a batch at a time, a batch holds at most
+    ``batch_size`` windows and at most ``memory_bytes`` of float32 in its widest activation
+    (the seed's wave model at 8,000 samples and 256 filters: 8 windows), and only float64
+    sums of ``x`` and ``x**2`` per channel are kept. Every BatchNorm whose input is ready is
+    measured in the same pass (one pass per depth: see :func:`batch_norm_plan`).
     """
-    windows = np.asarray(windows, dtype=np.float32)
-    if windows.ndim == 2:
-        windows = windows[:, :, None]
+    if len(windows) == 0:
+        return 0
     updated = 0
     for part in _functional_parts(model):
-        norms = [layer for layer in part.layers if isinstance(layer, layers.BatchNormalization)]
-        for norm in norms:
-            extractor = keras.Model(part.inputs[0], norm.input)
-            total = total_sq = None
-            count = 0
-            for start in range(0, len(windows), batch_size):
-                values = np.asarray(
-                    extractor(windows[start : start + batch_size], training=False), np.float64
-                )
-                values = values.reshape(-1, values.shape[-1])
-                total = values.sum(axis=0) if total is None else total + values.sum(axis=0)
-                squares = (values**2).sum(axis=0)
-                total_sq = squares if total_sq is None else total_sq + squares
-                count += len(values)
-            if not count:
-                return updated
-            mean = total / count
-            variance = np.maximum(total_sq / count - mean**2, 0.0)
-            norm.moving_mean.assign(mean.astype(np.float32))
-            norm.moving_variance.assign(variance.astype(np.float32))
-            updated += 1
+        for extractor, norms, widest in batch_norm_plan(part):
+            step = max(1, min(int(batch_size), int(memory_bytes) // (4 * widest)))
+            sums = [None] * len(norms)
+            for start in range(0, len(windows), step):
+                batch = np.asarray(windows[start : start + step], dtype=np.float32)
+                if batch.ndim == 2:
+                    batch = batch[:, :, None]
+                outputs = extractor(batch, training=False)
+                outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
+                for index, tensor in enumerate(outputs):
+                    total, squares, count = _channel_sums(np.asarray(tensor))
+                    if sums[index] is None:
+                        sums[index] = [total, squares, count]
+                    else:
+                        sums[index][0] += total
+                        sums[index][1] += squares
+                        sums[index][2] += count
+            for norm, (total, squares, count) in zip(norms, sums, strict=True):
+                mean = total / count
+                variance = np.maximum(squares / count - mean**2, 0.0)
+                norm.moving_mean.assign(mean.astype(np.float32))
+                norm.moving_variance.assign(variance.astype(np.float32))
+                updated += 1
     return updated
