@@ -4,7 +4,15 @@ The core behind ``guitarlab review`` (the web app only parses requests and calls
 Every change is one locked, atomic manifest write (:func:`~guitarlab.corpus.manifest.
 update_manifest`, refused with ``ManifestConflict`` when the caller's version is stale)
 followed, under the same lock, by one line in ``history.jsonl`` beside ``manifest.csv``:
-who, when, and each cell's old and new value, so the last change can be undone.
+who, when, and each cell's old and new value, so the last change can be undone. The line
+is made (and the history file opened) before the manifest is saved, and when it still
+cannot be written the manifest is put back: no change lands without its history line.
+Lines of ``history.jsonl`` that do not read as an entry are skipped (and counted), never
+a reason to refuse an edit.
+
+Labels belong to the performance, so a relabel applies to every row (render) of the
+take; ``notes``, ``device`` and ``variant`` describe one file (a render's notes say what
+it was rendered from), so an edit of those applies to the row edited only.
 
 Two columns carry a review's verdicts, and ``dataset build`` honours both:
 
@@ -26,6 +34,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from guitarlab.corpus.atomic import atomic_path
 from guitarlab.corpus.errors import ManifestError
 from guitarlab.corpus.manifest import (
     KNOWN_PICKUPS,
@@ -48,6 +57,8 @@ FIXED_COLUMNS = frozenset(
     | {"recorded_at", "status", "synth_params", "preset", "input_gain_db", EXCLUDED, EXCLUDE_SPANS}
     | {"checks", "dropouts", "stalls", "dropped_frames", "dropout_detail"}
 )
+# Columns that describe one file, not the performance: edited on the row edited only.
+PER_FILE_COLUMNS = frozenset({"notes", "device", "variant"})
 MAX_TEXT = 200
 SPAN_DECIMALS = 3
 
@@ -63,18 +74,50 @@ def history_path(root: str | os.PathLike) -> Path:
     return Path(root) / HISTORY_NAME
 
 
-def read_history(root: str | os.PathLike) -> list[dict]:
-    """Every change recorded in ``history.jsonl``, oldest first (unreadable lines skipped)."""
+def read_history(root: str | os.PathLike, *, skipped: list[int] | None = None) -> list[dict]:
+    """Every change recorded in ``history.jsonl``, oldest first.
+
+    A line that is not a JSON object (text cut short by a crash, a hand edit, bytes that
+    are not UTF-8) or whose ``n`` is not a whole number is skipped, and its line number
+    (from 1) appended to ``skipped``: one junk line must not stop every later edit.
+    """
     path = history_path(root)
     if not path.is_file():
         return []
     entries = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            entries.append(json.loads(line))
-        except ValueError:
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        if not raw.strip():
             continue
+        try:
+            entry = json.loads(raw.decode("utf-8"))
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            entry = None
+        n = entry.get("n", 0) if isinstance(entry, dict) else None
+        if not isinstance(n, int) or isinstance(n, bool):
+            if skipped is not None:
+                skipped.append(number)
+            continue
+        entries.append(entry)
     return entries
+
+
+def _undoable(entry: dict) -> bool:
+    """Whether a history entry names its cells well enough to put them back."""
+    edits = entry.get("edits")
+    return (
+        entry.get("action") != "undo"
+        and "n" in entry
+        and isinstance(entry.get("row"), str)
+        and isinstance(edits, list)
+        and bool(edits)
+        and all(
+            isinstance(e, dict) and all(isinstance(e.get(k), str) for k in _EDIT_KEYS)
+            for e in edits
+        )
+    )
+
+
+_EDIT_KEYS = ("id", "column", "old", "new")
 
 
 def editable_columns(manifest: pd.DataFrame) -> list[str]:
@@ -191,7 +234,7 @@ def check_value(manifest: pd.DataFrame, column: str, value: object) -> str:
             raise ManifestError(
                 f"pickup {text!r} is not a known pickup; use one of {', '.join(allowed)}"
             )
-    if len(text) > MAX_TEXT or any(ord(ch) < 32 for ch in text):
+    if len(text) > MAX_TEXT or any(ord(ch) < 32 or 0xD800 <= ord(ch) < 0xE000 for ch in text):
         raise ManifestError(
             f"{column}: one line of at most {MAX_TEXT} characters, without control characters"
         )
@@ -257,8 +300,13 @@ def _change(
     Cells whose value would not change are dropped; with nothing left nothing is written
     and None is returned. Otherwise the manifest is saved and the history entry (with
     ``version``, the manifest's version after the change) is appended and returned.
+
+    Why in this order: the entry, its number and its line are made and the history file
+    opened while the old manifest is still on disk; if the line then cannot be written
+    the old manifest is saved back, so a change never lands without its history line.
     """
     entry: dict = {}
+    held: dict = {}
 
     def change(frame: pd.DataFrame) -> pd.DataFrame:
         row = row_of(frame, row_id)
@@ -271,6 +319,7 @@ def _change(
         if not edits:
             raise _NothingToDo
         entry.update(
+            n=max((e.get("n", 0) for e in read_history(root)), default=0) + 1,
             who=_user(who),
             when=_now(),
             action=action,
@@ -279,33 +328,51 @@ def _change(
             **(extra or {}),
             edits=edits,
         )
+        held["line"] = (json.dumps(entry, separators=(",", ":")) + "\n").encode("utf-8")
+        held["before"] = manifest_path(root).read_bytes()
+        try:
+            held["file"] = open(history_path(root), "a+b")  # noqa: SIM115 (record or _change closes it)
+        except OSError as exc:
+            raise ManifestError(_unwritable(root, exc)) from None
         return _apply(frame, edits, "new")
 
     def record(saved: pd.DataFrame) -> None:
-        history = read_history(root)
-        entry["n"] = max((int(e.get("n", 0)) for e in history), default=0) + 1
-        _append_history(root, entry)
+        try:
+            _append_line(held.pop("file"), held["line"])
+        except OSError as exc:
+            with atomic_path(manifest_path(root)) as tmp:  # put the old manifest back
+                tmp.write_bytes(held["before"])
+            raise ManifestError(_unwritable(root, exc)) from None
         entry["version"] = manifest_version(root)
 
     try:
         update_manifest(root, change, expect_version=expect_version, then=record)
     except _NothingToDo:
         return None
+    finally:
+        if "file" in held:  # the save failed after the history file was opened
+            held.pop("file").close()
     return entry
+
+
+def _unwritable(root: str | os.PathLike, exc: OSError) -> str:
+    return (
+        f"{history_path(root)}: cannot append the change's history line "
+        f"({exc.strerror or exc}); nothing was changed. Make the file writable and try again"
+    )
 
 
 class _NothingToDo(Exception):
     """Raised inside the locked step when a change would leave every cell as it is."""
 
 
-def _append_history(root: str | os.PathLike, entry: dict) -> None:
-    """Append ``entry`` as one line to ``history.jsonl`` (under the manifest lock).
+def _append_line(f, line: bytes) -> None:
+    """Append ``line`` to the open ``history.jsonl`` (under the manifest lock); closes ``f``.
 
     Appended, not rewritten: every earlier line stays as written, even one that no longer
     parses. A line cut short by a crash gets a newline first, so it cannot swallow this one.
     """
-    line = (json.dumps(entry, separators=(",", ":")) + "\n").encode("utf-8")
-    with open(history_path(root), "a+b") as f:  # "a": every write lands at the end
+    with f:  # opened "a+b": every write lands at the end
         size = f.seek(0, os.SEEK_END)
         if size:
             f.seek(size - 1)
@@ -326,7 +393,10 @@ def relabel_take(
 ) -> dict | None:
     """Set label columns on every row of ``row_id``'s take (all its renders), as one change.
 
-    Returns the history entry, or None when every value was already so.
+    A label belongs to the performance, so it changes on every render; a column of
+    :data:`PER_FILE_COLUMNS` (``notes``: a render's own says what it was rendered from)
+    changes on ``row_id``'s row only. Returns the history entry, or None when every value
+    was already so.
 
     Examples
     --------
@@ -338,7 +408,12 @@ def relabel_take(
     def plan(frame: pd.DataFrame, row: pd.Series) -> list[tuple[str, str, str]]:
         values = {column: check_value(frame, column, v) for column, v in changes.items()}
         ids = frame.loc[frame["take"].astype(str) == str(row["take"]), "id"].astype(str)
-        return [(rid, column, value) for rid in ids for column, value in values.items()]
+        return [
+            (rid, column, value)
+            for rid in ids
+            for column, value in values.items()
+            if column not in PER_FILE_COLUMNS or rid == str(row["id"])
+        ]
 
     return _change(root, "relabel", row_id, plan, who=who, expect_version=expect_version)
 
@@ -417,7 +492,7 @@ def undo_last(
     """
     history = read_history(root)
     undone = {e.get("undoes") for e in history}
-    todo = [e for e in history if e.get("action") != "undo" and e.get("n") not in undone]
+    todo = [e for e in history if _undoable(e) and e.get("n") not in undone]
     if not todo:
         raise ManifestError(f"{history_path(root)}: nothing to undo")
     last = todo[-1]

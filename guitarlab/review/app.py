@@ -3,13 +3,16 @@
 Routes only parse a request, call :mod:`guitarlab.corpus.review` (edits, history, undo),
 the plotting helpers or :mod:`guitarlab.review.model`, and turn a ``GuitarlabError`` into
 a 4xx with one line (``{"error": "..."}``). Audio and images are found by manifest id,
-never by a path from the request. :class:`~guitarlab.review.security.TokenGuard` stands in
+never by a path from the request, and read from the descriptor that was checked
+(:mod:`guitarlab.review.files`). :class:`~guitarlab.review.security.TokenGuard` stands in
 front of everything.
 """
 
 from __future__ import annotations
 
+import html
 import json
+import math
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -20,13 +23,13 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from guitarlab.corpus import review
-from guitarlab.corpus.errors import GuitarlabError, ManifestConflict, ManifestError
-from guitarlab.corpus.manifest import resolve_audio_path
+from guitarlab.corpus.errors import GuitarlabError, ManifestConflict
+from guitarlab.review.files import FdResponse, Forbidden, NotFound, open_inside, read_opened
 from guitarlab.review.security import TokenGuard, allowed_hosts
 
 STATIC = Path(__file__).parent / "static"
@@ -39,14 +42,8 @@ AUDIO_TYPES = {
     ".aiff": "audio/aiff",
 }
 MAX_POINTS = 4000
-
-
-class Forbidden(GuitarlabError):
-    """A request for a file the corpus may not serve (a path outside it)."""
-
-
-class NotFound(GuitarlabError):
-    """Something the request names does not exist (a missing file, no ``--run``)."""
+MAX_BODY = 64 * 1024  # an edit is a few labels; anything larger is not one
+TOKEN_META = '<meta name="guitarlab-token" content="{}">'
 
 
 STATUS = ((review.UnknownRow, 404), (NotFound, 404), (Forbidden, 403), (ManifestConflict, 409))
@@ -75,23 +72,13 @@ class Review:
                 self.cache.popitem(last=False)
         return self.cache[key]
 
-    def audio_file(self, row: pd.Series) -> Path:
-        """The file of a manifest row, refused unless it lies inside the corpus."""
-        rel = str(row["path"])
-        try:
-            full = resolve_audio_path(self.root, rel, follow_links=True)
-        except ManifestError:
-            raise Forbidden(
-                f"row {row['id']}: path {rel!r} is outside the corpus; not served"
-            ) from None
-        if not full.is_file():
-            raise NotFound(f"row {row['id']}: file {rel} is missing")
-        return full
+    def open_audio(self, row: pd.Series) -> int:
+        """An fd of a manifest row's file, checked to lie inside the corpus once opened."""
+        return open_inside(self.root, str(row["path"]), row=str(row["id"]))
 
     def read(self, row: pd.Series):
-        from guitarlab.corpus.audio import read_audio
-
-        return read_audio(self.audio_file(row))
+        """The row's samples, decoded from the descriptor that was checked."""
+        return read_opened(self.open_audio(row), name=str(row["path"]))
 
 
 def records(frame: pd.DataFrame) -> list[dict]:
@@ -153,14 +140,59 @@ def version_header(request: Request) -> str | None:
     return value.strip().removeprefix("W/").strip('"')
 
 
-async def json_body(request: Request) -> dict:
+def parse_body(raw: bytes) -> dict:
+    """An edit's JSON body as a dict, or ``GuitarlabError`` (a 400) saying what is wrong.
+
+    Refuses what would otherwise end as a 500 further in: text that is not UTF-8, a lone
+    surrogate (``"\\ud800"``, which no file can store), nesting deep enough to exhaust
+    the parser, ``NaN``/``Infinity``, and bodies over 64 KiB.
+
+    Examples
+    --------
+    >>> parse_body(b'{"guitar": "les_paul"}')
+    {'guitar': 'les_paul'}
+    >>> parse_body(b'{"guitar": "\\ud800"}')
+    Traceback (most recent call last):
+    ...
+    guitarlab.corpus.errors.GuitarlabError: the request body has a lone surrogate (\\ud800...); send UTF-8 text
+    """
+    if len(raw) > MAX_BODY:
+        raise GuitarlabError(f"the request body is over {MAX_BODY // 1024} KiB; send one edit")
+
+    def no_constant(name: str) -> float:
+        raise ValueError(f"{name} is not a number JSON allows")
+
     try:
-        body = await request.json()
-    except ValueError:
-        raise GuitarlabError("the request body must be a JSON object") from None
+        body = json.loads(raw.decode("utf-8"), parse_constant=no_constant)
+    except UnicodeDecodeError:
+        raise GuitarlabError("the request body is not UTF-8 text; send JSON") from None
+    except RecursionError:
+        raise GuitarlabError(
+            "the request body is nested too deeply; send a flat JSON object"
+        ) from None
+    except ValueError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else "not JSON"
+        raise GuitarlabError(f"the request body must be a JSON object ({reason})") from None
     if not isinstance(body, dict):
         raise GuitarlabError("the request body must be a JSON object")
+    try:
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise GuitarlabError(
+            "the request body has a lone surrogate (\\ud800...); send UTF-8 text"
+        ) from None
+    except (RecursionError, ValueError):
+        raise GuitarlabError(
+            "the request body is nested too deeply; send a flat JSON object"
+        ) from None
+    if any(isinstance(v, float) and not math.isfinite(v) for v in body.values()):
+        raise GuitarlabError("the request body holds a number too large; send finite numbers")
     return body
+
+
+async def json_body(request: Request) -> dict:
+    """The request's JSON object (see :func:`parse_body`)."""
+    return parse_body(await request.body())
 
 
 def create_app(
@@ -189,8 +221,13 @@ def create_app(
         body = {"change": entry, "version": version, "row": row[0] if row else None}
         return JSONResponse(body, headers={"ETag": f'"{version}"'})
 
+    page = (STATIC / "index.html").read_text(encoding="utf-8")
+    page = page.replace("<head>", "<head>\n" + TOKEN_META.format(html.escape(token)), 1)
+
     async def index(request: Request) -> Response:
-        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+        # the page's own script reads the token here and sends it with every edit
+        # (X-Guitarlab-Token); another origin cannot read this page
+        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
     async def list_rows(request: Request) -> JSONResponse:
         def work():
@@ -249,6 +286,7 @@ def create_app(
                 "spans": [list(s) for s in review.take_spans(frame, str(row["take"]))],
                 "duration_s": review.take_duration_s(frame, str(row["take"])),
                 "editable": editable,
+                "per_file": [c for c in editable if c in review.PER_FILE_COLUMNS],
                 "choices": {c: sorted(set(frame[c].astype(str)) - {""}) for c in editable},
                 "run": state.labels is not None,
                 "label_column": getattr(state.labels, "label_column", None),
@@ -309,9 +347,9 @@ def create_app(
 
     async def audio(request: Request) -> Response:
         row = await run_in_threadpool(manifest_row, request.path_params["id"])
-        path = state.audio_file(row)
-        kind = AUDIO_TYPES.get(path.suffix.lower(), "application/octet-stream")
-        return FileResponse(path, media_type=kind)
+        fd = await run_in_threadpool(state.open_audio, row)
+        kind = AUDIO_TYPES.get(Path(str(row["path"])).suffix.lower(), "application/octet-stream")
+        return FdResponse(fd, media_type=kind)
 
     async def waveform(request: Request) -> JSONResponse:
         try:
@@ -375,8 +413,9 @@ def create_app(
         return await run_in_threadpool(work)
 
     async def history(request: Request) -> JSONResponse:
-        entries = await run_in_threadpool(review.read_history, state.root)
-        return JSONResponse({"entries": entries[::-1]})
+        skipped: list[int] = []
+        entries = await run_in_threadpool(review.read_history, state.root, skipped=skipped)
+        return JSONResponse({"entries": entries[::-1], "skipped_lines": skipped})
 
     async def undo(request: Request) -> JSONResponse:
         expect = version_header(request)

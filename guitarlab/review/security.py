@@ -4,6 +4,13 @@ header that names this machine (so a page elsewhere cannot reach the app by DNS 
 A pure ASGI middleware: it answers 400/403 with one line of text before any route runs,
 and when the token came in the address (``?token=...``) it sets a cookie, so the page's
 own requests (audio, images, the JSON API) carry it without putting it in every URL.
+
+A cookie alone never writes: browsers send it from any page on this machine (SameSite
+does not tell ports of 127.0.0.1 apart), so a plain HTML form on another local port could
+otherwise exclude rows or undo. A write (any method but GET/HEAD/OPTIONS) needs the token
+in a header (``X-Guitarlab-Token``, which the page sends, or ``Authorization: Bearer``),
+which another origin cannot set without a CORS preflight this app never grants, or an
+``Origin`` that is this server's own; an ``Origin`` from anywhere else is refused.
 """
 
 from __future__ import annotations
@@ -16,6 +23,9 @@ from urllib.parse import parse_qs
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+TOKEN_HEADER = "x-guitarlab-token"
+READ_METHODS = ("GET", "HEAD", "OPTIONS")
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def new_token() -> str:
@@ -45,11 +55,53 @@ def host_name(header: str) -> str:
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
+def host_port(netloc: str, scheme: str) -> tuple[str, int] | None:
+    """``"127.0.0.1:8765"`` -> ``("127.0.0.1", 8765)``; the scheme's port when none is given.
+
+    Examples
+    --------
+    >>> host_port("[::1]:80", "http"), host_port("LocalHost", "http")
+    (('::1', 80), ('localhost', 80))
+    >>> host_port("127.0.0.1:x", "http") is None
+    True
+    """
+    name = host_name(netloc)
+    rest = netloc.strip().lower()
+    rest = rest[rest.find("]") + 1 :] if rest.startswith("[") else rest
+    port = rest.rsplit(":", 1)[1] if rest.count(":") == 1 else ""
+    if port and not port.isdigit():
+        return None
+    return name, int(port) if port else DEFAULT_PORTS.get(scheme, 80)
+
+
+def same_origin(origin: str, host: str, scheme: str) -> bool:
+    """Whether an ``Origin`` header names this server (scheme, host and port of ``Host``).
+
+    Examples
+    --------
+    >>> same_origin("http://127.0.0.1:8765", "127.0.0.1:8765", "http")
+    True
+    >>> same_origin("http://127.0.0.1:9999", "127.0.0.1:8765", "http")
+    False
+    >>> same_origin("null", "127.0.0.1:8765", "http")
+    False
+    """
+    their_scheme, sep, netloc = origin.strip().partition("://")
+    if not sep or their_scheme.lower() != scheme or "/" in netloc:
+        return False
+    theirs = host_port(netloc, scheme)
+    return theirs is not None and theirs == host_port(host, scheme)
+
+
 class TokenGuard:
-    """Refuse every request without the token (query, cookie or bearer) or from another Host."""
+    """Refuse every request without the token (query, cookie or header) or from another Host,
+    and every write that only has a cookie or the address's token (see the module's note)."""
 
     def __init__(self, app, *, token: str, hosts: set[str]) -> None:
         self.app, self.token, self.hosts = app, token, hosts
+
+    def matches(self, offered: str) -> bool:
+        return bool(offered) and secrets.compare_digest(offered.encode(), self.token.encode())
 
     def cookie_name(self, scope) -> str:
         port = (scope.get("server") or ("", 0))[1]
@@ -77,18 +129,35 @@ class TokenGuard:
         except Exception:  # a malformed Cookie header: no cookie token
             cookies = SimpleCookie()
         bearer = headers.get("authorization", "")
-        offered = [
-            *query.get("token", []),
-            cookies[name].value if name in cookies else "",
+        in_headers = [
+            headers.get(TOKEN_HEADER, "").strip(),
             bearer[7:].strip() if bearer.lower().startswith("bearer ") else "",
         ]
-        if not any(o and secrets.compare_digest(o, self.token) for o in offered):
+        offered = [*query.get("token", []), cookies[name].value if name in cookies else ""]
+        if not any(self.matches(o) for o in [*offered, *in_headers]):
             return await _refuse(
                 send,
                 403,
                 "missing or wrong token; open the address 'guitarlab review' printed "
                 "(it ends in ?token=...)",
             )
+        if scope["method"].upper() not in READ_METHODS:
+            origin = headers.get("origin")
+            scheme = scope.get("scheme", "http")
+            if origin is not None and not same_origin(origin, headers.get("host", ""), scheme):
+                return await _refuse(
+                    send,
+                    403,
+                    f"Origin {origin!r} is not this page: edits come only from the review "
+                    "page itself",
+                )
+            if origin is None and not any(self.matches(o) for o in in_headers):
+                return await _refuse(
+                    send,
+                    403,
+                    "an edit needs the token in an X-Guitarlab-Token header (the review "
+                    "page sends it); a cookie alone cannot write",
+                )
         if self.token not in query.get("token", []):
             return await self.app(scope, receive, send)
         cookie = f"{name}={self.token}; Path=/; HttpOnly; SameSite=Strict"

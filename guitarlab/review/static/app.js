@@ -1,11 +1,14 @@
 // guitarlab review: the page. Plain JavaScript, no library, nothing from the network but
-// this app's own JSON API (the token travels in the cookie the first request set).
+// this app's own JSON API (the token travels in the cookie the first request set; edits
+// also send it in the X-Guitarlab-Token header, read from the page's own <meta>, because
+// the server refuses a write that only has the cookie).
 "use strict";
 
 const COLUMNS = ["id", "guitar", "pickup", "phrase", "tone", "take", "player", "checks_summary", "status", "excluded"];
 const HEADINGS = { checks_summary: "checks" };
 const state = { version: null, sort: "id", order: "asc", rows: [], row: null, wave: null, selection: null, prediction: null };
 const $ = (id) => document.getElementById(id);
+const TOKEN = (document.querySelector('meta[name="guitarlab-token"]') || {}).content || "";
 
 function say(text, error = false) {
   $("message").textContent = text;
@@ -16,6 +19,7 @@ async function api(path, options = {}) {
   const headers = { ...(options.headers || {}) };
   if (options.body !== undefined) headers["Content-Type"] = "application/json";
   if (options.method && options.method !== "GET" && state.version) headers["If-Match"] = `"${state.version}"`;
+  if (options.method && options.method !== "GET" && TOKEN) headers["X-Guitarlab-Token"] = TOKEN;
   const response = await fetch(path, {
     ...options,
     headers,
@@ -357,14 +361,18 @@ async function change(kind, body, done) {
 function setupForms() {
   $("labels-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    const { row, editable } = state.row;
+    const { row, editable, per_file } = state.row;
     const edits = {};
     for (const column of editable) {
       const value = $(`field-${column}`).value.trim();
       if (value !== String(row[column] === null ? "" : row[column])) edits[column] = value;
     }
     if (!Object.keys(edits).length) return say("no label changed");
-    change("patch", edits, `saved ${Object.keys(edits).join(", ")} for every tone of ${row.take}`);
+    const names = Object.keys(edits);
+    const mine = names.filter((c) => (per_file || []).includes(c));
+    const shared = names.filter((c) => !mine.includes(c));
+    const said = [shared.length ? `${shared.join(", ")} for every tone of ${row.take}` : "", mine.length ? `${mine.join(", ")} for this file` : ""];
+    change("patch", edits, `saved ${said.filter(Boolean).join("; ")}`);
   });
   $("exclude-form").addEventListener("submit", (event) => {
     event.preventDefault();
@@ -397,7 +405,8 @@ function setupForms() {
 
 async function showHistory() {
   try {
-    const { entries } = await api("/api/history");
+    const { entries, skipped_lines } = await api("/api/history");
+    if (skipped_lines && skipped_lines.length) say(`history.jsonl: skipped unreadable line(s) ${skipped_lines.join(", ")}`, true);
     $("side").hidden = false;
     $("side-title").textContent = "History (newest first)";
     $("side-list").replaceChildren(...entries.map((e) => {
