@@ -115,6 +115,8 @@ def test_filter_play_relabel_mark_a_span_and_reload(
     page.set_default_timeout(WAIT_MS)
     audio_status: list[int] = []
     page.on("response", lambda r: audio_status.append(r.status) if "/api/audio/" in r.url else None)
+    writes: list = []
+    page.on("request", lambda r: writes.append(r) if r.method in ("PATCH", "POST") else None)
     page.goto(server)
     page.wait_for_selector("#rows tbody tr")
     assert page.locator("#rows tbody tr").count() == 8
@@ -169,6 +171,10 @@ def test_filter_play_relabel_mark_a_span_and_reload(
         " && document.getElementById('player').readyState >= 1"
         " && [...document.querySelectorAll('img')].every(i => i.complete && i.naturalWidth > 0)"
     )
+    # every edit the page made carried the token in its header (a cookie alone cannot write)
+    token = server.split("token=")[1]
+    assert len(writes) == 2
+    assert all(r.all_headers().get("x-guitarlab-token") == token for r in writes)
     shot = Path(os.environ.get("GUITARLAB_SCREENSHOT") or tmp_path / "review.png")
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
@@ -185,3 +191,46 @@ def test_filter_play_relabel_mark_a_span_and_reload(
     assert [e["action"] for e in history] == ["relabel", "add_span"]
     assert all(e["who"] == "ci" and e["take"] == TAKE for e in history)
     assert {(e["old"], e["new"]) for e in history[0]["edits"]} == {("les_paul", "es335")}
+
+
+def test_a_form_on_another_local_port_cannot_write(server: str, corpus: Path, browser) -> None:
+    """Issue 29: a page on http://127.0.0.1:OTHER posting a plain form (the browser adds the
+    review cookie: SameSite does not tell ports apart) is refused and changes nothing."""
+    import http.server
+
+    app = server.split("/?")[0]
+    form = (
+        f'<form method="POST" enctype="text/plain" action="{app}/api/rows/{TAKE}-raw/exclude">'
+        '<input name=\'{"reason": "forged", "x": "\' value=\'"}\'></form>'
+        "<script>document.forms[0].submit()</script>"
+    ).encode()
+
+    class Evil(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(form)))
+            self.end_headers()
+            self.wfile.write(form)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Evil)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    before = (corpus / "manifest.csv").read_bytes()
+    history = (corpus / "history.jsonl").read_bytes()
+    page = browser.new_page()
+    page.set_default_timeout(WAIT_MS)
+    try:
+        page.goto(server)  # the user opened the review page: the browser holds the cookie
+        with page.expect_response(lambda r: "/exclude" in r.url) as answer:
+            page.goto(f"http://127.0.0.1:{evil.server_address[1]}/")
+        response = answer.value
+        assert response.request.all_headers().get("cookie", "").startswith("guitarlab-review-")
+        assert response.status == 403 and "is not this page" in response.text()
+    finally:
+        page.close()
+        evil.shutdown()
+    assert (corpus / "manifest.csv").read_bytes() == before
+    assert (corpus / "history.jsonl").read_bytes() == history
