@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from guitarlab.corpus.manifest import resolve_audio_path
-
 
 class RunLabels:
     """A run folder's predictions for the rows of one corpus, computed on first use."""
@@ -30,8 +28,8 @@ class RunLabels:
 
     def predict_row(self, row: pd.Series) -> dict:
         """The run's prediction for one manifest row, as a dict (``Prediction.as_dict``)."""
-        from guitarlab.corpus.audio import read_audio
         from guitarlab.corpus.errors import GuitarlabError
+        from guitarlab.review.files import open_inside, read_opened
         from guitarlab.train.predict import predict_array
 
         key = (str(row["id"]), str(row["sha256"]))
@@ -39,10 +37,11 @@ class RunLabels:
             if key not in self._cache:
                 if self._model is None:
                     self._model = self.info.load_model()
-                try:  # the app reads only what it would serve: no link out of the corpus
-                    path = resolve_audio_path(self.corpus, str(row["path"]), follow_links=True)
-                    audio, rate = read_audio(path)
-                    result = predict_array(self._model, audio, rate, self.info, path=str(path))
+                try:  # the app reads only what it would serve, from the fd it checked
+                    rel = str(row["path"])
+                    fd = open_inside(self.corpus, rel, row=str(row["id"]))
+                    audio, rate = read_opened(fd, name=rel)
+                    result = predict_array(self._model, audio, rate, self.info, path=rel)
                     self._cache[key] = result.as_dict()
                 except GuitarlabError as exc:
                     self._cache[key] = {"error": str(exc), "label": "", "confidence": 0.0}
