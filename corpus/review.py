@@ -234,11 +234,16 @@ def check_value(manifest: pd.DataFrame, column: str, value: object) -> str:
             raise ManifestError(
                 f"pickup {text!r} is not a known pickup; use one of {', '.join(allowed)}"
             )
-    if len(text) > MAX_TEXT or any(ord(ch) < 32 or 0xD800 <= ord(ch) < 0xE000 for ch in text):
+    if len(text) > MAX_TEXT or not _one_line(text):
         raise ManifestError(
             f"{column}: one line of at most {MAX_TEXT} characters, without control characters"
         )
     return text
+
+
+def _one_line(text: str) -> bool:
+    """No control characters, and no lone surrogates (no file can store one as UTF-8)."""
+    return not any(ord(ch) < 32 or 0xD800 <= ord(ch) < 0xE000 for ch in text)
 
 
 def check_span(start_s: object, end_s: object, duration_s: float) -> tuple[float, float]:
@@ -428,7 +433,7 @@ def exclude_row(
 ) -> dict | None:
     """Leave one file out of dataset builds for ``reason`` (``None`` or "" takes it back in)."""
     reason = "" if reason is None else str(reason).strip()
-    if len(reason) > MAX_TEXT or any(ord(ch) < 32 for ch in reason):
+    if len(reason) > MAX_TEXT or not _one_line(reason):
         raise ManifestError(f"reason: one line of at most {MAX_TEXT} characters")
 
     def plan(frame: pd.DataFrame, row: pd.Series) -> list[tuple[str, str, str]]:

@@ -16,7 +16,7 @@ pytest.importorskip("httpx", reason="httpx (Starlette's test client) is not inst
 from starlette.testclient import TestClient  # noqa: E402
 
 from guitarlab.corpus.manifest import load_manifest, update_manifest  # noqa: E402
-from guitarlab.corpus.review import read_history, relabel_take  # noqa: E402
+from guitarlab.corpus.review import exclude_row, read_history, relabel_take  # noqa: E402
 from guitarlab.review import create_app  # noqa: E402
 from guitarlab.review.files import (  # noqa: E402
     FdResponse,
@@ -252,6 +252,8 @@ def test_a_surrogate_through_the_core_is_refused_too(corpus: Path) -> None:
 
     with pytest.raises(ManifestError, match="one line"):
         relabel_take(corpus, f"{STRAT}-raw", {"notes": "\ud800"})
+    with pytest.raises(ManifestError, match="one line"):
+        exclude_row(corpus, f"{STRAT}-raw", "cough \udc80")
 
 
 # ------------------------------------------------------------ history.jsonl
