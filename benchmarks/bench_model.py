@@ -334,7 +334,7 @@ def measure_paper(seeds=SEEDS, epochs=PAPER_EPOCHS, *, quick: bool = False, echo
     from sklearn.neighbors import KNeighborsClassifier
 
     from benchmarks.model_sets import gun_point_like
-    from guitarlab.train.config import TrainConfig
+    from guitarlab.train.config import FULL_MODEL, TrainConfig
     from guitarlab.train.fit import fit
 
     seeds = seeds[:1] if quick else seeds
@@ -353,9 +353,8 @@ def measure_paper(seeds=SEEDS, epochs=PAPER_EPOCHS, *, quick: bool = False, echo
                 )
             for n in (*epochs, AUTHORS_EPOCHS) if seed == seeds[0] and not quick else epochs:
                 echo(f"   gunpoint-like seed {seed}: paper schedule, {n} epochs")
-                config = TrainConfig(
-                    schedule="paper", epochs=n, fine_tune_epochs=0, seed=seed, verbose=0
-                )
+                settings = {**FULL_MODEL, "epochs": n, "fine_tune_epochs": 0}  # the authors' size
+                config = TrainConfig(**settings, schedule="paper", seed=seed, verbose=0)
                 started = time.perf_counter()
                 run = fit(
                     X, y, out=Path(tmp) / f"run-{seed}-{n}", config=config,

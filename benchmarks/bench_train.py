@@ -73,7 +73,12 @@ def run(quick: bool) -> list[Row]:
         X, y = (np.asarray(a) for a in ds.arrays("train"))
         n, epochs, batch = len(y), setup["epochs"], 32
         config = TrainConfig(
-            filters=setup["filters"], epochs=epochs, fine_tune_epochs=0, batch=batch, verbose=0
+            input="wave",
+            filters=setup["filters"],
+            epochs=epochs,
+            fine_tune_epochs=0,
+            batch=batch,
+            verbose=0,
         )
         model_note = f"{device}, filters {setup['filters']}, window {setup['window']}, {n} windows"
 

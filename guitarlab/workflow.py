@@ -410,10 +410,10 @@ def demo_config(
     *, full_model: bool = False, epochs: int | None = None, seed: int = 0, protocol: str = "seed"
 ):
     """The demo's TrainConfig: CPU-sized spectrogram model, or the seed's full wave model."""
-    from guitarlab.train.config import TrainConfig
+    from guitarlab.train.config import FULL_MODEL, TrainConfig
 
     cpu_sized = HOLDOUT_TRAIN if protocol == "guitar-holdout" else DEMO_TRAIN
-    settings = {} if full_model else dict(cpu_sized)
+    settings = dict(FULL_MODEL) if full_model else dict(cpu_sized)
     if epochs is not None:
         settings["epochs"] = epochs
     return TrainConfig(**settings, seed=seed)

@@ -70,7 +70,7 @@ def free_ports(n: int) -> list[int]:
             probe.close()
 
 
-SMALL = {"epochs": 1, "fine_tune_epochs": 1, "batch": 16, "filters": [4, 8, 4]}
+SMALL = {"epochs": 1, "fine_tune_epochs": 1, "batch": 16, "filters": [4, 8, 4], "input": "wave"}
 
 
 def run_workers(tmp_path, options: dict, scale: float = 1.0) -> tuple[list[int], list[str]]:

@@ -64,7 +64,7 @@ def trained(tmp_path_factory):
     dataset = build_dataset(
         root / "corpus", root / "dataset", window=WINDOW, test_windows=8, progress=False
     )
-    config = TrainConfig(filters=(8, 16, 8), epochs=5, fine_tune_epochs=0, verbose=0)
+    config = TrainConfig(input="wave", filters=(8, 16, 8), epochs=5, fine_tune_epochs=0, verbose=0)
     run = fit_dataset(dataset, root / "run", config)
     return {"root": root, "wavs": wavs, "dataset": dataset, "run": run}
 
@@ -259,7 +259,9 @@ def test_fine_tune_from_a_run(trained, tmp_path):
     info = load_run(trained["run"].run_dir)
     assert info.dataset_dir == Path(trained["dataset"]).resolve()
     model = info.load_model()
-    config = TrainConfig(filters=(8, 16, 8), epochs=1, fine_tune_epochs=0, lr=1e-4, verbose=0)
+    config = TrainConfig(
+        input="wave", filters=(8, 16, 8), epochs=1, fine_tune_epochs=0, lr=1e-4, verbose=0
+    )
     run = fit_dataset(info.dataset_dir, tmp_path / "tuned", config, initial_model=model)
     assert run.metrics["test_window_accuracy"] >= 0.6
     assert (tmp_path / "tuned" / "model.keras").is_file()
@@ -320,7 +322,8 @@ def test_predict_live_prints_a_rolling_label_from_an_audio_server(trained):
 def test_train_command_on_a_dataset_folder(trained, tmp_path):
     out = tmp_path / "cli-run"
     args = ["train", "--dataset", str(trained["dataset"]), "--out", str(out), "--quiet"]
-    args += ["--filters", "8,16,8", "--epochs", "1", "--fine-tune-epochs", "0", "--batch", "16"]
+    args += ["--input", "wave", "--filters", "8,16,8", "--epochs", "1", "--fine-tune-epochs", "0"]
+    args += ["--batch", "16"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "training on CPU" in result.output or "training on GPU" in result.output

@@ -24,7 +24,7 @@ from guitarlab.train.config import TrainConfig  # noqa: E402
 from guitarlab.train.fit import fit  # noqa: E402
 from guitarlab.train.rundir import load_run  # noqa: E402
 
-SMALL = {"filters": (8, 16, 8), "verbose": 0}
+SMALL = {"input": "wave", "filters": (8, 16, 8), "verbose": 0}  # the seed's model, small
 
 
 def sine_windows(n: int = 240, length: int = 400, seed: int = 0):
@@ -231,7 +231,8 @@ def test_cli_train_npz_learns(tmp_path):
     out = tmp_path / "run"
     result = CliRunner().invoke(
         cli,
-        ["train", "--npz", str(npz), "--out", str(out), "--filters", "8,16,8", "--epochs", "3"]
+        ["train", "--npz", str(npz), "--out", str(out), "--input", "wave", "--filters", "8,16,8"]
+        + ["--epochs", "3"]
         + ["--fine-tune-epochs", "1", "--batch", "8", "--quiet"],
     )
     assert result.exit_code == 0, result.output

@@ -28,7 +28,9 @@ def test_batch_norm_statistics_are_right_after_few_steps(tmp_path):
     inference mode although training accuracy was 1.0."""
     X, y = sine_square(240, seed=0)
     X_test, y_test = sine_square(100, seed=7)
-    config = TrainConfig(filters=(8, 16, 8), epochs=8, fine_tune_epochs=1, batch=16, verbose=0)
+    config = TrainConfig(
+        input="wave", filters=(8, 16, 8), epochs=8, fine_tune_epochs=1, batch=16, verbose=0
+    )
     run = fit(X, y, out=tmp_path / "run", config=config)
     saved = load_run(run.run_dir).load_model()
     assert _inference_accuracy(saved, X_test, y_test) >= 0.9
@@ -62,7 +64,7 @@ def test_sine_square_through_the_cli_scores_at_least_0_95(tmp_path):
     out = tmp_path / "run"
     result = CliRunner().invoke(
         cli,
-        ["train", "--npz", str(npz), "--out", str(out), "--filters", "16,32,16"]
+        ["train", "--npz", str(npz), "--out", str(out), "--input", "wave", "--filters", "16,32,16"]
         + ["--epochs", "8", "--fine-tune-epochs", "2", "--quiet"],
     )
     assert result.exit_code == 0, result.output
@@ -72,7 +74,9 @@ def test_sine_square_through_the_cli_scores_at_least_0_95(tmp_path):
 
 def test_paper_schedule_without_validation_trains_on_every_row(tmp_path):
     X, y = sine_square(60, length=64)
-    config = TrainConfig(filters=(4, 8, 4), epochs=1, schedule="paper", batch=16, verbose=0)
+    config = TrainConfig(
+        input="wave", filters=(4, 8, 4), epochs=1, schedule="paper", batch=16, verbose=0
+    )
     run = fit(X, y, out=tmp_path / "run", config=config)
     assert run.info["data"]["n_train"] == 60 and run.info["data"]["n_val"] == 0
 
@@ -100,7 +104,8 @@ def test_cli_class_weights_are_recorded(tmp_path):
     out = tmp_path / "run"
     result = CliRunner().invoke(
         cli,
-        ["train", "--npz", str(npz), "--out", str(out), "--filters", "4,8,4", "--epochs", "1"]
+        ["train", "--npz", str(npz), "--out", str(out), "--input", "wave", "--filters", "4,8,4"]
+        + ["--epochs", "1"]
         + ["--fine-tune-epochs", "0", "--quiet"],
     )
     assert result.exit_code == 0, result.output

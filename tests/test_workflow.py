@@ -25,6 +25,7 @@ from guitarlab.workflow import retrain, run_demo
 
 pytestmark = pytest.mark.slow
 TINY = {
+    "input": "wave",
     "filters": (8, 16, 8),
     "kernels": (8, 5, 3),
     "cells": 8,
