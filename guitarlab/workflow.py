@@ -114,6 +114,7 @@ class DemoResult:
     baseline_balanced_accuracy: float | None = None
     centroid_balanced_accuracy: float | None = None
     held_out: tuple[str, ...] = ()
+    loses_to_features: str | None = None  # one line when the network is below the features model
 
 
 def calibrate_interface_gain(
@@ -476,6 +477,7 @@ def _train_and_report(
         baseline_balanced_accuracy=base.get("file_balanced_accuracy"),
         centroid_balanced_accuracy=base.get("centroid_window_balanced_accuracy"),
         held_out=tuple(held_out),
+        loses_to_features=evaluation.loses_to_features,
     )
     (out / "demo.json").write_text(
         json.dumps(
@@ -491,6 +493,8 @@ def _train_and_report(
                 "baseline_file_accuracy": result.baseline_file_accuracy,
                 "baseline_balanced_accuracy": result.baseline_balanced_accuracy,
                 "centroid_window_balanced_accuracy": result.centroid_balanced_accuracy,
+                "baseline": "features model",
+                "loses_to_features": result.loses_to_features,
                 "held_out": list(held_out),
                 "per_tone": per_tone.to_dict(orient="records"),
                 "report": str(result.report),
@@ -730,7 +734,7 @@ def retrain(
     if fine_tune_epochs is not None:
         config.fine_tune_epochs = fine_tune_epochs
     initial = None
-    if not scratch:
+    if not scratch and old.is_network:  # the features model trains from scratch, in seconds
         initial = old.load_model()
         if len(names) > old.n_classes:
             echo(

@@ -16,15 +16,15 @@ __all__ = ["centroid_threshold", "centroid_threshold_accuracy", "spectral_centro
 CHUNK_SAMPLES = 1 << 23  # samples per FFT batch (64 MiB of float64): memory stays flat
 
 
-def window_chunks(windows: np.ndarray):
+def window_chunks(windows: np.ndarray, *, samples: int | None = None):
     """``(start, float64 (n, L) rows)`` batches of ``(N, L[, 1])`` windows small enough to
     transform at once.
 
     A dataset's windows may be gigabytes on disk (a memory-mapped file, a ``WindowView``);
-    a batch of 8 M samples keeps the FFT's copies under a few hundred MB whatever the
-    window length.
+    a batch of 8 M samples (or ``samples``) keeps the FFT's copies under a few hundred MB
+    whatever the window length.
     """
-    step = max(1, CHUNK_SAMPLES // max(1, windows.shape[1]))
+    step = max(1, (samples or CHUNK_SAMPLES) // max(1, windows.shape[1]))
     for start in range(0, len(windows), step):
         part = np.asarray(windows[start : start + step], dtype=np.float64)
         yield start, part.reshape(len(part), -1)

@@ -19,7 +19,10 @@ import numpy as np
 
 from guitarlab.corpus.errors import TrainError
 
-MODELS = ("lstm-fcn", "alstm-fcn", "ensemble")
+# "features": log-mel statistics into a cross-validated scikit-learn classifier
+# (train.features); "auto": the features model and the spectrogram network, chosen by the
+# validation split (train.auto)
+MODELS = ("lstm-fcn", "alstm-fcn", "ensemble", "features", "auto")
 INPUTS = ("wave", "spectrogram")
 MEL_NORMS = ("loudness", "band")  # see train.models.LogMelFrames
 CLASS_WEIGHTS = ("auto", "balanced", "none")

@@ -3,8 +3,9 @@
 The seed's headline number is file-level: the windows of each held-out test clip are
 put through the network, their outputs averaged, and the clip gets one decision
 (15 of 16 files right in the post). Window accuracy and a majority vote are reported
-beside it, and a logistic regression on log band energies (scikit-learn), trained on
-the same train split, shows what the network adds over a plain spectral feature.
+beside it, and the features model (:mod:`train.features`: log-mel statistics into a
+cross-validated SVM or logistic regression), trained on the same train split, is the
+baseline every network has to beat; a network that loses to it says so.
 
 Every headline comes with what it should be judged against: the majority-class rate
 ("always saying les_paul would score 50 %"), balanced accuracy, per-class recall and
@@ -38,8 +39,8 @@ NOT_GROUPS = {
     "input_gain_db", "label", "predicted", "majority", "correct", "mean_probability",
     "confidence", "file", "file_rate", "file_frames", "take", "excluded", "exclude_spans",
 }  # fmt: skip
-BASELINE_NAME = "logistic regression on log band energies"
-BASELINE_MAX_WINDOWS = 20_000
+BASELINE_MAX_WINDOWS = 20_000  # training windows the centroid threshold reads
+BASELINE_FOLDER = "baseline"  # where evaluate keeps the features model it trained
 
 
 @dataclass
@@ -65,10 +66,18 @@ class Evaluation:
     scores: dict = field(default_factory=dict)
     window_scores: dict = field(default_factory=dict)
     report_path: Path | None = None
+    model_kind: str = "network"
+    auto: dict = field(default_factory=dict)
 
     @property
     def balanced_accuracy(self) -> float:
         return float(self.scores.get("balanced_accuracy", float("nan")))
+
+    @property
+    def loses_to_features(self) -> str | None:
+        """One line when this network scores below the features model on the same split
+        (balanced accuracy of files), else None."""
+        return loses_line(self.model_kind, self.balanced_accuracy, self.baseline)
 
     def as_dict(self) -> dict:
         return {
@@ -82,6 +91,7 @@ class Evaluation:
             "n_files": len(self.files),
             "confusion": self.confusion.tolist(),
             "baseline": self.baseline,
+            "model_kind": self.model_kind,
             "scores": _jsonable_scores(self.scores),
             "window_scores": _jsonable_scores(self.window_scores),
             "files": self.files.to_dict(orient="records"),
@@ -275,11 +285,16 @@ def logistic_baseline(features: np.ndarray, labels: np.ndarray, *, seed: int = 0
     return model.fit(features, labels)
 
 
-def _class_probabilities(model, features: np.ndarray, n_classes: int) -> np.ndarray:
-    """``predict_proba`` spread over all ``n_classes`` columns (classes absent from training get 0)."""
-    probs = np.zeros((len(features), n_classes))
-    probs[:, model.classes_] = model.predict_proba(features)
-    return probs
+def loses_line(model_kind: str, balanced: float, baseline: dict) -> str | None:
+    """ "The network scores below the features model ..." when it does, else None."""
+    base = (baseline or {}).get("file_balanced_accuracy")
+    if model_kind != "network" or base is None or not np.isfinite(balanced) or balanced >= base:
+        return None
+    return (
+        f"The network scores below the features model on this split (balanced accuracy "
+        f"{balanced:.2f} against {base:.2f}): use --model features, or --model auto to "
+        "choose by the validation split"
+    )
 
 
 def baseline_scores(
@@ -291,37 +306,58 @@ def baseline_scores(
     *,
     seed: int = 0,
     sample_rate: int | None = None,
+    features_model=None,
+    takes: np.ndarray | None = None,
+    starts: np.ndarray | None = None,
 ) -> dict:
-    """Window and file-level (mean vote) accuracy of the band-energy baseline.
+    """Window and file-level (mean vote) scores of the features model on the test clips.
 
-    With two classes and a sample rate, the synthetic guitar's one-feature baseline (the
-    best spectral-centroid threshold) is added as ``centroid_window_accuracy``.
+    ``features_model`` is used as it is (a features run, an auto run's candidate, one
+    evaluate kept); otherwise one is fitted on the training windows, its folds over
+    ``takes``. With two classes and a sample rate, the best spectral-centroid threshold on
+    the training windows is added (``centroid_window_accuracy``).
     """
+    from guitarlab.train.features import FEATURES_NAME, FeatureSettings, fit_features
+
     y_train = np.asarray(y_train, dtype=np.int64)
-    if len(y_train) > BASELINE_MAX_WINDOWS:
-        pick = np.sort(
-            np.random.default_rng(seed).choice(len(y_train), BASELINE_MAX_WINDOWS, replace=False)
+    scores: dict = {}
+    if features_model is None and sample_rate:
+        from guitarlab.train.config import TrainConfig, spectrogram_frames
+
+        window = int(X_train.shape[1])
+        settings = FeatureSettings(
+            sample_rate=int(sample_rate), **spectrogram_frames(window, TrainConfig(verbose=0))
         )
-        y_train = y_train[pick]
-        # a dataset split's windows stay on disk: features are computed a chunk at a time
-        X_train = X_train.subset(pick) if isinstance(X_train, WindowView) else X_train[pick]
-    model = logistic_baseline(band_energies(X_train), y_train, seed=seed)
-    probs = [_class_probabilities(model, band_energies(w), n_classes) for w in clip_windows]
-    window_right = np.concatenate(
-        [p.argmax(axis=1) == label for p, label in zip(probs, clip_labels, strict=True)]
-    )
-    mean_probs, mean_pred, _ = file_votes(probs, clip_labels, n_classes)
-    names = [str(i) for i in range(n_classes)]
-    file_scores = honest_scores(clip_labels, mean_probs, names)
-    scores = {
-        "name": BASELINE_NAME,
-        "window_accuracy": float(window_right.mean()),
-        "file_accuracy": float(np.mean(mean_pred == clip_labels)),
-        "file_balanced_accuracy": file_scores["balanced_accuracy"],
-        "file_roc_auc": file_scores["roc_auc"],
-        "train_windows": int(len(y_train)),
-    }
+        features_model = fit_features(
+            X_train, y_train, n_classes=n_classes, settings=settings, takes=takes,
+            starts=starts, seed=seed,
+        )  # fmt: skip
+    if features_model is not None:
+        probs = [features_model.predict_proba(w) for w in clip_windows]
+        window_right = np.concatenate(
+            [p.argmax(axis=1) == label for p, label in zip(probs, clip_labels, strict=True)]
+        )
+        mean_probs, mean_pred, _ = file_votes(probs, clip_labels, n_classes)
+        file_scores = honest_scores(clip_labels, mean_probs, [str(i) for i in range(n_classes)])
+        scores = {
+            "name": FEATURES_NAME,
+            "classifier": features_model.describe(),
+            "window_accuracy": float(window_right.mean()),
+            "file_accuracy": float(np.mean(mean_pred == clip_labels)),
+            "file_balanced_accuracy": file_scores["balanced_accuracy"],
+            "file_roc_auc": file_scores["roc_auc"],
+            "train_windows": int(features_model.cv.get("train_windows", len(y_train))),
+        }
     if n_classes == 2 and sample_rate:
+        if len(y_train) > BASELINE_MAX_WINDOWS:
+            pick = np.sort(
+                np.random.default_rng(seed).choice(
+                    len(y_train), BASELINE_MAX_WINDOWS, replace=False
+                )
+            )
+            y_train = y_train[pick]
+            # a dataset split's windows stay on disk: features are computed a chunk at a time
+            X_train = X_train.subset(pick) if isinstance(X_train, WindowView) else X_train[pick]
         test = np.concatenate([_flat(w) for w in clip_windows])
         test_labels = np.repeat(clip_labels, [len(w) for w in clip_windows])
         right = centroid_threshold(X_train, y_train, int(sample_rate))(test) == test_labels
@@ -345,10 +381,10 @@ def clip_probabilities(
     model, clips: list, n_classes: int, *, batch_size: int = 256
 ) -> list[np.ndarray]:
     """Class probabilities ``(n_windows, n_classes)`` of every clip, in one predict call."""
-    from guitarlab.train.models import probabilities
+    from guitarlab.train.features import model_probabilities
 
     windows = np.concatenate([np.asarray(c.windows, dtype=np.float32) for c in clips])
-    probs = probabilities(model.predict(windows, batch_size=batch_size, verbose=0), n_classes)
+    probs = model_probabilities(model, windows, n_classes, batch_size=batch_size)
     bounds = np.cumsum([0] + [len(c.windows) for c in clips])
     return [probs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
@@ -362,11 +398,13 @@ def evaluate_clips(
     batch_size: int = 256,
     sample_rate: int | None = None,
     rows: pd.DataFrame | None = None,
+    features_model=None,
 ) -> dict:
     """Predict every window of every clip and build the tables (no files written).
 
     ``rows``: the manifest rows of the clips (indexed by id); their label-like columns
     that vary among the test files (pickup, position, fret, ...) get a table each.
+    ``features_model``: the baseline (fitted on ``train_arrays`` when None).
     """
     if not clips:
         raise TrainError("the test split has no clips; rebuild the dataset with a test span")
@@ -416,6 +454,7 @@ def evaluate_clips(
             labels,
             n_classes,
             sample_rate=sample_rate,
+            features_model=features_model,
         )
     return result
 
@@ -465,11 +504,14 @@ def evaluate_run(
         train_arrays=train_arrays,
         sample_rate=int(ds.sample_rate),
         rows=manifest_rows(ds.meta),
+        features_model=baseline_features_model(info, ds, model) if baseline else None,
     )
     evaluation = Evaluation(
         run_dir=Path(run_dir),
         dataset_dir=Path(dataset_dir),
         label_names=info.label_names,
+        model_kind="network" if info.is_network else "features",
+        auto=info.meta.get("auto") or {},
         **result,
     )
     run_dir = Path(run_dir)
@@ -487,6 +529,7 @@ def evaluate_run(
             "test_file_roc_auc": evaluation.scores.get("roc_auc"),
             "test_majority_class_rate": evaluation.scores.get("majority_rate"),
             "baseline_file_accuracy": evaluation.baseline.get("file_accuracy"),
+            "baseline_file_balanced_accuracy": evaluation.baseline.get("file_balanced_accuracy"),
         },
     )
     if report:
@@ -494,6 +537,30 @@ def evaluate_run(
 
         evaluation.report_path = write_report(run_dir, evaluation)
     return evaluation
+
+
+def baseline_features_model(info, ds, model):
+    """The features model to show beside this run on ``ds``: the run itself when it is
+    one, else one already fitted on this dataset's train split (an auto run's candidate,
+    or the one an earlier evaluate kept in ``baseline/``), else a new one, kept there."""
+    from guitarlab.corpus.errors import GuitarlabError
+    from guitarlab.train.auto import dataset_key, train_features
+    from guitarlab.train.features import FEATURES_JSON, FeaturesModel, read_features_json
+
+    if not info.is_network:
+        return model
+    folders = [info.run_dir / "candidates" / "features", info.run_dir / BASELINE_FOLDER]
+    for folder in folders:
+        if not (folder / FEATURES_JSON).is_file():
+            continue
+        try:
+            if read_features_json(folder).get("dataset") == dataset_key(ds):
+                return FeaturesModel.load(folder)
+        except (GuitarlabError, OSError, ValueError):
+            continue  # another scikit-learn, a broken file: fit a new one
+    features = train_features(ds, info.config)
+    features.save(folders[-1], dataset=dataset_key(ds))
+    return features
 
 
 def manifest_rows(dataset_meta: dict) -> pd.DataFrame | None:

@@ -335,6 +335,11 @@ def fit(
     >>> run = fit(X, y, out="runs/ucr", config=TrainConfig(epochs=3, fine_tune_epochs=0))  # doctest: +SKIP
     """
     config = config or TrainConfig()
+    if config.model in ("features", "auto"):
+        raise TrainError(
+            f"--model {config.model} reads a dataset folder (its takes make the "
+            "cross-validation folds); give --dataset instead of arrays"
+        )
     X = as_windows(X)
     y_codes, label_names = encode_labels(y)
     if len(y_codes) != len(X):
@@ -455,6 +460,32 @@ def dataset_standardization(meta: dict) -> tuple[str, dict | None]:
     return mode, None
 
 
+def dataset_info(ds, dataset_dir, y_train: np.ndarray, y_val: np.ndarray | None) -> dict:
+    """run.json's ``data``: where the windows came from and how they were prepared (what
+    predict needs to prepare a file the same way); notes a leaky validation split."""
+    standardize, standardization = dataset_standardization(ds.meta)
+    if ds.meta.get("leaky"):
+        print(
+            f"[guitarlab] note: {dataset_dir} validates on random windows (leaky across renders "
+            "of a take); validation numbers will look better than the test split",
+            flush=True,
+        )
+    return {
+        "source": "dataset",
+        "dataset_dir": str(Path(dataset_dir).resolve()),
+        "hash": ds.hash,
+        "standardize": standardize,
+        "standardization": standardization,
+        "sample_rate": int(ds.sample_rate),
+        "n_train": int(len(y_train)),
+        "n_val": int(len(y_val) if y_val is not None else 0),
+        "leaky": bool(ds.meta.get("leaky", False)),
+        "dataset_meta": {
+            k: v for k, v in ds.meta.items() if isinstance(v, str | int | float | bool)
+        },
+    }
+
+
 def fit_dataset(
     dataset_dir: str | os.PathLike,
     out: str | os.PathLike,
@@ -473,6 +504,14 @@ def fit_dataset(
     from guitarlab.datasets.folder import open_dataset
 
     config = config or TrainConfig()
+    if config.model in ("features", "auto"):
+        from guitarlab.train.auto import fit_auto, fit_features_dataset
+
+        if config.model == "auto":
+            return fit_auto(dataset_dir, out, config, dataset_factory=dataset_factory)
+        if initial_model is not None:
+            print("[guitarlab] the features model trains from scratch (seconds)", flush=True)
+        return fit_features_dataset(dataset_dir, out, config, dataset_factory=dataset_factory)
     ds = (dataset_factory or open_dataset)(dataset_dir)
     y_train = np.asarray(ds.arrays("train")[1])
     if len(y_train) == 0:
@@ -495,27 +534,7 @@ def fit_dataset(
         )
         return train, val, {"shuffle": False}  # tf.data shuffles each epoch itself
 
-    standardize, standardization = dataset_standardization(ds.meta)
-    if ds.meta.get("leaky"):
-        print(
-            f"[guitarlab] note: {dataset_dir} validates on random windows (leaky across renders "
-            "of a take); validation numbers will look better than the test split",
-            flush=True,
-        )
-    data_info = {
-        "source": "dataset",
-        "dataset_dir": str(Path(dataset_dir).resolve()),
-        "hash": ds.hash,
-        "standardize": standardize,
-        "standardization": standardization,
-        "sample_rate": int(ds.sample_rate),
-        "n_train": int(len(y_train)),
-        "n_val": int(len(y_val) if y_val is not None else 0),
-        "leaky": bool(ds.meta.get("leaky", False)),
-        "dataset_meta": {
-            k: v for k, v in ds.meta.items() if isinstance(v, str | int | float | bool)
-        },
-    }
+    data_info = dataset_info(ds, dataset_dir, y_train, y_val)
     run = _train(
         out=Path(out),
         config=config,

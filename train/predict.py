@@ -60,18 +60,14 @@ def window_probabilities(
     (only the windows where ``keep`` is True, when given)."""
     from guitarlab.datasets.windows import window as cut
     from guitarlab.datasets.windows import window_starts
-    from guitarlab.train.models import probabilities
+    from guitarlab.train.features import model_probabilities
 
     frames = cut(audio, length=window, hop=hop)
     starts = window_starts(len(audio), length=window, hop=hop)
     if keep is not None:
         frames, starts = frames[keep], starts[keep]
     frames = np.ascontiguousarray(frames, dtype=np.float32)[:, :, None]
-    if len(frames) <= batch_size:  # one small batch: a direct call skips predict()'s setup
-        outputs = np.asarray(model(frames, training=False))
-    else:
-        outputs = model.predict(frames, batch_size=batch_size, verbose=0)
-    return probabilities(outputs, n_classes), starts
+    return model_probabilities(model, frames, n_classes, batch_size=batch_size), starts
 
 
 def per_second(

@@ -90,6 +90,25 @@ def plot_training_curves(history: pd.DataFrame, path: Path) -> Path:
     return save_figure(fig, path)
 
 
+def auto_table(auto: dict) -> str:
+    """run.json's ``auto`` as a table: each candidate's validation and test balanced
+    accuracy (files, windows) and which was chosen (by validation only)."""
+    rows = [
+        {
+            "candidate": row["name"],
+            "validation (files)": row.get("val_file_balanced_accuracy"),
+            "validation (windows)": row.get("val_window_balanced_accuracy"),
+            "test (files)": row.get("test_file_balanced_accuracy"),
+            "test (windows)": row.get("test_window_balanced_accuracy"),
+            "chosen": bool(row.get("chosen")),
+        }
+        for row in auto["candidates"]
+    ]
+    return markdown_table(
+        pd.DataFrame(rows).astype(object).where(pd.DataFrame(rows).notna(), "n/a")
+    )
+
+
 def write_report(run_dir: str | Path, evaluation) -> Path:
     """Write the PNGs and ``report.md`` for an :class:`~guitarlab.train.evaluate.Evaluation`."""
     run_dir = Path(run_dir)
@@ -126,11 +145,19 @@ def write_report(run_dir: str | Path, evaluation) -> Path:
     if evaluation.baseline:
         base = evaluation.baseline
         balanced = base.get("file_balanced_accuracy")
-        lines.append(
-            f"- Baseline ({base['name']}, same split): files {base['file_accuracy']:.2%}"
-            + (f" (balanced {balanced:.2%})" if balanced is not None else "")
-            + f", windows {base['window_accuracy']:.2%}"
-        )
+        if getattr(evaluation, "model_kind", "network") == "features":
+            lines.append(
+                f"- This run is the {base.get('name', 'features model')}: {base.get('classifier', '')}"
+            )
+        elif "file_accuracy" in base:
+            lines.append(
+                f"- Baseline ({base['name']}, same split): files {base['file_accuracy']:.2%}"
+                + (f" (balanced {balanced:.2%})" if balanced is not None else "")
+                + f", windows {base['window_accuracy']:.2%}; {base.get('classifier', '')}"
+            )
+        loses = getattr(evaluation, "loses_to_features", None)
+        if loses:
+            lines.append(f"- **{loses}.**")
         if "centroid_window_accuracy" in base:
             balanced = base.get("centroid_window_balanced_accuracy")
             lines.append(
@@ -138,6 +165,16 @@ def write_report(run_dir: str | Path, evaluation) -> Path:
                 f"{base['centroid_window_accuracy']:.2%}"
                 + (f" (balanced {balanced:.2%})" if balanced is not None else "")
             )
+    auto = getattr(evaluation, "auto", None) or {}
+    if auto.get("candidates"):
+        lines += [
+            "",
+            "## Candidates (--model auto)",
+            "",
+            auto_table(auto),
+            "",
+            f"Chosen: {auto.get('why', '')}.",
+        ]
     if scores and "per_class" in scores:
         lines += ["", "## Per class (files)", "", markdown_table(scores["per_class"])]
     lines += ["", "## Pictures", ""]

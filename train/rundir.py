@@ -26,7 +26,13 @@ from guitarlab.train.config import TrainConfig
 
 RUN_JSON = "run.json"
 MODEL_KERAS = "model.keras"
+MODEL_JOBLIB = "model.joblib"  # the features model (train.features)
 STATE_JSON = "state.json"
+
+
+def model_file(model: str) -> str:
+    """The file a finished run of this ``--model`` keeps its model in."""
+    return MODEL_JOBLIB if model == "features" else MODEL_KERAS
 
 
 @dataclass
@@ -59,8 +65,22 @@ class RunInfo:
     def n_classes(self) -> int:
         return len(self.label_names)
 
+    @property
+    def is_network(self) -> bool:
+        """A Keras network (fine-tunable, widenable); False for the features model."""
+        return self.config.model != "features"
+
     def load_model(self, which: str = "model"):
-        """Load ``model.keras`` (or ``best``/``last``) with guitarlab's custom layers."""
+        """Load ``model.keras`` (or ``best``/``last``) with guitarlab's custom layers, or the
+        features model (:class:`~guitarlab.train.features.FeaturesModel`, same ``predict``).
+
+        Both answer ``predict(windows)`` and ``model(windows)`` with class outputs, so the
+        callers (evaluate, predict, live, review, retrain) never ask which kind it is.
+        """
+        if not self.is_network:
+            from guitarlab.train.features import FeaturesModel
+
+            return FeaturesModel.load(self.run_dir)
         from guitarlab.train import models  # noqa: F401, I001  (quiet TF import, custom layers)
 
         import keras
@@ -88,11 +108,12 @@ def load_run(run_dir: str | os.PathLike) -> RunInfo:
     meta = json.loads(path.read_text())
     data = meta.get("data", {})
     dataset = data.get("dataset_dir")
+    config = TrainConfig.from_dict(meta["config"])
     return RunInfo(
         run_dir=run_dir,
-        config=TrainConfig.from_dict(meta["config"]),
+        config=config,
         label_names=list(meta["label_names"]),
-        model_path=run_dir / MODEL_KERAS,
+        model_path=run_dir / model_file(config.model),
         dataset_dir=Path(dataset) if dataset else None,
         window=int(meta["window"]),
         sample_rate=meta.get("sample_rate"),

@@ -30,10 +30,13 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder.")
 @click.option(
     "--model",
-    type=click.Choice(["lstm-fcn", "alstm-fcn", "ensemble"]),
+    type=click.Choice(["lstm-fcn", "alstm-fcn", "ensemble", "features", "auto"]),
     default="lstm-fcn",
     show_default=True,
-    help="alstm-fcn puts an attention LSTM in the LSTM branch; ensemble averages a wave and a spectrogram model.",
+    help="alstm-fcn puts an attention LSTM in the LSTM branch; ensemble averages a wave and a "
+    "spectrogram model; features: log-mel statistics into a cross-validated SVM or logistic "
+    "regression (seconds on a laptop, the baseline every network must beat); auto: trains the "
+    "features model and the laptop-sized spectrogram network, keeps the better on validation.",
 )
 @click.option(
     "--input",
@@ -227,7 +230,21 @@ def train_command(
         seed=seed,
         verbose=2 if quiet else 1,  # fit shows Keras's bar only on a terminal
     )
-    if dataset:
+    if dataset and model == "auto":
+        from click.core import ParameterSource
+
+        from guitarlab.train.auto import auto_network_config, fit_auto
+
+        ctx = click.get_current_context()
+        given = {"input_kind": "input", "filters": "filters", "kernels": "kernels"}
+        given.update({k: k for k in ("cells", "epochs", "fine_tune_epochs")})
+        keep = tuple(
+            field
+            for option, field in given.items()
+            if ctx.get_parameter_source(option) == ParameterSource.COMMANDLINE
+        )
+        run = fit_auto(dataset, out, config, network=auto_network_config(config, keep=keep))
+    elif dataset:
         run = fit_dataset(dataset, out, config)
     else:
         import numpy as np
@@ -260,6 +277,8 @@ def train_command(
         click.echo(f"worker done: {shown}; the chief wrote the run folder")
         return
     click.echo(f"run saved to {run.run_dir}: {shown}")
+    if run.info.get("auto"):
+        click.echo(f"auto chose {run.info['auto']['why']}")
     if dataset:
         click.echo(f"next: guitarlab evaluate {run.run_dir}")
 
@@ -273,7 +292,9 @@ def train_command(
     help="Dataset folder [default: the one the run was trained on].",
 )
 @click.option("--majority", is_flag=True, help="Also print the majority-vote decision per file.")
-@click.option("--no-baseline", is_flag=True, help="Skip the band-energy logistic regression.")
+@click.option(
+    "--no-baseline", is_flag=True, help="Skip the baselines (features model, centroid threshold)."
+)
 def evaluate_command(run: str, dataset: str | None, majority: bool, no_baseline: bool) -> None:
     """Score RUN on the held-out test clips: windows, one vote per file, a baseline.
 
@@ -307,12 +328,21 @@ def evaluate_command(run: str, dataset: str | None, majority: bool, no_baseline:
     if majority:
         click.echo(f"files (majority vote): {ev.majority_accuracy:.2%}")
     click.echo(f"windows: {ev.window_accuracy:.2%} of {ev.n_windows}")
-    if ev.baseline:
+    if ev.baseline.get("file_accuracy") is not None and ev.model_kind == "network":
         click.echo(
             f"baseline ({ev.baseline['name']}): files {ev.baseline['file_accuracy']:.2%} "
             f"(balanced {ev.baseline['file_balanced_accuracy']:.2%}), "
             f"windows {ev.baseline['window_accuracy']:.2%}"
         )
+    elif ev.model_kind == "features":
+        click.echo(f"this run is the features model: {ev.baseline.get('classifier', '')}")
+    if ev.baseline.get("centroid_window_balanced_accuracy") is not None:
+        click.echo(
+            "baseline (best spectral-centroid threshold): balanced accuracy "
+            f"{ev.baseline['centroid_window_balanced_accuracy']:.2%} of windows"
+        )
+    if ev.loses_to_features:
+        click.echo(ev.loses_to_features)
     click.echo(f"report: {ev.report_path}")
 
 
@@ -405,16 +435,21 @@ def predict_command(run, files, as_json, plot, hop_s, device, seconds, gate_dbfs
 
 def _check_run(run: str) -> None:
     """A run folder with run.json and model.keras, checked without loading TensorFlow."""
-    from guitarlab.train.rundir import MODEL_KERAS, RUN_JSON
+    from guitarlab.train.rundir import RUN_JSON, model_file, read_run_meta
 
     folder = Path(run)
     if not (folder / RUN_JSON).is_file():
         raise click.ClickException(
             f"{run}: not a run folder (no {RUN_JSON}); give the --out folder of 'guitarlab train'"
         )
-    if not (folder / MODEL_KERAS).is_file():
+    try:
+        kind = str((read_run_meta(folder) or {}).get("config", {}).get("model", ""))
+    except ValueError:
+        raise click.ClickException(f"{folder / RUN_JSON}: corrupt; train the run again") from None
+    model = folder / model_file(kind)
+    if not model.is_file():
         raise click.ClickException(
-            f"{folder / MODEL_KERAS}: missing; the run did not finish, resume it with 'guitarlab train --resume'"
+            f"{model}: missing; the run did not finish, resume it with 'guitarlab train --resume'"
         )
 
 

@@ -126,9 +126,12 @@ def demo_command(
     )
     if result.baseline_file_accuracy is not None:
         click.echo(
-            f"baseline (logistic regression on band energies): {result.baseline_file_accuracy:.0%} "
-            f"of files, balanced accuracy {result.baseline_balanced_accuracy:.2f}"
+            f"baseline (features model: log-mel statistics, cross-validated SVM or logistic "
+            f"regression): {result.baseline_file_accuracy:.0%} of files, balanced accuracy "
+            f"{result.baseline_balanced_accuracy:.2f}"
         )
+    if result.loses_to_features:
+        click.echo(result.loses_to_features)
     if result.centroid_balanced_accuracy is not None:
         click.echo(
             "baseline (best spectral-centroid threshold): balanced accuracy "

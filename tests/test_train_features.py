@@ -1,0 +1,223 @@
+"""The features model (log-mel statistics into a cross-validated SVM or logistic regression),
+the baseline beside every network, and ``--model auto`` (chosen by validation only).
+
+The corpus: 12 short takes per "pickup", plucked notes at random pitches, picking
+strengths and positions, each take through its pickup's resonance (single coil: a high,
+sharp peak; humbucker: a lower, broader one and less treble) with its own cable
+(resonance +-8 %) and level. Whole takes are held out for test and validation.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from guitarlab.cli import cli
+from guitarlab.train.auto import choose
+from guitarlab.train.config import TrainConfig
+from guitarlab.train.evaluate import loses_line
+
+RATE = 16000
+WINDOW = 2048
+PICKUPS = {"single": (4200.0, 4.0), "humbucker": (2300.0, 1.5)}  # resonance Hz, Q
+TEST = "phrase in ('n09', 'n10', 'n11')"
+VAL = "phrase in ('n07', 'n08')"
+
+
+def pluck_take(pickup: str, seed: int, *, seconds: float = 1.5) -> np.ndarray:
+    """Four plucked notes through one pickup's resonance and one take's cable and level."""
+    from scipy.signal import lfilter
+
+    rng = np.random.default_rng(seed)
+    n, note = int(seconds * RATE), int(seconds * RATE) // 4
+    t = np.arange(note) / RATE
+    audio = np.zeros(n)
+    for i in range(4):
+        f0 = rng.uniform(82.0, 330.0)
+        place = rng.uniform(0.08, 0.3)  # pick position along the string
+        ks = np.arange(1, int(7000 / f0))
+        amps = np.abs(np.sin(np.pi * ks * place)) / ks
+        tone = (amps[:, None] * np.sin(2 * np.pi * f0 * ks[:, None] * t)).sum(axis=0)
+        audio[i * note : (i + 1) * note] = rng.uniform(0.3, 1.0) * tone * np.exp(-t / 0.25)
+    peak_hz, q = PICKUPS[pickup]
+    w0 = 2 * np.pi * peak_hz * rng.uniform(0.92, 1.08) / RATE  # the take's cable
+    alpha = np.sin(w0) / (2 * q)
+    b = [(1 - np.cos(w0)) / 2, 1 - np.cos(w0), (1 - np.cos(w0)) / 2]
+    a = [1 + alpha, -2 * np.cos(w0), 1 - alpha]
+    audio = lfilter(b, a, audio) + 0.002 * rng.standard_normal(n)
+    return rng.uniform(0.1, 0.5) * audio / np.abs(audio).max()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A corpus of 24 takes and a dataset holding out 6 of them for test, 4 for validation."""
+    from guitarlab.datasets.build import build_dataset
+    from guitarlab.datasets.importer import import_folder
+
+    root = tmp_path_factory.mktemp("features")
+    wavs = root / "wavs"
+    wavs.mkdir()
+    for p, pickup in enumerate(PICKUPS):
+        for take in range(12):
+            audio = pluck_take(pickup, 100 * p + take)
+            sf.write(wavs / f"{pickup}_n{take:02d}.wav", audio, RATE, subtype="PCM_16")
+    import_folder(
+        wavs, root / "corpus", pattern="{pickup}_{phrase}", labels={"guitar": "one"}, progress=False
+    )
+    dataset = build_dataset(
+        root / "corpus",
+        root / "dataset",
+        label="pickup",
+        window=WINDOW,
+        hop=WINDOW // 2,
+        test_where=TEST,
+        val_where=VAL,
+        progress=False,
+    )
+    return {"root": root, "wavs": wavs, "dataset": Path(dataset)}
+
+
+@pytest.fixture(scope="module")
+def features_run(data):
+    """``guitarlab train --model features`` through the command line."""
+    out = data["root"] / "features-run"
+    result = CliRunner().invoke(
+        cli, ["train", "--dataset", str(data["dataset"]), "--out", str(out), "--model", "features"]
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_features_model_separates_the_pickups_on_held_out_takes(data, features_run):
+    from guitarlab.train.evaluate import evaluate_run
+
+    ev = evaluate_run(features_run)
+    assert len(ev.files) == 6  # whole takes never trained on
+    assert ev.balanced_accuracy >= 0.9 and ev.window_accuracy >= 0.85
+    assert ev.model_kind == "features" and ev.loses_to_features is None
+    meta = json.loads((features_run / "run.json").read_text())
+    assert meta["config"]["model"] == "features" and meta["status"] == "finished"
+    assert meta["features"]["sklearn_version"] and meta["features"]["settings"]["n_mels"] == 64
+    cv = meta["features"]["cv"]
+    assert "whole training takes" in cv["folds"] and cv["classifier"] in ("svm", "logistic")
+    assert len(cv["tried"]) == 13 and cv["train_windows"] == meta["data"]["n_train"]
+    assert meta["metrics"]["val_file_balanced_accuracy"] >= 0.75
+    report = (features_run / "report.md").read_text()
+    assert "This run is the features model" in report
+
+
+def test_features_run_is_used_by_evaluate_and_predict_through_the_cli(data, features_run):
+    runner = CliRunner()
+    result = runner.invoke(cli, ["evaluate", str(features_run)])
+    assert result.exit_code == 0, result.output
+    assert "this run is the features model: " in result.output
+    assert "balanced accuracy" in result.output
+    held_out = sorted(data["wavs"].glob("*_n1[01].wav")) + sorted(data["wavs"].glob("*_n09.wav"))
+    result = runner.invoke(cli, ["predict", str(features_run), *map(str, held_out), "--json"])
+    assert result.exit_code == 0, result.output
+    labels = [p["label"] for p in json.loads(result.output)]
+    truth = [path.name.split("_")[0] for path in held_out]
+    assert np.mean(np.array(labels) == np.array(truth)) >= 5 / 6
+
+
+def test_a_features_model_saved_by_another_scikit_learn_is_refused_in_one_line(
+    features_run, data, tmp_path
+):
+    run = tmp_path / "old-run"
+    shutil.copytree(features_run, run)
+    meta = json.loads((run / "features.json").read_text())
+    meta["sklearn_version"] = "0.24.2"
+    (run / "features.json").write_text(json.dumps(meta))
+    wav = next(data["wavs"].glob("*.wav"))
+    result = CliRunner().invoke(cli, ["predict", str(run), str(wav)])
+    assert result.exit_code != 0
+    assert "0.24.2" in result.output and "retrain" in result.output
+    assert "Traceback" not in result.output
+    assert len([line for line in result.output.splitlines() if "0.24.2" in line]) == 1
+
+
+def test_choose_ranks_by_validation_files_then_windows_and_ties_go_to_the_first():
+    rows = [
+        {
+            "name": "features",
+            "val_file_balanced_accuracy": 0.9,
+            "val_window_balanced_accuracy": 0.9,
+        },
+        {"name": "net", "val_file_balanced_accuracy": 0.9, "val_window_balanced_accuracy": 0.9},
+    ]
+    assert choose(rows)[0]["name"] == "features"
+    rows[1]["val_file_balanced_accuracy"] = 0.95
+    best, why = choose(rows)
+    assert best["name"] == "net" and "validation" in why and "test split was not read" in why
+    rows[1]["test_file_balanced_accuracy"] = 0.0  # test scores are never read
+    assert choose(rows)[0]["name"] == "net"
+
+
+def test_a_network_below_the_features_model_says_so():
+    base = {"file_balanced_accuracy": 0.91}
+    assert "below the features model" in loses_line("network", 0.7, base)
+    assert loses_line("network", 0.95, base) is None
+    assert loses_line("features", 0.7, base) is None
+
+
+def _scramble_test_labels(src: Path, dst: Path) -> None:
+    """A copy of a dataset folder whose test windows all carry the other label."""
+    from guitarlab.datasets.layout import WINDOWS_NAME, y_name
+
+    shutil.copytree(src, dst)
+    y = np.load(dst / y_name("test"))
+    np.save(dst / y_name("test"), 1 - y)
+    table = pd.read_csv(dst / WINDOWS_NAME, keep_default_na=False, dtype=str)
+    test = table["split"] == "test"
+    table.loc[test, "label"] = (1 - table.loc[test, "label"].astype(int)).astype(str)
+    table.to_csv(dst / WINDOWS_NAME, index=False)
+
+
+def test_auto_chooses_by_validation_only_and_reports_every_candidate(data, tmp_path):
+    pytest.importorskip("tensorflow")
+    from guitarlab.train.auto import fit_auto
+    from guitarlab.train.evaluate import evaluate_run
+
+    config = TrainConfig(seed=0, verbose=0)
+    network = TrainConfig(
+        input="spectrogram", filters=(4, 8, 4), epochs=2, fine_tune_epochs=0, verbose=0
+    )
+    plain = fit_auto(data["dataset"], tmp_path / "auto", config, network=network).info["auto"]
+    # the same choice on a copy whose test labels are all flipped: the features model is
+    # trained again, the network (trained on the train and val splits only, seconds of
+    # TensorFlow) is reused from the first run's folder
+    scrambled = tmp_path / "scrambled"
+    _scramble_test_labels(data["dataset"], scrambled)
+    again = tmp_path / "auto-scrambled" / "candidates" / "spectrogram-network"
+    shutil.copytree(tmp_path / "auto" / "candidates" / "spectrogram-network", again)
+    resume = TrainConfig(seed=0, verbose=0, resume=True)
+    other = fit_auto(scrambled, tmp_path / "auto-scrambled", resume, network=network).info["auto"]
+    assert plain["chosen"] == other["chosen"]
+    for a, b in zip(plain["candidates"], other["candidates"], strict=True):
+        assert a["val_file_balanced_accuracy"] == b["val_file_balanced_accuracy"]
+        assert a["val_window_balanced_accuracy"] == b["val_window_balanced_accuracy"]
+        assert a["test_file_balanced_accuracy"] + b["test_file_balanced_accuracy"] == pytest.approx(
+            1.0
+        )  # the test labels did change: every file's verdict flipped
+    assert {row["name"] for row in plain["candidates"]} == {"features", "spectrogram-network"}
+    meta = json.loads((tmp_path / "auto" / "run.json").read_text())
+    assert meta["requested_model"] == "auto" and meta["auto"]["why"]
+    ev = evaluate_run(tmp_path / "auto")
+    report = (tmp_path / "auto" / "report.md").read_text()
+    assert "## Candidates (--model auto)" in report and "spectrogram-network" in report
+    assert ev.baseline["name"].startswith("features model")
+    network_run = tmp_path / "auto" / "candidates" / "spectrogram-network"
+    ev = evaluate_run(network_run)  # a network's evaluation shows the features model beside it
+    assert ev.model_kind == "network" and 0.0 <= ev.baseline["file_balanced_accuracy"] <= 1.0
+    report = (network_run / "report.md").read_text()
+    assert "Baseline (features model" in report
+    assert (ev.loses_to_features is not None) == (
+        ev.balanced_accuracy < ev.baseline["file_balanced_accuracy"]
+    )

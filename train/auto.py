@@ -1,0 +1,346 @@
+"""Run folders for the features model, and ``--model auto``: train the candidates that fit
+the data, keep the one the validation split prefers.
+
+``fit_features_dataset`` is ``fit_dataset`` for the features model (:mod:`train.features`):
+the same run.json, so ``evaluate``, ``predict``, ``review --run`` and ``retrain`` read it
+like a network's run. ``fit_auto`` trains the features model and the spectrogram network
+at the demo's laptop size, each into ``candidates/<name>/``, scores both on the
+dataset's validation split (held-out takes or spans, never the test split), copies the
+winner into the run folder and records every candidate's validation and test scores and
+why it chose as it did in run.json (``auto``). The test scores are computed after the
+choice and only reported.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from guitarlab.corpus.atomic import atomic_path
+from guitarlab.corpus.defaults import VERSION
+from guitarlab.corpus.errors import TrainError
+from guitarlab.train.config import TrainConfig, spectrogram_frames
+from guitarlab.train.features import (
+    FEATURES_JSON,
+    FEATURES_MODEL,
+    FeatureSettings,
+    FeaturesModel,
+    fit_features,
+    model_probabilities,
+    sklearn_version,
+)
+from guitarlab.train.rundir import (
+    MODEL_KERAS,
+    RUN_JSON,
+    Run,
+    prepare_out,
+    read_run_meta,
+    write_json,
+)
+
+# The network candidate: the demo's laptop-sized spectrogram MLSTM-FCN (guitarlab.workflow's
+# DEMO_TRAIN: 16/32/16 filters, 8 cells, 12 + 3 epochs, about a minute on two cores for
+# the seed's split). Options given on the command line override these.
+AUTO_NETWORK = {
+    "model": "lstm-fcn",
+    "input": "spectrogram",
+    "filters": (16, 32, 16),
+    "kernels": (8, 5, 3),
+    "cells": 8,
+    "epochs": 12,
+    "fine_tune_epochs": 3,
+}
+CANDIDATES = "candidates"
+FEATURES_CANDIDATE = "features"
+NETWORK_CANDIDATE = "spectrogram-network"
+
+
+def feature_settings(config: TrainConfig, window: int, sample_rate: int) -> FeatureSettings:
+    """The features model's settings for a window: the spectrogram network's frames and
+    mel bands (``--frame``, ``--n-mels`` apply to both)."""
+    return FeatureSettings(sample_rate=int(sample_rate), **spectrogram_frames(window, config))
+
+
+def train_features(ds, config: TrainConfig) -> FeaturesModel:
+    """The features model fitted on a dataset folder's train split, its folds over the
+    split's takes (``windows.csv``)."""
+    X, y = ds.arrays("train")
+    table = ds.windows("train")
+    if len(table) != len(y):
+        raise TrainError(f"{ds.path}: windows.csv does not match the train split; rebuild it")
+    return fit_features(
+        X,
+        np.asarray(y),
+        n_classes=ds.n_classes,
+        settings=feature_settings(config, int(ds.window), int(ds.sample_rate)),
+        takes=table["take"].astype(str).to_numpy(),
+        starts=table["start"].to_numpy(),
+        seed=config.seed,
+    )
+
+
+def dataset_key(ds) -> dict:
+    """What a saved features model was fitted on: the dataset folder, its manifest hash
+    and window (a model is reused only on the very same training windows)."""
+    return {"dir": str(Path(ds.path).resolve()), "hash": ds.hash, "window": int(ds.window)}
+
+
+def split_scores(model, ds, split: str) -> dict | None:
+    """File-level (mean vote) and window balanced accuracy of ``model`` on one split's clips;
+    None when the split is empty."""
+    from guitarlab.corpus.errors import DatasetError
+    from guitarlab.train.evaluate import file_votes, honest_scores
+
+    try:
+        clips = ds.eval_clips(split)
+    except (DatasetError, KeyError, FileNotFoundError):
+        return None
+    if not clips:
+        return None
+    n = ds.n_classes
+    windows = np.concatenate([np.asarray(c.windows, dtype=np.float32) for c in clips])
+    probs = model_probabilities(model, windows, n)
+    bounds = np.cumsum([0] + [len(c.windows) for c in clips])
+    per_clip = [probs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    labels = np.array([int(c.label) for c in clips])
+    mean_probs, _, _ = file_votes(per_clip, labels, n)
+    names = list(ds.label_names)
+    files = honest_scores(labels, mean_probs, names)
+    windows_scores = honest_scores(np.repeat(labels, np.diff(bounds)), probs, names)
+    return {
+        "file_balanced_accuracy": files["balanced_accuracy"],
+        "file_accuracy": files["accuracy"],
+        "file_roc_auc": files["roc_auc"],
+        "window_balanced_accuracy": windows_scores["balanced_accuracy"],
+        "files": len(clips),
+        "windows": int(len(probs)),
+    }
+
+
+def fit_features_dataset(
+    dataset_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    config: TrainConfig,
+    *,
+    dataset_factory=None,
+) -> Run:
+    """Train the features model on a dataset folder's train split into run folder ``out``.
+
+    Seconds on a laptop, no TensorFlow. run.json is a network run's (config, labels,
+    window, rate, data) plus ``features`` (settings, scikit-learn version, what the
+    cross-validation tried and chose); ``--resume`` trains it again.
+    """
+    from guitarlab.datasets.folder import open_dataset
+    from guitarlab.train.fit import _split_or_none, dataset_info
+
+    out = Path(out)
+    if config.resume and (out / RUN_JSON).is_file():
+        out.mkdir(parents=True, exist_ok=True)  # no epochs to resume: it trains again
+    else:
+        prepare_out(out, TrainConfig.from_dict({**config.as_dict(), "resume": False}))
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%S")
+    started = time.perf_counter()
+    ds = (dataset_factory or open_dataset)(dataset_dir)
+    y_train = np.asarray(ds.arrays("train")[1])
+    if len(y_train) == 0:
+        raise TrainError(f"{dataset_dir}: the train split is empty; rebuild the dataset")
+    data = dataset_info(ds, dataset_dir, y_train, _split_or_none(ds, "val"))
+    sample_rate = data.pop("sample_rate")
+    model = train_features(ds, config)
+    print(f"[guitarlab] features model: {model.describe()}", flush=True)
+    model.save(out, dataset=dataset_key(ds))
+    metrics: dict = {}
+    val = split_scores(model, ds, "val")
+    if val:
+        metrics["val_file_balanced_accuracy"] = val["file_balanced_accuracy"]
+        metrics["val_window_balanced_accuracy"] = val["window_balanced_accuracy"]
+    if _split_or_none(ds, "test") is not None:
+        X_test, y_test = ds.arrays("test")
+        predicted = model.predict_proba(X_test).argmax(axis=1)
+        metrics["test_window_accuracy"] = float(np.mean(predicted == np.asarray(y_test)))
+        metrics["test_windows"] = int(len(y_test))
+    info = {
+        "guitarlab_version": VERSION,
+        "status": "finished",
+        "config": {**config.as_dict(), "model": "features", "resume": False},
+        "label_names": list(ds.label_names),
+        "window": int(ds.window),
+        "channels": 1,
+        "sample_rate": sample_rate,
+        "data": data,
+        "device": "CPU (scikit-learn)",
+        "features": {
+            "settings": model.settings.as_dict(),
+            "sklearn_version": sklearn_version(),
+            "cv": model.cv,
+        },
+        "started_at": started_at,
+        "train_seconds_this_session": round(time.perf_counter() - started, 3),
+        "metrics": metrics,
+        "history": {},
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    write_json(out / RUN_JSON, info)
+    return Run(run_dir=out, model=model, history={}, metrics=metrics, info=info)
+
+
+# ----------------------------------------------------------------------------- auto
+
+
+def auto_network_config(config: TrainConfig, *, keep: tuple[str, ...] = ()) -> TrainConfig:
+    """The network candidate's options: ``config`` with :data:`AUTO_NETWORK` laid over it,
+    except the fields named in ``keep`` (those the user gave)."""
+    settings = {k: v for k, v in AUTO_NETWORK.items() if k not in keep or k == "model"}
+    return TrainConfig.from_dict({**config.as_dict(), **settings, "resume": False})
+
+
+def choose(candidates: list[dict]) -> tuple[dict, str]:
+    """The candidate with the best validation score, and why, in one sentence.
+
+    Ordered by file-level balanced accuracy on the validation split, then window-level
+    balanced accuracy; a tie goes to the earlier candidate (the features model: cheaper
+    to train and to run). Only ``val_*`` keys are read: the test split cannot sway it.
+
+    Examples
+    --------
+    >>> best, why = choose([
+    ...     {"name": "features", "val_file_balanced_accuracy": 0.9, "val_window_balanced_accuracy": 0.8},
+    ...     {"name": "net", "val_file_balanced_accuracy": 0.9, "val_window_balanced_accuracy": 0.85},
+    ... ])
+    >>> best["name"]
+    'net'
+    """
+    if not candidates:
+        raise TrainError("no candidate model to choose from")
+
+    def key(row: dict) -> tuple[float, float]:
+        return (row["val_file_balanced_accuracy"], row["val_window_balanced_accuracy"])
+
+    best = candidates[0]
+    for row in candidates[1:]:
+        if key(row) > key(best):
+            best = row
+    others = "; ".join(
+        f"{row['name']} {row['val_file_balanced_accuracy']:.3f} "
+        f"(windows {row['val_window_balanced_accuracy']:.3f})"
+        for row in candidates
+        if row is not best
+    )
+    why = (
+        f"{best['name']} has the best validation balanced accuracy: "
+        f"{best['val_file_balanced_accuracy']:.3f} of files (windows "
+        f"{best['val_window_balanced_accuracy']:.3f}) against {others}; ranked by files, then "
+        "windows, a tie going to the cheaper model; the test split was not read"
+    )
+    return best, why
+
+
+def _copy(src: Path, dst: Path) -> None:
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+def fit_auto(
+    dataset_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    config: TrainConfig,
+    *,
+    network: TrainConfig | None = None,
+    dataset_factory=None,
+) -> Run:
+    """``--model auto``: train the features model and the spectrogram network (``network``,
+    default :func:`auto_network_config`), keep the one with the better validation score.
+
+    The run folder holds the winner's model and run.json (so every command uses it as a
+    run of that kind) plus ``auto``: each candidate's options, validation and test scores,
+    the choice and why. Each candidate's own run stays in ``candidates/<name>/``.
+    """
+    from guitarlab.datasets.folder import open_dataset
+    from guitarlab.train.fit import _split_or_none, fit_dataset
+
+    out = Path(out)
+    ds = (dataset_factory or open_dataset)(dataset_dir)
+    if _split_or_none(ds, "val") is None:
+        raise TrainError(
+            f"{dataset_dir}: --model auto chooses by the validation split and this dataset has "
+            "none; rebuild it with --val take (or --val span)"
+        )
+    if config.resume and (out / CANDIDATES).is_dir():
+        out.mkdir(parents=True, exist_ok=True)  # each candidate resumes on its own
+    else:
+        prepare_out(out, TrainConfig.from_dict({**config.as_dict(), "resume": False}))
+    factory = dataset_factory or open_dataset
+    network = network or auto_network_config(config)
+    folders = {
+        FEATURES_CANDIDATE: out / CANDIDATES / FEATURES_CANDIDATE,
+        NETWORK_CANDIDATE: out / CANDIDATES / NETWORK_CANDIDATE,
+    }
+    configs = {
+        FEATURES_CANDIDATE: TrainConfig.from_dict(
+            {**config.as_dict(), "model": "features", "resume": config.resume}
+        ),
+        NETWORK_CANDIDATE: TrainConfig.from_dict(
+            {
+                **network.as_dict(),
+                "resume": config.resume and (folders[NETWORK_CANDIDATE] / RUN_JSON).exists(),
+            }
+        ),
+    }
+    rows, models = [], {}
+    for name, folder in folders.items():
+        meta = read_run_meta(folder)
+        if config.resume and meta and meta.get("status") == "finished":
+            print(f"[guitarlab] auto: {name} already trained in {folder}", flush=True)
+            from guitarlab.train.rundir import load_run
+
+            models[name] = load_run(folder).load_model()
+        else:
+            print(f"[guitarlab] auto: training the {name} candidate into {folder}", flush=True)
+            models[name] = fit_dataset(
+                dataset_dir, folder, configs[name], dataset_factory=factory
+            ).model
+        val = split_scores(models[name], ds, "val")
+        rows.append(
+            {
+                "name": name,
+                "run": str(folder),
+                "model": configs[name].model,
+                "input": None if name == FEATURES_CANDIDATE else configs[name].input,
+                "val_file_balanced_accuracy": val["file_balanced_accuracy"],
+                "val_window_balanced_accuracy": val["window_balanced_accuracy"],
+                "val_files": val["files"],
+            }
+        )
+    best, why = choose(rows)
+    print(f"[guitarlab] auto: {why}", flush=True)
+    for row in rows:  # reported only, after the choice
+        test = split_scores(models[row["name"]], ds, "test") or {}
+        row["test_file_balanced_accuracy"] = test.get("file_balanced_accuracy")
+        row["test_window_balanced_accuracy"] = test.get("window_balanced_accuracy")
+        row["test_files"] = test.get("files")
+        row["chosen"] = row is best
+    chosen = folders[best["name"]]
+    files = (
+        (FEATURES_MODEL, FEATURES_JSON)
+        if best["name"] == FEATURES_CANDIDATE
+        else (MODEL_KERAS, "history.csv")
+    )
+    for name in files:
+        if (chosen / name).is_file():
+            _copy(chosen / name, out / name)
+    info = read_run_meta(chosen) or {}
+    info["auto"] = {"chosen": best["name"], "why": why, "candidates": rows}
+    info["requested_model"] = "auto"
+    write_json(out / RUN_JSON, info)
+    metrics = dict(info.get("metrics", {}))
+    return Run(
+        run_dir=out,
+        model=models[best["name"]],
+        history=info.get("history", {}),
+        metrics=metrics,
+        info=info,
+    )
