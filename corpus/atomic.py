@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -51,14 +52,53 @@ def atomic_folder(path: str | os.PathLike, *, suffix: str = ".part") -> Iterator
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent))
+    aside = None  # the old folder, moved here first: a kill between the renames loses neither
     try:
-        yield work
-        if path.exists():
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-        os.replace(work, path)
+        with sigterm_as_exit():
+            yield work
+            if path.exists() or path.is_symlink():
+                aside = Path(
+                    tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent)
+                )
+                os.replace(path, aside / path.name)
+            os.replace(work, path)
+            if aside is not None:
+                shutil.rmtree(aside, ignore_errors=True)
     except BaseException:
+        old = aside / path.name if aside is not None else None
+        if old is not None and (old.exists() or old.is_symlink()) and not path.exists():
+            os.replace(old, path)  # put the old folder back
         shutil.rmtree(work, ignore_errors=True)
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
         raise
+
+
+@contextlib.contextmanager
+def sigterm_as_exit() -> Iterator[None]:
+    """While inside, SIGTERM raises ``SystemExit(143)`` instead of killing the process.
+
+    Why: a plain SIGTERM ends Python without running ``except``/``finally``, so a temp
+    folder (``.ds.*.building``) stays behind; raised as an exception it is cleaned up as
+    after Ctrl-C. Only in the main thread, and only where SIGTERM has its default action
+    (a handler someone else installed, or an ignored SIGTERM, is left alone).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is not signal.SIG_DFL:
+        yield
+        return
+
+    def _raise(signum: int, _frame) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 _UMASK_LOCK = threading.Lock()

@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from guitarlab.corpus.atomic import atomic_folder
 from guitarlab.corpus.defaults import VERSION, WINDOW
 from guitarlab.corpus.errors import DatasetError, GuitarlabError
 from guitarlab.corpus.manifest import load_manifest
+from guitarlab.corpus.outputs import check_output, refuse_if_locked, replace_output
 from guitarlab.datasets.layout import (
     FORMAT,
     FORMAT_VERSION,
@@ -99,7 +99,8 @@ def build_dataset(
     corpus : path
         Corpus folder (``manifest.csv`` and its audio).
     out : path
-        Dataset folder to create; refused if it exists, unless ``overwrite``.
+        Dataset folder to create. With ``overwrite`` a dataset folder guitarlab made is
+        replaced; any other folder, and the corpus or a folder in or around it, never is.
     label : str
         Manifest column to classify: ``guitar``, ``pickup``, ``phrase``, ``tone``, ...
     window, hop : int
@@ -150,10 +151,16 @@ def build_dataset(
         raise DatasetError(
             f"unknown standardize {standardize!r}; use one of {', '.join(STANDARDIZE_MODES)}"
         )
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise DatasetError(
-            f"{out}: exists and is not empty; choose another --out or pass --overwrite"
-        )
+    inputs = {"corpus": corpus, "dataset": held_out_from}
+    check_output(
+        out,
+        purpose="dataset",
+        inputs=inputs,
+        overwrite=overwrite,
+        legacy=META_NAME,
+        error=DatasetError,
+    )
+    refuse_if_locked(out, error=DatasetError)
     try:
         manifest = load_manifest(corpus)
     except GuitarlabError as exc:
@@ -390,7 +397,10 @@ def build_dataset(
             "use a shorter --window, --test-seconds or --val-fraction"
         )
 
-    with atomic_folder(out, suffix=".building") as work:
+    with replace_output(
+        out, purpose="dataset", suffix=".building", inputs=inputs, overwrite=overwrite,
+        legacy=META_NAME, error=DatasetError,
+    ) as work:  # fmt: skip
         stats = stream_windows(
             rows, work, layout, totals, audio_totals, window, rate, label, label_index, apply_gain,
             standardize, notes, progress,

@@ -44,10 +44,11 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 import soundfile as sf
 
-from guitarlab.corpus.atomic import atomic_folder, atomic_path, write_text_atomic
+from guitarlab.corpus.atomic import atomic_path, write_text_atomic
 from guitarlab.corpus.defaults import VERSION
 from guitarlab.corpus.errors import DatasetError, GuitarlabError
 from guitarlab.corpus.manifest import ID_RE, load_manifest, resolve_audio_path
+from guitarlab.corpus.outputs import check_output, refuse_if_locked, replace_output
 from guitarlab.datasets.splits import Span, TakeSpans
 
 FORMATS = ("audiofolder", "parquet")
@@ -366,17 +367,6 @@ def corpus_license(corpus: str | os.PathLike) -> tuple[str, Path | None]:
     return UNSPECIFIED, None
 
 
-def _refuse_overlap(corpus: Path, out: Path, dataset: Path | None) -> None:
-    root, target = corpus.resolve(), out.resolve()
-    if target == root or root in target.parents:
-        raise DatasetError(
-            f"--out {out} is inside the corpus {corpus}; export next to it, e.g. --out {corpus.name}-export"
-        )
-    for name, folder in (("corpus", corpus), ("dataset", dataset)):
-        if folder is not None and target in folder.resolve().parents:
-            raise DatasetError(f"--out {out} holds the {name} {folder}; choose another --out")
-
-
 def export_corpus(
     corpus: str | os.PathLike,
     out: str | os.PathLike,
@@ -394,8 +384,9 @@ def export_corpus(
     corpus : path
         The corpus folder the files are read from.
     out : path
-        Folder to create: refused inside the corpus, and when it exists and is not
-        empty unless ``overwrite``. Nothing is written anywhere else.
+        Folder to create: never the corpus or dataset, nor inside or around them. With
+        ``overwrite`` an export folder guitarlab made is replaced, never another folder.
+        Nothing is written anywhere else.
     dataset : path, optional
         A dataset folder built from ``corpus``: its files only, in its train/validation/
         test splits (whole files for held-out takes, clips for held-out spans).
@@ -414,11 +405,9 @@ def export_corpus(
     if format not in FORMATS:
         raise DatasetError(f"unknown export format {format!r}; use one of {', '.join(FORMATS)}")
     dataset_path = Path(dataset) if dataset else None
-    _refuse_overlap(corpus, out, dataset_path)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise DatasetError(
-            f"{out}: exists and is not empty; choose another --out or pass --overwrite"
-        )
+    inputs = {"corpus": corpus, "dataset": dataset_path}
+    check_output(out, purpose="export", inputs=inputs, overwrite=overwrite, error=DatasetError)
+    refuse_if_locked(out, error=DatasetError)
     try:
         manifest = load_manifest(corpus)
     except GuitarlabError as exc:
@@ -435,7 +424,10 @@ def export_corpus(
     license_text = license or recorded
     columns = list(manifest.columns)
 
-    with atomic_folder(out, suffix=".exporting") as work:
+    with replace_output(
+        out, purpose="export", suffix=".exporting", inputs=inputs, overwrite=overwrite,
+        error=DatasetError,
+    ) as work:  # fmt: skip
         files = _materialized(corpus, plan, columns, progress)
         if format == "audiofolder":
             table = _write_audiofolder(work, files, plan)

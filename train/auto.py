@@ -141,7 +141,11 @@ def fit_features_dataset(
     if config.resume and (out / RUN_JSON).is_file():
         out.mkdir(parents=True, exist_ok=True)  # no epochs to resume: it trains again
     else:
-        prepare_out(out, TrainConfig.from_dict({**config.as_dict(), "resume": False}))
+        prepare_out(
+            out,
+            TrainConfig.from_dict({**config.as_dict(), "resume": False}),
+            dataset_dir=str(dataset_dir),
+        )
     started_at = time.strftime("%Y-%m-%dT%H:%M:%S")
     started = time.perf_counter()
     ds = (dataset_factory or open_dataset)(dataset_dir)
@@ -272,7 +276,11 @@ def fit_auto(
     if config.resume and (out / CANDIDATES).is_dir():
         out.mkdir(parents=True, exist_ok=True)  # each candidate resumes on its own
     else:
-        prepare_out(out, TrainConfig.from_dict({**config.as_dict(), "resume": False}))
+        prepare_out(
+            out,
+            TrainConfig.from_dict({**config.as_dict(), "resume": False}),
+            dataset_dir=str(dataset_dir),
+        )
     factory = dataset_factory or open_dataset
     network = network or auto_network_config(config)
     folders = {

@@ -22,6 +22,7 @@ import numpy as np
 
 from guitarlab.corpus.defaults import SYNTH_RATE, VERSION
 from guitarlab.corpus.errors import TrainError
+from guitarlab.corpus.outputs import output_lock
 from guitarlab.train import distributed
 from guitarlab.train.callbacks import Callbacks, keras_verbose
 from guitarlab.train.config import CALIBRATION_WINDOWS, TrainConfig, spectrogram_frames
@@ -107,7 +108,20 @@ def _check_initial_model(model, window: int, channels: int, n_classes: int) -> N
         )
 
 
-def _train(
+def _train(*, out: Path, **kwargs) -> Run:
+    """Train while holding the run folder's lock (see ``_train_locked`` for the loop).
+
+    Why: a second ``train`` or a ``train --resume`` on a run another process is writing
+    read its half-saved checkpoints; now it is refused in one line. Another worker of a
+    multi-worker run writes only its own folder and takes no lock.
+    """
+    if not distributed.is_chief():
+        return _train_locked(out=out, **kwargs)
+    with output_lock(out, error=TrainError):
+        return _train_locked(out=out, **kwargs)
+
+
+def _train_locked(
     *,
     out: Path,
     config: TrainConfig,
@@ -138,7 +152,7 @@ def _train(
         # the standard multi-worker pattern: only the chief writes the run; another worker
         # writes its checkpoints (for --resume) to its own folder, removed when it finishes
         out = out / f"worker-{distributed.task_index()}"
-    first_epoch = prepare_out(out, config)
+    first_epoch = prepare_out(out, config, dataset_dir=data_info.get("dataset_dir"))
     if first_epoch > 0:
         config = resumed_config(out, config)
     strategy, strategy_line = distributed.choose_strategy(
@@ -507,11 +521,12 @@ def fit_dataset(
     if config.model in ("features", "auto"):
         from guitarlab.train.auto import fit_auto, fit_features_dataset
 
-        if config.model == "auto":
-            return fit_auto(dataset_dir, out, config, dataset_factory=dataset_factory)
-        if initial_model is not None:
-            print("[guitarlab] the features model trains from scratch (seconds)", flush=True)
-        return fit_features_dataset(dataset_dir, out, config, dataset_factory=dataset_factory)
+        with output_lock(out, error=TrainError):  # as _train: one writer per run folder
+            if config.model == "auto":
+                return fit_auto(dataset_dir, out, config, dataset_factory=dataset_factory)
+            if initial_model is not None:
+                print("[guitarlab] the features model trains from scratch (seconds)", flush=True)
+            return fit_features_dataset(dataset_dir, out, config, dataset_factory=dataset_factory)
     ds = (dataset_factory or open_dataset)(dataset_dir)
     y_train = np.asarray(ds.arrays("train")[1])
     if len(y_train) == 0:

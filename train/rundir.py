@@ -22,6 +22,7 @@ import numpy as np
 
 from guitarlab.corpus.atomic import write_text_atomic
 from guitarlab.corpus.errors import TrainError
+from guitarlab.corpus.outputs import check_output, write_marker
 from guitarlab.train.config import TrainConfig
 
 RUN_JSON = "run.json"
@@ -123,13 +124,25 @@ def load_run(run_dir: str | os.PathLike) -> RunInfo:
     )
 
 
-def prepare_out(out: Path, config: TrainConfig) -> int:
+def prepare_out(out: Path, config: TrainConfig, *, dataset_dir: str | None = None) -> int:
     """Create the run folder; return the first epoch to train (0, or after the last saved).
 
     A run writes ``run.json`` with ``"status": "running"`` when it starts, ``state.json``
     and ``last.keras`` after every epoch, and the final ``run.json`` (with ``finished_at``)
     at the end. Resuming a run killed before its first epoch ended starts it again.
+    The folder must be new, empty or a run (marker or ``run.json``), and never the dataset
+    ``dataset_dir`` it reads or a folder in or around it, nor inside a corpus: training
+    never writes its files among someone else's.
     """
+    check_output(
+        out,
+        purpose="run",
+        inputs={"dataset": dataset_dir},
+        overwrite=None,
+        legacy=RUN_JSON,
+        error=TrainError,
+        ignore=("worker-*",),
+    )
     state_path = out / STATE_JSON
     if config.resume:
         if state_path.is_file() and (out / "last.keras").is_file():
@@ -145,6 +158,7 @@ def prepare_out(out: Path, config: TrainConfig) -> int:
             f"{out} already holds a run; pass --resume to continue it or choose another --out"
         )
     out.mkdir(parents=True, exist_ok=True)
+    write_marker(out, "run")
     return 0
 
 

@@ -123,7 +123,11 @@ def dataset_group() -> None:
     default=None,
     help="Older dataset folder whose takes keep exactly their test/validation spans.",
 )
-@click.option("--overwrite", is_flag=True, help="Replace --out if it already holds a dataset.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace --out if it is a dataset folder guitarlab made (never any other folder).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def dataset_build(
     corpus: str,
@@ -332,7 +336,11 @@ def dataset_show(dataset: str) -> None:
     help="Licence for the data card [default: the first line of CORPUS/LICENSE, else "
     "'unspecified'].",
 )
-@click.option("--overwrite", is_flag=True, help="Replace --out if it already holds files.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace --out if it is an export folder guitarlab made (never any other folder).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def export_command(
     corpus: str,
