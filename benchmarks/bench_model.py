@@ -9,6 +9,12 @@ Protocols (each with its own data, built once per seed):
   (telecaster, es335) never heard in training; one vote per take.
 - ``notes``: single notes of four randomized guitars (two single-coil, two humbucker),
   label ``pickup``, frets 0-5 to train and frets 6-12 to test (note-disjoint).
+- ``session-notes``: a note library's session (``guitarlab.synth.session``): one guitar
+  in three pickup settings (bridge and neck humbucker, the bridge coil split), the
+  electronics fixed within a setting, every string at frets 0-12 (234 notes of 2 s);
+  frets 0-5 train, 6-12 test, validation from whole training notes.
+- ``session-strings``: the same session, the low strings (E, A, D) train and the high
+  ones (G, B, e) test. The features models on both: ``benchmarks/bench_session.py``.
 
 Models: the CPU-sized wave LSTM-FCN, the spectrogram MLSTM-FCN (the demo's default), their
 ensemble, and the baselines on the same split (logistic regression on log band energies,
@@ -27,7 +33,9 @@ import numpy as np
 
 from benchmarks.common import Row
 
-PROTOCOLS = ("sine-square", "seed", "guitar-holdout", "notes")
+PROTOCOLS = ("sine-square", "seed", "guitar-holdout", "notes", "session-notes", "session-strings")
+# session protocol -> the test notes (a query over the manifest; whole notes)
+SESSION_TESTS = {"session-notes": "fret >= 6", "session-strings": "string <= 3"}
 MODELS = ("wave", "spectrogram", "ensemble")
 BASELINES = ("logistic", "centroid")
 SEEDS = (0, 1, 2)
@@ -65,9 +73,34 @@ def _dataset(protocol: str, seed: int, work: Path, quick: bool) -> Path:
             holdout_dataset(folder, seconds=4.0, takes=1, training_takes=1, seed=seed)
         else:
             holdout_dataset(folder, seed=seed)  # the demo's takes and windows
+    elif protocol in SESSION_TESTS:
+        _session_dataset(folder, seed, quick, SESSION_TESTS[protocol])
     else:
         _notes_dataset(folder, seed, quick)
     return folder / "dataset"
+
+
+def _session_dataset(folder: Path, seed: int, quick: bool, test_where: str) -> None:
+    from guitarlab.datasets.build import build_dataset
+    from guitarlab.synth.session import session_to_corpus
+
+    session_to_corpus(
+        folder / "corpus", seed=seed, frets=(0, 3, 6, 9) if quick else tuple(range(13)),
+        progress=False,
+    )  # fmt: skip
+    build_dataset(
+        folder / "corpus",
+        folder / "dataset",
+        label="pickup",
+        window=8000,
+        test_where=test_where,
+        val="take",  # whole training notes, not a span cut out of each
+        trim_silence=True,
+        skip_silence=True,
+        seed=seed,
+        progress=False,
+        overwrite=True,
+    )
 
 
 def _notes_dataset(folder: Path, seed: int, quick: bool) -> None:

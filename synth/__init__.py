@@ -1,4 +1,5 @@
-"""The synthetic guitar family: pickup physics, phrases, single notes and randomized takes.
+"""The synthetic guitar family: pickup physics, phrases, single notes, randomized takes and
+a note library's recording session.
 
 The demo's, the tests' and the benchmarks' instrument, for machines with no guitar and no
 sound card; it writes takes and manifest rows through ``guitarlab.corpus``.
@@ -27,5 +28,6 @@ __all__, __getattr__ = lazy_exports(
             "stream_take",
         ),
         "corpus": ("notes_to_corpus", "synth_to_corpus", "write_raw_take"),
+        "session": ("SESSION_SETTINGS", "session_plan", "session_to_corpus"),
     },
 )

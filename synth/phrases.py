@@ -59,6 +59,7 @@ class Note:
     vibrato_at_s: float = 0.0
     slide_from: int = -1  # fret the slide starts from (<0: no slide)
     slide_time_s: float = 0.08
+    detune_cents: float = 0.0  # a string slightly out of tune (the session notes' variation)
 
 
 def key_root(key: str) -> int:

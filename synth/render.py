@@ -247,7 +247,9 @@ def _partials(
     """Frequencies, amplitudes and decay rates of one plucked note's partials."""
     scale = spec["scale_mm"]
     gauge = opts["string_gauge"] / 10.0
-    f0 = 440.0 * 2.0 ** ((sg.OPEN_MIDI[note.string] + note.fret - 69) / 12.0)
+    f0 = 440.0 * 2.0 ** (
+        (sg.OPEN_MIDI[note.string] + note.fret - 69 + note.detune_cents / 100.0) / 12.0
+    )
     length = scale * 2.0 ** (-note.fret / 12.0)
     inharm = (
         sg.OPEN_INHARMONICITY[note.string] * (648.0 / scale) ** 4 * (scale / length) ** 2 * gauge**2
