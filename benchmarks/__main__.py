@@ -29,7 +29,7 @@ from pathlib import Path
 
 from benchmarks.common import Row
 
-STAGES = ("synth", "recorder", "augment", "cluster", "datasets", "train")
+STAGES = ("synth", "recorder", "augment", "cluster", "datasets", "train", "memory")
 HERE = Path(__file__).resolve().parent
 
 

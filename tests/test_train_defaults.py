@@ -69,3 +69,10 @@ def test_train_command_builds_the_default_or_the_full_model(tmp_path, options, e
     assert result.exit_code == 0, result.output
     config = json.loads((out / "run.json").read_text())["config"]
     assert {k: config[k] for k in expected} == expected
+
+
+def test_a_run_from_before_the_spectrogram_input_still_reads_as_the_wave_model():
+    old = TrainConfig(**FULL_MODEL).as_dict()
+    del old["input"]
+    assert TrainConfig.from_dict(old).input == "wave"
+    assert TrainConfig.from_dict(TrainConfig().as_dict()).input == "spectrogram"

@@ -150,6 +150,8 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
+        if "input" not in data:  # a run.json from before the spectrogram input: the wave model
+            data = {**data, "input": "wave"}
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
