@@ -101,7 +101,7 @@ def test_evaluate_command(trained):
     result = CliRunner().invoke(cli, ["evaluate", str(trained["run"].run_dir), "--majority"])
     assert result.exit_code == 0, result.output
     assert "files (mean vote):" in result.output and "majority" in result.output
-    assert "baseline (logistic regression" in result.output
+    assert "baseline (features model" in result.output
 
 
 def test_predict_files_labels_and_over_time(trained):
