@@ -15,5 +15,6 @@ VERSION = "0.1.0"  # the package version, written into dataset meta.json and run
 RECORD_RATE = 48000  # Hz: recorder, audio server, calibration
 SYNTH_RATE = 44100  # Hz: synthetic guitar, demo, seed protocol
 WINDOW = 8000  # samples per model window
+NOTE_WINDOWS = 5  # windows per note with dataset build --onsets: 0.9 s at WINDOW, 44.1 kHz
 
-__all__ = ["RECORD_RATE", "SYNTH_RATE", "VERSION", "WINDOW"]
+__all__ = ["NOTE_WINDOWS", "RECORD_RATE", "SYNTH_RATE", "VERSION", "WINDOW"]

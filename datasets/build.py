@@ -40,6 +40,7 @@ from guitarlab.datasets.layout import (
     starts_name,
     y_name,
 )
+from guitarlab.datasets.onsets import NOTE_WINDOWS, OnsetWindows
 from guitarlab.datasets.select import (
     drop_excluded,
     excluded_spans,
@@ -50,7 +51,12 @@ from guitarlab.datasets.select import (
     where_takes,
 )
 from guitarlab.datasets.splits import SPLITS, file_windows, overlaps, plan_splits
-from guitarlab.datasets.stream import silent_starts, stream_windows, take_onsets
+from guitarlab.datasets.stream import (
+    note_onset_starts,
+    silent_starts,
+    stream_windows,
+    take_onsets,
+)
 from guitarlab.datasets.windows import (
     SILENCE_FLOOR_DBFS,
     STANDARDIZE_MODES,
@@ -89,6 +95,8 @@ def build_dataset(
     trim_silence: bool = False,
     skip_silence: bool = False,
     gate_dbfs: float = SILENCE_FLOOR_DBFS,
+    onsets: bool = False,
+    note_windows: int = NOTE_WINDOWS,
     progress: bool = True,
     overwrite: bool = False,
 ) -> Path:
@@ -115,7 +123,10 @@ def build_dataset(
     val : {"span", "take", "random"}, optional
         Validation: a span per take disjoint from the test span, whole takes, or the
         seed's random share of windows (leaky, flagged in ``dataset.json``). Default:
-        ``"take"`` with ``val_where``, else ``"span"``.
+        ``"take"`` with ``val_where``, ``test_where`` or ``test_groups`` (a span cut out of
+        every training note would waste most of a note library; ``"span"`` when a label
+        has too few training takes), the old dataset's with ``held_out_from``, else
+        ``"span"``.
     standardize : {"file", "train", "none"}
         Each file by its own mean/std (the seed), or all by the training windows' mean/std.
     held_out_from : path, optional
@@ -132,6 +143,11 @@ def build_dataset(
         The energy gate: leave out every window whose RMS (as recorded, before gain or
         standardization) is below ``gate_dbfs``: note lead-ins, gaps between phrases.
         Silence is not evidence of a guitar. Off by default (the seed keeps every window).
+    onsets, note_windows : bool, int
+        Start windows at detected note onsets (``datasets.onsets``) instead of on the
+        grid: one at each onset, then every ``hop`` while the note sounds and before the
+        next onset, up to ``note_windows`` per note. Notes quieter than ``gate_dbfs`` give
+        none. ``predict`` then cuts files the same way.
 
     Returns
     -------
@@ -142,7 +158,10 @@ def build_dataset(
     if isinstance(test_groups, str):
         test_groups = [g.strip() for g in test_groups.split(",") if g.strip()]
     test_groups = list(test_groups or []) or None
+    val_asked = val
     split, val = _resolve_split(split, val, test_where, val_where, test_groups, held_out_from)
+    if onsets and int(note_windows) < 1:
+        raise DatasetError(f"--note-windows must be at least 1, got {note_windows}")
     window = int(window)
     hop = window if hop is None else int(hop)
     if window < 1 or hop < 1:
@@ -231,22 +250,35 @@ def build_dataset(
         previous = previous_meta["takes"]
 
     offsets = rows.groupby("take")["offset"].first()
-    plan = plan_splits(
-        rows.assign(frames=rows["frames"] - rows["offset"]),
-        label=label,
-        window=window,
-        hop=hop,
-        split=split,
-        test_windows=test_windows,
-        val=val,
-        val_fraction=val_fraction,
-        same_span_all=same_span_all,
-        group_by=group_by,
-        seed=seed,
-        previous=previous,
-        named_roles=named,
-        test_groups=test_groups,
-    )
+
+    def plan_with(val: str):
+        return plan_splits(
+            rows.assign(frames=rows["frames"] - rows["offset"]),
+            label=label,
+            window=window,
+            hop=hop,
+            split=split,
+            test_windows=test_windows,
+            val=val,
+            val_fraction=val_fraction,
+            same_span_all=same_span_all,
+            group_by=group_by,
+            seed=seed,
+            previous=previous,
+            named_roles=named,
+            test_groups=test_groups,
+        )
+
+    try:
+        plan = plan_with(val)
+    except DatasetError as exc:
+        if val_asked is not None or val != "take" or val_where or previous:
+            raise
+        plan, val = plan_with("span"), "span"  # the default: whole-take validation won't fit
+        notes.append(
+            f"validation: a span of every training take, not whole takes ({exc}); "
+            "pass --val to choose"
+        )
     plan.takes = {
         t: sp if t in (previous or {}) else sp.shifted(int(offsets[t]))
         for t, sp in plan.takes.items()
@@ -302,6 +334,8 @@ def build_dataset(
         "trim_silence": bool(trim_silence),
         "skip_silence": bool(skip_silence),
         "gate_dbfs": float(gate_dbfs) if skip_silence else None,
+        "onsets": bool(onsets),
+        "note_windows": int(note_windows),
     }
     columns = _used_columns(rows, label, group_by, where, test_where, val_where)
     roles = {t: sp.role for t, sp in plan.takes.items()}
@@ -317,6 +351,22 @@ def build_dataset(
         "val_takes": sorted(t for t, r in roles.items() if r == "val"),
     }
 
+    windowing = OnsetWindows(window, hop, int(note_windows), float(gate_dbfs)) if onsets else None
+    at_onsets = note_onset_starts(rows, rate, windowing) if windowing else {}
+    if windowing:
+        found = {i: int(s.size) for i, s in at_onsets.items()}
+        none = sorted(i for i, n in found.items() if n == 0)
+        notes.append(
+            f"--onsets: {sum(found.values())} window(s) start at note onsets (up to "
+            f"{note_windows} per note, {hop} samples apart) in {len(found) - len(none)} of "
+            f"{len(found)} file(s)"
+        )
+        if none:
+            notes.append(
+                f"{len(none)} file(s) have no note above {gate_dbfs:g} dBFS and give no window "
+                f"(e.g. {none[0]})"
+            )
+
     def grid(row: pd.Series) -> dict[str, np.ndarray]:
         return file_windows(
             int(row["frames"]),
@@ -328,6 +378,7 @@ def build_dataset(
             seed=seed,
             file_id=str(row["id"]),
             start=int(row["offset"]),
+            candidates=at_onsets[str(row["id"])] if windowing else None,
         )
 
     silent = (
@@ -417,6 +468,9 @@ def build_dataset(
             "sample_rate": int(rate),
             "window": window,
             "hop": hop,
+            "windows_at": "onsets" if onsets else "grid",
+            "note_windows": int(note_windows) if onsets else None,
+            "onset_floor_dbfs": float(gate_dbfs) if onsets else None,
             "test_span_samples": int(test_windows) * window if split == "span" else None,
             "manifest_hash": manifest_hash(rows),
             "leaky": bool(plan.leaky),
@@ -469,8 +523,12 @@ def _resolve_split(
         raise DatasetError("give --test-where or --test-groups, not both")
     if split is None:
         split = "take" if test_where else "group" if test_groups else "span"
+    if val is None and held_out_from:  # the old dataset's, so its held-out spans can be kept
+        from guitarlab.datasets.folder import read_meta
+
+        val = str(read_meta(held_out_from)["options"]["val"])
     if val is None:
-        val = "take" if val_where else "span"
+        val = "take" if val_where or test_where or test_groups else "span"
     if test_where and split != "take":
         raise DatasetError(
             f"--test-where holds out whole takes; use it with --split take (or leave --split "

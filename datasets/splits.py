@@ -555,6 +555,7 @@ def file_windows(
     seed: int = 0,
     file_id: str = "",
     start: int = 0,
+    candidates: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Start samples of the train, val and test windows of one file of a take.
 
@@ -565,6 +566,10 @@ def file_windows(
     grid (windows straddling a span boundary) is dropped: the guard band. The grid
     starts at sample ``start`` (the take's first sound with ``--trim-silence``).
 
+    ``candidates`` (sorted starts, e.g. at note onsets: ``datasets.onsets``) replace the
+    grid: the same rules sort them into train, val and test (test: wholly inside a test
+    span), so they never cross held-out time either.
+
     Returns
     -------
     dict
@@ -573,7 +578,11 @@ def file_windows(
     window = int(window)
     hop = window if hop is None else int(hop)
     start = int(start)
-    grid = start + window_starts(max(0, int(frames) - start), length=window, hop=hop)
+    if candidates is None:
+        grid = start + window_starts(max(0, int(frames) - start), length=window, hop=hop)
+    else:
+        grid = np.asarray(candidates, dtype=np.int64)
+        grid = grid[(grid >= start) & (grid + window <= int(frames))]
     held = list(spans.test) + list(spans.val)
     train_mask = ~overlaps(grid, window, held)
     val_mask = _inside(grid, window, spans.val) & ~overlaps(grid, window, spans.test)
@@ -583,8 +592,8 @@ def file_windows(
         pick = np.zeros(train.size, dtype=bool)
         pick[rng.permutation(train.size)[: int(round(train.size * float(val_fraction)))]] = True
         train, val_starts = train[~pick], np.sort(np.concatenate([val_starts, train[pick]]))
-    test = clip_starts(frames, spans, window=window)
     in_test = _inside(grid, window, spans.test)
+    test = clip_starts(frames, spans, window=window) if candidates is None else grid[in_test]
     dropped = int((~train_mask & ~val_mask & ~in_test).sum())
     return {"train": train, "val": val_starts, "test": test, "dropped": np.array([dropped])}
 

@@ -162,6 +162,19 @@ def silent_starts(
     return out
 
 
+def note_onset_starts(rows: pd.DataFrame, rate: int, windowing) -> dict[str, np.ndarray]:
+    """Per file id, the starts of its note windows (``datasets.onsets.OnsetWindows``),
+    found in the file as recorded: before gain and standardization, as ``predict`` finds
+    them. Reads every file once more, one at a time."""
+    out = {}
+    for _, row in rows.iterrows():
+        audio, _ = load_mono(
+            row["file"], gain_db=None, rate=int(row["file_rate"]), target_rate=rate
+        )
+        out[str(row["id"])] = windowing.starts(audio, rate)
+    return out
+
+
 def take_onsets(rows: pd.DataFrame, rate: int) -> list[int]:
     """Per row, its take's first sound in samples: the earliest onset among the take's files.
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -204,11 +205,12 @@ def headline(scores: dict, *, what: str = "files") -> str:
 
 def group_table(files: pd.DataFrame, column: str) -> pd.DataFrame:
     """Files, right, accuracy and (with two or more labels in a group) balanced accuracy
-    per value of ``column``."""
+    per value of ``column``, values in :func:`natural_key` order (fret 2 before fret 10)."""
     from sklearn.metrics import balanced_accuracy_score
 
     rows = []
-    for value, group in files.groupby(column, sort=True):
+    groups = sorted(files.groupby(column, sort=False), key=lambda item: natural_key(item[0]))
+    for value, group in groups:
         row = {
             column: value,
             "files": len(group),
@@ -230,6 +232,34 @@ def fret_band(fret) -> str:
     except (TypeError, ValueError):
         return "unknown"
     return "0-4" if value <= 4 else "5-8" if value <= 8 else "9+"
+
+
+def natural_key(value) -> list[tuple[int, float | str]]:
+    """Sort key that reads numbers as numbers: 0, 1, 2, ..., 10 (not 0, 1, 10, 2), "06" as
+    6, "fret9" before "fret10", numbers before text.
+
+    Examples
+    --------
+    >>> sorted(["10", "6", "12", "0", "x"], key=natural_key)
+    ['0', '6', '10', '12', 'x']
+    >>> sorted(["e-fret10", "e-fret9", "0-4", "9+", "5-8"], key=natural_key)
+    ['0-4', '5-8', '9+', 'e-fret9', 'e-fret10']
+    """
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        number = None
+    if number is not None and np.isfinite(number):
+        return [(0, number)]
+    parts = re.split(r"(\d+(?:\.\d+)?)", text)
+    return [(0, float(p)) if i % 2 else (1, p) for i, p in enumerate(parts) if p]
+
+
+def natural_sorted(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """``frame``'s rows in :func:`natural_key` order of ``column`` (stable, new index)."""
+    order = sorted(range(len(frame)), key=lambda i: natural_key(frame[column].iloc[i]))
+    return frame.iloc[order].reset_index(drop=True)
 
 
 def varying_columns(files: pd.DataFrame) -> list[str]:

@@ -3,13 +3,15 @@
 A file is prepared exactly like the run's dataset prepared its files, by the same two
 steps of :func:`guitarlab.datasets.windows.prepare`: mixed to mono and resampled to the
 run's rate (with notes), standardized per file (the seed) or with the stored training
-mean/std, then cut into windows. The file's label is the seed's vote: the mean of the window outputs.
+mean/std, then cut into windows: on the grid, or at the file's note onsets when the
+dataset was built with ``--onsets`` (:mod:`guitarlab.datasets.onsets`, the same function
+the build used). The file's label is the seed's vote: the mean of the window outputs.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -55,19 +57,48 @@ def window_probabilities(
     n_classes: int,
     batch_size: int = 256,
     keep: np.ndarray | None = None,
+    starts: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities ``(n_windows, n_classes)`` and window start samples for prepared audio
-    (only the windows where ``keep`` is True, when given)."""
+    (only the windows where ``keep`` is True, when given; the windows at ``starts``
+    instead of every ``hop``, when given)."""
     from guitarlab.datasets.windows import window as cut
     from guitarlab.datasets.windows import window_starts
     from guitarlab.train.features import model_probabilities
 
-    frames = cut(audio, length=window, hop=hop)
-    starts = window_starts(len(audio), length=window, hop=hop)
+    if starts is None:
+        frames = cut(audio, length=window, hop=hop)
+        starts = window_starts(len(audio), length=window, hop=hop)
+    else:  # at note onsets
+        starts = np.asarray(starts, dtype=np.int64)
+        frames = np.stack([audio[s : s + window] for s in starts.tolist()])
     if keep is not None:
         frames, starts = frames[keep], starts[keep]
     frames = np.ascontiguousarray(frames, dtype=np.float32)[:, :, None]
     return model_probabilities(model, frames, n_classes, batch_size=batch_size), starts
+
+
+def onset_windowing(info):
+    """How the run's dataset cut files at note onsets (``OnsetWindows``), None for the grid.
+
+    Read from the dataset's scalars the run copied into ``run.json`` (or the dataset folder
+    itself for a run that did not copy them), so a run keeps predicting like its dataset
+    even when the dataset folder is gone.
+    """
+    from guitarlab.corpus.errors import GuitarlabError
+    from guitarlab.datasets.onsets import onset_windows_of
+
+    meta = dict((info.meta.get("data") or {}).get("dataset_meta") or {})
+    if "windows_at" not in meta and info.dataset_dir is not None:
+        from guitarlab.datasets.folder import read_meta
+
+        try:
+            meta = read_meta(info.dataset_dir)
+        except GuitarlabError:  # gone or another format: windows on the grid, as before
+            return None
+    if "hop" not in meta:
+        return None
+    return onset_windows_of({**meta, "window": info.window})
 
 
 def per_second(
@@ -94,6 +125,8 @@ def predict_array(
     Windows below ``gate_dbfs`` (default ``SILENCE_FLOOR_DBFS``, measured before
     standardization) are silence, not evidence, and are left out of the vote; a signal
     with nothing above the gate is reported as heard nothing rather than given a label.
+    A run whose dataset was built with ``--onsets`` votes over the windows at the
+    signal's note onsets (``hop_s`` apart within a note; default: the dataset's hop).
     """
     from guitarlab.corpus.audio import mono_at_rate
     from guitarlab.datasets.windows import SILENCE_FLOOR_DBFS, sounding, standardize_as
@@ -111,9 +144,18 @@ def predict_array(
             f"{path}: {len(mono) / rate:.3f} s is shorter than one window "
             f"({window} samples = {window / rate:.3f} s at {rate} Hz); give a longer recording"
         )
-    hop = window if hop_s is None else max(1, int(round(hop_s * rate)))
-    floor = SILENCE_FLOOR_DBFS if gate_dbfs is None else float(gate_dbfs)
-    keep = sounding(cut(mono, length=window, hop=hop), floor_dbfs=floor)
+    at_onsets = onset_windowing(info)
+    hop = at_onsets.hop if at_onsets else window
+    hop = hop if hop_s is None else max(1, int(round(hop_s * rate)))
+    floor = at_onsets.floor_dbfs if at_onsets else SILENCE_FLOOR_DBFS
+    floor = floor if gate_dbfs is None else float(gate_dbfs)
+    onset_starts = None
+    if at_onsets:  # where the dataset's windows were: at the notes, as recorded
+        onset_starts = replace(at_onsets, hop=hop, floor_dbfs=floor).starts(mono, rate)
+        keep = np.ones(onset_starts.size, dtype=bool)
+        notes.append(f"{onset_starts.size} window(s) at note onsets")
+    else:
+        keep = sounding(cut(mono, length=window, hop=hop), floor_dbfs=floor)
     names = info.label_names
     seconds_long = round(len(mono) / rate, 3)
     if not keep.any():
@@ -124,7 +166,12 @@ def predict_array(
             probabilities={},
             n_windows=0,
             seconds=seconds_long,
-            notes=[*notes, f"every window is below {floor:g} dBFS: nothing to label"],
+            notes=[
+                *notes,
+                f"no note above {floor:g} dBFS: nothing to label"
+                if at_onsets
+                else f"every window is below {floor:g} dBFS: nothing to label",
+            ],
             silent_windows=int(keep.size),
             heard_nothing=True,
         )
@@ -132,8 +179,9 @@ def predict_array(
         mono, info.standardize, standardization=info.standardization
     )
     probs, starts = window_probabilities(
-        model, prepared, window=window, hop=hop, n_classes=info.n_classes, keep=keep
-    )
+        model, prepared, window=window, hop=hop, n_classes=info.n_classes, keep=keep,
+        starts=onset_starts,
+    )  # fmt: skip
     silent = int(keep.size - keep.sum())
     if silent:
         notes.append(f"{silent} of {keep.size} window(s) below {floor:g} dBFS skipped as silence")

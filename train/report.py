@@ -177,11 +177,13 @@ def write_report(run_dir: str | Path, evaluation) -> Path:
         ]
     if scores and "per_class" in scores:
         lines += ["", "## Per class (files)", "", markdown_table(scores["per_class"])]
+    for column, table in evaluation.groups.items():
+        lines += ["", f"## Per {column}", "", markdown_table(table)]
     lines += ["", "## Pictures", ""]
     lines += [f"![{title}]({name})" for title, name in pictures]
-    lines += ["", "## Per file", "", markdown_table(files), ""]
-    for column, table in evaluation.groups.items():
-        lines += [f"## Per {column}", "", markdown_table(table), ""]
+    from guitarlab.train.evaluate import natural_sorted
+
+    lines += ["", "## Per file", "", markdown_table(natural_sorted(files, "id")), ""]
     path = run_dir / REPORT_MD
     path.write_text("\n".join(lines))
     return path

@@ -7,7 +7,7 @@ import sys
 import click
 
 from guitarlab.commands import corpus_option
-from guitarlab.corpus.defaults import WINDOW
+from guitarlab.corpus.defaults import NOTE_WINDOWS, WINDOW
 
 
 @click.group("dataset")
@@ -74,6 +74,19 @@ def dataset_group() -> None:
     help="RMS level (dBFS, as recorded) below which a window is silence.",
 )
 @click.option(
+    "--onsets",
+    is_flag=True,
+    help="Start windows at detected note onsets (then every --hop while the note sounds), "
+    "not on a fixed grid; predict cuts files the same way. For note libraries and phrases.",
+)
+@click.option(
+    "--note-windows",
+    default=NOTE_WINDOWS,
+    show_default=True,
+    type=click.IntRange(1),
+    help="With --onsets: at most this many windows per note.",
+)
+@click.option(
     "--test-seconds",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
@@ -91,7 +104,8 @@ def dataset_group() -> None:
     default=None,
     type=click.Choice(["span", "take", "random"]),
     help="Validation: a span per take disjoint from the test span, whole takes, or the seed's "
-    "random 80/20 of windows (leaks) [default: span; take with --val-where].",
+    "random 80/20 of windows (leaks) [default: span; take with --val-where, --test-where or "
+    "--test-groups].",
 )
 @click.option(
     "--val-fraction",
@@ -142,6 +156,8 @@ def dataset_build(
     trim_silence: bool,
     skip_silence: bool,
     gate_dbfs: float,
+    onsets: bool,
+    note_windows: int,
     test_seconds: float | None,
     test_windows: int,
     val: str | None,
@@ -170,7 +186,7 @@ def dataset_build(
       guitarlab dataset build --corpus my-corpus --out ds-takes --split take --label pickup
       guitarlab dataset build --corpus my-corpus --out ds-v2 --held-out-from my-dataset
       guitarlab dataset build --corpus notes --out ds-frets --label pickup \\
-          --test-where "fret >= 6" --trim-silence --skip-silence
+          --test-where "fret >= 6" --onsets
     """
     from guitarlab.datasets.build import build_dataset
     from guitarlab.datasets.folder import open_dataset
@@ -200,6 +216,8 @@ def dataset_build(
         trim_silence=trim_silence,
         skip_silence=skip_silence,
         gate_dbfs=gate_dbfs,
+        onsets=onsets,
+        note_windows=note_windows,
         progress=not quiet,
         overwrite=overwrite,
     )
@@ -270,7 +288,13 @@ def dataset_show(dataset: str) -> None:
     click.echo(
         f"{ds.path}: label {meta['label']!r} ({', '.join(ds.label_names)}), window {ds.window} "
         f"hop {meta['hop']} at {rate} Hz, split {opts['split']}, val {opts['val']}, "
-        f"standardize {opts['standardize']}, seed {opts['seed']}" + (" [LEAKY]" if ds.leaky else "")
+        f"standardize {opts['standardize']}, seed {opts['seed']}"
+        + (
+            f", windows at note onsets (up to {opts['note_windows']} per note)"
+            if opts.get("onsets")
+            else ""
+        )
+        + (" [LEAKY]" if ds.leaky else "")
     )
     click.echo(f"manifest rows hash {ds.hash[:16]}..., {len(meta['rows'])} file(s)")
     held = meta.get("held_out") or {}

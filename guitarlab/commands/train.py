@@ -313,18 +313,15 @@ def evaluate_command(run: str, dataset: str | None, majority: bool, no_baseline:
         raise click.ClickException(
             f"{dataset}: not a dataset folder (no {META_NAME}); give the --out folder of 'guitarlab dataset build'"
         )
-    from guitarlab.train.evaluate import evaluate_run, headline
+    from guitarlab.train.evaluate import evaluate_run, headline, natural_sorted
 
     ev = evaluate_run(run, dataset, baseline=not no_baseline)
     columns = ["id", "label", "predicted", "mean_probability", "correct"]
     if majority:
         columns.insert(3, "majority")
-    click.echo(ev.files[columns].to_string(index=False))
-    click.echo("")
     right = int(ev.files["correct"].sum())
     click.echo(f"files (mean vote): {right}/{len(ev.files)} = {ev.file_accuracy:.2%}")
     click.echo(headline(ev.scores, what="files"))
-    click.echo(ev.scores["per_class"].to_string(index=False))
     if majority:
         click.echo(f"files (majority vote): {ev.majority_accuracy:.2%}")
     click.echo(f"windows: {ev.window_accuracy:.2%} of {ev.n_windows}")
@@ -343,6 +340,10 @@ def evaluate_command(run: str, dataset: str | None, majority: bool, no_baseline:
         )
     if ev.loses_to_features:
         click.echo(ev.loses_to_features)
+    click.echo("")  # the headline above, the tables below
+    click.echo(ev.scores["per_class"].to_string(index=False))
+    click.echo("")
+    click.echo(natural_sorted(ev.files, "id")[columns].to_string(index=False))
     click.echo(f"report: {ev.report_path}")
 
 
