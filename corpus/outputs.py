@@ -98,6 +98,21 @@ def _corpus_above(path: Path) -> Path | None:
     return None
 
 
+def refuse_inside_corpus(
+    out: str | os.PathLike,
+    *,
+    option: str = "--out",
+    error: type[GuitarlabError] = GuitarlabError,
+) -> None:
+    """Refuse ``out`` when it is a corpus or inside one: outputs live next to corpora."""
+    corpus = _corpus_above(Path(out).resolve())
+    if corpus is not None:
+        where = (
+            "is the corpus" if corpus == Path(out).resolve() else f"is inside the corpus {corpus}"
+        )
+        raise error(f"{option} {out} {where}; choose a folder outside every corpus")
+
+
 def _corpus_below(path: Path) -> Path | None:
     for folder, _dirs, files in os.walk(path):
         if CORPUS_FILE in files:
@@ -158,10 +173,7 @@ def check_output(
             )
         if target in source.parents:
             raise error(f"{option} {given} holds the {name} {folder}; choose another {option}")
-    corpus = _corpus_above(target)
-    if corpus is not None:
-        where = "is the corpus" if corpus == target else f"is inside the corpus {corpus}"
-        raise error(f"{option} {given} {where}; choose a folder outside every corpus")
+    refuse_inside_corpus(given, option=option, error=error)
     if not target.exists():
         return False
     if not target.is_dir():
@@ -213,11 +225,7 @@ def output_lock(
     from filelock import FileLock, Timeout
 
     path = lock_path(out)
-    corpus = _corpus_above(path.parent)
-    if corpus is not None:  # not even a lock file among someone's recordings
-        raise error(
-            f"{option} {out} is inside the corpus {corpus}; choose a folder outside every corpus"
-        )
+    refuse_inside_corpus(out, option=option, error=error)  # not even a lock file in one
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(path, timeout=0)
     try:

@@ -24,6 +24,7 @@ import pandas as pd
 from guitarlab.corpus.defaults import SYNTH_RATE, WINDOW
 from guitarlab.corpus.errors import GuitarlabError, RecorderError, TrainError
 from guitarlab.corpus.levels import DEFAULT_TARGET_PEAK_DBFS
+from guitarlab.corpus.outputs import refuse_inside_corpus
 from guitarlab.train.retrain import (
     CorpusChanges,
     corpus_changes,
@@ -74,7 +75,11 @@ HOLDOUT_WINDOW, HOLDOUT_HOP = 32768, 8192
 # 61, 128 got 60, 61 and 61).
 HOLDOUT_TAKES = 16
 HOLDOUT_TRAINING_TAKES = 128
-PROTOCOLS = ("seed", "guitar-holdout")
+PROTOCOLS = ("seed", "guitar-holdout", "session-notes", "session-strings")
+# A note library's session (synth/session.py): one guitar, three pickup settings, every
+# string at frets 0-12; the test notes are unseen frets or unseen strings (MODEL.md,
+# "A session's notes").
+SESSION_TESTS = {"session-notes": "fret >= 6", "session-strings": "string <= 3"}
 # The honest protocol: the randomized family (p90 aside: two classes), one single-coil and
 # one humbucker guitar never heard in training.
 HOLDOUT_GUITARS = (
@@ -367,6 +372,7 @@ def seed_dataset(
 
     out = Path(out)
     corpus, dataset = out / "corpus", out / "dataset"
+    refuse_inside_corpus(out)  # the demo's own corpus goes in out/corpus, never into another
     out.mkdir(parents=True, exist_ok=True)
     how = record_session(
         corpus, seconds=seconds, through_server=through_server, seed=seed, echo=echo
@@ -581,6 +587,7 @@ def holdout_dataset(
         )
     out = Path(out)
     corpus, dataset = out / "corpus", out / "dataset"
+    refuse_inside_corpus(out)  # the demo's own corpus goes in out/corpus, never into another
     out.mkdir(parents=True, exist_ok=True)
     init_corpus(corpus)
     training = tuple(g for g in HOLDOUT_GUITARS if g not in held_out)
@@ -636,6 +643,69 @@ def holdout_dataset(
             overwrite=True,
             progress=True,
         )
+    return how
+
+
+def run_session_demo(
+    out: str | os.PathLike,
+    *,
+    protocol: str = "session-notes",
+    full_model: bool = False,
+    epochs: int | None = None,
+    seed: int = 0,
+    echo: Echo = print,
+) -> DemoResult:
+    """A note library's session, label ``pickup``: unseen frets (``session-notes``: frets
+    0-5 train, 6-12 test) or unseen strings (``session-strings``: E, A, D train, G, B, e
+    test), validation from whole training notes."""
+    out = Path(out)
+    how = session_dataset(out, protocol=protocol, seed=seed, echo=echo)
+    config = demo_config(full_model=full_model, epochs=epochs, seed=seed, protocol=protocol)
+    return _train_and_report(
+        out, out / "corpus", out / "dataset", out / "run", config, recorded_through=how,
+        protocol=protocol, echo=echo,
+    )  # fmt: skip
+
+
+def session_dataset(
+    out: str | os.PathLike, *, protocol: str = "session-notes", seed: int = 0,
+    frets: tuple[int, ...] = tuple(range(13)), echo: Echo = _quiet,
+) -> str:  # fmt: skip
+    """Steps 1-3 of a session protocol into ``out/corpus`` and ``out/dataset`` (234 notes of
+    2 s, 8,000-sample windows from each note's first sound, silent ones gated out);
+    ``frets`` fewer for a smoke run."""
+    from guitarlab.datasets.build import build_dataset
+    from guitarlab.datasets.folder import read_meta
+    from guitarlab.synth.session import session_to_corpus
+
+    if protocol not in SESSION_TESTS:
+        raise GuitarlabError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+    out = Path(out)
+    corpus, dataset = out / "corpus", out / "dataset"
+    out.mkdir(parents=True, exist_ok=True)
+    echo(
+        "1/5 synth: one recording session of a superstrat, bridge and neck humbucker and the "
+        "bridge coil split (electronics fixed per setting), every string at frets 0-12"
+    )
+    try:
+        added = session_to_corpus(corpus, seed=seed, frets=frets, progress=echo is not _quiet)
+    except RecorderError as exc:  # notes of another --seed are there
+        raise GuitarlabError(f"{exc}; give the demo another --out") from None
+    how = "direct (synthetic note library)" if added else "reused"
+    echo("2/5 augment: none (a note library is tested raw)")
+    test_where = SESSION_TESTS[protocol]
+    current = _dataset_is_current(dataset, corpus, (), window=WINDOW) and (
+        read_meta(dataset).get("held_out", {}).get("test_where") == test_where
+    )
+    if current:
+        echo("3/5 dataset: up to date, reusing it")
+    else:
+        echo(f"3/5 dataset: label pickup, test = the notes where {test_where} (whole notes)")
+        build_dataset(
+            corpus, dataset, label="pickup", window=WINDOW, test_where=test_where, val="take",
+            trim_silence=True, skip_silence=True, seed=seed, overwrite=True,
+            progress=echo is not _quiet,
+        )  # fmt: skip
     return how
 
 

@@ -206,6 +206,16 @@ def test_train_never_writes_into_the_dataset_a_corpus_or_other_files(
     assert not list(corpus.glob(".*lock"))
 
 
+@pytest.mark.parametrize("protocol", ["seed", "guitar-holdout"])
+def test_demo_never_builds_its_workspace_inside_a_corpus(corpus: Path, protocol: str) -> None:
+    before, names = snapshot(corpus), sorted(p.name for p in corpus.rglob("*"))
+    for out, says in ((corpus, "is the corpus"), (corpus / "takes", "is inside the corpus")):
+        result = run("demo", "--out", out, "--protocol", protocol, "--direct", "--seconds", "1")
+        assert_one_line_error(result, str(out), says)
+    assert snapshot(corpus) == before
+    assert sorted(p.name for p in corpus.rglob("*")) == names  # nothing added either
+
+
 # ---------------------------------------------------------------- locks on outputs
 
 
