@@ -17,8 +17,9 @@ Protocols (each with its own data, built once per seed):
   ones (G, B, e) test. The features models on both: ``benchmarks/bench_session.py``.
 
 Models: the CPU-sized wave LSTM-FCN, the spectrogram MLSTM-FCN (the demo's default), their
-ensemble, and the baselines on the same split (logistic regression on log band energies,
-the best spectral-centroid threshold). Every figure is over seeds 0-2: the mean and the
+ensemble, the features model (``--model features``), ``--model auto``, and the baselines
+on the same split (the features model evaluate fits beside a network, the best
+spectral-centroid threshold). Every figure is over seeds 0-2: the mean and the
 range. Training time is wall-clock on the machine named in the file.
 """
 
@@ -34,9 +35,8 @@ import numpy as np
 from benchmarks.common import Row
 
 PROTOCOLS = ("sine-square", "seed", "guitar-holdout", "notes", "session-notes", "session-strings")
-# session protocol -> the test notes (a query over the manifest; whole notes)
-SESSION_TESTS = {"session-notes": "fret >= 6", "session-strings": "string <= 3"}
-MODELS = ("wave", "spectrogram", "ensemble")
+SESSION_PROTOCOLS = ("session-notes", "session-strings")  # guitarlab.workflow.SESSION_TESTS
+MODELS = ("wave", "spectrogram", "ensemble", "features", "auto")
 BASELINES = ("logistic", "centroid")
 SEEDS = (0, 1, 2)
 NOTE_GUITARS = ("stratocaster", "telecaster", "les_paul", "sg")
@@ -50,8 +50,8 @@ def _config(model: str, seed: int, quick: bool, protocol: str = "seed"):
     settings = {"verbose": 0, "input": "wave" if model == "wave" else "spectrogram"}
     if model == "wave":  # reads samples: no spectrogram, so no spectral-statistics branch
         settings["spectral_stats"] = False
-    if model == "ensemble":
-        settings["model"] = "ensemble"
+    if model in ("ensemble", "features", "auto"):
+        settings["model"] = model
     if quick:
         settings.update(epochs=1, fine_tune_epochs=0)
     return replace(demo_config(seed=seed, protocol=protocol), **settings)
@@ -73,34 +73,18 @@ def _dataset(protocol: str, seed: int, work: Path, quick: bool) -> Path:
             holdout_dataset(folder, seconds=4.0, takes=1, training_takes=1, seed=seed)
         else:
             holdout_dataset(folder, seed=seed)  # the demo's takes and windows
-    elif protocol in SESSION_TESTS:
-        _session_dataset(folder, seed, quick, SESSION_TESTS[protocol])
+    elif protocol in SESSION_PROTOCOLS:
+        _session_dataset(folder, seed, quick, protocol)
     else:
         _notes_dataset(folder, seed, quick)
     return folder / "dataset"
 
 
-def _session_dataset(folder: Path, seed: int, quick: bool, test_where: str) -> None:
-    from guitarlab.datasets.build import build_dataset
-    from guitarlab.synth.session import session_to_corpus
+def _session_dataset(folder: Path, seed: int, quick: bool, protocol: str) -> None:
+    from guitarlab.workflow import session_dataset
 
-    session_to_corpus(
-        folder / "corpus", seed=seed, frets=(0, 3, 6, 9) if quick else tuple(range(13)),
-        progress=False,
-    )  # fmt: skip
-    build_dataset(
-        folder / "corpus",
-        folder / "dataset",
-        label="pickup",
-        window=8000,
-        test_where=test_where,
-        val="take",  # whole training notes, not a span cut out of each
-        trim_silence=True,
-        skip_silence=True,
-        seed=seed,
-        progress=False,
-        overwrite=True,
-    )
+    frets = (0, 3, 6, 9) if quick else tuple(range(13))
+    session_dataset(folder, protocol=protocol, seed=seed, frets=frets)
 
 
 def _notes_dataset(folder: Path, seed: int, quick: bool) -> None:

@@ -682,6 +682,7 @@ def session_dataset(
         raise GuitarlabError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
     out = Path(out)
     corpus, dataset = out / "corpus", out / "dataset"
+    refuse_inside_corpus(out)  # the demo's own corpus goes in out/corpus, never into another
     out.mkdir(parents=True, exist_ok=True)
     echo(
         "1/5 synth: one recording session of a superstrat, bridge and neck humbucker and the "

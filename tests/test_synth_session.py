@@ -138,3 +138,19 @@ def test_the_same_note_at_two_pitches_matches_by_harmonic_number() -> None:
                             n_harmonics=20)  # fmt: skip
     assert np.argmin(half[:6]) == 3
     assert np.argmin(profile_by_length(half, 12)[:10]) == 7
+
+
+def test_session_demo_dataset_follows_its_protocol(tmp_path: Path) -> None:
+    from guitarlab.workflow import session_dataset
+
+    out = tmp_path / "demo"
+    assert session_dataset(out, protocol="session-notes", frets=(0, 7)) != "reused"
+    notes = open_dataset(out / "dataset")
+    assert notes.meta["held_out"]["test_where"] == "fret >= 6"
+    assert notes.meta["options"]["val"] == "take"
+    assert session_dataset(out, protocol="session-notes", frets=(0, 7)) == "reused"
+    session_dataset(out, protocol="session-strings", frets=(0, 7))  # same notes, other split
+    strings = open_dataset(out / "dataset")
+    assert strings.meta["held_out"]["test_where"] == "string <= 3"
+    manifest = load_manifest(out / "corpus").set_index("id")
+    assert {int(manifest.loc[i, "string"]) for i in strings.windows("test")["id"]} == {1, 2, 3}

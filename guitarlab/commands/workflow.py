@@ -17,10 +17,10 @@ from guitarlab.commands import corpus_option
 )
 @click.option(
     "--protocol",
-    type=click.Choice(["seed", "guitar-holdout"]),
+    type=click.Choice(["seed", "guitar-holdout", "session-notes", "session-strings"]),
     default="seed",
     show_default=True,
-    help="seed: the post's experiment (a span held out of every take); guitar-holdout: the randomized family, two guitars never heard in training, label pickup.",
+    help="seed: the post's experiment (a span held out of every take); guitar-holdout: the randomized family, two guitars never heard in training, label pickup; session-notes / session-strings: a note library (one guitar, three pickup settings, every string at frets 0-12), frets 6-12 or the G, B and e strings never heard in training.",
 )
 @click.option(
     "--seconds",
@@ -81,17 +81,25 @@ def demo_command(
     can start), renders clean/crunch/distorted (16 files), builds the leak-free span
     split, trains the CPU-sized spectrogram LSTM-FCN and votes once per held-out file.
     guitar-holdout: the randomized guitar family, label pickup, the takes of two guitars
-    never heard in training as the test set. Re-running reuses what is already there.
+    never heard in training as the test set. session-notes, session-strings: a synthetic
+    note library (234 notes), label pickup, unseen frets or strings as the test set.
+    Re-running reuses what is already there.
 
     \b
     Example:
       guitarlab demo --out demo
       guitarlab demo --out demo-holdout --protocol guitar-holdout
+      guitarlab demo --out demo-notes --protocol session-notes
       guitarlab demo --out demo-gpu --full-model      # on a GPU machine
     """
-    from guitarlab.workflow import run_demo, run_holdout_demo
+    from guitarlab.workflow import run_demo, run_holdout_demo, run_session_demo
 
-    if protocol == "seed":
+    if protocol.startswith("session-"):
+        result = run_session_demo(
+            out, protocol=protocol, full_model=full_model, epochs=epochs, seed=seed,
+            echo=click.echo,
+        )  # fmt: skip
+    elif protocol == "seed":
         result = run_demo(
             out,
             seconds=60.0 if seconds is None else seconds,
