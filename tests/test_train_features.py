@@ -221,3 +221,17 @@ def test_auto_chooses_by_validation_only_and_reports_every_candidate(data, tmp_p
     assert (ev.loses_to_features is not None) == (
         ev.balanced_accuracy < ev.baseline["file_balanced_accuracy"]
     )
+
+
+def test_review_and_retrain_use_a_features_run(data, features_run, tmp_path):
+    from guitarlab.corpus.manifest import load_manifest
+    from guitarlab.review.model import RunLabels
+    from guitarlab.workflow import retrain
+
+    corpus = data["root"] / "corpus"
+    queue = RunLabels(features_run, corpus).queue(load_manifest(corpus))
+    assert len(queue) == 24 and not any(item.get("error") for item in queue)
+    assert sum(not item["disagrees"] for item in queue) >= 22
+    result = retrain(corpus, features_run, tmp_path / "again", echo=lambda _: None)
+    assert json.loads((result.run / "run.json").read_text())["config"]["model"] == "features"
+    assert result.before_file_accuracy >= 0.8 and result.after_file_accuracy >= 0.8
