@@ -169,6 +169,15 @@ def test_open_inside_checks_the_file_it_opened(corpus: Path, monkeypatch) -> Non
     monkeypatch.setattr(files.os, "open", relink_then_open)
     with pytest.raises(Forbidden):
         open_inside(corpus, rel)
+    monkeypatch.undo()
+    # a link swapped for a file while its name is resolved (realpath: EINVAL) is a 403
+
+    def swapped_mid_resolve(*args, **kwargs):
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(files, "resolve_audio_path", swapped_mid_resolve)
+    with pytest.raises(Forbidden):
+        open_inside(corpus, rel)
 
 
 def test_fd_response_serves_ranges_from_the_descriptor(corpus: Path, tmp_path: Path) -> None:

@@ -60,7 +60,7 @@ def open_inside(root: str | os.PathLike, rel: str, *, row: str = "") -> int:
     outside = Forbidden(f"{where}path {rel!r} is outside the corpus; not served")
     try:
         full = resolve_audio_path(root, rel, follow_links=True)
-    except ManifestError:
+    except (ManifestError, OSError):  # OSError: a link swapped while it was resolved
         raise outside from None
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     flags |= getattr(os, "O_NONBLOCK", 0)  # a FIFO swapped in must not hang the server
