@@ -191,8 +191,13 @@ def parse_body(raw: bytes) -> dict:
 
 
 async def json_body(request: Request) -> dict:
-    """The request's JSON object (see :func:`parse_body`)."""
-    return parse_body(await request.body())
+    """The request's JSON object (see :func:`parse_body`); reading stops past 64 KiB."""
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            break
+    return parse_body(bytes(raw))
 
 
 def create_app(
