@@ -15,6 +15,16 @@ VERSION = "0.1.0"  # the package version, written into dataset meta.json and run
 RECORD_RATE = 48000  # Hz: recorder, audio server, calibration
 SYNTH_RATE = 44100  # Hz: synthetic guitar, demo, seed protocol
 WINDOW = 8000  # samples per model window
+MIN_WINDOW = 256  # samples: shorter windows hold no note (5.8 ms at 44.1 kHz), just many rows
+MAX_TAKE_SECONDS = 3600.0  # a synthetic take is rendered in memory: an hour is 1.3 GB
 NOTE_WINDOWS = 5  # windows per note with dataset build --onsets: 0.9 s at WINDOW, 44.1 kHz
 
-__all__ = ["NOTE_WINDOWS", "RECORD_RATE", "SYNTH_RATE", "VERSION", "WINDOW"]
+__all__ = [
+    "MAX_TAKE_SECONDS",
+    "MIN_WINDOW",
+    "NOTE_WINDOWS",
+    "RECORD_RATE",
+    "SYNTH_RATE",
+    "VERSION",
+    "WINDOW",
+]

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from guitarlab.corpus.defaults import VERSION, WINDOW
+from guitarlab.corpus.defaults import MIN_WINDOW, VERSION, WINDOW
 from guitarlab.corpus.errors import DatasetError, GuitarlabError
 from guitarlab.corpus.manifest import load_manifest
 from guitarlab.corpus.outputs import check_output, refuse_if_locked, replace_output
@@ -164,8 +164,16 @@ def build_dataset(
         raise DatasetError(f"--note-windows must be at least 1, got {note_windows}")
     window = int(window)
     hop = window if hop is None else int(hop)
-    if window < 1 or hop < 1:
-        raise DatasetError(f"window and hop must be positive sample counts, got {window}, {hop}")
+    if window < MIN_WINDOW or hop < 1:
+        raise DatasetError(
+            f"window={window}, hop={hop}: use a window of at least {MIN_WINDOW} samples (shorter "
+            "ones hold no note, only more rows) and a hop of at least 1"
+        )
+    if same_span_all and split != "span":
+        raise DatasetError(
+            f"--same-span-all puts one test span in every take; it needs --split span, "
+            f"not --split {split}"
+        )
     if standardize not in STANDARDIZE_MODES:
         raise DatasetError(
             f"unknown standardize {standardize!r}; use one of {', '.join(STANDARDIZE_MODES)}"
@@ -442,6 +450,10 @@ def build_dataset(
         notes.append(
             f"test label(s) {', '.join(unseen)} have no training windows: the model cannot predict them"
         )
+    if totals["train"] == 0 and skip_silence:
+        ungated = sum(int(grid(row)["train"].size) for _, row in rows.iterrows())
+        if ungated:
+            raise DatasetError(_gate_blame(rows, gate_dbfs, ungated))
     if totals["train"] == 0:
         raise DatasetError(
             "no training windows are left after holding out test and validation time; "
@@ -508,6 +520,24 @@ def build_dataset(
     for note in notes:
         log.info("dataset %s: %s", out, note)
     return out
+
+
+def _gate_blame(rows: pd.DataFrame, gate_dbfs: float, ungated: int) -> str:
+    """Why no training window is left when the energy gate took them all: the gate's value
+    against the loudest file's level (the manifest's), so the user moves the gate, not the
+    window or the test span."""
+    level = ""
+    rms = pd.to_numeric(rows.get("rms_dbfs", pd.Series(dtype=float)), errors="coerce")
+    if rms.notna().any():
+        loudest = rows.loc[rms.idxmax()]
+        peak = pd.to_numeric(pd.Series([loudest.get("peak_dbfs")]), errors="coerce").iloc[0]
+        level = f" (the loudest file, {loudest['id']}, is at {rms.max():.1f} dBFS RMS" + (
+            f", peak {peak:.1f} dBFS)" if pd.notna(peak) else ")"
+        )
+    return (
+        f"--gate-dbfs {gate_dbfs:g} calls all {ungated} training window(s) silence{level}; "
+        "give a gate below the playing's level (default -60) or leave out --skip-silence"
+    )
 
 
 def _resolve_split(

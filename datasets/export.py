@@ -278,33 +278,47 @@ def _how_split(options: Mapping, meta: Mapping) -> str:
 # ---------------------------------------------------------------- reading audio
 
 
-def _audio_bytes(corpus: Path, item: ExportItem) -> tuple[bytes, dict]:
+def _verified_bytes(path: Path, row: Mapping, last: dict) -> bytes:
+    """The corpus file's bytes, read once and checked against the manifest's sha256.
+
+    Clips are cut from these very bytes, so a file changed after the build is refused
+    for a clip as for a whole file. ``last`` keeps the latest file checked: a take's
+    clips come one after another and share one read.
+    """
+    if last.get("path") == path:
+        return last["data"]
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read it ({exc.strerror}); check the corpus") from None
+    if hashlib.sha256(data).hexdigest() != str(row["sha256"]):
+        raise DatasetError(
+            f"{path}: its sha256 differs from the manifest's; run 'guitarlab manifest check'"
+        )
+    last.clear()
+    last.update(path=path, data=data)
+    return data
+
+
+def _audio_bytes(corpus: Path, item: ExportItem, last: dict | None = None) -> tuple[bytes, dict]:
     """The file's (or clip's) bytes and the columns measured from them."""
-    from guitarlab.corpus.audio import audio_info
     from guitarlab.corpus.levels import peak_dbfs, rms_dbfs
 
     path = resolve_audio_path(corpus, str(item.row["path"]))
+    source = _verified_bytes(path, item.row, {} if last is None else last)
     if not item.is_clip:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise DatasetError(
-                f"{path}: cannot read it ({exc.strerror}); check the corpus"
-            ) from None
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != str(item.row["sha256"]):
-            raise DatasetError(
-                f"{path}: its sha256 differs from the manifest's; run 'guitarlab manifest check'"
-            )
-        return data, {"sha256": digest}
-    info = audio_info(path)
-    exact = "int32" if str(info.subtype).startswith("PCM") else "float64"  # bit-exact copies
+        return source, {"sha256": str(item.row["sha256"])}
     try:
-        samples, rate = sf.read(str(path), start=item.start, stop=item.end, dtype=exact)
+        with sf.SoundFile(io.BytesIO(source)) as handle:
+            info = handle.subtype, handle.format
+            exact = "int32" if str(handle.subtype).startswith("PCM") else "float64"  # bit-exact
+            handle.seek(item.start)
+            samples = handle.read(item.end - item.start, dtype=exact)
+            rate = handle.samplerate
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise DatasetError(f"{path}: cannot read audio ({exc}); check the file") from None
     buffer = io.BytesIO()
-    sf.write(buffer, samples, rate, subtype=info.subtype, format=info.format)
+    sf.write(buffer, samples, rate, subtype=info[0], format=info[1])
     data = buffer.getvalue()
     scaled = samples / 2.0**31 if exact == "int32" else samples
     return data, {
@@ -348,8 +362,9 @@ def _materialized(
 ) -> Iterator[tuple[ExportItem, bytes, dict]]:
     from tqdm import tqdm
 
+    last: dict = {}  # the latest source file read and checked, for the next clip of it
     for item in tqdm(plan.items, desc="export", unit="file", disable=not progress):
-        data, measured = _audio_bytes(corpus, item)
+        data, measured = _audio_bytes(corpus, item, last)
         yield item, data, _metadata_row(item, measured, columns)
 
 

@@ -92,8 +92,14 @@ def _load_npy(path: Path, *, rows: int | None) -> np.ndarray:
         raise DatasetError(f"{path}: missing from the dataset folder; rebuild the dataset")
     try:
         array = np.load(path, mmap_mode="r")
-    except ValueError:  # an empty array cannot be memory-mapped
-        array = np.load(path)
+    except (ValueError, EOFError, OSError):  # an empty array cannot be memory-mapped
+        try:
+            array = np.load(path)
+        except (ValueError, EOFError, OSError) as exc:  # cut short, or not an .npy file
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DatasetError(
+                f"{path}: corrupt, cut short or damaged ({reason}); rebuild the dataset"
+            ) from None
     if rows is not None and array.shape[0] != rows:
         raise DatasetError(
             f"{path}: {array.shape[0]} windows but dataset.json says {rows}; the folder is corrupt, rebuild it"

@@ -745,7 +745,7 @@ def retrain(
     from guitarlab.datasets.folder import open_dataset, read_meta
     from guitarlab.train.fit import fit_dataset
     from guitarlab.train.models import widen_output
-    from guitarlab.train.rundir import load_run
+    from guitarlab.train.rundir import RUN_JSON, STATE_JSON, load_run
 
     corpus = Path(corpus)
     old = load_run(from_run)
@@ -756,6 +756,10 @@ def retrain(
     old_meta = read_meta(old.dataset_dir)
     out = Path(out) if out else Path(str(Path(from_run).resolve()) + "-retrained")
     new_dataset, new_run = out / "dataset", out / "run"
+    if (new_run / RUN_JSON).exists() or (new_run / STATE_JSON).exists():
+        raise TrainError(  # retrain has no --resume: say so before rendering and building
+            f"{out}: already holds a retrained run ({new_run}); give retrain another --out"
+        )
 
     changes = corpus_changes(load_manifest(corpus), old_meta)
     if changes.changed_rows:

@@ -87,6 +87,7 @@ def synth_to_corpus(
             raise RecorderError(f"unknown phrase {phrase!r}; known: {', '.join(PHRASES)}")
     if takes < 1 or (first_take is not None and first_take < 1):
         raise RecorderError(f"takes={takes}, first_take={first_take}: both must be 1 or more")
+    check_length(seconds, sample_rate)  # before the corpus folder is made
     root = init_corpus(corpus)
 
     todo: list[tuple] = []

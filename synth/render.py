@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from scipy import signal
 
-from guitarlab.corpus.defaults import SYNTH_RATE
+from guitarlab.corpus.defaults import MAX_TAKE_SECONDS, SYNTH_RATE
 from guitarlab.corpus.errors import RecorderError
 from guitarlab.synth import guitar as sg
 from guitarlab.synth.guitar import GUITARS
@@ -445,9 +445,10 @@ def render_notes(
 
 def check_length(seconds: float, sample_rate: int) -> None:
     """Refuse a length or rate the synthesizer cannot render, in one line."""
-    if not seconds > 0 or not 8000 <= int(sample_rate) <= 192000:
+    if not 0 < seconds <= MAX_TAKE_SECONDS or not 8000 <= int(sample_rate) <= 192000:
         raise RecorderError(
-            f"seconds={seconds}, sample_rate={sample_rate}: use seconds > 0 and a rate of 8000-192000 Hz"
+            f"seconds={seconds}, sample_rate={sample_rate}: use 0 < seconds <= "
+            f"{MAX_TAKE_SECONDS:g} (a take is rendered in memory) and a rate of 8000-192000 Hz"
         )
 
 

@@ -146,7 +146,9 @@ def predict_array(
         )
     at_onsets = onset_windowing(info)
     hop = at_onsets.hop if at_onsets else window
-    hop = hop if hop_s is None else max(1, int(round(hop_s * rate)))
+    if hop_s is not None and not (np.isfinite(hop_s) and hop_s * rate >= 1):
+        raise TrainError(f"hop_s={hop_s}: give a finite hop of at least one sample (1/{rate} s)")
+    hop = hop if hop_s is None else int(round(hop_s * rate))
     floor = at_onsets.floor_dbfs if at_onsets else SILENCE_FLOOR_DBFS
     floor = floor if gate_dbfs is None else float(gate_dbfs)
     onset_starts = None

@@ -36,6 +36,37 @@ def model_file(model: str) -> str:
     return MODEL_JOBLIB if model == "features" else MODEL_KERAS
 
 
+def check_model_file(path: str | os.PathLike) -> None:
+    """Refuse a ``.keras`` file that is cut short or damaged, before TensorFlow loads.
+
+    Why: Keras reports such a file as "File not found" for a file that exists. A ``.keras``
+    file is a zip archive; this reads it once and checks every member's CRC (a few MB).
+    """
+    import zipfile
+
+    path = Path(path)
+    if path.suffix != ".keras" or not path.is_file():
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        raise TrainError(
+            f"{path}: corrupt, not a complete .keras archive ({exc}); retrain or restore the run"
+        ) from None
+    if bad is not None:
+        raise TrainError(f"{path}: corrupt ({bad} fails its checksum); retrain or restore the run")
+
+
+def _load_error(path: Path, exc: Exception) -> TrainError:
+    """A model file that exists but does not load: corrupt, in one line."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return TrainError(
+        f"{path}: corrupt, cannot load it ({type(exc).__name__}{': ' + text if text else ''}); "
+        "retrain or restore the run"
+    )
+
+
 @dataclass
 class Run:
     """What a finished training returns: the folder, the model in memory and its numbers."""
@@ -81,7 +112,12 @@ class RunInfo:
         if not self.is_network:
             from guitarlab.train.features import FeaturesModel
 
-            return FeaturesModel.load(self.run_dir)
+            try:
+                return FeaturesModel.load(self.run_dir)
+            except TrainError:
+                raise
+            except Exception as exc:  # a damaged pickle raises whatever it meets
+                raise _load_error(self.run_dir / MODEL_JOBLIB, exc) from None
         from guitarlab.train import models  # noqa: F401, I001  (quiet TF import, custom layers)
 
         import keras
@@ -89,7 +125,11 @@ class RunInfo:
         path = self.run_dir / f"{which}.keras"
         if not path.is_file():
             raise TrainError(f"{path}: no such checkpoint; the run may not have finished")
-        return keras.models.load_model(path, compile=False)
+        check_model_file(path)
+        try:
+            return keras.models.load_model(path, compile=False)
+        except Exception as exc:  # an intact zip with a damaged config or weights inside
+            raise _load_error(path, exc) from None
 
 
 def read_run_meta(run_dir: str | os.PathLike) -> dict | None:

@@ -12,3 +12,21 @@ def corpus_option(help_text: str = "Corpus folder.", *, required: bool = True):
         type=click.Path(file_okay=False),
         help=help_text,
     )
+
+
+class FiniteRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses ``nan`` (which every range check lets through).
+
+    Why: ``nan`` compares false with both bounds, so ``--seconds nan`` or ``--gate-dbfs nan``
+    would pass a plain FloatRange and then silently turn every comparison false downstream.
+    """
+
+    def convert(self, value, param, ctx):
+        rv = super().convert(value, param, ctx)
+        if rv != rv:  # nan
+            self.fail(
+                f"{value!r} is not a number; give one in the range {self._describe_range()}.",
+                param,
+                ctx,
+            )
+        return rv

@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from guitarlab.commands import corpus_option
-from guitarlab.corpus.defaults import NOTE_WINDOWS, WINDOW
+from guitarlab.commands import FiniteRange, corpus_option
+from guitarlab.corpus.defaults import MIN_WINDOW, NOTE_WINDOWS, WINDOW
 
 
 @click.group("dataset")
@@ -27,7 +27,11 @@ def dataset_group() -> None:
     help="Manifest column to classify: guitar, pickup, phrase, tone, or any other column.",
 )
 @click.option(
-    "--window", default=WINDOW, show_default=True, type=click.IntRange(1), help="Window in samples."
+    "--window",
+    default=WINDOW,
+    show_default=True,
+    type=click.IntRange(MIN_WINDOW),
+    help=f"Window in samples, at least {MIN_WINDOW} (shorter ones hold no note, only more rows).",
 )
 @click.option(
     "--hop", default=None, type=click.IntRange(1), help="Hop in samples [default: the window]."
@@ -68,10 +72,10 @@ def dataset_group() -> None:
 )
 @click.option(
     "--gate-dbfs",
-    type=float,
+    type=FiniteRange(max=0, max_open=True),
     default=-60.0,
     show_default=True,
-    help="RMS level (dBFS, as recorded) below which a window is silence.",
+    help="RMS level (dBFS, as recorded, below 0) below which a window is silence.",
 )
 @click.option(
     "--onsets",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from guitarlab.commands import corpus_option
-from guitarlab.corpus.defaults import SYNTH_RATE
+from guitarlab.commands import FiniteRange, corpus_option
+from guitarlab.corpus.defaults import MAX_TAKE_SECONDS, SYNTH_RATE
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -78,8 +78,9 @@ def _option_pairs(pairs: tuple[str, ...]) -> dict:
 @click.option(
     "--seconds",
     default=None,
-    type=float,
-    help="Length of each take [default: 60; 3 with --notes].",
+    type=FiniteRange(0, MAX_TAKE_SECONDS, min_open=True),
+    help=f"Length of each take, at most {MAX_TAKE_SECONDS:g} (a take is rendered in memory) "
+    "[default: 60; 3 with --notes].",
 )
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the performances.")
 @click.option("--bpm", default=120.0, show_default=True, type=float, help="Tempo.")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from guitarlab.commands import FiniteRange
+
 
 def _ints(text: str, option: str) -> tuple[int, ...]:
     try:
@@ -347,19 +349,51 @@ def evaluate_command(run: str, dataset: str | None, majority: bool, no_baseline:
     click.echo(f"report: {ev.report_path}")
 
 
+MIN_HOP_S = 0.01  # predict --hop: finer steps only multiply the windows of a file
+IMAGE_SUFFIXES = (".png", ".svg", ".pdf")  # what --plot writes (matplotlib, no extra packages)
+
+
+def _image_path(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """Refuse a --plot path that is not an image before the model loads (seconds)."""
+    if value is not None and Path(value).suffix.lower() not in IMAGE_SUFFIXES:
+        raise click.BadParameter(
+            f"{value!r} is not an image file name; end it in {', '.join(IMAGE_SUFFIXES)} "
+            f"(e.g. {Path(value).stem or 'labels'}.png)"
+        )
+    return value
+
+
 @click.command("predict")
 @click.argument("run", type=click.Path(file_okay=False))
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (with the per-second values).")
-@click.option("--plot", type=click.Path(dir_okay=False), help="Write the labels over time as PNG.")
-@click.option("--hop", "hop_s", type=float, default=None, help="Seconds between windows.")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    callback=_image_path,
+    help="Write the labels over time as an image (.png, .svg or .pdf).",
+)
+@click.option(
+    "--hop",
+    "hop_s",
+    type=FiniteRange(MIN_HOP_S, 3600.0),
+    default=None,
+    help=f"Seconds between windows, at least {MIN_HOP_S:g} (100 windows a second) "
+    "[default: as the run's dataset was cut].",
+)
 @click.option("--device", default=None, help="Listen to this input device instead of files.")
-@click.option("--seconds", type=float, default=None, help="Stop listening after this long.")
+@click.option(
+    "--seconds",
+    type=FiniteRange(0, min_open=True),
+    default=None,
+    help="Stop listening after this long.",
+)
 @click.option(
     "--gate-dbfs",
-    type=float,
+    type=FiniteRange(max=0, max_open=True),
     default=None,
-    help="Windows quieter than this (RMS, dBFS) are silence and not voted on [default: -60].",
+    help="Windows quieter than this (RMS, dBFS, below 0) are silence and not voted on "
+    "[default: -60].",
 )
 def predict_command(run, files, as_json, plot, hop_s, device, seconds, gate_dbfs) -> None:
     """Label audio FILES (or a live input) with the model of RUN.
@@ -436,7 +470,8 @@ def predict_command(run, files, as_json, plot, hop_s, device, seconds, gate_dbfs
 
 def _check_run(run: str) -> None:
     """A run folder with run.json and model.keras, checked without loading TensorFlow."""
-    from guitarlab.train.rundir import RUN_JSON, model_file, read_run_meta
+    from guitarlab.corpus.errors import TrainError
+    from guitarlab.train.rundir import RUN_JSON, check_model_file, model_file, read_run_meta
 
     folder = Path(run)
     if not (folder / RUN_JSON).is_file():
@@ -452,6 +487,10 @@ def _check_run(run: str) -> None:
         raise click.ClickException(
             f"{model}: missing; the run did not finish, resume it with 'guitarlab train --resume'"
         )
+    try:
+        check_model_file(model)
+    except TrainError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _audio_problem(path: str) -> str:
