@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -560,7 +561,8 @@ def test_predict_rejects_a_text_file_before_tensorflow(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "run.json").write_text("{}")
-    (run_dir / "model.keras").write_bytes(b"not a model")
+    with zipfile.ZipFile(run_dir / "model.keras", "w") as archive:  # intact, junk inside
+        archive.writestr("config.json", "not a model")
     text = tmp_path / "notes.wav"
     text.write_text("not audio\n")
     probe = (
