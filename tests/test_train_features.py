@@ -206,7 +206,11 @@ def test_auto_chooses_by_validation_only_and_reports_every_candidate(data, tmp_p
         assert a["test_file_balanced_accuracy"] + b["test_file_balanced_accuracy"] == pytest.approx(
             1.0
         )  # the test labels did change: every file's verdict flipped
-    assert {row["name"] for row in plain["candidates"]} == {"features", "spectrogram-network"}
+    assert [row["name"] for row in plain["candidates"]] == [
+        "features",
+        "spectrogram-network",
+        "average",
+    ]
     meta = json.loads((tmp_path / "auto" / "run.json").read_text())
     assert meta["requested_model"] == "auto" and meta["auto"]["why"]
     ev = evaluate_run(tmp_path / "auto")
@@ -235,3 +239,17 @@ def test_review_and_retrain_use_a_features_run(data, features_run, tmp_path):
     result = retrain(corpus, features_run, tmp_path / "again", echo=lambda _: None)
     assert json.loads((result.run / "run.json").read_text())["config"]["model"] == "features"
     assert result.before_file_accuracy >= 0.8 and result.after_file_accuracy >= 0.8
+    # --model average: the two candidates' probabilities averaged, loaded as one model
+    from guitarlab.train.features import AveragedModel
+    from guitarlab.train.predict import predict_files
+    from guitarlab.train.rundir import load_run
+
+    shutil.copytree(tmp_path / "auto" / "candidates", tmp_path / "average" / "candidates")
+    fit_auto(data["dataset"], tmp_path / "average", resume, network=network, only="average")
+    info = load_run(tmp_path / "average")
+    assert info.config.model == "average" and not info.is_network
+    assert isinstance(info.load_model(), AveragedModel)
+    ev = evaluate_run(tmp_path / "average")
+    assert ev.model_kind == "average" and ev.balanced_accuracy >= 0.8
+    wav = next(data["wavs"].glob("single_n10.wav"))
+    assert predict_files(tmp_path / "average", [wav])[0].label == "single"

@@ -27,6 +27,7 @@ from guitarlab.train.config import TrainConfig, spectrogram_frames
 from guitarlab.train.features import (
     FEATURES_JSON,
     FEATURES_MODEL,
+    AveragedModel,
     FeatureSettings,
     FeaturesModel,
     fit_features,
@@ -57,6 +58,7 @@ AUTO_NETWORK = {
 CANDIDATES = "candidates"
 FEATURES_CANDIDATE = "features"
 NETWORK_CANDIDATE = "spectrogram-network"
+AVERAGE_CANDIDATE = "average"  # the two above, probabilities averaged (nothing more trained)
 
 
 def feature_settings(config: TrainConfig, window: int, sample_rate: int) -> FeatureSettings:
@@ -254,21 +256,23 @@ def fit_auto(
     config: TrainConfig,
     *,
     network: TrainConfig | None = None,
+    only: str | None = None,
     dataset_factory=None,
 ) -> Run:
     """``--model auto``: train the features model and the spectrogram network (``network``,
-    default :func:`auto_network_config`), keep the one with the better validation score.
+    default :func:`auto_network_config`), and keep whichever of them, or their average,
+    has the best validation score (``only="average"``: keep the average, ``--model average``).
 
-    The run folder holds the winner's model and run.json (so every command uses it as a
-    run of that kind) plus ``auto``: each candidate's options, validation and test scores,
-    the choice and why. Each candidate's own run stays in ``candidates/<name>/``.
+    The run folder holds the winner's model(s) and run.json (so every command uses it as a
+    run of that kind) plus ``auto``: each candidate's validation and test scores, the
+    choice and why. Each trained candidate's own run stays in ``candidates/<name>/``.
     """
     from guitarlab.datasets.folder import open_dataset
     from guitarlab.train.fit import _split_or_none, fit_dataset
 
     out = Path(out)
     ds = (dataset_factory or open_dataset)(dataset_dir)
-    if _split_or_none(ds, "val") is None:
+    if _split_or_none(ds, "val") is None and only is None:
         raise TrainError(
             f"{dataset_dir}: --model auto chooses by the validation split and this dataset has "
             "none; rebuild it with --val take (or --val span)"
@@ -311,38 +315,58 @@ def fit_auto(
             models[name] = fit_dataset(
                 dataset_dir, folder, configs[name], dataset_factory=factory
             ).model
-        val = split_scores(models[name], ds, "val")
+    models[AVERAGE_CANDIDATE] = AveragedModel(
+        [models[FEATURES_CANDIDATE], models[NETWORK_CANDIDATE]], n_classes=ds.n_classes
+    )
+    for name, model in models.items():
+        val = split_scores(model, ds, "val") or {}  # none only with only=: nothing to choose
         rows.append(
             {
                 "name": name,
-                "run": str(folder),
-                "model": configs[name].model,
-                "input": None if name == FEATURES_CANDIDATE else configs[name].input,
-                "val_file_balanced_accuracy": val["file_balanced_accuracy"],
-                "val_window_balanced_accuracy": val["window_balanced_accuracy"],
-                "val_files": val["files"],
+                "run": str(folders[name]) if name in folders else None,
+                "model": {FEATURES_CANDIDATE: "features", AVERAGE_CANDIDATE: "average"}.get(
+                    name, network.model
+                ),
+                "val_file_balanced_accuracy": val.get("file_balanced_accuracy"),
+                "val_window_balanced_accuracy": val.get("window_balanced_accuracy"),
+                "val_files": val.get("files"),
             }
         )
-    best, why = choose(rows)
-    print(f"[guitarlab] auto: {why}", flush=True)
+    if only is None:
+        best, why = choose(rows)
+    else:
+        best = next(row for row in rows if row["name"] == only)
+        why = f"{only} was asked for (--model {best['model']})"
+    print(f"[guitarlab] {'auto: ' if only is None else ''}{why}", flush=True)
     for row in rows:  # reported only, after the choice
         test = split_scores(models[row["name"]], ds, "test") or {}
         row["test_file_balanced_accuracy"] = test.get("file_balanced_accuracy")
         row["test_window_balanced_accuracy"] = test.get("window_balanced_accuracy")
         row["test_files"] = test.get("files")
         row["chosen"] = row is best
-    chosen = folders[best["name"]]
-    files = (
-        (FEATURES_MODEL, FEATURES_JSON)
-        if best["name"] == FEATURES_CANDIDATE
-        else (MODEL_KERAS, "history.csv")
-    )
-    for name in files:
-        if (chosen / name).is_file():
-            _copy(chosen / name, out / name)
-    info = read_run_meta(chosen) or {}
+    keep = {
+        FEATURES_CANDIDATE: [
+            (FEATURES_CANDIDATE, FEATURES_MODEL),
+            (FEATURES_CANDIDATE, FEATURES_JSON),
+        ],
+        NETWORK_CANDIDATE: [(NETWORK_CANDIDATE, MODEL_KERAS), (NETWORK_CANDIDATE, "history.csv")],
+    }
+    keep[AVERAGE_CANDIDATE] = keep[FEATURES_CANDIDATE] + keep[NETWORK_CANDIDATE]
+    for candidate, name in keep[best["name"]]:
+        if (folders[candidate] / name).is_file():
+            _copy(folders[candidate] / name, out / name)
+    if best["name"] == AVERAGE_CANDIDATE:  # the network's run.json, both models named
+        info = read_run_meta(folders[NETWORK_CANDIDATE]) or {}
+        info["config"] = {**info.get("config", {}), "model": "average"}
+        info["features"] = (read_run_meta(folders[FEATURES_CANDIDATE]) or {}).get("features")
+        info["metrics"] = {
+            "val_file_balanced_accuracy": best["val_file_balanced_accuracy"],
+            "val_window_balanced_accuracy": best["val_window_balanced_accuracy"],
+        }
+    else:
+        info = read_run_meta(folders[best["name"]]) or {}
     info["auto"] = {"chosen": best["name"], "why": why, "candidates": rows}
-    info["requested_model"] = "auto"
+    info["requested_model"] = "auto" if only is None else only
     write_json(out / RUN_JSON, info)
     metrics = dict(info.get("metrics", {}))
     return Run(

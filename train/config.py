@@ -20,9 +20,9 @@ import numpy as np
 from guitarlab.corpus.errors import TrainError
 
 # "features": log-mel statistics into a cross-validated scikit-learn classifier
-# (train.features); "auto": the features model and the spectrogram network, chosen by the
-# validation split (train.auto)
-MODELS = ("lstm-fcn", "alstm-fcn", "ensemble", "features", "auto")
+# (train.features); "average": it and the spectrogram network, probabilities averaged;
+# "auto": whichever of the three the validation split prefers (train.auto)
+MODELS = ("lstm-fcn", "alstm-fcn", "ensemble", "features", "average", "auto")
 INPUTS = ("wave", "spectrogram")
 MEL_NORMS = ("loudness", "band")  # see train.models.LogMelFrames
 CLASS_WEIGHTS = ("auto", "balanced", "none")

@@ -540,7 +540,7 @@ def evaluate_run(
         run_dir=Path(run_dir),
         dataset_dir=Path(dataset_dir),
         label_names=info.label_names,
-        model_kind="network" if info.is_network else "features",
+        model_kind={"features": "features", "average": "average"}.get(info.config.model, "network"),
         auto=info.meta.get("auto") or {},
         **result,
     )
@@ -577,8 +577,10 @@ def baseline_features_model(info, ds, model):
     from guitarlab.train.auto import dataset_key, train_features
     from guitarlab.train.features import FEATURES_JSON, FeaturesModel, read_features_json
 
-    if not info.is_network:
+    if info.config.model == "features":
         return model
+    if info.config.model == "average":
+        return model.members[0]  # the features model the run averages with its network
     folders = [info.run_dir / "candidates" / "features", info.run_dir / BASELINE_FOLDER]
     for folder in folders:
         if not (folder / FEATURES_JSON).is_file():

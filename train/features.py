@@ -32,6 +32,7 @@ from guitarlab.corpus.errors import TrainError
 from guitarlab.train.baselines import window_chunks
 
 __all__ = [
+    "AveragedModel",
     "FEATURES_JSON",
     "FEATURES_MODEL",
     "FEATURES_NAME",
@@ -413,12 +414,36 @@ def read_features_json(folder: str | os.PathLike) -> dict:
     return json.loads(path.read_text())
 
 
+@dataclass
+class AveragedModel:
+    """Several models as one: the mean of their class probabilities (``--model average``:
+    the features model and the spectrogram network). Answers like a Keras model, as
+    :class:`FeaturesModel` does."""
+
+    members: list
+    n_classes: int
+    kind: str = "average"
+
+    @property
+    def input_shape(self) -> tuple:
+        return tuple(self.members[0].input_shape)
+
+    def predict_proba(self, windows) -> np.ndarray:
+        return np.mean([model_probabilities(m, windows, self.n_classes) for m in self.members], 0)
+
+    def predict(self, windows, batch_size: int | None = None, verbose: int = 0) -> np.ndarray:
+        return self.predict_proba(windows)
+
+    def __call__(self, windows, training: bool = False) -> np.ndarray:
+        return self.predict_proba(np.asarray(windows))
+
+
 def model_probabilities(model, windows, n_classes: int, *, batch_size: int = 256) -> np.ndarray:
     """Class probabilities ``(N, n_classes)`` of windows ``(N, L, 1)`` from a run's model,
-    a network or the features model: the one call evaluate, predict, live, review and
-    retrain make, so none of them asks which kind a run holds (and the features model
-    never loads TensorFlow)."""
-    if isinstance(model, FeaturesModel):
+    a network, the features model or their average: the one call evaluate, predict, live,
+    review and retrain make, so none of them asks which kind a run holds (and the features
+    model never loads TensorFlow)."""
+    if isinstance(model, FeaturesModel | AveragedModel):
         return model.predict_proba(windows)
     from guitarlab.train.models import probabilities
 

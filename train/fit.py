@@ -349,7 +349,7 @@ def fit(
     >>> run = fit(X, y, out="runs/ucr", config=TrainConfig(epochs=3, fine_tune_epochs=0))  # doctest: +SKIP
     """
     config = config or TrainConfig()
-    if config.model in ("features", "auto"):
+    if config.model in ("features", "average", "auto"):
         raise TrainError(
             f"--model {config.model} reads a dataset folder (its takes make the "
             "cross-validation folds); give --dataset instead of arrays"
@@ -518,10 +518,16 @@ def fit_dataset(
     from guitarlab.datasets.folder import open_dataset
 
     config = config or TrainConfig()
-    if config.model in ("features", "auto"):
+    if config.model in ("features", "average", "auto"):
         from guitarlab.train.auto import fit_auto, fit_features_dataset
 
         with output_lock(out, error=TrainError):  # as _train: one writer per run folder
+            if config.model == "average":  # the network's options are the run's (retrain)
+                network = TrainConfig.from_dict({**config.as_dict(), "model": "lstm-fcn"})
+                return fit_auto(
+                    dataset_dir, out, config, network=network, only="average",
+                    dataset_factory=dataset_factory,
+                )  # fmt: skip
             if config.model == "auto":
                 return fit_auto(dataset_dir, out, config, dataset_factory=dataset_factory)
             if initial_model is not None:

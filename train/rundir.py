@@ -99,8 +99,9 @@ class RunInfo:
 
     @property
     def is_network(self) -> bool:
-        """A Keras network (fine-tunable, widenable); False for the features model."""
-        return self.config.model != "features"
+        """A Keras network (fine-tunable, widenable); False for the features model and
+        for its average with a network."""
+        return self.config.model not in ("features", "average")
 
     def load_model(self, which: str = "model"):
         """Load ``model.keras`` (or ``best``/``last``) with guitarlab's custom layers, or the
@@ -109,6 +110,14 @@ class RunInfo:
         Both answer ``predict(windows)`` and ``model(windows)`` with class outputs, so the
         callers (evaluate, predict, live, review, retrain) never ask which kind it is.
         """
+        if self.config.model == "average":  # model.joblib and model.keras, averaged
+            from dataclasses import replace
+
+            from guitarlab.train.features import AveragedModel, FeaturesModel
+
+            network = replace(self, config=replace(self.config, model="lstm-fcn"))
+            members = [FeaturesModel.load(self.run_dir), network.load_model(which)]
+            return AveragedModel(members, n_classes=self.n_classes)
         if not self.is_network:
             from guitarlab.train.features import FeaturesModel
 

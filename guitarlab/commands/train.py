@@ -32,13 +32,14 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder.")
 @click.option(
     "--model",
-    type=click.Choice(["lstm-fcn", "alstm-fcn", "ensemble", "features", "auto"]),
+    type=click.Choice(["lstm-fcn", "alstm-fcn", "ensemble", "features", "average", "auto"]),
     default="lstm-fcn",
     show_default=True,
     help="alstm-fcn puts an attention LSTM in the LSTM branch; ensemble averages a wave and a "
     "spectrogram model; features: log-mel statistics into a cross-validated SVM or logistic "
-    "regression (seconds on a laptop, the baseline every network must beat); auto: trains the "
-    "features model and the laptop-sized spectrogram network, keeps the better on validation.",
+    "regression (seconds on a laptop, the baseline every network must beat); average: it and "
+    "the laptop-sized spectrogram network, probabilities averaged; auto: trains both, keeps "
+    "whichever of the three scores best on the validation split.",
 )
 @click.option(
     "--input",
@@ -232,7 +233,7 @@ def train_command(
         seed=seed,
         verbose=2 if quiet else 1,  # fit shows Keras's bar only on a terminal
     )
-    if dataset and model == "auto":
+    if dataset and model in ("auto", "average"):
         from click.core import ParameterSource
 
         from guitarlab.train.auto import auto_network_config, fit_auto
@@ -245,7 +246,9 @@ def train_command(
             for option, field in given.items()
             if ctx.get_parameter_source(option) == ParameterSource.COMMANDLINE
         )
-        run = fit_auto(dataset, out, config, network=auto_network_config(config, keep=keep))
+        network = auto_network_config(config, keep=keep)
+        only = "average" if model == "average" else None
+        run = fit_auto(dataset, out, config, network=network, only=only)
     elif dataset:
         run = fit_dataset(dataset, out, config)
     else:
@@ -279,7 +282,7 @@ def train_command(
         click.echo(f"worker done: {shown}; the chief wrote the run folder")
         return
     click.echo(f"run saved to {run.run_dir}: {shown}")
-    if run.info.get("auto"):
+    if run.info.get("requested_model") == "auto":
         click.echo(f"auto chose {run.info['auto']['why']}")
     if dataset:
         click.echo(f"next: guitarlab evaluate {run.run_dir}")
@@ -327,7 +330,7 @@ def evaluate_command(run: str, dataset: str | None, majority: bool, no_baseline:
     if majority:
         click.echo(f"files (majority vote): {ev.majority_accuracy:.2%}")
     click.echo(f"windows: {ev.window_accuracy:.2%} of {ev.n_windows}")
-    if ev.baseline.get("file_accuracy") is not None and ev.model_kind == "network":
+    if ev.baseline.get("file_accuracy") is not None and ev.model_kind != "features":
         click.echo(
             f"baseline ({ev.baseline['name']}): files {ev.baseline['file_accuracy']:.2%} "
             f"(balanced {ev.baseline['file_balanced_accuracy']:.2%}), "
