@@ -5,6 +5,7 @@ a named test set; numbers sorted as numbers in report tables."""
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -404,8 +405,9 @@ def test_per_fret_tables_sort_frets_as_numbers(library, onset_dataset, tmp_path,
     import guitarlab.train.evaluate as evaluate
 
     run = fake_run(tmp_path / "run", onset_dataset)
-    for name in ("model.keras", "model.joblib"):
-        (run / name).write_bytes(b"")
+    for name in ("model.keras", "model.joblib"):  # present (a zip, like .keras), never loaded
+        with zipfile.ZipFile(run / name, "w") as archive:
+            archive.writestr("config.json", "{}")
     monkeypatch.setattr(evaluate, "evaluate_run", lambda *args, **kwargs: ev)
     shown = CliRunner().invoke(cli, ["evaluate", str(run)])
     assert shown.exit_code == 0, shown.output
