@@ -9,9 +9,11 @@ from guitarlab.corpus import lazy_exports
 __all__, __getattr__ = lazy_exports(
     __name__,
     {
+        "auto": ("fit_auto", "fit_features_dataset"),
         "baselines": ("centroid_threshold_accuracy", "spectral_centroid_hz"),
         "evaluate": ("evaluate_run", "honest_scores"),
         "config": ("TrainConfig",),
+        "features": ("AveragedModel", "FeaturesModel", "fit_features", "window_features"),
         "fit": ("fit", "fit_dataset"),
         "models": ("ensemble", "lstm_fcn", "spectrogram_lstm_fcn"),
         "predict": ("predict_files",),
