@@ -38,8 +38,9 @@ from guitarlab.datasets.windows import SILENCE_FLOOR_DBFS, SILENT_STD, to_mono
 # Spectral flux: frames of ~23 ms (1,024 samples at 44.1 kHz) every ~5.8 ms (256).
 FLUX_FRAME_MS = 23.2
 FLUX_HOP_MS = 5.8
-# Log magnitudes are floored this far below the file's loudest bin, so the flux does not
-# depend on the recording level and noise far below the playing adds nothing.
+# Log magnitudes are floored this far below what a full-scale sine at the signal's peak
+# would give, so the flux does not depend on the recording level and noise far below the
+# playing adds nothing.
 FLUX_RANGE_DB = 80.0
 # Peak picking (librosa's defaults in spirit): a peak is the largest value within
 # PICK_MAX_MS either side, and exceeds the mean over PICK_AVG_MS either side by
@@ -57,8 +58,8 @@ ENDING_DB = 6.0
 # pitch over a louder note still ringing, a hammer-on).
 MIN_RISE_DB = 1.0
 # Refinement: an energy envelope (causal mean square over ENVELOPE_MS, every RESOLUTION_MS)
-# and the first point after its last minimum that rises RISE_FRACTION of the way (in dB)
-# from that minimum to the peak.
+# and the first point after its minimum before the note's peak that rises RISE_FRACTION of
+# the way (in dB) from that minimum to the peak.
 ENVELOPE_MS = 20.0
 RESOLUTION_MS = 1.0
 RISE_FRACTION = 0.25
@@ -130,8 +131,9 @@ def onset_strength(
     centred on sample ``t * hop`` (the signal is zero-padded, so sound at sample 0 is an onset).
 
     The flux is the mean over frequency bins of the rise (never the fall) in dB from the
-    frame before; frames that reach past the end of the signal are 0. Magnitudes are floored ``FLUX_RANGE_DB`` below what a full-scale sine of
-    the signal's peak would give, so the flux does not depend on the recording level.
+    frame before; frames that reach past the end of the signal are 0. Magnitudes are
+    floored ``FLUX_RANGE_DB`` below what a full-scale sine of the signal's peak would give,
+    so the flux does not depend on the recording level.
     """
     rate = int(sample_rate)
     mono = _mono(audio, rate)
