@@ -67,6 +67,37 @@ def _load_error(path: Path, exc: Exception) -> TrainError:
     )
 
 
+def check_model_file(path: str | os.PathLike) -> None:
+    """Refuse a ``.keras`` file that is cut short or damaged, before TensorFlow loads.
+
+    Why: Keras reports such a file as "File not found" for a file that exists. A ``.keras``
+    file is a zip archive; this reads it once and checks every member's CRC (a few MB).
+    """
+    import zipfile
+
+    path = Path(path)
+    if path.suffix != ".keras" or not path.is_file():
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        raise TrainError(
+            f"{path}: corrupt, not a complete .keras archive ({exc}); retrain or restore the run"
+        ) from None
+    if bad is not None:
+        raise TrainError(f"{path}: corrupt ({bad} fails its checksum); retrain or restore the run")
+
+
+def _load_error(path: Path, exc: Exception) -> TrainError:
+    """A model file that exists but does not load: corrupt, in one line."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return TrainError(
+        f"{path}: corrupt, cannot load it ({type(exc).__name__}{': ' + text if text else ''}); "
+        "retrain or restore the run"
+    )
+
+
 @dataclass
 class Run:
     """What a finished training returns: the folder, the model in memory and its numbers."""
@@ -155,8 +186,16 @@ def load_run(run_dir: str | os.PathLike) -> RunInfo:
         raise TrainError(
             f"{run_dir}: not a run folder (no {RUN_JSON}); give the --out folder of 'guitarlab train'"
         )
-    meta = json.loads(path.read_text())
-    data = meta.get("data", {})
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:  # cut short, not JSON, not text
+        raise TrainError(f"{path}: corrupt ({exc}); retrain or restore the run") from None
+    missing = [k for k in ("config", "label_names", "window") if k not in meta]
+    if missing or not isinstance(meta.get("config"), dict):
+        what = f"no {', '.join(missing)}" if missing else "its config is not a mapping"
+        status = " (the run has not finished)" if meta.get("status") == "running" else ""
+        raise TrainError(f"{path}: incomplete, {what}{status}; retrain or restore the run")
+    data = meta.get("data") or {}
     dataset = data.get("dataset_dir")
     config = TrainConfig.from_dict(meta["config"])
     return RunInfo(
