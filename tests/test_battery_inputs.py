@@ -199,3 +199,17 @@ def test_retrain_into_a_used_out_names_a_real_option(tiny, tmp_path: Path) -> No
     assert not (out / "dataset").exists()
     help_text = run("retrain", "--help").output
     assert "--out" in help_text and "--resume" not in help_text
+
+
+@pytest.mark.parametrize("damage", ["cut", "keys"])
+def test_a_damaged_run_json_is_one_line(tiny, tmp_path: Path, damage: str) -> None:
+    old = _fake_run(tmp_path / "old-run", tiny["dataset"])
+    meta = old / "run.json"
+    if damage == "cut":
+        _cut(meta)
+    else:
+        meta.write_text(json.dumps({"status": "running", "config": {}}))
+    result = run("retrain", "--corpus", tiny["corpus"], "--from", old, "--out", tmp_path / "o")
+    line = assert_one_line_error(result, "run.json")
+    assert "retrain or restore the run" in line
+    assert "label_names" in line if damage == "keys" else "corrupt" in line

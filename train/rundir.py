@@ -67,37 +67,6 @@ def _load_error(path: Path, exc: Exception) -> TrainError:
     )
 
 
-def check_model_file(path: str | os.PathLike) -> None:
-    """Refuse a ``.keras`` file that is cut short or damaged, before TensorFlow loads.
-
-    Why: Keras reports such a file as "File not found" for a file that exists. A ``.keras``
-    file is a zip archive; this reads it once and checks every member's CRC (a few MB).
-    """
-    import zipfile
-
-    path = Path(path)
-    if path.suffix != ".keras" or not path.is_file():
-        return
-    try:
-        with zipfile.ZipFile(path) as archive:
-            bad = archive.testzip()
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        raise TrainError(
-            f"{path}: corrupt, not a complete .keras archive ({exc}); retrain or restore the run"
-        ) from None
-    if bad is not None:
-        raise TrainError(f"{path}: corrupt ({bad} fails its checksum); retrain or restore the run")
-
-
-def _load_error(path: Path, exc: Exception) -> TrainError:
-    """A model file that exists but does not load: corrupt, in one line."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return TrainError(
-        f"{path}: corrupt, cannot load it ({type(exc).__name__}{': ' + text if text else ''}); "
-        "retrain or restore the run"
-    )
-
-
 @dataclass
 class Run:
     """What a finished training returns: the folder, the model in memory and its numbers."""
