@@ -213,3 +213,20 @@ def test_a_damaged_run_json_is_one_line(tiny, tmp_path: Path, damage: str) -> No
     line = assert_one_line_error(result, "run.json")
     assert "retrain or restore the run" in line
     assert "label_names" in line if damage == "keys" else "corrupt" in line
+
+
+@pytest.mark.parametrize("kind", ["features", "average"])
+def test_a_damaged_features_model_is_one_line(tmp_path: Path, kind: str) -> None:
+    from guitarlab.train.features import FEATURES_JSON, sklearn_version
+
+    run_dir = _fake_run(tmp_path / "run")
+    meta = json.loads((run_dir / "run.json").read_text())
+    meta["config"]["model"] = kind
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    (run_dir / FEATURES_JSON).write_text(json.dumps({"sklearn_version": sklearn_version()}))
+    (run_dir / "model.joblib").write_bytes(b"\x80\x04junk, cut short")
+    with zipfile.ZipFile(run_dir / "model.keras", "w") as archive:  # an average run has both
+        archive.writestr("config.json", "{}")
+    wav = write_tone(tmp_path / "x.wav", seconds=0.3)
+    result = run("predict", run_dir, wav)
+    assert_one_line_error(result, "model.joblib", "corrupt", "retrain or restore the run")

@@ -113,20 +113,22 @@ class RunInfo:
         if self.config.model == "average":  # model.joblib and model.keras, averaged
             from dataclasses import replace
 
-            from guitarlab.train.features import AveragedModel, FeaturesModel
+            from guitarlab.train.features import AveragedModel
 
+            features = replace(self, config=replace(self.config, model="features"))
             network = replace(self, config=replace(self.config, model="lstm-fcn"))
-            members = [FeaturesModel.load(self.run_dir), network.load_model(which)]
+            members = [features.load_model(), network.load_model(which)]
             return AveragedModel(members, n_classes=self.n_classes)
         if not self.is_network:
-            from guitarlab.train.features import FeaturesModel
+            from guitarlab.train.features import FEATURES_JSON, FeaturesModel
 
             try:
                 return FeaturesModel.load(self.run_dir)
             except TrainError:
                 raise
             except Exception as exc:  # a damaged pickle raises whatever it meets
-                raise _load_error(self.run_dir / MODEL_JOBLIB, exc) from None
+                bad = FEATURES_JSON if isinstance(exc, json.JSONDecodeError) else MODEL_JOBLIB
+                raise _load_error(self.run_dir / bad, exc) from None
         from guitarlab.train import models  # noqa: F401, I001  (quiet TF import, custom layers)
 
         import keras
