@@ -30,7 +30,41 @@ def read_audio(path: str | os.PathLike, *, always_2d: bool = False) -> tuple[np.
         raise AudioFileError(
             f"{path}: cannot read audio ({_reason(exc)}); check the file or re-export it"
         ) from exc
+    refuse_nonfinite(audio, path)
     return audio, int(rate)
+
+
+def refuse_nonfinite(audio: np.ndarray, source: str | os.PathLike) -> None:
+    """One ``AudioFileError`` naming ``source`` when ``audio`` holds NaN or infinite samples.
+
+    A float WAV can store them; every level, check and window computed from them would be
+    NaN (read as "silent") or infinite (read as clipping), so no stage takes such a file.
+    """
+    finite = np.isfinite(audio)
+    if finite.all():
+        return
+    bad = int(finite.size - np.count_nonzero(finite))
+    by_frame = finite.reshape(finite.shape[0], -1).all(axis=1) if finite.ndim else finite.ravel()
+    first = int(np.flatnonzero(~by_frame)[0])
+    raise AudioFileError(
+        f"{source}: {bad} sample(s) are NaN or infinite (the first at frame {first}), not "
+        "audio; re-export the file from its source as PCM (16/24-bit) WAV"
+    )
+
+
+# Shorter than this is no take and no note: not even one analysis window of any stage.
+MIN_AUDIO_S = 0.02
+
+
+def refuse_too_short(frames: int, sample_rate: int, source: str | os.PathLike) -> None:
+    """One ``AudioFileError`` naming ``source`` when it holds under ``MIN_AUDIO_S`` of audio."""
+    if frames < MIN_AUDIO_S * sample_rate:
+        raise AudioFileError(
+            f"{source}: {frames} frame(s) ({1000.0 * frames / max(sample_rate, 1):.2f} ms) of "
+            f"audio; guitarlab needs at least {1000 * MIN_AUDIO_S:.0f} ms "
+            f"({int(np.ceil(MIN_AUDIO_S * sample_rate))} frames at {sample_rate} Hz): is it the "
+            "right file?"
+        )
 
 
 def audio_info(path: str | os.PathLike) -> sf._SoundFileInfo:
@@ -183,14 +217,20 @@ def file_columns(path: str | os.PathLike) -> dict:
 
 
 def mono_at_rate(
-    audio: np.ndarray, sample_rate: int, *, target_rate: int, gain_db: float | None = None
+    audio: np.ndarray,
+    sample_rate: int,
+    *,
+    target_rate: int,
+    gain_db: float | None = None,
+    source: str | os.PathLike = "",
 ) -> tuple[np.ndarray, list[str]]:
     """Mono float32 audio at ``target_rate``, and notes on what changed.
 
     Channels are averaged, ``gain_db`` (when given) is applied, then the signal is
     resampled with ``scipy.signal.resample_poly``. The first step of the one preprocessing
     path (:func:`guitarlab.datasets.windows.prepare`): dataset build, prediction and the
-    recorder's test input all read audio through it.
+    recorder's test input all read audio through it. With ``source`` (the file's name)
+    NaN or infinite samples are refused in one line naming it.
 
     Examples
     --------
@@ -201,6 +241,8 @@ def mono_at_rate(
     (80,)
     """
     audio = np.asarray(audio, dtype=np.float32)
+    if source:  # a file read around read_audio (dataset build streams it) is checked here
+        refuse_nonfinite(audio, source)
     notes: list[str] = []
     if audio.ndim == 2:
         if audio.shape[1] > 1:

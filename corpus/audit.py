@@ -199,12 +199,26 @@ def stray_files(
 
 def clean_strays(root: str | os.PathLike) -> list[str]:
     """Delete what :func:`stray_files` lists except unlisted takes (a recording is never
-    deleted: ``recover`` adds it); unlisted renders go with their preset sidecar."""
+    deleted: ``recover`` adds it); unlisted renders go with their preset sidecar.
+
+    Nothing is deleted unless the manifest is sound (:func:`load_manifest` validates it)
+    and every row's ``path`` is usable: a row with an empty or damaged path may be the
+    one that lists a file, which would otherwise look unlisted.
+    """
     root = Path(root)
     removed = []
     with manifest_lock(root):
+        frame = load_manifest(root)  # refuses a manifest that cannot be trusted
+        paths = zip(frame["id"], frame["path"], strict=True)
+        unusable = [(rid, why) for rid, rel in paths if (why := path_problem(rel))]
+        if unusable:  # that row may be meant to list a file this would delete
+            rid, why = unusable[0]
+            raise ManifestError(
+                f"{root / 'manifest.csv'}: row {rid or '<no id>'!r}: {why}; fix the rows "
+                "'guitarlab manifest check' names before cleaning (nothing was removed)"
+            )
         reservations(root, drop_stale=True)  # harmless (the next writer drops them) but tidy
-        for rel, _ in stray_files(root):
+        for rel, _ in stray_files(root, frame):
             path = root / rel
             if rel.startswith(f"{TAKES_DIR}/") and not path.name.startswith("."):
                 continue

@@ -275,7 +275,12 @@ def _as_text(column: pd.Series) -> pd.Series:
 
 
 def load_manifest(root: str | os.PathLike) -> pd.DataFrame:
-    """The corpus manifest as a DataFrame (schema columns typed, extras kept as text)."""
+    """The corpus manifest as a DataFrame (schema columns typed, extras kept as text).
+
+    The file is validated before anything trusts it (:func:`manifest_shape_problem`): an
+    empty file, another separator or a required column missing is one ``ManifestError``,
+    so no writer rewrites it and ``recover --clean`` never takes its files for unlisted.
+    """
     path = manifest_path(root)
     if not Path(root).is_dir():
         raise ManifestError(
@@ -286,16 +291,132 @@ def load_manifest(root: str | os.PathLike) -> pd.DataFrame:
             f"{path}: no manifest; create the corpus with 'guitarlab corpus init {root}'"
         )
     try:
+        with open(path, "rb") as handle:
+            head = handle.readline()
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read the manifest ({os_reason(exc)})") from exc
+    try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
     except pd.errors.EmptyDataError:
-        return empty_manifest()
+        frame = None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise ManifestError(
             f"{path}: not a readable CSV ({str(exc).splitlines()[0]}); restore it from a backup"
         ) from exc
+    problem = manifest_shape_problem(head, None if frame is None else list(frame.columns))
+    if problem:
+        raise ManifestError(f"{path}: {problem}; nothing was changed")
+    frame = unescape_cells(frame)
     typed = _typed(frame)
     typed.attrs["bad_cells"] = _bad_cells(frame)
     return typed
+
+
+SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "bars"}
+
+
+def manifest_shape_problem(head: bytes, columns: list[str] | None) -> str | None:
+    """Why a manifest cannot be trusted, from its first line and parsed headings, or None.
+
+    A 0-byte file, one separated by ``;`` or tabs (a spreadsheet's regional setting),
+    and one without a required column (``id``, ``path``, ...) would otherwise read as a
+    corpus whose files no row lists.
+
+    Examples
+    --------
+    >>> manifest_shape_problem(b"id;path;guitar\\n", ["id;path;guitar"])[:40]
+    "columns separated by semicolons (';'), n"
+    >>> manifest_shape_problem(b"", None)[:8]
+    'is empty'
+    """
+    if columns is None:
+        return "is empty (not even its header line); restore it from a backup"
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    missing = [name for name in REQUIRED if name not in columns]
+    if not missing:
+        return None
+    found = {sep: text.count(sep) for sep in SEPARATORS}
+    sep = max(found, key=found.get)
+    if found[sep] > text.count(","):
+        return (
+            f"columns separated by {SEPARATORS[sep]} ({sep!r}), not commas; save it "
+            "again as comma-separated CSV (in a spreadsheet: CSV UTF-8, comma)"
+        )
+    folded = {str(c).strip().lower(): str(c) for c in columns}
+    renamed = [(name, folded[name]) for name in missing if name in folded]
+    if renamed:
+        name, heading = renamed[0]
+        return f"no column {name!r} (the heading reads {heading!r}); rename it back to {name!r}"
+    return (
+        f"no column {missing[0]!r}"
+        + (f" (nor {', '.join(missing[1:])})" if len(missing) > 1 else "")
+        + f"; the header line must name {', '.join(REQUIRED)}: restore it from a backup"
+    )
+
+
+# ---------------------------------------------------------------- spreadsheet formulas
+#
+# A spreadsheet runs a cell that starts with = + - or @ (and tab or CR) as a formula, so
+# a text cell that starts with one of them is written with a ' before it, and a text
+# cell that starts with ' gets one more; on reading, one leading ' is taken off. A cell
+# reads back exactly as it was written. Numbers (gain_db -3.5, a fret "-1") are not text
+# to a spreadsheet and are never touched, nor is ``path``.
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+ESCAPE = "'"
+NUMBER_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+UNESCAPED_COLUMNS = ("path",)
+
+
+def escape_cell(value: str) -> str:
+    """A text cell as ``manifest.csv`` stores it, so a spreadsheet never runs it.
+
+    Examples
+    --------
+    >>> escape_cell("=1+2"), escape_cell("-3.5"), escape_cell("'a"), escape_cell("a")
+    ("'=1+2", '-3.5', "''a", 'a')
+    """
+    if value and (
+        value.startswith(ESCAPE)
+        or (value.startswith(FORMULA_STARTS) and not NUMBER_RE.match(value))
+    ):
+        return ESCAPE + value
+    return value
+
+
+def unescape_cell(value: str) -> str:
+    """Inverse of :func:`escape_cell`: one leading ``'`` comes off."""
+    return value[1:] if value.startswith(ESCAPE) else value
+
+
+def _text_columns(frame: pd.DataFrame) -> list[str]:
+    return [
+        c
+        for c in frame.columns
+        if c not in UNESCAPED_COLUMNS and SCHEMA.get(c, ("str", False))[0] == "str"
+    ]
+
+
+def escape_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text cell escaped (:func:`escape_cell`), ready for a CSV."""
+    out = frame
+    for column in _text_columns(frame):
+        text = frame[column]
+        risky = text.str.startswith((ESCAPE, *FORMULA_STARTS), na=False)
+        if risky.any():
+            if out is frame:
+                out = frame.copy()
+            out.loc[risky, column] = text[risky].map(escape_cell)
+    return out
+
+
+def unescape_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (all text, as read) with one leading ``'`` off every text cell."""
+    for column in _text_columns(frame):
+        escaped = frame[column].str.startswith(ESCAPE, na=False)
+        if escaped.any():
+            frame.loc[escaped, column] = frame.loc[escaped, column].str.slice(1)
+    return frame
 
 
 def _bad_cells(text: pd.DataFrame) -> list[tuple[str, str, str]]:
@@ -326,7 +447,7 @@ def _refuse_bad_cells(frame: pd.DataFrame, root: str | os.PathLike) -> None:
 def _write_atomic(path: Path, frame: pd.DataFrame) -> None:
     try:
         with atomic_path(path, suffix=".tmp") as tmp:
-            frame.to_csv(tmp, index=False, float_format="%.6g", encoding="utf-8")
+            escape_cells(frame).to_csv(tmp, index=False, float_format="%.6g", encoding="utf-8")
     except OSError as exc:
         raise ManifestError(
             f"{path}: cannot save the manifest ({os_reason(exc)}); it is unchanged"

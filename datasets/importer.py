@@ -28,7 +28,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from guitarlab.corpus.atomic import finish_temp, temp_name
-from guitarlab.corpus.audio import AUDIO_SUFFIXES, file_columns, read_audio, sha256_file
+from guitarlab.corpus.audio import (
+    AUDIO_SUFFIXES,
+    file_columns,
+    read_audio,
+    refuse_too_short,
+    sha256_file,
+)
 from guitarlab.corpus.checks import check_take, findings_to_json
 from guitarlab.corpus.errors import AudioFileError, ManifestError
 from guitarlab.corpus.manifest import (
@@ -620,8 +626,9 @@ def _copy_in(
     final path; the row and the temp file, or None when it is skipped (``report``)."""
     path = item.path
     try:
-        columns = file_columns(path)
+        columns = file_columns(path)  # refuses NaN/infinite samples and a file cut off
         audio, rate = read_audio(path)
+        refuse_too_short(int(columns["frames"]), rate, path)
     except AudioFileError as exc:
         report.table[:] = [r for r in report.table if r["id"] != labels_row["id"]]
         report.skipped.append((str(path), str(exc).split(": ", 1)[-1]))

@@ -136,7 +136,7 @@ def load_mono(
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise DatasetError(f"{path}: cannot read audio ({str(exc).splitlines()[0]})") from None
     mixed = audio.ndim == 2
-    audio, _ = mono_at_rate(audio, rate, target_rate=target_rate, gain_db=gain_db)
+    audio, _ = mono_at_rate(audio, rate, target_rate=target_rate, gain_db=gain_db, source=path)
     return np.ascontiguousarray(audio), mixed
 
 
