@@ -262,12 +262,30 @@ def open_dataset(path: str | os.PathLike) -> DatasetFolder:
     return DatasetFolder(path)
 
 
+def nonfinite_window(x: WindowView, *, chunk: int = 1 << 22) -> int | None:
+    """Index of the first window that holds a NaN or infinite sample, or None.
+
+    Reads the split's stored audio once, a chunk at a time (it is memory-mapped).
+    """
+    audio, starts, length = x.audio, x.starts, x.length
+    for first in range(0, int(audio.shape[0]), chunk):
+        block = np.asarray(audio[first : first + chunk])
+        if np.isfinite(block).all():
+            continue
+        for sample in (first + np.flatnonzero(~np.isfinite(block)))[:1000].tolist():
+            inside = np.flatnonzero((starts <= sample) & (sample < starts + length))
+            if inside.size:
+                return int(inside[0])
+    return None
+
+
 def check_dataset(path: str | os.PathLike, *, allow_leak: bool = False) -> list[str]:
     """Every way the folder could leak or be inconsistent; an empty list means it is sound.
 
     For every take: no training window overlaps validation or test time, in any tone,
     and no validation window overlaps test time. A folder built with ``val="random"`` is
-    reported as leaky unless ``allow_leak``.
+    reported as leaky unless ``allow_leak``. A window holding NaN or infinite samples is
+    named with its file.
     """
     ds = open_dataset(path)
     problems: list[str] = []
@@ -285,6 +303,14 @@ def check_dataset(path: str | os.PathLike, *, allow_leak: bool = False) -> list[
             )
         if y.size and (int(y.min()) < 0 or int(y.max()) >= ds.n_classes):
             problems.append(f"{split}: labels outside 0..{ds.n_classes - 1}")
+        bad = nonfinite_window(x)
+        if bad is not None:  # a NaN or infinite file got in (built before import refused it)
+            ids = table.loc[table["split"] == split, "id"]
+            rid = ids.iloc[bad] if bad < len(ids) else f"window {bad}"
+            problems.append(
+                f"{split}: {rid} holds NaN or infinite samples (window {bad}); re-export that "
+                "file as PCM WAV, replace it in the corpus and rebuild the dataset"
+            )
     leaky = ds.leaky
     if leaky and not allow_leak:
         problems.append(

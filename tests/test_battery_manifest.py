@@ -297,3 +297,28 @@ def test_low_notes_are_not_hum_but_steady_mains_hum_is(corpus: Path, tmp_path: P
     sf.write(hummy / "phrase.wav", phrase.astype(np.float32), RATE, subtype="PCM_24")
     flagged = run("check", hummy / "phrase.wav")
     assert "50 Hz mains hum" in flagged.output, flagged.output
+
+
+def test_dataset_check_names_a_file_whose_windows_hold_nan(corpus: Path, tmp_path: Path) -> None:
+    """A dataset folder built before builds refused NaN files: check says so, naming it."""
+    from guitarlab.datasets.folder import open_dataset
+    from guitarlab.datasets.layout import audio_name
+
+    out = tmp_path / "ds"
+    built = run(
+        "dataset", "build", "--corpus", corpus, "--out", out, "--window", "2000",
+        "--test-windows", "3",
+    )  # fmt: skip
+    assert built.exit_code == 0, built.output
+    assert run("dataset", "check", out).exit_code == 0
+    ds = open_dataset(out)
+    x, _ = ds.arrays("train")
+    window = len(x) // 2
+    rid = ds._all_windows().query("split == 'train'")["id"].iloc[window]
+    audio = np.load(out / audio_name("train"), mmap_mode="r+")
+    audio[int(x.starts[window]) + 5] = np.nan
+    audio.flush()
+    del audio
+    checked = run("dataset", "check", out)
+    line = assert_one_line_error(checked, "train", "NaN or infinite", "rebuild")
+    assert str(rid) in line
