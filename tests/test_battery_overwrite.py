@@ -340,3 +340,23 @@ def test_an_export_removes_the_temp_folder_a_killed_export_left(
     assert result.exit_code == 0, result.output
     assert_one_line_error(result, "removed 1 unfinished folder", left.name, str(out), code=0)
     assert not left.exists() and (out / "README.md").is_file()
+
+
+def test_two_real_builds_into_one_out_the_second_is_refused(
+    long_corpus: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "ds"
+    first = start_build(long_corpus, out)
+    wait_for_temp(first, out)  # the first is writing now, under the lock
+    first.send_signal(signal.SIGSTOP)  # and stays there while the second starts
+    try:
+        second = start_build(long_corpus, out)
+        _, err = second.communicate(timeout=120)
+    finally:
+        first.send_signal(signal.SIGCONT)
+    assert second.returncode == 1, err
+    lines = [line for line in err.splitlines() if "another guitarlab process is writing" in line]
+    assert len(lines) == 1 and str(out) in lines[0] and "Traceback" not in err
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert json.loads((out / "dataset.json").read_text())["options"]["hop"] == 20
