@@ -230,3 +230,21 @@ def test_a_damaged_features_model_is_one_line(tmp_path: Path, kind: str) -> None
     wav = write_tone(tmp_path / "x.wav", seconds=0.3)
     result = run("predict", run_dir, wav)
     assert_one_line_error(result, "model.joblib", "corrupt", "retrain or restore the run")
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (("--dropout", "1.5"), "dropout=1.5"),
+        (("--lr", "nan"), "lr=nan"),
+        (("--fine-tune-lr", "0"), "fine_tune_lr=0"),
+        (("--cells", "0"), "cells"),
+        (("--filters", "4,0,4"), "filters"),
+        (("--frame", "0"), "frame_length=0"),
+    ],
+)
+def test_train_numbers_are_refused_before_training(tiny, tmp_path: Path, args, needle) -> None:
+    out = tmp_path / "run"
+    result = run("train", "--dataset", tiny["dataset"], "--out", out, "--epochs", "1", *args)
+    assert_one_line_error(result, needle)
+    assert not out.exists()

@@ -122,8 +122,28 @@ class TrainConfig:
             )
         if self.batch is not None and self.batch < 1:
             raise TrainError(f"batch={self.batch} must be at least 1")
+        self._check_numbers()
         if not 0.0 <= self.val_fraction < 1.0:
             raise TrainError(f"val_fraction={self.val_fraction} must be in [0, 1)")
+
+    def _check_numbers(self) -> None:
+        """Refuse sizes and rates the model cannot be built or trained with, in one line
+        naming the option (Keras would stop later with a traceback, or train on NaN)."""
+        for name, rate in (("lr", self.lr), ("fine_tune_lr", self.fine_tune_lr)):
+            if not (math.isfinite(rate) and 0 < rate <= 1):
+                raise TrainError(f"{name}={rate}: use a learning rate above 0 and at most 1")
+        if not 0 <= self.dropout < 1:  # nan fails too
+            raise TrainError(f"dropout={self.dropout}: use 0 <= dropout < 1")
+        counts = [("cells", self.cells)] + [("filters", f) for f in self.filters]
+        counts += [("kernels", k) for k in self.kernels]
+        counts += [(n, v) for n, v in (("n_mels", self.n_mels),) if v is not None]
+        for name, value in counts:
+            if value < 1:
+                raise TrainError(f"{name}: {value} must be at least 1")
+        if self.frame_length is not None and self.frame_length < 8:
+            raise TrainError(f"frame_length={self.frame_length} must be at least 8 samples")
+        if self.hop_length is not None and self.hop_length < 1:
+            raise TrainError(f"hop_length={self.hop_length} must be at least 1 sample")
 
     @property
     def batch_size(self) -> int:
