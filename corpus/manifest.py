@@ -16,6 +16,7 @@ import atexit
 import contextlib
 import errno
 import hashlib
+import io
 import json
 import os
 import re
@@ -291,12 +292,12 @@ def load_manifest(root: str | os.PathLike) -> pd.DataFrame:
             f"{path}: no manifest; create the corpus with 'guitarlab corpus init {root}'"
         )
     try:
-        with open(path, "rb") as handle:
-            head = handle.readline()
+        data = path.read_bytes()  # read once: the separator sniff and the table see one file
     except OSError as exc:
         raise ManifestError(f"{path}: cannot read the manifest ({os_reason(exc)})") from exc
+    head = data.split(b"\n", 1)[0]
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
+        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, na_values=[])
     except pd.errors.EmptyDataError:
         frame = None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -306,7 +307,8 @@ def load_manifest(root: str | os.PathLike) -> pd.DataFrame:
     problem = manifest_shape_problem(head, None if frame is None else list(frame.columns))
     if problem:
         raise ManifestError(f"{path}: {problem}; nothing was changed")
-    frame = unescape_cells(frame)
+    if b"'" in data:  # no cell can start with ' otherwise: spare the scan
+        frame = unescape_cells(frame)
     typed = _typed(frame)
     typed.attrs["bad_cells"] = _bad_cells(frame)
     return typed
