@@ -143,6 +143,32 @@ def test_a_features_model_saved_by_another_scikit_learn_is_refused_in_one_line(
     assert len([line for line in result.output.splitlines() if "0.24.2" in line]) == 1
 
 
+def test_cv_folds_hold_out_whole_takes_or_else_spans_of_takes():
+    from guitarlab.train.features import cv_folds
+
+    labels = np.repeat([0, 1], 60)
+    takes = np.repeat([f"t{i}" for i in range(6)], 20)  # three takes per class
+    starts = np.tile(np.arange(20) * 1000, 6)
+    folds, how = cv_folds(labels, takes, starts)
+    assert "whole training takes" in how and len(folds) == 3
+    for train, test in folds:
+        assert not set(takes[train]) & set(takes[test])
+        assert set(labels[train]) == set(labels[test]) == {0, 1}
+    one_each = np.repeat(["a", "b"], 60)  # one take per class: thirds of each take instead
+    starts = np.tile(np.arange(60) * 1000, 2)
+    folds, how = cv_folds(labels, one_each, starts)
+    assert "spans of training takes" in how and len(folds) == 3
+    for train, test in folds:
+        for take in ("a", "b"):
+            held, kept = (
+                starts[test][one_each[test] == take],
+                starts[train][one_each[train] == take],
+            )
+            assert held.size and kept.size
+            assert not set(held) & set(kept)
+    assert cv_folds(labels, one_each, None)[0] == []
+
+
 def test_choose_ranks_by_validation_files_then_windows_and_ties_go_to_the_first():
     rows = [
         {
@@ -225,20 +251,6 @@ def test_auto_chooses_by_validation_only_and_reports_every_candidate(data, tmp_p
     assert (ev.loses_to_features is not None) == (
         ev.balanced_accuracy < ev.baseline["file_balanced_accuracy"]
     )
-
-
-def test_review_and_retrain_use_a_features_run(data, features_run, tmp_path):
-    from guitarlab.corpus.manifest import load_manifest
-    from guitarlab.review.model import RunLabels
-    from guitarlab.workflow import retrain
-
-    corpus = data["root"] / "corpus"
-    queue = RunLabels(features_run, corpus).queue(load_manifest(corpus))
-    assert len(queue) == 24 and not any(item.get("error") for item in queue)
-    assert sum(not item["disagrees"] for item in queue) >= 22
-    result = retrain(corpus, features_run, tmp_path / "again", echo=lambda _: None)
-    assert json.loads((result.run / "run.json").read_text())["config"]["model"] == "features"
-    assert result.before_file_accuracy >= 0.8 and result.after_file_accuracy >= 0.8
     # --model average: the two candidates' probabilities averaged, loaded as one model
     from guitarlab.train.features import AveragedModel
     from guitarlab.train.predict import predict_files
@@ -253,3 +265,17 @@ def test_review_and_retrain_use_a_features_run(data, features_run, tmp_path):
     assert ev.model_kind == "average" and ev.balanced_accuracy >= 0.8
     wav = next(data["wavs"].glob("single_n10.wav"))
     assert predict_files(tmp_path / "average", [wav])[0].label == "single"
+
+
+def test_review_and_retrain_use_a_features_run(data, features_run, tmp_path):
+    from guitarlab.corpus.manifest import load_manifest
+    from guitarlab.review.model import RunLabels
+    from guitarlab.workflow import retrain
+
+    corpus = data["root"] / "corpus"
+    queue = RunLabels(features_run, corpus).queue(load_manifest(corpus))
+    assert len(queue) == 24 and not any(item.get("error") for item in queue)
+    assert sum(not item["disagrees"] for item in queue) >= 22
+    result = retrain(corpus, features_run, tmp_path / "again", echo=lambda _: None)
+    assert json.loads((result.run / "run.json").read_text())["config"]["model"] == "features"
+    assert result.before_file_accuracy >= 0.8 and result.after_file_accuracy >= 0.8
