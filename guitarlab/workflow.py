@@ -15,7 +15,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -760,6 +760,14 @@ def retrain(
         raise TrainError(  # retrain has no --resume: say so before rendering and building
             f"{out}: already holds a retrained run ({new_run}); give retrain another --out"
         )
+    config = replace(  # checked again (epochs) before rendering and building
+        old.config,
+        resume=False,
+        epochs=old.config.epochs if epochs is None else epochs,
+        fine_tune_epochs=old.config.fine_tune_epochs
+        if fine_tune_epochs is None
+        else fine_tune_epochs,
+    )
 
     changes = corpus_changes(load_manifest(corpus), old_meta)
     if changes.changed_rows:
@@ -802,12 +810,6 @@ def retrain(
             f"the new dataset's labels {names} do not start with the old run's {old.label_names}; retrain with --scratch"
         )
 
-    config = old.config
-    config.resume = False
-    if epochs is not None:
-        config.epochs = epochs
-    if fine_tune_epochs is not None:
-        config.fine_tune_epochs = fine_tune_epochs
     initial = None
     if not scratch and old.is_network:  # the features model trains from scratch, in seconds
         initial = old.load_model()

@@ -248,3 +248,19 @@ def test_train_numbers_are_refused_before_training(tiny, tmp_path: Path, args, n
     result = run("train", "--dataset", tiny["dataset"], "--out", out, "--epochs", "1", *args)
     assert_one_line_error(result, needle)
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "args, needle, code",
+    [
+        (("--epochs", "-1"), "--epochs", 2),
+        (("--workers", "0"), "--workers", 2),
+        (("--epochs", "0", "--fine-tune-epochs", "0"), "train at least one epoch", 1),
+    ],
+)
+def test_retrain_numbers_are_refused_before_building(tiny, tmp_path: Path, args, needle, code):
+    old = _fake_run(tmp_path / "old-run", tiny["dataset"])
+    out = tmp_path / "o"
+    result = run("retrain", "--corpus", tiny["corpus"], "--from", old, "--out", out, *args)
+    assert_one_line_error(result, needle, code=code)
+    assert not out.exists()

@@ -170,16 +170,23 @@ def demo_command(
     help="Train a new model from scratch instead of fine-tuning the old one.",
 )
 @click.option(
-    "--epochs", type=int, default=None, help="First-phase epochs (default: the old run's)."
+    "--epochs",
+    type=click.IntRange(0),
+    default=None,
+    help="First-phase epochs (default: the old run's).",
 )
 @click.option(
     "--fine-tune-epochs",
-    type=int,
+    type=click.IntRange(0),
     default=None,
     help="Second-phase epochs (default: the old run's).",
 )
 @click.option(
-    "--workers", default=2, show_default=True, help="Threads for rendering the tones of new takes."
+    "--workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Threads for rendering the tones of new takes.",
 )
 def retrain_command(
     corpus: str,
