@@ -239,6 +239,8 @@ def test_auto_chooses_by_validation_only_and_reports_every_candidate(data, tmp_p
     ]
     meta = json.loads((tmp_path / "auto" / "run.json").read_text())
     assert meta["requested_model"] == "auto" and meta["auto"]["why"]
+    result = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "auto")])
+    assert result.exit_code == 0 and "candidates (report.md): " in result.output
     ev = evaluate_run(tmp_path / "auto")
     report = (tmp_path / "auto" / "report.md").read_text()
     assert "## Candidates (--model auto)" in report and "spectrogram-network" in report

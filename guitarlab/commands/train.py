@@ -345,6 +345,8 @@ def evaluate_command(run: str, dataset: str | None, majority: bool, no_baseline:
         )
     if ev.loses_to_features:
         click.echo(ev.loses_to_features)
+    if ev.auto.get("why"):
+        click.echo(f"candidates (report.md): {ev.auto['why']}")
     click.echo("")  # the headline above, the tables below
     click.echo(ev.scores["per_class"].to_string(index=False))
     click.echo("")
