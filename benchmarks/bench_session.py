@@ -17,7 +17,8 @@ profile beside the log-mel statistics.
 Classifiers: logistic regression and an RBF SVM on standardized features, C (and gamma)
 chosen by cross-validation over the training notes grouped by what the test changes
 (leave frets out for session-notes, leave one string out for session-strings), scored by
-balanced accuracy; the test notes are scored once. Written as its own script because the
+balanced accuracy; the test notes are scored once. ``--matched`` measures the session's
+hard variant (one resonance, no hum, one knob setting: only the sensing geometry differs). Written as its own script because the
 project's features model (``--model features``) had not landed when it was measured.
 """
 
@@ -139,8 +140,14 @@ def fit_and_score(
     }
 
 
-def measure(seeds=(0, 1, 2), protocols=tuple(SPLITS), echo=print) -> dict:
-    """``{(protocol, feature, classifier): [result per seed]}``; one corpus per seed."""
+def measure(seeds=(0, 1, 2), protocols=tuple(SPLITS), echo=print, *, matched=False) -> dict:
+    """``{(protocol, feature, classifier): [result per seed]}``; one corpus per seed
+    (``matched``: the session's hard variant, see ``session_options``).
+
+    The log-mel rows are measured twice more with the folds the project's features model
+    uses (random whole notes, ``CV: random notes``): whether cross-validation that
+    does not hold out what the test holds out still picks hyperparameters that transfer.
+    """
     from guitarlab.synth.session import session_to_corpus
 
     results: dict = {}
@@ -148,7 +155,7 @@ def measure(seeds=(0, 1, 2), protocols=tuple(SPLITS), echo=print) -> dict:
         for seed in seeds:
             started = time.perf_counter()
             corpus = Path(tmp) / f"session-{seed}"
-            session_to_corpus(corpus, seed=seed, progress=False)
+            session_to_corpus(corpus, seed=seed, matched=matched, progress=False)
             manifest, features = corpus_features(corpus)
             echo(f"   seed {seed}: {len(manifest)} notes in {time.perf_counter() - started:.0f} s")
             y = (manifest["pickup"] == "single_coil").to_numpy().astype(int)
@@ -159,10 +166,16 @@ def measure(seeds=(0, 1, 2), protocols=tuple(SPLITS), echo=print) -> dict:
                 query, by = SPLITS[protocol]
                 train = ~numbers.eval(query).to_numpy()
                 groups = numbers[by].to_numpy()
+                shuffled = np.random.default_rng(seed).permutation(len(y)) % 3
                 for feature in FEATURES:
                     for classifier in CLASSIFIERS:
                         result = fit_and_score(features[feature], y, groups, train, classifier)
                         results.setdefault((protocol, feature, classifier), []).append(result)
+                        if feature != "log-mel":
+                            continue
+                        name = f"{classifier} (CV: random notes)"
+                        result = fit_and_score(features[feature], y, shuffled, train, classifier)
+                        results.setdefault((protocol, feature, name), []).append(result)
                         echo(
                             f"   {protocol} seed {seed} {feature} {classifier}: "
                             f"{result['balanced']:.3f} (cv {result['cv']:.2f}, {result['params']})"
@@ -200,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_session", description=__doc__)
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds [default: 0,1,2]")
     parser.add_argument("--protocols", default=",".join(SPLITS), help="comma-separated protocols")
+    parser.add_argument(
+        "--matched",
+        action="store_true",
+        help="the hard variant: one resonance, no hum, one knob setting for every pickup setting",
+    )
     args = parser.parse_args(argv)
     seeds = tuple(int(s) for s in args.seeds.split(",") if s)
     protocols = tuple(p for p in args.protocols.split(",") if p)
@@ -208,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown protocol {unknown[0]!r}; known: {', '.join(SPLITS)}")
     started = time.perf_counter()
     warnings.filterwarnings("ignore", category=FutureWarning)  # SVC(probability=True) in 1.9
-    print(markdown(measure(seeds, protocols)))
+    print(markdown(measure(seeds, protocols, matched=args.matched)))
     print(f"{time.perf_counter() - started:.0f} s")
     return 0
 

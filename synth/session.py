@@ -13,6 +13,9 @@ setting and plucks every string at every fret. This module renders that session
 - per note only the player: pick strength, pick hardness and position, a string a few
   cents out of tune, how long the note rings before it is damped, when it starts.
 
+With ``matched`` (the hard variant) the settings share one resonance peak, one knob
+setting and no hum, so that only the sensing geometry separates them.
+
 Every file is one pluck (``seconds`` long, starting about ``lead_in_s`` in) with the
 manifest columns ``string`` (1 = high e .. 6 = low E), ``fret``, ``setting`` and
 ``pickup`` (the label), and its ``synth_params`` render it again bit for bit.
@@ -75,12 +78,19 @@ def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
     return float(np.exp(rng.uniform(np.log(low), np.log(high))))
 
 
-def session_options(seed: int, setting: str) -> dict:
+def session_options(seed: int, setting: str, *, matched: bool = False) -> dict:
     """The electronics of one pickup setting in the seed's session: one options dict.
 
     Drawn once: what the session shares (the instrument's build, cable, strings, room,
     interface noise) from ``seed`` alone, the knobs and the interface gain from
     ``(seed, setting)``. Every note of the setting is recorded through exactly these.
+
+    ``matched``: the hard variant. Every setting's resonance peak is put at one frequency
+    (drawn per session, 1.8-2.6 kHz, through the cable capacitance: ``resonance_hz``),
+    nothing hums and the knobs and gain stay where they are for every setting, so only
+    where and how the coils sense the string (the comb of sensing points, the magnetic
+    window) tells the settings apart. It scores like the real note library of issue 28
+    (MODEL.md, "A session's notes").
     """
     if setting not in SESSION_SETTINGS:
         raise RecorderError(
@@ -100,12 +110,18 @@ def session_options(seed: int, setting: str) -> dict:
         "pickup_width": round(_log_uniform(room, 0.85, 1.15), 4),
         "pickup_winding": round(_log_uniform(room, 0.85, 1.15), 4),
     }
-    knobs = _rng(seed, "session", setting)
+    knobs = _rng(seed, "session", *(() if matched else (setting,)))
     options |= {
         "tone_knob": 10.0 if knobs.random() < 0.5 else round(float(knobs.uniform(6.0, 10.0)), 3),
         "volume_knob": 10.0 if knobs.random() < 0.5 else round(float(knobs.uniform(8.0, 10.0)), 3),
         "preamp_gain_db": round(float(knobs.uniform(-3.0, 9.0)), 2),
     }
+    if matched:
+        options |= {
+            "hum": 0.0,
+            "humbucker_hum": 0.0,
+            "resonance_hz": round(float(_rng(seed, "resonance").uniform(1800.0, 2600.0)), 1),
+        }
     return resolve_options(guitar, options)
 
 
@@ -117,11 +133,13 @@ def session_plan(
     seconds: float = 2.0,
     lead_in_s: float = 0.2,
     sample_rate: int = SYNTH_RATE,
+    matched: bool = False,
 ) -> list[dict]:
     """Every file of the session, in order: ``{"take", "setting", "guitar", "string",
     "fret", "params"}`` with ``params`` the file's ``synth_params`` (JSON text).
 
-    Pure: no files, no audio; the same arguments give the same plan.
+    Pure: no files, no audio; the same arguments give the same plan. ``matched``: see
+    :func:`session_options`.
     """
     frets = tuple(int(f) for f in frets)
     if not frets or any(not 0 <= f <= 24 for f in frets):
@@ -134,7 +152,7 @@ def session_plan(
     plan = []
     for setting in settings:
         guitar, _ = SESSION_SETTINGS.get(setting, (None, None))
-        options = session_options(seed, setting)
+        options = session_options(seed, setting, matched=matched)
         for string in range(6, 0, -1):
             for fret in frets:
                 name = f"s{string}-f{fret:02d}"
@@ -196,10 +214,11 @@ def session_to_corpus(
     seconds: float = 2.0,
     lead_in_s: float = 0.2,
     sample_rate: int = SYNTH_RATE,
+    matched: bool = False,
     progress: bool = True,
 ) -> list[str]:
-    """Render the seed's session into ``corpus`` (234 files of 2 s by default); returns
-    the new ids. Files already there with the same parameters are kept (re-running adds
+    """Render the seed's session into ``corpus`` (234 files of 2 s by default; ``matched``:
+    the hard variant of :func:`session_options`); returns the new ids. Files already there with the same parameters are kept (re-running adds
     nothing); the same ids with other parameters (another seed) are a one-line error.
 
     Examples
@@ -221,7 +240,7 @@ def session_to_corpus(
 
     plan = session_plan(
         seed=seed, settings=settings, frets=frets, seconds=seconds, lead_in_s=lead_in_s,
-        sample_rate=sample_rate,
+        sample_rate=sample_rate, matched=matched,
     )  # fmt: skip
     root = init_corpus(corpus)
     todo: list[tuple[str, dict]] = []

@@ -54,6 +54,17 @@ def test_electronics_are_fixed_within_a_setting_and_the_playing_varies() -> None
     assert session_plan(seed=3, frets=(0, 5, 6, 12), sample_rate=SR) == plan
 
 
+def test_the_matched_session_leaves_only_the_sensing_geometry() -> None:
+    plan = session_plan(seed=5, frets=(0, 9), sample_rate=SR, matched=True)
+    rigs = {p["setting"]: _options(p) for p in plan}
+    assert {r["pickup_position"] for r in rigs.values()} == {"bridge", "neck"}
+    for key in ("resonance_hz", "tone_knob", "volume_knob", "preamp_gain_db", "cable_pf"):
+        assert len({r[key] for r in rigs.values()}) == 1, key
+    assert all(r["hum"] == 0 and 1800 <= r["resonance_hz"] <= 2600 for r in rigs.values())
+    plain = session_plan(seed=5, frets=(0,), sample_rate=SR)
+    assert all(_options(p).get("resonance_hz") is None and _options(p)["hum"] > 0 for p in plain)
+
+
 def test_session_corpus_has_string_and_fret_columns_and_renders_again(tmp_path: Path) -> None:
     corpus = tmp_path / "session"
     ids = session_to_corpus(corpus, seed=1, frets=(0, 7), seconds=0.8, sample_rate=SR,
