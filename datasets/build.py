@@ -169,6 +169,8 @@ def build_dataset(
             f"window={window}, hop={hop}: use a window of at least {MIN_WINDOW} samples (shorter "
             "ones hold no note, only more rows) and a hop of at least 1"
         )
+    if test_seconds is not None and not (np.isfinite(test_seconds) and test_seconds > 0):
+        raise DatasetError(f"test_seconds={test_seconds}: give a finite length above 0")
     if same_span_all and split != "span":
         raise DatasetError(
             f"--same-span-all puts one test span in every take; it needs --split span, "

@@ -96,6 +96,8 @@ def test_predict_options_are_bounded(tmp_path: Path, args, option: str) -> None:
         (("--window", "64", "--test-windows", "2"), ("--window", "256"), 2),
         (("--same-span-all", "--split", "take"), ("--same-span-all", "--split span"), 1),
         (("--skip-silence", "--gate-dbfs", "20"), ("--gate-dbfs", "x<0"), 2),
+        (("--test-seconds", "inf"), ("--test-seconds", "finite"), 2),
+        (("--test-seconds", "nan"), ("--test-seconds", "finite"), 2),
     ],
 )
 def test_dataset_build_numbers_are_bounded(tiny, tmp_path: Path, args, needles, code) -> None:

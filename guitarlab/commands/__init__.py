@@ -1,5 +1,7 @@
 """Command modules, one per stage; each exposes a ``COMMANDS`` list of click commands."""
 
+import math
+
 import click
 
 
@@ -15,17 +17,19 @@ def corpus_option(help_text: str = "Corpus folder.", *, required: bool = True):
 
 
 class FiniteRange(click.FloatRange):
-    """``click.FloatRange`` that also refuses ``nan`` (which every range check lets through).
+    """``click.FloatRange`` that also refuses ``nan`` and, with no bound on that side, ``inf``.
 
     Why: ``nan`` compares false with both bounds, so ``--seconds nan`` or ``--gate-dbfs nan``
-    would pass a plain FloatRange and then silently turn every comparison false downstream.
+    would pass a plain FloatRange and then silently turn every comparison false downstream;
+    ``inf`` passes an open-ended range and overflows the first conversion to samples.
     """
 
     def convert(self, value, param, ctx):
         rv = super().convert(value, param, ctx)
-        if rv != rv:  # nan
+        if not math.isfinite(rv):
             self.fail(
-                f"{value!r} is not a number; give one in the range {self._describe_range()}.",
+                f"{value!r} is not a finite number; give one in the range "
+                f"{self._describe_range()}.",
                 param,
                 ctx,
             )

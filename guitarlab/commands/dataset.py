@@ -92,7 +92,7 @@ def dataset_group() -> None:
 )
 @click.option(
     "--test-seconds",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteRange(min=0, min_open=True),
     default=None,
     help="Test span length, rounded to whole windows (2.18 s = 12 x 8000 at 44.1 kHz).",
 )
