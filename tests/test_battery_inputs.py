@@ -61,6 +61,13 @@ def test_synth_seconds_must_be_finite_and_at_most_an_hour(tmp_path: Path, second
     assert not corpus.exists()
 
 
+def test_demo_seconds_share_the_synth_bound(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = run("demo", "--out", out, "--seconds", "inf", "--direct")
+    assert_one_line_error(result, "--seconds", "3600", code=2)
+    assert not out.exists()
+
+
 def test_synth_core_refuses_inf_before_making_the_corpus(tmp_path: Path) -> None:
     from guitarlab.corpus.errors import RecorderError
     from guitarlab.synth.corpus import synth_to_corpus

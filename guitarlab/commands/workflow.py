@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from guitarlab.commands import corpus_option
+from guitarlab.commands import FiniteRange, corpus_option
+from guitarlab.corpus.defaults import MAX_TAKE_SECONDS
 
 
 @click.command("demo")
@@ -24,9 +25,10 @@ from guitarlab.commands import corpus_option
 )
 @click.option(
     "--seconds",
-    type=float,
+    type=FiniteRange(0, MAX_TAKE_SECONDS, min_open=True),
     default=None,
-    help="Length of each take [default: 60 s for seed (as the post), 10 s for guitar-holdout].",
+    help=f"Length of each take, at most {MAX_TAKE_SECONDS:g} "
+    "[default: 60 s for seed (as the post), 10 s for guitar-holdout].",
 )
 @click.option(
     "--takes",
