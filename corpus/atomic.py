@@ -51,10 +51,13 @@ def atomic_folder(path: str | os.PathLike, *, suffix: str = ".part") -> Iterator
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent))
-    aside = None  # the old folder, moved here first: a kill between the renames loses neither
-    try:
-        with sigterm_as_exit():
+    with sigterm_as_exit():  # before the temp folder exists, so no SIGTERM can strand it
+        work = aside = None  # aside: the old folder, moved there first, so no kill loses both
+        try:
+            with _sigterm_held():  # a SIGTERM now arrives once ``work`` is known, to clean up
+                work = Path(
+                    tempfile.mkdtemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+                )
             yield work
             if path.exists() or path.is_symlink():
                 aside = Path(
@@ -64,14 +67,29 @@ def atomic_folder(path: str | os.PathLike, *, suffix: str = ".part") -> Iterator
             os.replace(work, path)
             if aside is not None:
                 shutil.rmtree(aside, ignore_errors=True)
-    except BaseException:
-        old = aside / path.name if aside is not None else None
-        if old is not None and (old.exists() or old.is_symlink()) and not path.exists():
-            os.replace(old, path)  # put the old folder back
-        shutil.rmtree(work, ignore_errors=True)
-        if aside is not None:
-            shutil.rmtree(aside, ignore_errors=True)
-        raise
+        except BaseException:
+            old = aside / path.name if aside is not None else None
+            if old is not None and (old.exists() or old.is_symlink()) and not path.exists():
+                os.replace(old, path)  # put the old folder back
+            if work is not None:
+                shutil.rmtree(work, ignore_errors=True)
+            if aside is not None:
+                shutil.rmtree(aside, ignore_errors=True)
+            raise
+
+
+@contextlib.contextmanager
+def _sigterm_held() -> Iterator[None]:
+    """Hold back SIGTERM while inside (delivered on leaving), where the platform can."""
+    mask = getattr(signal, "pthread_sigmask", None)
+    if mask is None:
+        yield
+        return
+    mask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        mask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
 @contextlib.contextmanager

@@ -274,7 +274,10 @@ def long_corpus(tmp_path_factory) -> Path:
 def start_build(corpus: Path, out: Path) -> subprocess.Popen:
     args = ["dataset", "build", "--corpus", str(corpus), "--out", str(out), "--quiet"]
     # a small hop: hundreds of thousands of windows, so the build is still writing
-    args += ["--window", "2000", "--hop", "20", "--test-windows", "3"]
+    return start(*args, "--window", "2000", "--hop", "20", "--test-windows", "3")
+
+
+def start(*args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "guitarlab", *args],
         stdout=subprocess.PIPE,
@@ -284,11 +287,13 @@ def start_build(corpus: Path, out: Path) -> subprocess.Popen:
     )
 
 
-def wait_for_temp(process: subprocess.Popen, out: Path, timeout_s: float = 120.0) -> Path:
-    """The build's temp folder, as soon as it appears (fails if the build ends first)."""
+def wait_for_temp(
+    process: subprocess.Popen, out: Path, suffix: str = ".building", timeout_s: float = 120.0
+) -> Path:
+    """The command's temp folder, as soon as it appears (fails if the command ends first)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        found = list(out.parent.glob(f".{out.name}.*.building"))
+        found = list(out.parent.glob(f".{out.name}.*{suffix}"))
         if found:
             return found[0]
         if process.poll() is not None:
@@ -307,6 +312,18 @@ def test_sigterm_during_build_removes_its_temp_folder(long_corpus: Path, tmp_pat
     assert process.returncode == 143, stderr
     assert "Traceback" not in stderr and "stopped by SIGTERM" in stderr
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith((".building", ".old"))]
+    assert not out.exists()
+
+
+def test_sigterm_during_export_removes_its_temp_folder(long_corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ex"
+    process = start("export", "--corpus", str(long_corpus), "--out", str(out), "--quiet")
+    wait_for_temp(process, out, ".exporting")
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    assert "Traceback" not in stderr and "stopped by SIGTERM" in stderr
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith((".exporting", ".old"))]
     assert not out.exists()
 
 
