@@ -377,3 +377,27 @@ def test_two_real_builds_into_one_out_the_second_is_refused(
     _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
     assert json.loads((out / "dataset.json").read_text())["options"]["hop"] == 20
+
+
+def test_a_failure_between_the_renames_puts_the_old_folder_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from guitarlab.corpus import atomic
+
+    out = tmp_path / "ds"
+    out.mkdir()
+    (out / "dataset.json").write_text("{}\n")
+    real, calls = os.replace, []
+
+    def second_fails(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:  # the old folder is aside, the new one not yet in place
+            raise KeyboardInterrupt
+        return real(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", second_fails)
+    with pytest.raises(KeyboardInterrupt), atomic.atomic_folder(out, suffix=".building") as work:
+        (work / "dataset.json").write_text('{"new": true}\n')
+    monkeypatch.undo()
+    assert (out / "dataset.json").read_text() == "{}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
