@@ -9,6 +9,11 @@ A run folder holds everything needed to evaluate, predict, resume or fine-tune:
 - ``run.json``: every option, the data source and its hash, guitarlab's version, label
   names, window, sample rate, the device, metrics and the history,
 - ``history.csv`` (one row per epoch) and ``logs/`` (TensorBoard).
+
+A features-model run (``--model features``) holds ``model.joblib`` and ``features.json``
+instead of the ``.keras`` files; ``--model average`` both; an ``auto`` run its chosen
+model and ``candidates/<name>/`` runs; ``evaluate`` keeps the features model it fits
+beside a network in ``baseline/``.
 """
 
 from __future__ import annotations
