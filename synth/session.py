@@ -86,8 +86,8 @@ def session_options(seed: int, setting: str, *, matched: bool = False) -> dict:
     ``(seed, setting)``. Every note of the setting is recorded through exactly these.
 
     ``matched``: the hard variant. Every setting's resonance peak is put at one frequency
-    (drawn per session, 1.8-2.6 kHz, through the cable capacitance: ``resonance_hz``),
-    nothing hums and the knobs and gain stay where they are for every setting, so only
+    (drawn per session, 1.8-2.4 kHz, through the cable capacitance: ``resonance_hz``),
+    nothing hums, the knobs are open and the gain stays put for every setting, so only
     where and how the coils sense the string (the comb of sensing points, the magnetic
     window) tells the settings apart. It scores like the real note library of issue 28
     (MODEL.md, "A session's notes").
@@ -116,11 +116,13 @@ def session_options(seed: int, setting: str, *, matched: bool = False) -> dict:
         "volume_knob": 10.0 if knobs.random() < 0.5 else round(float(knobs.uniform(8.0, 10.0)), 3),
         "preamp_gain_db": round(float(knobs.uniform(-3.0, 9.0)), 2),
     }
-    if matched:
+    if matched:  # knobs open: a turned-down tone pot cannot peak that high on the bridge
         options |= {
             "hum": 0.0,
             "humbucker_hum": 0.0,
-            "resonance_hz": round(float(_rng(seed, "resonance").uniform(1800.0, 2600.0)), 1),
+            "tone_knob": 10.0,
+            "volume_knob": 10.0,
+            "resonance_hz": round(float(_rng(seed, "resonance").uniform(1800.0, 2400.0)), 1),
         }
     return resolve_options(guitar, options)
 

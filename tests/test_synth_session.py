@@ -60,7 +60,11 @@ def test_the_matched_session_leaves_only_the_sensing_geometry() -> None:
     assert {r["pickup_position"] for r in rigs.values()} == {"bridge", "neck"}
     for key in ("resonance_hz", "tone_knob", "volume_knob", "preamp_gain_db", "cable_pf"):
         assert len({r[key] for r in rigs.values()}) == 1, key
-    assert all(r["hum"] == 0 and 1800 <= r["resonance_hz"] <= 2600 for r in rigs.values())
+    assert all(r["hum"] == 0 and 1800 <= r["resonance_hz"] <= 2400 for r in rigs.values())
+    for seed in range(6):  # every setting can peak there (a bridge humbucker peaks lowest)
+        for p in session_plan(seed=seed, frets=(0,), seconds=0.5, sample_rate=SR, matched=True):
+            if p["string"] == 6:
+                assert np.isfinite(render_params(p["params"])).all()
     plain = session_plan(seed=5, frets=(0,), sample_rate=SR)
     assert all(_options(p).get("resonance_hz") is None and _options(p)["hum"] > 0 for p in plain)
 
