@@ -185,7 +185,7 @@ def run(quick: bool) -> list[Row]:
                     f"(mapped dataset pages included), exit {peak.returncode}",
                 )
             )
-        windows = "16" if quick else "64"
+        windows = "8" if quick else "32"
         old = peak_memory(
             [sys.executable, "-c", _RECALIBRATE, "old", windows], limit_bytes=8 * 10**9
         )
