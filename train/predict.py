@@ -88,12 +88,14 @@ def onset_windowing(info):
     from guitarlab.corpus.errors import GuitarlabError
     from guitarlab.datasets.onsets import onset_windows_of
 
-    meta = dict((info.meta.get("data") or {}).get("dataset_meta") or {})
-    if "windows_at" not in meta and info.dataset_dir is not None:
+    run_meta = getattr(info, "meta", None) or {}
+    meta = dict((run_meta.get("data") or {}).get("dataset_meta") or {})
+    dataset_dir = getattr(info, "dataset_dir", None)
+    if "windows_at" not in meta and dataset_dir is not None:
         from guitarlab.datasets.folder import read_meta
 
         try:
-            meta = read_meta(info.dataset_dir)
+            meta = read_meta(dataset_dir)
         except GuitarlabError:  # gone or another format: windows on the grid, as before
             return None
     if "hop" not in meta:
