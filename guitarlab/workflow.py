@@ -670,10 +670,13 @@ def run_session_demo(
 def session_dataset(
     out: str | os.PathLike, *, protocol: str = "session-notes", seed: int = 0,
     frets: tuple[int, ...] = tuple(range(13)), echo: Echo = _quiet,
+    window: int = WINDOW, note_windows: int | None = None,
 ) -> str:  # fmt: skip
     """Steps 1-3 of a session protocol into ``out/corpus`` and ``out/dataset`` (234 notes of
     2 s, 8,000-sample windows from each note's first sound, silent ones gated out);
-    ``frets`` fewer for a smoke run."""
+    ``frets`` fewer for a smoke run. ``note_windows``: windows start at note onsets
+    instead, at most this many per note (``dataset build --onsets``; the benchmarks'
+    features model reads one window of 44,100 samples, each note's first second)."""
     from guitarlab.datasets.build import build_dataset
     from guitarlab.datasets.folder import read_meta
     from guitarlab.synth.session import session_to_corpus
@@ -695,17 +698,19 @@ def session_dataset(
     how = "direct (synthetic note library)" if added else "reused"
     echo("2/5 augment: none (a note library is tested raw)")
     test_where = SESSION_TESTS[protocol]
-    current = _dataset_is_current(dataset, corpus, (), window=WINDOW) and (
+    current = _dataset_is_current(dataset, corpus, (), window=window) and (
         read_meta(dataset).get("held_out", {}).get("test_where") == test_where
+        and read_meta(dataset).get("note_windows") == note_windows
     )
     if current:
         echo("3/5 dataset: up to date, reusing it")
     else:
         echo(f"3/5 dataset: label pickup, test = the notes where {test_where} (whole notes)")
+        at_onsets = {"onsets": True, "note_windows": note_windows} if note_windows else {}
         build_dataset(
-            corpus, dataset, label="pickup", window=WINDOW, test_where=test_where, val="take",
-            trim_silence=True, skip_silence=True, seed=seed, overwrite=True,
-            progress=echo is not _quiet,
+            corpus, dataset, label="pickup", window=window, test_where=test_where, val="take",
+            trim_silence=not at_onsets, skip_silence=True, seed=seed, overwrite=True,
+            progress=echo is not _quiet, **at_onsets,
         )  # fmt: skip
     return how
 

@@ -191,6 +191,31 @@ def test_build_onsets_starts_every_note_at_its_onset(library: Path, onset_datase
     assert "windows at note onsets (up to 3 per note)" in shown.output
 
 
+def test_one_window_per_note_is_its_first_second_and_predict_cuts_the_same(library, tmp_path):
+    """``--window`` of a second (longer than the default) and ``--note-windows 1``: each
+    note gives exactly one window, at its onset, and a run's predict finds the same start."""
+    from guitarlab.datasets.onsets import onset_windows_of
+
+    out = tmp_path / "ds"
+    result = CliRunner().invoke(
+        cli,
+        ["dataset", "build", "--corpus", str(library), "--out", str(out), "--quiet",
+         "--label", "pickup", "--test-where", "fret >= 6", "--window", str(RATE),
+         "--onsets", "--note-windows", "1"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    ds = open_dataset(out)
+    assert ds.window == RATE and ds.meta["note_windows"] == 1
+    rows = pd.concat([ds.windows(s) for s in ("train", "val", "test")])
+    assert len(rows) == rows["id"].nunique() == len(PICKUPS) * len(FRETS)
+    cut = onset_windows_of(ds.meta)
+    for file_id, start in zip(rows["id"], rows["start"].astype(int), strict=True):
+        pickup, fret = file_id.split("-")[2], int(file_id.split("-")[4])
+        assert abs(start - lead_in_of(pickup, fret)) <= 2 * MS, file_id
+        audio, _ = sf.read(_file_of(Path(library), file_id), dtype="float32")
+        assert cut.starts(audio, RATE).tolist() == [start], file_id
+
+
 def test_a_named_test_set_validates_on_whole_training_takes(library, onset_dataset, tmp_path):
     ds = open_dataset(onset_dataset)
     assert ds.meta["options"]["val"] == "take"

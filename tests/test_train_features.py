@@ -107,7 +107,7 @@ def test_features_model_separates_the_pickups_on_held_out_takes(data, features_r
     assert meta["features"]["sklearn_version"] and meta["features"]["settings"]["n_mels"] == 64
     cv = meta["features"]["cv"]
     assert "whole training takes" in cv["folds"] and cv["classifier"] in ("svm", "logistic")
-    assert len(cv["tried"]) == 13 and cv["train_windows"] == meta["data"]["n_train"]
+    assert len(cv["tried"]) == 16 and cv["train_windows"] == meta["data"]["n_train"]
     assert meta["metrics"]["val_file_balanced_accuracy"] >= 0.75
     report = (features_run / "report.md").read_text()
     assert "This run is the features model" in report
@@ -167,6 +167,36 @@ def test_cv_folds_hold_out_whole_takes_or_else_spans_of_takes():
             assert held.size and kept.size
             assert not set(held) & set(kept)
     assert cv_folds(labels, one_each, None)[0] == []
+
+
+def test_a_tie_in_cross_validation_goes_to_the_most_regularized_candidate():
+    """Separable notes: every candidate scores 1.00 over the folds, and the linear model
+    with the smallest C wins; the grid reaches gamma ten times below scikit-learn's 1/d."""
+    from guitarlab.train.features import FeatureSettings, _candidates, fit_features, pick_candidate
+
+    grid = _candidates(128, 0)
+    assert grid[0] == ("logistic", {"C": 0.01})
+    gammas = [p["gamma"] for name, p in grid if name == "svm"]
+    assert min(gammas) <= 0.1 / 128 + 1e-12 and gammas == sorted(gammas)
+    tried = [
+        {"classifier": "svm", "C": 1.0, "gamma": 0.001, "cv_balanced_accuracy": 0.99},
+        {"classifier": "svm", "C": 1.0, "gamma": 0.01, "cv_balanced_accuracy": 1.0},
+        {"classifier": "svm", "C": 10.0, "gamma": 0.01, "cv_balanced_accuracy": 1.0},
+    ]
+    assert pick_candidate(tried) is tried[1]  # the best score first, then the earlier
+
+    t = np.arange(WINDOW) / RATE
+    rng = np.random.default_rng(0)
+    windows = np.stack(
+        [np.sin(2 * np.pi * (300 + 2000 * (i % 2)) * t) + 0.01 * rng.standard_normal(WINDOW)
+         for i in range(32)]
+    )  # fmt: skip
+    labels = np.arange(32) % 2
+    takes = np.array([f"t{i % 8}" for i in range(32)])  # 4 takes of each class
+    settings = FeatureSettings(sample_rate=RATE, frame_length=512, hop_length=128, n_mels=16)
+    model = fit_features(windows, labels, n_classes=2, settings=settings, takes=takes)
+    assert {row["cv_balanced_accuracy"] for row in model.cv["tried"]} == {1.0}
+    assert (model.cv["classifier"], model.cv["params"]) == ("logistic", {"C": 0.01})
 
 
 def test_choose_ranks_by_validation_files_then_windows_and_ties_go_to_the_first():
