@@ -35,7 +35,7 @@ PAPER_BATCH = 128
 SEED_BATCH = 32
 # The seed's LSTM-FCN on the window's samples at full size, 10 + 5 epochs: what a GPU runs
 # to reproduce the post (``train --full-model``, ``demo --full-model``). On a 9-take corpus
-# on two cores one epoch took about 8 minutes and well over 2 GB (BENCHMARKS.md, memory).
+# on two cores one epoch took about 8 minutes and 5 GB (BENCHMARKS.md, memory).
 FULL_MODEL = {
     "input": "wave",
     "filters": (128, 256, 128),

@@ -45,9 +45,9 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
     "--input",
     "input_kind",
     type=click.Choice(["wave", "spectrogram"]),
-    default="wave",
-    show_default=True,
-    help="wave: the window's samples (the seed); spectrogram: log-mel frames computed in the model (MLSTM-FCN).",
+    default=None,
+    help="spectrogram: log-mel frames computed in the model (MLSTM-FCN); wave: the window's "
+    "samples (the seed) [default: spectrogram; wave with --full-model].",
 )
 @click.option(
     "--n-mels",
@@ -114,9 +114,9 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
     "--full-model",
     is_flag=True,
     help="The seed's own wave LSTM-FCN (128/256/128 filters, 10+5 epochs): what a GPU runs. "
-    "On two cores and a 9-take corpus an epoch takes about 8 minutes and several GB of "
-    "memory, where the default (the spectrogram LSTM-FCN at 16/32/16) trains in minutes "
-    "under 2 GB. Options given explicitly still apply.",
+    "On two cores and a 9-take corpus an epoch takes about 8 minutes (15 epochs: two hours) "
+    "and 5 GB of memory, where the default (the spectrogram LSTM-FCN at 16/32/16) trains "
+    "in minutes under 2 GB. Options given explicitly still apply.",
 )
 @click.option("--lr", default=1e-3, show_default=True, help="Adam learning rate.")
 @click.option(
