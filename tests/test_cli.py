@@ -58,7 +58,8 @@ def test_user_mistakes_are_one_line_and_debug_shows_the_traceback(tmp_path: Path
         ["dataset", "show", str(tmp_path)],
         ["evaluate", str(tmp_path)],
         ["synth", "--corpus", str(tmp_path / "c"), "--guitars", "banjo"],
-        ["train", "--dataset", str(tmp_path), "--out", str(tmp_path / "r"), "--spectral-stats"],
+        ["train", "--dataset", str(tmp_path), "--out", str(tmp_path / "r"), "--spectral-stats"]
+        + ["--input", "wave"],  # spectral stats read log-mel frames
     ):
         result = runner.invoke(cli, args)
         assert result.exit_code != 0, args
