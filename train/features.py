@@ -7,7 +7,9 @@ single note's spectrum carries the pickup, and a few hundred notes are too few f
 network to find it on its own. So this model is first class: ``guitarlab train --model
 features`` trains it into a run folder that ``evaluate``, ``predict`` (files and live),
 ``review --run`` and ``retrain`` use like a network's, and every evaluation of a network
-shows it on the same split.
+shows it on the same split. On a note library it should read one window per note, the
+note's first second (``dataset build --onsets --window 44100 --note-windows 1``): scored a
+window of 0.18 s at a time and voted it missed a third of a session's unseen frets.
 
 Pure core (numpy, scikit-learn): :func:`window_features` per window, :func:`fit_features`
 chooses the classifier and its C/gamma by cross-validation over training *takes* (never
