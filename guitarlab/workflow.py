@@ -25,6 +25,7 @@ from guitarlab.corpus.defaults import SYNTH_RATE, WINDOW
 from guitarlab.corpus.errors import GuitarlabError, RecorderError, TrainError
 from guitarlab.corpus.levels import DEFAULT_TARGET_PEAK_DBFS
 from guitarlab.corpus.outputs import refuse_inside_corpus
+from guitarlab.train.config import LAPTOP_MODEL
 from guitarlab.train.retrain import (
     CorpusChanges,
     corpus_changes,
@@ -39,21 +40,14 @@ SEED_PHRASES = ("backing", "lead")
 SEED_TONES = ("clean", "crunch", "distorted")
 
 
-# A CPU-sized model: the MLSTM-FCN on log-mel frames (``input="spectrogram"``) with 8 LSTM
-# cells and 16/32/16 filters, 12 + 3 epochs. Measured (MODEL.md): on the seed's split it gets
+# The demo's model is the laptop model (train.config.LAPTOP_MODEL): the MLSTM-FCN on log-mel
+# frames (``input="spectrogram"``) with 8 LSTM cells and 16/32/16 filters, 12 + 3 epochs. Measured (MODEL.md): on the seed's split it gets
 # 16 of 16 files in about a minute of training on two cores, every seed, where the seed's
 # wave LSTM-FCN of the same size got 1-12 of 16 in 8-10 minutes. At 6 + 2 epochs the
 # validation loss was still falling (0.160 -> 0.133 at 12 + 3, seed 0) and one file of one
 # seed sat at the threshold. ``full_model`` trains the seed's own wave LSTM-FCN
 # (128/256/128, 10 + 5 epochs), what a GPU runs.
-DEMO_TRAIN = {
-    "input": "spectrogram",
-    "filters": (16, 32, 16),
-    "kernels": (8, 5, 3),
-    "cells": 8,
-    "epochs": 12,
-    "fine_tune_epochs": 3,
-}
+DEMO_TRAIN = dict(LAPTOP_MODEL)
 # The guitar-holdout protocol's model: the same network reading 0.74 s windows (32,768
 # samples, training windows every 8,192) with band-normalized frames (``mel_norm="band"``:
 # each mel band minus its mean over the window, which removes whatever fixed filter the

@@ -23,7 +23,7 @@ import numpy as np
 from guitarlab.corpus.atomic import atomic_path
 from guitarlab.corpus.defaults import VERSION
 from guitarlab.corpus.errors import TrainError
-from guitarlab.train.config import TrainConfig, spectrogram_frames
+from guitarlab.train.config import LAPTOP_MODEL, TrainConfig, spectrogram_frames
 from guitarlab.train.features import (
     FEATURES_JSON,
     FEATURES_MODEL,
@@ -43,18 +43,9 @@ from guitarlab.train.rundir import (
     write_json,
 )
 
-# The network candidate: the demo's laptop-sized spectrogram MLSTM-FCN (guitarlab.workflow's
-# DEMO_TRAIN: 16/32/16 filters, 8 cells, 12 + 3 epochs, about a minute on two cores for
-# the seed's split). Options given on the command line override these.
-AUTO_NETWORK = {
-    "model": "lstm-fcn",
-    "input": "spectrogram",
-    "filters": (16, 32, 16),
-    "kernels": (8, 5, 3),
-    "cells": 8,
-    "epochs": 12,
-    "fine_tune_epochs": 3,
-}
+# The network candidate: the laptop model (train.config.LAPTOP_MODEL, which the demo trains
+# too). Options given on the command line override it.
+AUTO_NETWORK = {"model": "lstm-fcn", **LAPTOP_MODEL}
 CANDIDATES = "candidates"
 FEATURES_CANDIDATE = "features"
 NETWORK_CANDIDATE = "spectrogram-network"

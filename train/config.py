@@ -175,6 +175,16 @@ class TrainConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+# The laptop model, TrainConfig's own defaults named as one preset: the demo trains it and
+# ``--model auto`` offers it as the network candidate (the MLSTM-FCN on log-mel frames, 8
+# cells, 16/32/16 filters, 12 + 3 epochs: 16 of 16 on the seed's split in about a minute on
+# two cores, MODEL.md).
+LAPTOP_MODEL = {
+    key: getattr(TrainConfig(), key)
+    for key in ("input", "filters", "kernels", "cells", "epochs", "fine_tune_epochs")
+}
+
+
 def spectrogram_frames(window: int, config: TrainConfig) -> dict:
     """Frame, hop and mel bands for a window: 1024/256/64 when the window allows (23 ms
     frames at 44.1 kHz: two periods of the low E string), smaller for short series
