@@ -215,6 +215,19 @@ def test_one_window_per_note_is_its_first_second_and_predict_cuts_the_same(libra
         audio, _ = sf.read(_file_of(Path(library), file_id), dtype="float32")
         assert cut.starts(audio, RATE).tolist() == [start], file_id
 
+    from guitarlab.train.predict import predict_files
+
+    run = fake_run(tmp_path / "run", out)
+    path = _file_of(Path(library), rows["id"].iloc[0])
+    (pred,) = predict_files(run, [path], model=SpyModel())
+    assert pred.n_windows == 1 and not pred.heard_nothing
+    audio, _ = sf.read(path, dtype="float32")
+    short = tmp_path / "short.wav"  # the note starts, but the file ends before a second of it
+    sf.write(short, audio[: int(rows["start"].iloc[0]) + RATE - 40 * MS], RATE)
+    (pred,) = predict_files(run, [short], model=SpyModel())
+    assert pred.heard_nothing and "none with a whole 1.000 s window" in pred.notes[-1]
+    assert "record longer notes" in pred.notes[-1]  # what predict prints for it
+
 
 def test_a_named_test_set_validates_on_whole_training_takes(library, onset_dataset, tmp_path):
     ds = open_dataset(onset_dataset)

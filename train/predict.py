@@ -78,6 +78,20 @@ def window_probabilities(
     return model_probabilities(model, frames, n_classes, batch_size=batch_size), starts
 
 
+def _no_note_window(mono: np.ndarray, rate: int, window: int, floor: float) -> str:
+    """Why a file gave no note window: no note above the gate, or notes too near the end
+    of the file for a whole window (a note library read one second a note, say)."""
+    from guitarlab.datasets.onsets import detect_onsets
+
+    found = detect_onsets(mono, rate, floor_dbfs=floor).size
+    if not found:
+        return f"no note above {floor:g} dBFS: nothing to label"
+    return (
+        f"{found} note(s) found, none with a whole {window / rate:.3f} s window before the "
+        "file ends: record longer notes, or train on a dataset with a shorter --window"
+    )
+
+
 def onset_windowing(info):
     """How the run's dataset cut files at note onsets (``OnsetWindows``), None for the grid.
 
@@ -172,7 +186,7 @@ def predict_array(
             seconds=seconds_long,
             notes=[
                 *notes,
-                f"no note above {floor:g} dBFS: nothing to label"
+                _no_note_window(mono, rate, window, floor)
                 if at_onsets
                 else f"every window is below {floor:g} dBFS: nothing to label",
             ],

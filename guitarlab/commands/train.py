@@ -443,9 +443,8 @@ def predict_command(run, files, as_json, plot, hop_s, device, seconds, gate_dbfs
                 click.echo(f"error: {pred.error}", err=True)
                 continue
             if pred.heard_nothing:
-                click.echo(
-                    f"{pred.path}: heard nothing (every window is silence), {pred.seconds:.1f} s"
-                )
+                why = pred.notes[-1] if pred.notes else "every window is silence"
+                click.echo(f"{pred.path}: heard nothing ({why}), {pred.seconds:.1f} s")
                 continue
             click.echo(f"{pred.path}: {pred.label} ({pred.confidence:.2f}), {pred.seconds:.1f} s")
             for note in pred.notes:
