@@ -13,7 +13,7 @@ Protocols (each with its own data, built once per seed):
   in three pickup settings (bridge and neck humbucker, the bridge coil split), the
   electronics fixed within a setting, every string at frets 0-12 (234 notes of 2 s);
   frets 0-5 train, 6-12 test, validation from whole training notes; one window per
-  note, its first second from the onset (``SESSION_WINDOWS``).
+  note, its first second from the onset (``guitarlab.workflow.SESSION_WINDOWS``).
 - ``session-strings``: the same session, the low strings (E, A, D) train and the high
   ones (G, B, e) test. The features models on both: ``benchmarks/bench_session.py``.
 
@@ -81,17 +81,11 @@ def _dataset(protocol: str, seed: int, work: Path, quick: bool) -> Path:
     return folder / "dataset"
 
 
-# The session protocols' windows: one per note, its first second from the detected onset
-# (``dataset build --onsets --window 44100 --note-windows 1``), so a model reads each note
-# whole, as the per-note features of bench_session do (MODEL.md, "A session's notes").
-SESSION_WINDOWS = {"window": 44100, "note_windows": 1}
-
-
 def _session_dataset(folder: Path, seed: int, quick: bool, protocol: str) -> None:
     from guitarlab.workflow import session_dataset
 
     frets = (0, 3, 6, 9) if quick else tuple(range(13))
-    session_dataset(folder, protocol=protocol, seed=seed, frets=frets, **SESSION_WINDOWS)
+    session_dataset(folder, protocol=protocol, seed=seed, frets=frets)  # SESSION_WINDOWS
 
 
 def _notes_dataset(folder: Path, seed: int, quick: bool) -> None:

@@ -661,16 +661,23 @@ def run_session_demo(
     )  # fmt: skip
 
 
+# The session protocols' windows: one per note, its first second from the detected onset
+# (``dataset build --onsets --window 44100 --note-windows 1``): read whole, a note scores
+# 1.00 / 0.96 with the features model where 8,000-sample windows voted scored 0.65 / 0.57
+# (MODEL.md, "A session's notes").
+SESSION_WINDOWS = {"window": 44100, "note_windows": 1}
+
+
 def session_dataset(
     out: str | os.PathLike, *, protocol: str = "session-notes", seed: int = 0,
     frets: tuple[int, ...] = tuple(range(13)), echo: Echo = _quiet,
-    window: int = WINDOW, note_windows: int | None = None,
+    window: int = SESSION_WINDOWS["window"],
+    note_windows: int | None = SESSION_WINDOWS["note_windows"],
 ) -> str:  # fmt: skip
     """Steps 1-3 of a session protocol into ``out/corpus`` and ``out/dataset`` (234 notes of
-    2 s, 8,000-sample windows from each note's first sound, silent ones gated out);
-    ``frets`` fewer for a smoke run. ``note_windows``: windows start at note onsets
-    instead, at most this many per note (``dataset build --onsets``; the benchmarks'
-    features model reads one window of 44,100 samples, each note's first second)."""
+    2 s, by default one window per note, its first second from the onset);
+    ``frets`` fewer for a smoke run. ``note_windows=None``: windows of ``window`` samples
+    from each note's first sound on the grid instead, silent ones gated out."""
     from guitarlab.datasets.build import build_dataset
     from guitarlab.datasets.folder import read_meta
     from guitarlab.synth.session import session_to_corpus
