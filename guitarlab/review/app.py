@@ -151,7 +151,7 @@ def parse_body(raw: bytes) -> dict:
     --------
     >>> parse_body(b'{"guitar": "les_paul"}')
     {'guitar': 'les_paul'}
-    >>> parse_body(b'{"guitar": "\\ud800"}')
+    >>> parse_body(b'{"guitar": "\\\\ud800"}')
     Traceback (most recent call last):
     ...
     guitarlab.corpus.errors.GuitarlabError: the request body has a lone surrogate (\\ud800...); send UTF-8 text
