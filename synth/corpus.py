@@ -176,7 +176,6 @@ def notes_to_corpus(
     from guitarlab.corpus.manifest import (
         RAW_TONE,
         TAKES_DIR,
-        commit_rows,
         init_corpus,
         next_take_number,
         reserve_rows,
@@ -259,13 +258,23 @@ def notes_to_corpus(
             batch=rows,
         )  # fmt: skip
         added.append(rid)
-        if len(rows) >= 50:  # the manifest is rewritten per commit: batch the small files
-            commit_rows(root, rows)
-            rows = []
-    if rows:
-        commit_rows(root, rows)
+        commit_batch(root, rows, at_least=NOTE_BATCH)
+    commit_batch(root, rows)
     reservation.release()
     return added
+
+
+NOTE_BATCH = 50  # rows of small files committed together: the manifest is rewritten per commit
+
+
+def commit_batch(root: str | os.PathLike, rows: list, *, at_least: int = 1) -> None:
+    """Commit the ``(row, temp)`` pairs staged in ``rows`` (``write_raw_take(batch=rows)``)
+    once there are ``at_least`` of them, and empty the list."""
+    from guitarlab.corpus.manifest import commit_rows
+
+    if rows and len(rows) >= at_least:
+        commit_rows(root, rows)
+        rows.clear()
 
 
 def write_raw_take(

@@ -232,12 +232,11 @@ def session_to_corpus(
     from guitarlab.corpus.manifest import (
         RAW_TONE,
         TAKES_DIR,
-        commit_rows,
         init_corpus,
         reserve_rows,
         row_id,
     )
-    from guitarlab.synth.corpus import write_raw_take
+    from guitarlab.synth.corpus import NOTE_BATCH, commit_batch, write_raw_take
     from guitarlab.synth.family import render_params
 
     plan = session_plan(
@@ -278,11 +277,8 @@ def session_to_corpus(
             batch=rows,
         )  # fmt: skip
         added.append(rid)
-        if len(rows) >= 50:
-            commit_rows(root, rows)
-            rows = []
-    if rows:
-        commit_rows(root, rows)
+        commit_batch(root, rows, at_least=NOTE_BATCH)
+    commit_batch(root, rows)
     reservation.release()
     return added
 
