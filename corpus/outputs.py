@@ -273,8 +273,19 @@ def _size_mb(folder: Path) -> float:
 
 
 def remove_leftovers(out: str | os.PathLike, *, echo: Echo = _stderr) -> list[Path]:
-    """Remove what :func:`leftovers` finds, saying so in one line; returns what was removed."""
+    """Remove what :func:`leftovers` finds, saying so in one line; returns what was removed.
+
+    A kill between ``atomic_folder``'s two renames leaves ``out`` missing and the old
+    folder inside a ``.old`` leftover: that one is put back first, never removed.
+    """
     found = leftovers(out)
+    target = Path(out).resolve()
+    if not (target.exists() or target.is_symlink()):
+        for aside in (p for p in found if p.name.endswith(".old")):
+            if (aside / target.name).exists():
+                os.replace(aside / target.name, target)
+                echo(f"[guitarlab] put back {out}, which a killed run had moved to {aside.name}")
+                break
     if found:
         size = sum(_size_mb(p) for p in found)
         for folder in found:
@@ -300,16 +311,17 @@ def replace_output(
 ) -> Iterator[Path]:
     """Write ``out`` whole through a temp folder, under its lock, after the checks.
 
-    Holds the lock, checks ``out`` again (it may have changed since the command started),
-    removes the temp folders a killed run left, then yields a temp folder (marked for
+    Holds the lock, removes the temp folders a killed run left (putting back an ``out`` it
+    had moved aside), checks ``out`` again (it may have changed since the command
+    started), then yields a temp folder (marked for
     ``purpose``) that replaces ``out`` on success. On an error, Ctrl-C or SIGTERM the
     temp folder is removed and ``out`` is left as it was.
     """
     with output_lock(out, error=error):
+        remove_leftovers(out, echo=echo)  # first: it may put back an old ``out`` to check
         check_output(
             out, purpose=purpose, inputs=inputs, overwrite=overwrite, legacy=legacy, error=error
         )
-        remove_leftovers(out, echo=echo)
         try:
             with atomic_folder(out, suffix=suffix) as work:
                 write_marker(work, purpose)

@@ -359,6 +359,25 @@ def test_an_export_removes_the_temp_folder_a_killed_export_left(
     assert not left.exists() and (out / "README.md").is_file()
 
 
+def test_a_dataset_a_kill_left_moved_aside_is_put_back_not_removed(
+    corpus: Path, tmp_path: Path
+) -> None:
+    """SIGKILL between atomic_folder's two renames: ``out`` gone, the old one in ``.old``."""
+    out = tmp_path / "ds"
+    assert build(corpus, out).exit_code == 0
+    before = tree(out)
+    aside = tmp_path / ".ds.k1ll3d_x.old"
+    aside.mkdir()
+    os.replace(out, aside / "ds")
+    (tmp_path / ".ds.k1ll3d_y.building").mkdir()  # the finished new one, never moved in
+    result = build(corpus, out)  # no --overwrite: the old dataset is the user's to replace
+    assert_one_line_error(result, "put back", str(out), aside.name)
+    line = assert_one_line_error(result, str(out), "pass --overwrite")
+    assert "put back" not in line
+    assert tree(out) == before
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".ds.k1ll3d")]
+
+
 def test_two_real_builds_into_one_out_the_second_is_refused(
     long_corpus: Path, tmp_path: Path
 ) -> None:
