@@ -141,6 +141,27 @@ def _check_arguments(seconds: float, rate: int, subtype: str, channel: int, bpm:
         raise RecorderError(f"--bpm {bpm} is out of range; use 20..400")
 
 
+TAKE_ROW_COLUMNS = ("dropouts", "stalls", "dropped_frames", "dropout_detail", "checks")
+"""The extra columns :func:`take_row` fills itself (a label may not take their names)."""
+_ROW_ARGUMENTS = ("columns", "target_rms_dbfs")  # manifest_row's other keyword arguments
+
+
+def _check_extra_labels(extra_labels: dict[str, str] | None) -> dict[str, str]:
+    """Label columns a take may add: slug names that no writer fills, text values."""
+    from guitarlab.corpus.manifest import COLUMNS, SLUG_RE
+
+    reserved = (*COLUMNS, *TAKE_ROW_COLUMNS, *_ROW_ARGUMENTS)
+    checked = {}
+    for name, value in (extra_labels or {}).items():
+        if not SLUG_RE.match(str(name)) or name in reserved:
+            raise RecorderError(
+                f"label {name!r} cannot be a column of a take (a lower-case slug that no "
+                "manifest column already has, e.g. position)"
+            )
+        checked[str(name)] = str(value)
+    return checked
+
+
 def _take_path(root: Path, guitar: str, phrase: str) -> tuple[str, str, Path]:
     """Reserve the next take of ``guitar`` and ``phrase`` (under the manifest lock, so two
     recorders never pick one number); ``commit_rows`` releases it with the row."""
@@ -202,6 +223,7 @@ def take_row(
     findings += extra_findings or []
     dropouts: list[Dropout] = stats.dropouts if stats else []
     return manifest_row(
+        **labels.get("extra_labels", {}),
         id=labels["id"],
         path=relative_audio_path(root, path),
         guitar=guitar,
@@ -250,6 +272,7 @@ def record_take(
     stall: Stall | None = None,
     queue_s: float = 30.0,
     on_stats: Callable[[TakeStats], None] | None = None,
+    extra_labels: dict[str, str] | None = None,
 ) -> dict | None:
     """Record one take into ``corpus`` and append its row; returns the row.
 
@@ -258,6 +281,8 @@ def record_take(
     (default: ``$GUITARLAB_SOURCE_DEVICE``, set by :func:`~guitarlab.recorder.server.audio_server`)
     from the moment recording starts. ``stall`` and ``queue_s`` are test hooks;
     ``on_stats`` receives the writer's :class:`TakeStats` (the benchmark's figures).
+    ``extra_labels`` are more label columns for the row (a shot list's ``position``...),
+    kept in the sidecar too so ``recover`` labels the take the same.
     A take cut short (Ctrl-C, ``stop``, a write error) is kept with status ``partial``.
 
     Failures end in one ``RecorderError`` line, the audio so far kept and its row added
@@ -270,6 +295,7 @@ def record_take(
     from guitarlab.corpus.manifest import commit_rows, load_manifest, release_ids, slugify
 
     _check_arguments(seconds, rate, subtype, channel, bpm)
+    extra_labels = _check_extra_labels(extra_labels)
     root = Path(corpus)
     load_manifest(root)  # a missing corpus fails before any device is opened
     guitar, phrase = slugify(guitar), slugify(phrase)
@@ -295,6 +321,7 @@ def record_take(
         "notes": notes,
         "target_peak_dbfs": target_peak_dbfs,
         "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "extra_labels": extra_labels,
     }
     meter = LevelMeter(rate)
     writer = TakeWriter(
