@@ -311,3 +311,34 @@ def test_review_and_retrain_use_a_features_run(data, features_run, tmp_path):
     result = retrain(corpus, features_run, tmp_path / "again", echo=lambda _: None)
     assert json.loads((result.run / "run.json").read_text())["config"]["model"] == "features"
     assert result.before_file_accuracy >= 0.8 and result.after_file_accuracy >= 0.8
+
+
+def test_plain_train_is_auto_and_falls_back_to_the_network_without_validation(data, tmp_path):
+    """``guitarlab train`` with no --model trains both candidates and keeps the validation's
+    choice; a dataset with no validation split, arrays and ``--full-model`` get the network."""
+    pytest.importorskip("tensorflow")
+    from guitarlab.datasets.layout import y_name
+    from guitarlab.train.auto import default_model
+
+    small = ["--filters", "4,8,4", "--epochs", "1", "--fine-tune-epochs", "0", "--quiet"]
+    out = tmp_path / "plain"
+    result = CliRunner().invoke(
+        cli, ["train", "--dataset", str(data["dataset"]), "--out", str(out), *small]
+    )
+    assert result.exit_code == 0, result.output
+    assert "auto chose " in result.output
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["requested_model"] == "auto"
+    names = [row["name"] for row in meta["auto"]["candidates"]]
+    assert names == ["features", "spectrogram-network", "average"]
+    network = json.loads((out / "candidates" / "spectrogram-network" / "run.json").read_text())
+    assert network["config"]["filters"] == [4, 8, 4]  # the user's network options reach it
+    assert default_model(dataset_dir=None, out=tmp_path / "npz") == ("lstm-fcn", None)
+    assert default_model(dataset_dir=data["dataset"], out=out, full_model=True)[0] == "lstm-fcn"
+    assert default_model(dataset_dir=data["dataset"], out=out, resume=True) == ("auto", None)
+
+    no_val = tmp_path / "no-val"
+    shutil.copytree(data["dataset"], no_val)
+    (no_val / y_name("val")).unlink()
+    model, why = default_model(dataset_dir=no_val, out=tmp_path / "x")
+    assert model == "lstm-fcn" and "no validation split" in why and "--val take" in why

@@ -236,6 +236,43 @@ def choose(candidates: list[dict]) -> tuple[dict, str]:
     return best, why
 
 
+def default_model(
+    *,
+    dataset_dir: str | os.PathLike | None,
+    out: str | os.PathLike,
+    full_model: bool = False,
+    resume: bool = False,
+) -> tuple[str, str | None]:
+    """The model ``guitarlab train`` trains when ``--model`` is not given, and why when it
+    is not ``auto``.
+
+    ``auto`` is the default: no one model is best on every protocol (MODEL.md: the features
+    model wins on single notes and sessions, the spectrogram network on guitars never
+    heard), so the default trains both and keeps what the validation split prefers. It
+    needs a dataset folder with a validation split; arrays (``--npz``), ``--full-model``
+    and a dataset without validation get the network, and ``--resume`` the run's own kind.
+    """
+    if resume:
+        meta = read_run_meta(out) or {}
+        if meta.get("requested_model") == "auto" or (Path(out) / CANDIDATES).is_dir():
+            return "auto", None
+        return str(meta.get("config", {}).get("model", "lstm-fcn")), None
+    if dataset_dir is None:
+        return "lstm-fcn", None
+    if full_model:
+        return "lstm-fcn", None
+    from guitarlab.datasets.folder import open_dataset
+    from guitarlab.train.fit import _split_or_none
+
+    if _split_or_none(open_dataset(dataset_dir), "val") is None:
+        return "lstm-fcn", (
+            f"{dataset_dir} has no validation split to choose a model by, so this trains the "
+            "spectrogram network alone (rebuild with --val take for the default choice, or "
+            "give --model features)"
+        )
+    return "auto", None
+
+
 def _copy(src: Path, dst: Path) -> None:
     with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)

@@ -522,14 +522,13 @@ def fit_dataset(
         from guitarlab.train.auto import fit_auto, fit_features_dataset
 
         with output_lock(out, error=TrainError):  # as _train: one writer per run folder
-            if config.model == "average":  # the network's options are the run's (retrain)
+            if config.model in ("average", "auto"):  # the network takes the run's options
                 network = TrainConfig.from_dict({**config.as_dict(), "model": "lstm-fcn"})
                 return fit_auto(
-                    dataset_dir, out, config, network=network, only="average",
+                    dataset_dir, out, config, network=network,
+                    only="average" if config.model == "average" else None,
                     dataset_factory=dataset_factory,
                 )  # fmt: skip
-            if config.model == "auto":
-                return fit_auto(dataset_dir, out, config, dataset_factory=dataset_factory)
             if initial_model is not None:
                 print("[guitarlab] the features model trains from scratch (seconds)", flush=True)
             return fit_features_dataset(dataset_dir, out, config, dataset_factory=dataset_factory)

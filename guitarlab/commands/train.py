@@ -33,13 +33,14 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
 @click.option(
     "--model",
     type=click.Choice(["lstm-fcn", "alstm-fcn", "ensemble", "features", "average", "auto"]),
-    default="lstm-fcn",
-    show_default=True,
-    help="alstm-fcn puts an attention LSTM in the LSTM branch; ensemble averages a wave and a "
-    "spectrogram model; features: log-mel statistics into a cross-validated SVM or logistic "
-    "regression (seconds on a laptop, the baseline every network must beat); average: it and "
-    "the laptop-sized spectrogram network, probabilities averaged; auto: trains both, keeps "
-    "whichever of the three scores best on the validation split.",
+    default=None,
+    help="auto: trains the features model and the spectrogram LSTM-FCN (your network options "
+    "apply to it), keeps whichever of them or their average scores best on the validation "
+    "split; features: log-mel statistics into a cross-validated SVM or logistic regression "
+    "(seconds on a laptop, the baseline every network must beat); average: both, "
+    "probabilities averaged; lstm-fcn: the network alone; alstm-fcn puts an attention LSTM "
+    "in its LSTM branch; ensemble averages a wave and a spectrogram network. [default: auto; "
+    "lstm-fcn with --npz, --full-model or a dataset without a validation split]",
 )
 @click.option(
     "--input",
@@ -181,15 +182,19 @@ def train_command(
     seed,
     quiet,
 ) -> None:
-    """Train an LSTM-FCN on a dataset folder (or arrays) into the run folder OUT.
+    """Train a model on a dataset folder (or arrays) into the run folder OUT.
 
-    The run folder gets model.keras, best.keras, last.keras, run.json, history.csv and
-    TensorBoard logs/. Killed mid-run, the same command with --resume goes on from the
-    last finished epoch.
+    By default (--model auto) it trains the features model (seconds) and the laptop-sized
+    spectrogram LSTM-FCN (minutes on two cores, under 2 GB of memory), keeps the one the
+    validation split prefers and says why; each candidate stays in OUT/candidates/.
+    A network's run folder gets model.keras, best.keras, last.keras, run.json,
+    history.csv and TensorBoard logs/. Killed mid-run, the same command with --resume
+    goes on from the last finished epoch.
 
     \b
     Examples:
       guitarlab train --dataset my-dataset --out my-run
+      guitarlab train --dataset my-dataset --out net-run --model lstm-fcn
       guitarlab train --dataset my-dataset --out small-run --filters 8,16,8 --epochs 3
       guitarlab train --dataset my-dataset --out gpu-run --full-model      # on a GPU
       guitarlab train --npz ucr-coffee.npz --out coffee --full-model --schedule paper --epochs 2000
@@ -201,6 +206,14 @@ def train_command(
 
     if bool(dataset) == bool(npz):
         raise click.UsageError("give exactly one of --dataset or --npz")
+    if model is None:
+        from guitarlab.train.auto import default_model
+
+        model, why = default_model(
+            dataset_dir=dataset, out=out, full_model=full_model, resume=resume
+        )
+        if why:
+            click.echo(f"note: {why}")
     given = {
         "input": input_kind,
         "cells": cells,
