@@ -56,6 +56,16 @@ _EXPORTS = {
         "remove_span",
         "undo_last",
     ),
+    "segments": (
+        "add_segments",
+        "delete_segment",
+        "label_changes",
+        "load_segments",
+        "segment_label_for_spans",
+        "segments_of",
+        "segments_version",
+        "update_segment",
+    ),
 }
 
 

@@ -488,19 +488,31 @@ def remove_span(root: str | os.PathLike, row_id: str, start_s: float, end_s: flo
 
 
 def undo_last(
-    root: str | os.PathLike, *, who: str | None = None, expect_version: str | None = None
+    root: str | os.PathLike,
+    *,
+    who: str | None = None,
+    expect_version: str | None = None,
+    expect_segments_version: str | None = None,
 ) -> dict:
     """Undo the last change not undone yet; repeated calls step further back.
 
     The undo is itself a history entry (``action: "undo"``, ``undoes: n``). Refused when
-    a cell of that change has been changed since by something else.
+    a cell of that change has been changed since by something else. A segments edit
+    (:mod:`guitarlab.corpus.segments`) is undone in ``segments.csv``; its staleness check
+    is ``expect_segments_version`` (``expect_version`` is the manifest's).
     """
+    from guitarlab.corpus.segments import is_segments_entry, undo_segments_entry
+
     history = read_history(root)
     undone = {e.get("undoes") for e in history}
-    todo = [e for e in history if _undoable(e) and e.get("n") not in undone]
+    todo = [
+        e for e in history if (_undoable(e) or is_segments_entry(e)) and e.get("n") not in undone
+    ]
     if not todo:
         raise ManifestError(f"{history_path(root)}: nothing to undo")
     last = todo[-1]
+    if is_segments_entry(last):  # segments.csv, not the manifest: its own version token
+        return undo_segments_entry(root, last, who=who, expected_version=expect_segments_version)
 
     def plan(frame: pd.DataFrame, row: pd.Series) -> list[tuple[str, str, str]]:
         for edit in last["edits"]:
