@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -41,6 +40,7 @@ from guitarlab.augment.render import render
 from guitarlab.corpus.atomic import write_text_atomic
 from guitarlab.corpus.audio import file_columns
 from guitarlab.corpus.errors import AugmentError
+from guitarlab.corpus.query import query_rows
 
 VARIANT_COLUMN = "variant"
 INPUT_GAIN_COLUMN = "input_gain_db"
@@ -49,7 +49,6 @@ DEVICE = "pedalboard"
 BATCH_FILES = 8
 BATCH_SECONDS = 5.0
 ENGINES = ("local", "dask")
-_EQUALITY_RE = re.compile(r"^\s*([A-Za-z_]\w*)\s*=\s*([^=<>!].*?)\s*$")
 
 
 @dataclass(frozen=True)
@@ -62,51 +61,6 @@ class RenderJob:
     id: str
     variant: str
     input_gain_db: float = 0.0
-
-
-# ---------------------------------------------------------------- selecting rows
-
-
-def select_rows(manifest: pd.DataFrame, where: str | Sequence[str] | None = None) -> pd.DataFrame:
-    """Rows matching every ``where`` filter: ``column=value`` or a pandas query string.
-
-    Several ``column=value`` filters on one column are alternatives (``guitar=a`` and
-    ``guitar=b`` keep both guitars); filters on different columns must all hold.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> frame = pd.DataFrame({"guitar": ["a", "b", "c"], "phrase": ["x", "x", "y"]})
-    >>> list(select_rows(frame, ["guitar=a", "guitar=c"])["guitar"])
-    ['a', 'c']
-    >>> list(select_rows(frame, "phrase == 'x' and guitar != 'a'")["guitar"])
-    ['b']
-    """
-    if where is None:
-        return manifest
-    filters = [where] if isinstance(where, str) else list(where)
-    equal: dict[str, list[str]] = {}
-    mask = pd.Series(True, index=manifest.index)
-    for text in filters:
-        match = _EQUALITY_RE.match(text)
-        if match:
-            column, value = match.groups()
-            if column not in manifest.columns:
-                raise AugmentError(
-                    f"--where {text!r}: no column {column!r}; use one of {', '.join(manifest.columns)}"
-                )
-            equal.setdefault(column, []).append(value.strip("'\""))
-            continue
-        try:
-            kept = manifest.query(text)
-        except Exception as exc:  # pandas raises many kinds; all mean a bad query
-            raise AugmentError(
-                f"--where {text!r} is not column=value nor a valid pandas query ({str(exc).splitlines()[0]})"
-            ) from None
-        mask &= manifest.index.isin(kept.index)
-    for column, values in equal.items():
-        mask &= manifest[column].astype(str).isin(values)
-    return manifest[mask]
 
 
 # ---------------------------------------------------------------- planning
@@ -131,7 +85,7 @@ def plan_jobs(
 
     if randomize < 0:
         raise AugmentError(f"--randomize {randomize} must be 0 or a positive number of variants")
-    raw = select_rows(manifest[manifest["tone"] == RAW_TONE], where)
+    raw = query_rows(manifest[manifest["tone"] == RAW_TONE], where, error=AugmentError)
     if raw.empty:
         raise AugmentError(
             "no raw take to render"
@@ -362,7 +316,8 @@ def render_corpus(
     tones : list of str or "clean,crunch"
         Preset names, built-in or from ``CORPUS/presets/``.
     where : str or list of str, optional
-        ``column=value`` filters or pandas queries on the raw rows.
+        Conditions on the raw rows in the one query language of
+        :mod:`guitarlab.corpus.query` (``guitar=les_paul``, ``fret >= 10``).
     workers : int
         Files rendered at once, each thread with its own plugin chains.
     randomize : int

@@ -1,7 +1,8 @@
-"""Choosing a build's rows: ``--where`` queries over the manifest, labels, file probes.
+"""Choosing a build's rows: ``--where`` queries, labels, file probes.
 
 Everything a build can decide from the manifest and the file headers, before any audio
-is read.
+is read. Conditions are :func:`guitarlab.corpus.query.query_rows`, the one ``--where``
+language every stage shares.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import re
 from collections import Counter
 from pathlib import Path
 
@@ -19,56 +19,7 @@ import soundfile as sf
 from guitarlab.corpus.audio import wav_length_problem
 from guitarlab.corpus.errors import DatasetError
 from guitarlab.corpus.manifest import path_problem
-
-
-def numeric_view(rows: pd.DataFrame) -> pd.DataFrame:
-    """``rows`` with every text column whose values are all numbers (or empty) as numbers.
-
-    Extra manifest columns are stored as text (``fret`` = ``"03"``); queries compare
-    them as numbers through this view, so ``"fret >= 6"`` means what it says.
-    """
-    out = rows.copy()
-    for column in out.columns:
-        if not (
-            pd.api.types.is_object_dtype(out[column]) or pd.api.types.is_string_dtype(out[column])
-        ):
-            continue
-        text = out[column].astype(str).str.strip()
-        filled = text[text != ""]
-        if filled.empty:
-            continue
-        numbers = pd.to_numeric(filled, errors="coerce")
-        if numbers.notna().all():
-            out[column] = pd.to_numeric(text.where(text != ""), errors="coerce")
-    return out
-
-
-def query_rows(rows: pd.DataFrame, expression: str, *, option: str = "--where") -> pd.DataFrame:
-    """The rows of ``rows`` a pandas query selects, numbers compared as numbers."""
-    try:
-        picked = numeric_view(rows).query(expression, engine="python")
-    except Exception as exc:  # pandas raises many kinds for a bad expression
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DatasetError(
-            f"{option} {expression!r} is not a valid query over the manifest columns ({reason}); "
-            'example: "tone != \'distorted\'" or "fret >= 6"'
-        ) from None
-    if not isinstance(picked, pd.DataFrame):
-        raise DatasetError(f"{option} {expression!r} must be a condition such as \"tone == 'raw'\"")
-    return rows.loc[picked.index]
-
-
-def query_columns(expression: str | None, columns) -> list[str]:
-    """The manifest columns an expression names, in order of appearance."""
-    if not expression:
-        return []
-    names = re.findall(r"`([^`]+)`|([A-Za-z_][A-Za-z0-9_]*)", expression)
-    known, out = set(map(str, columns)), []
-    for quoted, plain in names:
-        name = quoted or plain
-        if name in known and name not in out:
-            out.append(name)
-    return out
+from guitarlab.corpus.query import query_columns, query_rows  # noqa: F401 (build, segment_windows import them here)
 
 
 def where_takes(rows: pd.DataFrame, expression: str, *, option: str) -> list[str]:
@@ -77,7 +28,7 @@ def where_takes(rows: pd.DataFrame, expression: str, *, option: str) -> list[str
     Every file of a returned take matches ``expression``, and no file of any other take
     does, so no held-out file shares its performance with a training file.
     """
-    picked = query_rows(rows, expression, option=option)
+    picked = query_rows(rows, expression, option=option, error=DatasetError)
     if picked.empty:
         raise DatasetError(
             f"{option} {expression!r} selects no file; check the column's values with "
@@ -109,7 +60,7 @@ def select_rows(manifest: pd.DataFrame, *, label: str, where: str | None = None)
             )
     rows = manifest
     if where:
-        rows = query_rows(manifest, where, option="--where")
+        rows = query_rows(manifest, where, option="--where", error=DatasetError)
     if rows.empty:
         raise DatasetError(
             "no manifest rows selected"

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from conftest import import_raw_takes, two_raw_takes
 
 from guitarlab.augment import corpus as augment_corpus
-from guitarlab.augment.corpus import render_corpus, rendered_preset, select_rows
+from guitarlab.augment.corpus import plan_jobs, render_corpus, rendered_preset
 from guitarlab.augment.presets import chain_from_preset, load_presets, preset_hash
 from guitarlab.augment.render import render
 from guitarlab.cli import cli
@@ -175,14 +175,12 @@ def test_where_selects_raw_takes(corpus: Path) -> None:
     assert added == ["stratocaster-lead-t001-clean"]
 
 
-def test_where_errors_are_one_line() -> None:
-    import pandas as pd
-
-    frame = pd.DataFrame({"guitar": ["a"]})
-    with pytest.raises(AugmentError, match="no column 'colour'"):
-        select_rows(frame, ["colour=red"])
-    with pytest.raises(AugmentError, match="not column=value nor a valid pandas query"):
-        select_rows(frame, "guitar ==")
+def test_where_errors_are_one_line(corpus: Path) -> None:
+    manifest, clean = load_manifest(corpus), load_presets()["clean"]
+    with pytest.raises(AugmentError, match="no column 'colour'; columns: id, path, guitar"):
+        plan_jobs(manifest, [clean], where=["colour=red"])
+    with pytest.raises(AugmentError, match="'guitar ==' is not a valid query"):
+        plan_jobs(manifest, [clean], where="guitar ==")
 
 
 def test_random_variants_are_recorded_and_render_again_exactly(corpus: Path) -> None:

@@ -22,7 +22,8 @@ CORPUS_OPTION_HELP = "Corpus folder; its presets/ folder adds to or overrides th
 @click.option(
     "--where",
     multiple=True,
-    help="Only raw takes matching column=value (repeatable; same column = either) or a pandas query.",
+    help="Only raw takes matching column=value (repeatable; same column = either) or a "
+    'condition such as "fret >= 10" (numbers compare as numbers; the language of dataset build).',
 )
 @click.option(
     "--workers",
