@@ -58,7 +58,7 @@ from guitarlab.corpus.manifest import (
 SEED_PATTERN = "seed"
 SEED_GUITARS = {"st": ("stratocaster", "single_coil"), "lp": ("les_paul", "humbucker")}
 # The usual pattern fields; any other column name works too ({string}, {fret}, {session}).
-PATTERN_FIELDS = ("guitar", "pickup", "phrase", "tone", "take", "player")
+PATTERN_FIELDS = (*LABEL_COLUMNS, "take", "player")
 # Columns measured from the file or written by guitarlab: never taken from a name or a CSV.
 COMPUTED_COLUMNS = (
     "id",
@@ -134,7 +134,7 @@ def _tokens(pattern: str) -> list[tuple[str, str]]:
 def check_pattern(pattern: str) -> list[str]:
     """The fields of a template, in order; a one-line error for a bad one."""
     if pattern == SEED_PATTERN:
-        return ["guitar", "pickup", "phrase", "tone"]
+        return list(LABEL_COLUMNS)
     names = [text for kind, text in _tokens(pattern) if kind == "field"]
     if not names:
         raise ManifestError(

@@ -29,12 +29,14 @@ from starlette.staticfiles import StaticFiles
 
 from guitarlab.corpus import review
 from guitarlab.corpus.errors import GuitarlabError, ManifestConflict
+from guitarlab.corpus.manifest import LABEL_COLUMNS
 from guitarlab.review.files import FdResponse, Forbidden, NotFound, open_inside, read_opened
 from guitarlab.review.security import TokenGuard, allowed_hosts
+from guitarlab.review.segments import SEGMENTS_VERSION_HEADER, segment_routes
 
 STATIC = Path(__file__).parent / "static"
-FACETS = ("guitar", "pickup", "phrase", "tone", "take", "player", "status", "checks", "excluded")
-COUNTED = ("guitar", "pickup", "phrase", "tone")
+FACETS = (*LABEL_COLUMNS, "take", "player", "status", "checks", "excluded")
+COUNTED = LABEL_COLUMNS
 AUDIO_TYPES = {
     ".wav": "audio/wav",
     ".flac": "audio/flac",
@@ -424,10 +426,17 @@ def create_app(
 
     async def undo(request: Request) -> JSONResponse:
         expect = version_header(request)
+        # the last change may be a segment's: its staleness is the segments' own version
+        expect_segments = request.headers.get(SEGMENTS_VERSION_HEADER, "").strip('" ') or None
 
         def work():
-            entry = review.undo_last(state.root, who=state.user, expect_version=expect)
-            return edited(entry, entry["row"])
+            entry = review.undo_last(
+                state.root,
+                who=state.user,
+                expect_version=expect,
+                expect_segments_version=expect_segments,
+            )
+            return edited(entry, str(entry.get("row", "")))
 
         return await run_in_threadpool(work)
 
@@ -443,6 +452,7 @@ def create_app(
         Route("/api/history", history),
         Route("/api/undo", undo, methods=["POST"]),
         Route("/api/queue", queue),
+        *segment_routes(state),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     return Starlette(
