@@ -18,7 +18,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/guitarlab demo --out $(DEMO)
 
-test: $(STAMP)
+# CI runs this (.ci/run): the style checks first (ruff, from the dev extra), then every test,
+# tests/test_layering.py among them (the one-way import rule)
+test: lint
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
