@@ -313,7 +313,7 @@ def _take_duration(manifest: pd.DataFrame, take: str, root: str | os.PathLike) -
         shown = ", ".join(known[:5]) + (f" (and {len(known) - 5} more)" if len(known) > 5 else "")
         raise ManifestError(
             f"take {take!r} is not in the manifest of {root}; "
-            f"known takes: {shown or 'none'} ('guitarlab manifest show' lists them)"
+            f"known takes: {shown or 'none'} ('guitarlab manifest summary {root} --takes' lists them)"
         )
     return take_duration_s(manifest, str(take))
 

@@ -102,6 +102,10 @@ class ImportReport:
     failed_checks: list[tuple[str, str]] = field(default_factory=list)
     table: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # --annotations: one line per annotation file joined (or, dry, that would be), and
+    # (file, one-line reason) for each that could not be (the files stay imported)
+    segments: list[str] = field(default_factory=list)
+    annotation_errors: list[tuple[str, str]] = field(default_factory=list)
 
 
 def check_column_name(name: str, *, what: str) -> str:
@@ -397,6 +401,8 @@ def import_folder(
     labels_csv: str | os.PathLike | None = None,
     dry_run: bool = False,
     progress: bool = True,
+    annotations: str | os.PathLike | None = None,
+    annotation_column: str | None = None,
 ) -> ImportReport:
     """Copy every audio file under ``src`` into ``corpus`` and add its manifest row.
 
@@ -419,6 +425,11 @@ def import_folder(
         override what the name gives.
     dry_run : bool
         Plan only: ``report.table`` lists what would be imported; nothing is written.
+    annotations : path, optional
+        A folder of annotation files (``.xml`` IDMT-SMT-Guitar, ``.jams``; ``.txt``
+        Audacity tracks with ``annotation_column``) joined to the audio files by stem
+        (IDMT: its ``annotation/`` beside ``audio/``): each becomes segments of its file's
+        take (:mod:`guitarlab.corpus.segments`), also for files already in the corpus.
     """
     src = Path(src)
     if not src.is_dir():
@@ -430,6 +441,7 @@ def import_folder(
     mode = _take_mode(take)
     table = read_labels_csv(labels_csv) if labels_csv else {}
     folded = {name.lower(): name for name in table}
+    notes_by_stem = annotation_index(annotations, column=annotation_column) if annotations else {}
     if dry_run:
         manifest = (
             load_manifest(corpus) if (Path(corpus) / MANIFEST_NAME).exists() else empty_manifest()
@@ -445,6 +457,7 @@ def import_folder(
 
     planned: list[_Planned] = []
     used_csv: set[str] = set()
+    present_sha: dict[Path, str] = {}  # files already in the corpus, for --annotations
     for path in files:
         rel = path.relative_to(src).as_posix()
         try:
@@ -492,6 +505,7 @@ def import_folder(
             continue
         if digest in known_sha:
             report.already_present.append(str(path))
+            present_sha[path] = digest
             continue
         known_sha.add(digest)
         planned.append(_Planned(path, rel, found, digest))
@@ -513,7 +527,11 @@ def import_folder(
         if any(len(v) > 1 for v in values.values()):
             name_fields.append(column)
     if dry_run:
-        _plan_ids(manifest, planned, mode, name_fields, report, player)
+        chosen_dry = _plan_ids(manifest, planned, mode, name_fields, report, player)
+        if annotations:
+            pairs = [(item.path, row["take"]) for item, row in chosen_dry]
+            pairs += _present_takes(manifest, present_sha)
+            join_annotations(corpus, pairs, notes_by_stem, annotation_column, report, dry_run=True)
         return report
     # take numbers and ids are chosen under the lock, against the manifest and the ids
     # other writers have reserved; the files are copied to temp names and moved in
@@ -563,6 +581,11 @@ def import_folder(
     report.added = [row["id"] for row in added]
     source_of = {row["id"]: row["notes"] for row, _ in items}
     report.already_present += [source_of[rid].removeprefix("imported from ") for rid in late]
+    if annotations:
+        added_ids = set(report.added)
+        pairs = [(item.path, row["take"]) for item, row in chosen if row["id"] in added_ids]
+        pairs += _present_takes(load_manifest(corpus), present_sha)
+        join_annotations(corpus, pairs, notes_by_stem, annotation_column, report)
     return report
 
 
@@ -663,3 +686,96 @@ def _copy_in(
     if labels_row["tone"] == RAW_TONE:
         row["checks"] = findings_to_json(findings)
     return row, tmp
+
+
+# ---------------------------------------------------------------- --annotations
+
+
+def annotation_index(
+    folder: str | os.PathLike, *, column: str | None = None
+) -> dict[str, list[Path]]:
+    """The annotation files under ``folder`` by lower-case stem (``.xml``, ``.jams``, and
+    ``.txt`` Audacity tracks when ``column`` names the column their text goes to)."""
+    from guitarlab.corpus.annotations import FORMATS
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ManifestError(
+            f"{folder}: no such folder; --annotations takes the folder of annotation files "
+            "(IDMT-SMT-Guitar: the annotation/ beside audio/)"
+        )
+    suffixes = {s for s, kind in FORMATS.items() if kind != "audacity" or column}
+    index: dict[str, list[Path]] = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.suffix.lower() in suffixes:
+            index.setdefault(path.stem.lower(), []).append(path)
+    if not index:
+        raise ManifestError(
+            f"{folder}: no annotation files ({', '.join(sorted(suffixes))}) in it"
+            + ("" if column else "; Audacity .txt tracks need --annotation-column")
+        )
+    return index
+
+
+def _present_takes(manifest: pd.DataFrame, present: dict[Path, str]) -> list[tuple[Path, str]]:
+    """``(file, take)`` for files the corpus already had (matched by sha256)."""
+    take_of = dict(zip(manifest["sha256"].astype(str), manifest["take"].astype(str), strict=True))
+    return [(path, take_of[sha]) for path, sha in present.items() if sha in take_of]
+
+
+def join_annotations(
+    corpus: str | os.PathLike,
+    pairs: list[tuple[Path, str]],
+    index: dict[str, list[Path]],
+    column: str | None,
+    report: ImportReport,
+    *,
+    dry_run: bool = False,
+) -> None:
+    """Add each audio file's annotation (same stem) as segments of the file's take.
+
+    A file whose annotation cannot be read or placed (a span past the take's end) is
+    listed in ``report.annotation_errors``; the audio stays imported. Importing again
+    replaces the columns an annotation brings, so a rerun adds nothing twice.
+    """
+    from guitarlab.corpus.annotations import dumps_summary, read_annotation_file
+    from guitarlab.corpus.segments import add_segments
+
+    used: set[Path] = set()
+    unmatched = 0
+    for path, take in pairs:
+        hits = index.get(path.stem.lower(), [])
+        if not hits:
+            unmatched += 1
+            continue
+        if len(hits) > 1:
+            names = ", ".join(str(h) for h in hits[:3])
+            report.annotation_errors.append(
+                (
+                    str(path),
+                    f"{path.name}: several annotation files share its name ({names}); keep one",
+                )
+            )
+            continue
+        (note,) = hits
+        used.add(note)
+        try:
+            found = read_annotation_file(note, column=column)
+            if not dry_run and found.segments:
+                add_segments(
+                    corpus, take, found.segments, origin=found.origin, replace_column=found.columns
+                )
+        except ManifestError as exc:
+            text = str(exc)
+            text = text if text.startswith(note.name) else f"{note.name}: {text}"
+            report.annotation_errors.append((str(note), text))
+            continue
+        verb = "would add" if dry_run else "added"
+        report.segments.append(f"{note.name}: {verb} {dumps_summary(found, take=take)}")
+    if unmatched:
+        report.notes.append(
+            f"{unmatched} imported file(s) have no annotation file of the same name"
+        )
+    spare = sum(len(v) for v in index.values()) - len(used)
+    if spare:
+        report.notes.append(f"{spare} annotation file(s) match no imported audio file by name")

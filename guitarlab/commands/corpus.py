@@ -73,6 +73,20 @@ def corpus_init(corpus: str) -> None:
     "any manifest columns (pickup, fret, player, ...); they override the name.",
 )
 @click.option(
+    "--annotations",
+    "annotations_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Folder of annotation files joined to the audio by name (AR_Lick1_FN.wav <- "
+    "AR_Lick1_FN.xml): IDMT-SMT-Guitar .xml, .jams, or Audacity .txt with "
+    "--annotation-column; each becomes segments of its file's take ('guitarlab labels').",
+)
+@click.option(
+    "--annotation-column",
+    default=None,
+    help="The label column the text of Audacity .txt annotations goes to.",
+)
+@click.option(
     "--dry-run", is_flag=True, help="Print the table it would import; copy and write nothing."
 )
 def import_command(
@@ -86,6 +100,8 @@ def import_command(
     player: str,
     take: str,
     labels_csv: str | None,
+    annotations_dir: str | None,
+    annotation_column: str | None,
     dry_run: bool,
 ) -> None:
     """Copy a folder of WAV/FLAC/AIFF files into a corpus and label them.
@@ -100,6 +116,8 @@ def import_command(
           --guitar telecaster --pickup single_coil
       guitarlab import ~/notes --corpus notes --pattern "{guitar}_{string}_fret{fret}_rr{take}" \\
           --labels notes.csv --dry-run
+      guitarlab import IDMT/dataset2/audio --corpus idmt --pattern "{guitar}_{phrase}_{style}" \\
+          --take file --annotations IDMT/dataset2/annotation
     """
     from guitarlab.datasets.importer import import_folder
 
@@ -112,6 +130,8 @@ def import_command(
         take=take,
         labels_csv=labels_csv,
         dry_run=dry_run,
+        annotations=annotations_dir,
+        annotation_column=annotation_column,
     )
     if dry_run:
         import pandas as pd
@@ -128,13 +148,17 @@ def import_command(
         click.echo(
             f"added {len(report.added)} file(s), {len(report.already_present)} already present, {len(report.skipped)} skipped"
         )
+    for line in report.segments:
+        click.echo(f"segments: {line}")
     for note in report.notes:
         click.echo(f"note: {note}", err=True)
     for name, reason in report.skipped:
         click.echo(f"skipped {name}: {reason}", err=True)
     for name, reason in report.failed_checks:  # added, like a recorded take that failed
         click.echo(f"error: {name}: {reason}", err=True)
-    if report.skipped or report.failed_checks:
+    for _, reason in report.annotation_errors:  # the audio is in; its segments are not
+        click.echo(f"error: {reason}", err=True)
+    if report.skipped or report.failed_checks or report.annotation_errors:
         sys.exit(1)
 
 
@@ -153,12 +177,29 @@ def manifest_group() -> None:
 @click.option(
     "--no-sha", is_flag=True, help="Skip the sha256 verification (faster on big corpora)."
 )
-def manifest_check(corpus: str, fix_levels: bool, no_sha: bool) -> None:
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Read every file again, even those unchanged since the last check "
+    "(by default a file whose size, mtime and inode are unchanged is not re-read).",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=os.cpu_count() or 1,
+    show_default="all cores",
+    help="Threads that read the changed files.",
+)
+def manifest_check(corpus: str, fix_levels: bool, no_sha: bool, full: bool, jobs: int) -> None:
     """List every problem in CORPUS, one per line; exit 1 if there is any.
+
+    What each file held when it was verified is remembered in CORPUS/.guitarlab-check.json,
+    so a second check re-reads only the files that changed (--full reads them all).
 
     \b
     Example:
       guitarlab manifest check my-corpus
+      guitarlab manifest check my-corpus --full --jobs 2
     """
     from guitarlab.corpus.audit import check_manifest
     from guitarlab.corpus.audit import fix_levels as refresh_levels
@@ -167,7 +208,9 @@ def manifest_check(corpus: str, fix_levels: bool, no_sha: bool) -> None:
     if fix_levels:
         refresh_levels(corpus)
         click.echo("levels recomputed")
-    problems = check_manifest(corpus, verify_sha256=not no_sha)
+    problems = check_manifest(
+        corpus, verify_sha256=not no_sha, full=full, jobs=jobs, progress=True
+    )
     for problem in problems:
         click.echo(str(problem))
     rows = len(load_manifest(corpus))
