@@ -177,29 +177,12 @@ def manifest_group() -> None:
 @click.option(
     "--no-sha", is_flag=True, help="Skip the sha256 verification (faster on big corpora)."
 )
-@click.option(
-    "--full",
-    is_flag=True,
-    help="Read every file again, even those unchanged since the last check "
-    "(by default a file whose size, mtime and inode are unchanged is not re-read).",
-)
-@click.option(
-    "--jobs",
-    type=click.IntRange(min=1),
-    default=os.cpu_count() or 1,
-    show_default="all cores",
-    help="Threads that read the changed files.",
-)
-def manifest_check(corpus: str, fix_levels: bool, no_sha: bool, full: bool, jobs: int) -> None:
+def manifest_check(corpus: str, fix_levels: bool, no_sha: bool) -> None:
     """List every problem in CORPUS, one per line; exit 1 if there is any.
-
-    What each file held when it was verified is remembered in CORPUS/.guitarlab-check.json,
-    so a second check re-reads only the files that changed (--full reads them all).
 
     \b
     Example:
       guitarlab manifest check my-corpus
-      guitarlab manifest check my-corpus --full --jobs 2
     """
     from guitarlab.corpus.audit import check_manifest
     from guitarlab.corpus.audit import fix_levels as refresh_levels
@@ -208,9 +191,7 @@ def manifest_check(corpus: str, fix_levels: bool, no_sha: bool, full: bool, jobs
     if fix_levels:
         refresh_levels(corpus)
         click.echo("levels recomputed")
-    problems = check_manifest(
-        corpus, verify_sha256=not no_sha, full=full, jobs=jobs, progress=True
-    )
+    problems = check_manifest(corpus, verify_sha256=not no_sha)
     for problem in problems:
         click.echo(str(problem))
     rows = len(load_manifest(corpus))
