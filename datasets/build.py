@@ -41,6 +41,19 @@ from guitarlab.datasets.layout import (
     y_name,
 )
 from guitarlab.datasets.onsets import NOTE_WINDOWS, OnsetWindows
+from guitarlab.datasets.segment_windows import (
+    LEFT_OUT,
+    SEGMENT_SPLIT,
+    condition_spans,
+    load_segment_labels,
+    names_segment_columns,
+    plan_segment_split,
+    segment_layout,
+    segment_rows,
+    segment_split_options,
+    segment_summary,
+    take_condition_spans,
+)
 from guitarlab.datasets.select import (
     drop_excluded,
     excluded_spans,
@@ -97,6 +110,7 @@ def build_dataset(
     gate_dbfs: float = SILENCE_FLOOR_DBFS,
     onsets: bool = False,
     note_windows: int = NOTE_WINDOWS,
+    from_segments: bool = False,
     progress: bool = True,
     overwrite: bool = False,
 ) -> Path:
@@ -148,6 +162,13 @@ def build_dataset(
         grid: one at each onset, then every ``hop`` while the note sounds and before the
         next onset, up to ``note_windows`` per note. Notes quieter than ``gate_dbfs`` give
         none. ``predict`` then cuts files the same way.
+    from_segments : bool
+        Label windows by the corpus's segments (``segments.csv``, column ``label``), not
+        by a manifest column: each window takes the label of the segment it lies wholly
+        in; windows across two segments or in none are left out and counted. Every tone
+        of a take inherits its segments. ``where``/``test_where``/``val_where`` may name
+        segment columns: ``where`` then keeps the time it selects, ``test_where`` holds
+        that time out of every tone of the take (``split="segment"``).
 
     Returns
     -------
@@ -159,7 +180,16 @@ def build_dataset(
         test_groups = [g.strip() for g in test_groups.split(",") if g.strip()]
     test_groups = list(test_groups or []) or None
     val_asked = val
-    split, val = _resolve_split(split, val, test_where, val_where, test_groups, held_out_from)
+    segs = load_segment_labels(corpus, label, rate=0, window=int(window)) if from_segments else None
+    seg_where, seg_test, seg_val = (
+        names_segment_columns(e, segs) for e in (where, test_where, val_where)
+    )
+    if seg_test or seg_val:
+        split, val = segment_split_options(
+            split, val, seg_test, seg_val, val_where, test_groups, held_out_from, same_span_all
+        )
+    else:
+        split, val = _resolve_split(split, val, test_where, val_where, test_groups, held_out_from)
     if onsets and int(note_windows) < 1:
         raise DatasetError(f"--note-windows must be at least 1, got {note_windows}")
     window = int(window)
@@ -196,9 +226,14 @@ def build_dataset(
         raise DatasetError(str(exc)) from None
 
     kept, left_out = drop_excluded(manifest)
-    rows = select_rows(kept, label=label, where=where)
-    rows, rate = probe_files(rows, corpus, resample=resample)
     notes: list[str] = []
+    if segs is not None:
+        rows = segment_rows(kept, segs, None if seg_where else where, notes)
+    else:
+        rows = select_rows(kept, label=label, where=where)
+    rows, rate = probe_files(rows, corpus, resample=resample)
+    if segs is not None:
+        segs.rate = int(rate)
     if len(left_out):
         first = left_out.iloc[0]
         notes.append(
@@ -236,7 +271,7 @@ def build_dataset(
         ("--test-where", test_where, "test"),
         ("--val-where", val_where, "val"),
     ):
-        if expression:
+        if expression and split != SEGMENT_SPLIT:
             for take in where_takes(rows, expression, option=option):
                 if named.get(take) == "test":
                     raise DatasetError(
@@ -261,7 +296,23 @@ def build_dataset(
 
     offsets = rows.groupby("take")["offset"].first()
 
+    def segment_time(expression: str, option: str) -> dict:
+        spans = condition_spans(rows, segs, expression, option=option)
+        return take_condition_spans(rows, spans, option=option, expression=expression)
+
     def plan_with(val: str):
+        if split == SEGMENT_SPLIT:
+            return plan_segment_split(
+                rows,
+                segment_time(test_where, "--test-where"),
+                window=window,
+                hop=hop,
+                val=val,
+                val_fraction=val_fraction,
+                seed=seed,
+                val_time=segment_time(val_where, "--val-where") if val_where else None,
+                offsets=offsets.to_dict(),
+            )
         return plan_splits(
             rows.assign(frames=rows["frames"] - rows["offset"]),
             label=label,
@@ -315,12 +366,15 @@ def build_dataset(
     if apply_gain and standardize == "file":
         notes.append("apply_gain has no effect on per-file standardized windows (scale-invariant)")
 
-    label_names = sorted(set(rows[label].astype(str)))
-    if previous_meta is not None:
-        # Old classes keep their indices so a retrained model can widen its output layer.
-        kept = [name for name in previous_meta.get("label_names", []) if name in label_names]
-        label_names = kept + [name for name in label_names if name not in kept]
-    label_index = {name: i for i, name in enumerate(label_names)}
+    def ordered(names) -> list[str]:
+        names = sorted(set(names))
+        if previous_meta is not None:
+            # Old classes keep their indices so a retrained model can widen its output layer.
+            kept = [name for name in previous_meta.get("label_names", []) if name in names]
+            names = kept + [name for name in names if name not in kept]
+        return names
+
+    label_names = ordered(rows[label].astype(str))  # from segments: set again after pass 1
     options = {
         "label": label,
         "window": window,
@@ -346,6 +400,7 @@ def build_dataset(
         "gate_dbfs": float(gate_dbfs) if skip_silence else None,
         "onsets": bool(onsets),
         "note_windows": int(note_windows),
+        "from_segments": bool(from_segments),
     }
     columns = _used_columns(rows, label, group_by, where, test_where, val_where)
     roles = {t: sp.role for t, sp in plan.takes.items()}
@@ -397,28 +452,36 @@ def build_dataset(
         else {}
     )
 
+    where_time = condition_spans(rows, segs, where, option="--where") if seg_where else None
+
     def layout(row: pd.Series) -> dict[str, np.ndarray]:
-        """The windows of one file: the grid, less silence and the take's excluded spans."""
+        """The windows of one file: the grid, less silence and the take's excluded spans
+        (and, from segments, less the windows no single segment labels)."""
         starts = grid(row)
         quiet = silent.get(str(row["id"]))
         bad = bad_spans.get(str(row["take"]))
         if (quiet is None or not quiet.size) and not bad:
-            return starts
-        out = {"dropped": starts["dropped"]}
-        for name in SPLITS:
-            st = starts[name]
-            keep = np.ones(st.shape, dtype=bool)
-            if quiet is not None and quiet.size:
-                keep &= ~np.isin(st, quiet)
-            if bad:
-                keep &= ~overlaps(st, window, bad)
-            out[name] = st[keep]
+            out = starts
+        else:
+            out = {"dropped": starts["dropped"]}
+            for name in SPLITS:
+                st = starts[name]
+                keep = np.ones(st.shape, dtype=bool)
+                if quiet is not None and quiet.size:
+                    keep &= ~np.isin(st, quiet)
+                if bad:
+                    keep &= ~overlaps(st, window, bad)
+                out[name] = st[keep]
+        if segs is not None:
+            kept_time = where_time.get(str(row["id"]), []) if where_time is not None else None
+            out = segment_layout(out, segs, str(row["take"]), kept_time)
         return out
 
     # Pass 1, headers only: how many windows of each split, label and tone.
     totals = dict.fromkeys(SPLITS, 0)
     audio_totals = dict.fromkeys(SPLITS, 0)
     counts: Counter = Counter()
+    seg_left: Counter = Counter()
     dropped = in_bad_spans = 0
     for _, row in rows.iterrows():
         starts = layout(row)
@@ -427,12 +490,17 @@ def build_dataset(
         if bad:
             every = grid(row)
             in_bad_spans += sum(int(overlaps(every[n], window, bad).sum()) for n in SPLITS)
+        for key in LEFT_OUT:
+            seg_left[key] += int(starts.get(key, [0])[0])
         for name in SPLITS:
             n = int(starts[name].size)
             totals[name] += n
             spans = covered_spans(starts[name], window)
             audio_totals[name] += int((spans[:, 1] - spans[:, 0]).sum())
-            if n:
+            if n and segs is not None:
+                for lab, k in Counter(starts[f"labels:{name}"].tolist()).items():
+                    counts[(name, str(lab), str(row["tone"]))] += k
+            elif n:
                 counts[(name, str(row[label]), str(row["tone"]))] += n
     if skip_silence:
         skipped = sum(int(v.size) for v in silent.values())
@@ -446,6 +514,17 @@ def build_dataset(
             f"{in_bad_spans} window(s) in excluded spans of {len(marked)} take(s) left out, "
             "in every tone"
         )
+    segment_info = None
+    if segs is not None:
+        label_names = ordered(lab for (_, lab, _) in counts)
+        segment_info = segment_summary(segs, rows, seg_left, where if seg_where else None)
+        notes.append(segment_info["note"])
+        if len(label_names) < 2 and totals["train"]:
+            raise DatasetError(
+                f"--from-segments: windows of one {label} only ({', '.join(label_names)}); a "
+                "classifier needs two: label more time, or use a shorter --window"
+            )
+    label_index = {name: i for i, name in enumerate(label_names)}
     trained = {lab for (s, lab, _), n in counts.items() if s == "train"}
     unseen = sorted({lab for (s, lab, _) in counts if s == "test"} - trained)
     if unseen:
@@ -516,6 +595,8 @@ def build_dataset(
         }
         if previous_meta is not None:
             meta["held_out_from_hash"] = previous_meta.get("manifest_hash")
+        if segment_info is not None:
+            meta["segments"] = {k: v for k, v in segment_info.items() if k != "note"}
         with open(work / META_NAME, "w", encoding="utf-8") as handle:
             json.dump(meta, handle, indent=1)
             handle.write("\n")

@@ -96,6 +96,10 @@ COLUMN_MEANINGS = {
     "corpus_sha256": "the corpus file's checksum (the clip's source for a clip)",
     "clip_start": "first sample of this audio in the corpus file (0 for a whole file)",
     "clip_end": "the sample after its last (the corpus file's frames for a whole file)",
+    "segments": "the labelled spans of the take within this audio, JSON text: "
+    '[{"start_s": .., "end_s": .., "technique": ..}], seconds from the start of this file '
+    "(or clip), one key per label column the segment fills",
+    "segment": "the id of the segment this clip is (segments.csv of the corpus)",
 }
 
 
@@ -108,6 +112,7 @@ class ExportItem:
     row: dict  # the manifest row it comes from
     start: int | None = None
     end: int | None = None
+    segments: str | None = None  # the take's segments within this audio, JSON text
 
     @property
     def is_clip(self) -> bool:
@@ -247,10 +252,177 @@ def plan_export(manifest: pd.DataFrame, meta: Mapping | None = None) -> ExportPl
     return ExportPlan(items, label=label, labelled=True, splits=splits, how=how, notes=notes)
 
 
+def spans_json(segments: pd.DataFrame, start_s: float, end_s: float) -> str:
+    """One take's segments within ``[start_s, end_s)`` of it, as JSON text: each cut to that
+    time, in seconds from ``start_s``, with the label columns it fills.
+
+    Examples
+    --------
+    >>> segs = pd.DataFrame({"start_s": [0.5, 3.0], "end_s": [2.0, 4.0],
+    ...                      "technique": ["palm_mute", "bend"], "pitch": ["", "43"]})
+    >>> spans_json(segs, 1.0, 3.5)
+    '[{"start_s": 0.0, "end_s": 1.0, "technique": "palm_mute"}, {"start_s": 2.0, "end_s": 2.5, "technique": "bend", "pitch": "43"}]'
+    """
+    import json
+
+    from guitarlab.corpus.segments import label_columns
+
+    out = []
+    columns = label_columns(segments)
+    for seg in segments.to_dict("records"):
+        a, b = max(float(seg["start_s"]), start_s), min(float(seg["end_s"]), end_s)
+        if b <= a:
+            continue
+        item = {"start_s": round(a - start_s, 6), "end_s": round(b - start_s, 6)}
+        item.update({c: str(seg[c]) for c in columns if str(seg.get(c, "") or "") != ""})
+        out.append(item)
+    return json.dumps(out)
+
+
+def with_segment_spans(plan: ExportPlan, segments: pd.DataFrame) -> ExportPlan:
+    """Every item of ``plan`` with its take's segments within its audio (``segments``
+    column); a corpus without segments gets no such column."""
+    from guitarlab.corpus.segments import segments_of
+
+    if segments.empty:
+        return plan
+    of: dict[str, pd.DataFrame] = {}
+    for item in plan.items:
+        take = str(item.row.get("take", ""))
+        if take not in of:
+            of[take] = segments_of(segments, take)
+        rate = float(item.row["sample_rate"])
+        start = (item.start or 0) / rate
+        end = (item.end if item.is_clip else int(item.row["frames"])) / rate
+        item.segments = spans_json(of[take], start, end)
+    return plan
+
+
+def segment_clip_name(
+    row_id: str, seg_id: str, start: int, end: int, rate: int, suffix: str
+) -> str:
+    """A segment clip's file name: the file's id, the segment's id and its time.
+
+    Examples
+    --------
+    >>> segment_clip_name("strat-riff-t001-raw", "seg-000002", 44100, 88200, 44100, ".wav")
+    'strat-riff-t001-raw__seg-000002__1.000-2.000s.wav'
+    """
+    return f"{row_id}__{seg_id}__{start / rate:.3f}-{end / rate:.3f}s{suffix}"
+
+
+def plan_segment_export(
+    manifest: pd.DataFrame,
+    segments: pd.DataFrame,
+    label: str,
+    meta: Mapping | None = None,
+) -> ExportPlan:
+    """``export --by-segment``: one clip per segment that labels ``label``, in every file
+    (tone) of its take, labelled by the segment.
+
+    With ``meta`` (a dataset's ``dataset.json``) only the dataset's files, each clip in
+    the split its time is in: a held-out take's to its split; otherwise test or validation
+    when the segment lies wholly in that held-out time, train when it touches none, and
+    left out (counted in the card) when it crosses the edge of held-out time.
+    """
+    from guitarlab.corpus.segments import label_columns, segments_of
+
+    if segments.empty or label not in label_columns(segments):
+        raise DatasetError(
+            f"--by-segment --label {label}: no segment labels that column; segment columns: "
+            f"{', '.join(label_columns(segments)) or 'none (no segments.csv)'}"
+        )
+    labelled = segments[segments[label].astype(str).str.strip() != ""]
+    by_id = {str(row["id"]): row for row in manifest.to_dict("records")}
+    files = [(rid, by_id[rid]) for rid in by_id]
+    takes: dict[str, TakeSpans] = {}
+    rate = 0
+    if meta is not None:
+        rate = int(meta["sample_rate"])
+        takes = {t: TakeSpans.from_json(t, data) for t, data in meta["takes"].items()}
+        files = []
+        for info in meta["rows"]:
+            row = by_id.get(str(info["id"]))
+            if row is None or str(row["sha256"]) != str(info.get("sha256", row["sha256"])):
+                raise DatasetError(
+                    f"file {info['id']} of the dataset is not in the corpus as it was; export "
+                    "from the corpus the dataset was built from, or rebuild the dataset"
+                )
+            files.append((str(info["id"]), row))
+    items: list[ExportItem] = []
+    crossing = 0
+    for rid, row in files:
+        take = str(row["take"])
+        segs = segments_of(labelled, take)
+        if segs.empty:
+            continue
+        file_rate, frames, suffix = int(row["sample_rate"]), int(row["frames"]), _suffix(row)
+        for seg in segs.to_dict("records"):
+            first = round(float(seg["start_s"]) * file_rate)
+            last = min(round(float(seg["end_s"]) * file_rate), frames)
+            if last <= first:
+                continue
+            split = ""
+            if meta is not None:
+                role = _segment_role(takes[take], seg["start_s"] * rate, seg["end_s"] * rate)
+                if role is None:
+                    crossing += 1
+                    continue
+                split = HF_SPLITS[role]
+            name = segment_clip_name(_safe_id(rid), str(seg["id"]), first, last, file_rate, suffix)
+            folder = split or NO_SPLIT_DIR
+            clip_row = {**row, "label": str(seg[label]), "segment": str(seg["id"])}
+            items.append(ExportItem(split, f"{folder}/{name}", clip_row, first, last))
+    if not items:
+        raise DatasetError(
+            f"--by-segment --label {label}: no {label!r} segment lies in the files to export"
+        )
+    splits = [s for s in HF_SPLITS.values() if any(i.split == s for i in items)] or [""]
+    n_segments = len({i.row["segment"] for i in items})
+    how = [
+        f"one clip per segment: {n_segments} segment(s) that label {label!r}, cut from every "
+        f"file (tone) of their take; `label` is the segment's {label!r}"
+    ]
+    notes = []
+    if meta is not None:
+        how.append(_how_split(meta.get("options", {}), meta))
+        how.append(
+            "a segment goes to test or validation when it lies wholly in its take's held-out "
+            "time, to train when it touches none"
+        )
+        if crossing:
+            notes.append(
+                f"{crossing} segment clip(s) cross the edge of held-out time and are left out"
+            )
+    plan = ExportPlan(items, label=label, labelled=True, splits=splits, how=how, notes=notes)
+    return with_segment_spans(plan, segments)
+
+
+def _segment_role(spans: TakeSpans, start: float, end: float) -> str | None:
+    """Which split a segment's time ``[start, end)`` (samples of the dataset) belongs to."""
+    if spans.role in ("val", "test"):
+        return spans.role
+    for role, held in (("test", spans.test), ("val", spans.val)):
+        if any(s <= start + 1 and end <= e + 1 for s, e in held):
+            return role
+    if any(start < e and s < end for s, e in [*spans.test, *spans.val]) or start < spans.offset:
+        return None
+    return "train"
+
+
 def _how_split(options: Mapping, meta: Mapping) -> str:
     split, val = options.get("split", "span"), options.get("val", "span")
     held = meta.get("held_out") or {}
     seed = options.get("seed", 0)
+    if split == "segment":
+        return (
+            f"segment split: the test set is the time of every take that --test-where "
+            f"{held.get('test_where')!r} names by its segments, held out of every tone of the "
+            "take; validation: "
+            + (f"the time {held['val_where']!r} names" if held.get("val_where") else val)
+            + ". Each span is a clip named after its file, so no clip of one split shares "
+            "time with another split's"
+        )
     if split == "span":
         seconds = int(options.get("test_windows", 12)) * int(meta["window"]) / meta["sample_rate"]
         text = (
@@ -335,7 +507,11 @@ def _metadata_row(item: ExportItem, measured: dict, columns: list[str]) -> dict:
     if "label" in row:
         out["label"] = row["label"]
     out.update({c: row[c] for c in columns if c not in ("path", "label")})
+    if "segment" in row:  # one clip per segment: which
+        out["segment"] = row["segment"]
     out.update(measured)
+    if item.segments is not None:
+        out["segments"] = item.segments
     out.update(
         corpus_path=str(row["path"]),
         corpus_sha256=str(row["sha256"]),
@@ -389,6 +565,8 @@ def export_corpus(
     dataset: str | os.PathLike | None = None,
     format: str = "audiofolder",
     license: str | None = None,
+    by_segment: bool = False,
+    label: str | None = None,
     overwrite: bool = False,
     progress: bool = True,
 ) -> Path:
@@ -410,6 +588,11 @@ def export_corpus(
     license : str, optional
         The licence written into the data card; default: the corpus's ``LICENSE``
         file's first line, else "unspecified".
+    by_segment, label : bool, str
+        One clip per segment (``segments.csv``) that labels the column ``label`` (default:
+        the dataset's label when it was built ``--from-segments``), labelled by it. Every
+        file or clip carries its take's segments within it (a ``segments`` column) whenever
+        the corpus has segments.
 
     Returns
     -------
@@ -432,7 +615,20 @@ def export_corpus(
         from guitarlab.datasets.folder import read_meta
 
         meta = read_meta(dataset_path)
-    plan = plan_export(manifest, meta)
+    segments = _corpus_segments(corpus)
+    if by_segment:
+        if label is None and meta is not None and meta.get("options", {}).get("from_segments"):
+            label = str(meta["label"])
+        if label is None:
+            raise DatasetError(
+                "--by-segment cuts one clip per segment of a column: name it with --label "
+                "(e.g. --label technique)"
+            )
+        plan = plan_segment_export(manifest, segments, label, meta)
+    elif label is not None:
+        raise DatasetError("--label names the segment column of --by-segment; add --by-segment")
+    else:
+        plan = with_segment_spans(plan_export(manifest, meta), segments)
     if not plan.items:
         raise DatasetError(f"{corpus}: no audio to export; add takes first")
     recorded, license_file = corpus_license(corpus)
@@ -467,6 +663,15 @@ def export_corpus(
         )
         write_text_atomic(work / CARD_NAME, card)
     return out
+
+
+def _corpus_segments(corpus: Path) -> pd.DataFrame:
+    from guitarlab.corpus.segments import load_segments
+
+    try:
+        return load_segments(corpus)
+    except GuitarlabError as exc:
+        raise DatasetError(str(exc)) from None
 
 
 def _write_audiofolder(

@@ -293,7 +293,7 @@ def stream_windows(
             if silent:
                 silent_ids.append(str(row["id"]))
             starts = layout(row)
-            code = label_index[str(row[label])]
+            code = label_index.get(str(row[label]), -1)  # windows labelled by segments: per window
             fixed = (row["id"], row["take"], row["tone"], row["guitar"], row["phrase"])
             for name in SPLITS:
                 st = starts[name]
@@ -312,11 +312,18 @@ def stream_windows(
                 for first, stop in spans.tolist():
                     xs[name].append(audio[first:stop])
                 stored[name] += int(lengths.sum())
-                ys[name].append(np.full(st.size, code, dtype=np.int64))
+                per_window = starts.get(f"labels:{name}")
+                codes = (
+                    np.full(st.size, code, dtype=np.int64)
+                    if per_window is None
+                    else np.array([label_index[lab] for lab in per_window], dtype=np.int64)
+                )
+                ys[name].append(codes)
                 first = positions[name]
                 positions[name] += st.size
                 table.writerows(
-                    (name, first + i, *fixed, s, code) for i, s in enumerate(st.tolist())
+                    (name, first + i, *fixed, s, c)
+                    for i, (s, c) in enumerate(zip(st.tolist(), codes.tolist(), strict=True))
                 )
             del audio
             bar.update(int(row["frames"]) / rate)

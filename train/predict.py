@@ -297,6 +297,72 @@ def summarize(predictions: list[Prediction]) -> list[dict]:
     ]
 
 
+def label_track(prediction: Prediction) -> str:
+    """The model's label changes over one file as an Audacity label track.
+
+    One ``start<TAB>end<TAB>label`` line (6 decimals) per run of seconds with one label
+    (``labels_over_time``); silent seconds leave no label of their own, and a file that
+    was heard as nothing (or could not be labelled) gives an empty track.
+    """
+    from guitarlab.corpus.annotations import format_audacity
+    from guitarlab.corpus.segments import label_changes
+
+    if prediction.error or prediction.heard_nothing or not prediction.times_s:
+        return ""
+    # each time is a second of the file (by window centre); the last run ends with the file
+    runs = label_changes(
+        prediction.times_s, prediction.labels_over_time, end_s=float(prediction.seconds)
+    )
+    return format_audacity(runs)
+
+
+def track_paths(path: str | os.PathLike, files: list[str | os.PathLike]) -> list[Path]:
+    """Where ``predict --segments PATH`` writes each file's track: PATH itself for one
+    file; for several, ``{stem}`` in PATH replaced by each file's stem, or the stem added
+    to PATH's name (``out.txt`` -> ``out-riff.txt``, ``out-solo.txt``).
+
+    Examples
+    --------
+    >>> [p.name for p in track_paths("out.txt", ["a/riff.wav", "b/solo.flac"])]
+    ['out-riff.txt', 'out-solo.txt']
+    >>> [str(p) for p in track_paths("labels/{stem}.txt", ["riff.wav"])]
+    ['labels/riff.txt']
+    """
+    path = str(path)
+    stems = [Path(f).stem for f in files]
+    if "{stem}" in path:
+        out = [Path(path.replace("{stem}", stem)) for stem in stems]
+    elif len(files) == 1:
+        out = [Path(path)]
+    else:
+        base = Path(path)
+        out = [base.with_name(f"{base.stem}-{stem}{base.suffix}") for stem in stems]
+    seen: dict[Path, str] = {}
+    for target, source in zip(out, files, strict=True):
+        if target in seen:
+            raise TrainError(
+                f"--segments {path}: {seen[target]} and {source} would both write {target}; "
+                "give files with different names"
+            )
+        seen[target] = str(source)
+    return out
+
+
+def write_label_tracks(predictions: list[Prediction], path: str | os.PathLike) -> list[Path]:
+    """Each labelled file's :func:`label_track` at :func:`track_paths`, written atomically
+    (a file that could not be labelled gets none)."""
+    from guitarlab.corpus.atomic import write_text_atomic
+
+    targets = track_paths(path, [p.path for p in predictions])
+    written = []
+    for prediction, target in zip(predictions, targets, strict=True):
+        if prediction.error:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        written.append(write_text_atomic(target, label_track(prediction)))
+    return written
+
+
 def plot_over_time(predictions: list[Prediction], path: str | os.PathLike) -> Path:
     """One panel per file: the per-second confidence, coloured by the predicted label."""
     from guitarlab.corpus.plotting import pyplot, save_figure

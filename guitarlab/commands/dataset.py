@@ -91,6 +91,13 @@ def dataset_group() -> None:
     help="With --onsets: at most this many windows per note.",
 )
 @click.option(
+    "--from-segments",
+    is_flag=True,
+    help="Label each window by the segment (of column --label, in segments.csv) it lies "
+    "wholly in; windows across two segments or in none are left out and counted. "
+    "--where/--test-where/--val-where may then name segment columns.",
+)
+@click.option(
     "--test-seconds",
     type=FiniteRange(min=0, min_open=True),
     default=None,
@@ -162,6 +169,7 @@ def dataset_build(
     gate_dbfs: float,
     onsets: bool,
     note_windows: int,
+    from_segments: bool,
     test_seconds: float | None,
     test_windows: int,
     val: str | None,
@@ -191,6 +199,8 @@ def dataset_build(
       guitarlab dataset build --corpus my-corpus --out ds-v2 --held-out-from my-dataset
       guitarlab dataset build --corpus notes --out ds-frets --label pickup \\
           --test-where "fret >= 6" --onsets
+      guitarlab dataset build --corpus my-corpus --out ds-tech --label technique \\
+          --from-segments --test-where "phrase == 'solo'"
     """
     from guitarlab.datasets.build import build_dataset
     from guitarlab.datasets.folder import open_dataset
@@ -222,6 +232,7 @@ def dataset_build(
         gate_dbfs=gate_dbfs,
         onsets=onsets,
         note_windows=note_windows,
+        from_segments=from_segments,
         progress=not quiet,
         overwrite=overwrite,
     )
@@ -233,7 +244,27 @@ def dataset_build(
         f"{ds.meta['dropped_windows']} dropped at span edges"
     )
     held = ds.meta.get("held_out", {})
-    if held.get("test_where") or held.get("test_groups"):
+    segments = ds.meta.get("segments")
+    if segments:
+        click.echo(
+            f"from {segments['segments']} {segments['column']!r} segment(s) of "
+            f"{segments['takes']} take(s): left out {segments['windows_straddling']} window(s) "
+            f"across a segment edge, {segments['windows_in_no_segment']} in no segment"
+            + (
+                f", {segments['windows_outside_where']} outside --where"
+                if segments.get("where")
+                else ""
+            )
+        )
+    if held.get("split") == "segment":
+        takes = ds.meta["takes"].values()
+        seconds = sum(e - s for t in takes for s, e in t["test"]) / ds.sample_rate
+        with_test = sum(1 for t in takes if t["test"])
+        click.echo(
+            f"test set: {seconds:.2f} s of {with_test} take(s) named by --test-where "
+            f"{held['test_where']!r}, held out of every tone"
+        )
+    elif held.get("test_where") or held.get("test_groups"):
         named = (
             f"--test-where {held['test_where']!r}"
             if held.get("test_where")
@@ -365,6 +396,18 @@ def dataset_show(dataset: str) -> None:
     "'unspecified'].",
 )
 @click.option(
+    "--by-segment",
+    is_flag=True,
+    help="One clip per segment (segments.csv) of column --label, in every tone of its take, "
+    "labelled by the segment; with --dataset each clip in the split its time is in.",
+)
+@click.option(
+    "--label",
+    default=None,
+    help="With --by-segment: the segment column to cut and label by [default: the "
+    "dataset's label when it was built --from-segments].",
+)
+@click.option(
     "--overwrite",
     is_flag=True,
     help="Replace --out if it is an export folder guitarlab made (never any other folder).",
@@ -376,6 +419,8 @@ def export_command(
     format_: str,
     out: str,
     license_: str | None,
+    by_segment: bool,
+    label: str | None,
     overwrite: bool,
     quiet: bool,
 ) -> None:
@@ -386,12 +431,15 @@ def export_command(
     provenance columns) and train/validation/test folders taken from --dataset. A
     span-split dataset exports each held-out span as a clip named after its file
     (<id>__<start>-<end>s.wav; the id begins with the take); whole-take splits export
-    whole files. Nothing is written outside --out.
+    whole files. When the corpus has segments (labels in time), each file or clip
+    carries its take's segments within it as a JSON 'segments' column; --by-segment
+    exports one clip per segment instead. Nothing is written outside --out.
 
     \b
     Examples:
       guitarlab export --corpus my-corpus --dataset my-dataset --out my-export
       guitarlab export --corpus my-corpus --format parquet --out my-parquet --license CC-BY-4.0
+      guitarlab export --corpus my-corpus --by-segment --label technique --out my-clips
     """
     from guitarlab.datasets.export import export_corpus
 
@@ -401,6 +449,8 @@ def export_command(
         dataset=dataset,
         format=format_,
         license=license_,
+        by_segment=by_segment,
+        label=label,
         overwrite=overwrite,
         progress=not quiet,
     )

@@ -399,6 +399,16 @@ def _image_path(_ctx: click.Context, _param: click.Parameter, value: str | None)
     help=f"Seconds between windows, at least {MIN_HOP_S:g} (100 windows a second) "
     "[default: as the run's dataset was cut].",
 )
+@click.option(
+    "--segments",
+    "segments_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the model's label changes over each file as an Audacity label track "
+    "(start, end, label; File > Import > Labels). One file: this path; several: one track "
+    "each, the file's stem added to the name (out.txt -> out-riff.txt) or put where the "
+    "path says {stem}.",
+)
 @click.option("--device", default=None, help="Listen to this input device instead of files.")
 @click.option(
     "--seconds",
@@ -413,7 +423,9 @@ def _image_path(_ctx: click.Context, _param: click.Parameter, value: str | None)
     help="Windows quieter than this (RMS, dBFS, below 0) are silence and not voted on "
     "[default: -60].",
 )
-def predict_command(run, files, as_json, plot, hop_s, device, seconds, gate_dbfs) -> None:
+def predict_command(
+    run, files, as_json, plot, hop_s, segments_path, device, seconds, gate_dbfs
+) -> None:
     """Label audio FILES (or a live input) with the model of RUN.
 
     Each file gets the label of its averaged window outputs and one line per second.
@@ -426,11 +438,15 @@ def predict_command(run, files, as_json, plot, hop_s, device, seconds, gate_dbfs
     Examples:
       guitarlab predict my-run riff.wav solo.flac
       guitarlab predict my-run riff.wav --json --plot riff.png
+      guitarlab predict my-run riff.wav --segments riff-labels.txt
+      guitarlab predict my-run takes/*.wav --segments "labels/{stem}.txt"
       guitarlab predict my-run --device "Steinberg UR22" --seconds 30
     """
     _check_run(run)  # before TensorFlow loads (seconds): a wrong folder or file fails at once
     if device is None and not files:
         raise click.UsageError("give audio FILES, or --device to listen live")
+    if segments_path is not None:
+        _check_tracks(segments_path, files, device)
     unreadable = {path: _audio_problem(path) for path in files}
     unreadable = {path: why for path, why in unreadable.items() if why}
     for why in unreadable.values():
@@ -477,12 +493,30 @@ def predict_command(run, files, as_json, plot, hop_s, device, seconds, gate_dbfs
                 shown = f", mean confidence {confidence:.2f}" if confidence is not None else ""
                 click.echo(f"  {row['label']:<24} {row['files']} file(s){shown}")
     labelled = [p for p in predictions if not p.error]
+    if segments_path is not None:
+        from guitarlab.train.predict import write_label_tracks
+
+        for track in write_label_tracks(predictions, segments_path):
+            click.echo(f"label track: {track}", err=as_json)
     if plot and labelled:
         click.echo(f"plot: {plot_over_time(labelled, plot)}", err=as_json)
     if failed:
         raise click.ClickException(
             f"{len(failed)} of {len(predictions) + len(unreadable)} file(s) could not be labelled (see above)"
         )
+
+
+def _check_tracks(path: str, files, device) -> None:
+    """Refuse a --segments that cannot be written, before the model loads (seconds)."""
+    from guitarlab.corpus.errors import TrainError
+    from guitarlab.train.predict import track_paths
+
+    if device is not None:
+        raise click.UsageError("--segments labels FILES; it does not apply to --device")
+    try:
+        track_paths(path, list(files))
+    except TrainError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _check_run(run: str) -> None:
