@@ -15,6 +15,7 @@ __all__, __getattr__ = lazy_exports(
         "recover": ("recover_takes",),
         "server": ("audio_server",),
         "session": ("measure_level", "record_take"),
+        "shotlist": ("read_plan", "plan_status", "run_session"),
         "take": ("TakeWriter",),
     },
 )
