@@ -17,17 +17,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from guitarlab.corpus.defaults import RECORD_RATE
 from guitarlab.corpus.errors import RecorderError
+from guitarlab.recorder.loopback import MONITOR_DEVICE
 
 SINK_IN = "guitarlab_in"
 SINK_OUT = "guitarlab_out"
@@ -47,11 +49,20 @@ class AudioServer:
     process: subprocess.Popen
     env: dict[str, str]
     source_device: str = SINK_IN
+    loopback: bool = False
+    through: subprocess.Popen | None = None
     _saved_env: dict[str, str | None] = field(default_factory=dict, repr=False)
     _owns_folder: bool = True
 
+    @property
+    def default_output(self) -> str:
+        """The sink the default output plays into: the input itself with a plain loopback."""
+        return SINK_IN if self.loopback and self.through is None else SINK_OUT
+
     def stop(self) -> None:
-        """Stop the server, restore the environment and re-enumerate devices."""
+        """Stop the loop and the server, restore the environment and re-enumerate devices."""
+        if self.through is not None:
+            _stop_process(self.through)
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -70,6 +81,16 @@ class AudioServer:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def _stop_process(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
 def _reinit_portaudio() -> None:
     from guitarlab.recorder import devices
 
@@ -77,13 +98,13 @@ def _reinit_portaudio() -> None:
         devices.reinitialize()
 
 
-def _write_config(folder: Path, rate: int) -> None:
+def _write_config(folder: Path, rate: int, *, default_sink: str = SINK_OUT) -> None:
     socket = folder / "native"
     (folder / "server.pa").write_text(
         f"load-module module-native-protocol-unix socket={socket} auth-anonymous=1\n"
         f"load-module module-null-sink sink_name={SINK_IN} rate={rate} channels=2 format=float32le\n"
         f"load-module module-null-sink sink_name={SINK_OUT} rate={rate} channels=2 format=float32le\n"
-        f"set-default-sink {SINK_OUT}\n"
+        f"set-default-sink {default_sink}\n"
         f"set-default-source {SINK_IN}.monitor\n"
     )
     (folder / "daemon.conf").write_text(
@@ -94,6 +115,9 @@ def _write_config(folder: Path, rate: int) -> None:
     (folder / ".asoundrc").write_text(
         f"pcm.{SINK_IN} {{ type pulse; device {SINK_IN}; "
         f'hint {{ show on; description "guitarlab: into the test input" }} }}\n'
+        # and one that records what is played to the output, for the amp in the loop
+        f"pcm.{MONITOR_DEVICE} {{ type pulse; device {SINK_OUT}.monitor; "
+        f'hint {{ show on; description "guitarlab: what the output plays" }} }}\n'
     )
 
 
@@ -107,10 +131,27 @@ def _server_answers(env: dict[str, str]) -> bool:
     return done.returncode == 0
 
 
-def start_audio_server(*, rate: int = RECORD_RATE, timeout_s: float = 10.0) -> AudioServer:
+def start_audio_server(
+    *,
+    rate: int = RECORD_RATE,
+    timeout_s: float = 10.0,
+    loopback: bool = False,
+    through: Sequence[str] | None = None,
+) -> AudioServer:
     """Start PulseAudio with the two null sinks and point this process at it.
 
-    Raises ``RecorderError`` when pulseaudio is not installed or does not answer.
+    ``loopback=True``: what is played to the default output comes back on the default
+    input, as through a cable from the interface's output to its input. The default
+    output then plays straight into ``guitarlab_in`` (one sink, one clock: the round
+    trip is the clients' own buffering, constant within a stream, nothing added).
+    ``through``: a command (argv) that plays what the output plays (its monitor,
+    ``guitarlab_out_monitor``) into the input, the amp in the loop; it is started once
+    the server answers, must print ``ready`` on its stdout when its stream runs, and is
+    stopped with the server (``guitarlab.through.through_command`` builds one from a
+    tone preset).
+
+    Raises ``RecorderError`` when pulseaudio is not installed or does not answer, or
+    the loop command does not start.
     """
     for tool in ("pulseaudio", "pactl"):
         if shutil.which(tool) is None:
@@ -118,7 +159,8 @@ def start_audio_server(*, rate: int = RECORD_RATE, timeout_s: float = 10.0) -> A
                 f"{tool} is not installed; install it with 'apt-get install pulseaudio pulseaudio-utils libasound2-plugins'"
             )
     folder = Path(tempfile.mkdtemp(prefix="guitarlab-pulse-"))
-    _write_config(folder, rate)
+    loopback = loopback or through is not None
+    _write_config(folder, rate, default_sink=SINK_IN if loopback and through is None else SINK_OUT)
     env = {
         "PULSE_SERVER": f"unix:{folder / 'native'}",
         "HOME": str(folder),
@@ -168,17 +210,67 @@ def start_audio_server(*, rate: int = RECORD_RATE, timeout_s: float = 10.0) -> A
                 f"pulseaudio did not start ({tail[0] if tail else 'no answer'}); see 'pulseaudio -vv' for details"
             )
         time.sleep(0.05)
-    server = AudioServer(folder=folder, sink=SINK_IN, rate=rate, process=process, env=env)
+    server = AudioServer(
+        folder=folder, sink=SINK_IN, rate=rate, process=process, env=env, loopback=loopback
+    )
+    if through is not None:
+        try:
+            server.through = _start_through(list(through), full_env, folder, timeout_s)
+        except RecorderError:
+            server.stop()
+            raise
     server._saved_env = {key: os.environ.get(key) for key in _ENV_KEYS}
     os.environ.update(env)
     _reinit_portaudio()
     return server
 
 
+def _start_through(
+    command: list[str], env: dict[str, str], folder: Path, timeout_s: float
+) -> subprocess.Popen:
+    """Start the loop command and wait for its ``ready`` line (its stream is running)."""
+    log = open(folder / "through.log", "wb")  # noqa: SIM115 - the child keeps its own copy
+    try:
+        process = subprocess.Popen(
+            command,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise RecorderError(f"cannot start the loop {command[0]!r} ({exc})") from exc
+    finally:
+        log.close()
+    assert process.stdout is not None
+    deadline = time.monotonic() + max(timeout_s, 30.0)  # a cold start imports pedalboard
+    line = b""
+    while not line.endswith(b"\n") and time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stdout], [], [], 0.1)
+        if ready:
+            chunk = os.read(process.stdout.fileno(), 64)
+            if not chunk:
+                break
+            line += chunk
+    if line.strip() != b"ready":
+        _stop_process(process)
+        tail = (folder / "through.log").read_text(errors="replace").strip().splitlines()[-1:]
+        raise RecorderError(
+            f"the loop {' '.join(command[:4])!r} did not start ({tail[0] if tail else 'no ready line'})"
+        )
+    return process
+
+
 @contextlib.contextmanager
-def audio_server(rate: int = RECORD_RATE) -> Iterator[AudioServer]:
-    """``with audio_server() as server:`` a PulseAudio null-sink server for the block's life."""
-    server = start_audio_server(rate=rate)
+def audio_server(
+    rate: int = RECORD_RATE, *, loopback: bool = False, through: Sequence[str] | None = None
+) -> Iterator[AudioServer]:
+    """``with audio_server() as server:`` a PulseAudio null-sink server for the block's life.
+
+    ``loopback`` and ``through`` as in :func:`start_audio_server`.
+    """
+    server = start_audio_server(rate=rate, loopback=loopback, through=through)
     try:
         yield server
     finally:
