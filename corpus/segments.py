@@ -411,10 +411,11 @@ def _edit(
         items = [i for i in items if i["old"] != i["new"]]
         if not items:
             return None
-        changed = {i["id"] for i in items}
-        kept = [_row_dict(r) for _, r in current.iterrows() if r["id"] not in changed]
-        kept += [i["new"] for i in items if i["new"] is not None]
-        data = _serialise(_frame_of(kept, current.columns))
+        kept = current[~current["id"].isin({i["id"] for i in items})]
+        added = [i["new"] for i in items if i["new"] is not None]
+        if added:
+            kept = pd.concat([kept, _frame_of(added, current.columns)], ignore_index=True)
+        data = _serialise(_typed(kept))
         entry = {
             "n": max((e.get("n", 0) for e in history), default=0) + 1,
             "who": _user(who),
@@ -504,10 +505,11 @@ def add_segments(
         duration = _take_duration(manifest, take, root)
         items = []
         if replace:
-            mine = current[current["take"] == str(take)]
-            for _, row in mine.iterrows():
-                if any(c in row.index and str(row[c]) != "" for c in replace):
-                    items.append({"id": str(row["id"]), "old": _row_dict(row), "new": None})
+            hit = current["take"] == str(take)
+            labelled = [current[c] != "" for c in replace if c in current]
+            hit &= np.logical_or.reduce(labelled) if labelled else False
+            for _, row in current[hit].iterrows():
+                items.append({"id": str(row["id"]), "old": _row_dict(row), "new": None})
         number = _next_number(current, history)
         for i, seg in enumerate(segments):
             where = f"segment {i + 1}: "
