@@ -215,3 +215,28 @@ def test_label_changes_runs() -> None:
         (2.5, 3.0, "a"),
     ]
     assert label_changes([], []) == []
+
+
+def test_a_label_a_spreadsheet_would_run_is_stored_escaped_and_read_back_as_written(
+    corpus: Path,
+) -> None:
+    add_segments(corpus, STRAT, [{"start_s": 0, "end_s": 1, "note": "=HYPERLINK(x)"}], origin="r")
+    assert "'=HYPERLINK(x)" in (corpus / "segments.csv").read_text()
+    assert load_segments(corpus)["note"].tolist() == ["=HYPERLINK(x)"]
+
+
+def test_a_history_line_that_cannot_be_written_leaves_the_segments_as_they_were(
+    corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_segments(corpus, STRAT, [{"start_s": 0, "end_s": 1, "technique": "bend"}], origin="r")
+    before = (corpus / "segments.csv").read_bytes()
+
+    def full_disk(handle, line):
+        handle.close()
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("guitarlab.corpus.review._append_line", full_disk)
+    with pytest.raises(ManifestError, match="cannot append the change's history line"):
+        update_segment(corpus, "seg-000001", {"technique": "slide"})
+    assert (corpus / "segments.csv").read_bytes() == before
+    assert len(read_history(corpus)) == 1
