@@ -141,7 +141,7 @@ def _check_arguments(seconds: float, rate: int, subtype: str, channel: int, bpm:
         raise RecorderError(f"--bpm {bpm} is out of range; use 20..400")
 
 
-TAKE_ROW_COLUMNS = ("dropouts", "stalls", "dropped_frames", "dropout_detail", "checks")
+TAKE_ROW_COLUMNS = ("role", "dropouts", "stalls", "dropped_frames", "dropout_detail", "checks")
 """The extra columns :func:`take_row` fills itself (a label may not take their names)."""
 _ROW_ARGUMENTS = ("columns", "target_rms_dbfs")  # manifest_row's other keyword arguments
 

@@ -437,7 +437,7 @@ def calibration_warnings(corpus: str | os.PathLike, shots: list[Shot]) -> list[s
 
 @dataclass
 class SessionReport:
-    """What a session did: rows kept, takes dropped (redo, skip, quit), shots skipped,
+    """What a session did: rows kept, files dropped (redo, skip, quit), shots skipped,
     why it stopped (``"done"``, ``"quit"``, ``"interrupted"``) and the plan's status."""
 
     kept: list[dict] = field(default_factory=list)
@@ -447,30 +447,32 @@ class SessionReport:
     statuses: list[ShotStatus] = field(default_factory=list)
 
 
-def discard_take(corpus: str | os.PathLike, row_id: str) -> None:
-    """Remove a raw take: its row, then its file, under the manifest lock (a redo's old take).
+def discard_take(corpus: str | os.PathLike, take: str) -> list[str]:
+    """Remove a raw take: its rows (one per input), then its files, under the manifest lock.
 
-    Refused when renders of the take exist (their ``source`` would point at nothing).
+    Why the whole take: a redo replaces the performance, every input of it. Refused when
+    renders of it exist (their ``source`` would point at nothing). Returns the paths removed.
     """
     from guitarlab.corpus.manifest import resolve_audio_path, update_manifest
 
     root = Path(corpus)
-    paths: list[Path] = []
+    paths: list[str] = []
 
     def drop(frame: pd.DataFrame) -> pd.DataFrame:
-        hit = frame[frame["id"] == row_id]
-        if hit.empty:
-            raise RecorderError(f"take {row_id!r} is not in {root}/manifest.csv")
-        if (frame["source"] == row_id).any():
-            raise RecorderError(f"take {row_id!r} has renders; it cannot be dropped")
-        paths.append(resolve_audio_path(root, str(hit.iloc[0]["path"])))
-        return frame[frame["id"] != row_id]
+        rows = frame[(frame["take"] == take) & (frame["tone"] == RAW_TONE)]
+        if rows.empty:
+            raise RecorderError(f"take {take!r} is not in {root}/manifest.csv")
+        if frame["source"].isin(rows["id"]).any():
+            raise RecorderError(f"take {take!r} has renders; it cannot be dropped")
+        paths.extend(rows["path"].astype(str))
+        return frame[~frame["id"].isin(rows["id"])]
 
     def unlink(_saved: pd.DataFrame) -> None:
-        for path in paths:
-            path.unlink(missing_ok=True)
+        for rel in paths:
+            resolve_audio_path(root, rel).unlink(missing_ok=True)
 
     update_manifest(root, drop, then=unlink)
+    return paths
 
 
 def take_lines(row: dict) -> list[str]:
@@ -579,9 +581,9 @@ def run_session(
                     report.kept.append(row)
                     say(f"kept: {done} of {total} takes")
                     continue
-                discard_take(root, row["id"])
-                report.dropped.append(row["id"])
-                say(f"dropped {row['path']}")
+                for path in discard_take(root, row["take"]):
+                    report.dropped.append(path)
+                    say(f"dropped {path}")
                 if key == "s":
                     report.skipped.append(status.number)
                     say(f"skipped shot {status.number}: {shot.takes - number + 1} take(s) left")

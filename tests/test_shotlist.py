@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
+from conftest import import_raw_takes, two_raw_takes
 
 from guitarlab.cli import cli
 from guitarlab.corpus.audio import file_columns
@@ -18,6 +19,8 @@ from guitarlab.corpus.manifest import init_corpus, load_manifest
 from guitarlab.recorder.shotlist import (
     PlanError,
     Shot,
+    calibration_warnings,
+    discard_take,
     parse_plan,
     plan_status,
     progress_text,
@@ -166,6 +169,35 @@ def test_done_counts_complete_raw_takes_with_every_label_of_the_shot():
         "   1  strat   neck      backing      3     2     1       60  120",
     ]
     assert [s.done for s in plan_status([neck], manifest.iloc[:0])] == [0]
+
+
+def test_only_guitars_that_level_never_calibrated_are_warned_about(tmp_path):
+    from guitarlab.recorder.calibration import record_calibration
+
+    corpus = init_corpus(tmp_path / "corpus")
+    record_calibration(
+        corpus, "stratocaster", peak_dbfs=-13, rms_dbfs=-25, target_peak_dbfs=-12, gain_advice_db=1
+    )
+    shots = read_plan(write(tmp_path / "plan.csv", PLAN_CSV))
+    (line,) = calibration_warnings(corpus, shots)
+    assert line.startswith("warning: les_paul has no level calibration; run 'guitarlab level")
+
+
+def test_discard_take_removes_its_rows_and_files_but_never_a_rendered_take(tmp_path):
+    from guitarlab.corpus.errors import RecorderError
+    from guitarlab.corpus.manifest import update_manifest
+
+    corpus = import_raw_takes(two_raw_takes(tmp_path / "raw"), tmp_path / "corpus")
+    strat, les_paul = load_manifest(corpus).to_dict("records")
+    assert discard_take(corpus, strat["take"]) == [strat["path"]]
+    assert list(load_manifest(corpus)["id"]) == [les_paul["id"]]
+    assert not (corpus / strat["path"]).exists() and (corpus / les_paul["path"]).exists()
+    render = {**les_paul, "id": les_paul["id"] + "-crunch", "tone": "crunch"}
+    render |= {"source": les_paul["id"], "path": "tones/x.wav"}
+    update_manifest(corpus, lambda frame: pd.concat([frame, pd.DataFrame([render])]))
+    with pytest.raises(RecorderError, match="has renders; it cannot be dropped"):
+        discard_take(corpus, les_paul["take"])
+    assert (corpus / les_paul["path"]).exists() and len(load_manifest(corpus)) == 2
 
 
 # ---------------------------------------------------------------- sessions on the server
