@@ -168,9 +168,6 @@ def parse_plan(
                     labels[name] = slugify(text)
                 except ManifestError:
                     problems.append(f"{where}: {name} {text!r} has no letters or digits")
-        for name in ("guitar", "phrase"):
-            if name not in names:
-                labels[name] = ""
         if not {"guitar", "phrase"} <= set(names):
             continue  # reported once below
         labels = {k: labels[k] for k in _label_order(labels)}
