@@ -275,13 +275,8 @@ def _as_text(column: pd.Series) -> pd.Series:
     return column.astype(object).where(column.notna(), "").astype(str)
 
 
-def load_manifest(root: str | os.PathLike) -> pd.DataFrame:
-    """The corpus manifest as a DataFrame (schema columns typed, extras kept as text).
-
-    The file is validated before anything trusts it (:func:`manifest_shape_problem`): an
-    empty file, another separator or a required column missing is one ``ManifestError``,
-    so no writer rewrites it and ``recover --clean`` never takes its files for unlisted.
-    """
+def require_manifest(root: str | os.PathLike) -> Path:
+    """``manifest.csv`` of ``root``, or one ``ManifestError`` saying how to create it."""
     path = manifest_path(root)
     if not Path(root).is_dir():
         raise ManifestError(
@@ -291,10 +286,25 @@ def load_manifest(root: str | os.PathLike) -> pd.DataFrame:
         raise ManifestError(
             f"{path}: no manifest; create the corpus with 'guitarlab corpus init {root}'"
         )
+    return path
+
+
+def load_manifest(root: str | os.PathLike) -> pd.DataFrame:
+    """The corpus manifest as a DataFrame (schema columns typed, extras kept as text).
+
+    The file is validated before anything trusts it (:func:`manifest_shape_problem`): an
+    empty file, another separator or a required column missing is one ``ManifestError``,
+    so no writer rewrites it and ``recover --clean`` never takes its files for unlisted.
+    A last line a killed writer cut off is left out (``appends.readable``).
+    """
+    from guitarlab.corpus.appends import readable
+
+    path = require_manifest(root)
     try:
         data = path.read_bytes()  # read once: the separator sniff and the table see one file
     except OSError as exc:
         raise ManifestError(f"{path}: cannot read the manifest ({os_reason(exc)})") from exc
+    data = readable(root, data)
     head = data.split(b"\n", 1)[0]
     try:
         frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, na_values=[])
@@ -483,6 +493,8 @@ def manifest_lock(root: str | os.PathLike, *, timeout_s: float | None = None) ->
 
     The lock is an OS lock on that file: it goes with the process that holds it, so the
     file itself is never stale. After a second of waiting one line on stderr says so.
+    Taking it finishes what a killed writer left (``appends.repair``: an append to
+    complete from its journal, a torn last line), so every writer starts from a whole file.
     """
     timeout_s = _lock_timeout_s(timeout_s)
     path = Path(root) / LOCK_NAME
@@ -508,6 +520,14 @@ def manifest_lock(root: str | os.PathLike, *, timeout_s: float | None = None) ->
     except OSError as exc:
         raise ManifestError(f"{path}: cannot take the manifest lock ({os_reason(exc)})") from exc
     try:
+        from guitarlab.corpus.appends import repair
+
+        try:
+            repair(root)
+        except OSError as exc:
+            raise ManifestError(
+                f"{manifest_path(root)}: cannot repair an interrupted write ({os_reason(exc)})"
+            ) from exc
         yield
     finally:
         lock.release()
@@ -557,27 +577,21 @@ def update_manifest(
         return updated
 
 
-def append_rows(root: str | os.PathLike, rows: Iterable[dict]) -> pd.DataFrame:
-    """Add rows to the manifest, refusing incomplete rows and ids already present."""
-    rows = [dict(row) for row in rows]
-    for row in rows:
-        missing = [
-            name for name in REQUIRED if str(row.get(name, "")).strip() in ("", "nan", "None")
-        ]
-        if missing:
-            raise ManifestError(
-                f"row {row.get('id', '?')!r}: missing required field(s) {', '.join(missing)}"
-            )
+def compact_manifest(root: str | os.PathLike) -> tuple[int, int, int]:
+    """Rewrite ``manifest.csv`` atomically in schema order: ``(bytes before, after, rows)``.
 
-    def add(frame: pd.DataFrame) -> pd.DataFrame:
-        clash = set(frame["id"]).intersection(row["id"] for row in rows)
-        if clash:
-            raise ManifestError(
-                f"id {sorted(clash)[0]!r} is already in the manifest; pick another take number or tone"
-            )
-        return pd.concat([frame, pd.DataFrame(rows)], ignore_index=True) if rows else frame
+    Appends keep the header's order and never rewrite; this is the explicit rewrite.
+    """
+    path = require_manifest(root)
+    before = path.stat().st_size
+    saved = update_manifest(root, lambda frame: frame)
+    return before, path.stat().st_size, len(saved)
 
-    return update_manifest(root, add)
+
+def append_rows(root: str | os.PathLike, rows: Iterable[dict]) -> list[dict]:
+    """Add rows whose files are in place (or that list none), refusing incomplete rows and
+    ids already present; appends like :func:`commit_rows`. Returns the rows added."""
+    return commit_rows(root, [(dict(row), None) for row in rows])
 
 
 # ---------------------------------------------------------------- reserve and commit
@@ -729,7 +743,14 @@ def commit_rows(
     a row's path that no row lists is refused unless ``replace_unlisted`` (derived
     files such as renders). If saving the manifest fails, the moved files are removed
     and the manifest is unchanged. Returns the rows added.
+
+    The rows are appended to ``manifest.csv`` (``guitarlab.corpus.appends``: journaled,
+    fsynced), their ids and paths checked against the ids/paths index, so a commit costs
+    what it adds; ``keep`` reads the whole manifest. Rows that fill a column the header
+    lacks make this one commit a full atomic rewrite that adds the column.
     """
+    from guitarlab.corpus import appends
+
     root = Path(root)
     items = [(dict(row), Path(tmp) if tmp else None) for row, tmp in items]
     for row, _ in items:
@@ -742,11 +763,19 @@ def commit_rows(
                 f"row {row.get('id', '?')!r}: missing required field(s) {', '.join(missing)}"
             )
     moved: list[Path] = []
+    index = None
     try:
         with manifest_lock(root):
-            frame = load_manifest(root)
-            _refuse_bad_cells(frame, root)
-            listed_ids, listed_paths = set(frame["id"]), set(frame["path"])
+            file = appends.open_manifest(root)
+            frame = load_manifest(root) if keep is not None else None
+            index = appends.synced_index(root, file, frame)
+            if index is not None:
+                listed_ids, listed_paths = index.listed(
+                    [row["id"] for row, _ in items], [row["path"] for row, _ in items]
+                )
+            else:  # no index here (SQLite trouble): read the CSV
+                frame = load_manifest(root) if frame is None else frame
+                listed_ids, listed_paths = set(frame["id"]), set(frame["path"])
             added: list[dict] = []
             for row, tmp in items:
                 if keep is not None and not keep(frame, row):
@@ -771,11 +800,17 @@ def commit_rows(
                 listed_ids.add(row["id"])
                 listed_paths.add(row["path"])
                 added.append(row)
-            if added:
+            if added and appends.new_columns(added, file.columns):
+                frame = load_manifest(root) if frame is None else frame
+                _refuse_bad_cells(frame, root)  # a rewrite would erase such a cell
                 _write_atomic(
                     manifest_path(root),
                     _typed(pd.concat([frame, pd.DataFrame(added)], ignore_index=True)),
-                )
+                )  # the index is rebuilt on the next append: its key no longer matches
+            elif added:
+                key = appends.append_lines(file, added, [row["id"] for row in added])
+                if index is not None:
+                    index.add(added, key)
             return added
     except BaseException:
         for dest in moved:  # never leave a file under its name without its row
@@ -783,6 +818,8 @@ def commit_rows(
         _discard(items)
         raise
     finally:
+        if index is not None:
+            index.close()
         release_ids(root, [row["id"] for row, _ in items])
 
 

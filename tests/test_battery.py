@@ -6,6 +6,7 @@ traceback), and that the manifest and the audio already in the corpus are intact
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -24,7 +25,7 @@ from click.testing import CliRunner
 from conftest import write_tone
 
 from guitarlab.cli import cli
-from guitarlab.corpus import audit
+from guitarlab.corpus import appends, audit
 from guitarlab.corpus import manifest as mf
 
 GUITARLAB = [sys.executable, "-m", "guitarlab"]
@@ -592,12 +593,17 @@ def test_a_failed_manifest_save_leaves_no_file_under_its_name(corpus: Path, monk
     def broken(path, frame):
         raise ManifestError(f"{path}: cannot save the manifest (no space left on device)")
 
+    def half_then_full(fd, data):  # the append path: half the bytes land, then ENOSPC
+        os.write(fd, data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
     monkeypatch.setattr(mf, "_write_atomic", broken)
+    monkeypatch.setattr(appends, "_write_all", half_then_full)
     row = {"id": "x-backing-t001-raw", "path": "takes/x-backing-t001-raw.wav", "guitar": "x",
            "phrase": "backing", "tone": "raw", "take": "x-backing-t001"}  # fmt: skip
-    with pytest.raises(ManifestError, match="no space"):
+    with pytest.raises(ManifestError, match="(?i)no space"):
         mf.commit_audio(corpus, row, np.zeros(1000, np.float32) + 0.1, 44100)
-    assert snapshot(corpus) == before
+    assert snapshot(corpus) == before  # the half-written lines were cut back off
     assert strays(corpus) == []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -177,12 +178,29 @@ def manifest_group() -> None:
 @click.option(
     "--no-sha", is_flag=True, help="Skip the sha256 verification (faster on big corpora)."
 )
-def manifest_check(corpus: str, fix_levels: bool, no_sha: bool) -> None:
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Read every file again, even those unchanged since the last check "
+    "(by default a file whose size, mtime and inode are unchanged is not re-read).",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=os.cpu_count() or 1,
+    show_default="all cores",
+    help="Threads that read the changed files.",
+)
+def manifest_check(corpus: str, fix_levels: bool, no_sha: bool, full: bool, jobs: int) -> None:
     """List every problem in CORPUS, one per line; exit 1 if there is any.
+
+    What each file held when it was verified is remembered in CORPUS/.guitarlab-check.json,
+    so a second check re-reads only the files that changed (--full reads them all).
 
     \b
     Example:
       guitarlab manifest check my-corpus
+      guitarlab manifest check my-corpus --full --jobs 2
     """
     from guitarlab.corpus.audit import check_manifest
     from guitarlab.corpus.audit import fix_levels as refresh_levels
@@ -191,7 +209,7 @@ def manifest_check(corpus: str, fix_levels: bool, no_sha: bool) -> None:
     if fix_levels:
         refresh_levels(corpus)
         click.echo("levels recomputed")
-    problems = check_manifest(corpus, verify_sha256=not no_sha)
+    problems = check_manifest(corpus, verify_sha256=not no_sha, full=full, jobs=jobs, progress=True)
     for problem in problems:
         click.echo(str(problem))
     rows = len(load_manifest(corpus))
@@ -199,6 +217,24 @@ def manifest_check(corpus: str, fix_levels: bool, no_sha: bool) -> None:
         click.echo(f"{len(problems)} problem(s) in {rows} row(s)", err=True)
         sys.exit(1)
     click.echo(f"ok: {rows} row(s), no problems")
+
+
+@manifest_group.command("compact")
+@click.argument("corpus", type=click.Path(file_okay=False))
+def manifest_compact(corpus: str) -> None:
+    """Rewrite CORPUS/manifest.csv in one atomic step: schema columns in order, then the rest.
+
+    Files are added by appending their rows (cheap at any size); edits rewrite the file.
+    Compact after editing the file by hand, or to put the columns back in order.
+
+    \b
+    Example:
+      guitarlab manifest compact my-corpus
+    """
+    from guitarlab.corpus.manifest import compact_manifest
+
+    before, after, rows = compact_manifest(corpus)
+    click.echo(f"compacted: {rows} row(s), {before:,} -> {after:,} bytes")
 
 
 @manifest_group.command("summary")
