@@ -56,6 +56,14 @@ _EXPORTS = {
         "remove_span",
         "undo_last",
     ),
+    "annotations": (
+        "Annotations",
+        "format_audacity",
+        "read_annotation_file",
+        "read_audacity",
+        "read_idmt_xml",
+        "read_jams",
+    ),
     "segments": (
         "add_segments",
         "delete_segment",
