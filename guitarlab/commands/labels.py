@@ -18,7 +18,7 @@ def labels_group() -> None:
     \b
     Examples:
       guitarlab labels import riff.txt --corpus C --take strat-riff-t001 --column technique
-      guitarlab labels import AR_Lick1_FN.xml --corpus C --take ar_lick1_fn-t001
+      guitarlab labels import AR_Lick1_FN.xml --corpus C --take ar-lick1-fn-t001
       guitarlab labels export --corpus C --take strat-riff-t001 --column technique --out riff.txt
       guitarlab labels list --corpus C
     """
@@ -40,6 +40,12 @@ def labels_import(file: str, corpus: str, take: str, column: str | None, user: s
 
     Importing onto the same take again replaces the take's segments of the columns the
     file brings (for a .txt: --column), as one change that 'review' can undo.
+
+    \b
+    Examples:
+      guitarlab labels import riff.txt --corpus C --take strat-riff-t001 --column technique
+      guitarlab labels import 00_BN1-129-Eb_solo.jams --corpus C --take gs-solo-t001
+      guitarlab labels import AR_Lick1_FN.xml --corpus C --take ar-lick1-fn-t001
     """
     from guitarlab.corpus.annotations import dumps_summary, read_annotation_file
     from guitarlab.corpus.segments import add_segments, load_segments, segments_of
@@ -82,7 +88,12 @@ def labels_import(file: str, corpus: str, take: str, column: str | None, user: s
 )
 def labels_export(corpus: str, take: str, column: str, out: str) -> None:
     """Write a take's segments of one column as an Audacity label track
-    (start<TAB>end<TAB>label, seconds with 6 decimals), sorted by start."""
+    (start<TAB>end<TAB>label, seconds with 6 decimals), sorted by start.
+
+    \b
+    Example:
+      guitarlab labels export --corpus C --take strat-riff-t001 --column technique --out riff.txt
+    """
     from guitarlab.corpus.annotations import format_audacity
     from guitarlab.corpus.atomic import write_text_atomic
     from guitarlab.corpus.manifest import load_manifest
@@ -114,7 +125,13 @@ def labels_export(corpus: str, take: str, column: str, out: str) -> None:
 @corpus_option()
 @click.option("--take", default=None, help="Only this take's segments.")
 def labels_list(corpus: str, take: str | None) -> None:
-    """Show the segments as a table (id, take, start_s, end_s, origin, label columns)."""
+    """Show the segments as a table (id, take, start_s, end_s, origin, label columns).
+
+    \b
+    Examples:
+      guitarlab labels list --corpus C
+      guitarlab labels list --corpus C --take strat-riff-t001
+    """
     from guitarlab.corpus.manifest import load_manifest
     from guitarlab.corpus.segments import label_columns, load_segments, segments_of
 
