@@ -396,7 +396,7 @@ def fix_levels(root: str | os.PathLike, *, target_rms_dbfs: float | None = None)
 RECORD_COLUMNS = ("checks", "dropouts", "stalls", "dropped_frames", "dropout_detail")
 
 # Schema columns that label files, shown by ``column_summary`` beside every extra column.
-SUMMARY_LABEL_COLUMNS = ("pickup", "player")
+SUMMARY_LABEL_COLUMNS = ("pickup", "player", "role")
 
 
 def column_summary(frame: pd.DataFrame, *, max_values: int = 12) -> pd.DataFrame:

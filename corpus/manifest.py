@@ -65,6 +65,9 @@ SCHEMA: dict[str, tuple[str, bool]] = {
     "notes": ("str", False),
     # beyond DESIGN.md: "" for a complete file, "partial" for a take cut short (Ctrl-C, kill)
     "status": ("str", False),
+    # beyond DESIGN.md: which input of a take recorded with several at once ("di", "mic");
+    # "" for a take of one input. Renders and reamps carry the role of the file they came from
+    "role": ("str", False),
 }
 COLUMNS = list(SCHEMA)
 REQUIRED = [name for name, (_, required) in SCHEMA.items() if required]

@@ -16,7 +16,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -93,17 +93,21 @@ class _Player:
 
     def callback(self, outdata: np.ndarray, frames: int, time_info, status) -> None:
         block = self.render(self.position, frames)
-        outdata[:] = np.repeat(block.reshape(-1, 1), self.channels, axis=1)
+        if block.ndim == 2:  # one column per output channel (a signal for each input)
+            outdata[:] = block[:, np.minimum(np.arange(self.channels), block.shape[1] - 1)]
+        else:
+            outdata[:] = np.repeat(block.reshape(-1, 1), self.channels, axis=1)
         self.position += frames
 
 
 def _array_render(audio: np.ndarray) -> Callable[[int, int], np.ndarray]:
+    """Blocks of ``audio``: mono plays on every channel, ``(frames, n)`` one column each."""
     audio = np.asarray(audio, dtype=np.float32)
-    if audio.ndim > 1:
-        audio = audio.mean(axis=1)
+    if audio.ndim > 1 and audio.shape[1] == 1:
+        audio = audio[:, 0]
 
     def render(start: int, frames: int) -> np.ndarray:
-        out = np.zeros(frames, np.float32)
+        out = np.zeros((frames, *audio.shape[1:]), np.float32)
         chunk = audio[start : start + frames]
         out[: len(chunk)] = chunk
         return out
@@ -165,6 +169,15 @@ def _check_extra_labels(extra_labels: dict[str, str] | None) -> dict[str, str]:
 def _take_path(root: Path, guitar: str, phrase: str) -> tuple[str, str, Path]:
     """Reserve the next take of ``guitar`` and ``phrase`` (under the manifest lock, so two
     recorders never pick one number); ``commit_rows`` releases it with the row."""
+    take, ((rid, path),) = _take_paths(root, guitar, phrase, [""])
+    return take, rid, path
+
+
+def _take_paths(
+    root: Path, guitar: str, phrase: str, roles: Sequence[str]
+) -> tuple[str, list[tuple[str, Path]]]:
+    """Reserve the next take with one file per input ``role`` (``<take>-raw-<role>``, or
+    ``<take>-raw`` for the one input of an ordinary take): one take number for them all."""
     from guitarlab.corpus.manifest import (
         RAW_TONE,
         TAKES_DIR,
@@ -178,13 +191,49 @@ def _take_path(root: Path, guitar: str, phrase: str) -> tuple[str, str, Path]:
         number = next_take_number(manifest, guitar, phrase)
         while True:
             take = take_key(guitar, phrase, number)
-            rid = row_id(take, RAW_TONE)
-            if not (root / TAKES_DIR / f"{rid}.wav").exists():
-                return [{"id": rid, "take": take, "path": f"{TAKES_DIR}/{rid}.wav"}]
+            rids = [row_id(take, RAW_TONE, role) for role in roles]
+            if not any((root / TAKES_DIR / f"{rid}.wav").exists() for rid in rids):
+                return [{"id": rid, "take": take, "path": f"{TAKES_DIR}/{rid}.wav"} for rid in rids]
             number += 1
 
-    (row,) = reserve_rows(root, choose).rows
-    return row["take"], row["id"], root / row["path"]
+    rows = reserve_rows(root, choose).rows
+    return rows[0]["take"], [(row["id"], root / row["path"]) for row in rows]
+
+
+def check_inputs(
+    channel: int, channels: Sequence[int] | None, roles: Sequence[str] | None
+) -> list[tuple[int, str]]:
+    """``(channel, role)`` of every input a take records: ``[(channel, "")]`` for one input.
+
+    Several inputs need as many distinct roles (slugs: ``di``, ``mic``) as distinct channels.
+
+    Examples
+    --------
+    >>> check_inputs(1, [1, 2], ["DI", "mic"])
+    [(1, 'di'), (2, 'mic')]
+    >>> check_inputs(3, None, None)
+    [(3, '')]
+    """
+    from guitarlab.corpus.manifest import slugify
+
+    if not channels:
+        if roles:
+            raise RecorderError("--roles names the inputs of --channels; add --channels 1,2")
+        return [(int(channel), "")]
+    channels = [int(c) for c in channels]
+    roles = [slugify(r) for r in roles or []]
+    if len(roles) != len(channels):
+        raise RecorderError(
+            f"--channels {','.join(map(str, channels))} needs one role per input; give "
+            f"--roles with {len(channels)} names, e.g. --roles di,mic"
+        )
+    if any(c < 1 for c in channels) or len(set(channels)) != len(channels):
+        raise RecorderError(
+            f"--channels {','.join(map(str, channels))}: give distinct interface inputs, 1 or more"
+        )
+    if len(set(roles)) != len(roles):
+        raise RecorderError(f"--roles {','.join(roles)}: every input needs its own role")
+    return list(zip(channels, roles, strict=True))
 
 
 def sidecar_path(take_path: Path) -> Path:
@@ -215,8 +264,11 @@ def take_row(
         target_peak_dbfs=float(labels.get("target_peak_dbfs", DEFAULT_TARGET_PEAK_DBFS)),
         calibrated_peak_dbfs=calibrated_peak(calibration, guitar),
     )
+    manifest = load_manifest(root)
+    role = labels.get("role", "")
+    manifest = manifest[manifest["role"] == role]  # a microphone is compared with microphones
     mismatch = level_mismatch(
-        load_manifest(root), guitar=guitar, phrase=labels["phrase"], rms_dbfs=columns["rms_dbfs"]
+        manifest, guitar=guitar, phrase=labels["phrase"], rms_dbfs=columns["rms_dbfs"]
     )
     if mismatch:
         findings.append(Finding("level_match", "warning", mismatch, value=columns["rms_dbfs"]))
@@ -237,6 +289,7 @@ def take_row(
         player=labels.get("player", ""),
         notes=labels.get("notes", ""),
         status=status,
+        role=role,
         # extra columns are text in the manifest: store them as text so "0" stays "0"
         dropouts=str(sum(d.kind != "stall" for d in dropouts)),
         stalls=str(sum(d.kind == "stall" for d in dropouts)),
@@ -273,6 +326,9 @@ def record_take(
     queue_s: float = 30.0,
     on_stats: Callable[[TakeStats], None] | None = None,
     extra_labels: dict[str, str] | None = None,
+    channels: Sequence[int] | None = None,
+    roles: Sequence[str] | None = None,
+    rows_out: list[dict] | None = None,
 ) -> dict | None:
     """Record one take into ``corpus`` and append its row; returns the row.
 
@@ -283,6 +339,8 @@ def record_take(
     ``on_stats`` receives the writer's :class:`TakeStats` (the benchmark's figures).
     ``extra_labels`` are more label columns for the row (a shot list's ``position``...),
     kept in the sidecar too so ``recover`` labels the take the same.
+    ``channels`` and ``roles`` record several inputs at once (see :func:`record_inputs`);
+    ``rows_out`` then receives every input's row, and the first input's row is returned.
     A take cut short (Ctrl-C, ``stop``, a write error) is kept with status ``partial``.
 
     Failures end in one ``RecorderError`` line, the audio so far kept and its row added
@@ -295,13 +353,15 @@ def record_take(
     from guitarlab.corpus.manifest import commit_rows, load_manifest, release_ids, slugify
 
     _check_arguments(seconds, rate, subtype, channel, bpm)
+    inputs = check_inputs(channel, channels, roles)
+    open_channels = max(c for c, _ in inputs)
     extra_labels = _check_extra_labels(extra_labels)
     root = Path(corpus)
     load_manifest(root)  # a missing corpus fails before any device is opened
     guitar, phrase = slugify(guitar), slugify(phrase)
     pickup = slugify(pickup) if pickup else ""
     in_dev = devices.resolve_device(device, kind="input")
-    devices.check_settings(in_dev, kind="input", sample_rate=rate, channels=channel)
+    devices.check_settings(in_dev, kind="input", sample_rate=rate, channels=open_channels)
     count_in_s = count_in_seconds(count_in, bpm)
     out_dev = devices.resolve_device(click_device, kind="output") if (click or count_in_s) else None
     src_dev = None
@@ -309,7 +369,8 @@ def record_take(
         src_dev = devices.resolve_device(
             source_device or os.environ.get(SOURCE_DEVICE_ENV) or None, kind="output"
         )
-    take, rid, path = _take_path(root, guitar, phrase)
+    take, files = _take_paths(root, guitar, phrase, [role for _, role in inputs])
+    (rid, path), ids, paths = files[0], [f[0] for f in files], [f[1] for f in files]
     labels = {
         "id": rid,
         "take": take,
@@ -323,11 +384,17 @@ def record_take(
         "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "extra_labels": extra_labels,
     }
+    # one sidecar and row per input: same take, timing and labels, its own id and role
+    file_labels = [
+        {**labels, "id": file_id, "role": role}
+        for file_id, (_, role) in zip(ids, inputs, strict=True)
+    ]
     meter = LevelMeter(rate)
     writer = TakeWriter(
         path,
         sample_rate=rate,
-        channel=channel,
+        channel=inputs[0][0],
+        linked=[(p, c) for p, (c, _) in zip(paths[1:], inputs[1:], strict=True)],
         subtype=subtype,
         max_frames=int(round(seconds * rate)),
         meter=meter,
@@ -337,15 +404,17 @@ def record_take(
     try:
         writer.start()
     except BaseException:
-        release_ids(root, [rid])
+        release_ids(root, ids)
         raise
     try:
-        sidecar_path(path).write_text(json.dumps(labels), encoding="utf-8")
+        for file_path, file_label in zip(paths, file_labels, strict=True):
+            sidecar_path(file_path).write_text(json.dumps(file_label), encoding="utf-8")
     except OSError as exc:  # a disk full before the take starts: leave nothing behind
         writer.finish()
-        release_ids(root, [rid])
-        path.unlink(missing_ok=True)
-        sidecar_path(path).unlink(missing_ok=True)
+        release_ids(root, ids)
+        for file_path in paths:
+            file_path.unlink(missing_ok=True)
+            sidecar_path(file_path).unlink(missing_ok=True)
         raise RecorderError(
             f"{sidecar_path(path)}: cannot write the take's labels ({exc.strerror or exc}); "
             "is the disk full? free space and record again"
@@ -361,7 +430,7 @@ def record_take(
                 out_dev=out_dev,
                 src_dev=src_dev,
                 rate=rate,
-                channel=channel,
+                channel=open_channels,
                 seconds=seconds,
                 bpm=bpm,
                 count_in_s=count_in_s,
@@ -385,9 +454,10 @@ def record_take(
     if (interrupted or (stop is not None and stop.is_set())) and not complete:
         interrupted = True
     if interrupted and discard_on_interrupt or stats.frames_written == 0:
-        release_ids(root, [rid])
-        path.unlink(missing_ok=True)
-        sidecar_path(path).unlink(missing_ok=True)
+        release_ids(root, ids)
+        for file_path in paths:
+            file_path.unlink(missing_ok=True)
+            sidecar_path(file_path).unlink(missing_ok=True)
         if error:
             raise RecorderError(error)
         if not interrupted:
@@ -395,8 +465,12 @@ def record_take(
         return None
     status = "partial" if (interrupted or error or not complete) else ""
     try:
-        row = take_row(root, path, labels, status=status, stats=stats)
-        commit_rows(root, [(row, None)])  # the file is already at its reserved name
+        rows = [
+            take_row(root, file_path, file_label, status=status, stats=stats)
+            for file_path, file_label in zip(paths, file_labels, strict=True)
+        ]
+        commit_rows(root, [(r, None) for r in rows])  # the files are at their reserved names
+        row = rows[0]
     except (GuitarlabError, OSError) as exc:
         if not error:
             raise
@@ -407,11 +481,42 @@ def record_take(
             f"{error}; the take is kept but its row could not be written either ({reason}): "
             f"once that is fixed, run 'guitarlab recover --corpus {root}' to add it"
         ) from exc
-    sidecar_path(path).unlink(missing_ok=True)
+    for file_path in paths:
+        sidecar_path(file_path).unlink(missing_ok=True)
+    if rows_out is not None:
+        rows_out.extend(rows)
     if error:
         kept_s = int(row["frames"]) / rate
         raise RecorderError(f"{error} (the {kept_s:.1f} s before it are kept: row {rid}, partial)")
     return row
+
+
+def record_inputs(
+    corpus: str | os.PathLike,
+    *,
+    channels: Sequence[int],
+    roles: Sequence[str],
+    **options,
+) -> list[dict] | None:
+    """Record several interface inputs at once (a DI and a microphone); returns their rows.
+
+    The inputs come from ONE input stream, so their files are sample-aligned. Each input
+    gets its own file and row, ``takes/<take>-raw-<role>.wav`` with id
+    ``<take>-raw-<role>``: the same ``take``, timing and labels, and ``role`` naming the
+    input. A dataset picks one with ``--where "role == 'di'"``; its splits keep the files of
+    one take together, like the renders of a take. ``options`` are :func:`record_take`'s.
+    None when the take was interrupted and discarded.
+
+    Examples
+    --------
+    >>> rows = record_inputs(corpus, channels=[1, 2], roles=["di", "mic"],   # doctest: +SKIP
+    ...                      guitar="strat", phrase="lead", seconds=30, device="Scarlett")
+    >>> [row["id"] for row in rows]                                         # doctest: +SKIP
+    ['strat-lead-t001-raw-di', 'strat-lead-t001-raw-mic']
+    """
+    rows: list[dict] = []
+    first = record_take(corpus, channels=channels, roles=roles, rows_out=rows, **options)
+    return rows if first is not None else None
 
 
 def _run_take(

@@ -18,6 +18,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -208,7 +209,9 @@ class TakeWriter:
     """Streams one take to ``path``: give :meth:`callback` to an input stream.
 
     Frames arriving before :meth:`arm` are ignored (count-in, stream start); after
-    ``max_frames`` the take is complete and :attr:`complete` is set.
+    ``max_frames`` the take is complete and :attr:`complete` is set. ``linked`` are more
+    ``(path, channel)`` files written from other inputs of the same blocks: every file
+    gets the same frames, so inputs recorded together stay sample-aligned.
     """
 
     def __init__(
@@ -223,12 +226,16 @@ class TakeWriter:
         block_frames: int = 1024,
         meter: LevelMeter | None = None,
         stall: Stall | None = None,
+        linked: Sequence[tuple[str | os.PathLike, int]] = (),
     ) -> None:
         if stall is not None and stall.where not in ("writer", "callback"):
             raise RecorderError(f"stall.where {stall.where!r} must be 'writer' or 'callback'")
         self.path = Path(path)
         self.rate = int(sample_rate)
         self.column = int(channel) - 1
+        self.linked = [(Path(p), int(c) - 1) for p, c in linked]
+        self._columns = [self.column] + [c for _, c in self.linked]
+        self._linked_handles: list[sf.SoundFile] = []
         self.subtype = subtype
         self.max_frames = max_frames
         self.meter = meter
@@ -261,7 +268,10 @@ class TakeWriter:
         take = frames
         if self.max_frames is not None:
             take = min(frames, self.max_frames - self._frames_in)
-        block = indata[:take, self.column].copy()
+        if self.linked:  # (frames, files): one column per file
+            block = indata[:take, self._columns].copy()
+        else:
+            block = indata[:take, self.column].copy()
         overflow = bool(getattr(status, "input_overflow", False))
         if (
             self.stall is not None
@@ -284,6 +294,18 @@ class TakeWriter:
         """Create the file and start the writer thread (not yet recording: see :meth:`arm`)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._handle = open_streaming_wav(self.path, sample_rate=self.rate, subtype=self.subtype)
+        try:
+            for path, _ in self.linked:
+                self._linked_handles.append(
+                    open_streaming_wav(path, sample_rate=self.rate, subtype=self.subtype)
+                )
+        except BaseException:
+            for handle in [self._handle, *self._linked_handles]:
+                handle.close()
+            for path in [self.path, *(p for p, _ in self.linked)]:
+                path.unlink(missing_ok=True)
+            self._handle, self._linked_handles = None, []
+            raise
         self._opened_at = time.monotonic()
         self._thread = threading.Thread(target=self._write_loop, name="take-writer", daemon=True)
         self._thread.start()
@@ -313,6 +335,9 @@ class TakeWriter:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+        for handle in self._linked_handles:
+            handle.close()
+        self._linked_handles = []
         self.stats.frames_queued = self._frames_in
         self.stats.armed_wall_s = time.monotonic() - self._armed_at if self._armed_at else 0.0
         self.stats.dropouts = sorted(
@@ -334,7 +359,8 @@ class TakeWriter:
             if start > written:
                 gap = start - written
                 self.stats.dropouts.append(Dropout("queue_full", written / self.rate, gap))
-                self._write(np.zeros(gap, np.float32))
+                shape = (gap, len(self._columns)) if self.linked else gap
+                self._write(np.zeros(shape, np.float32))
                 written += gap
             if overflow:
                 self.stats.overflow_blocks += 1
@@ -363,7 +389,12 @@ class TakeWriter:
         if self.stats.error or self._handle is None:
             return
         try:
-            self._handle.write(block)
+            if self.linked:  # the first column to the take, the others to their files
+                self._handle.write(np.ascontiguousarray(block[:, 0]))
+                for handle, column in zip(self._linked_handles, block[:, 1:].T, strict=True):
+                    handle.write(np.ascontiguousarray(column))
+            else:
+                self._handle.write(block)
             self.stats.frames_written += len(block)
         except Exception as exc:  # disk full, a file size limit, a removed drive
             self.stats.frames_written = self._frames_on_disk()

@@ -223,6 +223,17 @@ def _sigterm_as_interrupt(signum, frame):  # pragma: no cover - exercised in a s
 @click.option("--subtype", default="PCM_24", show_default=True, help="WAV sample format.")
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--channel", default=1, show_default=True, help=CHANNEL_HELP)
+@click.option(
+    "--channels",
+    default=None,
+    help="Several interface inputs at once, e.g. 1,2: one sample-aligned file each (needs --roles).",
+)
+@click.option(
+    "--roles",
+    default=None,
+    help="What each of --channels is, e.g. di,mic: the role column and the file names "
+    "(<take>-raw-di.wav, <take>-raw-mic.wav).",
+)
 @click.option("--click-device", default=None, help="Output for the click (default output).")
 @click.option("--takes", "n_takes", default=1, show_default=True, help="Takes in a row.")
 @click.option("--pause", default=5.0, show_default=True, help="Seconds between takes.")
@@ -248,6 +259,8 @@ def record_command(
     subtype: str,
     device: str | None,
     channel: int,
+    channels: str | None,
+    roles: str | None,
     click_device: str | None,
     n_takes: int,
     pause: float,
@@ -267,16 +280,21 @@ def record_command(
     one error line; the audio so far is kept, marked partial. Set GUITARLAB_AUDIO_DEBUG=1
     to see ALSA's and PortAudio's own messages.
 
+    --channels 1,2 --roles di,mic records both inputs in one stream (sample-aligned): one
+    file and row per input, same take and labels, the role in the 'role' column.
+
     \b
     Examples:
       guitarlab record --corpus my-corpus --guitar stratocaster --pickup single_coil \\
           --phrase backing --seconds 60 --bpm 120 --device "Scarlett" --takes 3
+      guitarlab record --corpus my-corpus --guitar stratocaster --phrase lead \\
+          --channels 1,2 --roles di,mic --device "Scarlett"
     """
-    from guitarlab.corpus.checks import findings_from_json, findings_text
     from guitarlab.recorder.session import record_take
-    from guitarlab.recorder.take import Dropout
 
     source = _read_mono(play_file, rate) if play_file else None
+    input_channels = _channel_list(channels)
+    input_roles = [r.strip() for r in roles.split(",")] if roles else None
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     # Ctrl-C (SIGINT) stops the take and keeps it, even when the shell that started us in
     # the background left SIGINT ignored (Python then keeps it ignored)
@@ -291,6 +309,7 @@ def record_command(
                 except KeyboardInterrupt:
                     break
             screen = _Screen()
+            rows: list[dict] = []
             row = record_take(
                 corpus,
                 guitar=guitar,
@@ -311,29 +330,16 @@ def record_command(
                 click_device=click_device,
                 target_peak_dbfs=target_peak,
                 on_progress=screen.show,
+                channels=input_channels,
+                roles=input_roles,
+                rows_out=rows,
             )
             screen.done()
             if row is None:
                 click.echo("take discarded")
                 break
-            seconds_kept = int(row["frames"]) / int(row["sample_rate"])
-            state = " (PARTIAL)" if row["status"] == "partial" else ""
-            click.echo(
-                f"{row['path']}{state}: {seconds_kept:.1f} s, peak {row['peak_dbfs']:.1f} dBFS, "
-                f"RMS {row['rms_dbfs']:.1f} dBFS, gain_db {row['gain_db']:+.1f}"
-            )
-            if int(row["dropouts"]) or int(row["stalls"]):
-                import json
-
-                for d in json.loads(row["dropout_detail"]):
-                    click.echo("dropout: " + Dropout(**d).describe())
-            findings = findings_from_json(row["checks"])
-            for line in findings_text(findings):
-                click.echo(line)
-            if any(f.severity == "error" for f in findings):
-                failed.append(
-                    f"{row['id']} ({', '.join(f.check for f in findings if f.severity == 'error')})"
-                )
+            for row in rows:  # one per input
+                _report_take(row, failed)
             if row["status"] == "partial":
                 break
     finally:
@@ -343,6 +349,43 @@ def record_command(
         raise click.ClickException(
             f"take(s) failed their checks: {'; '.join(failed)}; see the lines above, "
             "fix the cause and record again"
+        )
+
+
+def _channel_list(text: str | None) -> list[int] | None:
+    """``--channels 1,2`` as ``[1, 2]``; one line naming the option when it is not numbers."""
+    if not text:
+        return None
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not a list of input numbers; use e.g. 1,2", param_hint="--channels"
+        ) from None
+
+
+def _report_take(row: dict, failed: list[str]) -> None:
+    """Print what a take kept and its checks; a failed check is added to ``failed``."""
+    from guitarlab.corpus.checks import findings_from_json, findings_text
+    from guitarlab.recorder.take import Dropout
+
+    seconds_kept = int(row["frames"]) / int(row["sample_rate"])
+    state = " (PARTIAL)" if row["status"] == "partial" else ""
+    click.echo(
+        f"{row['path']}{state}: {seconds_kept:.1f} s, peak {row['peak_dbfs']:.1f} dBFS, "
+        f"RMS {row['rms_dbfs']:.1f} dBFS, gain_db {row['gain_db']:+.1f}"
+    )
+    if int(row["dropouts"]) or int(row["stalls"]):
+        import json
+
+        for d in json.loads(row["dropout_detail"]):
+            click.echo("dropout: " + Dropout(**d).describe())
+    findings = findings_from_json(row["checks"])
+    for line in findings_text(findings):
+        click.echo(line)
+    if any(f.severity == "error" for f in findings):
+        failed.append(
+            f"{row['id']} ({', '.join(f.check for f in findings if f.severity == 'error')})"
         )
 
 
