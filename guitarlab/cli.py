@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "corpus",
     "synth",
     "recorder",
+    "reamp",
     "audio_server",
     "reamp",
     "session",

@@ -353,10 +353,14 @@ def play_and_record(
     input_device: DeviceInfo,
     output_device: DeviceInfo,
     tail_s: float = 0.5,
+    channel: int = 1,
+    latency_s: float | None = None,
 ) -> np.ndarray:
     """Play mono ``audio`` on one device while recording another; returns the mono recording.
 
-    Used by ``guitarlab devices --test`` to show that the path from output to input works.
+    Used by ``guitarlab devices --test`` to show that the path from output to input works,
+    and by ``guitarlab reamp`` (input ``channel``; ``latency_s`` buffers, so a busy machine
+    does not underrun: an underrun would shift the return against what was played).
     """
     lib = _sd()
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
@@ -365,10 +369,11 @@ def play_and_record(
         recording = lib.playrec(
             padded.reshape(-1, 1),
             samplerate=sample_rate,
-            channels=1,
+            input_mapping=[int(channel)],
             dtype="float32",
             device=(input_device.index, output_device.index),
             blocking=True,
+            **({"latency": latency_s} if latency_s else {}),
         )
     except Exception as exc:
         raise RecorderError(
