@@ -67,7 +67,8 @@ def test_add_move_relabel_delete_and_undo(client: TestClient, corpus: Path) -> N
             "labels": {"technique": "palm_mute"},
         }
     ]
-    assert body["choices"] == {"technique": ["palm_mute"]} and body["columns"] == ["technique"]
+    assert body["columns"] == ["technique"] and body["choices"]["technique"] == ["palm_mute"]
+    assert body["choices"]["phrase"] == ["backing"]  # the manifest's labels are keys too
     assert made.headers["etag"] == f'"{body["segments_version"]}"'
     row = stored(corpus).iloc[0]
     assert (row["id"], row["take"], row["start_s"], row["end_s"]) == (seg_id, TAKE, "0.5", "1.25")
@@ -96,6 +97,8 @@ def test_add_move_relabel_delete_and_undo(client: TestClient, corpus: Path) -> N
     for _ in range(2):
         undone = client.post("/api/undo", headers=HEADERS)
         assert undone.status_code == 200, undone.text
+        version = undone.json()["segments_version"]  # the page's next edit sends it
+        assert version == client.get(f"/api/segments?take={TAKE}").json()["segments_version"]
     (seg,) = client.get(f"/api/segments?take={TAKE}").json()["segments"]
     assert (seg["id"], seg["end_s"], seg["labels"]) == (seg_id, 1.25, {"technique": "palm_mute"})
     assert client.post("/api/undo", headers=HEADERS).status_code == 200

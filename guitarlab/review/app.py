@@ -30,6 +30,7 @@ from starlette.staticfiles import StaticFiles
 from guitarlab.corpus import review
 from guitarlab.corpus.errors import GuitarlabError, ManifestConflict
 from guitarlab.corpus.manifest import LABEL_COLUMNS
+from guitarlab.corpus.segments import KIND as SEGMENTS_KIND
 from guitarlab.review.files import FdResponse, Forbidden, NotFound, open_inside, read_opened
 from guitarlab.review.security import TokenGuard, allowed_hosts
 from guitarlab.review.segments import SEGMENTS_VERSION_HEADER, segment_routes
@@ -222,10 +223,10 @@ def create_app(
         labels = RunLabels(run, corpus)
     state = Review(corpus, user=user, labels=labels)
 
-    def edited(entry: dict | None, row_id: str) -> JSONResponse:
+    def edited(entry: dict | None, row_id: str, **extra) -> JSONResponse:
         frame, version = review.manifest_rows(state.root)
         row = records(frame[frame["id"].astype(str) == row_id])
-        body = {"change": entry, "version": version, "row": row[0] if row else None}
+        body = {"change": entry, "version": version, "row": row[0] if row else None, **extra}
         return JSONResponse(body, headers={"ETag": f'"{version}"'})
 
     page = (STATIC / "index.html").read_text(encoding="utf-8")
@@ -436,6 +437,8 @@ def create_app(
                 expect_version=expect,
                 expect_segments_version=expect_segments,
             )
+            if entry.get("kind") == SEGMENTS_KIND:  # its version is the segments' new one
+                return edited(entry, "", segments_version=entry["version"])
             return edited(entry, str(entry.get("row", "")))
 
         return await run_in_threadpool(work)

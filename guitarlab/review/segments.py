@@ -56,8 +56,8 @@ def segment_records(segments: pd.DataFrame) -> list[dict]:
 def choices(segments: pd.DataFrame, manifest: pd.DataFrame) -> dict[str, list[str]]:
     """Each label column's values across the corpus, sorted: the page's number keys.
 
-    A column the manifest also has (``phrase``, ``position``) adds the manifest's values,
-    so a take's first ``phrase`` segment can already pick ``solo`` with a key.
+    The segments' columns, and the manifest's label columns with the manifest's values
+    too, so a take's first ``phrase`` segment can already pick ``solo`` with a key.
 
     Examples
     --------
@@ -68,11 +68,13 @@ def choices(segments: pd.DataFrame, manifest: pd.DataFrame) -> dict[str, list[st
     """
     from guitarlab.corpus.segments import label_columns
 
+    labels = [c for c in review.editable_columns(manifest) if c not in review.PER_FILE_COLUMNS]
     out = {}
-    for column in label_columns(segments):
-        values = set(segments[column].astype(str))
-        if column in manifest.columns and column not in review.FIXED_COLUMNS:
-            values |= set(manifest[column].astype(str))
+    for column in dict.fromkeys([*label_columns(segments), *labels]):
+        values: set[str] = set()
+        for table in (segments, manifest):
+            if column in table.columns and (table is segments or column in labels):
+                values |= set(table[column].astype(str))
         out[column] = sorted(values - {"", "nan"})
     return out
 

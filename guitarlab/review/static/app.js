@@ -6,7 +6,12 @@
 
 const COLUMNS = ["id", "guitar", "pickup", "phrase", "tone", "take", "player", "checks_summary", "status", "excluded"];
 const HEADINGS = { checks_summary: "checks" };
-const state = { version: null, sort: "id", order: "asc", rows: [], row: null, wave: null, selection: null, prediction: null };
+const state = {
+  version: null, sort: "id", order: "asc", rows: [], row: null, wave: null, selection: null, prediction: null,
+  // segments (labels in time): the take's as /api/segments sends them, the column shown,
+  // the selected segment's id, an edge being dragged, and columns typed in but not stored yet
+  segs: null, segVersion: null, column: null, picked: null, dragEdge: null, extraColumns: [],
+};
 const $ = (id) => document.getElementById(id);
 const TOKEN = (document.querySelector('meta[name="guitarlab-token"]') || {}).content || "";
 
@@ -15,10 +20,13 @@ function say(text, error = false) {
   $("message").className = error ? "error" : "";
 }
 
-async function api(path, options = {}) {
+// An edit sends the version it read in If-Match: the manifest's, or ``version`` (segment
+// edits send the segments' own version, which /api/segments answers as segments_version).
+async function api(path, { version, ...options } = {}) {
   const headers = { ...(options.headers || {}) };
+  const read = version === undefined ? state.version : version;
   if (options.body !== undefined) headers["Content-Type"] = "application/json";
-  if (options.method && options.method !== "GET" && state.version) headers["If-Match"] = `"${state.version}"`;
+  if (options.method && options.method !== "GET" && read) headers["If-Match"] = `"${read}"`;
   if (options.method && options.method !== "GET" && TOKEN) headers["X-Guitarlab-Token"] = TOKEN;
   const response = await fetch(path, {
     ...options,
@@ -34,6 +42,7 @@ async function api(path, options = {}) {
     throw error;
   }
   if (body && body.version) state.version = body.version;
+  if (body && body.segments_version) state.segVersion = body.segments_version;
   return body;
 }
 
@@ -136,6 +145,8 @@ async function openRow(id) {
       state.selection = null;
       state.wave = null;
       state.prediction = null;
+      state.picked = null;
+      showSelection();
       history.replaceState(null, "", `#row=${encodeURIComponent(id)}`);
       const player = $("player");
       player.src = `/api/audio/${encodeURIComponent(id)}`;
@@ -146,6 +157,7 @@ async function openRow(id) {
     $("row").hidden = false;
     drawRow();
     drawTable();
+    await loadSegments(id, body.row.take);
   } catch (error) {
     say(error.message, true);
   }
@@ -242,6 +254,7 @@ function drawWave() {
   const w = canvas.width, h = canvas.height;
   g.clearRect(0, 0, w, h);
   const x = (seconds) => (seconds / duration()) * w;
+  drawSegments(g, w, h, x, ratio);
   g.fillStyle = "rgba(229, 57, 53, 0.25)";
   for (const [a, b] of (state.row ? state.row.spans : [])) g.fillRect(x(a), 0, x(b) - x(a), h);
   if (state.selection) {
@@ -274,28 +287,70 @@ function secondsAt(event) {
   return Math.round(frac * duration() * 1000) / 1000;
 }
 
+function showSelection() {
+  $("span-button").disabled = !state.selection;
+  $("selection").textContent = state.selection ? `${state.selection[0].toFixed(3)}-${state.selection[1].toFixed(3)} s selected` : "";
+}
+
 function setupWaveform() {
   const canvas = $("waveform");
   let start = null;
-  canvas.addEventListener("mousedown", (event) => { start = secondsAt(event); });
+  canvas.addEventListener("mousedown", (event) => {
+    const focused = document.activeElement;
+    if (focused && focused.closest && focused.closest("input, select, textarea")) focused.blur();  // keys label again
+    const edge = edgeAt(event);
+    if (edge) {
+      const seg = pickedSegment();
+      state.dragEdge = { id: seg.id, edge, span: [seg.start_s, seg.end_s] };
+      event.preventDefault();
+      return;
+    }
+    start = secondsAt(event);
+  });
   window.addEventListener("mousemove", (event) => {
-    if (start === null) return;
+    const drag = state.dragEdge;
+    if (drag) {
+      const t = secondsAt(event), least = Math.max(0.01, duration() / 1000);
+      if (drag.edge === "start_s") drag.span[0] = Math.min(t, drag.span[1] - least);
+      else drag.span[1] = Math.max(t, drag.span[0] + least);
+      drawWave();
+      return;
+    }
+    if (start === null) {
+      if (event.target === canvas) canvas.style.cursor = edgeAt(event) ? "ew-resize" : "";
+      return;
+    }
     const now = secondsAt(event);
     state.selection = [Math.min(start, now), Math.max(start, now)];
     drawWave();
   });
   window.addEventListener("mouseup", (event) => {
+    const drag = state.dragEdge;
+    if (drag) {
+      state.dragEdge = null;
+      const seg = pickedSegment();
+      const value = Math.round(drag.span[drag.edge === "start_s" ? 0 : 1] * 1000) / 1000;
+      if (seg && value !== seg[drag.edge]) {
+        segmentEdit("PATCH", `/api/segments/${encodeURIComponent(seg.id)}`, { [drag.edge]: value },
+          `segment ${seg.id}: ${drag.edge === "start_s" ? "start" : "end"} moved to ${value} s`);
+      }
+      drawWave();
+      return;
+    }
     if (start === null) return;
     const end = secondsAt(event);
     if (Math.abs(end - start) < duration() / 200) {
       $("player").currentTime = end;
       state.selection = null;
+      const hit = segmentAt(end);
+      state.picked = hit ? hit.id : null;
     } else {
       state.selection = [Math.min(start, end), Math.max(start, end)];
+      state.picked = null;
     }
     start = null;
-    $("span-button").disabled = !state.selection;
-    $("selection").textContent = state.selection ? `${state.selection[0].toFixed(3)}-${state.selection[1].toFixed(3)} s selected` : "";
+    showSelection();
+    drawSegmentPanel();
     drawWave();
   });
   const player = $("player");
@@ -312,6 +367,7 @@ function loadPrediction(id) {
   return loadFor(id, `/api/rows/${encodeURIComponent(id)}/predictions`, (prediction) => {
     state.prediction = prediction;
     $("model").hidden = false;
+    $("model-strip-wrap").hidden = !prediction.times_s;
     $("model-label").textContent = prediction.error
       ? prediction.error
       : `${prediction.label} (confidence ${Number(prediction.confidence).toFixed(2)}; labelled ${state.row.row[state.row.label_column]})`;
@@ -329,17 +385,290 @@ function drawPrediction(t) {
   const g = canvas.getContext("2d");
   const w = canvas.width, h = canvas.height;
   const names = [...new Set(p.labels_over_time)].sort();
-  const colours = ["#1e88e5", "#e53935", "#43a047", "#fb8c00", "#8e24aa", "#00897b", "#6d4c41", "#546e7a"];
+  const column = state.row.label_column;
   g.clearRect(0, 0, w, h);
   p.times_s.forEach((second, i) => {
-    g.fillStyle = colours[names.indexOf(p.labels_over_time[i]) % colours.length];
+    g.fillStyle = colourOf(column, p.labels_over_time[i]);
     const conf = p.confidence_over_time[i];
     g.fillRect((second / duration()) * w, h * (1 - conf), (w / duration()) * 0.95, h * conf);
   });
   g.fillStyle = "#00bcd4";
   g.fillRect((t / duration()) * w - ratio, 0, 2 * ratio, h);
-  $("model-legend").textContent = "label per second, bar height = confidence: " +
-    names.map((n, i) => `${n} (${["blue", "red", "green", "orange", "purple", "teal", "brown", "grey"][i % 8]})`).join(", ");
+  $("model-legend").replaceChildren(`${column} per second, bar height = confidence: `,
+    ...names.map((n) => swatch(colourOf(column, n), n)));
+  drawModelStrip(t);
+}
+
+// The model's label per second as one strip right under the waveform, in the colours the
+// segments of the same column have, so where the model and the segments disagree shows.
+function drawModelStrip(t) {
+  const p = state.prediction;
+  const canvas = $("model-strip");
+  const ratio = window.devicePixelRatio || 1;
+  canvas.width = Math.round(canvas.clientWidth * ratio);
+  canvas.height = Math.round(16 * ratio);
+  const g = canvas.getContext("2d");
+  const w = canvas.width, h = canvas.height;
+  const column = state.row.label_column;
+  g.clearRect(0, 0, w, h);
+  p.times_s.forEach((second, i) => {
+    g.globalAlpha = 0.35 + 0.65 * Number(p.confidence_over_time[i] || 0);
+    g.fillStyle = colourOf(column, p.labels_over_time[i]);
+    g.fillRect((second / duration()) * w, 0, Math.ceil(w / duration()), h);
+  });
+  g.globalAlpha = 1;
+  g.fillStyle = "#00bcd4";
+  g.fillRect((t / duration()) * w - ratio, 0, 2 * ratio, h);
+  canvas.title = `the model's ${column} per second (fainter = less sure)`;
+  canvas.dataset.drawn = String(p.times_s.length);
+}
+
+// ------------------------------------------------------------------ segments (labels in time)
+
+const PALETTE = ["#1e88e5", "#e53935", "#43a047", "#fb8c00", "#8e24aa", "#00897b", "#6d4c41", "#d81b60", "#546e7a", "#c0ca33"];
+const DEFAULT_COLUMNS = ["phrase", "position", "technique"];
+const EDGE_PX = 6;
+
+function segmentColumns() {
+  const names = new Set([...(state.segs ? state.segs.columns : []), ...state.extraColumns]);
+  if (state.row && state.row.run && state.row.label_column) names.add(state.row.label_column);
+  if (!names.size) DEFAULT_COLUMNS.forEach((c) => names.add(c));
+  return [...names].sort();
+}
+
+// The chosen column's values, corpus-wide: keys 1-9 pick the first nine.
+function keyValues(column = state.column) {
+  const values = [...((state.segs && state.segs.choices[column]) || [])];
+  for (const seg of (state.segs ? state.segs.segments : [])) {
+    const v = seg.labels[column];
+    if (v !== undefined && !values.includes(v)) values.push(v);
+  }
+  return values;
+}
+
+// One colour per value of a column, the same on the waveform, the legend and the model strip.
+function colourOf(column, value) {
+  const values = keyValues(column);
+  if (state.prediction && state.row && column === state.row.label_column) {
+    for (const v of [...new Set(state.prediction.labels_over_time || [])].sort()) if (!values.includes(v)) values.push(v);
+  }
+  const i = values.indexOf(String(value));
+  return PALETTE[(i < 0 ? values.length : i) % PALETTE.length];
+}
+
+function swatch(colour, text) {
+  const span = document.createElement("span");
+  span.className = "swatch";
+  const box = document.createElement("i");
+  box.style.background = colour;
+  span.append(box, text);
+  return span;
+}
+
+function shownSegments() {
+  return state.segs ? state.segs.segments.filter((s) => s.labels[state.column] !== undefined) : [];
+}
+
+function pickedSegment() {
+  return state.segs && state.picked ? state.segs.segments.find((s) => s.id === state.picked) || null : null;
+}
+
+function segmentAt(seconds) {
+  const hits = shownSegments().filter((s) => s.start_s <= seconds && seconds <= s.end_s);
+  return hits.sort((a, b) => (a.end_s - a.start_s) - (b.end_s - b.start_s))[0] || null;  // the shortest on top
+}
+
+// Which edge of the selected segment the pointer is on (within EDGE_PX), if any.
+function edgeAt(event) {
+  const seg = pickedSegment();
+  if (!seg) return null;
+  const box = $("waveform").getBoundingClientRect();
+  const px = event.clientX - box.left;
+  const at = (seconds) => (seconds / duration()) * box.width;
+  if (Math.abs(px - at(seg.start_s)) <= EDGE_PX) return "start_s";
+  if (Math.abs(px - at(seg.end_s)) <= EDGE_PX) return "end_s";
+  return null;
+}
+
+function drawSegments(g, w, h, x, ratio) {
+  const canvas = $("waveform");
+  canvas.dataset.segments = String(shownSegments().length);
+  if (!state.segs) return;
+  g.font = `${11 * ratio}px system-ui, sans-serif`;
+  g.textBaseline = "top";
+  for (const seg of state.segs.segments) {
+    const drag = state.dragEdge && state.dragEdge.id === seg.id ? state.dragEdge.span : null;
+    const [a, b] = drag || [seg.start_s, seg.end_s];
+    const value = seg.labels[state.column];
+    if (value === undefined) {  // another column's segment: a faint mark at the bottom
+      g.fillStyle = "rgba(96, 125, 139, 0.35)";
+      g.fillRect(x(a), h - 4 * ratio, x(b) - x(a), 4 * ratio);
+      continue;
+    }
+    const colour = colourOf(state.column, value);
+    g.fillStyle = colour;
+    g.globalAlpha = 0.25;
+    g.fillRect(x(a), 0, x(b) - x(a), h);
+    g.globalAlpha = 1;
+    g.fillRect(x(a), 0, x(b) - x(a), 4 * ratio);
+    g.fillText(value, x(a) + 3 * ratio, 6 * ratio, Math.max(0, x(b) - x(a) - 6 * ratio));
+    if (seg.id === state.picked) {
+      g.strokeStyle = colour;
+      g.lineWidth = 2 * ratio;
+      g.strokeRect(x(a) + ratio, ratio, x(b) - x(a) - 2 * ratio, h - 2 * ratio);
+      g.fillRect(x(a) - 2 * ratio, h / 2 - 10 * ratio, 4 * ratio, 20 * ratio);  // edge handles
+      g.fillRect(x(b) - 2 * ratio, h / 2 - 10 * ratio, 4 * ratio, 20 * ratio);
+    }
+  }
+}
+
+async function loadSegments(id, take) {
+  return loadFor(id, `/api/segments?take=${encodeURIComponent(take)}`, applySegments);
+}
+
+function applySegments(body) {
+  state.segs = body;
+  if (state.picked && !pickedSegment()) state.picked = null;
+  const columns = segmentColumns();
+  if (!columns.includes(state.column)) {
+    const run = state.row && state.row.run ? state.row.label_column : null;
+    state.column = body.columns.includes(run) ? run : (body.columns[0] || columns[0]);
+  }
+  drawSegmentPanel();
+  drawWave();
+}
+
+function drawSegmentPanel() {
+  const select = $("segment-column");
+  const columns = segmentColumns();
+  if (state.column && !columns.includes(state.column)) columns.push(state.column);
+  select.replaceChildren(...columns.map((c) => new Option(c, c, false, c === state.column)));
+  const values = keyValues();
+  $("segment-keys").replaceChildren(...(values.length
+    ? values.map((v, i) => {
+      const key = swatch(colourOf(state.column, v), i < 9 ? ` ${i + 1} ${v}` : ` ${v}`);
+      key.dataset.key = i < 9 ? String(i + 1) : "";
+      key.title = i < 9 ? `press ${i + 1} to label the selected span ${state.column}=${v}` : "type it in the label box";
+      return key;
+    })
+    : [`no ${state.column} labels yet: type one`]));
+  const picked = pickedSegment();
+  $("segment-delete").disabled = !picked;
+  const shown = shownSegments();
+  const others = state.segs ? state.segs.segments.length - shown.length : 0;
+  const lines = shown.map((seg) => {
+    const li = item(`${seg.start_s.toFixed(3)}-${seg.end_s.toFixed(3)} s ${state.column}=${seg.labels[state.column]}` +
+      (seg.origin ? ` (${seg.origin})` : ""));
+    li.dataset.id = seg.id;
+    li.className = "segment" + (seg.id === state.picked ? " picked" : "");
+    li.prepend(swatch(colourOf(state.column, seg.labels[state.column]), ""));
+    li.addEventListener("click", () => { state.picked = seg.id; state.selection = null; showSelection(); drawSegmentPanel(); drawWave(); });
+    return li;
+  });
+  if (others) lines.push(item(`${others} more in other columns`));
+  $("segment-list").replaceChildren(...(lines.length ? lines : [item("none")]));
+}
+
+// Send one segment edit; the answer is the take's segments as they are now.
+async function segmentEdit(method, path, body, done) {
+  try {
+    const result = await api(path, { method, body, version: state.segVersion });
+    if (result.ids && result.ids.length) state.picked = result.ids[0];
+    applySegments(result);
+    say(done);
+  } catch (error) {
+    say(error.status === 409 ? `${error.message} (reloaded: make the change again)` : error.message, true);
+    if (error.status === 409 && state.row) await openRow(state.row.row.id);
+  }
+}
+
+// Label the selected span (a new segment) or relabel the selected segment with ``value``.
+function labelWith(value) {
+  const column = state.column;
+  if (!column) return say("choose or type a segment column first", true);
+  if (!value) return say(`give a ${column} label`, true);
+  if (state.selection) {
+    const [a, b] = state.selection;
+    state.selection = null;
+    showSelection();
+    return segmentEdit("POST", "/api/segments", { take: state.row.row.take, start_s: a, end_s: b, [column]: value },
+      `segment ${a}-${b} s labelled ${column}=${value} (every tone of ${state.row.row.take})`);
+  }
+  const seg = pickedSegment();
+  if (seg) return segmentEdit("PATCH", `/api/segments/${encodeURIComponent(seg.id)}`, { [column]: value }, `segment ${seg.id} relabelled ${column}=${value}`);
+  say("drag on the waveform to select a span first, or click a segment", true);
+}
+
+function deleteSegment() {
+  const seg = pickedSegment();
+  if (!seg) return;
+  state.picked = null;
+  segmentEdit("DELETE", `/api/segments/${encodeURIComponent(seg.id)}`, undefined, `segment ${seg.id} deleted`);
+}
+
+function setupSegments() {
+  $("segment-column").addEventListener("change", (event) => {
+    state.column = event.target.value;
+    state.picked = null;
+    drawSegmentPanel();
+    drawWave();
+  });
+  $("segment-new-column").addEventListener("keydown", (event) => {
+    if (event.key !== "Enter") return;
+    event.preventDefault();
+    const name = event.target.value.trim();
+    if (!/^[a-z0-9][a-z0-9_]*$/.test(name)) return say(`column ${JSON.stringify(name)}: use lower-case letters, digits and '_' such as 'technique'`, true);
+    if (!state.extraColumns.includes(name)) state.extraColumns.push(name);
+    state.column = name;
+    state.picked = null;
+    event.target.value = "";
+    drawSegmentPanel();
+    drawWave();
+  });
+  $("segment-value").addEventListener("keydown", (event) => {
+    if (event.key !== "Enter") return;
+    event.preventDefault();
+    const value = event.target.value.trim();
+    event.target.value = "";
+    event.target.blur();  // back to the keys
+    labelWith(value);
+  });
+  $("segment-delete").addEventListener("click", deleteSegment);
+  document.addEventListener("keydown", (event) => {
+    const target = event.target;
+    if (!state.row || $("row").hidden || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (target && target.closest && target.closest("input, select, textarea")) return;
+    if (/^[1-9]$/.test(event.key)) {
+      if (!state.selection && !pickedSegment()) return;
+      event.preventDefault();
+      const value = keyValues()[Number(event.key) - 1];
+      if (value === undefined) return say(`no ${state.column} label on key ${event.key} yet: type it in the label box`, true);
+      labelWith(value);
+    } else if ((event.key === "Delete" || event.key === "Backspace") && pickedSegment()) {
+      event.preventDefault();
+      deleteSegment();
+    } else if (event.key === "Escape") {
+      state.selection = null;
+      state.picked = null;
+      showSelection();
+      drawSegmentPanel();
+      drawWave();
+    }
+  });
+}
+
+// A history entry that is not a manifest cell change (a segment's): its own fields, short.
+function describeEntry(e) {
+  const skip = new Set(["n", "when", "who", "action", "take", "row", "version", "edits"]);
+  const rest = Object.fromEntries(Object.entries(e).filter(([k]) => !skip.has(k)));
+  const text = JSON.stringify(Object.keys(rest).length ? rest : (e.edits || ""));
+  return text.length > 120 ? text.slice(0, 117) + "..." : text;
+}
+
+function rowOfTake(e) {
+  if (state.rows.some((r) => r.id === e.row)) return e.row;
+  const same = state.rows.find((r) => r.take === e.take && r.tone === "raw") || state.rows.find((r) => r.take === e.take);
+  return same ? same.id : e.row;
 }
 
 // ------------------------------------------------------------------ changes
@@ -389,7 +718,8 @@ function setupForms() {
   });
   $("undo-button").addEventListener("click", async () => {
     try {
-      const result = await api("/api/undo", { method: "POST" });
+      const headers = state.segVersion ? { "X-Guitarlab-Segments-Version": state.segVersion } : {};
+      const result = await api("/api/undo", { method: "POST", headers });
       say(`undid change ${result.change.undoes}`);
       if (state.row) await openRow(state.row.row.id);
       await loadRows();
@@ -410,10 +740,13 @@ async function showHistory() {
     $("side").hidden = false;
     $("side-title").textContent = "History (newest first)";
     $("side-list").replaceChildren(...entries.map((e) => {
-      const first = e.edits[0];
-      const li = item(`#${e.n} ${e.when} ${e.who}: ${e.action} ${e.take} ${first.column} ${JSON.stringify(first.old)} -> ${JSON.stringify(first.new)}` +
-        (e.edits.length > 1 ? ` (${e.edits.length} cells)` : ""));
-      li.addEventListener("click", () => openRow(e.row));
+      const edits = Array.isArray(e.edits) ? e.edits : [];
+      const first = edits[0];
+      const what = first && first.column !== undefined
+        ? `${first.column} ${JSON.stringify(first.old)} -> ${JSON.stringify(first.new)}` + (edits.length > 1 ? ` (${edits.length} cells)` : "")
+        : describeEntry(e);
+      const li = item(`#${e.n} ${e.when} ${e.who}: ${e.action} ${e.take || ""} ${what}`);
+      li.addEventListener("click", () => { const row = rowOfTake(e); if (row) openRow(row); });
       return li;
     }));
   } catch (error) {
@@ -443,6 +776,7 @@ async function start() {
   if (location.search.includes("token=")) history.replaceState(null, "", "/" + location.hash);
   setupWaveform();
   setupForms();
+  setupSegments();
   await loadRows();
   const match = location.hash.match(/row=([^&]+)/);
   if (match) await openRow(decodeURIComponent(match[1]));
