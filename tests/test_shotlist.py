@@ -319,3 +319,60 @@ def test_a_take_stopped_mid_way_is_kept_partial_and_stops_the_session(server, tm
     assert row["status"] == "partial" and 0 < row["frames"] < 10 * RATE
     assert any(line.startswith("stopped: the take is kept as partial") for line in said)
     assert [s.left for s in plan_status(shots, load_manifest(corpus))] == [2]  # next run: both
+
+
+def test_recover_labels_a_killed_shot_take_from_its_sidecar(tmp_path):
+    """A kill mid-take leaves the take and its sidecar: recover gives it the shot's labels."""
+    import json
+
+    from conftest import write_tone
+
+    from guitarlab.recorder.recover import recover_takes
+    from guitarlab.recorder.session import sidecar_path
+
+    corpus = init_corpus(tmp_path / "corpus")
+    path = write_tone(corpus / "takes" / "strat-riff-t001-raw.wav", rate=RATE)
+    labels = {"id": path.stem, "take": "strat-riff-t001", "guitar": "strat", "phrase": "riff"}
+    labels["extra_labels"] = {"position": "neck", "amp": "deluxe"}
+    sidecar_path(path).write_text(json.dumps(labels), encoding="utf-8")
+    (row,) = recover_takes(corpus).added
+    assert (row["position"], row["amp"], row["status"]) == ("neck", "deluxe", "partial")
+    shot = Shot(line=2, labels={"guitar": "strat", "position": "neck", "phrase": "riff"})
+    assert plan_status([shot], load_manifest(corpus))[0].done == 0  # partial: still to record
+
+
+@pytest.mark.server
+def test_ctrl_c_mid_take_keeps_it_partial_and_the_next_run_records_it(server, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    corpus, play = init_corpus(tmp_path / "corpus"), _guitar_file(tmp_path)
+    plan = write(
+        tmp_path / "plan.csv", "guitar,position,phrase,takes,seconds\nstrat,neck,riff,1,20\n"
+    )
+    args = ["session", str(plan), "--corpus", str(corpus), "--device", "pulse", "--count-in", "0"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "guitarlab", *args, "--no-click", "--play", str(play)],
+        env={**os.environ, **server.env},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process.stderr.readline().strip() != "recording ...":
+        pass
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(input="", timeout=30)
+    assert process.returncode == 0, out
+    assert "takes/strat-riff-t001-raw.wav (PARTIAL)" in out
+    assert "stopped: the take is kept as partial (it does not count); 0 of 1 takes" in out
+    (row,) = load_manifest(corpus).to_dict("records")
+    assert (row["status"], row["position"]) == ("partial", "neck")
+    assert 0.5 * RATE <= row["frames"] < 10 * RATE
+    dry = _session(plan, corpus, play, None, "--dry-run")
+    assert dry.splitlines()[-1].startswith("0 of 1 takes recorded; 1 to go")
