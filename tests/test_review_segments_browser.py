@@ -146,3 +146,88 @@ def test_drag_label_reload_delete_move_and_undo(server: str, corpus: Path, brows
             assert abs(float(stored["end_s"].iloc[0]) - ends) < 0.05
     assert [e["action"] for e in history(corpus)][-4:] == ["undo"] * 4
     page.close()
+
+
+class TechniqueRun:
+    """Stands in for ``--run``: a model of ``technique`` that hears a palm mute for two
+    seconds, then bends (sure of both), as RunLabels.predict_row answers."""
+
+    label_column = "technique"
+
+    def predict_row(self, row) -> dict:
+        labels = ["palm_mute", "palm_mute", "bend", "bend"]
+        return {
+            "label": "palm_mute",
+            "confidence": 1.0,
+            "probabilities": {"palm_mute": 0.5, "bend": 0.5},
+            "times_s": [0.0, 1.0, 2.0, 3.0],
+            "labels_over_time": labels,
+            "confidence_over_time": [1.0] * 4,
+        }
+
+    def queue(self, manifest) -> list[dict]:
+        return []
+
+
+@pytest.fixture
+def run_server(tmp_path: Path):
+    """The review app with :class:`TechniqueRun`, served by uvicorn in a thread."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    from guitarlab.corpus.segments import add_segments
+    from guitarlab.review import create_app
+
+    root = seed_corpus(tmp_path / "corpus", guitars=("ST",), tones=("raw",), seconds=SECONDS)
+    spans = [(0.0, 2.0, "palm_mute"), (2.0, 4.0, "bend")]
+    add_segments(
+        root,
+        TAKE,
+        [{"start_s": a, "end_s": b, "technique": v} for a, b, v in spans],
+        origin="review",
+    )
+    token = "t0ken"
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    app = create_app(root, token=token, labels=TechniqueRun())
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", log_config=None)
+    uvi = uvicorn.Server(config)
+    thread = threading.Thread(target=uvi.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/?token={token}#row={TAKE}-raw"
+    finally:
+        uvi.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def test_the_models_label_per_second_in_the_segments_colours(run_server: str, browser) -> None:  # noqa: F811
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(WAIT_MS)
+    page.goto(run_server)
+    page.wait_for_function("() => document.getElementById('model-strip').dataset.drawn === '4'")
+    shown(page, 2)
+    assert page.input_value("#segment-column") == "technique"  # the run's column first
+    # the strip's first and last second are drawn in the colour of the segment they agree with
+    colours = page.evaluate(
+        """() => {
+          const strip = document.getElementById('model-strip');
+          const g = strip.getContext('2d');
+          const pixel = (f) => [...g.getImageData(Math.floor(strip.width * f), 4, 1, 1).data.slice(0, 3)];
+          const key = (n) => getComputedStyle(document.querySelector(
+            `#segment-keys [data-key="${n}"] i`)).backgroundColor.match(/\\d+/g).map(Number);
+          const wave = document.getElementById('waveform');
+          const top = (f) => [...wave.getContext('2d').getImageData(Math.floor(wave.width * f), 1, 1, 1).data.slice(0, 3)];
+          return {early: pixel(0.1), late: pixel(0.9), bend: key(1), palm_mute: key(2),
+                  region_early: top(0.1), region_late: top(0.9)};
+        }"""
+    )
+    assert page.inner_text("#segment-keys").split() == ["1", "bend", "2", "palm_mute"]
+    assert colours["early"] == colours["palm_mute"] == colours["region_early"]
+    assert colours["late"] == colours["bend"] == colours["region_late"]
+    assert colours["bend"] != colours["palm_mute"]
+    page.close()
