@@ -309,6 +309,12 @@ def _take_duration(manifest: pd.DataFrame, take: str, root: str | os.PathLike) -
 
     takes = manifest["take"].astype(str)
     if str(take) not in set(takes):
+        row = manifest.loc[manifest["id"].astype(str) == str(take), "take"]
+        if len(row):  # a file's id given for its take: say which take it is
+            raise ManifestError(
+                f"{take!r} is a file of take {row.iloc[0]!r}; segments belong to the take "
+                f"(every render inherits them): use the take {row.iloc[0]}"
+            )
         known = sorted(set(takes))
         shown = ", ".join(known[:5]) + (f" (and {len(known) - 5} more)" if len(known) > 5 else "")
         raise ManifestError(

@@ -95,6 +95,7 @@ def test_replace_column_replaces_only_that_columns_segments_of_that_take(corpus:
             {"start_s": 0, "end_s": 1, "technique": "x"},
             "take 'nope-t001' is not in the manifest",
         ),
+        (f"{STRAT}-crunch", {"start_s": 0, "end_s": 1, "x": "y"}, f"a file of take '{STRAT}'"),
         (STRAT, {"start_s": 2, "end_s": 2, "technique": "x"}, "needs 0 <= start < end"),
         (STRAT, {"start_s": 2, "end_s": 9, "technique": "x"}, "ends after take"),
         (STRAT, {"start_s": 0, "end_s": 1, "Technique": "x"}, "is not a lower-case slug"),
