@@ -180,12 +180,17 @@ class DatasetFolder:
         return frame
 
     def eval_clips(self, split: str = "test") -> list[Clip]:
-        """Each file's held-out windows of ``split`` as one clip, in file order."""
+        """Each file's held-out windows of ``split`` as one clip, in file order.
+
+        A file whose windows change label (a dataset built ``--from-segments``) gives one
+        clip per run of windows with one label, so a vote is over one segment's time.
+        """
         split = _split_name(split)
         x, _ = self.arrays(split)
         table = self.windows(split)
+        runs = (table["label"] != table["label"].shift()) | (table["id"] != table["id"].shift())
         clips = []
-        for file_id, group in table.groupby("id", sort=False):
+        for (file_id, _), group in table.groupby([table["id"], runs.cumsum()], sort=False):
             first, last = int(group.index[0]), int(group.index[-1])
             row = group.iloc[0]
             code = int(row["label"])

@@ -143,6 +143,10 @@ def test_test_where_over_segment_columns_holds_out_that_time_in_every_tone(choru
     assert {ds.label_names[c] for c in test["label"]} == {"low", "mid", "high"}
     assert {ds.label_names[c] for c in train["label"]} == {"low", "mid", "high"}
     assert check_dataset(chorus_dataset) == []
+    # evaluation votes over each run of one label (a segment), not over a whole file
+    clips = ds.eval_clips("test")
+    assert [ds.label_names[c.label] for c in clips] == ["low", "mid", "high"] * 2
+    assert sum(len(c.windows) for c in clips) == len(test)
     show = CliRunner().invoke(cli, ["dataset", "show", str(chorus_dataset)])
     assert show.exit_code == 0 and "split segment" in show.output
 
@@ -219,6 +223,12 @@ def test_predict_writes_the_label_changes_as_an_audacity_track(corpus, chorus_da
         cli, ["train", "--dataset", str(chorus_dataset), "--out", str(run), "--model", "features"]
     )
     assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(cli, ["evaluate", str(run)])
+    assert result.exit_code == 0, result.output
+    # one vote per segment of each tone (3 x 2), every window scored against its own label
+    n_test = open_dataset(chorus_dataset).meta["totals"]["test"]
+    assert "files (mean vote): 6/6" in result.output
+    assert f"windows: 100.00% of {n_test}" in result.output, result.output
     raw = root / load_manifest(root).query("tone == 'raw'")["path"].iloc[0]
     track = tmp_path / "labels.txt"
     result = CliRunner().invoke(cli, ["predict", str(run), str(raw), "--segments", str(track)])
