@@ -29,7 +29,7 @@ import pandas as pd
 
 from guitarlab.corpus.errors import DatasetError
 from guitarlab.corpus.segments import label_columns, segment_label_for_spans, segments_of
-from guitarlab.datasets.select import query_columns, query_rows
+from guitarlab.datasets.select import query_columns, query_rows, select_rows
 from guitarlab.datasets.splits import (
     Span,
     SplitPlan,
@@ -147,26 +147,6 @@ def load_segment_labels(corpus, label: str, *, rate: int, window: int) -> Segmen
             f"{', '.join(columns) or 'none'}"
         )
     return SegmentLabels(segments, label, int(rate), int(window))
-
-
-def select_segment_rows(manifest: pd.DataFrame, *, where: str | None) -> pd.DataFrame:
-    """The manifest rows a ``--from-segments`` build reads: ``where`` (over manifest columns
-    only) applied; the label comes from the segments, so no manifest column is checked."""
-    for column in ("id", "path"):  # one file twice would be trained and tested on twice
-        twice = manifest[column][manifest[column].duplicated() & (manifest[column] != "")]
-        if len(twice):
-            raise DatasetError(
-                f"manifest.csv: {column} {twice.iloc[0]!r} is in more than one row; remove the "
-                "duplicate ('guitarlab manifest check' lists it)"
-            )
-    rows = _query(manifest, where, option="--where") if where else manifest
-    if rows.empty:
-        raise DatasetError(
-            "no manifest rows selected"
-            + (f" by --where {where!r}" if where else " (the corpus is empty)")
-            + "; check 'guitarlab manifest summary'"
-        )
-    return rows.reset_index(drop=True)
 
 
 def _query(table: pd.DataFrame, expression: str, *, option: str) -> pd.DataFrame:
@@ -391,7 +371,7 @@ def segment_rows(
     """The rows of the takes that have segments of the label column (a note names the rest),
     each with the label column set to its take's segment labels joined by ``+`` (what a
     take split stratifies by and ``dataset.json`` records per file)."""
-    rows = select_segment_rows(manifest, where=where)
+    rows = select_rows(manifest, label=None, where=where)  # the labels are the segments'
     takes = rows["take"].astype(str)
     labelled = {t for t in set(takes) if segs.take_labels(t)}
     missing = sorted(set(takes) - labelled)

@@ -49,8 +49,14 @@ def where_takes(rows: pd.DataFrame, expression: str, *, option: str) -> list[str
     return takes
 
 
-def select_rows(manifest: pd.DataFrame, *, label: str, where: str | None = None) -> pd.DataFrame:
-    """The manifest rows a dataset uses: ``where`` applied, label present and varied."""
+def select_rows(
+    manifest: pd.DataFrame, *, label: str | None, where: str | None = None
+) -> pd.DataFrame:
+    """The manifest rows a dataset uses: ``where`` applied, label present and varied.
+
+    ``label=None``: the labels come from elsewhere (a build ``--from-segments``), so no
+    manifest column is checked for them.
+    """
     for column in ("id", "path"):  # one file twice would be trained and tested on twice
         twice = manifest[column][manifest[column].duplicated() & (manifest[column] != "")]
         if len(twice):
@@ -67,6 +73,8 @@ def select_rows(manifest: pd.DataFrame, *, label: str, where: str | None = None)
             + (f" by --where {where!r}" if where else " (the corpus is empty)")
             + "; check 'guitarlab manifest summary'"
         )
+    if label is None:
+        return rows.reset_index(drop=True)
     if label not in rows.columns:
         raise DatasetError(
             f"no column {label!r} to use as the label; known: {', '.join(map(str, rows.columns))}"
