@@ -253,3 +253,20 @@ def test_predict_writes_the_label_changes_as_an_audacity_track(corpus, chorus_da
     assert result.exit_code == 0, result.output
     assert (tmp_path / f"t-{raw.stem}.txt").read_text() == text
     assert (tmp_path / "t-copy.txt").read_text() == text
+
+
+def test_a_corpus_without_segments_and_clashing_track_names_are_one_line(tmp_path):
+    from guitarlab.corpus.errors import TrainError
+    from guitarlab.train.predict import track_paths
+
+    (tmp_path / "src").mkdir()
+    for tone in ("raw", "clean"):
+        sf.write(tmp_path / "src" / f"ST_riff_{tone}.wav", _region_audio(), RATE)
+    from guitarlab.datasets.importer import import_folder
+
+    import_folder(tmp_path / "src", tmp_path / "corpus", progress=False)
+    result = _build(tmp_path / "corpus", tmp_path / "ds")
+    assert result.exit_code == 1 and "no segments" in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    with pytest.raises(TrainError, match="would both write"):
+        track_paths("out.txt", ["a/riff.wav", "b/riff.wav"])
