@@ -164,6 +164,7 @@ def repair(root: str | os.PathLike) -> list[str]:
     if journal_path.exists():
         message = _finish_journal(path, journal_path)
         if message:
+            _warn(message)
             messages.append(message)
     try:
         size = path.stat().st_size
@@ -189,10 +190,9 @@ def repair(root: str | os.PathLike) -> list[str]:
                 f"can complete it: dropped {_preview(data[start:])!r}; if that file belongs "
                 "in the corpus, 'guitarlab recover' adds it back"
             )
+            _warn(messages[-1])
         handle.flush()
         os.fsync(handle.fileno())
-    for message in messages:
-        _warn(message)
     return messages
 
 

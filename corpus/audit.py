@@ -83,7 +83,7 @@ def label_problems(row: pd.Series) -> list[str]:
 
 CHECK_CACHE_NAME = ".guitarlab-check.json"
 CHECK_CACHE_VERSION = 1
-RACY_NS = 1_000_000_000  # a file changed this recently may change again within its mtime tick
+RACY_NS = 1_000_000_000  # a file written this recently may change again within its mtime tick
 
 
 def check_manifest(
@@ -225,7 +225,7 @@ def _file_facts(
     keep = {
         rel: known
         for rel, known in facts.items()
-        if isinstance(known, list) and now - max(known[1], known[3]) > RACY_NS
+        if isinstance(known, list) and now - known[1] > RACY_NS
     }
     if keep != cached:  # a read-only corpus is checked all the same, just not remembered
         with contextlib.suppress(OSError):
