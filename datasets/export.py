@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import shutil
 from collections.abc import Iterator, Mapping
@@ -263,8 +264,6 @@ def spans_json(segments: pd.DataFrame, start_s: float, end_s: float) -> str:
     >>> spans_json(segs, 1.0, 3.5)
     '[{"start_s": 0.0, "end_s": 1.0, "technique": "palm_mute"}, {"start_s": 2.0, "end_s": 2.5, "technique": "bend", "pitch": "43"}]'
     """
-    import json
-
     from guitarlab.corpus.segments import label_columns
 
     out = []
@@ -279,9 +278,15 @@ def spans_json(segments: pd.DataFrame, start_s: float, end_s: float) -> str:
     return json.dumps(out)
 
 
-def with_segment_spans(plan: ExportPlan, segments: pd.DataFrame) -> ExportPlan:
+def with_segment_spans(
+    plan: ExportPlan, segments: pd.DataFrame, *, relabel: str | None = None
+) -> ExportPlan:
     """Every item of ``plan`` with its take's segments within its audio (``segments``
-    column); a corpus without segments gets no such column."""
+    column); a corpus without segments gets no such column.
+
+    ``relabel`` (the column of a dataset built ``--from-segments``): each item's ``label``
+    becomes the labels of that column's segments within its audio, joined by ``+``.
+    """
     from guitarlab.corpus.segments import segments_of
 
     if segments.empty:
@@ -295,6 +300,14 @@ def with_segment_spans(plan: ExportPlan, segments: pd.DataFrame) -> ExportPlan:
         start = (item.start or 0) / rate
         end = (item.end if item.is_clip else int(item.row["frames"])) / rate
         item.segments = spans_json(of[take], start, end)
+        if relabel:
+            inside = [s.get(relabel) for s in json.loads(item.segments)]
+            item.row = {**item.row, "label": "+".join(sorted({v for v in inside if v}))}
+    if relabel:
+        plan.notes.append(
+            f"`label` of a file or clip: the {relabel!r} labels of the segments within it, "
+            "joined by + (the dataset labels each window by its segment)"
+        )
     return plan
 
 
@@ -628,7 +641,12 @@ def export_corpus(
     elif label is not None:
         raise DatasetError("--label names the segment column of --by-segment; add --by-segment")
     else:
-        plan = with_segment_spans(plan_export(manifest, meta), segments)
+        from_segments = meta is not None and meta.get("options", {}).get("from_segments")
+        plan = with_segment_spans(
+            plan_export(manifest, meta),
+            segments,
+            relabel=str(meta["label"]) if from_segments else None,
+        )
     if not plan.items:
         raise DatasetError(f"{corpus}: no audio to export; add takes first")
     recorded, license_file = corpus_license(corpus)

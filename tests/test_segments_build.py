@@ -187,6 +187,20 @@ def test_export_carries_the_spans_and_cuts_one_clip_per_segment(corpus, chorus_d
     spans = json.loads(meta["segments"].iloc[0])
     assert len(spans) == 8  # six technique regions, two phrases
     assert {"start_s": 4.2, "end_s": 5.0, "technique": "mid"} in spans
+    # a dataset's clips: the test clip is the chorus, labelled by the segments in it
+    result = CliRunner().invoke(
+        cli,
+        ["export", "--corpus", str(root), "--dataset", str(chorus_dataset), "--out",
+         str(tmp_path / "split"), "--quiet"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    test = pd.read_json(tmp_path / "split" / "test" / "metadata.jsonl", lines=True)
+    assert (
+        list(test["label"]) == ["high+low+mid"] * 2 and list(test["clip_start"]) == [3 * RATE] * 2
+    )
+    inside = json.loads(test["segments"].iloc[0])  # seconds from the clip's start
+    assert {"start_s": 0.0, "end_s": 3.0, "phrase": "chorus"} in inside
+    assert {"start_s": 1.2, "end_s": 2.0, "technique": "mid"} in inside and len(inside) == 4
     # one clip per segment, in the split its time is in
     clips = tmp_path / "clips"
     result = CliRunner().invoke(
