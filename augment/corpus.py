@@ -38,8 +38,23 @@ from guitarlab.augment.presets import (
 )
 from guitarlab.augment.render import render
 from guitarlab.corpus.atomic import write_text_atomic
-from guitarlab.corpus.audio import file_columns
+from guitarlab.corpus.audio import file_columns, read_audio
+from guitarlab.corpus.audit import TEMP_RE
 from guitarlab.corpus.errors import AugmentError
+from guitarlab.corpus.levels import apply_gain_db
+from guitarlab.corpus.manifest import (
+    PRESETS_DIR,
+    RAW_TONE,
+    TONES_DIR,
+    commit_rows,
+    load_manifest,
+    manifest_row,
+    pid_alive,
+    relative_audio_path,
+    resolve_audio_path,
+    row_id,
+    stage_audio,
+)
 from guitarlab.corpus.query import query_rows
 
 VARIANT_COLUMN = "variant"
@@ -81,8 +96,6 @@ def plan_jobs(
     already taken by another preset hash (the preset was edited) gets a hash suffix.
     With ``match_levels`` each take is trimmed by its ``gain_db`` before the chain.
     """
-    from guitarlab.corpus.manifest import RAW_TONE, row_id
-
     if randomize < 0:
         raise AugmentError(f"--randomize {randomize} must be 0 or a positive number of variants")
     raw = query_rows(manifest[manifest["tone"] == RAW_TONE], where, error=AugmentError)
@@ -109,12 +122,16 @@ def plan_jobs(
             for (version, variant), digest in zip(versions, hashes, strict=True):
                 if (source["id"], preset["name"], digest) in done:
                     continue
-                rid = row_id(source["take"], preset["name"], variant)
+                # the inputs of a take recorded at once render apart: <take>-crunch-di
+                role = source.get("role", "")
+                rid = row_id(
+                    source["take"], preset["name"], "-".join(filter(None, [role, variant]))
+                )
                 if rid in taken:
                     rid = row_id(
                         source["take"],
                         preset["name"],
-                        "-".join(filter(None, [variant, digest[:6]])),
+                        "-".join(filter(None, [role, variant, digest[:6]])),
                     )
                 taken.add(rid)
                 trim_db = _input_gain_db(source["gain_db"]) if match_levels else 0.0
@@ -166,8 +183,6 @@ def rendered_preset(corpus: str | os.PathLike, row_id: str) -> dict:
 
     Relative impulse-response paths resolve in ``CORPUS/presets`` as they did when rendering.
     """
-    from guitarlab.corpus.manifest import PRESETS_DIR, TONES_DIR
-
     path = _sidecar_path(Path(corpus) / TONES_DIR / f"{row_id}.wav")
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
@@ -201,16 +216,6 @@ def render_one(root: Path, job: RenderJob, chains: ThreadChains) -> tuple[dict, 
 
     The temp is None when a killed run already left this exact render at its name.
     """
-    from guitarlab.corpus.audio import read_audio
-    from guitarlab.corpus.levels import apply_gain_db
-    from guitarlab.corpus.manifest import (
-        TONES_DIR,
-        manifest_row,
-        relative_audio_path,
-        resolve_audio_path,
-        stage_audio,
-    )
-
     source = job.source
     dest = root / TONES_DIR / f"{job.id}.wav"
     tmp: Path | None = None
@@ -254,6 +259,7 @@ def render_one(root: Path, job: RenderJob, chains: ThreadChains) -> tuple[dict, 
         device=DEVICE,
         player=source.get("player", ""),
         notes=note,
+        role=source.get("role", ""),
         **{VARIANT_COLUMN: job.variant, INPUT_GAIN_COLUMN: f"{job.input_gain_db:.3f}"},
     )
     return row, tmp
@@ -262,9 +268,6 @@ def render_one(root: Path, job: RenderJob, chains: ThreadChains) -> tuple[dict, 
 def _remove_stray_temps(root: Path, jobs: list[RenderJob]) -> None:
     """Delete temp files a killed run left for the files this run is about to write
     (never those of a live process: another augment may be writing them now)."""
-    from guitarlab.corpus.audit import TEMP_RE
-    from guitarlab.corpus.manifest import TONES_DIR, pid_alive
-
     folder = root / TONES_DIR
     for job in jobs:
         for stray in folder.glob(f".{job.id}.*.part*"):
@@ -277,7 +280,6 @@ def _remove_stray_temps(root: Path, jobs: list[RenderJob]) -> None:
 def _append_new(root: Path, items: list[tuple[dict, Path | None]]) -> list[dict]:
     """Move the renders into place and add their rows in one locked step (``commit_rows``),
     dropping any another process added meanwhile (same id and hash)."""
-    from guitarlab.corpus.manifest import commit_rows
 
     def keep(frame: pd.DataFrame, row: dict) -> bool:
         listed = frame.loc[frame["id"] == row["id"], "preset_hash"]
@@ -341,8 +343,6 @@ def render_corpus(
         With ``engine="dask"``: how often a failed render is tried again; what still
         fails is reported by file after the rest is committed.
     """
-    from guitarlab.corpus.manifest import load_manifest
-
     root = Path(corpus)
     if engine not in ENGINES:
         raise AugmentError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")

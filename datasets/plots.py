@@ -16,7 +16,7 @@ from guitarlab.corpus.audio import read_audio
 from guitarlab.corpus.errors import ManifestError
 from guitarlab.corpus.levels import DEFAULT_TARGET_PEAK_DBFS, DEFAULT_TARGET_RMS_DBFS
 from guitarlab.corpus.manifest import RAW_TONE, resolve_audio_path
-from guitarlab.corpus.plotting import pyplot, save_figure
+from guitarlab.corpus.plotting import plot_spectra, pyplot, save_figure
 
 MAX_SPECTRUM_SECONDS = 60.0
 
@@ -71,8 +71,6 @@ def plot_guitar_spectra(
     corpus: str | os.PathLike, frame: pd.DataFrame, path: str | os.PathLike
 ) -> Path:
     """Long-term average spectrum of each guitar's raw takes (the seed's bright vs warm)."""
-    from guitarlab.corpus.plotting import plot_spectra
-
     raw = raw_rows(frame)
     rates = set(raw["sample_rate"].astype(int))
     if len(rates) > 1:

@@ -33,12 +33,14 @@ import numpy as np
 
 from guitarlab.corpus.defaults import SYNTH_RATE
 from guitarlab.corpus.errors import RecorderError
+from guitarlab.corpus.plotting import pyplot, save_figure
 from guitarlab.synth import guitar as sg
 from guitarlab.synth.guitar import GUITARS
 from guitarlab.synth.render import (
     Note,
     _guitar,
     guitar_labels,
+    pickup_response,
     render_notes,
     render_take,
     resolve_options,
@@ -410,9 +412,6 @@ def plot_family(
 ) -> Path:
     """Average spectrum per pickup type with its 10-90 % spread over randomized takes, and
     each guitar's pickup-circuit response at every position (knobs open). Writes a PNG."""
-    from guitarlab.corpus.plotting import pyplot, save_figure
-    from guitarlab.synth.render import pickup_response
-
     plt = pyplot()
     spectra = spectra if spectra is not None else family_spectra(**kwargs)
     freqs = spectra["freqs_hz"]

@@ -37,7 +37,8 @@ import numpy as np
 
 from guitarlab.corpus.defaults import SYNTH_RATE
 from guitarlab.corpus.errors import RecorderError
-from guitarlab.synth.family import FRETS, note_events
+from guitarlab.synth.corpus import NOTE_BATCH, commit_batch, write_raw_take
+from guitarlab.synth.family import FRETS, note_events, render_params
 from guitarlab.synth.render import check_length, guitar_labels, resolve_options, synth_params
 
 __all__ = [
@@ -236,8 +237,6 @@ def session_to_corpus(
         reserve_rows,
         row_id,
     )
-    from guitarlab.synth.corpus import NOTE_BATCH, commit_batch, write_raw_take
-    from guitarlab.synth.family import render_params
 
     plan = session_plan(
         seed=seed, settings=settings, frets=frets, seconds=seconds, lead_in_s=lead_in_s,

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from guitarlab.corpus.plotting import pyplot, save_figure
+from guitarlab.train.evaluate import headline, natural_sorted
 
 CONFUSION_PNG = "confusion.png"
 FILES_PNG = "file_probabilities.png"
@@ -134,8 +135,6 @@ def write_report(run_dir: str | Path, evaluation) -> Path:
         f"- **Files (mean vote): {right} of {len(files)} right = {evaluation.file_accuracy:.2%}**",
     ]
     if scores:
-        from guitarlab.train.evaluate import headline
-
         lines.append(f"- {headline(scores, what='Files')}")
     if evaluation.window_scores:
         lines.append(f"- {headline(evaluation.window_scores, what='Windows')}")
@@ -181,8 +180,6 @@ def write_report(run_dir: str | Path, evaluation) -> Path:
         lines += ["", f"## Per {column}", "", markdown_table(table)]
     lines += ["", "## Pictures", ""]
     lines += [f"![{title}]({name})" for title, name in pictures]
-    from guitarlab.train.evaluate import natural_sorted
-
     lines += ["", "## Per file", "", markdown_table(natural_sorted(files, "id")), ""]
     path = run_dir / REPORT_MD
     path.write_text("\n".join(lines))

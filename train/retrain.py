@@ -13,6 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from guitarlab.corpus.plotting import pyplot, save_figure
+from guitarlab.train.evaluate import clip_probabilities
+from guitarlab.train.report import markdown_table
+
 
 @dataclass
 class CorpusChanges:
@@ -51,7 +55,6 @@ def corpus_changes(manifest: pd.DataFrame, dataset_meta: dict) -> CorpusChanges:
 
 def file_decisions(model, clips: list, label_names: list[str]) -> list[str]:
     """The seed's vote with any model: mean of window outputs per clip -> a label name."""
-    from guitarlab.train.evaluate import clip_probabilities
 
     if not clips:
         return []
@@ -90,8 +93,6 @@ def write_retrain_report(
     out: Path, comparison: pd.DataFrame, *, from_run: Path, new_run: Path, changes: CorpusChanges
 ) -> Path:
     """``retrain.md`` with per-group tables, ``comparison.csv`` and a before/after PNG."""
-    from guitarlab.corpus.plotting import pyplot, save_figure
-    from guitarlab.train.report import markdown_table
 
     out.mkdir(parents=True, exist_ok=True)
     comparison.to_csv(out / "comparison.csv", index=False)
