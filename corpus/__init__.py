@@ -1,6 +1,7 @@
 """The corpus contract every stage stands on: the manifest, paths, audio files and levels.
 
-Also atomic writes, the error classes and the shared defaults. Imports no other package
+Also atomic writes, the error classes, the shared defaults and the one ``--where`` query
+language every stage uses (``query_rows``). Imports no other package
 of guitarlab, so any stage can stand on it. Public names load on first use.
 """
 
@@ -48,6 +49,7 @@ _EXPORTS = {
         "reserve_rows",
     ),
     "plotting": ("plot_spectra", "pyplot"),
+    "query": ("query_columns", "query_rows"),
     "review": (
         "add_span",
         "exclude_row",
