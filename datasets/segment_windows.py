@@ -41,6 +41,8 @@ from guitarlab.datasets.splits import (
 
 # The split method of a build whose test time is named by segments.
 SEGMENT_SPLIT = "segment"
+# Windows labelled at a time (against the segments near them only).
+LABEL_BLOCK = 2048
 
 
 def merge_spans(spans: list[Span]) -> list[Span]:
@@ -103,26 +105,37 @@ class SegmentLabels:
     def window_labels(self, take: str, starts: np.ndarray) -> list[str | None]:
         """Per window at ``starts`` (samples of the take), its segment's label, or None."""
         starts = np.asarray(starts, dtype=np.int64)
-        if not starts.size:
-            return []
-        return segment_label_for_spans(
-            self.of(take),
-            self.label,
-            starts / self.rate,
-            (starts + self.window) / self.rate,
-        )
+        segs = self.labelled(take)
+        seg_start = segs["start_s"].to_numpy(float)
+        seg_end = segs["end_s"].to_numpy(float)
+        out: list[str | None] = []
+        # a block of windows at a time, against the segments near it: a long take with
+        # many notes costs windows x nearby segments, not windows x all segments
+        for first in range(0, starts.size, LABEL_BLOCK):
+            a = starts[first : first + LABEL_BLOCK] / self.rate
+            b = (starts[first : first + LABEL_BLOCK] + self.window) / self.rate
+            near = (seg_start < b.max() + 1.0) & (seg_end > a.min() - 1.0)
+            out += segment_label_for_spans(segs[near], self.label, a, b)
+        return out
 
     def touches(self, take: str, starts: np.ndarray) -> np.ndarray:
         """True for each window that overlaps a segment of the label column at all (so a
         window without a label there straddles segment edges rather than lying in none)."""
         starts = np.asarray(starts, dtype=np.int64)
-        hit = np.zeros(starts.shape, dtype=bool)
         segs = self.labelled(take)
-        for a, b in zip(
-            segs["start_s"].to_numpy(float), segs["end_s"].to_numpy(float), strict=True
-        ):
-            hit |= (starts < b * self.rate) & (starts + self.window > a * self.rate)
-        return hit
+        time = merge_spans(
+            [
+                (math.floor(a * self.rate), math.ceil(b * self.rate))
+                for a, b in zip(segs["start_s"], segs["end_s"], strict=True)
+            ]
+        )
+        if not time or not starts.size:
+            return np.zeros(starts.shape, dtype=bool)
+        lo = np.array([s for s, _ in time], dtype=np.int64)
+        hi = np.array([e for _, e in time], dtype=np.int64)
+        # the last labelled stretch starting before the window ends must end after it starts
+        last = np.searchsorted(lo, starts + self.window, side="left") - 1
+        return (last >= 0) & (hi[np.maximum(last, 0)] > starts)
 
 
 def load_segment_labels(corpus, label: str, *, rate: int, window: int) -> SegmentLabels:
