@@ -2,7 +2,8 @@
 
 ``record_take`` writes a small hidden JSON beside each take while it records (labels,
 device, player); a take that never got its row still has it, so ``recover`` can label it
-fully. Without it the labels come from the file name (``<guitar>-<phrase>-tNNN-raw.wav``).
+fully. Without it the labels come from the file name (``<guitar>-<phrase>-tNNN-raw.wav``,
+or ``...-raw-<role>.wav`` for one input of a take recorded with several).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from pathlib import Path
 from guitarlab.corpus.errors import GuitarlabError, RecorderError
 from guitarlab.recorder.take import repair_header
 
-TAKE_NAME_RE = re.compile(r"^(?P<guitar>[a-z0-9_]+)-(?P<phrase>[a-z0-9_]+)-t(?P<n>\d+)-raw$")
+TAKE_NAME_RE = re.compile(
+    r"^(?P<guitar>[a-z0-9_]+)-(?P<phrase>[a-z0-9_]+)-t(?P<n>\d+)-raw(-(?P<role>[a-z0-9_]+))?$"
+)
 
 
 @dataclass
@@ -39,7 +42,7 @@ def _labels_for(path: Path) -> dict | None:
     match = TAKE_NAME_RE.match(path.stem)
     if not match:
         return None
-    take = path.stem[: -len("-raw")]
+    take = f"{match['guitar']}-{match['phrase']}-t{match['n']}"
     return {
         "id": path.stem,
         "take": take,
@@ -49,6 +52,7 @@ def _labels_for(path: Path) -> dict | None:
         "player": "",
         "device": "",
         "recorded_at": "",
+        "role": match["role"] or "",  # one input of a take recorded with several
     }
 
 

@@ -170,3 +170,21 @@ def test_a_takes_inputs_land_on_one_side_and_where_picks_a_role(tmp_path: Path) 
     ids = set().union(*(set(di_only.windows(s)["id"]) for s in ("train", "val", "test")))
     assert ids and all(rid.endswith("-raw-di") for rid in ids)
     assert len(ids) == 6
+
+
+def test_renders_and_recovery_keep_each_inputs_role(tmp_path: Path) -> None:
+    """augment renders each input apart (<take>-clean-di), recover reads a role's file name."""
+    from guitarlab.augment.corpus import render_corpus
+    from guitarlab.recorder.recover import recover_takes
+
+    corpus = _two_input_corpus(tmp_path / "corpus")
+    added = render_corpus(corpus, tones="clean", where="take == 'strat-lead-t001'", progress=False)
+    assert sorted(added) == ["strat-lead-t001-clean-di", "strat-lead-t001-clean-mic"]
+    frame = load_manifest(corpus).set_index("id")
+    assert frame.loc["strat-lead-t001-clean-mic", "role"] == "mic"
+    assert frame.loc["strat-lead-t001-clean-mic", "source"] == "strat-lead-t001-raw-mic"
+    # a take left by a kill, without its sidecar: labels from the name, role included
+    lost = corpus / "takes" / "strat-lead-t009-raw-mic.wav"
+    sf.write(lost, np.full(DATA_RATE, 0.1, np.float32), DATA_RATE, subtype="PCM_24")
+    (row,) = recover_takes(corpus).added
+    assert (row["take"], row["role"], row["status"]) == ("strat-lead-t009", "mic", "partial")
