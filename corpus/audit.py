@@ -93,6 +93,7 @@ def check_manifest(
     full: bool = False,
     jobs: int = 1,
     progress: bool = False,
+    frame: pd.DataFrame | None = None,
 ) -> list[Problem]:
     """Every problem in a corpus, one per row and issue; an empty list means all is well.
 
@@ -103,11 +104,12 @@ def check_manifest(
     stat calls); ``full=True`` re-reads every file. The rows are compared with those
     facts on every check, so an edited row is always seen. ``jobs`` threads read the
     changed files (hashing and libsndfile release the GIL); ``progress`` shows a bar on
-    a terminal.
+    a terminal. ``frame``: the manifest, when the caller loaded it already.
     """
-    frame = load_manifest(root)
+    frame = load_manifest(root) if frame is None else frame
     problems: list[Problem] = [Problem(str(rel), why) for rel, why in stray_files(root, frame)]
-    ids = set(frame["id"])
+    id_list, path_list = frame["id"].tolist(), frame["path"].tolist()  # fast on str columns
+    ids = set(id_list)
     for dup in sorted(frame["id"][frame["id"].duplicated()].unique()):
         problems.append(Problem(dup, "duplicate id; every row needs its own id"))
     bad = {(rid, column) for rid, column, _ in frame.attrs.get("bad_cells", [])}
@@ -115,8 +117,9 @@ def check_manifest(
         problems.append(
             Problem(rid, f"{column} {value!r} is not a number; correct the cell in manifest.csv")
         )
-    facts = _file_facts(root, frame["path"], verify_sha256, full, jobs, progress)
-    path_of = dict(zip(frame["id"], frame["path"], strict=True))
+    problem_of = {rel: path_problem(rel) for rel in dict.fromkeys(path_list)}
+    facts = _file_facts(root, problem_of, verify_sha256, full, jobs, progress)
+    path_of = dict(zip(id_list, path_list, strict=True))
     labels_ok = _labels_ok(frame)
     header_na = {column: frame[column].isna().to_numpy() for column in HEADER_COLUMNS}
     columns = ("id", "path", "tone", "source", "sha256", *HEADER_COLUMNS)
@@ -136,11 +139,11 @@ def check_manifest(
             problems.append(Problem(rid, f"source {source!r} points at no row"))
         elif source and source in path_of:
             source_path = path_of[source]
-            if not path_problem(source_path) and facts.get(source_path) is None:
+            if not problem_of[source_path] and facts.get(source_path) is None:
                 problems.append(Problem(rid, f"render whose source file {source_path} is missing"))
         if tone != RAW_TONE and tone and source == RAW_TONE:
             problems.append(Problem(rid, "source must be a row id, not 'raw'"))
-        bad_path = path_problem(rel)
+        bad_path = problem_of[rel]
         if bad_path:
             problems.append(Problem(rid, bad_path))
             continue
@@ -189,13 +192,14 @@ def _labels_ok(frame: pd.DataFrame) -> np.ndarray:
 
 def _file_facts(
     root: str | os.PathLike,
-    paths: Iterable[str],
+    paths: dict[str, str | None],
     verify_sha256: bool,
     full: bool,
     jobs: int,
     progress: bool,
 ) -> dict[str, list | str | None]:
-    """Per usable path: None (missing), the header error, or ``[size, mtime_ns, inode,
+    """Per usable path (``paths``: each with its :func:`path_problem`): None (missing),
+    the header error, or ``[size, mtime_ns, inode,
     ctime_ns, rate, channels, frames, sha256, cut-off problem]``; read from the files
     whose stat changed since the cache (all of them with ``full``), the rest remembered."""
     import time
@@ -205,8 +209,8 @@ def _file_facts(
     base = os.fspath(root)
     facts: dict[str, list | str | None] = {}
     stale: list[tuple[str, list[int]]] = []
-    for rel in dict.fromkeys(paths):
-        if path_problem(rel):
+    for rel, problem in paths.items():
+        if problem:
             continue
         try:
             st = os.stat(os.path.join(base, rel))
@@ -302,7 +306,7 @@ def stray_files(
 
     root = Path(root)
     frame = load_manifest(root) if frame is None else frame
-    listed = set(frame["path"])
+    listed = set(frame["path"].tolist())
     in_flight = {row.get("path", "") for row in reservations(root)}
     out = []
     for folder in (root, root / TAKES_DIR, root / TONES_DIR):
@@ -393,7 +397,18 @@ def fix_levels(root: str | os.PathLike, *, target_rms_dbfs: float | None = None)
 
 
 # Extra columns writers fill with what they measured (take checks, dropouts), not labels.
-RECORD_COLUMNS = ("checks", "dropouts", "stalls", "dropped_frames", "dropout_detail")
+RECORD_COLUMNS = (
+    "checks",
+    "dropouts",
+    "stalls",
+    "dropped_frames",
+    "dropout_detail",
+    # what reamp measured of the loop (recorder/reamp.py)
+    "reamp_latency_samples",
+    "reamp_drift_samples",
+    "reamp_gain_db",
+    "reamp_correlation",
+)
 
 # Schema columns that label files, shown by ``column_summary`` beside every extra column.
 SUMMARY_LABEL_COLUMNS = ("pickup", "player", "role")

@@ -261,3 +261,21 @@ def test_compact_rewrites_in_schema_order(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["manifest", "compact", str(root)])
     assert result.exit_code == 0 and "compacted: 1 row(s)" in result.output
     assert list(pd.read_csv(path).columns) == [*mf.COLUMNS, "mic"]
+
+
+def test_appended_lines_are_byte_for_byte_what_a_full_save_writes(tmp_path: Path) -> None:
+    root = mf.init_corpus(tmp_path / "c")
+    mf.append_rows(root, [_row(1, mic="sm57", fret="5")])  # adds the columns: a rewrite
+    odd = [
+        _row(2, sample_rate="48000", frames=100.0, gain_db=-3.25, rms_dbfs=float("nan")),
+        _row(3, peak_dbfs=-0.1234567, notes='comma, "quote"\nand a newline', mic="=A1"),
+        _row(4, pickup=None, fret=12, mic="'quoted", player="-dash", channels="x"),
+        _row(5, gain_db="2.5", notes="+1 555", mic=float("nan"), fret=3.0),
+    ]
+    mf.append_rows(root, odd)
+    appended = (root / "manifest.csv").read_bytes()
+    mf.compact_manifest(root)
+    assert (root / "manifest.csv").read_bytes() == appended
+    frame = mf.load_manifest(root)
+    assert frame["notes"].iloc[2] == 'comma, "quote"\nand a newline'
+    assert frame["mic"].tolist() == ["sm57", "", "=A1", "'quoted", ""]

@@ -209,10 +209,13 @@ def manifest_check(corpus: str, fix_levels: bool, no_sha: bool, full: bool, jobs
     if fix_levels:
         refresh_levels(corpus)
         click.echo("levels recomputed")
-    problems = check_manifest(corpus, verify_sha256=not no_sha, full=full, jobs=jobs, progress=True)
+    frame = load_manifest(corpus)
+    problems = check_manifest(
+        corpus, verify_sha256=not no_sha, full=full, jobs=jobs, progress=True, frame=frame
+    )
     for problem in problems:
         click.echo(str(problem))
-    rows = len(load_manifest(corpus))
+    rows = len(frame)
     if problems:
         click.echo(f"{len(problems)} problem(s) in {rows} row(s)", err=True)
         sys.exit(1)
