@@ -161,6 +161,37 @@ def test_where_over_a_segment_column_keeps_that_time(corpus, tmp_path):
 
 
 @pytest.mark.parametrize(
+    "extra",
+    [
+        [
+            "--test-where",
+            "phrase == 'chorus'",
+            "--val-where",
+            "technique == 'mid' and phrase == 'verse'",
+        ],
+        ["--onsets", "--test-windows", "4"],
+    ],
+)
+def test_named_validation_time_and_onsets_keep_windows_in_one_segment(corpus, tmp_path, extra):
+    out = tmp_path / "more"
+    result = _build(corpus[0], out, *extra)
+    assert result.exit_code == 0, result.output
+    ds = open_dataset(out)
+    table = ds._all_windows()
+    for start, code in zip(table["start"], table["label"], strict=True):
+        assert _region_of(int(start)) == [ds.label_names[code]], start
+    if "--val-where" in extra:  # the verse's mid region is the validation time
+        val = table[table["split"] == "val"]
+        assert (
+            len(val) and (val["start"] >= RATE).all() and (val["start"] + WINDOW <= 2 * RATE).all()
+        )
+        assert {ds.label_names[c] for c in val["label"]} == {"mid"}
+    else:
+        assert ds.meta["windows_at"] == "onsets"
+    assert check_dataset(out) == []
+
+
+@pytest.mark.parametrize(
     ("extra", "says"),
     [
         (["--label", "pickup_switch"], "no segment labels that column"),
