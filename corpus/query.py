@@ -54,18 +54,29 @@ def numeric_view(rows: pd.DataFrame) -> pd.DataFrame:
     """
     out = rows.copy()
     for column in out.columns:
-        if not (
-            pd.api.types.is_object_dtype(out[column]) or pd.api.types.is_string_dtype(out[column])
-        ):
-            continue
-        text = out[column].astype(str).str.strip()
-        filled = text[text != ""]
-        if filled.empty:
-            continue
-        numbers = pd.to_numeric(filled, errors="coerce")
-        if numbers.notna().all():
-            out[column] = pd.to_numeric(text.where(text != ""), errors="coerce")
+        numbers = as_numbers(out[column])
+        if numbers is not None:
+            out[column] = numbers
     return out
+
+
+def as_numbers(values: pd.Series) -> pd.Series | None:
+    """``values`` as numbers (empty cells NaN) when every filled cell is one, else None."""
+    dtype = values.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return None
+    if pd.api.types.is_numeric_dtype(dtype):
+        return values
+    if not (pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)):
+        return None
+    text = values.astype(str).str.strip()
+    filled = text[text != ""]
+    if filled.empty:
+        return None
+    numbers = pd.to_numeric(filled, errors="coerce")
+    if numbers.isna().any():
+        return None
+    return pd.to_numeric(text.where(text != ""), errors="coerce")
 
 
 def query_rows(
@@ -95,11 +106,11 @@ def query_rows(
     if where is None:
         return rows
     filters = [where] if isinstance(where, str) else list(where)
-    view = numeric_view(rows)
+    numbers: dict[str, pd.Series | None] = {}  # per column, only for the columns named
     keep = np.ones(len(rows), dtype=bool)
     alternatives: dict[str, np.ndarray] = {}
     for text in filters:
-        query = _Query(rows, view, str(text), option, error)
+        query = _Query(rows, numbers, str(text), option, error)
         shorthand = query.shorthand()
         if shorthand is None:
             keep &= query.mask(query.parse())
@@ -135,12 +146,12 @@ class _Query:
     def __init__(
         self,
         rows: pd.DataFrame,
-        view: pd.DataFrame,
+        numbers: dict[str, pd.Series | None],
         text: str,
         option: str,
         error: type[GuitarlabError],
     ) -> None:
-        self.rows, self.view, self.text = rows, view, text
+        self.rows, self.numbers, self.text = rows, numbers, text
         self.option, self.error = option, error
         self.names: dict[str, str] = {}
 
@@ -203,9 +214,14 @@ class _Query:
             raise self.fail(f"no column {name!r}")
         return _Column(name)
 
+    def number_view(self, column: str) -> pd.Series | None:
+        """The column as numbers, when it is a numeric column (see :func:`as_numbers`)."""
+        if column not in self.numbers:
+            self.numbers[column] = as_numbers(self.rows[column])
+        return self.numbers[column]
+
     def numeric(self, column: str) -> bool:
-        dtype = self.view[column].dtype
-        return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+        return self.number_view(column) is not None
 
     def text_of(self, column: str) -> pd.Series:
         return self.rows[column].astype(str)
@@ -284,7 +300,7 @@ class _Query:
             return np.full(len(self.rows), bool(compare(left, right)))
         if isinstance(right, _Column):
             if self.numeric(left) and self.numeric(right):
-                return _bools(compare(self.view[left], self.view[right]))
+                return _bools(compare(self.number_view(left), self.number_view(right)))
             return _bools(compare(self.text_of(left), self.text_of(right)))
         if isinstance(op, (ast.Eq, ast.NotEq)):
             hit = self.equal(left, right)
@@ -296,7 +312,7 @@ class _Query:
                     f"column {left!r} holds numbers; compare it with a number, "
                     f"e.g. {left} {_SYMBOL[type(op)]} 6"
                 )
-            return _bools(compare(self.view[left], number))
+            return _bools(compare(self.number_view(left), number))
         if not isinstance(right, str):
             cells = self.text_of(left)
             sample = next((v for v in cells if v and _number(v) is None), "")
@@ -311,7 +327,7 @@ class _Query:
         if self.numeric(column):
             number = _number(value)
             if number is not None:
-                return _bools(self.view[column] == number)
+                return _bools(self.number_view(column) == number)
         if isinstance(value, bool):
             value = str(value)
         elif isinstance(value, float) and value.is_integer():
