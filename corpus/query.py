@@ -124,10 +124,15 @@ def query_rows(
 
 
 def query_columns(expression: str | None, columns: Sequence[str]) -> list[str]:
-    """The manifest columns an expression names, in order of appearance."""
+    """The manifest columns an expression names, in order of appearance (not in quotes).
+
+    >>> query_columns("tone == 'fret' and `my col` >= 2", ["fret", "tone", "my col"])
+    ['tone', 'my col']
+    """
     if not expression:
         return []
-    names = re.findall(r"`([^`]+)`|([A-Za-z_][A-Za-z0-9_]*)", expression)
+    unquoted = _TOKEN_RE.sub(lambda m: " " if m.group(1) is not None else m.group(0), expression)
+    names = re.findall(r"`([^`]+)`|([A-Za-z_][A-Za-z0-9_]*)", unquoted)
     known, out = set(map(str, columns)), []
     for quoted, plain in names:
         name = quoted or plain
