@@ -46,6 +46,13 @@ class Peak:
     seconds: float
     returncode: int
     stopped: bool = False  # killed by the guard at ``limit_bytes``
+    cpu_seconds: float = 0.0  # user + system time of the process and its threads
+
+    @property
+    def idle_minutes(self) -> float:
+        """What the run would take on two idle cores: its CPU time over two, at least, since
+        a busy machine stretches the wall clock but not the work."""
+        return self.cpu_seconds / 2 / 60
 
 
 def _rss_anon(pid: int) -> int:
@@ -88,6 +95,7 @@ def peak_memory(
         seconds=time.perf_counter() - started,
         returncode=process.returncode,
         stopped=stopped,
+        cpu_seconds=float(usage.ru_utime + usage.ru_stime),
     )
 
 
@@ -181,7 +189,8 @@ def run(quick: bool) -> list[Row]:
                     reference=reference,
                     reference_value=_gb(floor.rss_anon),
                     goal="<= 2 GB",
-                    notes=f"{peak.seconds / 60:.1f} min, max RSS {_gb(peak.max_rss):.2f} GB "
+                    notes=f"{peak.seconds / 60:.1f} min wall, {peak.cpu_seconds / 60:.1f} min of CPU "
+                    f"(>= {peak.idle_minutes:.1f} min on 2 idle cores), max RSS {_gb(peak.max_rss):.2f} GB "
                     f"(mapped dataset pages included), exit {peak.returncode}",
                 )
             )

@@ -44,13 +44,14 @@ def test_train_help_says_what_the_full_model_costs():
 @pytest.mark.parametrize(
     "options, expected",
     [
-        ([], {"input": "spectrogram", "filters": [16, 32, 16], "fine_tune_epochs": 0}),
+        ([], {"input": "wave", "filters": [16, 32, 16], "fine_tune_epochs": 0}),  # arrays
+        (["--input", "spectrogram"], {"input": "spectrogram", "filters": [16, 32, 16]}),
         (
             ["--full-model", "--filters", "4,8,4"],  # explicit options still apply
             {"input": "wave", "filters": [4, 8, 4], "kernels": [8, 5, 3], "fine_tune_epochs": 0},
         ),
     ],
-    ids=["default", "full-model"],
+    ids=["default", "spectrogram", "full-model"],
 )
 def test_train_command_builds_the_default_or_the_full_model(tmp_path, options, expected):
     pytest.importorskip("tensorflow")

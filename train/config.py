@@ -179,6 +179,11 @@ class TrainConfig:
 # ``--model auto`` offers it as the network candidate (the MLSTM-FCN on log-mel frames, 8
 # cells, 16/32/16 filters, 12 + 3 epochs: 16 of 16 on the seed's split in about a minute on
 # two cores, MODEL.md).
+# Arrays (``train --npz``) are any time series, not necessarily audio at 44.1 kHz, so they
+# get the seed's own input, the series' samples (on sine-square the wave model gets 100 of
+# 100 every seed, the spectrogram model 97-99: MODEL.md).
+ARRAYS_INPUT = "wave"
+
 LAPTOP_MODEL = {
     key: getattr(TrainConfig(), key)
     for key in ("input", "filters", "kernels", "cells", "epochs", "fine_tune_epochs")

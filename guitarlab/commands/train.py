@@ -48,7 +48,7 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
     type=click.Choice(["wave", "spectrogram"]),
     default=None,
     help="spectrogram: log-mel frames computed in the model (MLSTM-FCN); wave: the window's "
-    "samples (the seed) [default: spectrogram; wave with --full-model].",
+    "samples (the seed) [default: spectrogram; wave with --full-model or --npz].",
 )
 @click.option(
     "--n-mels",
@@ -214,6 +214,10 @@ def train_command(
         )
         if why:
             click.echo(f"note: {why}")
+    if npz and input_kind is None:
+        from guitarlab.train.config import ARRAYS_INPUT
+
+        input_kind = ARRAYS_INPUT
     given = {
         "input": input_kind,
         "cells": cells,
@@ -445,6 +449,10 @@ def predict_command(
     _check_run(run)  # before TensorFlow loads (seconds): a wrong folder or file fails at once
     if device is None and not files:
         raise click.UsageError("give audio FILES, or --device to listen live")
+    if device is not None:  # a wrong name is one line now, not after TensorFlow's start
+        from guitarlab.recorder.devices import resolve_device
+
+        resolve_device(device, kind="input")
     if segments_path is not None:
         _check_tracks(segments_path, files, device)
     unreadable = {path: _audio_problem(path) for path in files}
