@@ -191,8 +191,8 @@ def return_problem(
     if not check.prominence >= min_prominence:
         return (
             f"the return does not correlate with what was played (burst {check.prominence:.1f} "
-            f"over the noise, needs {min_prominence:g}): is the cable from the output to the amp "
-            "and back to the input plugged in, the amp on, and are these the right devices?"
+            f"over the noise, needs {min_prominence:g}): check that the cable from the output to "
+            "the amp and back to the input is plugged in, the amp is on and these are the devices"
         )
     if abs(check.drift_samples) > max_drift_samples:
         return (
