@@ -512,7 +512,8 @@ def run_session(
     when given, is asked before each shot's first take (time to pick up the next guitar);
     False stops the session.
     ``take_options`` go to ``record`` (default :func:`record_take`): device, channel,
-    rate, count_in, click, source_audio, on_progress, stop...
+    rate, count_in, click, source_audio, on_progress, stop, and ``channels``/``roles`` to
+    record several inputs at once (a take is then one row per input, kept or dropped whole).
     """
     from guitarlab.corpus.manifest import load_manifest
     from guitarlab.recorder.calibration import load_calibration
@@ -543,8 +544,10 @@ def run_session(
                     f"Shot {status.number}/{len(statuses)}: {shot.describe()}, take {number} of "
                     f"{shot.takes}, {shot.seconds:g} s at {shot.bpm:g} bpm"
                 )
+                rows: list[dict] = []  # one per input (--channels 1,2 --roles di,mic)
                 row = record(
                     root,
+                    rows_out=rows,
                     guitar=shot.guitar,
                     pickup=shot.labels.get("pickup", ""),
                     phrase=shot.phrase,
@@ -561,7 +564,7 @@ def run_session(
                 if row is None:  # dropped on interrupt (discard_on_interrupt)
                     say(f"take dropped; stopped at {done} of {total} takes")
                     return finish("interrupted")
-                for line in take_lines(row):
+                for line in [line for r in rows or [row] for line in take_lines(r)]:
                     say(line)
                 if row["status"] == "partial":
                     say(

@@ -376,3 +376,20 @@ def test_ctrl_c_mid_take_keeps_it_partial_and_the_next_run_records_it(server, tm
     assert 0.5 * RATE <= row["frames"] < 10 * RATE
     dry = _session(plan, corpus, play, None, "--dry-run")
     assert dry.splitlines()[-1].startswith("0 of 1 takes recorded; 1 to go")
+
+
+@pytest.mark.server
+def test_a_redo_with_two_inputs_replaces_both_files_of_the_take(server, tmp_path):
+    corpus, play = init_corpus(tmp_path / "corpus"), _guitar_file(tmp_path)
+    plan = write(tmp_path / "plan.csv", "guitar,position,phrase,seconds\nstrat,neck,lead,0.5\n")
+    out = _session(plan, corpus, play, "r k", "--channels", "1,2", "--roles", "di,mic")
+    assert "dropped takes/strat-lead-t001-raw-di.wav" in out
+    assert "dropped takes/strat-lead-t001-raw-mic.wav" in out
+    assert "kept: 1 of 1 takes" in out
+    frame = load_manifest(corpus)
+    assert list(zip(frame["id"], frame["role"], frame["position"], strict=True)) == [
+        ("strat-lead-t001-raw-di", "di", "neck"),
+        ("strat-lead-t001-raw-mic", "mic", "neck"),
+    ]
+    assert _files(corpus) == ["strat-lead-t001-raw-di.wav", "strat-lead-t001-raw-mic.wav"]
+    assert "1 of 1 takes recorded: nothing left" in _session(plan, corpus, play, None, "--dry-run")

@@ -15,6 +15,7 @@ from guitarlab.commands.recorder import (
     CHANNEL_HELP,
     DEVICE_HELP,
     PLAY_OPTION,
+    _channel_list,
     _read_mono,
     _Screen,
     _sigterm_as_interrupt,
@@ -93,6 +94,12 @@ def _interrupts_stop_the_take() -> Iterator[None]:
 @click.option("--dry-run", is_flag=True, help="Print what is left to record, record nothing.")
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--channel", default=1, show_default=True, help=CHANNEL_HELP)
+@click.option(
+    "--channels",
+    default=None,
+    help="Several interface inputs at once, e.g. 1,2: one sample-aligned file each (needs --roles).",
+)
+@click.option("--roles", default=None, help="What each of --channels is, e.g. di,mic.")
 @click.option("--rate", default=RECORD_RATE, show_default=True, help="Sample rate in Hz.")
 @click.option("--subtype", default="PCM_24", show_default=True, help="WAV sample format.")
 @click.option("--count-in", default=1, show_default=True, help="Bars of count-in (0: none).")
@@ -113,6 +120,8 @@ def session_command(
     dry_run: bool,
     device: str | None,
     channel: int,
+    channels: str | None,
+    roles: str | None,
     rate: int,
     subtype: str,
     count_in: int,
@@ -133,7 +142,8 @@ def session_command(
     and asks one key: k keeps the take, r records it again (the old file and row are
     removed), s drops it and skips the rest of the shot (it stays missing for next time),
     q drops it and stops. Ctrl-C keeps a take cut short as partial and stops. Each guitar's
-    takes are checked against its 'guitarlab level' calibration.
+    takes are checked against its 'guitarlab level' calibration. With --channels 1,2
+    --roles di,mic every take records both inputs (one file and row each, as 'record' does).
 
     \b
     Examples:
@@ -141,6 +151,7 @@ def session_command(
       guitarlab session plan.csv --corpus my-corpus --device "Scarlett"
     """
     from guitarlab.corpus.manifest import load_manifest
+    from guitarlab.recorder.session import check_inputs
     from guitarlab.recorder.shotlist import (
         PlanError,
         calibration_warnings,
@@ -153,6 +164,9 @@ def session_command(
     )
 
     load_manifest(corpus)  # a missing corpus is one line before the plan is judged
+    input_channels = _channel_list(channels)
+    input_roles = [r.strip() for r in roles.split(",")] if roles else None
+    check_inputs(channel, input_channels, input_roles)  # before any take, not at the first
     try:
         shots = read_plan(plan)
     except PlanError as exc:
@@ -192,6 +206,8 @@ def session_command(
             target_peak_dbfs=target_peak,
             device=device,
             channel=channel,
+            channels=input_channels,
+            roles=input_roles,
             rate=rate,
             subtype=subtype,
             count_in=count_in,
