@@ -29,7 +29,7 @@ from pathlib import Path
 
 from benchmarks.common import Row
 
-STAGES = ("synth", "recorder", "augment", "cluster", "datasets", "train", "memory")
+STAGES = ("synth", "recorder", "augment", "cluster", "datasets", "train", "memory", "scale")
 HERE = Path(__file__).resolve().parent
 
 
@@ -193,11 +193,39 @@ def main(argv: list[str] | None = None) -> int:
         result = results[stage]
         out += [result if isinstance(result, str) else table(result), ""]
     out += GPU_SECTION
-    Path(args.out).write_text("\n".join(out) + "\n", encoding="utf-8")
+    text = "\n".join(out) + "\n"
+    if args.only and Path(args.out).exists():  # keep the sections this run did not measure
+        text = merged_sections(Path(args.out).read_text(encoding="utf-8"), text, stages)
+    Path(args.out).write_text(text, encoding="utf-8")
     print(f"wrote {args.out}")
     return (
         0 if all(not isinstance(r, str) or r == "not written yet" for r in results.values()) else 1
     )
+
+
+def _sections(text: str) -> tuple[str, dict[str, str]]:
+    """``(text before the first '## ', {name: its section up to the next '## '})``."""
+    head, *parts = text.split("\n## ")
+    return head, {part.split("\n", 1)[0].strip(): part for part in parts}
+
+
+def merged_sections(old: str, new: str, stages: list[str]) -> str:
+    r"""``old`` with the sections of ``stages`` taken from ``new`` (added before ``GPU``
+    when ``old`` has none): ``--only scale`` rewrites its section, never the others.
+
+    Examples
+    --------
+    >>> old = "# b\n\nintro\n\n## synth\n\nS\n\n\n## GPU\n\nG\n"
+    >>> merged_sections(old, "# b\n\n## scale\n\nX\n\n## GPU\n\nG\n", ["scale"])
+    '# b\n\nintro\n\n## synth\n\nS\n\n\n## scale\n\nX\n\n## GPU\n\nG\n'
+    """
+    head, sections = _sections(old)
+    _, fresh = _sections(new)
+    for stage in stages:
+        if stage in fresh:
+            sections[stage] = fresh[stage]
+    order = [name for name in sections if name != "GPU"] + (["GPU"] if "GPU" in sections else [])
+    return head + "".join("\n## " + sections[name] for name in order)
 
 
 GPU_SECTION = [

@@ -262,3 +262,24 @@ def mono_at_rate(
         audio = resample_poly(audio, target // g, rate // g).astype(np.float32)
         notes.append(f"resampled {rate} Hz -> {target} Hz")
     return audio, notes
+
+
+def check_facts(
+    base: str, chunk: list[tuple[str, list[int]]], *, sha: bool = True
+) -> list[tuple[str, list | str]]:
+    """What ``manifest check`` reads of each ``(relative path, stat key)`` under ``base``:
+    ``stat key + [rate, channels, frames, sha256 or None, cut-off problem or None]``, or
+    the header error as text. Here, beside the readers it uses, so a worker process
+    imports numpy and soundfile only (``corpus.audit`` runs it in ``--jobs`` processes)."""
+    out: list[tuple[str, list | str]] = []
+    for rel, key in chunk:
+        full = os.path.join(base, rel)
+        try:
+            info = audio_info(full)
+        except Exception as exc:  # noqa: BLE001 - reported as the row's problem
+            out.append((rel, str(exc)))
+            continue
+        digest = sha256_file(full) if sha else None
+        header = [int(info.samplerate), int(info.channels), int(info.frames)]
+        out.append((rel, [*key, *header, digest, wav_length_problem(full)]))
+    return out

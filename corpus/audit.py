@@ -251,38 +251,41 @@ def _read_check_cache(path: Path) -> dict[str, list]:
     return files if isinstance(files, dict) else {}
 
 
+PROCESS_MIN_FILES = 20_000  # below this, starting worker processes costs more than they win
+
+
 def _read_files(
     base: str, stale: list[tuple[str, list[int]]], verify_sha256: bool, jobs: int, progress: bool
 ) -> dict[str, list | str]:
-    """Read each file's header, cut-off check and sha256, in ``jobs`` threads."""
-    from concurrent.futures import ThreadPoolExecutor
+    """Read each file's header, cut-off check and sha256 (``audio.check_facts``).
+
+    With ``jobs`` > 1: threads for a few files (sha256 and libsndfile release the GIL);
+    processes from ``PROCESS_MIN_FILES`` on, where the per-file Python work on small
+    files would hold one core.
+    """
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+    from functools import partial
+    from multiprocessing import get_context
 
     from tqdm import tqdm
 
-    from guitarlab.corpus.audio import audio_info, sha256_file, wav_length_problem
+    from guitarlab.corpus import audio
 
-    def read(chunk: list[tuple[str, list[int]]]) -> list[tuple[str, list | str]]:
-        out = []
-        for rel, key in chunk:
-            full = os.path.join(base, rel)
-            try:
-                info = audio_info(full)
-            except Exception as exc:  # report, never crash the check
-                out.append((rel, str(exc)))
-                continue
-            sha = sha256_file(full) if verify_sha256 else None
-            info_cols = [int(info.samplerate), int(info.channels), int(info.frames)]
-            out.append((rel, [*key, *info_cols, sha, wav_length_problem(full)]))
-        return out
-
-    size = 16
+    processes = jobs > 1 and len(stale) >= PROCESS_MIN_FILES
+    size = 200 if processes else 16
     chunks = [stale[at : at + size] for at in range(0, len(stale), size)]
+    read = partial(audio.check_facts, base, sha=verify_sha256)
+    pool = (
+        ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"))
+        if processes
+        else ThreadPoolExecutor(max_workers=max(1, jobs))
+    )
     found: dict[str, list | str] = {}
     with (
         tqdm(
             total=len(stale), desc="check", unit="file", disable=None if progress else True
         ) as bar,
-        ThreadPoolExecutor(max_workers=max(1, jobs)) as pool,
+        pool,
     ):
         for done in pool.map(read, chunks):
             found.update(done)

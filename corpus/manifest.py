@@ -767,6 +767,7 @@ def commit_rows(
             )
     moved: list[Path] = []
     index = None
+    saved = False  # once the rows are in the manifest, their files stay whatever happens
     try:
         with manifest_lock(root):
             file = appends.open_manifest(root)
@@ -810,13 +811,15 @@ def commit_rows(
                     manifest_path(root),
                     _typed(pd.concat([frame, pd.DataFrame(added)], ignore_index=True)),
                 )  # the index is rebuilt on the next append: its key no longer matches
+                saved = True
             elif added:
                 key = appends.append_lines(file, added, [row["id"] for row in added])
+                saved = True
                 if index is not None:
                     index.add(added, key)
             return added
     except BaseException:
-        for dest in moved:  # never leave a file under its name without its row
+        for dest in [] if saved else moved:  # never leave a file under its name without its row
             dest.unlink(missing_ok=True)
         _discard(items)
         raise

@@ -147,3 +147,12 @@ def test_cli_check_full_and_jobs(corpus: Path) -> None:
     assert full.exit_code == 1 and full.output == cached.output
     bad = runner.invoke(cli, ["manifest", "check", str(corpus), "--jobs", "0"])
     assert bad.exit_code == 2 and "--jobs" in bad.output
+
+
+def test_jobs_in_worker_processes_find_the_same(corpus: Path, monkeypatch) -> None:
+    monkeypatch.setattr(audit, "PROCESS_MIN_FILES", 2)  # 6 files: processes, not threads
+    _rewrite_samples(corpus / "takes" / "tele-lead-t006-raw.wav", keep_mtime=False)
+    threads = audit.check_manifest(corpus, full=True, jobs=1)
+    processes = audit.check_manifest(corpus, full=True, jobs=2)
+    assert [str(p) for p in processes] == [str(p) for p in threads]
+    assert [p.id for p in processes] == ["tele-lead-t006-raw"]
