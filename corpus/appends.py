@@ -157,6 +157,8 @@ def repair(root: str | os.PathLike) -> list[str]:
     drops a torn last line that nothing can complete (one warning line each, on stderr)
     and ends a whole last line that lacks its newline.
     """
+    from guitarlab.corpus.manifest import manifest_shape_problem
+
     root = Path(root)
     path = root / "manifest.csv"
     messages: list[str] = []
@@ -178,7 +180,9 @@ def repair(root: str | os.PathLike) -> list[str]:
             return messages
     data = path.read_bytes()
     start = last_record_start(data)
-    _, columns, newline = _header(data)
+    head, columns, newline = _header(data)
+    if manifest_shape_problem(head, columns):
+        return messages  # a damaged manifest is refused by whoever reads it, never touched
     with open(path, "r+b") as handle:
         if start == 0 or columns is None or _is_whole(data[start:], len(columns)):
             handle.seek(0, os.SEEK_END)
@@ -303,12 +307,12 @@ def _cell(name: str, value: object) -> str:
     """One value as ``manifest._typed`` + ``escape_cells`` + ``to_csv`` write it."""
     from guitarlab.corpus.manifest import SCHEMA, UNESCAPED_COLUMNS, escape_cell
 
-    if value is None or value is pd.NA or value is pd.NaT:
+    if value is None or (
+        not isinstance(value, str) and pd.api.types.is_scalar(value) and pd.isna(value)
+    ):
         return ""
     kind = SCHEMA.get(name, ("str", False))[0]
     if kind == "str":
-        if isinstance(value, float) and value != value:
-            return ""
         text = str(value)
         return text if name in UNESCAPED_COLUMNS else escape_cell(text)
     try:

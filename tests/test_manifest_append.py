@@ -279,3 +279,17 @@ def test_appended_lines_are_byte_for_byte_what_a_full_save_writes(tmp_path: Path
     frame = mf.load_manifest(root)
     assert frame["notes"].iloc[2] == 'comma, "quote"\nand a newline'
     assert frame["mic"].tolist() == ["sm57", "", "=A1", "'quoted", ""]
+
+
+def test_a_damaged_manifest_without_its_last_newline_is_refused_untouched(
+    tmp_path: Path,
+) -> None:
+    root = mf.init_corpus(tmp_path / "c")
+    mf.append_rows(root, [_row(1)])
+    path = root / "manifest.csv"
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    path.write_bytes(frame.to_csv(index=False, sep=";").encode().rstrip(b"\n"))
+    before = path.read_bytes()
+    with pytest.raises(ManifestError, match="semicolons"):
+        mf.append_rows(root, [_row(2)])
+    assert path.read_bytes() == before
