@@ -1,9 +1,11 @@
 """The manifest: one row per audio file, the one contract between stages.
 
 ``manifest.csv`` sits at the corpus root. Every write happens under a file lock beside
-it and replaces the file atomically (temp file, fsync, rename), so concurrent writers
-never lose each other's rows and a crash never leaves half a manifest. Columns the
-schema does not know are carried through untouched.
+it, so concurrent writers never lose each other's rows. New rows are appended
+(journaled and fsynced, ``guitarlab.corpus.appends``: a commit costs what it adds);
+edits replace the file atomically (temp file, fsync, rename). A crash never leaves half
+a manifest: the next writer completes or drops a cut-off append. Columns the schema
+does not know are carried through untouched.
 
 Over 500 lines on purpose: the schema, the lock, reservations and the atomic commit are
 one protocol; a writer reads one file to know how a row lands safely (checks and

@@ -12,7 +12,14 @@ from guitarlab.corpus.defaults import MIN_WINDOW, NOTE_WINDOWS, WINDOW
 
 @click.group("dataset")
 def dataset_group() -> None:
-    """Cut a corpus into leak-free train/val/test windows, and check or show the result."""
+    """Cut a corpus into leak-free train/val/test windows, and check or show the result.
+
+    \b
+    Examples:
+      guitarlab dataset build --corpus my-corpus --out my-dataset --split take
+      guitarlab dataset check my-dataset
+      guitarlab dataset show my-dataset
+    """
 
 
 @dataset_group.command("build")
