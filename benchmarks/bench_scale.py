@@ -226,9 +226,13 @@ def check_rows(corpora: dict[int, Path], quick: bool) -> list[Row]:
             f"says {last!r}; load average {os.getloadavg()[0]:.1f} on this machine",
         )
     )
-    for rows in (sorted(corpora)[len(corpora) // 2], big):
-        one = best_seconds(lambda rows=rows: check_manifest(corpora[rows], full=True, jobs=1), 1)
-        two = best_seconds(lambda rows=rows: check_manifest(corpora[rows], full=True, jobs=2), 1)
+    for rows in sorted({sorted(corpora)[len(corpora) // 2], big}):
+        one = best_seconds(
+            lambda rows=rows: check_manifest(corpora[rows], full=True, jobs=1), repeat=1
+        )
+        two = best_seconds(
+            lambda rows=rows: check_manifest(corpora[rows], full=True, jobs=2), repeat=1
+        )
         how = "processes" if rows >= PROCESS_MIN_FILES else "threads"
         out.append(
             Row(

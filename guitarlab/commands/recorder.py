@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -9,6 +10,7 @@ import time
 import click
 
 from guitarlab.commands import corpus_option
+from guitarlab.commands.complete import complete_guitars
 from guitarlab.corpus.defaults import RECORD_RATE
 
 DEVICE_HELP = "Input device: its name (or a unique part of it) or number from 'guitarlab devices'."
@@ -133,7 +135,12 @@ def devices_command(test: bool, device: str | None, output_device: str | None, r
 
 @click.command("level")
 @corpus_option("Corpus folder.")
-@click.option("--guitar", required=True, help="Guitar being calibrated, e.g. stratocaster.")
+@click.option(
+    "--guitar",
+    required=True,
+    shell_complete=complete_guitars,
+    help="Guitar being calibrated, e.g. stratocaster.",
+)
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--channel", default=1, show_default=True, help=CHANNEL_HELP)
 @click.option("--seconds", default=10.0, show_default=True, help="How long to measure.")
@@ -210,7 +217,12 @@ def _sigterm_as_interrupt(signum, frame):  # pragma: no cover - exercised in a s
 
 @click.command("record")
 @corpus_option("Corpus folder.")
-@click.option("--guitar", required=True, help="Guitar label, e.g. stratocaster.")
+@click.option(
+    "--guitar",
+    required=True,
+    shell_complete=complete_guitars,
+    help="Guitar label, e.g. stratocaster.",
+)
 @click.option("--pickup", default="", help="Pickup, e.g. single_coil, humbucker, p90.")
 @click.option("--phrase", required=True, help="Phrase label, e.g. backing, lead.")
 @click.option("--seconds", default=60.0, show_default=True, help="Length of each take.")
@@ -435,7 +447,8 @@ def recover_command(corpus: str, clean: bool) -> None:
 def check_command(files: tuple[str, ...], target_peak: float) -> None:
     """Check audio files for clipping, silence, dead channels, DC offset, low level and hum.
 
-    Exit code 1 when any file has an error-level finding (clipping, silence).
+    Every file is checked, even after one that cannot be read (one line each); exit code
+    1 when any file could not be read or has an error-level finding (clipping, silence).
 
     \b
     Example:
@@ -443,10 +456,20 @@ def check_command(files: tuple[str, ...], target_peak: float) -> None:
     """
     from guitarlab.corpus.audio import read_audio
     from guitarlab.corpus.checks import check_take, findings_text
+    from guitarlab.corpus.errors import GuitarlabError
 
     errors = 0
     for name in files:
-        audio, rate = read_audio(name)
+        if not os.path.exists(name):
+            click.echo(f"{name}: no such file; check the path", err=True)
+            errors += 1
+            continue
+        try:
+            audio, rate = read_audio(name)
+        except GuitarlabError as exc:  # one line, then the next file
+            click.echo(" ".join(str(exc).split()), err=True)
+            errors += 1
+            continue
         findings = check_take(audio, rate, target_peak_dbfs=target_peak)
         errors += any(f.severity == "error" for f in findings)
         for line in findings_text(findings):
