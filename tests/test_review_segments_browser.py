@@ -145,6 +145,15 @@ def test_drag_label_reload_delete_move_and_undo(server: str, corpus: Path, brows
         if ends is not None:
             assert abs(float(stored["end_s"].iloc[0]) - ends) < 0.05
     assert [e["action"] for e in history(corpus)][-4:] == ["undo"] * 4
+
+    # the history view names each segment edit: which segment, its span and label
+    page.click("#history-button")
+    page.wait_for_function("() => document.querySelectorAll('#side-list li').length === 8")
+    lines = page.locator("#side-list li").all_inner_texts()
+    first_add = lines[-1]  # newest first
+    assert "add_segments" in first_add and "seg-000001 none -> 0." in first_add, first_add
+    assert first_add.endswith(" s technique=palm_mute")
+    assert "delete_segment" in lines[-3] and "-> none" in lines[-3]
     page.close()
 
 

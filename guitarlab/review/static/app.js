@@ -657,8 +657,15 @@ function setupSegments() {
   });
 }
 
-// A history entry that is not a manifest cell change (a segment's): its own fields, short.
+// A history entry that is not a manifest cell change: a segment edit says which segment,
+// its span and labels (``old -> new``); anything else its own fields, short.
 function describeEntry(e) {
+  if (Array.isArray(e.segments)) {
+    const one = (s) => s ? `${Number(s.start_s).toFixed(3)}-${Number(s.end_s).toFixed(3)} s ` +
+      Object.entries(s).filter(([k]) => !["id", "take", "start_s", "end_s", "origin"].includes(k)).map(([k, v]) => `${k}=${v}`).join(" ") : "none";
+    const first = e.segments[0] || {};
+    return `${first.id || ""} ${one(first.old)} -> ${one(first.new)}` + (e.segments.length > 1 ? ` (${e.segments.length} segments)` : "");
+  }
   const skip = new Set(["n", "when", "who", "action", "take", "row", "version", "edits"]);
   const rest = Object.fromEntries(Object.entries(e).filter(([k]) => !skip.has(k)));
   const text = JSON.stringify(Object.keys(rest).length ? rest : (e.edits || ""));
