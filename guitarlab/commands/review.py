@@ -34,11 +34,13 @@ def review_command(
     corpus: str, run_dir: str | None, port: int, host: str, user: str | None
 ) -> None:
     """Review and relabel CORPUS in the browser: play takes, see their waveform, spectrogram
-    and checks, fix labels for a whole take, exclude files and bad time spans.
+    and checks, fix labels for a whole take, exclude files and bad time spans, and draw,
+    label (keys 1-9), move and delete the take's segments (labels in time).
 
     Prints the address with a random token; every request must carry it. Edits go to
-    manifest.csv (atomically, under its lock) and history.jsonl; 'dataset build' leaves
-    out excluded files and spans. Ctrl-C stops the server.
+    manifest.csv or segments.csv (atomically, under the manifest's lock) and
+    history.jsonl; 'dataset build' leaves out excluded files and spans. Ctrl-C stops
+    the server.
 
     \b
     Examples:
