@@ -58,6 +58,7 @@ def atomic_folder(path: str | os.PathLike, *, suffix: str = ".part") -> Iterator
                 work = Path(
                     tempfile.mkdtemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
                 )
+                os.chmod(work, folder_mode())  # mkdtemp makes 0700; the result is a normal folder
             yield work
             if path.exists() or path.is_symlink():
                 aside = Path(
@@ -124,17 +125,27 @@ _UMASK_LOCK = threading.Lock()
 
 def file_mode() -> int:
     """The mode a plain ``open()`` would give a new file: ``0o666`` less the umask (0644)."""
+    return 0o666 & ~_umask()
+
+
+def folder_mode() -> int:
+    """The mode a plain ``mkdir`` would give a new folder: ``0o777`` less the umask (0755)."""
+    return 0o777 & ~_umask()
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the platform tells it."""
     try:  # Linux tells the umask without changing it
         with open("/proc/self/status", encoding="ascii") as handle:
             for line in handle:
                 if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
+                    return int(line.split()[1], 8)
     except (OSError, ValueError):
         pass
     with _UMASK_LOCK:
         umask = os.umask(0o022)
         os.umask(umask)
-    return 0o666 & ~umask
+    return umask
 
 
 def finish_temp(tmp: str | os.PathLike) -> None:

@@ -790,6 +790,7 @@ def retrain(
 
     tones = sorted({r["tone"] for r in old_meta["rows"]} - {RAW_TONE})
     if tones:
+        echo(f"rendering the tones {', '.join(tones)} of new takes ...")
         rendered = render_corpus(corpus, tones=tones, workers=workers)
         echo(
             f"rendered {len(rendered)} missing tone file(s) of new takes"
@@ -801,6 +802,7 @@ def retrain(
     options = dict(old_meta["options"])
     options.pop("held_out_from", None)
     test_seconds = options.pop("test_seconds", None)
+    echo(f"building {new_dataset} (the old test spans kept) ...")
     build_dataset(
         corpus,
         new_dataset,
@@ -828,6 +830,7 @@ def retrain(
     fit_dataset(new_dataset, new_run, config, initial_model=initial)
 
     clips = ds.eval_clips("test")
+    echo(f"comparing the old and new models on the same {len(clips)} test files ...")
     before = file_decisions(old.load_model(), clips, old.label_names)
     after = file_decisions(load_run(new_run).load_model(), clips, names)
     comparison = pd.DataFrame(

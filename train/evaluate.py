@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +43,10 @@ NOT_GROUPS = {
 }  # fmt: skip
 BASELINE_MAX_WINDOWS = 20_000  # training windows the centroid threshold reads
 BASELINE_FOLDER = "baseline"  # where evaluate keeps the features model it trained
+
+
+def _quiet(_line: str) -> None:
+    """The default ``echo``: evaluation from Python prints nothing."""
 
 
 @dataclass
@@ -429,16 +434,21 @@ def evaluate_clips(
     sample_rate: int | None = None,
     rows: pd.DataFrame | None = None,
     features_model=None,
+    echo: Callable[[str], None] | None = None,
 ) -> dict:
     """Predict every window of every clip and build the tables (no files written).
 
     ``rows``: the manifest rows of the clips (indexed by id); their label-like columns
     that vary among the test files (pickup, position, fret, ...) get a table each.
     ``features_model``: the baseline (fitted on ``train_arrays`` when None).
+    ``echo`` is told each step, so a long evaluation shows where it is.
     """
+    echo = echo or _quiet
     if not clips:
         raise TrainError("the test split has no clips; rebuild the dataset with a test span")
     n_classes = len(label_names)
+    n_windows = sum(len(c.windows) for c in clips)
+    echo(f"evaluate: predicting {len(clips)} test files ({n_windows} windows) ...")
     per_clip = clip_probabilities(model, clips, n_classes, batch_size=batch_size)
     probs = np.concatenate(per_clip)
     labels = np.array([int(c.label) for c in clips])
@@ -477,6 +487,7 @@ def evaluate_clips(
         "window_scores": honest_scores(window_labels, window_probs, label_names),
     }
     if train_arrays is not None:
+        echo("evaluate: scoring baselines (features model, spectral-centroid threshold) ...")
         result["baseline"] = baseline_scores(
             train_arrays[0],  # windows read on demand: the baseline draws a sample of them
             np.asarray(train_arrays[1]),
@@ -495,11 +506,13 @@ def evaluate_run(
     *,
     baseline: bool = True,
     report: bool = True,
+    echo: Callable[[str], None] | None = None,
 ) -> Evaluation:
     """Evaluate a run folder on the test clips of its dataset (or ``dataset_dir``).
 
     Writes ``evaluation.json`` and ``files.csv`` into the run folder and, with
     ``report=True``, ``report.md`` with its PNGs. Returns the :class:`Evaluation`.
+    ``echo`` (e.g. ``print``) is told each step: loading, predicting, baselines, report.
 
     Examples
     --------
@@ -525,6 +538,8 @@ def evaluate_run(
         raise TrainError(
             f"{dataset_dir} has windows of {ds.window} samples but the run expects {info.window}"
         )
+    echo = echo or _quiet
+    echo(f"evaluate: loading the model of {run_dir}")
     model = info.load_model()
     train_arrays = ds.arrays("train") if baseline else None
     result = evaluate_clips(
@@ -534,7 +549,8 @@ def evaluate_run(
         train_arrays=train_arrays,
         sample_rate=int(ds.sample_rate),
         rows=manifest_rows(ds.meta),
-        features_model=baseline_features_model(info, ds, model) if baseline else None,
+        features_model=baseline_features_model(info, ds, model, echo=echo) if baseline else None,
+        echo=echo,
     )
     evaluation = Evaluation(
         run_dir=Path(run_dir),
@@ -565,11 +581,12 @@ def evaluate_run(
     if report:
         from guitarlab.train.report import write_report
 
+        echo(f"evaluate: writing {run_dir / 'report.md'} and its plots ...")
         evaluation.report_path = write_report(run_dir, evaluation)
     return evaluation
 
 
-def baseline_features_model(info, ds, model):
+def baseline_features_model(info, ds, model, echo: Callable[[str], None] | None = None):
     """The features model to show beside this run on ``ds``: the run itself when it is
     one, else one already fitted on this dataset's train split (an auto run's candidate,
     or the one an earlier evaluate kept in ``baseline/``), else a new one, kept there."""
@@ -590,6 +607,7 @@ def baseline_features_model(info, ds, model):
                 return FeaturesModel.load(folder)
         except (GuitarlabError, OSError, ValueError):
             continue  # another scikit-learn, a broken file: fit a new one
+    (echo or _quiet)("evaluate: fitting the features baseline on the train split ...")
     features = train_features(ds, info.config)
     features.save(folders[-1], dataset=dataset_key(ds))
     return features

@@ -7,6 +7,7 @@ import json
 import click
 
 from guitarlab.commands import corpus_option
+from guitarlab.commands.complete import complete_presets
 
 CORPUS_OPTION_HELP = "Corpus folder; its presets/ folder adds to or overrides the built-ins."
 
@@ -16,6 +17,7 @@ CORPUS_OPTION_HELP = "Corpus folder; its presets/ folder adds to or overrides th
 @click.option(
     "--tones",
     default="clean,crunch,distorted",
+    shell_complete=complete_presets,
     show_default=True,
     help="Comma-separated preset names ('guitarlab presets list' shows them).",
 )
@@ -125,7 +127,14 @@ def augment_command(
 
 @click.group("presets")
 def presets_group() -> None:
-    """List and show tone presets (built-in and the corpus's own)."""
+    """List and show tone presets (built-in and the corpus's own).
+
+    \b
+    Examples:
+      guitarlab presets list
+      guitarlab presets list --corpus my-corpus
+      guitarlab presets show crunch
+    """
 
 
 @presets_group.command("list")

@@ -8,11 +8,17 @@ import sys
 import click
 
 from guitarlab.commands import corpus_option
+from guitarlab.commands.complete import complete_guitars, complete_presets
 
 
 @click.group("corpus")
 def corpus_group() -> None:
-    """Create and inspect corpora (a folder with manifest.csv, takes/, tones/)."""
+    """Create and inspect corpora (a folder with manifest.csv, takes/, tones/).
+
+    \b
+    Example:
+      guitarlab corpus init my-corpus
+    """
 
 
 @corpus_group.command("init")
@@ -42,7 +48,12 @@ def corpus_init(corpus: str) -> None:
     "({take} is a number). A name the template reads in two ways is refused. "
     "'seed' reads ST_lead_crunch.wav style names.",
 )
-@click.option("--guitar", default="", help="Guitar label for every file (overrides the name).")
+@click.option(
+    "--guitar",
+    default="",
+    shell_complete=complete_guitars,
+    help="Guitar label for every file (overrides the name).",
+)
 @click.option(
     "--pickup", default="", help="Pickup label for every file, e.g. single_coil, humbucker, p90."
 )
@@ -53,7 +64,10 @@ def corpus_init(corpus: str) -> None:
     "in the pattern: note].",
 )
 @click.option(
-    "--tone", default="", help="Tone for every file: 'raw' for dry takes or a preset name."
+    "--tone",
+    default="",
+    shell_complete=complete_presets,
+    help="Tone for every file: 'raw' for dry takes or a preset name.",
 )
 @click.option("--player", default="", help="Who played, stored in the player column.")
 @click.option(
@@ -165,7 +179,14 @@ def import_command(
 
 @click.group("manifest")
 def manifest_group() -> None:
-    """Check and summarize a corpus's manifest."""
+    """Check and summarize a corpus's manifest.
+
+    \b
+    Examples:
+      guitarlab manifest check my-corpus
+      guitarlab manifest summary my-corpus --plot my-corpus/plots
+      guitarlab manifest compact my-corpus
+    """
 
 
 @manifest_group.command("check")

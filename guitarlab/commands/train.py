@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from guitarlab.commands import FiniteRange
+from guitarlab.commands.complete import complete_runs
 
 
 def _ints(text: str, option: str) -> tuple[int, ...]:
@@ -306,7 +307,7 @@ def train_command(
 
 
 @click.command("evaluate")
-@click.argument("run", type=click.Path(file_okay=False))
+@click.argument("run", type=click.Path(file_okay=False), shell_complete=complete_runs)
 @click.option(
     "--dataset",
     type=click.Path(file_okay=False),
@@ -337,7 +338,9 @@ def evaluate_command(run: str, dataset: str | None, majority: bool, no_baseline:
         )
     from guitarlab.train.evaluate import evaluate_run, headline, natural_sorted
 
-    ev = evaluate_run(run, dataset, baseline=not no_baseline)
+    ev = evaluate_run(
+        run, dataset, baseline=not no_baseline, echo=lambda line: click.echo(line, err=True)
+    )  # its steps on stderr: stdout keeps the tables
     columns = ["id", "label", "predicted", "mean_probability", "correct"]
     if majority:
         columns.insert(3, "majority")
@@ -386,7 +389,7 @@ def _image_path(_ctx: click.Context, _param: click.Parameter, value: str | None)
 
 
 @click.command("predict")
-@click.argument("run", type=click.Path(file_okay=False))
+@click.argument("run", type=click.Path(file_okay=False), shell_complete=complete_runs)
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (with the per-second values).")
 @click.option(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from guitarlab.commands import FiniteRange, corpus_option
+from guitarlab.commands.complete import complete_runs
 from guitarlab.corpus.defaults import MAX_TAKE_SECONDS
 
 
@@ -158,6 +159,7 @@ def demo_command(
     "from_run",
     required=True,
     type=click.Path(file_okay=False),
+    shell_complete=complete_runs,
     help="The run to start from.",
 )
 @click.option(
