@@ -21,7 +21,6 @@ row, and adopts renders that were written completely but never listed.
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,26 +29,14 @@ from pathlib import Path
 from tqdm import tqdm
 
 from guitarlab.augment.corpus import RenderBatches, RenderJob, ThreadChains, render_one
+from guitarlab.corpus.cluster import CONNECT_TIMEOUT_S, worker_name  # noqa: F401 (re-exported)
+from guitarlab.corpus.cluster import dask_client as shared_client
 from guitarlab.corpus.errors import AugmentError
 from guitarlab.corpus.manifest import MANIFEST_NAME
 
-CONNECT_TIMEOUT_S = 15
 FAILURES_SHOWN = 5
 
 _CHAINS = ThreadChains()  # each worker thread's own plugin chains, kept between tasks
-
-
-def worker_name(dask_worker=None) -> str:
-    """This worker's address and host (the host alone outside a Dask worker)."""
-    host = socket.gethostname()
-    if dask_worker is None:
-        try:
-            from distributed import get_worker
-
-            dask_worker = get_worker()
-        except (ImportError, ValueError):
-            return host
-    return f"{dask_worker.address} on {host}"
 
 
 def corpus_problem(root: str, dask_worker=None) -> str | None:
@@ -77,33 +64,7 @@ def render_task(root: str, job: RenderJob) -> tuple[dict, str | None]:
 @contextmanager
 def dask_client(scheduler: str | None, *, workers: int) -> Iterator[object]:
     """A client of the cluster at ``scheduler``, or of a new LocalCluster of ``workers`` processes."""
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise AugmentError(
-            "--engine dask needs Dask distributed; install it with pip install 'guitarlab[dask]'"
-        ) from None
-    if scheduler:
-        try:
-            client = Client(scheduler, timeout=f"{CONNECT_TIMEOUT_S}s")
-        except (OSError, TimeoutError, ValueError) as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise AugmentError(
-                f"cannot reach the Dask scheduler at {scheduler} ({reason}); start one with "
-                "'dask scheduler', or leave --scheduler out to use a LocalCluster"
-            ) from None
-        with client:
-            yield client
-        return
-    cluster = LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        # the scheduler's HTTP server always starts; on a free port it never clashes with
-        # another cluster's 8787 (a dashboard is served there only if bokeh is installed)
-        dashboard_address=":0",
-    )
-    with cluster, Client(cluster) as client:
+    with shared_client(scheduler, workers=workers, error=AugmentError) as client:
         yield client
 
 

@@ -31,6 +31,7 @@ from guitarlab.corpus.defaults import MIN_WINDOW, VERSION, WINDOW
 from guitarlab.corpus.errors import DatasetError, GuitarlabError
 from guitarlab.corpus.manifest import load_manifest
 from guitarlab.corpus.outputs import check_output, refuse_if_locked, replace_output
+from guitarlab.datasets.engine import ENGINES, resolve_jobs
 from guitarlab.datasets.layout import (
     FORMAT,
     FORMAT_VERSION,
@@ -113,6 +114,9 @@ def build_dataset(
     from_segments: bool = False,
     progress: bool = True,
     overwrite: bool = False,
+    jobs: int = 1,
+    engine: str = "local",
+    scheduler: str | None = None,
 ) -> Path:
     """Cut a corpus into a dataset folder with leak-free train/val/test windows.
 
@@ -169,6 +173,11 @@ def build_dataset(
         of a take inherits its segments. ``where``/``test_where``/``val_where`` may name
         segment columns: ``where`` then keeps the time it selects, ``test_where`` holds
         that time out of every tone of the take (``split="segment"``).
+    jobs, engine, scheduler : int, str, str
+        Where the files are read and windowed (``datasets.engine``): ``jobs`` processes
+        here (0: every core), or ``engine="dask"`` on the cluster at ``scheduler`` (a
+        LocalCluster of ``jobs`` processes without one; the corpus and ``out`` must be on a
+        filesystem every worker sees at the same path). The folder is the same bit for bit.
 
     Returns
     -------
@@ -176,6 +185,11 @@ def build_dataset(
         The dataset folder.
     """
     corpus, out = Path(corpus), Path(out)
+    jobs = resolve_jobs(jobs)
+    if engine not in ENGINES:
+        raise DatasetError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+    if scheduler and engine != "dask":
+        raise DatasetError("--scheduler names a Dask scheduler; add --engine dask")
     if isinstance(test_groups, str):
         test_groups = [g.strip() for g in test_groups.split(",") if g.strip()]
     test_groups = list(test_groups or []) or None
@@ -483,8 +497,10 @@ def build_dataset(
     counts: Counter = Counter()
     seg_left: Counter = Counter()
     dropped = in_bad_spans = 0
+    layouts = []
     for _, row in rows.iterrows():
         starts = layout(row)
+        layouts.append(starts)
         dropped += int(starts["dropped"][0])
         bad = bad_spans.get(str(row["take"]))
         if bad:
@@ -546,8 +562,8 @@ def build_dataset(
         legacy=META_NAME, error=DatasetError,
     ) as work:  # fmt: skip
         stats = stream_windows(
-            rows, work, layout, totals, audio_totals, window, rate, label, label_index, apply_gain,
-            standardize, notes, progress,
+            rows, work, layouts, totals, audio_totals, window, rate, label, label_index, apply_gain,
+            standardize, notes, progress, jobs=jobs, engine=engine, scheduler=scheduler,
         )  # fmt: skip
         meta = {
             "format": FORMAT,

@@ -1,27 +1,33 @@
-"""Reading files once and streaming their audio into a dataset folder's ``.npy`` files.
+"""Reading files once and writing their windows into a dataset folder's ``.npy`` files.
 
-One file in memory at a time (two while the next is read ahead), whatever the corpus
-size; each file goes through the one preprocessing path (``windows.prepare``'s steps).
-Each split stores the spans its windows cover once, and every window as its start in
-them (``windows.WindowView`` reads them back), so overlapping windows cost no extra disk.
+Each file is read from disk once (its sha256 checked on the same bytes) and goes through
+the one preprocessing path (``windows.prepare``'s steps); one file in memory per process,
+whatever the corpus size. Each split stores the spans its windows cover once, and every
+window as its start in them (``windows.WindowView`` reads them back), so overlapping
+windows cost no extra disk. Where every span goes is fixed before any audio is read, so
+files can be processed in any order, in parallel (``engine.run_tasks``).
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
-import io
 import logging
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import soundfile as sf
 from tqdm import tqdm
 
-from guitarlab.corpus.audio import mono_at_rate
 from guitarlab.corpus.errors import DatasetError
+from guitarlab.datasets.engine import (
+    FLOAT32,
+    FileTask,
+    Target,
+    load_file,
+    preallocate_npy,
+    run_tasks,
+)
 from guitarlab.datasets.layout import (
     WINDOW_COLUMNS,
     WINDOWS_NAME,
@@ -35,7 +41,6 @@ from guitarlab.datasets.windows import (
     covered_spans,
     first_sound_sample,
     sounding,
-    standardize_as,
 )
 
 log = logging.getLogger("guitarlab.datasets")
@@ -105,39 +110,14 @@ def load_mono(
     gain_db: float | None,
     rate: int,
     target_rate: int,
-    buffer: np.ndarray | None = None,
     sha256: str = "",
 ) -> tuple[np.ndarray, bool]:
     """One file as mono float32 at ``target_rate`` with its gain applied; (audio, was_mixed).
 
-    A mono file at the target rate is decoded straight into ``buffer`` when it is big
-    enough (the result is then a view of it), which spares a fresh allocation per file.
-    With ``sha256`` the bytes are read once, checked against it, and decoded from memory.
+    The file is read from disk once (``engine.load_file``): with ``sha256`` its bytes are
+    checked against it and decoded from memory.
     """
-    source: str | io.BytesIO = path
-    if sha256:
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise DatasetError(f"{path}: cannot read ({exc.strerror})") from None
-        if hashlib.sha256(data).hexdigest() != sha256:
-            raise DatasetError(
-                f"{path}: sha256 differs from its manifest row: the file changed since it was "
-                "added; run 'guitarlab manifest check'"
-            )
-        source = io.BytesIO(data)
-    try:
-        with sf.SoundFile(source) as handle:
-            frames, channels = handle.frames, handle.channels
-            if channels == 1 and buffer is not None and buffer.size >= frames:
-                audio = handle.read(frames, dtype="float32", out=buffer[:frames])
-            else:
-                audio = handle.read(frames, dtype="float32", always_2d=False)
-    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        raise DatasetError(f"{path}: cannot read audio ({str(exc).splitlines()[0]})") from None
-    mixed = audio.ndim == 2
-    audio, _ = mono_at_rate(audio, rate, target_rate=target_rate, gain_db=gain_db, source=path)
-    return np.ascontiguousarray(audio), mixed
+    return load_file(path, rate=rate, target_rate=target_rate, gain_db=gain_db, sha256=sha256)
 
 
 def silent_starts(
@@ -190,45 +170,10 @@ def take_onsets(rows: pd.DataFrame, rate: int) -> list[int]:
     return [int(o) for o in per_take]
 
 
-def _prefetched(rows: pd.DataFrame, prepare):
-    """``(row, prepare(row))`` in order, preparing the next file while this one is written.
-
-    soundfile releases the GIL while decoding, so reading file i+1 overlaps writing file
-    i; at most two files are in memory at once, whatever the corpus size.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    items = [row for _, row in rows.iterrows()]
-    if not items:
-        return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataset-read") as pool:
-        future = pool.submit(prepare, items[0])
-        try:
-            for index, row in enumerate(items):
-                result = future.result()
-                if index + 1 < len(items):
-                    future = pool.submit(prepare, items[index + 1])
-                yield row, result
-                del result
-        finally:
-            future.cancel()
-
-
-def _blocks(audio: np.ndarray, starts: np.ndarray, window: int):
-    """The windows at ``starts`` as ``(n, window)`` blocks: runs of back-to-back windows
-    are reshaped views of ``audio`` (no copy); anything else is gathered."""
-    if starts.size == 0:
-        return
-    breaks = np.flatnonzero(np.diff(starts) != window) + 1
-    for run in np.split(starts, breaks):
-        first = int(run[0])
-        yield audio[first : first + run.size * window].reshape(run.size, window)
-
-
 def stream_windows(
     rows: pd.DataFrame,
     work: Path,
-    layout,
+    layouts: list[dict[str, np.ndarray]],
     totals: dict[str, int],
     audio_totals: dict[str, int],
     window: int,
@@ -239,78 +184,49 @@ def stream_windows(
     standardize: str,
     notes: list[str],
     progress: bool,
+    *,
+    jobs: int = 1,
+    engine: str = "local",
+    scheduler: str | None = None,
 ) -> dict:
-    """Read each file once and append the spans its windows cover to the split files;
-    returns standardization. ``audio_totals``: samples each split stores (``covered_spans``)."""
-    xs = {s: _NpyAppender(work / audio_name(s), (audio_totals[s],), np.float32) for s in SPLITS}
+    """Write the split files: each file read once, on ``jobs`` processes or a Dask cluster.
+
+    ``layouts``: each row's windows per split (``build_dataset``'s pass 1). Where each
+    file's spans go in its split's audio is fixed here before any sample is read, so the
+    starts, labels and ``windows.csv`` are written now, the audio files are allocated
+    whole, and every file becomes one task (``engine.FileTask``) that writes its own spans
+    in place: the same bytes in the same places however many processes run them. Returns
+    standardization. ``audio_totals``: samples each split stores (``covered_spans``).
+    """
+    heads = {s: preallocate_npy(work / audio_name(s), audio_totals[s]) for s in SPLITS}
     at = {s: _NpyAppender(work / starts_name(s), (totals[s],), np.int64) for s in SPLITS}
     ys = {s: _NpyAppender(work / y_name(s), (totals[s],), np.int64) for s in SPLITS}
     positions = dict.fromkeys(SPLITS, 0)
     stored = dict.fromkeys(SPLITS, 0)
-    train_sum = train_sq = 0.0
-    train_n = 0
-    mixed_ids, silent_ids = [], []
+    tasks: list[FileTask] = []
     with open(work / WINDOWS_NAME, "w", newline="", encoding="utf-8") as table_handle:
         table = csv.writer(table_handle)
         table.writerow(WINDOW_COLUMNS)
-        bar = tqdm(
-            total=int(rows["frames"].sum()) / rate,
-            desc="dataset",
-            unit="s",
-            unit_scale=True,
-            disable=not progress,
-        )
-        # two buffers in turn: one being filled by the reader, one being written out
-        longest = int(rows["file_frames"].max())
-        buffers = [np.empty(longest, dtype=np.float32) for _ in range(2)]
-        turn = iter(range(len(rows)))
-
-        def prepare(row: pd.Series) -> tuple[np.ndarray, bool, bool]:
-            gain = row.get("gain_db") if apply_gain else None
-            gain = float(gain) if gain is not None and not pd.isna(gain) else None
-            audio, mixed = load_mono(
-                row["file"],
-                gain_db=gain,
-                rate=int(row["file_rate"]),
-                target_rate=rate,
-                buffer=buffers[next(turn) % 2],
-                sha256=str(row.get("sha256", "") or ""),
-            )
-            if audio.shape[0] != int(row["frames"]):
-                raise DatasetError(
-                    f"{row['file']}: {audio.shape[0]} samples read, header said {row['frames']}; the file changed, run the build again"
-                )
-            silent = False
-            if standardize == "file":  # over the windowed part: a silent lead-in is no data
-                audio, silent = standardize_as(
-                    audio, "file", offset=int(row["offset"]), in_place=True
-                )
-            return audio, mixed, silent
-
-        for row, (audio, mixed, silent) in _prefetched(rows, prepare):
-            if mixed:
-                mixed_ids.append(str(row["id"]))
-            if silent:
-                silent_ids.append(str(row["id"]))
-            starts = layout(row)
+        for index, ((_, row), starts) in enumerate(zip(rows.iterrows(), layouts, strict=True)):
             code = label_index.get(str(row[label]), -1)  # windows labelled by segments: per window
             fixed = (row["id"], row["take"], row["tone"], row["guitar"], row["phrase"])
+            targets = []
             for name in SPLITS:
                 st = starts[name]
                 if not st.size:
                     continue
-                if name == "train" and standardize == "train":  # over windows, as trained on
-                    for block in _blocks(audio, st, window):
-                        train_sum += float(block.sum(dtype=np.float64))
-                        train_sq += float(np.square(block, dtype=np.float64).sum())
-                        train_n += block.size
                 spans = covered_spans(st, window)
                 lengths = spans[:, 1] - spans[:, 0]
                 begins = stored[name] + np.cumsum(lengths) - lengths  # in the split's audio
                 span = np.searchsorted(spans[:, 0], st, side="right") - 1  # each window's
                 at[name].append(begins[span] + st - spans[span, 0])
-                for first, stop in spans.tolist():
-                    xs[name].append(audio[first:stop])
+                targets.append(
+                    Target(
+                        str((work / audio_name(name)).absolute()),
+                        heads[name] + stored[name] * FLOAT32.itemsize,
+                        spans,
+                    )
+                )
                 stored[name] += int(lengths.sum())
                 per_window = starts.get(f"labels:{name}")
                 codes = (
@@ -325,11 +241,53 @@ def stream_windows(
                     (name, first + i, *fixed, s, c)
                     for i, (s, c) in enumerate(zip(st.tolist(), codes.tolist(), strict=True))
                 )
-            del audio
-            bar.update(int(row["frames"]) / rate)
-        bar.close()
-    for writer in (*xs.values(), *at.values(), *ys.values()):
+            gain = row.get("gain_db") if apply_gain else None
+            gain = float(gain) if gain is not None and not pd.isna(gain) else None
+            train = starts["train"]
+            tasks.append(
+                FileTask(
+                    index=index,
+                    path=str(Path(row["file"]).absolute()),
+                    sha256=str(row.get("sha256", "") or ""),
+                    file_rate=int(row["file_rate"]),
+                    rate=int(rate),
+                    frames=int(row["frames"]),
+                    gain_db=gain,
+                    standardize=standardize,
+                    offset=int(row["offset"]),
+                    window=int(window),
+                    targets=tuple(targets),
+                    train_starts=train if standardize == "train" and train.size else None,
+                )
+            )
+    for writer in (*at.values(), *ys.values()):
         writer.close()
+    for name in SPLITS:
+        if stored[name] != audio_totals[name]:
+            raise DatasetError(
+                f"{audio_name(name)}: {stored[name]} samples placed, planned {audio_totals[name]}; "
+                "a file changed during the build, run it again"
+            )
+
+    train_sum = train_sq = 0.0
+    train_n = 0
+    mixed_ids, silent_ids = [], []
+    ids = [str(i) for i in rows["id"]]
+    seconds = [int(f) / rate for f in rows["frames"]]
+    bar = tqdm(total=sum(seconds), desc="dataset", unit="s", unit_scale=True, disable=not progress)
+    try:
+        for result in run_tasks(tasks, jobs=jobs, engine=engine, scheduler=scheduler, work=work):
+            if result.mixed:
+                mixed_ids.append(ids[result.index])
+            if result.silent:
+                silent_ids.append(ids[result.index])
+            for block_sum, block_sq, block_n in result.train_sums:  # in file order, as before
+                train_sum += block_sum
+                train_sq += block_sq
+                train_n += block_n
+            bar.update(seconds[result.index])
+    finally:
+        bar.close()
     if mixed_ids:
         notes.append(f"{len(mixed_ids)} multichannel file(s) mixed to mono (e.g. {mixed_ids[0]})")
         log.info("mixed %d multichannel file(s) to mono", len(mixed_ids))

@@ -160,6 +160,28 @@ def dataset_group() -> None:
     is_flag=True,
     help="Replace --out if it is a dataset folder guitarlab made (never any other folder).",
 )
+@click.option(
+    "--jobs",
+    default=1,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Files read and windowed in parallel: processes (0: every core), or with --engine "
+    "dask and no --scheduler the LocalCluster's workers. The dataset is the same bit for bit.",
+)
+@click.option(
+    "--engine",
+    default="local",
+    show_default=True,
+    type=click.Choice(["local", "dask"]),
+    help="Window the files here, or on a Dask distributed cluster (pip install 'guitarlab[dask]'; "
+    "the corpus and --out must be on a filesystem every worker sees at the same path).",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    help="With --engine dask: the scheduler's address, e.g. tcp://host:8786 [default: start a "
+    "LocalCluster of --jobs processes on this machine].",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def dataset_build(
     corpus: str,
@@ -190,6 +212,9 @@ def dataset_build(
     seed: int,
     held_out_from: str | None,
     overwrite: bool,
+    jobs: int,
+    engine: str,
+    scheduler: str | None,
     quiet: bool,
 ) -> None:
     """Build a dataset folder from CORPUS: windows, standardization, leak-free splits.
@@ -208,6 +233,9 @@ def dataset_build(
           --test-where "fret >= 6" --onsets
       guitarlab dataset build --corpus my-corpus --out ds-tech --label technique \\
           --from-segments --test-where "phrase == 'solo'"
+      guitarlab dataset build --corpus my-corpus --out my-dataset --jobs 2
+      guitarlab dataset build --corpus /shared/c --out /shared/ds --engine dask \\
+          --scheduler tcp://host:8786
     """
     from guitarlab.datasets.build import build_dataset
     from guitarlab.datasets.folder import open_dataset
@@ -242,6 +270,9 @@ def dataset_build(
         from_segments=from_segments,
         progress=not quiet,
         overwrite=overwrite,
+        jobs=jobs,
+        engine=engine,
+        scheduler=scheduler,
     )
     ds = open_dataset(path)
     totals = ds.meta["totals"]

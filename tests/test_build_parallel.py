@@ -1,0 +1,175 @@
+"""dataset build in one pass over the audio, files in parallel (--jobs) and on Dask.
+
+What a user checks: the dataset built with 2 processes, or on a 2-process Dask
+LocalCluster, is the 1-process dataset bit for bit; every file is read from disk once
+(its sha256 checked on those bytes); a changed file stops the build in one line.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+from conftest import write_tone
+
+from guitarlab.cli import cli
+from guitarlab.corpus.errors import DatasetError
+from guitarlab.corpus.manifest import load_manifest
+from guitarlab.datasets import engine
+from guitarlab.datasets.build import build_dataset
+from guitarlab.datasets.engine import decode_wav
+from guitarlab.datasets.folder import check_dataset
+from guitarlab.datasets.importer import import_folder
+
+# each file a different format: the fast decoder's and libsndfile's paths both run
+FORMATS = {
+    "raw": ("PCM_24", 1),
+    "clean": ("PCM_16", 2),
+    "crunch": ("FLOAT", 1),
+    "lead": ("PCM_U8", 1),  # libsndfile decodes this one (from the bytes already read)
+}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """6 takes x 3 tones of 1 s in PCM 16/24, float and 8-bit, mono and stereo."""
+    base = tmp_path_factory.mktemp("parallel")
+    src = base / "src"
+    for gi, guitar in enumerate(("ST", "LP")):
+        for pi, phrase in enumerate(("backing", "lead", "riff")):
+            for ti, tone in enumerate(("raw", "clean", "crunch")):
+                subtype, channels = FORMATS["lead" if phrase == "lead" else tone]
+                write_tone(
+                    src / f"{guitar}_{phrase}_{tone}.wav",
+                    seconds=1.0,
+                    freq_hz=110.0 * (1 + gi) + 10 * pi + 3 * ti,
+                    amplitude=0.1 + 0.05 * ti,
+                    channels=channels,
+                    subtype=subtype,
+                )
+    import_folder(src, base / "corpus", progress=False)
+    return base / "corpus"
+
+
+def folder_bytes(path: Path) -> dict[str, bytes]:
+    """Every file of a dataset folder, dataset.json without its creation time."""
+    out = {}
+    for item in sorted(path.iterdir()):
+        data = item.read_bytes()
+        if item.name == "dataset.json":
+            meta = json.loads(data)
+            meta.pop("created_at")
+            data = json.dumps(meta, sort_keys=True).encode()
+        out[item.name] = data
+    return out
+
+
+@pytest.mark.parametrize("standardize", ["file", "train"])
+def test_two_jobs_write_the_one_job_dataset_bit_for_bit(corpus, tmp_path, standardize) -> None:
+    options = dict(window=4000, hop=1500, test_windows=3, standardize=standardize, progress=False)
+    one = build_dataset(corpus, tmp_path / "one", **options)
+    two = build_dataset(corpus, tmp_path / "two", jobs=2, **options)
+    a, b = folder_bytes(one), folder_bytes(two)
+    assert sorted(a) == sorted(b) and "train_audio.npy" in a
+    assert [name for name in a if a[name] != b[name]] == []
+    assert check_dataset(two) == []
+    meta = json.loads((two / "dataset.json").read_text())
+    assert any("mixed to mono" in note for note in meta["notes"])  # the stereo files
+    x = np.load(two / "train_audio.npy")
+    assert x.dtype == np.float32 and np.isfinite(x).all() and float(np.abs(x).max()) > 0.5
+
+
+def test_each_file_is_read_once_and_pcm_is_not_decoded_twice(corpus, tmp_path, monkeypatch):
+    reads: list[str] = []
+    real = engine.read_checked
+
+    def counting(path: str, sha256: str = "") -> bytes:
+        assert sha256, "the manifest's sha256 is checked on the bytes read"
+        reads.append(path)
+        return real(path, sha256)
+
+    monkeypatch.setattr(engine, "read_checked", counting)
+    monkeypatch.setattr(sf, "read", lambda *a, **k: pytest.fail("a second read of a file"))
+    build_dataset(corpus, tmp_path / "ds", window=4000, test_windows=3, progress=False)
+    rows = load_manifest(corpus)
+    assert sorted(reads) == sorted(str((corpus / p).absolute()) for p in rows["path"])
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_file_changed_since_import_stops_the_build_in_one_line(tmp_path, jobs) -> None:
+    src = tmp_path / "src"
+    for gi, guitar in enumerate(("ST", "LP")):
+        for tone in ("raw", "clean"):
+            write_tone(src / f"{guitar}_lead_{tone}.wav", seconds=1.0, freq_hz=200.0 + 50 * gi)
+    corpus = tmp_path / "corpus"
+    import_folder(src, corpus, progress=False)
+    changed = corpus / load_manifest(corpus)["path"].iloc[-1]
+    write_tone(changed, seconds=1.0, freq_hz=440.0)  # same length, other samples
+    with pytest.raises(DatasetError) as caught:
+        build_dataset(
+            corpus, tmp_path / "ds", window=4000, test_windows=3, jobs=jobs, progress=False
+        )
+    message = str(caught.value)
+    assert "\n" not in message and changed.name in message and "sha256" in message
+    assert not (tmp_path / "ds").exists()
+
+
+def test_cli_jobs_and_a_scheduler_without_dask(corpus, tmp_path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "ds"
+    args = ["dataset", "build", "--corpus", str(corpus), "--out", str(out), "--window", "4000"]
+    args += ["--test-windows", "3"]
+    result = runner.invoke(cli, [*args, "--jobs", "2", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert check_dataset(out) == []
+    result = runner.invoke(cli, [*args, "--overwrite", "--scheduler", "tcp://127.0.0.1:1"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "--engine dask" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def wav_bytes(audio: np.ndarray, subtype: str) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, audio, 44100, subtype=subtype, format="WAV")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "PCM_32", "FLOAT"])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_decode_wav_gives_libsndfiles_samples_bit_for_bit(subtype, channels) -> None:
+    rng = np.random.default_rng(7)
+    audio = rng.uniform(-1.0, 1.0, (3001, channels)).astype(np.float32)
+    audio[:3] = [[-1.0] * channels, [0.0] * channels, [np.float32(0.9999999)] * channels]
+    data = wav_bytes(audio if channels > 1 else audio[:, 0], subtype)
+    expected = sf.read(io.BytesIO(data), dtype="float32")[0]
+    got = decode_wav(data)
+    assert got is not None and got.dtype == np.float32 and got.shape == expected.shape
+    assert np.array_equal(got, expected)
+
+
+def test_decode_wav_walks_chunks_and_leaves_the_rest_to_libsndfile() -> None:
+    audio = np.linspace(-0.5, 0.5, 101, dtype=np.float32)
+    data = wav_bytes(audio, "PCM_24")
+    fmt_at = data.index(b"fmt ")
+    junk = b"JUNK" + struct.pack("<I", 5) + b"abcde\x00"  # odd size, padded
+    moved = data[:fmt_at] + junk + data[fmt_at:]
+    moved = moved[:4] + struct.pack("<I", len(moved) - 8) + moved[8:]
+    assert np.array_equal(decode_wav(moved), sf.read(io.BytesIO(moved), dtype="float32")[0])
+    assert decode_wav(data[:-2]) is None  # a torn last frame: libsndfile decides
+    assert decode_wav(wav_bytes(audio, "PCM_U8")) is None
+    assert decode_wav(b"fLaC" + bytes(40)) is None
+
+
+def test_dask_engine_writes_the_local_engines_windows_bit_for_bit(corpus, tmp_path) -> None:
+    pytest.importorskip("distributed")
+    options = dict(window=4000, hop=2000, test_windows=3, progress=False)
+    local = build_dataset(corpus, tmp_path / "local", **options)
+    on_dask = build_dataset(corpus, tmp_path / "dask", engine="dask", jobs=2, **options)
+    a, b = folder_bytes(local), folder_bytes(on_dask)
+    assert sorted(a) == sorted(b)
+    assert [name for name in a if a[name] != b[name]] == []
