@@ -38,13 +38,20 @@ MARKER_S = 0.1
 """Length of each noise burst around a take."""
 MARKER_RMS = 0.05
 """Level of the bursts (-26 dBFS RMS): heard clearly through an amp, never clipping."""
-LEAD_S = 1.0
-"""Silence before the first burst: a duplex stream through PulseAudio loses up to ~0.45 s
-of its start (measured), which must not take the burst with it."""
+LEAD_S = 2.0
+"""Silence before the first burst: a duplex stream over two ALSA devices (PulseAudio)
+starts its input late, by 0.45 s to over 1 s on a loaded machine (measured), which must
+not take the burst with it."""
 GAP_S = 0.25
 """Silence between a burst and the take, so an amp's or a reverb's tail does not overlap."""
-MAX_LATENCY_S = 1.0
-"""Longest round trip searched for; the recording runs this long after the last burst."""
+MAX_LATENCY_S = 2.0
+"""Longest round trip searched for; the recording runs this long after the last burst
+(a software loop, e.g. ``audio-server --through``, buffers more than a second)."""
+EARLY_S = 1.9
+"""How much earlier than played a burst may come back: two streams that did not start
+together (the input late) show as a negative latency, removed the same way."""
+DRIFT_RETRIES = 2
+"""A take whose return drifted (an underrun on a busy machine) is played again this often."""
 MIN_PROMINENCE = 12.0
 """A burst's correlation peak over the spread of the rest: noise or silence reach ~5."""
 MAX_DRIFT_SAMPLES = 1
@@ -101,20 +108,23 @@ def playback(take: np.ndarray, sample_rate: int) -> tuple[np.ndarray, Layout]:
     --------
     >>> played, layout = playback(np.zeros(1000, np.float32), 8000)
     >>> layout.take_start, layout.last_marker, len(played) == layout.total
-    (10800, 13800, True)
+    (18800, 48000, True)
     """
     take = np.asarray(take, dtype=np.float32).reshape(-1)
     burst = marker(sample_rate)
     lead, gap = int(LEAD_S * sample_rate), int(GAP_S * sample_rate)
     tail = int(MAX_LATENCY_S * sample_rate)
-    parts = [np.zeros(lead), burst, np.zeros(gap), take, np.zeros(gap), burst, np.zeros(tail)]
+    # the bursts lie further apart than one search window, so neither is taken for the other
+    apart = int((EARLY_S + MAX_LATENCY_S) * sample_rate) + len(burst)
+    end_gap = max(gap, apart - (len(burst) + gap + len(take)))
+    parts = [np.zeros(lead), burst, np.zeros(gap), take, np.zeros(end_gap), burst, np.zeros(tail)]
     played = np.concatenate(parts).astype(np.float32)
     take_start = lead + len(burst) + gap
     layout = Layout(
         first_marker=lead,
         take_start=take_start,
         take_frames=len(take),
-        last_marker=take_start + len(take) + gap,
+        last_marker=take_start + len(take) + end_gap,
         marker_frames=len(burst),
         total=len(played),
     )
@@ -122,16 +132,18 @@ def playback(take: np.ndarray, sample_rate: int) -> tuple[np.ndarray, Layout]:
 
 
 def find_marker(
-    returned: np.ndarray, burst: np.ndarray, *, at: int, max_latency: int
+    returned: np.ndarray, burst: np.ndarray, *, at: int, max_latency: int, early: int = 0
 ) -> tuple[int, float, int]:
     """``(latency, prominence, polarity)`` of ``burst``, played at ``at``, in ``returned``.
 
-    The latency is the lag (0..``max_latency`` samples) of the largest cross-correlation;
+    The latency is the lag (-``early``..``max_latency`` samples) of the largest
+    cross-correlation;
     its prominence is that peak over the RMS of the correlation away from it (``inf``
     when that is all zero, as through a digital loopback of silence; 0 for a silent
     return). A return of noise only peaks at about 5.
     """
-    segment = np.asarray(returned, dtype=np.float64)[at : at + len(burst) + max_latency]
+    low = max(0, at - int(early))
+    segment = np.asarray(returned, dtype=np.float64)[low : at + len(burst) + max_latency]
     if len(segment) < len(burst):
         return 0, 0.0, 1
     xc = correlate(segment, burst.astype(np.float64), mode="valid", method="fft")
@@ -142,9 +154,9 @@ def find_marker(
     away[max(0, lag - len(burst)) : lag + len(burst)] = False
     spread = float(np.sqrt(np.mean(xc[away] ** 2))) if away.any() else 0.0
     if peak <= 1e-9 * len(burst) * MARKER_RMS:  # digital silence
-        return lag, 0.0, 1
+        return lag + low - at, 0.0, 1
     prominence = peak / spread if spread > 0 else float("inf")
-    return lag, prominence, 1 if xc[lag] >= 0 else -1
+    return lag + low - at, prominence, 1 if xc[lag] >= 0 else -1
 
 
 @dataclass(frozen=True)
@@ -153,8 +165,9 @@ class ReturnCheck:
 
     latency_samples: int
     end_latency_samples: int
-    prominence: float
+    prominence: float  # of the first burst
     polarity: int
+    end_prominence: float = float("inf")
 
     @property
     def drift_samples(self) -> int:
@@ -164,12 +177,10 @@ class ReturnCheck:
 def measure_return(returned: np.ndarray, layout: Layout, sample_rate: int) -> ReturnCheck:
     """Find both bursts of :func:`playback` in ``returned`` (recorded while it played)."""
     burst = marker(sample_rate)
-    max_latency = int(MAX_LATENCY_S * sample_rate)
-    start, p1, polarity = find_marker(
-        returned, burst, at=layout.first_marker, max_latency=max_latency
-    )
-    end, p2, _ = find_marker(returned, burst, at=layout.last_marker, max_latency=max_latency)
-    return ReturnCheck(start, end, min(p1, p2), polarity)
+    search = {"max_latency": int(MAX_LATENCY_S * sample_rate), "early": int(EARLY_S * sample_rate)}
+    start, p1, polarity = find_marker(returned, burst, at=layout.first_marker, **search)
+    end, p2, _ = find_marker(returned, burst, at=layout.last_marker, **search)
+    return ReturnCheck(start, end, p1, polarity, p2)
 
 
 def return_problem(
@@ -188,11 +199,19 @@ def return_problem(
     >>> return_problem(ReturnCheck(100, 104, 80.0, 1), 48000)[:36]
     'the return drifted by 4 samples (0.0'
     """
-    if not check.prominence >= min_prominence:
+    found = [check.prominence >= min_prominence, check.end_prominence >= min_prominence]
+    if not any(found):
         return (
-            f"the return does not correlate with what was played (burst {check.prominence:.1f} "
-            f"over the noise, needs {min_prominence:g}): check that the cable from the output to "
-            "the amp and back to the input is plugged in, the amp is on and these are the devices"
+            f"the return does not correlate with what was played (burst "
+            f"{max(check.prominence, check.end_prominence):.1f} over the noise, needs "
+            f"{min_prominence:g}): check that the cable from the output to the amp and back "
+            "to the input is plugged in, the amp is on and these are the devices"
+        )
+    if not all(found):
+        return (
+            f"the {'start' if not found[0] else 'end'} of the return is missing (the burst "
+            "there did not come back while the other did): the stream started late or "
+            "dropped audio; keep the machine idle while reamping"
         )
     if abs(check.drift_samples) > max_drift_samples:
         return (
@@ -299,6 +318,26 @@ def _play(played: np.ndarray, rate: int, out_dev, in_dev, channel: int) -> np.nd
         )
 
 
+def _play_checked(
+    played: np.ndarray, layout: Layout, rate: int, out_dev, in_dev, channel: int, what: str
+) -> tuple[np.ndarray, ReturnCheck, int]:
+    """Play and measure; a drifted return is played again (``DRIFT_RETRIES``), any other
+    problem is one ``RecorderError`` naming ``what``. Returns the return, its check and
+    the number of plays."""
+    for attempt in range(1, DRIFT_RETRIES + 2):
+        returned = _play(played, rate, out_dev, in_dev, channel)
+        check = measure_return(returned, layout, rate)
+        problem = return_problem(check, rate)
+        if not problem:
+            return returned, check, attempt
+        # one burst back is a stream that started late, dropped or drifted: try again
+        glitch = max(check.prominence, check.end_prominence) >= MIN_PROMINENCE
+        if not glitch or attempt > DRIFT_RETRIES:
+            break
+    played_times = f" (played {attempt} times)" if attempt > 1 else ""
+    raise RecorderError(f"{what}: {problem}{played_times}; nothing was stored")
+
+
 def calibrate_loop(
     corpus: str | os.PathLike,
     *,
@@ -322,11 +361,9 @@ def calibrate_loop(
     noise = np.random.default_rng(7).standard_normal(int(CALIBRATION_SECONDS * rate))
     test = (0.1 * noise).astype(np.float32)
     played, layout = playback(test, rate)
-    returned = _play(played, rate, out_dev, in_dev, channel)
-    check = measure_return(returned, layout, rate)
-    problem = return_problem(check, rate)
-    if problem:
-        raise RecorderError(f"calibration of {tone!r}: {problem}; nothing was stored")
+    returned, check, _ = _play_checked(
+        played, layout, rate, out_dev, in_dev, channel, f"calibration of {tone!r}"
+    )
     back = aligned_take(returned, check, layout)
     entry = {
         "latency_samples": check.latency_samples,
@@ -396,8 +433,8 @@ def reamp_corpus(
     ``reamp_correlation`` (with what was played: ~1.0 through a plain loopback, lower
     through an amp). With ``calibrate`` the loop is measured first (:func:`calibrate_loop`).
 
-    A return that does not correlate or drifts stops the run with one ``RecorderError``
-    line; the takes reamped before it stay. ``on_take(id, number, total)`` reports progress.
+    A return that does not correlate, or still drifts after ``DRIFT_RETRIES`` more
+    plays, stops the run with one ``RecorderError`` line; the takes reamped before it stay. ``on_take(id, number, total)`` reports progress.
     """
     from guitarlab.corpus.audio import read_audio
     from guitarlab.corpus.levels import apply_gain_db, rms_dbfs
@@ -457,11 +494,9 @@ def reamp_corpus(
             gain = play_gain_db(mono, source["gain_db"])
             take = apply_gain_db(mono, gain).astype(np.float32)
             played, layout = playback(take, file_rate)
-            returned = _play(played, file_rate, out_dev, in_dev, channel)
-            check = measure_return(returned, layout, file_rate)
-            problem = return_problem(check, file_rate)
-            if problem:
-                raise RecorderError(f"{source['id']}: {problem}; nothing was stored for it")
+            returned, check, plays = _play_checked(
+                played, layout, file_rate, out_dev, in_dev, channel, source["id"]
+            )
             back = aligned_take(returned, check, layout)
             staged, tmp = stage_audio(root, {"path": path}, back, file_rate)
         except BaseException:
@@ -479,6 +514,7 @@ def reamp_corpus(
             f"(input {channel}), played {gain:+.2f} dB, latency {check.latency_samples} "
             f"samples ({1000.0 * check.latency_samples / file_rate:.1f} ms) removed"
             + (", polarity inverted by the loop" if check.polarity < 0 else "")
+            + (f", played {plays} times (the first drifted)" if plays > 1 else "")
         )
         row = manifest_row(
             id=rid,

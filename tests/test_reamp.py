@@ -231,3 +231,40 @@ def test_an_unplugged_return_is_refused_and_a_stopped_run_resumes(server, corpus
     assert report.skipped == ["strat-lead-t001-raw"]
     assert sorted(r["id"] for r in report.added) == ["paul-lead-t001-amp", "paul-lead-t002-amp-di"]
     assert len(list((corpus / "tones").glob("*.wav"))) == 3
+
+
+def test_a_return_missing_one_burst_is_a_glitch_to_play_again() -> None:
+    """A stream that starts late loses the first burst, not the second: not 'unplugged'."""
+    played, layout = playback(_guitarish(1.0), RATE)
+    returned = _loop(played, 800)
+    returned[: layout.first_marker + 800 + layout.marker_frames] = 0.0
+    check = measure_return(returned, layout, RATE)
+    assert check.prominence < reamp.MIN_PROMINENCE <= check.end_prominence
+    assert "start of the return is missing" in return_problem(check, RATE)
+
+
+@pytest.mark.server
+def test_reamp_with_the_default_devices_through_a_virtual_amp(server, tmp_path: Path) -> None:
+    """``audio-server --through crunch -- guitarlab reamp``: no devices named, a distorting
+    loop with a software round trip of about a second; the render still lines up."""
+    import os
+    import subprocess
+    import sys
+
+    root = init_corpus(tmp_path / "corpus")
+    _add_take(root, "strat-lead-t001", _guitarish(2.0, seed=1), guitar="strat")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PULSE_", "GUITARLAB_"))}
+    guitarlab = [sys.executable, "-m", "guitarlab"]
+    command = [*guitarlab, "audio-server", "--through", "crunch", "--", *guitarlab, "reamp"]
+    command += ["--corpus", str(root), "--tone", "crunch_amp"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 take(s) reamped to crunch_amp" in done.stdout
+    frame = load_manifest(root).set_index("id")
+    row = frame.loc["strat-lead-t001-crunch_amp"]
+    raw, _ = sf.read(root / frame.loc["strat-lead-t001-raw", "path"], dtype="float32")
+    back, _ = sf.read(root / row["path"], dtype="float32")
+    assert back.shape == raw.shape and row["source"] == "strat-lead-t001-raw"
+    assert int(row["reamp_latency_samples"]) > 0.1 * RATE  # the software loop's buffers
+    assert 0.3 < float(row["reamp_correlation"]) < 0.99  # distorted, yet the same playing
+    assert abs(_lag(back, raw)) <= 5  # aligned but for the cabinet's own few samples
