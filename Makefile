@@ -5,7 +5,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.guitarlab-installed
 DEMO    ?= demo
 
-.PHONY: install demo test bench lint format clean
+.PHONY: install demo test bench lint format clean hf-check
 
 install: $(STAMP)
 
@@ -23,6 +23,11 @@ demo: $(STAMP)
 test: lint
 	$(PY) -m pytest -q -p no:cacheprovider
 
+# the export opened with datasets 3.x (the hf extra) and with the newest datasets, without
+# torch, in .venv-hf-new (the test makes it once from PyPI; `make test` runs it too)
+hf-check: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_export_hf.py
+
 bench: $(STAMP)
 	$(PY) -m benchmarks
 
@@ -35,4 +40,4 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) $(DEMO) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .venv-hf-new $(DEMO) .pytest_cache .ruff_cache *.egg-info

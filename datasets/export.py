@@ -8,21 +8,30 @@ kill never leaves half an export under its name.
 
 ``audiofolder`` layout (what ``datasets.load_dataset("audiofolder", data_dir=E)`` opens)::
 
-    E/README.md                  data card: columns, counts per label and split, licence
-    E/train/metadata.jsonl       file_name first, then the manifest's label and provenance columns
+    E/README.md                  data card: loading, classes, columns, counts, licence
+    E/train/metadata.parquet     file_name first, then label and the provenance columns
     E/train/<id>.wav             a whole file (take or group splits) ...
     E/train/<id>__<start>-<end>s.wav   ... or a clip of it (span splits), its take in the name
     E/validation/..., E/test/...
 
-Without a dataset every file goes to ``E/audio/`` with one ``E/metadata.jsonl`` (one split,
-``train`` in Hugging Face's terms).
+Without a dataset every file goes to ``E/audio/`` with one ``E/metadata.parquet`` (one
+split, ``train`` in Hugging Face's terms).
 
-The metadata is JSON Lines, not CSV: ``datasets`` 3.x (the last that decodes audio with
-soundfile, without torch, torchcodec and FFmpeg) reads a ``metadata.csv`` through pandas,
-and under pandas 3 its text columns come back as ``large_string``, which it then refuses
-as ``file_name``; a ``metadata.jsonl`` loads with every version. ``parquet`` writes one table, ``E/data.parquet``: one
-row per file or clip, with ``split`` and an ``audio`` column of ``{bytes, path}`` (the
-struct Hugging Face's ``Audio`` feature stores), plus the same README.md.
+``parquet`` layout (what ``load_dataset("parquet", data_dir=E)`` or ``load_dataset(E)``
+opens)::
+
+    E/README.md
+    E/data/train-00000-of-00001.parquet   audio ({bytes, path}), split, file_name, label, ...
+    E/data/validation-00000-of-00001.parquet, E/data/test-00000-of-00001.parquet
+
+Every table carries its Hugging Face features in the Arrow schema (:func:`hf_table`):
+``label`` a ClassLabel (stored as the index into the dataset's label names), ``audio``
+Audio, numbers int64/float64, text ``string``. The metadata is Parquet, not CSV or JSON
+Lines, because only a Parquet schema can say ClassLabel (``datasets`` >= 3.4 reads it for
+an audiofolder; a card's ``dataset_info`` is ignored there). ``datasets`` >= 4 decodes
+(and, for an audiofolder, even loads) audio only with torch and torchcodec; without them
+every export still opens through its Parquet tables, the audio read with soundfile (the
+data card shows how).
 
 Examples
 --------
@@ -56,14 +65,18 @@ FORMATS = ("audiofolder", "parquet")
 # the dataset folder's split names -> Hugging Face's
 HF_SPLITS = {"train": "train", "val": "validation", "test": "test"}
 NO_SPLIT_DIR = "audio"
-METADATA_NAME = "metadata.jsonl"
-PARQUET_NAME = "data.parquet"
+# Parquet with the Hugging Face features in its schema: `label` loads as a ClassLabel
+# (datasets >= 3.4 reads a metadata.parquet; a .jsonl or .csv can only give text)
+METADATA_NAME = "metadata.parquet"
+PARQUET_DIR = "data"  # data/<split>-00000-of-00001.parquet: the layout datasets maps to splits
+PARQUET_SHARD_BYTES = 500_000_000  # audio per Parquet file, the size the Hub's shards have
 CARD_NAME = "README.md"
 LICENSE_FILES = ("LICENSE", "LICENSE.txt", "LICENSE.md")
 UNSPECIFIED = "unspecified"
 NUMBER_COLUMNS = (
     "sample_rate", "channels", "frames", "peak_dbfs", "rms_dbfs", "gain_db", "clip_start", "clip_end",
 )  # fmt: skip
+INT_COLUMNS = ("sample_rate", "channels", "frames", "clip_start", "clip_end")
 PARQUET_BATCH_FILES = 64
 # columns the export adds to the manifest's (clip columns are empty for whole files)
 EXPORT_COLUMNS = ("corpus_path", "corpus_sha256", "clip_start", "clip_end")
@@ -72,7 +85,8 @@ COLUMN_MEANINGS = {
     "split": "train, validation or test",
     "audio": "the file's bytes and its file name (Hugging Face's Audio struct)",
     "id": "the corpus manifest id of the file the audio comes from",
-    "label": "the dataset's class label (the column named under 'How the split was made')",
+    "label": "the dataset's class label (the column named under 'How the split was made'), "
+    "a ClassLabel: stored as its index into the names under Classes",
     "guitar": "guitar label, a lower-case slug",
     "pickup": "single_coil, humbucker, p90, ...",
     "phrase": "backing, lead, note, ...",
@@ -557,6 +571,106 @@ def _materialized(
         yield item, data, _metadata_row(item, measured, columns)
 
 
+# ---------------------------------------------------------------- Hugging Face features
+
+
+def class_names(plan: ExportPlan, meta: Mapping | None = None) -> list[str] | None:
+    """The classes of ``label`` (a ClassLabel's names: index = stored value); None unlabelled.
+
+    The dataset's ``label_names`` first, all of them in its order, so an exported label is
+    the class index a model trained on the dataset outputs; labels the dataset does not
+    have (a file labelled by the segments within it, ``--by-segment`` on another column)
+    follow, sorted.
+
+    Examples
+    --------
+    >>> item = ExportItem("train", "train/a.wav", {"label": "les_paul"})
+    >>> plan = ExportPlan([item], label="guitar", labelled=True, splits=["train"])
+    >>> class_names(plan, {"label": "guitar", "label_names": ["strat", "les_paul", "tele"]})
+    ['strat', 'les_paul', 'tele']
+    """
+    if not plan.labelled:
+        return None
+    known = []
+    if meta is not None and str(meta.get("label")) == plan.label:
+        known = [str(name) for name in meta.get("label_names", [])]
+    used = {str(item.row["label"]) for item in plan.items}
+    return known + sorted(used - set(known))
+
+
+def hf_feature(column: str, names: list[str] | None = None) -> dict:
+    """An exported column's Hugging Face feature, as ``datasets.Features.to_dict`` writes it."""
+    if column == "audio":
+        return {"_type": "Audio"}
+    if column == "label" and names is not None:
+        return {"_type": "ClassLabel", "names": list(names)}
+    number = "int64" if column in INT_COLUMNS else "float64"
+    return {"_type": "Value", "dtype": number if column in NUMBER_COLUMNS else "string"}
+
+
+def hf_table(frame: pd.DataFrame, names: list[str] | None = None, audio: list | None = None):
+    """``frame`` (plus ``audio``, a ``{bytes, path}`` per row, first) as an Arrow table typed
+    as its Hugging Face features say, with the features in the schema's ``huggingface``
+    metadata: what ``datasets`` reads back, so ``label`` loads as a ClassLabel (stored as
+    its index into ``names``) and ``audio`` as Audio with every version. Text is ``string``,
+    never ``large_string``, which datasets 3.x refuses as a ``file_name``.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"file_name": ["a.wav"], "label": ["lp"], "frames": [10]})
+    >>> table = hf_table(frame, ["st", "lp"])
+    >>> table.column("label").to_pylist(), str(table.schema.field("file_name").type)
+    ([1], 'string')
+    """
+    import pyarrow as pa
+
+    columns = {}
+    if audio is not None:
+        columns["audio"] = pa.array(
+            audio, pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+        )
+    for column in frame.columns:
+        values = frame[column]
+        if column == "label" and names is not None:
+            index = {name: i for i, name in enumerate(names)}
+            columns[column] = pa.array([index[str(v)] for v in values], pa.int64())
+        elif column in INT_COLUMNS:
+            numbers = pd.to_numeric(values, errors="coerce").round().astype("Int64")
+            columns[column] = pa.array(numbers, pa.int64(), from_pandas=True)
+        elif column in NUMBER_COLUMNS:
+            numbers = pd.to_numeric(values, errors="coerce").astype(float)
+            columns[column] = pa.array(numbers, pa.float64(), from_pandas=True)
+        else:
+            text = values.astype(object).where(values.notna(), "").astype(str)
+            columns[column] = pa.array(text.tolist(), pa.string())
+    features = {column: hf_feature(column, names) for column in columns}
+    table = pa.table(columns)
+    info = json.dumps({"info": {"features": features}})
+    return table.replace_schema_metadata({"huggingface": info})
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """An export's table (a ``metadata.parquet``, a Parquet file, or the ``data`` folder of
+    shards) in pandas, ``label`` as its names: pandas reads a ClassLabel as its index,
+    and the names are in the schema's Hugging Face features.
+
+    Examples
+    --------
+    >>> read_table("my-export/test/metadata.parquet")["label"].head(1)   # doctest: +SKIP
+    0    les_paul
+    """
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    first = min(path.glob("*.parquet")) if path.is_dir() else path
+    table = pd.read_parquet(path)
+    meta = (pq.read_schema(first).metadata or {}).get(b"huggingface")
+    feature = json.loads(meta)["info"]["features"].get("label", {}) if meta else {}
+    if feature.get("_type") == "ClassLabel" and "label" in table:
+        table["label"] = [feature["names"][int(i)] for i in table["label"]]
+    return table
+
+
 # ---------------------------------------------------------------- writing
 
 
@@ -597,7 +711,8 @@ def export_corpus(
         A dataset folder built from ``corpus``: its files only, in its train/validation/
         test splits (whole files for held-out takes, clips for held-out spans).
     format : {"audiofolder", "parquet"}
-        Audio files with ``metadata.jsonl`` per split, or one ``data.parquet`` table.
+        Audio files with ``metadata.parquet`` per split, or ``data/<split>-*.parquet``
+        tables with the audio bytes in them.
     license : str, optional
         The licence written into the data card; default: the corpus's ``LICENSE``
         file's first line, else "unspecified".
@@ -652,6 +767,7 @@ def export_corpus(
     recorded, license_file = corpus_license(corpus)
     license_text = license or recorded
     columns = list(manifest.columns)
+    names = class_names(plan, meta)
 
     with replace_output(
         out, purpose="export", suffix=".exporting", inputs=inputs, overwrite=overwrite,
@@ -659,9 +775,9 @@ def export_corpus(
     ) as work:  # fmt: skip
         files = _materialized(corpus, plan, columns, progress)
         if format == "audiofolder":
-            table = _write_audiofolder(work, files, plan)
+            table = _write_audiofolder(work, files, plan, names)
         else:
-            table = _write_parquet(work / PARQUET_NAME, files)
+            table = _write_parquet(work / PARQUET_DIR, files, names)
         if license_file is not None and license is None:
             shutil.copyfile(license_file, work / license_file.name)
         card = data_card(
@@ -670,6 +786,7 @@ def export_corpus(
             corpus=corpus,
             dataset=dataset_path,
             format=format,
+            names=names,
             license=license_text,
             license_origin=(
                 "given with --license"
@@ -693,8 +810,13 @@ def _corpus_segments(corpus: Path) -> pd.DataFrame:
 
 
 def _write_audiofolder(
-    work: Path, files: Iterator[tuple[ExportItem, bytes, dict]], plan: ExportPlan
+    work: Path,
+    files: Iterator[tuple[ExportItem, bytes, dict]],
+    plan: ExportPlan,
+    names: list[str] | None = None,
 ) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
     rows = []
     for item, data, meta_row in files:
         dest = work / item.file_name
@@ -709,46 +831,115 @@ def _write_audiofolder(
         prefix = f"{split}/" if split else ""
         part = part.assign(file_name=part["file_name"].str.removeprefix(prefix))
         with atomic_path(folder / METADATA_NAME) as tmp:
-            part.to_json(tmp, orient="records", lines=True, force_ascii=False)
+            pq.write_table(hf_table(part, names), str(tmp))
     return table
 
 
-def _write_parquet(path: Path, files: Iterator[tuple[ExportItem, bytes, dict]]) -> pd.DataFrame:
-    """One table, written a batch of files at a time so memory stays at one batch."""
-    import pyarrow as pa
+def _write_parquet(
+    folder: Path, files: Iterator[tuple[ExportItem, bytes, dict]], names: list[str] | None = None
+) -> pd.DataFrame:
+    """``folder/<split>-00000-of-0000N.parquet`` per split (a new shard past
+    ``PARQUET_SHARD_BYTES`` of audio), written a batch of files at a time so memory stays
+    at one batch per split; ``datasets`` maps the file names to its splits."""
     import pyarrow.parquet as pq
 
+    folder.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
-    batch: list[dict] = []
-    writer: pq.ParquetWriter | None = None
+    pending: dict[str, tuple[list[dict], list[dict]]] = {}  # split -> rows, audio unwritten
+    shards: dict[str, list[Path]] = {}
+    open_: dict[str, list] = {}  # split -> [writer, audio bytes in its shard]
+
+    def flush(split: str) -> None:
+        batch_rows, audio = pending.pop(split)
+        table = hf_table(_typed(pd.DataFrame(batch_rows)), names, audio)
+        state = open_.get(split)
+        if state is not None and state[1] >= PARQUET_SHARD_BYTES:
+            open_.pop(split)[0].close()
+            state = None
+        if state is None:
+            path = folder / f"{split}-{len(shards.setdefault(split, [])):05d}.parquet.part"
+            shards[split].append(path)
+            state = open_[split] = [pq.ParquetWriter(str(path), table.schema), 0]
+        state[0].write_table(table)
+        state[1] += sum(len(a["bytes"]) for a in audio)
+
     try:
-        with atomic_path(path) as tmp:
-            for item, data, meta_row in files:
-                rows.append({"split": item.split or "train", **meta_row})
-                batch.append({"bytes": data, "path": item.file_name})
-                if len(batch) >= PARQUET_BATCH_FILES:
-                    writer = _parquet_batch(pa, pq, tmp, rows[-len(batch) :], batch, writer)
-            if batch or writer is None:
-                writer = _parquet_batch(
-                    pa, pq, tmp, rows[-len(batch) :] if batch else [], batch, writer
-                )
-            writer.close()
-            writer = None
+        for item, data, meta_row in files:
+            split = item.split or "train"
+            rows.append({"split": split, **meta_row})
+            batch_rows, audio = pending.setdefault(split, ([], []))
+            batch_rows.append(rows[-1])
+            audio.append({"bytes": data, "path": item.file_name})
+            if len(batch_rows) >= PARQUET_BATCH_FILES:
+                flush(split)
+        for split in list(pending):
+            flush(split)
     finally:
-        if writer is not None:
+        for writer, _ in open_.values():
             writer.close()
+    for split, paths in shards.items():
+        for i, path in enumerate(paths):
+            path.rename(folder / f"{split}-{i:05d}-of-{len(paths):05d}.parquet")
     return _typed(pd.DataFrame(rows))
 
 
-def _parquet_batch(pa, pq, path: Path, rows: list[dict], audio: list[dict], writer):
-    frame = _typed(pd.DataFrame(rows)).assign(audio=list(audio))
-    frame = frame[["split", "audio"] + [c for c in frame.columns if c not in ("split", "audio")]]
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    if writer is None:
-        writer = pq.ParquetWriter(str(path), table.schema)
-    writer.write_table(table.cast(writer.schema))
-    audio.clear()
-    return writer
+def loading_text(format: str, splits: list[str], *, unsplit: bool = False) -> list[str]:
+    """The data card's "Loading" lines: with ``datasets`` 3.x, and with >= 4 without torch.
+
+    ``datasets`` >= 4 needs torch and torchcodec to decode audio (and to load an audio
+    folder at all); the fallback opens the export's Parquet tables and reads the audio
+    with soundfile, which works with every version and is what the tests run.
+    """
+    one = splits[-1]
+    call = (
+        'load_dataset("audiofolder", data_dir="THIS_FOLDER")'
+        if format == "audiofolder"
+        else 'load_dataset("parquet", data_dir="THIS_FOLDER")'
+    )
+    lines = [
+        "With `datasets` 3.4 to 3.6 (`pip install 'datasets>=3.4,<4' soundfile librosa`), "
+        "which decodes audio with soundfile:",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        f'ds = {call}  # or load_dataset("THIS_FOLDER")',
+        f'item = ds["{one}"][0]',
+        'samples, rate = item["audio"]["array"], item["audio"]["sampling_rate"]',
+        "```",
+        "",
+        "With `datasets` >= 4 the same call needs torch and torchcodec (it decodes audio "
+        "with them"
+        + (", and an audio folder does not load without them" if format == "audiofolder" else "")
+        + "). Without them, "
+        + (
+            "open the tables as Parquet and read each file with soundfile (any version):"
+            if format == "audiofolder"
+            else "keep the audio as bytes and decode it with soundfile (any version):"
+        ),
+        "",
+        "```python",
+    ]
+    if format == "audiofolder":
+        where = {s: "THIS_FOLDER" if unsplit else f"THIS_FOLDER/{s}" for s in splits}
+        files = ", ".join(f'"{s}": "{where[s]}/{METADATA_NAME}"' for s in splits)
+        lines += [
+            "import soundfile as sf",
+            "from datasets import load_dataset",
+            f'ds = load_dataset("parquet", data_files={{{files}}})',
+            f'item = ds["{one}"][0]',
+            f'samples, rate = sf.read("{where[one]}/" + item["file_name"])',
+        ]
+    else:
+        lines += [
+            "import io",
+            "import soundfile as sf",
+            "from datasets import Audio, load_dataset",
+            f"ds = {call}",
+            'ds = ds.cast_column("audio", Audio(decode=False))  # {bytes, path}',
+            f'samples, rate = sf.read(io.BytesIO(ds["{one}"][0]["audio"]["bytes"]))',
+            '# or pandas.read_parquet("THIS_FOLDER/data"): label is the index into Classes',
+        ]
+    return lines + ["```"]
 
 
 def data_card(
@@ -760,6 +951,7 @@ def data_card(
     format: str,
     license: str,
     license_origin: str,
+    names: list[str] | None = None,
 ) -> str:
     """The export's README.md: licence, how to load it, how it was split, counts, columns."""
     name = (dataset or corpus).resolve().name
@@ -795,21 +987,21 @@ def data_card(
         "",
         "## Loading",
         "",
-        "```python",
-        "from datasets import load_dataset",
     ]
-    if format == "audiofolder":
+    lines += loading_text(format, [s or "train" for s in plan.splits], unsplit=plan.splits == [""])
+    if names is not None:
         lines += [
-            'ds = load_dataset("audiofolder", data_dir="THIS_FOLDER")',
-            "# datasets >= 4 decodes audio with torchcodec; without it, read the files yourself:",
-            '# ds = ds.cast_column("audio", datasets.Audio(decode=False))  # {bytes, path}',
+            "",
+            "## Classes",
+            "",
+            "`label` is a ClassLabel, stored as its index into these names (the dataset's "
+            "label order first): `ds['train'].features['label'].int2str(i)` names it.",
+            "",
+            "| index | label |",
+            "|---|---|",
         ]
-    else:
-        lines += [
-            'ds = load_dataset("parquet", data_files="THIS_FOLDER/data.parquet")',
-            "# or: pandas.read_parquet('THIS_FOLDER/data.parquet'); audio = row['audio']['bytes']",
-        ]
-    lines += ["```", "", "## How the split was made", ""]
+        lines += [f"| {i} | {label} |" for i, label in enumerate(names)]
+    lines += ["", "## How the split was made", ""]
     lines += [f"- {line}" for line in plan.how]
     if plan.labelled:
         lines.append(f"- `label` is the manifest column `{plan.label}`")

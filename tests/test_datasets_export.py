@@ -6,13 +6,13 @@ Offline: loading a local audio folder needs no network, and the tests forbid it.
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
@@ -22,7 +22,7 @@ from guitarlab.cli import cli
 from guitarlab.corpus.errors import DatasetError
 from guitarlab.corpus.manifest import load_manifest, update_manifest
 from guitarlab.datasets.build import build_dataset
-from guitarlab.datasets.export import clip_name, export_corpus, plan_export
+from guitarlab.datasets.export import clip_name, export_corpus, plan_export, read_table
 from guitarlab.datasets.folder import open_dataset, read_meta
 from guitarlab.datasets.importer import import_folder
 
@@ -100,7 +100,11 @@ def test_a_span_split_loads_with_datasets_as_clips_with_labels_splits_and_sample
     for split in ("train", "validation", "test"):
         part = loaded[split]
         assert set(part["id"]) == set(files)
-        assert all(part["label"][i] == files[part["id"][i]]["label"] for i in range(len(part)))
+        names = part.features["label"].names
+        assert names == meta["label_names"]  # a ClassLabel in the dataset's label order
+        assert all(
+            names[part["label"][i]] == files[part["id"][i]]["label"] for i in range(len(part))
+        )
     spans_of = {(row["id"], split): [] for row in meta["rows"] for split in ("tr", "va", "te")}
     for split in ("train", "validation", "test"):
         for row in loaded[split]:
@@ -154,22 +158,24 @@ def test_the_whole_corpus_exports_unsplit_with_every_manifest_row(
     assert list(loaded) == ["train"] and len(loaded["train"]) == len(manifest)
     assert sorted(loaded["train"]["id"]) == sorted(manifest["id"])
     assert set(loaded["train"]["guitar"]) == {"stratocaster", "les_paul"}
-    first = (out / "metadata.jsonl").read_text().splitlines()[0]
-    assert next(iter(json.loads(first))) == "file_name"  # file_name first
+    assert pq.read_schema(out / "metadata.parquet").names[0] == "file_name"  # file_name first
     assert (out / "LICENSE").read_text().startswith("CC-BY-4.0")
     card = (out / "README.md").read_text()
     assert "**CC-BY-4.0** (from the corpus's LICENSE)" in card
     assert "| stratocaster | 4 (12.0 s) |" in card  # 4 files of 3 s per guitar
 
 
-def test_parquet_is_one_table_with_the_audio_bytes(
+def test_parquet_is_a_table_per_split_with_the_audio_bytes(
     corpus: Path, span_dataset: Path, tmp_path: Path
 ) -> None:
     folder = export_corpus(corpus, tmp_path / "hf", dataset=span_dataset, progress=False)
     out = export_corpus(
         corpus, tmp_path / "pq", dataset=span_dataset, format="parquet", progress=False
     )
-    table = pd.read_parquet(out / "data.parquet")
+    assert sorted(p.name for p in (out / "data").iterdir()) == [
+        f"{split}-00000-of-00001.parquet" for split in ("test", "train", "validation")
+    ]
+    table = read_table(out / "data")
     plan = plan_export(load_manifest(corpus), read_meta(span_dataset))
     assert len(table) == len(plan.items)
     assert (

@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
@@ -21,6 +20,7 @@ from guitarlab.cli import cli
 from guitarlab.corpus.annotations import read_audacity
 from guitarlab.corpus.manifest import load_manifest
 from guitarlab.corpus.segments import add_segments
+from guitarlab.datasets.export import read_table
 from guitarlab.datasets.folder import check_dataset, open_dataset
 
 RATE = 8000
@@ -214,7 +214,7 @@ def test_export_carries_the_spans_and_cuts_one_clip_per_segment(corpus, chorus_d
         cli, ["export", "--corpus", str(root), "--out", str(out), "--quiet"]
     )
     assert result.exit_code == 0, result.output
-    meta = pd.read_json(out / "metadata.jsonl", lines=True)
+    meta = read_table(out / "metadata.parquet")
     spans = json.loads(meta["segments"].iloc[0])
     assert len(spans) == 8  # six technique regions, two phrases
     assert {"start_s": 4.2, "end_s": 5.0, "technique": "mid"} in spans
@@ -225,7 +225,7 @@ def test_export_carries_the_spans_and_cuts_one_clip_per_segment(corpus, chorus_d
          str(tmp_path / "split"), "--quiet"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    test = pd.read_json(tmp_path / "split" / "test" / "metadata.jsonl", lines=True)
+    test = read_table(tmp_path / "split" / "test" / "metadata.parquet")
     assert (
         list(test["label"]) == ["high+low+mid"] * 2 and list(test["clip_start"]) == [3 * RATE] * 2
     )
@@ -242,7 +242,7 @@ def test_export_carries_the_spans_and_cuts_one_clip_per_segment(corpus, chorus_d
     assert result.exit_code == 0, result.output
     seen = {}
     for split, regions in (("test", REGIONS[3:]), ("train", REGIONS[:3])):
-        table = pd.read_json(clips / split / "metadata.jsonl", lines=True)
+        table = read_table(clips / split / "metadata.parquet")
         for row in table.itertuples():
             audio, rate = sf.read(clips / split / row.file_name)
             start, end, name = next(r for r in regions if round(r[0] * RATE) == row.clip_start)

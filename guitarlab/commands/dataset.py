@@ -417,8 +417,8 @@ def dataset_show(dataset: str) -> None:
     type=click.Choice(["audiofolder", "parquet"]),
     default="audiofolder",
     show_default=True,
-    help="Audio files with a metadata.jsonl per split (Hugging Face audiofolder), or one "
-    "data.parquet table with the audio bytes.",
+    help="Audio files with a metadata.parquet per split (Hugging Face audiofolder), or "
+    "data/<split>-*.parquet tables with the audio bytes; label is a ClassLabel in both.",
 )
 @click.option(
     "--out",
@@ -465,8 +465,10 @@ def export_command(
     """Export CORPUS (or a dataset's splits of it) for other tools, with a README.md data card.
 
     audiofolder opens as it is with datasets.load_dataset("audiofolder", data_dir=OUT):
-    the audio, a metadata.jsonl per split (file_name first, then the manifest's label and
-    provenance columns) and train/validation/test folders taken from --dataset. A
+    the audio, a metadata.parquet per split (file_name first, then label, a ClassLabel in
+    the dataset's order, and the provenance columns) and train/validation/test folders
+    taken from --dataset; parquet opens with load_dataset("parquet", data_dir=OUT). With
+    datasets >= 4 and no torch, the data card shows how to read either with soundfile. A
     span-split dataset exports each held-out span as a clip named after its file
     (<id>__<start>-<end>s.wav; the id begins with the take); whole-take splits export
     whole files. When the corpus has segments (labels in time), each file or clip
