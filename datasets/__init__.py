@@ -12,7 +12,7 @@ __all__, __getattr__ = lazy_exports(
         "build": ("build_dataset",),
         "folder": ("DatasetFolder", "check_dataset", "open_dataset", "read_meta"),
         "importer": ("import_folder",),
-        "plots": ("plot_guitar_spectra", "plot_levels"),
+        "plots": ("guitar_spectra", "plot_guitar_spectra", "plot_levels"),
         "splits": ("plan_splits",),
         "windows": (
             "prepare",

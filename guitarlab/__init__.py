@@ -10,42 +10,31 @@ stays as light as the command line's ``--help`` (no pandas, TensorFlow or matplo
 
 from __future__ import annotations
 
-import importlib
-
+from guitarlab.corpus import lazy_exports
 from guitarlab.corpus.defaults import VERSION
 from guitarlab.corpus.errors import GuitarlabError
 
 __version__ = VERSION
 
-# name -> the module that defines it (loaded on first access, see __getattr__)
-PUBLIC_API = {
-    "load_manifest": "guitarlab.corpus.manifest",
-    "query_rows": "guitarlab.corpus.query",
-    "synth_to_corpus": "guitarlab.synth.corpus",
-    "family_guitars": "guitarlab.synth.family",
-    "session_to_corpus": "guitarlab.synth.session",
-    "render_corpus": "guitarlab.augment.corpus",
-    "build_dataset": "guitarlab.datasets.build",
-    "open_dataset": "guitarlab.datasets.folder",
-    "fit_dataset": "guitarlab.train.fit",
-    "load_run": "guitarlab.train.rundir",
-    "evaluate_run": "guitarlab.train.evaluate",
-    "predict_files": "guitarlab.train.predict",
-    "run_demo": "guitarlab.workflow",
-    "retrain": "guitarlab.workflow",
+# the stage module (below guitarlab) -> the functions it lends to ``from guitarlab import``
+_EXPORTS = {
+    "corpus.manifest": ("load_manifest",),
+    "corpus.query": ("query_rows",),
+    "synth.corpus": ("synth_to_corpus",),
+    "synth.family": ("family_guitars",),
+    "synth.session": ("session_to_corpus",),
+    "augment.corpus": ("render_corpus",),
+    "datasets.build": ("build_dataset",),
+    "datasets.folder": ("open_dataset",),
+    "train.fit": ("fit_dataset",),
+    "train.rundir": ("load_run",),
+    "train.evaluate": ("evaluate_run",),
+    "train.predict": ("predict_files",),
+    "workflow": ("retrain", "run_demo"),
 }
-
-__all__ = ["GuitarlabError", "__version__", *PUBLIC_API]
-
-
-def __getattr__(name: str):
-    """Import a public function from its stage the first time it is asked for."""
-    module = PUBLIC_API.get(name)
-    if module is None:
-        raise AttributeError(f"module 'guitarlab' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+PUBLIC_API = {name: f"guitarlab.{module}" for module, names in _EXPORTS.items() for name in names}
+_names, __getattr__ = lazy_exports(__name__, _EXPORTS)
+__all__ = ["GuitarlabError", "__version__", *_names]
 
 
 def __dir__() -> list[str]:

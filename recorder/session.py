@@ -299,6 +299,21 @@ def take_row(
     )
 
 
+def take_lines(row: dict) -> list[str]:
+    """What a take prints: its file, length and levels, dropouts, then its check findings."""
+    from guitarlab.corpus.checks import findings_from_json, findings_text
+
+    seconds = int(row["frames"]) / int(row["sample_rate"])
+    state = " (PARTIAL)" if row.get("status") == "partial" else ""
+    lines = [
+        f"{row['path']}{state}: {seconds:.1f} s, peak {row['peak_dbfs']:.1f} dBFS, "
+        f"RMS {row['rms_dbfs']:.1f} dBFS, gain_db {row['gain_db']:+.1f}"
+    ]
+    if int(row.get("dropouts") or 0) or int(row.get("stalls") or 0):
+        lines += ["dropout: " + Dropout(**d).describe() for d in json.loads(row["dropout_detail"])]
+    return lines + findings_text(findings_from_json(row.get("checks") or "[]"))
+
+
 def record_take(
     corpus: str | os.PathLike,
     *,

@@ -472,24 +472,6 @@ def discard_take(corpus: str | os.PathLike, take: str) -> list[str]:
     return paths
 
 
-def take_lines(row: dict) -> list[str]:
-    """What a take prints: its file, length and levels, dropouts, then its check findings."""
-    import json
-
-    from guitarlab.corpus.checks import findings_from_json, findings_text
-    from guitarlab.recorder.take import Dropout
-
-    seconds = int(row["frames"]) / int(row["sample_rate"])
-    state = " (PARTIAL)" if row.get("status") == "partial" else ""
-    lines = [
-        f"{row['path']}{state}: {seconds:.1f} s, peak {row['peak_dbfs']:.1f} dBFS, "
-        f"RMS {row['rms_dbfs']:.1f} dBFS, gain_db {row['gain_db']:+.1f}"
-    ]
-    if int(row.get("dropouts") or 0) or int(row.get("stalls") or 0):
-        lines += ["dropout: " + Dropout(**d).describe() for d in json.loads(row["dropout_detail"])]
-    return lines + findings_text(findings_from_json(row.get("checks") or "[]"))
-
-
 def run_session(
     corpus: str | os.PathLike,
     shots: list[Shot],
@@ -517,7 +499,7 @@ def run_session(
     """
     from guitarlab.corpus.manifest import load_manifest
     from guitarlab.recorder.calibration import load_calibration
-    from guitarlab.recorder.session import record_take
+    from guitarlab.recorder.session import record_take, take_lines
 
     record = record or record_take
     root = Path(corpus)

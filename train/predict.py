@@ -372,7 +372,11 @@ def plot_over_time(predictions: list[Prediction], path: str | os.PathLike) -> Pa
     names = sorted({label for p in predictions for label in p.labels_over_time})
     colors = {n: f"C{i}" for i, n in enumerate(names)}
     fig, axes = plt.subplots(
-        len(predictions), 1, figsize=(8, 1.8 * len(predictions) + 0.5), squeeze=False
+        len(predictions),
+        1,
+        figsize=(8, 1.8 * len(predictions) + 0.5),
+        squeeze=False,
+        layout="constrained",
     )
     for ax, pred in zip(axes[:, 0], predictions, strict=True):
         ax.bar(
@@ -387,5 +391,5 @@ def plot_over_time(predictions: list[Prediction], path: str | os.PathLike) -> Pa
         ax.set_title(f"{Path(pred.path).name}: {pred.label} ({pred.confidence:.2f})", fontsize=9)
     axes[-1, 0].set_xlabel("time (s)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors[n]) for n in names]
-    fig.legend(handles, names, loc="upper right")
-    return save_figure(fig, path)
+    fig.legend(handles, names, loc="outside right upper")  # beside the panels, no title covered
+    return save_figure(fig, path, tight=False)

@@ -75,20 +75,51 @@ def plot_file_probabilities(files: pd.DataFrame, n_classes: int, path: Path) -> 
     return save_figure(fig, path)
 
 
-def plot_training_curves(history: pd.DataFrame, path: Path) -> Path:
-    """Loss and accuracy per epoch, training and validation."""
+def training_curves_figure(history: pd.DataFrame):
+    """Loss and accuracy per epoch, training and validation, as a figure (not yet saved).
+
+    Readable at any length: each epoch is a marker (large when there are few, so one
+    epoch is a visible dot with its value written beside it, not an empty axis), the x
+    axis spans whole epochs, and legends sit where they cover neither title nor curve.
+    """
+    from matplotlib.ticker import MaxNLocator
+
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), layout="constrained")
     epochs = history["epoch"] + 1 if "epoch" in history else np.arange(1, len(history) + 1)
+    epochs = np.asarray(epochs, dtype=int)
+    few = len(epochs) <= 5
     for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
         for key, style in ((metric, "-"), (f"val_{metric}", "--")):
-            if key in history:
-                ax.plot(epochs, history[key], style, marker="o", markersize=3, label=key)
+            if key not in history:
+                continue
+            values = np.asarray(history[key], dtype=float)
+            ax.plot(epochs, values, style, marker="o", markersize=7 if few else 3, label=key)
+            if len(epochs) == 1 and np.isfinite(values[0]):
+                ax.annotate(
+                    f"{values[0]:.3g}",
+                    (epochs[0], values[0]),
+                    textcoords="offset points",
+                    xytext=(8, -3 if key == metric else 6),
+                    fontsize=8,
+                )
         ax.set_xlabel("epoch")
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_xlim(epochs.min() - 0.5, epochs.max() + 0.5)
+        if len(epochs) <= 12:
+            ax.set_xticks(epochs)  # every epoch a tick: no 0.6, 0.8 around a single one
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if few:
+            ax.margins(y=0.25)  # room for the markers and their values inside the frame
         ax.set_title(metric)
-        ax.legend()
-    return save_figure(fig, path)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="best")
+    return fig
+
+
+def plot_training_curves(history: pd.DataFrame, path: Path) -> Path:
+    """Loss and accuracy per epoch, training and validation: ``training_curves.png``."""
+    return save_figure(training_curves_figure(history), path, tight=False)
 
 
 def auto_table(auto: dict) -> str:

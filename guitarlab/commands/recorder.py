@@ -378,23 +378,12 @@ def _channel_list(text: str | None) -> list[int] | None:
 
 def _report_take(row: dict, failed: list[str]) -> None:
     """Print what a take kept and its checks; a failed check is added to ``failed``."""
-    from guitarlab.corpus.checks import findings_from_json, findings_text
-    from guitarlab.recorder.take import Dropout
+    from guitarlab.corpus.checks import findings_from_json
+    from guitarlab.recorder.session import take_lines
 
-    seconds_kept = int(row["frames"]) / int(row["sample_rate"])
-    state = " (PARTIAL)" if row["status"] == "partial" else ""
-    click.echo(
-        f"{row['path']}{state}: {seconds_kept:.1f} s, peak {row['peak_dbfs']:.1f} dBFS, "
-        f"RMS {row['rms_dbfs']:.1f} dBFS, gain_db {row['gain_db']:+.1f}"
-    )
-    if int(row["dropouts"]) or int(row["stalls"]):
-        import json
-
-        for d in json.loads(row["dropout_detail"]):
-            click.echo("dropout: " + Dropout(**d).describe())
-    findings = findings_from_json(row["checks"])
-    for line in findings_text(findings):
+    for line in take_lines(row):  # the lines 'session' prints too
         click.echo(line)
+    findings = findings_from_json(row["checks"])
     if any(f.severity == "error" for f in findings):
         failed.append(
             f"{row['id']} ({', '.join(f.check for f in findings if f.severity == 'error')})"
