@@ -4,7 +4,7 @@ The wiring between two stages: ``augment`` builds the pedalboard chain from a pr
 ``recorder.loopback`` runs it block by block from the virtual output's monitor into
 the virtual input. It runs as its own small process (``python -m guitarlab.through
 crunch --rate 48000``), started and stopped by the audio server, so the loop keeps
-running whatever the recording process does with its own audio library.
+running whatever the recording process does.
 
 Examples
 --------
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1
     print(
-        f"loop stopped: {loop.blocks} blocks, {loop.frames} frames, {loop.xruns} xrun(s)",
+        f"loop stopped: {loop.blocks} blocks, {loop.frames} frames",
         file=sys.stderr,
         flush=True,
     )

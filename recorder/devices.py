@@ -269,37 +269,6 @@ def open_output(
         ) from exc
 
 
-def open_duplex(
-    input_device: DeviceInfo,
-    output_device: DeviceInfo,
-    *,
-    sample_rate: int,
-    channels: tuple[int, int],
-    callback: Callable,
-    block_frames: int = 512,
-):
-    """An unstarted full-duplex ``sounddevice.Stream``: one callback, one clock for both.
-
-    ``callback(indata, outdata, frames, time, status)``; used by the virtual amp loop
-    (``recorder/loopback.py``), whose round trip must not move while it runs.
-    """
-    lib = _sd()
-    try:
-        return lib.Stream(
-            device=(input_device.index, output_device.index),
-            samplerate=sample_rate,
-            channels=channels,
-            dtype="float32",
-            blocksize=block_frames,
-            latency=(OUTPUT_LATENCY_S, OUTPUT_LATENCY_S),
-            callback=callback,
-        )
-    except Exception as exc:
-        raise RecorderError(
-            f"cannot open {input_device.name!r} -> {output_device.name!r} at {sample_rate} Hz ({' '.join(str(exc).split())}); check 'guitarlab devices'"
-        ) from exc
-
-
 def stream_running(stream) -> bool:
     """False once PortAudio has stopped a started stream on its own (its device went away)."""
     try:

@@ -1,12 +1,17 @@
-"""The amp in the virtual loop: blocks of the output's monitor, processed, played into the input.
+"""The amp in the virtual loop: what the output plays, processed, played into the input.
 
 ``guitarlab audio-server --through crunch`` stands a pedalboard chain in for the amp a
 player would reamp through: what is played to the virtual output (``guitarlab_out``)
-is read back from its monitor, run through a stateful process block by block (like an
+is recorded from its monitor, run through a stateful process block by block (like an
 amp, it keeps its filter and envelope state between blocks) and played into the virtual
 input (``guitarlab_in``). The core (:class:`BlockLoop`) is pure numpy; :func:`run_loop`
-is the thin edge with one full-duplex stream, so input and output keep one clock and
-the round trip stays constant for the life of the loop.
+is the thin edge, two PulseAudio streams through ``parec`` and ``pacat``.
+
+Why not PortAudio here: through ALSA's pulse plugin the loop's round trip jumped by up
+to a second whenever a new stream joined the output (the server re-renders it, a
+"rewind"); PulseAudio's own clients take rewinds in their stride, and every sample read
+is written once, so the loop adds one fixed delay (``PLAYBACK_LATENCY_MS`` plus a
+block) for as long as it runs.
 
 The process is any callable ``block -> block`` (mono float32, same length); the
 recorder does not build tone chains itself (``guitarlab.through`` builds one from an
@@ -24,22 +29,28 @@ Examples
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from guitarlab.corpus.errors import RecorderError
 
-MONITOR_DEVICE = "guitarlab_out_monitor"
-"""ALSA device (defined by the audio server) that records what is played to the output."""
+OUTPUT_MONITOR = "guitarlab_out.monitor"
+"""PulseAudio source that hears what is played to the virtual output."""
 
-INPUT_DEVICE = "guitarlab_in"
-"""ALSA device (defined by the audio server) that plays into the virtual input."""
+INPUT_SINK = "guitarlab_in"
+"""PulseAudio sink (and ALSA device) that plays into the virtual input."""
 
-BLOCK_FRAMES = 512
-"""Frames per block: ~11 ms at 48 kHz, small next to the stream buffers."""
+INPUT_DEVICE = INPUT_SINK
+
+BLOCK_FRAMES = 480
+"""Frames per block: 10 ms at 48 kHz."""
+
+PLAYBACK_LATENCY_MS = 200
+"""The loop's playback buffer: room for a busy machine (an underrun would move the lag)."""
 
 Process = Callable[[np.ndarray], np.ndarray]
 
@@ -49,15 +60,13 @@ class BlockLoop:
     """Mixes each block to mono, runs it through ``process`` and returns it, same length.
 
     Why a class: the process keeps its state between blocks (a distortion's filters,
-    a limiter's envelope, a cabinet's convolution tail), and the counters tell whether
-    the stream ever lost a block (which would shift the round trip).
+    a limiter's envelope, a cabinet's convolution tail), and the counters say how much
+    went through.
     """
 
     process: Process | None = None
     frames: int = 0
     blocks: int = 0
-    xruns: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __call__(self, block: np.ndarray) -> np.ndarray:
         """``(frames,)`` or ``(frames, channels)`` in, mono float32 ``(frames,)`` out."""
@@ -65,15 +74,26 @@ class BlockLoop:
         mono = block.mean(axis=1) if block.ndim == 2 else block.reshape(-1)
         out = mono if self.process is None else np.asarray(self.process(mono), np.float32)
         out = out.reshape(-1)
-        if out.size != mono.size:  # a process that delays by dropping samples would drift
+        if out.size != mono.size:  # a process that dropped or added samples would drift
             fixed = np.zeros(mono.size, np.float32)
             fixed[: min(out.size, mono.size)] = out[: mono.size]
             out = fixed
         out = np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=-1.0)
-        with self._lock:
-            self.frames += mono.size
-            self.blocks += 1
+        self.frames += mono.size
+        self.blocks += 1
         return np.clip(out, -1.0, 1.0)
+
+
+def _pulse_command(tool: str, device: str, sample_rate: int, latency_ms: int) -> list[str]:
+    return [
+        tool,
+        f"--device={device}",
+        "--raw",
+        "--format=float32le",
+        f"--rate={int(sample_rate)}",
+        "--channels=1",
+        f"--latency-msec={int(latency_ms)}",
+    ]
 
 
 def run_loop(
@@ -81,53 +101,65 @@ def run_loop(
     *,
     sample_rate: int,
     stop: threading.Event,
-    source: str = MONITOR_DEVICE,
-    sink: str = INPUT_DEVICE,
+    source: str = OUTPUT_MONITOR,
+    sink: str = INPUT_SINK,
     block_frames: int = BLOCK_FRAMES,
+    playback_latency_ms: int = PLAYBACK_LATENCY_MS,
     on_ready: Callable[[], None] | None = None,
 ) -> BlockLoop:
-    """Run the loop from ``source`` to ``sink`` until ``stop`` is set; returns its counters.
+    """Run the loop from PulseAudio ``source`` to ``sink`` until ``stop`` is set.
 
-    One full-duplex stream carries both directions, so what goes in and what comes out
-    share one clock: the loop adds a fixed delay for as long as it runs (``xruns``
-    counts the blocks where the stream reported an overflow or underflow).
+    Returns its counters. The server is the one ``PULSE_SERVER`` names (the audio
+    server's environment). Raises ``RecorderError`` when either stream ends on its own.
     """
-    from guitarlab.recorder import devices
-
-    inp = devices.resolve_device(source, kind="input")
-    out = devices.resolve_device(sink, kind="output")
     loop = BlockLoop(process)
-
-    def callback(indata, outdata, frames, time_info, status) -> None:
-        if status.input_overflow or status.output_underflow:
-            loop.xruns += 1
-        outdata[:] = loop(indata).reshape(-1, 1)
-
-    stream = devices.open_duplex(
-        inp,
-        out,
-        sample_rate=sample_rate,
-        channels=(min(2, inp.max_input_channels), 1),
-        callback=callback,
-        block_frames=block_frames,
-    )
+    streams: list[subprocess.Popen] = []
     try:
-        stream.start()
-    except Exception as exc:
-        devices.stop_streams([stream])
-        raise RecorderError(
-            f"cannot start the loop from {source!r} to {sink!r} ({' '.join(str(exc).split())})"
-        ) from exc
-    try:
+        try:
+            record = subprocess.Popen(
+                _pulse_command("parec", source, sample_rate, 10),
+                stdout=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+            )
+            streams.append(record)
+            play = subprocess.Popen(
+                _pulse_command("pacat", sink, sample_rate, playback_latency_ms),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+            )
+            streams.append(play)
+        except OSError as exc:
+            raise RecorderError(
+                f"cannot start {exc.filename or 'parec/pacat'} ({exc.strerror}); install pulseaudio-utils"
+            ) from exc
+        assert record.stdout is not None and play.stdin is not None
+        size = int(block_frames) * 4
         if on_ready is not None:
             on_ready()
-        while not stop.wait(0.2):
-            if not devices.stream_running(stream):
+        while not stop.is_set():
+            data = record.stdout.read(size)
+            if len(data) < size:
+                if stop.is_set():
+                    break
                 raise RecorderError(
-                    f"the loop from {source!r} to {sink!r} stopped (its audio server went away)"
+                    f"the loop's recording of {source!r} ended (its audio server went away)"
                 )
+            try:
+                play.stdin.write(loop(np.frombuffer(data, np.float32)).tobytes())
+                play.stdin.flush()
+            except (BrokenPipeError, OSError) as exc:
+                raise RecorderError(
+                    f"the loop's playback into {sink!r} ended (its audio server went away)"
+                ) from exc
     finally:
-        devices.stop_streams([stream])
+        for stream in streams:
+            if stream.poll() is None:
+                stream.terminate()
+            try:
+                stream.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                stream.kill()
+                stream.wait()
     return loop
 
 

@@ -29,7 +29,6 @@ from pathlib import Path
 
 from guitarlab.corpus.defaults import RECORD_RATE
 from guitarlab.corpus.errors import RecorderError
-from guitarlab.recorder.loopback import MONITOR_DEVICE
 
 SINK_IN = "guitarlab_in"
 SINK_OUT = "guitarlab_out"
@@ -115,9 +114,6 @@ def _write_config(folder: Path, rate: int, *, default_sink: str = SINK_OUT) -> N
     (folder / ".asoundrc").write_text(
         f"pcm.{SINK_IN} {{ type pulse; device {SINK_IN}; "
         f'hint {{ show on; description "guitarlab: into the test input" }} }}\n'
-        # and one that records what is played to the output, for the amp in the loop
-        f"pcm.{MONITOR_DEVICE} {{ type pulse; device {SINK_OUT}.monitor; "
-        f'hint {{ show on; description "guitarlab: what the output plays" }} }}\n'
     )
 
 
@@ -145,7 +141,7 @@ def start_audio_server(
     output then plays straight into ``guitarlab_in`` (one sink, one clock: the round
     trip is the clients' own buffering, constant within a stream, nothing added).
     ``through``: a command (argv) that plays what the output plays (its monitor,
-    ``guitarlab_out_monitor``) into the input, the amp in the loop; it is started once
+    ``guitarlab_out.monitor``) into the input, the amp in the loop; it is started once
     the server answers, must print ``ready`` on its stdout when its stream runs, and is
     stopped with the server (``guitarlab.through.through_command`` builds one from a
     tone preset).

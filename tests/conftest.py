@@ -14,13 +14,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 SERVER_RATE = 48000
 
 
-def audio_server_or_skip(rate: int = SERVER_RATE):
-    """Start a real PulseAudio server; skip when it cannot start here, but fail in CI."""
+def audio_server_or_skip(rate: int = SERVER_RATE, **options):
+    """Start a real PulseAudio server; skip when it cannot start here, but fail in CI.
+
+    ``options`` go to ``start_audio_server`` (``loopback=True``, ``through=[...]``)."""
     from guitarlab.corpus.errors import RecorderError
     from guitarlab.recorder.server import start_audio_server
 
     try:
-        return start_audio_server(rate=rate)
+        return start_audio_server(rate=rate, **options)
     except RecorderError as exc:
         if os.environ.get("CI"):
             pytest.fail(f"audio server must start in CI: {exc}")
