@@ -187,7 +187,8 @@ def session_command(
     if not left:
         click.echo(f"{progress_text(statuses)}: nothing left to record in {plan}")
         return
-    click.echo(f"{plan}: {len(shots)} shots, {progress_text(statuses)}; {left}")
+    shots_text = f"{len(shots)} shot" + ("s" if len(shots) != 1 else "")
+    click.echo(f"{plan}: {shots_text}, {progress_text(statuses)}; {left}")
     source = _read_mono(play_file, rate) if play_file else None
     screen = _Screen()
 
