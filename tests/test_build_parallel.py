@@ -58,11 +58,12 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def folder_bytes(path: Path) -> dict[str, bytes]:
-    """Every file of a dataset folder, dataset.json without its creation time."""
+    """Every file of a dataset folder, dataset.json and the output marker without their
+    creation times."""
     out = {}
     for item in sorted(path.iterdir()):
         data = item.read_bytes()
-        if item.name == "dataset.json":
+        if item.name in ("dataset.json", ".guitarlab-output.json"):
             meta = json.loads(data)
             meta.pop("created_at")
             data = json.dumps(meta, sort_keys=True).encode()
