@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
+from benchmarks.bench_build_scale import build_rows
 from benchmarks.common import Row, best_seconds
 
 SIZES = (1_000, 10_000, 100_000)
@@ -250,7 +251,7 @@ def check_rows(corpora: dict[int, Path], quick: bool) -> list[Row]:
     return out
 
 
-MEASURES: list[Callable[[dict[int, Path], bool], list[Row]]] = [append_rows, check_rows]
+MEASURES: list[Callable[[dict[int, Path], bool], list[Row]]] = [append_rows, check_rows, build_rows]
 
 
 def run(quick: bool = False) -> list[Row]:
