@@ -282,7 +282,8 @@ def test_redo_replaces_the_take_and_skip_leaves_its_shot_missing(server, tmp_pat
         tmp_path / "plan.csv",
         "guitar,phrase,takes,seconds\nstratocaster,riff,1,0.5\nles_paul,riff,2,0.5\n",
     )
-    out = _session(plan, corpus, play, "r\nk\ns\n")
+    out = _session(plan, corpus, play, "r\nx\nk\ns\n")
+    assert "press k (keep), r (redo), s (skip the shot) or q (quit)" in out  # x: asked again
     assert out.count("Shot 1/2: stratocaster, riff, take 1 of 1") == 2
     assert "dropped takes/stratocaster-riff-t001-raw.wav" in out
     assert "skipped shot 2: 2 take(s) left" in out
@@ -381,15 +382,19 @@ def test_ctrl_c_mid_take_keeps_it_partial_and_the_next_run_records_it(server, tm
 @pytest.mark.server
 def test_a_redo_with_two_inputs_replaces_both_files_of_the_take(server, tmp_path):
     corpus, play = init_corpus(tmp_path / "corpus"), _guitar_file(tmp_path)
-    plan = write(tmp_path / "plan.csv", "guitar,position,phrase,seconds\nstrat,neck,lead,0.5\n")
+    plan = write(
+        tmp_path / "plan.csv", "guitar,position,phrase,takes,seconds\nstrat,neck,lead,2,0.5\n"
+    )
     out = _session(plan, corpus, play, "r k", "--channels", "1,2", "--roles", "di,mic")
+    assert "q (end of input)" in out  # the second take: the keys ran out, so it is dropped
     assert "dropped takes/strat-lead-t001-raw-di.wav" in out
     assert "dropped takes/strat-lead-t001-raw-mic.wav" in out
-    assert "kept: 1 of 1 takes" in out
+    assert "kept: 1 of 2 takes" in out and "dropped takes/strat-lead-t002-raw-mic.wav" in out
     frame = load_manifest(corpus)
     assert list(zip(frame["id"], frame["role"], frame["position"], strict=True)) == [
         ("strat-lead-t001-raw-di", "di", "neck"),
         ("strat-lead-t001-raw-mic", "mic", "neck"),
     ]
     assert _files(corpus) == ["strat-lead-t001-raw-di.wav", "strat-lead-t001-raw-mic.wav"]
-    assert "1 of 1 takes recorded: nothing left" in _session(plan, corpus, play, None, "--dry-run")
+    dry = _session(plan, corpus, play, None, "--dry-run")
+    assert dry.splitlines()[-1].startswith("1 of 2 takes recorded; 1 to go")
