@@ -35,9 +35,11 @@ from pathlib import Path
 import pandas as pd
 
 from guitarlab.corpus.atomic import atomic_path
+from guitarlab.corpus.audit import RECORD_COLUMNS
 from guitarlab.corpus.errors import ManifestError
 from guitarlab.corpus.manifest import (
     KNOWN_PICKUPS,
+    RAW_TONE,
     SCHEMA,
     SLUG_RE,
     load_manifest,
@@ -50,15 +52,20 @@ from guitarlab.corpus.manifest import (
 HISTORY_NAME = "history.jsonl"
 EXCLUDED = "excluded"
 EXCLUDE_SPANS = "exclude_spans"
-# Columns that identify, describe or measure a file: never edited by review.
+# Columns that identify, describe or measure a file (its provenance: where it came from,
+# which device and input recorded it, what the writers measured): never edited by review.
 FIXED_COLUMNS = frozenset(
     {name for name, (kind, _) in SCHEMA.items() if kind != "str"}
     | {"id", "path", "tone", "take", "source", "preset_hash", "sha256", "subtype"}
     | {"recorded_at", "status", "synth_params", "preset", "input_gain_db", EXCLUDED, EXCLUDE_SPANS}
-    | {"checks", "dropouts", "stalls", "dropped_frames", "dropout_detail"}
+    | {"device", "role"}
+    | set(RECORD_COLUMNS)
 )
 # Columns that describe one file, not the performance: edited on the row edited only.
 PER_FILE_COLUMNS = frozenset({"notes", "device", "variant"})
+# Per-file columns a render's row gets from its writer (its notes say what it was rendered
+# from): review edits them on the take's own (raw) rows only.
+RENDER_PROVENANCE = frozenset({"notes"})
 MAX_TEXT = 200
 SPAN_DECIMALS = 3
 
@@ -120,9 +127,17 @@ def _undoable(entry: dict) -> bool:
 _EDIT_KEYS = ("id", "column", "old", "new")
 
 
-def editable_columns(manifest: pd.DataFrame) -> list[str]:
-    """The label columns review may edit: schema labels and provenance, and extra text columns."""
-    return [c for c in manifest.columns if c not in FIXED_COLUMNS]
+def editable_columns(manifest: pd.DataFrame, row: pd.Series | None = None) -> list[str]:
+    """The label columns review may edit: schema labels, ``notes`` and extra text columns.
+
+    With ``row`` a render's (a tone other than raw), its provenance notes are left out.
+    """
+    render = row is not None and str(row.get("tone", RAW_TONE)) != RAW_TONE
+    return [
+        c
+        for c in manifest.columns
+        if c not in FIXED_COLUMNS and not (render and c in RENDER_PROVENANCE)
+    ]
 
 
 def parse_spans(text: str, *, where: str = "") -> list[tuple[float, float]]:
@@ -412,6 +427,12 @@ def relabel_take(
 
     def plan(frame: pd.DataFrame, row: pd.Series) -> list[tuple[str, str, str]]:
         values = {column: check_value(frame, column, v) for column, v in changes.items()}
+        kept = set(values) & RENDER_PROVENANCE
+        if kept and str(row["tone"]) != RAW_TONE:
+            raise ManifestError(
+                f"{', '.join(sorted(kept))} of render {row['id']} say what it was rendered "
+                f"from; edit them on the take's {RAW_TONE} row"
+            )
         ids = frame.loc[frame["take"].astype(str) == str(row["take"]), "id"].astype(str)
         return [
             (rid, column, value)

@@ -39,8 +39,9 @@ def review_command(
 
     Prints the address with a random token; every request must carry it. Edits go to
     manifest.csv or segments.csv (atomically, under the manifest's lock) and
-    history.jsonl; 'dataset build' leaves out excluded files and spans. Ctrl-C stops
-    the server.
+    history.jsonl; 'dataset build' leaves out excluded files and spans. With --run,
+    "Review queue" labels every file in the background (progress on the page) while the
+    page goes on answering. Ctrl-C or SIGTERM stops the server.
 
     \b
     Examples:
@@ -76,12 +77,19 @@ def review_command(
         )
     address = f"[{shown}]" if ":" in shown else shown
     click.echo(f"guitarlab review: http://{address}:{port}/?token={token}", nl=True)
-    click.echo("open that address in your browser; Ctrl-C stops the server", err=True)
+    click.echo("open that address in your browser; Ctrl-C (or SIGTERM) stops the server", err=True)
     # log_config=None: uvicorn's own logging dictConfig would close every handler the
     # process already has (a host program's log files, pytest's capture); its warnings
     # reach standard error through the root logger instead
+    # timeout_graceful_shutdown: Ctrl-C or SIGTERM waits at most 2 s for open requests (a
+    # long one, an audio stream, never holds the server up); the queue's thread is a daemon
     config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="off", log_config=None
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        log_config=None,
+        timeout_graceful_shutdown=2,
     )
     server = uvicorn.Server(config)
     try:

@@ -29,7 +29,7 @@ from starlette.staticfiles import StaticFiles
 
 from guitarlab.corpus import review
 from guitarlab.corpus.errors import GuitarlabError, ManifestConflict
-from guitarlab.corpus.manifest import LABEL_COLUMNS
+from guitarlab.corpus.manifest import LABEL_COLUMNS, manifest_path
 from guitarlab.corpus.segments import KIND as SEGMENTS_KIND
 from guitarlab.review.files import FdResponse, Forbidden, NotFound, open_inside, read_opened
 from guitarlab.review.security import TokenGuard, allowed_hosts
@@ -45,8 +45,18 @@ AUDIO_TYPES = {
     ".aiff": "audio/aiff",
 }
 MAX_POINTS = 4000
+FACET_VALUES = 500  # a facet lists at most this many values (a take per row would not fit)
+COUNT_CACHE = 32  # counts of this many filters are kept per manifest version
+QUEUE_WAIT_S = 3600.0
 MAX_BODY = 64 * 1024  # an edit is a few labels; anything larger is not one
 TOKEN_META = '<meta name="guitarlab-token" content="{}">'
+# a guitar pick in the header's colour: the tab is told apart from other local pages
+FAVICON = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32">'
+    b'<path d="M16 30C9 22 3 15 3 9c0-5 6-7 13-7s13 2 13 7c0 6-6 13-13 21z" fill="#263238"/>'
+    b'<path d="M9 10h14M16 6v14" stroke="#4fc3f7" stroke-width="3" stroke-linecap="round"/>'
+    b"</svg>"
+)
 
 
 STATUS = ((review.UnknownRow, 404), (NotFound, 404), (Forbidden, 403), (ManifestConflict, 409))
@@ -58,15 +68,87 @@ def error_response(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": " ".join(str(exc).split())}, status_code=status)
 
 
+def _stamp(path: Path) -> tuple[int, ...] | None:
+    """What changes whenever a file's bytes do (an append, an atomic replace, an edit)."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_dev)
+
+
+class Snapshot:
+    """One version of the manifest and what the app derives from it once per version.
+
+    Why: at 100,000 rows reading the CSV, summarising every row's checks and listing the
+    facets cost seconds; a page of rows must not pay that on every request.
+    """
+
+    def __init__(self, frame: pd.DataFrame, version: str, stamp) -> None:
+        self.frame = frame
+        self.version = version
+        self.stamp = stamp
+        self._checks: pd.Series | None = None
+        self._facets: dict | None = None
+        self.counts: OrderedDict = OrderedDict()
+
+    @property
+    def checks(self) -> pd.Series:
+        """Each row's :func:`checks_summary`, computed once."""
+        if self._checks is None:
+            texts = self.frame["checks"] if "checks" in self.frame else [""] * len(self.frame)
+            self._checks = pd.Series(
+                [checks_summary(t) for t in texts], index=self.frame.index, dtype=object
+            )
+        return self._checks
+
+    def facets(self) -> tuple[dict[str, list[str]], dict[str, int]]:
+        """``(values to filter by per column, columns cut to FACET_VALUES -> their count)``."""
+        if self._facets is None:
+            facets, cut = {}, {}
+            for column in FACETS:
+                if column == "checks":
+                    values = sorted({n for t in set(self.checks) for n in t.split(",")})
+                elif column == "excluded":
+                    values = ["no", "yes"]
+                elif column in self.frame:
+                    values = sorted(set(self.frame[column].astype(str)) - {""})
+                else:
+                    continue
+                if len(values) > FACET_VALUES:
+                    cut[column] = len(values)
+                    values = values[:FACET_VALUES]
+                facets[column] = values
+            self._facets = {"facets": facets, "cut": cut}
+        return self._facets["facets"], self._facets["cut"]
+
+
 class Review:
     """One corpus under review: the manifest, caches of pictures, the optional run."""
 
     def __init__(self, corpus: str | os.PathLike, *, user: str | None = None, labels=None):
+        from guitarlab.review.model import QueueJob
+
         self.root = Path(corpus)
         self.user = user
         self.labels = labels  # a RunLabels (or anything with predict_row/queue/label_column)
+        self.job = QueueJob(labels) if labels is not None else None
         self.cache: OrderedDict = OrderedDict()
-        review.manifest_rows(self.root)  # a missing corpus fails now, with one line
+        self._snapshot: Snapshot | None = None
+        self.snapshot()  # a missing corpus fails now, with one line
+
+    def snapshot(self) -> Snapshot:
+        """The manifest as it is now; read again only when ``manifest.csv`` changed."""
+        path = manifest_path(self.root)
+        before = _stamp(path)
+        snap = self._snapshot
+        if snap is not None and before is not None and snap.stamp == before:
+            return snap
+        frame, version = review.manifest_rows(self.root)
+        # kept for the next request only if nothing wrote the file while it was read
+        snap = Snapshot(frame, version, before if _stamp(path) == before else None)
+        self._snapshot = snap
+        return snap
 
     def cached(self, key: tuple, make):
         if key not in self.cache:
@@ -106,13 +188,20 @@ def checks_summary(text: str) -> str:
     return ",".join(names) or "ok"
 
 
-def filtered(frame: pd.DataFrame, params) -> pd.DataFrame:
-    """Rows matching every ``column=value`` filter, ``q`` (part of the id), sorted by ``sort``."""
-    rows = frame.assign(
-        checks_summary=[checks_summary(t) for t in frame.get("checks", [""] * len(frame))]
-    )
+PAGE_PARAMS = ("q", "sort", "order", "token", "limit", "offset")
+UNCOUNTED = ("sort", "order", "token", "limit", "offset")  # change the order, not the counts
+
+
+def filtered(frame: pd.DataFrame, params, checks: pd.Series | None = None) -> pd.DataFrame:
+    """Rows matching every ``column=value`` filter, ``q`` (part of the id), sorted by ``sort``.
+
+    ``checks`` is each row's :func:`checks_summary` when the caller has it already.
+    """
+    if checks is None:
+        checks = [checks_summary(t) for t in frame.get("checks", [""] * len(frame))]
+    rows = frame.assign(checks_summary=checks)
     for column, value in params.items():
-        if column in ("q", "sort", "order", "token") or value == "":
+        if column in PAGE_PARAMS or value == "":
             continue
         if column == "checks":
             rows = rows[rows["checks_summary"].str.split(",").apply(lambda n, v=value: v in n)]
@@ -133,6 +222,24 @@ def filtered(frame: pd.DataFrame, params) -> pd.DataFrame:
     return rows.sort_values(
         sort, ascending=params.get("order", "asc") != "desc", kind="stable"
     ).drop(columns="checks_summary")
+
+
+def page_bounds(params) -> tuple[int, int | None]:
+    """``(offset, limit)`` from the query; no ``limit`` means every row (older callers)."""
+    out = []
+    for name in ("offset", "limit"):
+        text = params.get(name, "")
+        if text == "":
+            out.append(None)
+            continue
+        try:
+            value = int(text)
+        except ValueError:
+            raise GuitarlabError(f"{name} must be a whole number, not {text!r}") from None
+        if value < 0:
+            raise GuitarlabError(f"{name} must be 0 or more, not {value}")
+        out.append(value)
+    return out[0] or 0, out[1]
 
 
 def version_header(request: Request) -> str | None:
@@ -224,7 +331,8 @@ def create_app(
     state = Review(corpus, user=user, labels=labels)
 
     def edited(entry: dict | None, row_id: str, **extra) -> JSONResponse:
-        frame, version = review.manifest_rows(state.root)
+        snap = state.snapshot()
+        frame, version = snap.frame, snap.version
         row = records(frame[frame["id"].astype(str) == row_id])
         body = {"change": entry, "version": version, "row": row[0] if row else None, **extra}
         return JSONResponse(body, headers={"ETag": f'"{version}"'})
@@ -239,36 +347,42 @@ def create_app(
 
     async def list_rows(request: Request) -> JSONResponse:
         def work():
-            frame, version = review.manifest_rows(state.root)
-            rows = filtered(frame, dict(request.query_params))
-            facets = {}
-            for column in FACETS:
-                if column == "checks":
-                    facets[column] = sorted(
-                        {n for t in frame.get("checks", []) for n in checks_summary(t).split(",")}
-                    )
-                elif column == "excluded":
-                    facets[column] = ["no", "yes"]
-                elif column in frame:
-                    facets[column] = sorted(set(frame[column].astype(str)) - {""})
-            counts = {
-                c: {
-                    str(k): int(v)
-                    for k, v in rows[c].astype(str).value_counts().sort_index().items()
+            params = dict(request.query_params)
+            offset, limit = page_bounds(params)
+            snap = state.snapshot()
+            frame = snap.frame
+            rows = filtered(frame, params, snap.checks)
+            facets, cut = snap.facets()
+            # counts depend on the filter, not on the sort or the page: kept per filter
+            key = tuple(sorted((k, v) for k, v in params.items() if k not in UNCOUNTED))
+            counts = snap.counts.get(key)
+            if counts is None:
+                counts = {
+                    c: {
+                        str(k): int(v)
+                        for k, v in rows[c].astype(str).value_counts().sort_index().items()
+                    }
+                    for c in COUNTED
+                    if c in rows
                 }
-                for c in COUNTED
-            }
+                snap.counts[key] = counts
+                while len(snap.counts) > COUNT_CACHE:
+                    snap.counts.popitem(last=False)
+            page = rows.iloc[offset:] if limit is None else rows.iloc[offset : offset + limit]
             body = {
-                "version": version,
+                "version": snap.version,
                 "total": len(frame),
                 "shown": len(rows),
+                "offset": offset,
+                "limit": limit,
                 "columns": [str(c) for c in frame.columns],
                 "facets": facets,
+                "facets_cut": cut,
                 "counts": counts,
-                "rows": records(rows),
+                "rows": records(page),
                 "run": state.labels is not None,
             }
-            return JSONResponse(body, headers={"ETag": f'"{version}"'})
+            return JSONResponse(body, headers={"ETag": f'"{snap.version}"'})
 
         return await run_in_threadpool(work)
 
@@ -276,7 +390,8 @@ def create_app(
         row_id = request.path_params["id"]
 
         def work():
-            frame, version = review.manifest_rows(state.root)
+            snap = state.snapshot()
+            frame, version = snap.frame, snap.version
             row = review.row_of(frame, row_id)
             take = frame[frame["take"].astype(str) == str(row["take"])]
             from guitarlab.corpus.checks import findings_from_json
@@ -285,7 +400,7 @@ def create_app(
                 findings = [f.as_dict() for f in findings_from_json(str(row.get("checks", "")))]
             except (ValueError, KeyError, TypeError):
                 findings = [{"check": "checks", "severity": "warning", "message": "unreadable"}]
-            editable = review.editable_columns(frame)
+            editable = review.editable_columns(frame, row)  # no provenance
             body = {
                 "version": version,
                 "row": records(frame.loc[[row.name]])[0],
@@ -350,8 +465,7 @@ def create_app(
         return await (patch_row if request.method == "PATCH" else get_row)(request)
 
     def manifest_row(row_id: str) -> pd.Series:
-        frame, _ = review.manifest_rows(state.root)
-        return review.row_of(frame, row_id)
+        return review.row_of(state.snapshot().frame, row_id)
 
     async def audio(request: Request) -> Response:
         row = await run_in_threadpool(manifest_row, request.path_params["id"])
@@ -409,16 +523,39 @@ def create_app(
         row = await run_in_threadpool(manifest_row, request.path_params["id"])
         return JSONResponse(await run_in_threadpool(state.labels.predict_row, row))
 
+    def start_queue() -> dict:
+        snap = state.snapshot()
+        status = state.job.start(snap.frame, snap.version)
+        return {**status, "label_column": state.labels.label_column}
+
     async def queue(request: Request) -> JSONResponse:
+        """The ordered queue; waits for the background job (other requests go on meanwhile)."""
         need_run()
 
         def work():
-            frame, _ = review.manifest_rows(state.root)
-            return JSONResponse(
-                {"label_column": state.labels.label_column, "rows": state.labels.queue(frame)}
-            )
+            start_queue()
+            rows = state.job.wait(QUEUE_WAIT_S)
+            status = state.job.status()
+            if rows is None:
+                raise GuitarlabError(f"the review queue failed: {status['error'] or 'timed out'}")
+            return JSONResponse({**status, "label_column": state.labels.label_column, "rows": rows})
 
         return await run_in_threadpool(work)
+
+    async def queue_start(request: Request) -> JSONResponse:
+        """Start labelling in the background; answers at once with the progress."""
+        need_run()
+        return JSONResponse(await run_in_threadpool(start_queue), status_code=202)
+
+    async def queue_status(request: Request) -> JSONResponse:
+        """``{"state": idle|running|done|failed, "done": n, "total": N}``, for the page to poll."""
+        need_run()
+        return JSONResponse({**state.job.status(), "label_column": state.labels.label_column})
+
+    async def favicon(request: Request) -> Response:
+        return Response(
+            FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"}
+        )
 
     async def history(request: Request) -> JSONResponse:
         skipped: list[int] = []
@@ -455,6 +592,9 @@ def create_app(
         Route("/api/history", history),
         Route("/api/undo", undo, methods=["POST"]),
         Route("/api/queue", queue),
+        Route("/api/queue/start", queue_start, methods=["POST"]),
+        Route("/api/queue/status", queue_status),
+        Route("/favicon.ico", favicon),
         *segment_routes(state),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

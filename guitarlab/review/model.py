@@ -103,3 +103,67 @@ def _label_column(info) -> str:
         except (GuitarlabError, OSError, ValueError):
             pass
     return "guitar"
+
+
+class QueueJob:
+    """The review queue computed in a background thread, so the server keeps answering.
+
+    Why: labelling every file with the run's model takes minutes on a grown corpus; done
+    inside a request it held a connection (and SIGTERM's graceful shutdown) that long. The
+    thread labels row by row (``labels.predict_row``, cached per file by :class:`RunLabels`),
+    counting as it goes for ``/api/queue/status``, then orders them (``labels.queue``).
+    One job at a time; a job for an older manifest version is redone on the next start.
+    """
+
+    def __init__(self, labels) -> None:
+        self.labels = labels
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._state = {"state": "idle", "done": 0, "total": 0, "version": None, "error": None}
+        self._rows: list[dict] | None = None
+
+    def start(self, manifest: pd.DataFrame, version: str) -> dict:
+        """Start labelling ``manifest`` unless a job for ``version`` runs or has finished."""
+        with self._lock:
+            running = self._thread is not None and self._thread.is_alive()
+            if not running and self._state["version"] != version:
+                self._state = {
+                    "state": "running",
+                    "done": 0,
+                    "total": len(manifest),
+                    "version": version,
+                    "error": None,
+                }
+                self._rows = None
+                self._done.clear()
+                self._thread = threading.Thread(
+                    target=self._work, args=(manifest,), name="review-queue", daemon=True
+                )
+                self._thread.start()
+            return self.status()
+
+    def _work(self, manifest: pd.DataFrame) -> None:
+        try:
+            for _, row in manifest.iterrows():
+                self.labels.predict_row(row)
+                with self._lock:
+                    self._state["done"] += 1
+            rows = self.labels.queue(manifest)
+            with self._lock:
+                self._rows = rows
+                self._state["state"] = "done"
+        except Exception as exc:  # noqa: BLE001 (shown on the page in one line, then retried)
+            with self._lock:
+                self._state.update(state="failed", error=" ".join(str(exc).split()), version=None)
+        finally:
+            self._done.set()
+
+    def status(self) -> dict:
+        """``{"state": idle|running|done|failed, "done": n, "total": N, ...}``."""
+        return dict(self._state)
+
+    def wait(self, timeout: float | None = None) -> list[dict] | None:
+        """The ordered queue once the running job is done (None if it failed or timed out)."""
+        self._done.wait(timeout)
+        return self._rows
