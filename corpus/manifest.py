@@ -457,7 +457,8 @@ def _refuse_bad_cells(frame: pd.DataFrame, root: str | os.PathLike) -> None:
         rid, column, value = bad[0]
         raise ManifestError(
             f"{manifest_path(root)}: row {rid!r}: {column} {value!r} is not a number; "
-            "fix that cell (guitarlab manifest check lists them all) before adding files"
+            "fix that cell first (guitarlab manifest check lists them all): rewriting the "
+            "manifest would erase it"
         )
 
 

@@ -262,11 +262,15 @@ def test_a_bad_number_cell_is_named_and_never_erased(corpus: Path, tmp_path: Pat
     rid = mf.load_manifest(corpus)["id"].iloc[1]
     line = assert_one_line_error(run("manifest", "check", corpus), rid, "sample_rate", "44.1k")
     assert "is empty" not in line and "--fix-levels" not in line
-    before = snapshot(corpus)
+    # adding a file appends its row: the cell stays as it is, and check still names it
     one_file(tmp_path / "src", "new.wav", seconds=0.5, freq_hz=263.0)
-    assert_one_line_error(import_one(corpus, tmp_path / "src"), "sample_rate", "44.1k")
-    assert snapshot(corpus) == before
+    assert import_one(corpus, tmp_path / "src").exit_code == 0
     assert "44.1k" in (corpus / "manifest.csv").read_text()
+    assert_one_line_error(run("manifest", "check", corpus), rid, "sample_rate", "44.1k")
+    # a rewrite would erase it: refused, naming it, nothing changed
+    before = snapshot(corpus)
+    assert_one_line_error(run("manifest", "compact", corpus), "sample_rate", "44.1k")
+    assert snapshot(corpus) == before
     assert strays(corpus) == []
 
 
