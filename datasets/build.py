@@ -255,7 +255,7 @@ def build_dataset(
             f"{first['excluded']})"
         )
     bad_spans = excluded_spans(manifest, rate)
-    rows["offset"] = take_onsets(rows, rate) if trim_silence else 0
+    rows["offset"] = take_onsets(rows, rate, jobs=jobs) if trim_silence else 0
     if held_out_from:  # takes of the old dataset keep their timeline exactly
         from guitarlab.datasets.folder import read_meta
 
@@ -431,7 +431,7 @@ def build_dataset(
     }
 
     windowing = OnsetWindows(window, hop, int(note_windows), float(gate_dbfs)) if onsets else None
-    at_onsets = note_onset_starts(rows, rate, windowing) if windowing else {}
+    at_onsets = note_onset_starts(rows, rate, windowing, jobs=jobs) if windowing else {}
     if windowing:
         found = {i: int(s.size) for i, s in at_onsets.items()}
         none = sorted(i for i, n in found.items() if n == 0)
@@ -461,7 +461,7 @@ def build_dataset(
         )
 
     silent = (
-        silent_starts(rows, grid, window=window, rate=rate, floor_dbfs=gate_dbfs)
+        silent_starts(rows, grid, window=window, rate=rate, floor_dbfs=gate_dbfs, jobs=jobs)
         if skip_silence
         else {}
     )

@@ -22,7 +22,7 @@ import os
 import struct
 import sys
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -360,21 +360,30 @@ def _pool_context():
 
 
 def _run_pool(tasks: list[FileTask], *, jobs: int) -> Iterator[FileResult]:
+    return map_ordered(window_file, tasks, jobs=jobs)
+
+
+def map_ordered(fn: Callable, items: list, *, jobs: int) -> Iterator:
+    """``fn`` over ``items`` in ``jobs`` processes (in this one for 1), results in order.
+
+    A few items per process in flight, so memory stays one file per process.
+    """
     from concurrent.futures import ProcessPoolExecutor
 
-    workers = min(jobs, len(tasks))
-    # a few tasks per worker in flight: results stay in order, memory stays one file each
-    ahead = 2 * workers
+    if jobs <= 1 or len(items) <= 1:
+        yield from map(fn, items)
+        return
+    workers = min(jobs, len(items))
     with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
         pending = []
-        queue = iter(tasks)
+        queue = iter(items)
         try:
-            for task in _take(queue, ahead):
-                pending.append(pool.submit(window_file, task))
+            for item in _take(queue, 2 * workers):
+                pending.append(pool.submit(fn, item))
             while pending:
                 result = pending.pop(0).result()
-                for task in _take(queue, 1):
-                    pending.append(pool.submit(window_file, task))
+                for item in _take(queue, 1):
+                    pending.append(pool.submit(fn, item))
                 yield result
         except BaseException:
             for future in pending:
@@ -382,12 +391,49 @@ def _run_pool(tasks: list[FileTask], *, jobs: int) -> Iterator[FileResult]:
             raise
 
 
-def _take(items: Iterator[FileTask], n: int) -> Iterable[FileTask]:
+_END = object()
+
+
+def _take(items: Iterator, n: int) -> Iterable:
     for _ in range(n):
-        item = next(items, None)
-        if item is None:
+        item = next(items, _END)
+        if item is _END:
             return
         yield item
+
+
+# ---------------------------------------------------------------- looks before the plan
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A look at one file as recorded (no gain, no standardization) that the plan needs
+    before any window is placed: its first sound (``--trim-silence``), its note windows
+    (``--onsets``: ``windowing`` is an ``onsets.OnsetWindows``) or which of ``starts``
+    are below the gate (``--skip-silence``)."""
+
+    path: str
+    file_rate: int
+    rate: int
+    kind: str
+    windowing: object = None
+    starts: np.ndarray | None = None
+    window: int = 0
+    floor_dbfs: float = 0.0
+
+
+def probe_audio(probe: Probe) -> int | np.ndarray:
+    """What :class:`Probe` asks, from the file read once."""
+    from guitarlab.datasets.windows import first_sound_sample, sounding
+
+    audio, _ = load_file(probe.path, rate=probe.file_rate, target_rate=probe.rate)
+    if probe.kind == "first_sound":
+        return first_sound_sample(audio, probe.rate)
+    if probe.kind == "onsets":
+        return probe.windowing.starts(audio, probe.rate)
+    starts = probe.starts
+    blocks = np.stack([audio[s : s + probe.window] for s in starts])
+    return starts[~sounding(blocks, floor_dbfs=probe.floor_dbfs)]
 
 
 def folder_problem(folder: str, dask_worker=None) -> str | None:

@@ -23,9 +23,12 @@ from guitarlab.corpus.errors import DatasetError
 from guitarlab.datasets.engine import (
     FLOAT32,
     FileTask,
+    Probe,
     Target,
     load_file,
+    map_ordered,
     preallocate_npy,
+    probe_audio,
     run_tasks,
 )
 from guitarlab.datasets.layout import (
@@ -39,8 +42,6 @@ from guitarlab.datasets.splits import SPLITS
 from guitarlab.datasets.windows import (
     SILENT_STD,
     covered_spans,
-    first_sound_sample,
-    sounding,
 )
 
 log = logging.getLogger("guitarlab.datasets")
@@ -121,51 +122,54 @@ def load_mono(
 
 
 def silent_starts(
-    rows: pd.DataFrame, grid, *, window: int, rate: int, floor_dbfs: float
+    rows: pd.DataFrame, grid, *, window: int, rate: int, floor_dbfs: float, jobs: int = 1
 ) -> dict[str, np.ndarray]:
     """Per file id, the start samples of its windows (on ``grid(row)``) below the gate.
 
-    Reads every file once more (the gate is measured on the audio as recorded).
+    Reads every file once more (the gate is measured on the audio as recorded), in
+    ``jobs`` processes.
     """
-    out = {}
+    ids, probes = [], []
     for _, row in rows.iterrows():
         starts = np.unique(
             np.concatenate([v for k, v in grid(row).items() if k != "dropped"] or [[]])
         ).astype(np.int64)
         if not starts.size:
             continue
-        audio, _ = load_mono(
-            row["file"], gain_db=None, rate=int(row["file_rate"]), target_rate=rate
-        )
-        blocks = np.stack([audio[s : s + window] for s in starts])
-        out[str(row["id"])] = starts[~sounding(blocks, floor_dbfs=floor_dbfs)]
-    return out
+        ids.append(str(row["id"]))
+        probes.append(
+            Probe(
+                str(row["file"]), int(row["file_rate"]), int(rate), "quiet",
+                starts=starts, window=int(window), floor_dbfs=float(floor_dbfs),
+            )
+        )  # fmt: skip
+    return dict(zip(ids, map_ordered(probe_audio, probes, jobs=jobs), strict=True))
 
 
-def note_onset_starts(rows: pd.DataFrame, rate: int, windowing) -> dict[str, np.ndarray]:
+def note_onset_starts(
+    rows: pd.DataFrame, rate: int, windowing, *, jobs: int = 1
+) -> dict[str, np.ndarray]:
     """Per file id, the starts of its note windows (``datasets.onsets.OnsetWindows``),
     found in the file as recorded: before gain and standardization, as ``predict`` finds
-    them. Reads every file once more, one at a time."""
-    out = {}
-    for _, row in rows.iterrows():
-        audio, _ = load_mono(
-            row["file"], gain_db=None, rate=int(row["file_rate"]), target_rate=rate
-        )
-        out[str(row["id"])] = windowing.starts(audio, rate)
-    return out
+    them. Reads every file once more, in ``jobs`` processes."""
+    probes = [
+        Probe(str(f), int(r), int(rate), "onsets", windowing=windowing)
+        for f, r in zip(rows["file"], rows["file_rate"], strict=True)
+    ]
+    found = map_ordered(probe_audio, probes, jobs=jobs)
+    return dict(zip(map(str, rows["id"]), found, strict=True))
 
 
-def take_onsets(rows: pd.DataFrame, rate: int) -> list[int]:
+def take_onsets(rows: pd.DataFrame, rate: int, *, jobs: int = 1) -> list[int]:
     """Per row, its take's first sound in samples: the earliest onset among the take's files.
 
-    Reads every file once (one at a time); a take's tones keep one shared timeline.
+    Reads every file once (in ``jobs`` processes); a take's tones keep one shared timeline.
     """
-    onset = []
-    for _, row in rows.iterrows():
-        audio, _ = load_mono(
-            row["file"], gain_db=None, rate=int(row["file_rate"]), target_rate=rate
-        )
-        onset.append(first_sound_sample(audio, rate))
+    probes = [
+        Probe(str(f), int(r), int(rate), "first_sound")
+        for f, r in zip(rows["file"], rows["file_rate"], strict=True)
+    ]
+    onset = list(map_ordered(probe_audio, probes, jobs=jobs))
     per_take = pd.Series(onset, index=rows.index).groupby(rows["take"].astype(str)).transform("min")
     return [int(o) for o in per_take]
 

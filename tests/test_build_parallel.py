@@ -174,3 +174,17 @@ def test_dask_engine_writes_the_local_engines_windows_bit_for_bit(corpus, tmp_pa
     a, b = folder_bytes(local), folder_bytes(on_dask)
     assert sorted(a) == sorted(b)
     assert [name for name in a if a[name] != b[name]] == []
+
+
+@pytest.mark.parametrize(
+    "looks",
+    [dict(trim_silence=True, skip_silence=True, gate_dbfs=-20.0), dict(onsets=True, hop=1000)],
+)
+def test_the_looks_before_the_plan_run_in_the_jobs_too(corpus, tmp_path, looks) -> None:
+    options = dict(window=4000, test_windows=3, progress=False, **looks)
+    one = build_dataset(corpus, tmp_path / "one", **options)
+    two = build_dataset(corpus, tmp_path / "two", jobs=2, **options)
+    a, b = folder_bytes(one), folder_bytes(two)
+    assert [name for name in a if a[name] != b[name]] == []
+    notes = " ".join(json.loads((two / "dataset.json").read_text())["notes"])
+    assert ("--onsets" if "onsets" in looks else "--skip-silence") in notes
