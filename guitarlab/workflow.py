@@ -826,7 +826,10 @@ def retrain(
                 f"new label(s) {', '.join(names[old.n_classes :])}: widening the output layer from {old.n_classes} to {len(names)} classes (old weights kept)"
             )
             initial = widen_output(initial, len(names))
-    echo(("training from scratch" if scratch else f"fine-tuning {from_run}") + f" on {new_dataset}")
+    echo(
+        ("fine-tuning " + str(from_run) if initial is not None else "training from scratch")
+        + f" on {new_dataset}"
+    )
     fit_dataset(new_dataset, new_run, config, initial_model=initial)
 
     clips = ds.eval_clips("test")

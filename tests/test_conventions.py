@@ -272,3 +272,31 @@ def test_evaluate_prints_its_steps_on_stderr(tmp_path: Path) -> None:
     assert [s.split(" ")[1] for s in steps] == ["loading", "predicting", "scoring", "writing"]
     assert re.search(r"predicting \d+ test files \(\d+ windows\)", steps[1])
     assert "evaluate:" not in result.stdout  # the tables stay clean for a pipe
+
+
+def test_retrain_prints_its_steps(tmp_path: Path) -> None:
+    corpus = seed_corpus(tmp_path / "c", tones=("raw",), seconds=4.0)
+    runner = CliRunner()
+    ds, run = str(tmp_path / "ds"), str(tmp_path / "run")
+    assert (
+        runner.invoke(cli, ["dataset", "build", "--corpus", str(corpus), "--out", ds]).exit_code
+        == 0
+    )
+    assert (
+        runner.invoke(
+            cli, ["train", "--dataset", ds, "--out", run, "--model", "features"]
+        ).exit_code
+        == 0
+    )
+    out = str(tmp_path / "again")
+    result = runner.invoke(cli, ["retrain", "--corpus", str(corpus), "--from", run, "--out", out])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+
+    def where(text: str) -> int:  # in the line (a progress bar may share it without \n)
+        return next(i for i, line in enumerate(lines) if text in line)
+
+    building, training = where("(the old test spans kept)"), where("training from scratch")
+    comparing = where("comparing the old and new models")
+    assert building < training < comparing  # a features run is trained again, not fine-tuned
+    assert "on the same 2 test files" in lines[comparing]
