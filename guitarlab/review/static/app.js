@@ -11,7 +11,11 @@ const state = {
   // segments (labels in time): the take's as /api/segments sends them, the column shown,
   // the selected segment's id, an edge being dragged, and columns typed in but not stored yet
   segs: null, segVersion: null, column: null, picked: null, dragEdge: null, extraColumns: [],
+  // edits answered so far: a read sent before the last one answered must not bring back
+  // the older version it carries (the next edit would be refused as stale)
+  writes: 0, more: false,
 };
+const PAGE = 200;  // rows per request: /api/rows pages, "Load more" asks for the next
 const $ = (id) => document.getElementById(id);
 const TOKEN = (document.querySelector('meta[name="guitarlab-token"]') || {}).content || "";
 
@@ -24,6 +28,8 @@ function say(text, error = false) {
 // edits send the segments' own version, which /api/segments answers as segments_version).
 async function api(path, { version, ...options } = {}) {
   const headers = { ...(options.headers || {}) };
+  const writing = Boolean(options.method && options.method !== "GET");
+  const writesBefore = state.writes;
   const read = version === undefined ? state.version : version;
   if (options.body !== undefined) headers["Content-Type"] = "application/json";
   if (options.method && options.method !== "GET" && read) headers["If-Match"] = `"${read}"`;
@@ -41,9 +47,23 @@ async function api(path, { version, ...options } = {}) {
     error.status = response.status;
     throw error;
   }
-  if (body && body.version) state.version = body.version;
-  if (body && body.segments_version) state.segVersion = body.segments_version;
+  if (writing) state.writes += 1;
+  if (writing || writesBefore === state.writes) {
+    if (body && body.version) state.version = body.version;
+    if (body && body.segments_version) state.segVersion = body.segments_version;
+  }
   return body;
+}
+
+// The page's edits go out one at a time, in the order they were made: each is sent when
+// the one before has been answered, with the version that answer returned, so quick edits
+// in a row (save labels, exclude a span, exclude the file) all land instead of the later
+// ones being refused as stale (409) by the earlier ones.
+let editChain = Promise.resolve();
+function queueEdit(task) {
+  const run = editChain.then(task, task);
+  editChain = run.catch(() => {});
+  return run;
 }
 
 // ------------------------------------------------------------------ the table
@@ -69,8 +89,8 @@ function buildFacets(facets) {
     select.id = `filter-${name}`;
     select.setAttribute("aria-label", `filter by ${name}`);
     select.append(new Option(`${name}: all`, ""));
-    for (const value of values) select.append(new Option(value, value));
-    select.addEventListener("change", loadRows);
+    for (const value of values) select.append(new Option(`${name}: ${value}`, value));
+    select.addEventListener("change", () => loadRows());
     holder.append(select);
   }
 }
@@ -80,22 +100,32 @@ function refreshFacetOptions(facets) {
     const select = $(`filter-${name}`);
     if (!select) continue;
     const have = new Set([...select.options].map((o) => o.value));
-    for (const value of values) if (!have.has(value)) select.append(new Option(value, value));
+    for (const value of values) if (!have.has(value)) select.append(new Option(`${name}: ${value}`, value));
   }
 }
 
-async function loadRows() {
+// The first page of rows that match the filters; ``mode`` "more" adds the next page below,
+// "keep" reloads as many rows as are listed (after an edit). Anything else: a new first page.
+async function loadRows(mode) {
   try {
-    const body = await api(`/api/rows?${filterParams()}`);
+    const params = filterParams();
+    const offset = mode === "more" ? state.rows.length : 0;
+    params.set("offset", String(offset));
+    params.set("limit", String(mode === "keep" ? Math.max(PAGE, state.rows.length) : PAGE));
+    const body = await api(`/api/rows?${params}`);
     buildFacets(body.facets);
     refreshFacetOptions(body.facets);
-    state.rows = body.rows;
+    state.rows = offset ? state.rows.concat(body.rows) : body.rows;
+    state.more = state.rows.length < body.shown;
     $("summary").textContent = `${body.total} files`;
     $("queue-button").hidden = !body.run;
     const counts = Object.entries(body.counts)
       .map(([column, values]) => `${column}: ` + Object.entries(values).map(([v, n]) => `${v} ${n}`).join(", "))
       .join(" | ");
-    $("counts").textContent = `${body.shown} of ${body.total} shown. ${counts}`;
+    const cut = Object.entries(body.facets_cut || {}).map(([c, n]) => `${c} lists the first ${body.facets[c].length} of ${n}: search by id`);
+    $("counts").textContent = `${body.shown} of ${body.total} match, ${state.rows.length} listed. ${counts}` + (cut.length ? ` (${cut.join("; ")})` : "");
+    $("more-button").hidden = !state.more;
+    $("more-button").textContent = `Load ${Math.min(PAGE, body.shown - state.rows.length)} more`;
     drawTable();
   } catch (error) {
     say(error.message, true);
@@ -570,7 +600,11 @@ function drawSegmentPanel() {
 }
 
 // Send one segment edit; the answer is the take's segments as they are now.
-async function segmentEdit(method, path, body, done) {
+function segmentEdit(method, path, body, done) {
+  return queueEdit(() => sendSegmentEdit(method, path, body, done));
+}
+
+async function sendSegmentEdit(method, path, body, done) {
   try {
     const result = await api(path, { method, body, version: state.segVersion });
     if (result.ids && result.ids.length) state.picked = result.ids[0];
@@ -680,17 +714,22 @@ function rowOfTake(e) {
 
 // ------------------------------------------------------------------ changes
 
-async function change(kind, body, done) {
+// One edit of the open row, queued behind the page's other edits (see queueEdit).
+function change(kind, body, done) {
   const id = state.row.row.id;
+  return queueEdit(() => sendChange(id, kind, body, done));
+}
+
+async function sendChange(id, kind, body, done) {
   const path = kind === "patch" ? `/api/rows/${encodeURIComponent(id)}` : `/api/rows/${encodeURIComponent(id)}/exclude`;
   try {
     const result = await api(path, { method: kind === "patch" ? "PATCH" : "POST", body });
     say(result.change ? `${done} (change ${result.change.n}, by ${result.change.who})` : "nothing changed");
     await openRow(id);
-    await loadRows();
+    await loadRows("keep");
   } catch (error) {
     say(error.status === 409 ? `${error.message} (reloaded: check and save again)` : error.message, true);
-    if (error.status === 409) { await openRow(id); await loadRows(); }
+    if (error.status === 409) { await openRow(id); await loadRows("keep"); }
   }
 }
 
@@ -723,20 +762,21 @@ function setupForms() {
     $("selection").textContent = "";
     change("exclude", { span }, `span ${span[0]}-${span[1]} s excluded in every tone`);
   });
-  $("undo-button").addEventListener("click", async () => {
+  $("undo-button").addEventListener("click", () => queueEdit(async () => {
     try {
       const headers = state.segVersion ? { "X-Guitarlab-Segments-Version": state.segVersion } : {};
       const result = await api("/api/undo", { method: "POST", headers });
       say(`undid change ${result.change.undoes}`);
       if (state.row) await openRow(state.row.row.id);
-      await loadRows();
+      await loadRows("keep");
     } catch (error) {
       say(error.message, true);
     }
-  });
+  }));
   $("history-button").addEventListener("click", showHistory);
   $("queue-button").addEventListener("click", showQueue);
-  $("search").addEventListener("input", loadRows);
+  $("search").addEventListener("input", () => loadRows());
+  $("more-button").addEventListener("click", () => loadRows("more"));
   $("filters").addEventListener("submit", (event) => event.preventDefault());
 }
 
@@ -761,9 +801,24 @@ async function showHistory() {
   }
 }
 
+const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
+
+// The model labels every file in the background (POST /api/queue/start); the page polls
+// /api/queue/status for the progress and goes on answering clicks meanwhile.
 async function showQueue() {
-  say("labelling every file with the run's model (once per file)...");
+  const bar = $("queue-progress");
+  $("queue-button").disabled = true;
   try {
+    let status = await api("/api/queue/start", { method: "POST", body: {} });
+    while (status.state === "running") {
+      bar.hidden = false;
+      bar.max = Math.max(1, status.total);
+      bar.value = status.done;
+      say(`labelling every file with the run's model: ${status.done} of ${status.total} (once per file; the page answers meanwhile)`);
+      await sleep(500);
+      status = await api("/api/queue/status");
+    }
+    if (status.state === "failed") throw new Error(`the review queue failed: ${status.error}`);
     const { rows, label_column } = await api("/api/queue");
     say(`${rows.filter((r) => r.disagrees).length} file(s) where the model disagrees with ${label_column}`);
     $("side").hidden = false;
@@ -776,6 +831,9 @@ async function showQueue() {
     }));
   } catch (error) {
     say(error.message, true);
+  } finally {
+    bar.hidden = true;
+    $("queue-button").disabled = false;
   }
 }
 
