@@ -321,3 +321,52 @@ def test_the_amp_keeps_its_state_from_block_to_block():
     assert loop.frames == signal_in.size and streamed.shape == signal_in.shape
     np.testing.assert_allclose(streamed, np.clip(whole, -1, 1), atol=1e-4)
     assert rms(streamed - signal_in) > 0.05  # and it is not the dry signal
+
+
+def test_predict_live_inside_hears_the_played_file(can_start, tmp_path):
+    """The README's live step: a features run (two tones, trained in seconds) labels what
+    ``--play`` feeds the virtual input, a high tone high and a low one low."""
+    from click.testing import CliRunner
+
+    from guitarlab.cli import cli
+    from guitarlab.datasets.build import build_dataset
+    from guitarlab.datasets.importer import import_folder
+
+    rate, rng = 16000, np.random.default_rng(0)
+    t = np.arange(2 * rate) / rate
+    wavs = tmp_path / "wavs"
+    wavs.mkdir()
+    for name, freq_hz in (("low", 110.0), ("high", 880.0)):
+        for k in range(6):  # levels and noise floors vary, so only the pitch tells them apart
+            audio = rng.uniform(0.05, 0.3) * np.sin(2 * np.pi * freq_hz * (1 + 0.01 * k) * t)
+            audio += rng.uniform(0, 0.01) * rng.standard_normal(t.size)
+            sf.write(wavs / f"{name}_p{k}.wav", audio.astype(np.float32), rate, subtype="PCM_16")
+    import_folder(wavs, tmp_path / "corpus", pattern="{guitar}_{phrase}", progress=False)
+    build_dataset(
+        tmp_path / "corpus",
+        tmp_path / "dataset",
+        label="guitar",
+        window=8000,
+        hop=4000,
+        test_where="phrase == 'p5'",
+        val_where="phrase == 'p4'",
+        progress=False,
+    )
+    run_dir = tmp_path / "run"
+    trained = CliRunner().invoke(
+        cli,
+        ["train", "--dataset", str(tmp_path / "dataset"), "--out", str(run_dir)]
+        + ["--model", "features"],
+    )
+    assert trained.exit_code == 0, trained.output
+    for name, freq_hz in (("high", 900.0), ("low", 112.0)):
+        played = tmp_path / f"{name}.wav"
+        sf.write(played, (0.2 * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32), rate)
+        done = run(
+            [*SERVER, "--play", str(played), "--", *GUITARLAB, "predict", str(run_dir)]
+            + ["--device", "pulse", "--seconds", "2.5"]
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("listening on pulse at 16000 Hz")
+        labels = [line.split()[2] for line in done.stdout.splitlines()[1:]]
+        assert len(labels) >= 2 and set(labels) == {name}, done.stdout
