@@ -369,6 +369,7 @@ def map_ordered(fn: Callable, items: list, *, jobs: int) -> Iterator:
     A few items per process in flight, so memory stays one file per process.
     """
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     if jobs <= 1 or len(items) <= 1:
         yield from map(fn, items)
@@ -385,6 +386,13 @@ def map_ordered(fn: Callable, items: list, *, jobs: int) -> Iterator:
                 for item in _take(queue, 1):
                     pending.append(pool.submit(fn, item))
                 yield result
+        except BrokenProcessPool:
+            for future in pending:
+                future.cancel()
+            raise DatasetError(
+                f"a --jobs worker process died (killed, or out of memory with {workers} files "
+                "in memory at once); run again, with fewer --jobs"
+            ) from None
         except BaseException:
             for future in pending:
                 future.cancel()

@@ -188,3 +188,15 @@ def test_the_looks_before_the_plan_run_in_the_jobs_too(corpus, tmp_path, looks) 
     assert [name for name in a if a[name] != b[name]] == []
     notes = " ".join(json.loads((two / "dataset.json").read_text())["notes"])
     assert ("--onsets" if "onsets" in looks else "--skip-silence") in notes
+
+
+def _die(_item) -> None:
+    import os as _os
+
+    _os._exit(9)  # a worker killed mid-file (the OOM killer, kill -9)
+
+
+def test_a_worker_that_dies_is_one_line(corpus) -> None:
+    with pytest.raises(DatasetError) as caught:
+        list(engine.map_ordered(_die, [1, 2, 3], jobs=2))
+    assert "worker process died" in str(caught.value) and "\n" not in str(caught.value)
