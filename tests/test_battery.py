@@ -44,6 +44,7 @@ def assert_one_line_error(result, *needles: str, code: int = 1) -> str:
     assert result.exit_code == code, text
     assert not result.exception or isinstance(result.exception, SystemExit), repr(result.exception)
     assert "Traceback" not in text
+    assert "unexpected error" not in text, text  # a bug's one line is no user-mistake message
     lines = [line for line in text.splitlines() if all(n in line for n in needles)]
     assert lines, f"no line with {needles} in:\n{text}"
     return lines[0]
