@@ -107,7 +107,7 @@ def write_retrain_report(
         ax.set_xticks(x, table[column].astype(str), rotation=20)
         ax.set_ylim(0, 1.05)
         ax.set_title(f"file accuracy per {column}")
-    axes[0].legend(loc="lower left")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=2)
     save_figure(fig, out / "before_after.png", dpi=110, tight=False)
     before, after = comparison["before_correct"].mean(), comparison["after_correct"].mean()
     balanced = retrain_balanced_accuracy(comparison)
