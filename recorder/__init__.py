@@ -11,9 +11,10 @@ __all__, __getattr__ = lazy_exports(
     {
         "calibration": ("compare_guitars", "load_calibration", "record_calibration"),
         "devices": ("list_devices", "open_input", "open_output", "resolve_device"),
+        "loopback": ("BlockLoop", "run_loop"),
         "meter": ("LevelMeter", "gain_advice_db"),
         "recover": ("recover_takes",),
-        "server": ("audio_server",),
+        "server": ("audio_server", "start_audio_server"),
         "session": ("measure_level", "record_take"),
         "shotlist": ("read_plan", "plan_status", "run_session"),
         "take": ("TakeWriter",),
