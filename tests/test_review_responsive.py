@@ -114,11 +114,12 @@ def test_facets_are_worked_out_once_per_manifest_version(corpus: Path, monkeypat
     )
     client = client_for(corpus, user="tester")
     first = client.get("/api/rows?limit=0", headers=AUTH)  # limit=0: totals, no rows
-    assert len(calls) == 6 and len(reads) == 1  # one pass over the rows when the app opened
+    distinct = set(load_manifest(corpus)["checks"])  # each distinct checks text parsed once
+    assert sorted(calls) == sorted(distinct) and len(reads) == 1
     for query in ("offset=2", "tone=raw", "sort=take&order=desc", "q=strat"):
         body = client.get(f"/api/rows?limit=0&{query}", headers=AUTH).json()
         assert body["rows"] == [] and body["total"] == 6
-    assert len(calls) == 6 and len(reads) == 1  # nothing read or summarised again
+    assert len(calls) == len(distinct) and len(reads) == 1  # nothing read or parsed again
     # an edit is a new version: read once more, and the facets show the new value
     edit = client.patch(
         f"/api/rows/{STRAT}-raw",
@@ -130,7 +131,7 @@ def test_facets_are_worked_out_once_per_manifest_version(corpus: Path, monkeypat
     for _ in range(2):
         after = client.get("/api/rows?limit=0", headers=AUTH).json()
         assert "solo" in after["facets"]["phrase"] and after["version"] == edit.json()["version"]
-    assert len(calls) == 6 and len(reads) == 2
+    assert len(calls) == len(distinct) and len(reads) == 2
     # a change made outside the app (a spreadsheet, another command) is seen too
     update_manifest(corpus, lambda f: f.assign(player="zoe"))
     assert client.get("/api/rows", headers=AUTH).json()["facets"]["player"] == ["zoe"]
