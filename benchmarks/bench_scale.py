@@ -32,6 +32,7 @@ import pandas as pd
 import soundfile as sf
 
 from benchmarks.bench_build_scale import build_rows
+from benchmarks.bench_review_scale import review_rows
 from benchmarks.common import Row, best_seconds
 
 SIZES = (1_000, 10_000, 100_000)
@@ -251,7 +252,12 @@ def check_rows(corpora: dict[int, Path], quick: bool) -> list[Row]:
     return out
 
 
-MEASURES: list[Callable[[dict[int, Path], bool], list[Row]]] = [append_rows, check_rows, build_rows]
+MEASURES: list[Callable[[dict[int, Path], bool], list[Row]]] = [
+    append_rows,
+    check_rows,
+    build_rows,
+    review_rows,
+]
 
 
 def run(quick: bool = False) -> list[Row]:
