@@ -50,14 +50,14 @@ def preset_names(corpus: str | os.PathLike | None = None) -> list[str]:
 
 
 def complete_presets(
-    ctx: click.Context, _param: click.Parameter, incomplete: str
+    ctx: click.Context, param: click.Parameter, incomplete: str
 ) -> list[CompletionItem]:
     """Preset names; after a comma (``--tones clean,cr``) the last name, the rest kept."""
     done, _, last = incomplete.rpartition(",")
     prefix = f"{done}," if done else ""
     taken = set(done.split(",")) if done else set()
     names = preset_names(_corpus_given(ctx))
-    if _param.name == "tone":  # import --tone: dry takes are "raw"
+    if param.name == "tone":  # import --tone: dry takes are "raw"
         names = ["raw", *names]
     return [
         CompletionItem(prefix + name)
