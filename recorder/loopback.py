@@ -134,8 +134,6 @@ def run_loop(
             ) from exc
         assert record.stdout is not None and play.stdin is not None
         size = int(block_frames) * 4
-        if on_ready is not None:
-            on_ready()
         while not stop.is_set():
             data = record.stdout.read(size)
             if len(data) < size:
@@ -151,6 +149,8 @@ def run_loop(
                 raise RecorderError(
                     f"the loop's playback into {sink!r} ended (its audio server went away)"
                 ) from exc
+            if loop.blocks == 1 and on_ready is not None:
+                on_ready()  # audio flows: what is played from now on comes back
     finally:
         for stream in streams:
             if stream.poll() is None:

@@ -7,6 +7,11 @@ device ``guitarlab_in`` plays into it), ``guitarlab_out`` is the headphones (the
 output, where the click goes, so the click is never in a take). Everything lives in
 one temporary folder (``HOME``, ``XDG_RUNTIME_DIR``, socket, config).
 
+With ``loopback=True`` the default output plays into ``guitarlab_in`` instead, so what
+is played comes back on the input (reamping without hardware); with ``through`` a small
+process (``recorder/loopback.py``) carries the output's monitor into the input through a
+tone chain, the amp in the loop. ``guitarlab audio-server`` starts it from the shell.
+
 Examples
 --------
 >>> with audio_server() as server:            # doctest: +SKIP
