@@ -91,6 +91,14 @@ class Snapshot:
         self._checks: pd.Series | None = None
         self._facets: dict | None = None
         self.counts: OrderedDict = OrderedDict()
+        self._values: dict[str, list[str]] = {}
+
+    def values(self, column: str) -> list[str]:
+        """A column's distinct non-empty values, sorted (a row's label choices), cached."""
+        if column not in self._values:
+            distinct = pd.Series(self.frame[column].astype(str).unique())
+            self._values[column] = distinct[distinct != ""].sort_values().tolist()
+        return self._values[column]
 
     @property
     def checks(self) -> pd.Series:
@@ -419,7 +427,7 @@ def create_app(
                 "duration_s": review.take_duration_s(frame, str(row["take"])),
                 "editable": editable,
                 "per_file": [c for c in editable if c in review.PER_FILE_COLUMNS],
-                "choices": {c: sorted(set(frame[c].astype(str)) - {""}) for c in editable},
+                "choices": {c: snap.values(c)[:FACET_VALUES] for c in editable},  # suggestions
                 "run": state.labels is not None,
                 "label_column": getattr(state.labels, "label_column", None),
             }
