@@ -25,7 +25,6 @@ from guitarlab.datasets.engine import (
     FileTask,
     Probe,
     Target,
-    load_file,
     map_ordered,
     preallocate_npy,
     probe_audio,
@@ -102,23 +101,7 @@ def rescale_npy(path: Path, *, mean: float, std: float, chunk_items: int = 1 << 
             handle.write(memoryview(block).cast("B"))
 
 
-# ---------------------------------------------------------------- reading one file
-
-
-def load_mono(
-    path: str,
-    *,
-    gain_db: float | None,
-    rate: int,
-    target_rate: int,
-    sha256: str = "",
-) -> tuple[np.ndarray, bool]:
-    """One file as mono float32 at ``target_rate`` with its gain applied; (audio, was_mixed).
-
-    The file is read from disk once (``engine.load_file``): with ``sha256`` its bytes are
-    checked against it and decoded from memory.
-    """
-    return load_file(path, rate=rate, target_rate=target_rate, gain_db=gain_db, sha256=sha256)
+# ---------------------------------------------------------------- looks before the plan
 
 
 def silent_starts(

@@ -102,8 +102,10 @@ def test_each_file_is_read_once_and_pcm_is_not_decoded_twice(corpus, tmp_path, m
     assert sorted(reads) == sorted(str((corpus / p).absolute()) for p in rows["path"])
 
 
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_a_file_changed_since_import_stops_the_build_in_one_line(tmp_path, jobs) -> None:
+@pytest.mark.parametrize("jobs, engine_name", [(1, "local"), (2, "local"), (2, "dask")])
+def test_a_file_changed_since_import_stops_the_build_in_one_line(tmp_path, jobs, engine_name):
+    if engine_name == "dask":
+        pytest.importorskip("distributed")
     src = tmp_path / "src"
     for gi, guitar in enumerate(("ST", "LP")):
         for tone in ("raw", "clean"):
@@ -114,7 +116,13 @@ def test_a_file_changed_since_import_stops_the_build_in_one_line(tmp_path, jobs)
     write_tone(changed, seconds=1.0, freq_hz=440.0)  # same length, other samples
     with pytest.raises(DatasetError) as caught:
         build_dataset(
-            corpus, tmp_path / "ds", window=4000, test_windows=3, jobs=jobs, progress=False
+            corpus,
+            tmp_path / "ds",
+            window=4000,
+            test_windows=3,
+            jobs=jobs,
+            engine=engine_name,
+            progress=False,
         )
     message = str(caught.value)
     assert "\n" not in message and changed.name in message and "sha256" in message
@@ -200,3 +208,9 @@ def test_a_worker_that_dies_is_one_line(corpus) -> None:
     with pytest.raises(DatasetError) as caught:
         list(engine.map_ordered(_die, [1, 2, 3], jobs=2))
     assert "worker process died" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_dask_worker_that_cannot_see_the_folder_says_so(tmp_path) -> None:
+    assert engine.folder_problem(str(tmp_path)) is None
+    problem = engine.folder_problem(str(tmp_path / "elsewhere"))
+    assert "cannot write" in problem and "shared filesystem" in problem
