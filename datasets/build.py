@@ -1,10 +1,13 @@
 """Build a dataset folder from a corpus: select rows, plan leak-free splits, stream windows.
 
 The edge of the dataset stage. Everything that can be decided without audio (which
-rows, which spans, how many windows go where) is decided first from the file headers;
-then the files are read one at a time and the spans their windows cover appended to one
-``.npy`` per split, so peak memory is one file, whatever the size of the corpus, and
-overlapping windows are stored once (``DatasetFolder.arrays`` reads them as windows).
+rows, which spans, how many windows go where, and where in each split's ``.npy`` every
+file's spans go) is decided first from the file headers; then each file is read once
+(sha256 checked on the same bytes) and writes the spans its windows cover into place, in
+this process, in ``jobs`` processes or on a Dask cluster (``datasets.engine``), so peak
+memory is one file per process, whatever the size of the corpus, the folder is the same
+bit for bit however it ran, and overlapping windows are stored once
+(``DatasetFolder.arrays`` reads them as windows).
 
 Folder layout::
 
