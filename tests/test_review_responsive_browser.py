@@ -146,3 +146,49 @@ def test_three_quick_edits_in_a_row_all_land(served, browser) -> None:  # noqa: 
     history = [json.loads(line) for line in (root / "history.jsonl").read_text().splitlines()]
     assert [e["action"] for e in history] == ["relabel", "add_span", "exclude"]
     page.close()
+
+
+def test_the_table_pages_through_a_big_corpus(tmp_path: Path, browser) -> None:  # noqa: F811
+    """450 rows: the page lists 200, then 200 more, then the last 50, never all at once."""
+    import socket
+
+    import uvicorn
+
+    from benchmarks.bench_scale import build_corpus
+    from guitarlab.review import create_app
+
+    root = build_corpus(tmp_path / "corpus", 450)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    config = uvicorn.Config(
+        create_app(root, token="t0ken"), log_level="warning", lifespan="off", log_config=None
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(WAIT_MS)
+        asked: list[str] = []
+        page.on("request", lambda r: asked.append(r.url) if "/api/rows?" in r.url else None)
+        page.goto(f"http://127.0.0.1:{sock.getsockname()[1]}/?token=t0ken")
+        count = "n => document.querySelectorAll('#rows tbody tr').length === n"
+        page.wait_for_function(count, arg=200)
+        assert "450 of 450 match, 200 listed" in page.inner_text("#counts")
+        assert "guitar: jazzmaster 75" in page.inner_text("#counts")  # of every row
+        assert page.inner_text("#more-button") == "Load 200 more"
+        page.click("#more-button")
+        page.wait_for_function(count, arg=400)
+        assert page.inner_text("#more-button") == "Load 50 more"
+        page.click("#more-button")
+        page.wait_for_function(count, arg=450)
+        assert not page.is_visible("#more-button")
+        ids = page.eval_on_selector_all("#rows tbody tr", "rows => rows.map((r) => r.dataset.id)")
+        assert ids == sorted(ids) and len(set(ids)) == 450  # in order, none twice
+        assert all("limit=200" in url for url in asked), asked
+        page.close()
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
