@@ -214,3 +214,13 @@ def test_a_dask_worker_that_cannot_see_the_folder_says_so(tmp_path) -> None:
     assert engine.folder_problem(str(tmp_path)) is None
     problem = engine.folder_problem(str(tmp_path / "elsewhere"))
     assert "cannot write" in problem and "shared filesystem" in problem
+
+
+def test_the_scale_benchmark_times_a_four_take_build_per_size(tmp_path) -> None:
+    from benchmarks import bench_build_scale, bench_scale
+
+    corpora = {n: bench_scale.build_corpus(tmp_path / f"c{n}", n) for n in (20, 60)}
+    rows = bench_build_scale.build_rows(corpora, quick=True)
+    assert [r.figure.split(" in a ")[1] for r in rows] == ["20-row corpus", "60-row corpus"]
+    assert all(r.value > 0 and r.ratio is not None and "first build" in r.notes for r in rows)
+    assert len(load_manifest(corpora[60])) == 64  # the 4 takes were added
