@@ -538,14 +538,17 @@ def test_record_exits_1_when_a_take_fails_its_checks(corpus: Path, monkeypatch) 
     from guitarlab.corpus.checks import Finding, findings_to_json
     from guitarlab.recorder import session
 
-    def fake_take(*args, **kwargs):
+    def fake_take(*args, rows_out=None, **kwargs):
         finding = Finding("clipping", "error", "12 sample(s) at full scale", value=12.0)
-        return {
+        row = {
             "id": "tele-lead-t001-raw", "path": "takes/tele-lead-t001-raw.wav", "frames": 44100,
             "sample_rate": 44100, "status": "", "peak_dbfs": 0.0, "rms_dbfs": -12.0,
             "gain_db": 0.0, "dropouts": "0", "stalls": "0", "dropout_detail": "[]",
             "checks": findings_to_json([finding]),
         }  # fmt: skip
+        if rows_out is not None:  # every input's row, as record_take fills it
+            rows_out.append(row)
+        return row
 
     monkeypatch.setattr(session, "record_take", fake_take)
     result = run(
