@@ -294,7 +294,17 @@ def fit_auto(
     The run folder holds the winner's model(s) and run.json (so every command uses it as a
     run of that kind) plus ``auto``: each candidate's validation and test scores, the
     choice and why. Each trained candidate's own run stays in ``candidates/<name>/``.
+    The run folder's lock is held throughout: one writer per run folder.
     """
+    from guitarlab.corpus.outputs import output_lock
+
+    with output_lock(out, error=TrainError):
+        return _fit_auto(
+            dataset_dir, out, config, network=network, only=only, dataset_factory=dataset_factory
+        )
+
+
+def _fit_auto(dataset_dir, out, config, *, network, only, dataset_factory) -> Run:
     from guitarlab.datasets.folder import open_dataset
     from guitarlab.train.fit import _split_or_none, fit_dataset
 

@@ -521,14 +521,14 @@ def fit_dataset(
     if config.model in ("features", "average", "auto"):
         from guitarlab.train.auto import fit_auto, fit_features_dataset
 
+        if config.model in ("average", "auto"):  # the network takes the run's options
+            network = TrainConfig.from_dict({**config.as_dict(), "model": "lstm-fcn"})
+            return fit_auto(  # it holds the run folder's lock itself
+                dataset_dir, out, config, network=network,
+                only="average" if config.model == "average" else None,
+                dataset_factory=dataset_factory,
+            )  # fmt: skip
         with output_lock(out, error=TrainError):  # as _train: one writer per run folder
-            if config.model in ("average", "auto"):  # the network takes the run's options
-                network = TrainConfig.from_dict({**config.as_dict(), "model": "lstm-fcn"})
-                return fit_auto(
-                    dataset_dir, out, config, network=network,
-                    only="average" if config.model == "average" else None,
-                    dataset_factory=dataset_factory,
-                )  # fmt: skip
             if initial_model is not None:
                 print("[guitarlab] the features model trains from scratch (seconds)", flush=True)
             return fit_features_dataset(dataset_dir, out, config, dataset_factory=dataset_factory)
