@@ -24,7 +24,6 @@ COMMAND_MODULES = (
     "corpus",
     "synth",
     "recorder",
-    "reamp",
     "audio_server",
     "reamp",
     "session",

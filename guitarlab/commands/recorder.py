@@ -73,6 +73,14 @@ def _read_mono(path: str, rate: int):
     return mono_at_rate(audio, file_rate, target_rate=rate)[0]
 
 
+def _check_input(device: str | None, *, channel: int, rate: int) -> None:
+    """A wrong device name, channel or rate is one line now, not after 'play ...'."""
+    from guitarlab.recorder import devices
+
+    found = devices.resolve_device(device, kind="input")
+    devices.check_settings(found, kind="input", sample_rate=rate, channels=channel)
+
+
 # ---------------------------------------------------------------- devices
 
 
@@ -100,6 +108,13 @@ def devices_command(test: bool, device: str | None, output_device: str | None, r
     from guitarlab.recorder import devices
 
     listed = devices.list_devices()
+    if not listed:
+        from guitarlab.corpus.errors import RecorderError
+
+        raise RecorderError(
+            "no audio devices: no audio server is running and no interface is connected; "
+            "connect one, or try the virtual one with 'guitarlab audio-server'"
+        )
     click.echo(f"{'#':>3}  {'name':<32} {'host API':<12} {'in':>3} {'out':>4} {'rate':>7}")
     for d in listed:
         click.echo(
@@ -177,6 +192,7 @@ def level_command(
     load_manifest(corpus)
     guitar = slugify(guitar)
     source = _read_mono(play_file, rate) if play_file else None
+    _check_input(device, channel=channel, rate=rate)  # before the player is asked to play
     screen = _Screen()
     click.echo(f"play your loudest passage on the {guitar} for {seconds:.0f} s ...", err=True)
     reading, device_name = measure_level(
