@@ -19,8 +19,8 @@ loads an external plugin with ``pedalboard.load_plugin``.
 ``ranges`` documents how far random augmentation (``draw_variant``) may move each
 parameter: ``"STEP.PARAMETER": [low, high]`` with STEP the 0-based index in ``chain``.
 
-Over 500 lines on purpose: one data format (schema, one-line validation errors,
-variants, hashing, chain building) in one place.
+One module because it is one data format: schema, one-line validation errors, variants,
+hashing and chain building.
 """
 
 from __future__ import annotations

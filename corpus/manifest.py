@@ -7,9 +7,9 @@ edits replace the file atomically (temp file, fsync, rename). A crash never leav
 a manifest: the next writer completes or drops a cut-off append. Columns the schema
 does not know are carried through untouched.
 
-Over 500 lines on purpose: the schema, the lock, reservations and the atomic commit are
-one protocol; a writer reads one file to know how a row lands safely (checks and
-summaries are in ``guitarlab.corpus.audit``).
+The schema, the lock, reservations and the atomic commit stay in this one module because
+they are one protocol: a writer reads one file to know how a row lands safely (checks
+and summaries are in ``guitarlab.corpus.audit``).
 """
 
 from __future__ import annotations
@@ -65,10 +65,10 @@ SCHEMA: dict[str, tuple[str, bool]] = {
     "device": ("str", False),
     "player": ("str", False),
     "notes": ("str", False),
-    # beyond DESIGN.md: "" for a complete file, "partial" for a take cut short (Ctrl-C, kill)
+    # "" for a complete file, "partial" for a take cut short (Ctrl-C, kill)
     "status": ("str", False),
-    # beyond DESIGN.md: which input of a take recorded with several at once ("di", "mic");
-    # "" for a take of one input. Renders and reamps carry the role of the file they came from
+    # which input of a take recorded with several at once ("di", "mic"); "" for a take of
+    # one input. Renders and reamps carry the role of the file they came from
     "role": ("str", False),
 }
 COLUMNS = list(SCHEMA)

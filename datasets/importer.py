@@ -10,8 +10,8 @@ layout). A folder whose files would otherwise collapse into one take (every file
 ``raw`` of the same labels) gets one take per file; ``take="file"`` asks for that
 always, and ``take="session"`` (any column) makes each value of that column one take.
 
-Over 500 lines on purpose: name patterns, labels.csv, planning, reservation, copy-in and
-commit are one import transaction, read top to bottom.
+One module because name patterns, labels.csv, planning, reservation, copy-in and commit
+are one import transaction, read top to bottom.
 """
 
 from __future__ import annotations

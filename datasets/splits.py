@@ -17,8 +17,8 @@ Guard bands: a training window that overlaps a held-out span even by one sample 
 dropped. ``val="random"`` reproduces the seed's random 80/20 of windows and is marked
 leaky.
 
-Over 500 lines on purpose: every split method shares the take and span arithmetic that
-keeps all renders of a take on one side, so the leak-free rule is read in one place.
+Every split method lives here because all share the take and span arithmetic that keeps
+all renders of a take on one side, so the leak-free rule is read in one place.
 """
 
 from __future__ import annotations

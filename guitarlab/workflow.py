@@ -4,9 +4,9 @@ Each stage is called through its own public function (synth/recorder, augment,
 datasets, train); this module only decides what still needs doing, so re-running a
 workflow reuses whatever is already on disk.
 
-Over 500 lines on purpose: the demo's two protocols and the retrain are wiring, each
-step a call into a stage, with the resume checks that let a killed demo continue; the
-comparison the retrain reports lives in ``guitarlab.train.retrain``.
+The demo's two protocols and the retrain are wiring, each step a call into a stage, with
+the resume checks that let a killed demo continue; the comparison the retrain reports
+lives in ``guitarlab.train.retrain``.
 """
 
 from __future__ import annotations

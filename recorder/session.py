@@ -6,8 +6,8 @@ guitar in the demo and the tests reaches the input the way a real guitar does), 
 the take to disk through :class:`~guitarlab.recorder.take.TakeWriter`, checks it and
 appends its row. Ctrl-C or ``stop`` keeps what was recorded, marked ``partial``.
 
-Over 500 lines on purpose: one take's life (count-in, stream, meter, writer, checks,
-row, commit) read top to bottom.
+One module so that one take's life (count-in, stream, meter, writer, checks, row,
+commit) reads top to bottom.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ Examples
 >>> audio.dtype, audio.shape
 (dtype('float32'), (44100,))
 
-Over 500 lines on purpose: strings, hum, pickup circuit and interface are one signal
+Strings, hum, pickup circuit and interface share one module because they are one signal
 chain sharing its options table; the corpus writers are in ``guitarlab.synth.corpus``.
 """
 
