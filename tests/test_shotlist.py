@@ -282,6 +282,11 @@ def test_redo_replaces_the_take_and_skip_leaves_its_shot_missing(server, tmp_pat
         tmp_path / "plan.csv",
         "guitar,phrase,takes,seconds\nstratocaster,riff,1,0.5\nles_paul,riff,2,0.5\n",
     )
+    wrong = CliRunner().invoke(
+        cli, ["session", str(plan), "--corpus", str(corpus), "--device", "nosuch"]
+    )
+    assert wrong.exit_code == 1 and "Shot" not in wrong.output  # one line before any take
+    assert wrong.output.splitlines()[-1].startswith("Error: ") and "nosuch" in wrong.output
     out = _session(plan, corpus, play, "r\nx\nk\ns\n")
     assert "press k (keep), r (redo), s (skip the shot) or q (quit)" in out  # x: asked again
     assert out.count("Shot 1/2: stratocaster, riff, take 1 of 1") == 2

@@ -16,6 +16,7 @@ from guitarlab.commands.recorder import (
     DEVICE_HELP,
     PLAY_OPTION,
     _channel_list,
+    _check_input,
     _read_mono,
     _Screen,
     _sigterm_as_interrupt,
@@ -187,6 +188,7 @@ def session_command(
     if not left:
         click.echo(f"{progress_text(statuses)}: nothing left to record in {plan}")
         return
+    _check_input(device, channel=max(input_channels or [channel]), rate=rate)  # before shot 1
     shots_text = f"{len(shots)} shot" + ("s" if len(shots) != 1 else "")
     click.echo(f"{plan}: {shots_text}, {progress_text(statuses)}; {left}")
     source = _read_mono(play_file, rate) if play_file else None
