@@ -1,6 +1,6 @@
 """Conventions a user expects of any command line (issue 33 item 4): quiet TensorFlow,
 one-line crashes with a log, `check` over every file, examples in every --help, shell
-completion, the README's imports, folders that honour the umask, and visible progress."""
+completion, the README's and docs' imports, folders that honour the umask, and visible progress."""
 
 from __future__ import annotations
 
@@ -195,12 +195,14 @@ def test_completion_names_match_the_corpus_layout() -> None:
 # ------------------------------------------------------------------ the README's imports
 
 
-def test_every_import_the_readme_shows_works() -> None:
-    readme = (ROOT / "README.md").read_text()
-    lines = re.findall(r"^\s*(from guitarlab[\w.]* import [^\n#]+)", readme, re.M)
+def test_every_import_the_readme_and_docs_show_works() -> None:
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    text = "\n".join(page.read_text() for page in pages)
+    lines = re.findall(r"^\s*(from guitarlab[\w.]* import [^\n#]+)", text, re.M)
     assert any(line.startswith("from guitarlab import open_dataset") for line in lines)
+    assert any(line.startswith("from guitarlab.synth.session import") for line in lines)
     for line in lines:
-        exec(line.strip().rstrip("\\"), {})  # noqa: S102 - the README's own line
+        exec(line.strip().rstrip("\\"), {})  # noqa: S102 - the docs' own line
 
 
 def test_import_guitarlab_stays_light_and_names_its_api() -> None:

@@ -1,4 +1,4 @@
-"""The house reads one way: each room imports only the rooms below it (README, Layout).
+"""The house reads one way: each room imports only the rooms below it (docs/architecture.md).
 
 corpus <- synth, recorder, augment, datasets <- train <- guitarlab (the review app, live
 prediction, the workflows) <- the command line (guitarlab/cli.py, guitarlab/commands/).

@@ -2,7 +2,7 @@
 Chromium (Debian's package, driven by Playwright): filter, play, relabel, mark a span,
 reload, and find the changes in manifest.csv and history.jsonl.
 
-Set ``GUITARLAB_SCREENSHOT=docs/review.png`` to write the README's picture of the row view.
+Set ``GUITARLAB_SCREENSHOT=docs/review.png`` to write the guide's picture of the row view (docs/guide.md).
 """
 
 from __future__ import annotations
