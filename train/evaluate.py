@@ -12,8 +12,8 @@ Every headline comes with what it should be judged against: the majority-class r
 precision, ROC AUC, the baselines, and a table per manifest column that varies among
 the test files, so a shortcut (one tone, one fret band) shows.
 
-Over 500 lines on purpose: scores, group tables and both baselines share the per-file
-vote and are reported together.
+Scores, group tables and both baselines are in one module because they share the
+per-file vote and are reported together.
 """
 
 from __future__ import annotations

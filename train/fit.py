@@ -3,9 +3,6 @@
 The training loop shared by both. The options are in :mod:`guitarlab.train.config`, the
 run folder's files in :mod:`guitarlab.train.rundir`, the callbacks in
 :mod:`guitarlab.train.callbacks`, devices and strategies in :mod:`guitarlab.train.distributed`.
-
-Slightly over 500 lines: the training loop and its two entry points (arrays, dataset
-folder); options, run folder, callbacks and devices are in their own modules.
 """
 
 from __future__ import annotations
