@@ -22,7 +22,7 @@ pytest.importorskip("starlette", reason="the review extra is not installed")
 pytest.importorskip("httpx", reason="httpx (Starlette's test client) is not installed")
 from starlette.testclient import TestClient  # noqa: E402
 
-import guitarlab.review.app as review_app  # noqa: E402
+import guitarlab.review.state as review_app  # noqa: E402
 from guitarlab.corpus.manifest import load_manifest, update_manifest  # noqa: E402
 from guitarlab.review import create_app  # noqa: E402
 from guitarlab.review.model import review_order  # noqa: E402

@@ -28,6 +28,7 @@ from starlette.routing import Route
 from guitarlab.corpus import review
 from guitarlab.corpus.errors import GuitarlabError
 from guitarlab.corpus.manifest import manifest_lock
+from guitarlab.review.http import json_body, version_header
 
 ORIGIN = "review"
 SPAN = ("start_s", "end_s")
@@ -122,14 +123,13 @@ def check_body(body: dict, *, new: bool) -> dict:
 
 
 def segment_routes(state) -> list[Route]:
-    """The segment routes of the review app ``state`` (a :class:`~guitarlab.review.app.Review`).
+    """The segment routes of the review app ``state`` (a :class:`~guitarlab.review.state.Review`).
 
     Edits check ``If-Match`` against :func:`~guitarlab.corpus.segments.segments_version`
     (the segments' own version: a relabel of the manifest does not make a segment edit
     stale); every answer is the take's segments as they are now, with that version.
     """
     from guitarlab.corpus import segments as store
-    from guitarlab.review.app import json_body, version_header
 
     def answer(take: str, **extra) -> JSONResponse:
         frame, _ = review.manifest_rows(state.root)
