@@ -59,6 +59,7 @@ from guitarlab.corpus.defaults import VERSION
 from guitarlab.corpus.errors import DatasetError, GuitarlabError
 from guitarlab.corpus.manifest import ID_RE, load_manifest, resolve_audio_path
 from guitarlab.corpus.outputs import check_output, refuse_if_locked, replace_output
+from guitarlab.datasets.meta import DatasetMeta
 from guitarlab.datasets.splits import Span, TakeSpans
 
 FORMATS = ("audiofolder", "parquet")
@@ -194,7 +195,7 @@ def _suffix(row: Mapping) -> str:
     return PurePosixPath(str(row["path"])).suffix.lower() or ".wav"
 
 
-def plan_export(manifest: pd.DataFrame, meta: Mapping | None = None) -> ExportPlan:
+def plan_export(manifest: pd.DataFrame, meta: DatasetMeta | None = None) -> ExportPlan:
     """Which audio goes where: every manifest row as a whole file, or a dataset's splits.
 
     With ``meta`` (a dataset folder's ``dataset.json``) only its files are exported,
@@ -222,13 +223,13 @@ def plan_export(manifest: pd.DataFrame, meta: Mapping | None = None) -> ExportPl
             splits=[""],
             how=["not split: every file of the corpus, one split ('train' when loaded)"],
         )
-    label = str(meta["label"])
-    rate = int(meta["sample_rate"])
-    window = int(meta["window"])
-    options = meta.get("options", {})
-    takes = {t: TakeSpans.from_json(t, data) for t, data in meta["takes"].items()}
+    label = str(meta.label)
+    rate = int(meta.sample_rate)
+    window = int(meta.window)
+    options = meta.options
+    takes = {t: TakeSpans.from_json(t, data) for t, data in meta.takes.items()}
     items: list[ExportItem] = []
-    for info in meta["rows"]:
+    for info in meta.rows:
         rid = _safe_id(str(info["id"]))
         row = by_id.get(rid)
         if row is None or str(row["sha256"]) != str(info.get("sha256", row["sha256"])):
@@ -262,7 +263,7 @@ def plan_export(manifest: pd.DataFrame, meta: Mapping | None = None) -> ExportPl
             "validation windows were a random share of training time (--val random, leaky): "
             "they are in the train clips, not a split of their own"
         )
-    if meta.get("leaky"):
+    if meta.leaky:
         notes.append("the dataset is marked leaky: its validation shares time with training")
     return ExportPlan(items, label=label, labelled=True, splits=splits, how=how, notes=notes)
 
@@ -342,7 +343,7 @@ def plan_segment_export(
     manifest: pd.DataFrame,
     segments: pd.DataFrame,
     label: str,
-    meta: Mapping | None = None,
+    meta: DatasetMeta | None = None,
 ) -> ExportPlan:
     """``export --by-segment``: one clip per segment that labels ``label``, in every file
     (tone) of its take, labelled by the segment.
@@ -365,10 +366,10 @@ def plan_segment_export(
     takes: dict[str, TakeSpans] = {}
     rate = 0
     if meta is not None:
-        rate = int(meta["sample_rate"])
-        takes = {t: TakeSpans.from_json(t, data) for t, data in meta["takes"].items()}
+        rate = int(meta.sample_rate)
+        takes = {t: TakeSpans.from_json(t, data) for t, data in meta.takes.items()}
         files = []
-        for info in meta["rows"]:
+        for info in meta.rows:
             row = by_id.get(str(info["id"]))
             if row is None or str(row["sha256"]) != str(info.get("sha256", row["sha256"])):
                 raise DatasetError(
@@ -412,7 +413,7 @@ def plan_segment_export(
     ]
     notes = []
     if meta is not None:
-        how.append(_how_split(meta.get("options", {}), meta))
+        how.append(_how_split(meta.options, meta))
         how.append(
             "a segment goes to test or validation when it lies wholly in its take's held-out "
             "time, to train when it touches none"
@@ -437,9 +438,9 @@ def _segment_role(spans: TakeSpans, start: float, end: float) -> str | None:
     return "train"
 
 
-def _how_split(options: Mapping, meta: Mapping) -> str:
+def _how_split(options: Mapping, meta: DatasetMeta) -> str:
     split, val = options.get("split", "span"), options.get("val", "span")
-    held = meta.get("held_out") or {}
+    held = meta.held_out or {}
     seed = options.get("seed", 0)
     if split == "segment":
         return (
@@ -451,7 +452,7 @@ def _how_split(options: Mapping, meta: Mapping) -> str:
             "time with another split's"
         )
     if split == "span":
-        seconds = int(options.get("test_windows", 12)) * int(meta["window"]) / meta["sample_rate"]
+        seconds = int(options.get("test_windows", 12)) * int(meta.window) / meta.sample_rate
         text = (
             f"span split (seed {seed}): a {seconds:.2f} s span of every take is the test set in "
             "every tone of the take, and a disjoint span of it the validation set; the rest is "
@@ -574,7 +575,7 @@ def _materialized(
 # ---------------------------------------------------------------- Hugging Face features
 
 
-def class_names(plan: ExportPlan, meta: Mapping | None = None) -> list[str] | None:
+def class_names(plan: ExportPlan, meta: DatasetMeta | None = None) -> list[str] | None:
     """The classes of ``label`` (a ClassLabel's names: index = stored value); None unlabelled.
 
     The dataset's ``label_names`` first, all of them in its order, so an exported label is
@@ -592,8 +593,8 @@ def class_names(plan: ExportPlan, meta: Mapping | None = None) -> list[str] | No
     if not plan.labelled:
         return None
     known = []
-    if meta is not None and str(meta.get("label")) == plan.label:
-        known = [str(name) for name in meta.get("label_names", [])]
+    if meta is not None and str(meta.label) == plan.label:
+        known = [str(name) for name in meta.label_names]
     used = {str(item.row["label"]) for item in plan.items}
     return known + sorted(used - set(known))
 
@@ -745,8 +746,8 @@ def export_corpus(
         meta = read_meta(dataset_path)
     segments = _corpus_segments(corpus)
     if by_segment:
-        if label is None and meta is not None and meta.get("options", {}).get("from_segments"):
-            label = str(meta["label"])
+        if label is None and meta is not None and meta.options.get("from_segments"):
+            label = str(meta.label)
         if label is None:
             raise DatasetError(
                 "--by-segment cuts one clip per segment of a column: name it with --label "
@@ -756,11 +757,11 @@ def export_corpus(
     elif label is not None:
         raise DatasetError("--label names the segment column of --by-segment; add --by-segment")
     else:
-        from_segments = meta is not None and meta.get("options", {}).get("from_segments")
+        from_segments = meta is not None and meta.options.get("from_segments")
         plan = with_segment_spans(
             plan_export(manifest, meta),
             segments,
-            relabel=str(meta["label"]) if from_segments else None,
+            relabel=str(meta.label) if from_segments else None,
         )
     if not plan.items:
         raise DatasetError(f"{corpus}: no audio to export; add takes first")

@@ -22,14 +22,13 @@ import pandas as pd
 
 from guitarlab.corpus.errors import DatasetError
 from guitarlab.datasets.layout import (
-    FORMAT,
-    FORMAT_VERSION,
     META_NAME,
     WINDOWS_NAME,
     audio_name,
     starts_name,
     y_name,
 )
+from guitarlab.datasets.meta import DatasetMeta
 from guitarlab.datasets.splits import SPLITS, overlap_problems
 from guitarlab.datasets.windows import WindowView
 
@@ -49,8 +48,8 @@ class Clip:
     windows: np.ndarray  # (n, window, 1) float32
 
 
-def read_meta(path: str | os.PathLike) -> dict:
-    """``dataset.json`` of a dataset folder, checked to be one."""
+def read_meta(path: str | os.PathLike) -> DatasetMeta:
+    """``dataset.json`` of a dataset folder, checked to be one, as its typed record."""
     folder = Path(path)
     meta_path = folder / META_NAME
     if not folder.is_dir():
@@ -62,23 +61,10 @@ def read_meta(path: str | os.PathLike) -> dict:
             f"{folder}: not a dataset folder (no {META_NAME}); build one with 'guitarlab dataset build'"
         )
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        data = json.loads(meta_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{meta_path}: corrupt ({exc}); rebuild the dataset") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise DatasetError(f"{meta_path}: not a guitarlab dataset description; rebuild it")
-    missing = [
-        k for k in ("label_names", "window", "sample_rate", "takes", "totals") if k not in meta
-    ]
-    if missing:
-        raise DatasetError(f"{meta_path}: corrupt, missing {', '.join(missing)}; rebuild it")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise DatasetError(
-            f"{meta_path}: dataset format {meta.get('format_version')}, this guitarlab reads "
-            f"format {FORMAT_VERSION} (each split's audio stored once); rebuild it with "
-            "'guitarlab dataset build'"
-        )
-    return meta
+    return DatasetMeta.from_dict(data, source=str(meta_path))
 
 
 def _split_name(split: str) -> str:
@@ -112,27 +98,27 @@ class DatasetFolder:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        self.meta: dict = read_meta(self.path)
-        self.label_names: list[str] = list(self.meta["label_names"])
+        self.meta: DatasetMeta = read_meta(self.path)
+        self.label_names: list[str] = list(self.meta.label_names)
         self.n_classes: int = len(self.label_names)
-        self.window: int = int(self.meta["window"])
-        self.sample_rate: int = int(self.meta["sample_rate"])
-        self.hash: str = str(self.meta.get("manifest_hash", ""))
+        self.window: int = int(self.meta.window)
+        self.sample_rate: int = int(self.meta.sample_rate)
+        self.hash: str = str(self.meta.manifest_hash or "")
         self._table: pd.DataFrame | None = None
 
     def __repr__(self) -> str:
-        totals = ", ".join(f"{s}={self.meta['totals'][s]}" for s in SPLITS)
+        totals = ", ".join(f"{s}={self.meta.totals[s]}" for s in SPLITS)
         return f"DatasetFolder({str(self.path)!r}, {self.n_classes} classes, {totals})"
 
     @property
     def leaky(self) -> bool:
-        return bool(self.meta.get("leaky", False))
+        return bool(self.meta.leaky)
 
     def arrays(self, split: str) -> tuple[WindowView, np.ndarray]:
         """``(X, y)``: float32 ``(N, window, 1)`` windows (read on demand from the split's
         memory-mapped audio) and int64 labels."""
         split = _split_name(split)
-        rows = int(self.meta["totals"][split])
+        rows = int(self.meta.totals[split])
         audio = _load_npy(self.path / audio_name(split), rows=None)
         starts = _load_npy(self.path / starts_name(split), rows=rows)
         y = _load_npy(self.path / y_name(split), rows=rows)
@@ -174,9 +160,7 @@ class DatasetFolder:
 
     def counts(self) -> pd.DataFrame:
         """Windows per split x label x tone (label as its name)."""
-        frame = pd.DataFrame(
-            self.meta.get("counts", []), columns=["split", "label", "tone", "windows"]
-        )
+        frame = pd.DataFrame(self.meta.counts, columns=["split", "label", "tone", "windows"])
         return frame
 
     def eval_clips(self, split: str = "test") -> list[Clip]:
@@ -319,12 +303,12 @@ def check_dataset(path: str | os.PathLike, *, allow_leak: bool = False) -> list[
     leaky = ds.leaky
     if leaky and not allow_leak:
         problems.append(
-            f"built with --val {ds.meta['options'].get('val')}: validation windows share time with "
+            f"built with --val {ds.meta.options.get('val')}: validation windows share time with "
             "training windows of the same take (leaky); rebuild with --val span, or pass --allow-leak"
         )
-    problems += overlap_problems(table, ds.meta["takes"], window=ds.window, check_val=not leaky)
+    problems += overlap_problems(table, ds.meta.takes, window=ds.window, check_val=not leaky)
     seen: dict[tuple[str, str], str] = {}
-    for row in ds.meta.get("rows", []):  # one file twice: trained and tested on twice
+    for row in ds.meta.rows:  # one file twice: trained and tested on twice
         for key in ("id", "sha256"):
             value = str(row.get(key, ""))
             if value and (key, value) in seen:

@@ -33,6 +33,7 @@ import numpy as np
 
 from guitarlab.corpus.defaults import NOTE_WINDOWS
 from guitarlab.corpus.errors import DatasetError
+from guitarlab.datasets.meta import DatasetMeta
 from guitarlab.datasets.windows import SILENCE_FLOOR_DBFS, SILENT_STD, to_mono
 
 # Spectral flux: frames of ~23 ms (1,024 samples at 44.1 kHz) every ~5.8 ms (256).
@@ -94,7 +95,7 @@ class OnsetWindows:
         )
 
 
-def onset_windows_of(meta: dict) -> OnsetWindows | None:
+def onset_windows_of(meta: dict | DatasetMeta) -> OnsetWindows | None:
     """The onset windowing a dataset (``dataset.json``, or a run's copy of its scalars)
     was built with, or None for windows on the grid."""
     if str(meta.get("windows_at", "grid")) != "onsets":

@@ -14,6 +14,7 @@ import csv
 import logging
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -42,6 +43,9 @@ from guitarlab.datasets.windows import (
     SILENT_STD,
     covered_spans,
 )
+
+if TYPE_CHECKING:  # plan.py uses this module's probes
+    from guitarlab.datasets.plan import BuildPlan
 
 log = logging.getLogger("guitarlab.datasets")
 
@@ -158,33 +162,29 @@ def take_onsets(rows: pd.DataFrame, rate: int, *, jobs: int = 1) -> list[int]:
 
 
 def stream_windows(
-    rows: pd.DataFrame,
+    plan: BuildPlan,
     work: Path,
-    layouts: list[dict[str, np.ndarray]],
-    totals: dict[str, int],
-    audio_totals: dict[str, int],
-    window: int,
-    rate: int,
-    label: str,
-    label_index: dict[str, int],
-    apply_gain: bool,
-    standardize: str,
-    notes: list[str],
-    progress: bool,
     *,
     jobs: int = 1,
     engine: str = "local",
     scheduler: str | None = None,
-) -> dict:
-    """Write the split files: each file read once, on ``jobs`` processes or a Dask cluster.
+    progress: bool = True,
+) -> tuple[dict, list[str]]:
+    """Write the plan's split files into ``work``: each file read once, on ``jobs``
+    processes or a Dask cluster. Returns the standardization and the notes it found.
 
-    ``layouts``: each row's windows per split (``build_dataset``'s pass 1). Where each
-    file's spans go in its split's audio is fixed here before any sample is read, so the
-    starts, labels and ``windows.csv`` are written now, the audio files are allocated
-    whole, and every file becomes one task (``engine.FileTask``) that writes its own spans
-    in place: the same bytes in the same places however many processes run them. Returns
-    standardization. ``audio_totals``: samples each split stores (``covered_spans``).
+    Where each file's spans go in its split's audio is fixed here before any sample is
+    read (from ``plan.layouts``, each row's windows per split, and ``plan.audio_totals``,
+    the samples each split stores), so the starts, labels and ``windows.csv`` are written
+    now, the audio files are allocated whole, and every file becomes one task
+    (``engine.FileTask``) that writes its own spans in place: the same bytes in the same
+    places however many processes run them.
     """
+    rows, layouts, totals, audio_totals = plan.rows, plan.layouts, plan.totals, plan.audio_totals
+    window, rate, label = plan.config.window, plan.rate, plan.config.label
+    label_index, standardize = plan.label_index, plan.config.standardize
+    apply_gain = plan.config.apply_gain
+    notes: list[str] = []
     heads = {s: preallocate_npy(work / audio_name(s), audio_totals[s]) for s in SPLITS}
     at = {s: _NpyAppender(work / starts_name(s), (totals[s],), np.int64) for s in SPLITS}
     ys = {s: _NpyAppender(work / y_name(s), (totals[s],), np.int64) for s in SPLITS}
@@ -281,9 +281,9 @@ def stream_windows(
     if silent_ids:
         notes.append(f"{len(silent_ids)} silent file(s) only mean-centred (e.g. {silent_ids[0]})")
     if standardize != "train":
-        return {"mode": standardize}
+        return {"mode": standardize}, notes
     mean = train_sum / train_n
     std = math.sqrt(max(train_sq / train_n - mean * mean, 0.0))
     for name in SPLITS:
         rescale_npy(work / audio_name(name), mean=mean, std=std)
-    return {"mode": "train", "mean": mean, "std": std}
+    return {"mode": "train", "mean": mean, "std": std}, notes

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from guitarlab.corpus.errors import TrainError
+from guitarlab.datasets.meta import DatasetMeta
 from guitarlab.datasets.windows import WindowView
 from guitarlab.train.baselines import centroid_threshold, window_chunks
 
@@ -613,12 +614,12 @@ def baseline_features_model(info, ds, model, echo: Callable[[str], None] | None 
     return features
 
 
-def manifest_rows(dataset_meta: dict) -> pd.DataFrame | None:
+def manifest_rows(dataset_meta: DatasetMeta) -> pd.DataFrame | None:
     """The corpus manifest a dataset was built from, indexed by id (None when it is gone)."""
     from guitarlab.corpus.errors import GuitarlabError
     from guitarlab.corpus.manifest import load_manifest
 
-    corpus = dataset_meta.get("corpus")
+    corpus = dataset_meta.corpus
     if not corpus or not (Path(corpus) / "manifest.csv").is_file():
         return None
     try:

@@ -20,6 +20,7 @@ import numpy as np
 from guitarlab.corpus.defaults import SYNTH_RATE, VERSION
 from guitarlab.corpus.errors import TrainError
 from guitarlab.corpus.outputs import output_lock
+from guitarlab.datasets.meta import DatasetMeta
 from guitarlab.train import distributed
 from guitarlab.train.callbacks import Callbacks, keras_verbose
 from guitarlab.train.config import CALIBRATION_WINDOWS, TrainConfig, spectrogram_frames
@@ -453,15 +454,15 @@ def _split_or_none(ds, split: str):
     return None if len(y) == 0 else y
 
 
-def dataset_standardization(meta: dict) -> tuple[str, dict | None]:
+def dataset_standardization(meta: DatasetMeta) -> tuple[str, dict | None]:
     """How a dataset standardized its windows: ("file" | "train" | "none", train stats or None).
 
-    Reads ``meta["standardization"] = {"mode": ..., "mean": ..., "std": ...}`` (or an older
-    ``meta["standardize"]`` string).
+    Reads ``meta.standardization = {"mode": ..., "mean": ..., "std": ...}`` (or an older
+    ``standardize`` string).
     """
-    stats = meta.get("standardization")
+    stats = meta.standardization
     mode = (stats or {}).get("mode") if isinstance(stats, dict) else None
-    mode = mode or meta.get("standardize") or "file"
+    mode = mode or meta.extra.get("standardize") or "file"
     if mode == "train":
         if not isinstance(stats, dict) or "mean" not in stats or "std" not in stats:
             raise TrainError(
@@ -475,7 +476,7 @@ def dataset_info(ds, dataset_dir, y_train: np.ndarray, y_val: np.ndarray | None)
     """run.json's ``data``: where the windows came from and how they were prepared (what
     predict needs to prepare a file the same way); notes a leaky validation split."""
     standardize, standardization = dataset_standardization(ds.meta)
-    if ds.meta.get("leaky"):
+    if ds.meta.leaky:
         print(
             f"[guitarlab] note: {dataset_dir} validates on random windows (leaky across renders "
             "of a take); validation numbers will look better than the test split",
@@ -490,9 +491,9 @@ def dataset_info(ds, dataset_dir, y_train: np.ndarray, y_val: np.ndarray | None)
         "sample_rate": int(ds.sample_rate),
         "n_train": int(len(y_train)),
         "n_val": int(len(y_val) if y_val is not None else 0),
-        "leaky": bool(ds.meta.get("leaky", False)),
+        "leaky": bool(ds.meta.leaky),
         "dataset_meta": {
-            k: v for k, v in ds.meta.items() if isinstance(v, str | int | float | bool)
+            k: v for k, v in ds.meta.to_dict().items() if isinstance(v, str | int | float | bool)
         },
     }
 

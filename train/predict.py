@@ -109,7 +109,7 @@ def onset_windowing(info):
         from guitarlab.datasets.folder import read_meta
 
         try:
-            meta = read_meta(dataset_dir)
+            meta = read_meta(dataset_dir).to_dict()
         except GuitarlabError:  # gone or another format: windows on the grid, as before
             return None
     if "hop" not in meta:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from guitarlab.corpus.plotting import pyplot, save_figure
+from guitarlab.datasets.meta import DatasetMeta
 from guitarlab.train.evaluate import clip_probabilities
 from guitarlab.train.report import markdown_table
 
@@ -33,13 +34,13 @@ class CorpusChanges:
         return not (self.new_rows or self.changed_rows)
 
 
-def corpus_changes(manifest: pd.DataFrame, dataset_meta: dict) -> CorpusChanges:
+def corpus_changes(manifest: pd.DataFrame, dataset_meta: DatasetMeta) -> CorpusChanges:
     """Compare a manifest with the rows a dataset was built from."""
-    old_rows = {r["id"]: r for r in dataset_meta.get("rows", [])}
-    label = dataset_meta.get("label", "guitar")
+    old_rows = {r["id"]: r for r in dataset_meta.rows}
+    label = dataset_meta.label
     old_takes = {r["take"] for r in old_rows.values()}
     old_tones = {r["tone"] for r in old_rows.values()}
-    old_labels = set(dataset_meta.get("label_names", []))
+    old_labels = set(dataset_meta.label_names)
     changes = CorpusChanges()
     for _, row in manifest.iterrows():
         if row["id"] not in old_rows:
