@@ -15,7 +15,7 @@ __all__, __getattr__ = lazy_exports(
         "meter": ("LevelMeter", "gain_advice_db"),
         "recover": ("recover_takes",),
         "server": ("audio_server", "start_audio_server"),
-        "session": ("measure_level", "record_take"),
+        "session": ("measure_level", "record_take", "record_takes"),
         "shotlist": ("read_plan", "plan_status", "run_session"),
         "take": ("TakeWriter",),
     },

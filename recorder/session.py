@@ -5,6 +5,7 @@ into the take), optionally plays a given array into a second output (the synthet
 guitar in the demo and the tests reaches the input the way a real guitar does), streams
 the take to disk through :class:`~guitarlab.recorder.take.TakeWriter`, checks it and
 appends its row. Ctrl-C or ``stop`` keeps what was recorded, marked ``partial``.
+``record_takes`` records several in a row: the pauses, Ctrl-C and SIGTERM, the verdict.
 
 One module so that one take's life (count-in, stream, meter, writer, checks, row,
 commit) reads top to bottom.
@@ -12,12 +13,14 @@ commit) reads top to bottom.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -365,7 +368,7 @@ def record_take(
     that will not stop are aborted after 1 s so the process can still exit. If the row
     cannot be written either, the take and its sidecar stay for ``guitarlab recover``.
     """
-    from guitarlab.corpus.manifest import commit_rows, load_manifest, release_ids, slugify
+    from guitarlab.corpus.manifest import load_manifest, slugify
 
     _check_arguments(seconds, rate, subtype, channel, bpm)
     inputs = check_inputs(channel, channels, roles)
@@ -387,7 +390,6 @@ def record_take(
     take, files = _take_paths(root, guitar, phrase, [role for _, role in inputs])
     (rid, path), ids, paths = files[0], [f[0] for f in files], [f[1] for f in files]
     labels = {
-        "id": rid,
         "take": take,
         "guitar": guitar,
         "pickup": pickup,
@@ -399,12 +401,7 @@ def record_take(
         "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "extra_labels": extra_labels,
     }
-    # one sidecar and row per input: same take, timing and labels, its own id and role
-    file_labels = [
-        {**labels, "id": file_id, "role": role}
-        for file_id, (_, role) in zip(ids, inputs, strict=True)
-    ]
-    meter = LevelMeter(rate)
+    file_labels = _file_labels(labels, ids, [role for _, role in inputs])
     writer = TakeWriter(
         path,
         sample_rate=rate,
@@ -412,28 +409,11 @@ def record_take(
         linked=[(p, c) for p, (c, _) in zip(paths[1:], inputs[1:], strict=True)],
         subtype=subtype,
         max_frames=int(round(seconds * rate)),
-        meter=meter,
+        meter=LevelMeter(rate),
         stall=stall,
         queue_s=queue_s,
     )
-    try:
-        writer.start()
-    except BaseException:
-        release_ids(root, ids)
-        raise
-    try:
-        for file_path, file_label in zip(paths, file_labels, strict=True):
-            sidecar_path(file_path).write_text(json.dumps(file_label), encoding="utf-8")
-    except OSError as exc:  # a disk full before the take starts: leave nothing behind
-        writer.finish()
-        release_ids(root, ids)
-        for file_path in paths:
-            file_path.unlink(missing_ok=True)
-            sidecar_path(file_path).unlink(missing_ok=True)
-        raise RecorderError(
-            f"{sidecar_path(path)}: cannot write the take's labels ({exc.strerror or exc}); "
-            "is the disk full? free space and record again"
-        ) from exc
+    _start_take(root, writer, ids, paths, file_labels)
     interrupted, error = False, ""
     streams: list = []
     with devices.quiet_c_stderr():
@@ -469,28 +449,93 @@ def record_take(
     if (interrupted or (stop is not None and stop.is_set())) and not complete:
         interrupted = True
     if interrupted and discard_on_interrupt or stats.frames_written == 0:
-        release_ids(root, ids)
-        for file_path in paths:
-            file_path.unlink(missing_ok=True)
-            sidecar_path(file_path).unlink(missing_ok=True)
+        _drop_take(root, ids, paths)
         if error:
             raise RecorderError(error)
         if not interrupted:
             raise RecorderError(f"no audio was recorded from {in_dev.name!r}; check the device")
         return None
     status = "partial" if (interrupted or error or not complete) else ""
+    rows = _commit_take(root, paths, file_labels, status=status, stats=stats, error=error)
+    row = rows[0]
+    if rows_out is not None:
+        rows_out.extend(rows)
+    if error:
+        kept_s = int(row["frames"]) / rate
+        raise RecorderError(f"{error} (the {kept_s:.1f} s before it are kept: row {rid}, partial)")
+    return row
+
+
+def _file_labels(labels: dict, ids: list[str], roles: list[str]) -> list[dict]:
+    """One sidecar's and row's labels per input: the same take, timing and labels, each
+    its own id (first, as in the manifest) and role."""
+    return [
+        {"id": file_id, **labels, "role": role} for file_id, role in zip(ids, roles, strict=True)
+    ]
+
+
+def _start_take(
+    root: Path, writer: TakeWriter, ids: list[str], paths: list[Path], file_labels: list[dict]
+) -> None:
+    """Start the writer and leave each file's labels beside it (a sidecar, for ``recover``).
+
+    A failure gives the reserved ids back and leaves nothing behind: a full disk before
+    the take starts is one ``RecorderError`` line.
+    """
+    from guitarlab.corpus.manifest import release_ids
+
+    try:
+        writer.start()
+    except BaseException:
+        release_ids(root, ids)
+        raise
+    try:
+        for file_path, file_label in zip(paths, file_labels, strict=True):
+            sidecar_path(file_path).write_text(json.dumps(file_label), encoding="utf-8")
+    except OSError as exc:  # a disk full before the take starts: leave nothing behind
+        writer.finish()
+        _drop_take(root, ids, paths)
+        raise RecorderError(
+            f"{sidecar_path(paths[0])}: cannot write the take's labels ({exc.strerror or exc}); "
+            "is the disk full? free space and record again"
+        ) from exc
+
+
+def _drop_take(root: Path, ids: list[str], paths: list[Path]) -> None:
+    """Give the take's reserved ids back and remove its files and sidecars."""
+    from guitarlab.corpus.manifest import release_ids
+
+    release_ids(root, ids)
+    for file_path in paths:
+        file_path.unlink(missing_ok=True)
+        sidecar_path(file_path).unlink(missing_ok=True)
+
+
+def _commit_take(
+    root: Path,
+    paths: list[Path],
+    file_labels: list[dict],
+    *,
+    status: str,
+    stats: TakeStats,
+    error: str,
+) -> list[dict]:
+    """Each input's row, checked and committed at once; then the sidecars go.
+
+    After a write ``error`` the disk that refused the audio may refuse the manifest too:
+    the take and its sidecars then stay on disk for ``recover``, said in one line.
+    """
+    from guitarlab.corpus.manifest import commit_rows
+
     try:
         rows = [
             take_row(root, file_path, file_label, status=status, stats=stats)
             for file_path, file_label in zip(paths, file_labels, strict=True)
         ]
         commit_rows(root, [(r, None) for r in rows])  # the files are at their reserved names
-        row = rows[0]
     except (GuitarlabError, OSError) as exc:
         if not error:
             raise
-        # the disk that refused the audio may refuse the manifest too: the take and its
-        # sidecar stay on disk for 'recover'
         reason = " ".join(str(exc).split())
         raise RecorderError(
             f"{error}; the take is kept but its row could not be written either ({reason}): "
@@ -498,12 +543,7 @@ def record_take(
         ) from exc
     for file_path in paths:
         sidecar_path(file_path).unlink(missing_ok=True)
-    if rows_out is not None:
-        rows_out.extend(rows)
-    if error:
-        kept_s = int(row["frames"]) / rate
-        raise RecorderError(f"{error} (the {kept_s:.1f} s before it are kept: row {rid}, partial)")
-    return row
+    return rows
 
 
 def record_inputs(
@@ -696,3 +736,97 @@ def _meter_until(meter, blocks, stream, name: str, seconds: float, rate: int, on
         meter.update(block)
         frames += len(block)
         _progress(on_progress, "recording", frames / rate, seconds, meter.last)
+
+
+# ---------------------------------------------------------------- takes in a row
+
+
+def _sigterm_as_interrupt(signum, frame):  # pragma: no cover - exercised in a subprocess
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def interrupts_stop_the_take() -> Iterator[None]:
+    """SIGTERM and Ctrl-C raise KeyboardInterrupt, so :func:`record_take` keeps the take
+    (partial), even when the shell that started us in the background left SIGINT ignored
+    (Python then keeps it ignored). The previous handlers are put back on the way out."""
+    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
+
+
+def failed_checks(row: dict) -> str | None:
+    """``"<id> (clipping, hum)"`` when a row's checks found an error, else None."""
+    from guitarlab.corpus.checks import findings_from_json
+
+    errors = [f.check for f in findings_from_json(row["checks"]) if f.severity == "error"]
+    return f"{row['id']} ({', '.join(errors)})" if errors else None
+
+
+@dataclass
+class TakesReport:
+    """What :func:`record_takes` recorded: every input's row, and the rows that failed.
+
+    ``stopped`` is ``done`` (every take), ``partial`` (a take cut short, kept),
+    ``discarded`` (a take cut short and dropped) or ``interrupted`` (Ctrl-C in a pause).
+    """
+
+    rows: list[dict] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    stopped: str = "done"
+
+
+def record_takes(
+    corpus: str | os.PathLike,
+    *,
+    takes: int = 1,
+    pause_s: float = 5.0,
+    say: Callable[[str], None] = print,
+    notice: Callable[[str], None] = print,
+    after_take: Callable[[], None] | None = None,
+    record: Callable[..., dict | None] | None = None,
+    **take_options,
+) -> TakesReport:
+    """Record ``takes`` takes in a row, ``pause_s`` apart, and judge each one's checks.
+
+    Why a library function: ``guitarlab record`` and a script record the same way. Ctrl-C
+    or SIGTERM (see :func:`interrupts_stop_the_take`) ends a take as :func:`record_take`
+    does, and stops the series; so does Ctrl-C during a pause. Each input's row prints
+    :func:`take_lines` through ``say``; the pause announces itself through ``notice``;
+    ``after_take`` runs after each take (a progress line ends). A row whose checks found
+    an error is kept and listed in ``failed`` (a caller must not take it for a good one).
+    ``take_options`` go to ``record`` (default :func:`record_take`).
+    """
+    record = record or record_take
+    report = TakesReport()
+    with interrupts_stop_the_take():
+        for number in range(1, takes + 1):
+            if number > 1:
+                notice(f"next take in {pause_s:.0f} s (Ctrl-C to stop)")
+                try:
+                    time.sleep(pause_s)
+                except KeyboardInterrupt:
+                    report.stopped = "interrupted"
+                    break
+            rows: list[dict] = []  # one per input (--channels 1,2 --roles di,mic)
+            row = record(corpus, rows_out=rows, **take_options)
+            if after_take is not None:
+                after_take()
+            if row is None:
+                say("take discarded")
+                report.stopped = "discarded"
+                break
+            for each in rows or [row]:
+                report.rows.append(each)
+                for line in take_lines(each):
+                    say(line)
+                if (failed := failed_checks(each)) is not None:
+                    report.failed.append(failed)
+            if row["status"] == "partial":
+                report.stopped = "partial"
+                break
+    return report

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
 
@@ -227,10 +226,6 @@ def level_command(
 # ---------------------------------------------------------------- record
 
 
-def _sigterm_as_interrupt(signum, frame):  # pragma: no cover - exercised in a subprocess
-    raise KeyboardInterrupt
-
-
 @click.command("record")
 @corpus_option("Corpus folder.")
 @click.option(
@@ -318,64 +313,40 @@ def record_command(
       guitarlab record --corpus my-corpus --guitar stratocaster --phrase lead \\
           --channels 1,2 --roles di,mic --device "Scarlett"
     """
-    from guitarlab.recorder.session import record_take
+    from guitarlab.recorder.session import record_takes
 
-    source = _read_mono(play_file, rate) if play_file else None
-    input_channels = _channel_list(channels)
-    input_roles = [r.strip() for r in roles.split(",")] if roles else None
-    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-    # Ctrl-C (SIGINT) stops the take and keeps it, even when the shell that started us in
-    # the background left SIGINT ignored (Python then keeps it ignored)
-    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
-    failed: list[str] = []
-    try:
-        for number in range(1, n_takes + 1):
-            if number > 1:
-                click.echo(f"next take in {pause:.0f} s (Ctrl-C to stop)", err=True)
-                try:
-                    time.sleep(pause)
-                except KeyboardInterrupt:
-                    break
-            screen = _Screen()
-            rows: list[dict] = []
-            row = record_take(
-                corpus,
-                guitar=guitar,
-                pickup=pickup,
-                phrase=phrase,
-                seconds=seconds,
-                rate=rate,
-                subtype=subtype,
-                device=device,
-                channel=channel,
-                bpm=bpm,
-                count_in=count_in,
-                click=click_on,
-                player=player,
-                notes=notes,
-                discard_on_interrupt=discard,
-                source_audio=source,
-                click_device=click_device,
-                target_peak_dbfs=target_peak,
-                on_progress=screen.show,
-                channels=input_channels,
-                roles=input_roles,
-                rows_out=rows,
-            )
-            screen.done()
-            if row is None:
-                click.echo("take discarded")
-                break
-            for row in rows:  # one per input
-                _report_take(row, failed)
-            if row["status"] == "partial":
-                break
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        signal.signal(signal.SIGINT, previous_int)
-    if failed:  # the take is kept and listed, but a script must not take it for a good one
+    screen = _Screen()
+    report = record_takes(
+        corpus,
+        takes=n_takes,
+        pause_s=pause,
+        say=click.echo,
+        notice=lambda line: click.echo(line, err=True),
+        after_take=screen.done,
+        guitar=guitar,
+        pickup=pickup,
+        phrase=phrase,
+        seconds=seconds,
+        rate=rate,
+        subtype=subtype,
+        device=device,
+        channel=channel,
+        bpm=bpm,
+        count_in=count_in,
+        click=click_on,
+        player=player,
+        notes=notes,
+        discard_on_interrupt=discard,
+        source_audio=_read_mono(play_file, rate) if play_file else None,
+        click_device=click_device,
+        target_peak_dbfs=target_peak,
+        on_progress=screen.show,
+        channels=_channel_list(channels),
+        roles=[r.strip() for r in roles.split(",")] if roles else None,
+    )
+    if report.failed:  # the take is kept and listed, but a script must not take it for a good one
         raise click.ClickException(
-            f"take(s) failed their checks: {'; '.join(failed)}; see the lines above, "
+            f"take(s) failed their checks: {'; '.join(report.failed)}; see the lines above, "
             "fix the cause and record again"
         )
 
@@ -390,20 +361,6 @@ def _channel_list(text: str | None) -> list[int] | None:
         raise click.BadParameter(
             f"{text!r} is not a list of input numbers; use e.g. 1,2", param_hint="--channels"
         ) from None
-
-
-def _report_take(row: dict, failed: list[str]) -> None:
-    """Print what a take kept and its checks; a failed check is added to ``failed``."""
-    from guitarlab.corpus.checks import findings_from_json
-    from guitarlab.recorder.session import take_lines
-
-    for line in take_lines(row):  # the lines 'session' prints too
-        click.echo(line)
-    findings = findings_from_json(row["checks"])
-    if any(f.severity == "error" for f in findings):
-        failed.append(
-            f"{row['id']} ({', '.join(f.check for f in findings if f.severity == 'error')})"
-        )
 
 
 # ---------------------------------------------------------------- recover and check

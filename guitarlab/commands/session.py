@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
 from collections import deque
-from collections.abc import Iterator
 
 import click
 
@@ -19,7 +16,6 @@ from guitarlab.commands.recorder import (
     _check_input,
     _read_mono,
     _Screen,
-    _sigterm_as_interrupt,
 )
 from guitarlab.corpus.defaults import RECORD_RATE
 
@@ -74,19 +70,6 @@ class _Keys:
         key = self.pending.popleft()
         click.echo(key)
         return key
-
-
-@contextlib.contextmanager
-def _interrupts_stop_the_take() -> Iterator[None]:
-    """SIGTERM and Ctrl-C raise KeyboardInterrupt (record_take keeps the take, partial),
-    even when the shell that started us in the background left SIGINT ignored."""
-    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        signal.signal(signal.SIGINT, previous_int)
 
 
 @click.command("session")
@@ -152,7 +135,7 @@ def session_command(
       guitarlab session plan.csv --corpus my-corpus --device "Scarlett"
     """
     from guitarlab.corpus.manifest import load_manifest
-    from guitarlab.recorder.session import check_inputs
+    from guitarlab.recorder.session import check_inputs, interrupts_stop_the_take
     from guitarlab.recorder.shotlist import (
         PlanError,
         calibration_warnings,
@@ -199,7 +182,7 @@ def session_command(
         click.echo(line)
 
     keys = _Keys()
-    with _interrupts_stop_the_take():
+    with interrupts_stop_the_take():
         run_session(
             corpus,
             shots,
