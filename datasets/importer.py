@@ -440,7 +440,6 @@ def import_folder(
     fields = check_pattern(pattern) if pattern != SEED_PATTERN else []
     mode = _take_mode(take)
     table = read_labels_csv(labels_csv) if labels_csv else {}
-    folded = {name.lower(): name for name in table}
     notes_by_stem = annotation_index(annotations, column=annotation_column) if annotations else {}
     if dry_run:
         manifest = (
@@ -455,6 +454,59 @@ def import_folder(
     if not files:
         raise ManifestError(f"{src}: no .wav, .flac or .aiff files found")
 
+    planned, present_sha = _plan_files(
+        src, files, pattern, fields, mode, fixed, (labels_csv, table), known_sha, report
+    )
+    name_fields = _name_fields(fields, planned)
+    if dry_run:
+        chosen_dry = _plan_ids(manifest, planned, mode, name_fields, report, player)
+        if annotations:
+            pairs = [(item.path, row["take"]) for item, row in chosen_dry]
+            pairs += _present_takes(manifest, present_sha)
+            join_annotations(corpus, pairs, notes_by_stem, annotation_column, report, dry_run=True)
+        return report
+    # take numbers and ids are chosen under the lock, against the manifest and the ids
+    # other writers have reserved; the files are copied to temp names and moved in
+    # together with their rows (commit_rows)
+    chosen: list[tuple[_Planned, dict]] = []
+
+    def choose(frame: pd.DataFrame) -> list[dict]:
+        chosen[:] = _plan_ids(frame, planned, mode, name_fields, report, player)
+        return [
+            {"id": labels_row["id"], "take": labels_row["take"], "path": labels_row["path"]}
+            for _, labels_row in chosen
+        ]
+
+    reservation = reserve_rows(corpus, choose)
+    try:
+        _copy_and_commit(corpus, chosen, set(manifest["id"]), report, progress)
+    finally:
+        reservation.release()
+    if annotations:
+        added_ids = set(report.added)
+        pairs = [(item.path, row["take"]) for item, row in chosen if row["id"] in added_ids]
+        pairs += _present_takes(load_manifest(corpus), present_sha)
+        join_annotations(corpus, pairs, notes_by_stem, annotation_column, report)
+    return report
+
+
+def _plan_files(
+    src: Path,
+    files: list[Path],
+    pattern: str,
+    fields: list[str],
+    mode: str,
+    fixed: dict[str, str],
+    csv: tuple[str | os.PathLike | None, dict[str, dict[str, str]]],
+    known_sha: set[str],
+    report: ImportReport,
+) -> tuple[list[_Planned], dict[Path, str]]:
+    """Each file's labels (name, CSV, options) and digest: the files to import, and those
+    already in the corpus (by digest, for ``--annotations``). ``csv`` is the labels CSV's
+    path and its table. Files that cannot be imported go to ``report.skipped`` with the
+    reason; a bad name or CSV value raises."""
+    labels_csv, table = csv
+    folded = {name.lower(): name for name in table}
     planned: list[_Planned] = []
     used_csv: set[str] = set()
     present_sha: dict[Path, str] = {}  # files already in the corpus, for --annotations
@@ -516,8 +568,15 @@ def import_folder(
             f"(e.g. {unused[0]!r})"
         )
 
-    # The name's own fields go into the take's name (stable across imports); pickup and
-    # player from a CSV or an option only when they tell files of one guitar and phrase apart.
+    return planned, present_sha
+
+
+def _name_fields(fields: list[str], planned: list[_Planned]) -> list[str]:
+    """The columns a take's name is made of, after guitar and phrase.
+
+    The name's own fields (stable across imports); pickup and player from a CSV or an
+    option only when they tell files of one guitar and phrase apart.
+    """
     name_fields = [f for f in fields if f not in ("guitar", "phrase", "tone", "take")]
     for column in [c for c in ("pickup", "player") if c not in fields]:
         values: dict[tuple[str, str], set[str]] = {}
@@ -526,26 +585,21 @@ def import_folder(
             values.setdefault(pair, set()).add(item.found.get(column, ""))
         if any(len(v) > 1 for v in values.values()):
             name_fields.append(column)
-    if dry_run:
-        chosen_dry = _plan_ids(manifest, planned, mode, name_fields, report, player)
-        if annotations:
-            pairs = [(item.path, row["take"]) for item, row in chosen_dry]
-            pairs += _present_takes(manifest, present_sha)
-            join_annotations(corpus, pairs, notes_by_stem, annotation_column, report, dry_run=True)
-        return report
-    # take numbers and ids are chosen under the lock, against the manifest and the ids
-    # other writers have reserved; the files are copied to temp names and moved in
-    # together with their rows (commit_rows)
-    chosen: list[tuple[_Planned, dict]] = []
+    return name_fields
 
-    def choose(frame: pd.DataFrame) -> list[dict]:
-        chosen[:] = _plan_ids(frame, planned, mode, name_fields, report, player)
-        return [
-            {"id": labels_row["id"], "take": labels_row["take"], "path": labels_row["path"]}
-            for _, labels_row in chosen
-        ]
 
-    reservation = reserve_rows(corpus, choose)
+def _copy_and_commit(
+    corpus: str | os.PathLike,
+    chosen: list[tuple[_Planned, dict]],
+    known_ids: set[str],
+    report: ImportReport,
+    progress: bool,
+) -> None:
+    """Copy the chosen files in under temp names and commit them with their rows.
+
+    A file whose audio another import added meanwhile is left out (``already_present``);
+    on any failure the temp files are removed and nothing is committed.
+    """
     items: list[tuple[dict, Path]] = []
     try:
         for item, labels_row in tqdm(chosen, desc="import", unit="file", disable=not progress):
@@ -554,11 +608,7 @@ def import_folder(
                 items.append(row)
         ids = {row["id"] for row, _ in items}
         for row, _ in items:  # a raw file that was skipped leaves its renders without a source
-            if (
-                row["source"]
-                and row["source"] not in ids
-                and row["source"] not in set(manifest["id"])
-            ):
+            if row["source"] and row["source"] not in ids and row["source"] not in known_ids:
                 row["source"] = ""
         late: list[str] = []
 
@@ -576,17 +626,9 @@ def import_folder(
         for _, tmp in items:
             tmp.unlink(missing_ok=True)
         raise
-    finally:
-        reservation.release()
     report.added = [row["id"] for row in added]
     source_of = {row["id"]: row["notes"] for row, _ in items}
     report.already_present += [source_of[rid].removeprefix("imported from ") for rid in late]
-    if annotations:
-        added_ids = set(report.added)
-        pairs = [(item.path, row["take"]) for item, row in chosen if row["id"] in added_ids]
-        pairs += _present_takes(load_manifest(corpus), present_sha)
-        join_annotations(corpus, pairs, notes_by_stem, annotation_column, report)
-    return report
 
 
 def _plan_ids(
