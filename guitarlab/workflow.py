@@ -278,11 +278,11 @@ def _dataset_is_current(
         meta = read_meta(dataset)
     except GuitarlabError:
         return False
-    if meta.get("window") != window or (hop is not None and meta.get("hop") != hop):
+    if meta.window != window or (hop is not None and meta.hop != hop):
         return False
     frame = load_manifest(corpus)
     frame = frame[frame["tone"].isin(("raw", *tones))]
-    used = {(r["id"], r["sha256"]) for r in meta.get("rows", [])}
+    used = {(r["id"], r["sha256"]) for r in meta.rows}
     return used == set(zip(frame["id"], frame["sha256"], strict=True))
 
 
@@ -700,8 +700,8 @@ def session_dataset(
     echo("2/5 augment: none (a note library is tested raw)")
     test_where = SESSION_TESTS[protocol]
     current = _dataset_is_current(dataset, corpus, (), window=window) and (
-        read_meta(dataset).get("held_out", {}).get("test_where") == test_where
-        and read_meta(dataset).get("note_windows") == note_windows
+        read_meta(dataset).held_out.get("test_where") == test_where
+        and read_meta(dataset).note_windows == note_windows
     )
     if current:
         echo("3/5 dataset: up to date, reusing it")
@@ -788,7 +788,7 @@ def retrain(
     if changes.empty and not scratch:
         echo("nothing new in the corpus; training again anyway on the same data")
 
-    tones = sorted({r["tone"] for r in old_meta["rows"]} - {RAW_TONE})
+    tones = sorted({r["tone"] for r in old_meta.rows} - {RAW_TONE})
     if tones:
         echo(f"rendering the tones {', '.join(tones)} of new takes ...")
         rendered = render_corpus(corpus, tones=tones, workers=workers)
@@ -799,7 +799,7 @@ def retrain(
         )
         changes.new_rows += [r for r in rendered if r not in changes.new_rows]
 
-    options = dict(old_meta["options"])
+    options = dict(old_meta.options)
     options.pop("held_out_from", None)
     test_seconds = options.pop("test_seconds", None)
     echo(f"building {new_dataset} (the old test spans kept) ...")

@@ -275,14 +275,14 @@ def dataset_build(
         scheduler=scheduler,
     )
     ds = open_dataset(path)
-    totals = ds.meta["totals"]
+    totals = ds.meta.totals
     click.echo(
         f"dataset at {path}: {ds.n_classes} classes ({', '.join(ds.label_names)}), "
         f"windows train={totals['train']} val={totals['val']} test={totals['test']}, "
-        f"{ds.meta['dropped_windows']} dropped at span edges"
+        f"{ds.meta.dropped_windows} dropped at span edges"
     )
-    held = ds.meta.get("held_out", {})
-    segments = ds.meta.get("segments")
+    held = ds.meta.held_out
+    segments = ds.meta.segments
     if segments:
         click.echo(
             f"from {segments['segments']} {segments['column']!r} segment(s) of "
@@ -295,7 +295,7 @@ def dataset_build(
             )
         )
     if held.get("split") == "segment":
-        takes = ds.meta["takes"].values()
+        takes = ds.meta.takes.values()
         seconds = sum(e - s for t in takes for s, e in t["test"]) / ds.sample_rate
         with_test = sum(1 for t in takes if t["test"])
         click.echo(
@@ -309,7 +309,7 @@ def dataset_build(
             else f"--test-groups {','.join(held['test_groups'])}"
         )
         click.echo(f"test set: {len(held['test_takes'])} take(s) named by {named}")
-    for note in ds.meta.get("notes", []):
+    for note in ds.meta.notes:
         click.echo(f"note: {note}", err=True)
     if ds.leaky:
         click.echo("warning: this dataset leaks between training and validation", err=True)
@@ -334,14 +334,14 @@ def dataset_check(dataset: str, allow_leak: bool) -> None:
 
     ds = open_dataset(dataset)
     problems = check_dataset(dataset, allow_leak=allow_leak)
-    totals = ds.meta["totals"]
+    totals = ds.meta.totals
     click.echo(" ".join(f"{s}={totals[s]}" for s in ("train", "val", "test")) + " windows")
     for problem in problems:
         click.echo(problem)
     if problems:
         click.echo(f"{len(problems)} problem(s) in {dataset}", err=True)
         sys.exit(1)
-    click.echo(f"ok: no training window overlaps held-out time in {len(ds.meta['takes'])} take(s)")
+    click.echo(f"ok: no training window overlaps held-out time in {len(ds.meta.takes)} take(s)")
 
 
 @dataset_group.command("show")
@@ -357,10 +357,10 @@ def dataset_show(dataset: str) -> None:
 
     ds = open_dataset(dataset)
     meta, rate = ds.meta, ds.sample_rate
-    opts = meta["options"]
+    opts = meta.options
     click.echo(
-        f"{ds.path}: label {meta['label']!r} ({', '.join(ds.label_names)}), window {ds.window} "
-        f"hop {meta['hop']} at {rate} Hz, split {opts['split']}, val {opts['val']}, "
+        f"{ds.path}: label {meta.label!r} ({', '.join(ds.label_names)}), window {ds.window} "
+        f"hop {meta.hop} at {rate} Hz, split {opts['split']}, val {opts['val']}, "
         f"standardize {opts['standardize']}, seed {opts['seed']}"
         + (
             f", windows at note onsets (up to {opts['note_windows']} per note)"
@@ -369,8 +369,8 @@ def dataset_show(dataset: str) -> None:
         )
         + (" [LEAKY]" if ds.leaky else "")
     )
-    click.echo(f"manifest rows hash {ds.hash[:16]}..., {len(meta['rows'])} file(s)")
-    held = meta.get("held_out") or {}
+    click.echo(f"manifest rows hash {ds.hash[:16]}..., {len(meta.rows)} file(s)")
+    held = meta.held_out
     said = [
         f"{key} {held[key] if isinstance(held[key], str) else ','.join(held[key])!r}"
         for key in ("test_where", "val_where", "test_groups")
@@ -392,13 +392,13 @@ def dataset_show(dataset: str) -> None:
         click.echo(table.to_string())
     click.echo("")
     click.echo("held-out time per take (seconds):")
-    for take, spans in sorted(meta["takes"].items()):
+    for take, spans in sorted(meta.takes.items()):
         parts = [f"{spans['role']:5s}"]
         for what in ("test", "val"):
             for start, end in spans[what]:
                 parts.append(f"{what} {start / rate:7.2f}-{end / rate:7.2f}")
         click.echo(f"  {take}: {spans['frames'] / rate:.2f} s  " + "  ".join(parts))
-    for note in meta.get("notes", []):
+    for note in meta.notes:
         click.echo(f"note: {note}")
 
 

@@ -99,7 +99,7 @@ def _label_column(info) -> str:
 
     if info.dataset_dir is not None:
         try:
-            return str(read_meta(info.dataset_dir).get("label") or "guitar")
+            return str(read_meta(info.dataset_dir).label or "guitar")
         except (GuitarlabError, OSError, ValueError):
             pass
     return "guitar"
