@@ -235,11 +235,10 @@ def select_build_rows(config: BuildConfig, val_asked: str | None, segs) -> Build
         raise DatasetError(str(exc)) from None
     seg_where = names_segment_columns(c.where, segs)
     kept, left_out = drop_excluded(manifest)
-    notes: list[str] = []
     if segs is not None:
-        rows = segment_rows(kept, segs, None if seg_where else c.where, notes)
+        rows, notes = segment_rows(kept, segs, None if seg_where else c.where)
     else:
-        rows = select_rows(kept, label=c.label, where=c.where)
+        rows, notes = select_rows(kept, label=c.label, where=c.where), []
     rows, rate = probe_files(rows, c.corpus, resample=c.resample)
     if segs is not None:
         segs.rate = int(rate)

@@ -379,11 +379,12 @@ def segment_split_options(
 
 
 def segment_rows(
-    manifest: pd.DataFrame, segs: SegmentLabels, where: str | None, notes: list[str]
-) -> pd.DataFrame:
-    """The rows of the takes that have segments of the label column (a note names the rest),
-    each with the label column set to its take's segment labels joined by ``+`` (what a
-    take split stratifies by and ``dataset.json`` records per file)."""
+    manifest: pd.DataFrame, segs: SegmentLabels, where: str | None
+) -> tuple[pd.DataFrame, list[str]]:
+    """The rows of the takes that have segments of the label column, and the build's notes
+    (one naming the takes left out), each row with the label column set to its take's
+    segment labels joined by ``+`` (what a take split stratifies by and ``dataset.json``
+    records per file)."""
     rows = select_rows(manifest, label=None, where=where)  # the labels are the segments'
     takes = rows["take"].astype(str)
     labelled = {t for t in set(takes) if segs.take_labels(t)}
@@ -393,14 +394,13 @@ def segment_rows(
             f"--from-segments: no selected take has a {segs.label!r} segment; label time with "
             "'guitarlab labels import' or the review page"
         )
-    if missing:
-        notes.append(
-            f"--from-segments: {len(missing)} take(s) without a {segs.label!r} segment left "
-            f"out (e.g. {missing[0]})"
-        )
+    notes = [
+        f"--from-segments: {len(missing)} take(s) without a {segs.label!r} segment left "
+        f"out (e.g. {missing[0]})"
+    ] if missing else []  # fmt: skip
     rows = rows[takes.isin(labelled)].reset_index(drop=True)
     joined = rows["take"].astype(str).map(lambda t: "+".join(segs.take_labels(t)))
-    return rows.assign(**{segs.label: joined})
+    return rows.assign(**{segs.label: joined}), notes
 
 
 def segment_layout(
