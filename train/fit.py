@@ -186,40 +186,15 @@ def _train_locked(
 
     with strategy.scope():
         if first_epoch > 0:
-            from guitarlab.train import models  # noqa: F401  (custom layers)
-
-            model = keras.models.load_model(out / "last.keras")
+            model = _resumed_model(out)
         else:
             if initial_model is not None:
                 _check_initial_model(initial_model, window, channels, n_classes)
             model = initial_model or _build_model(config, window, channels, n_classes, sample_rate)
             _compile(model, config, n_classes)
-
-    monitor = "val_loss" if val_data is not None and config.schedule == "seed" else "loss"
-    best = keras.callbacks.ModelCheckpoint(
-        str(out / "best.keras"), monitor=monitor, save_best_only=True, mode="min"
-    )
-    state_path = out / STATE_JSON
-    if first_epoch > 0:
-        best.best = float(json.loads(state_path.read_text()).get("best", np.inf))
     nan_guard = Callbacks.nan_guard()
-    schedule = (
-        Callbacks.seed_schedule(config.epochs, config.lr, config.fine_tune_lr)
-        if config.schedule == "seed"
-        else keras.callbacks.ReduceLROnPlateau(
-            monitor="loss", factor=1.0 / np.cbrt(2.0), patience=100, min_lr=1e-4, mode="min"
-        )
-    )
-    batch_norm = Callbacks.batch_norm_statistics(calibration_windows)
     run_callbacks = [
-        batch_norm,
-        schedule,
-        nan_guard,
-        keras.callbacks.CSVLogger(str(out / "history.csv"), append=first_epoch > 0),
-        Callbacks.tensorboard(out / "logs"),
-        best,
-        Callbacks.epoch_state(out, monitor, best, config),
-        Callbacks.eta_line(config.total_epochs, first_epoch),
+        *_run_callbacks(out, config, first_epoch, val_data, nan_guard, calibration_windows),
         *(callbacks or []),
     ]
     class_weight = config.class_weight(y_train, n_classes)
@@ -257,13 +232,7 @@ def _train_locked(
             f"the loss became NaN at epoch {epoch + 1}, batch {batch}; lower --lr, use --precision float32, "
             f"or check {data_info.get('dataset_dir') or 'the data'} for silent or clipped files"
         )
-    if config.schedule == "paper" and (out / "best.keras").is_file():
-        model.load_weights(out / "best.keras")  # best by training loss, as the paper's code
-    if calibration_windows is not None and len(calibration_windows):
-        from guitarlab.train.models import recalibrate_batch_norm
-
-        recalibrate_batch_norm(model, calibration_windows)
-    model.save(out / MODEL_KERAS)
+    _save_final_model(model, out, config, calibration_windows)
 
     history = read_history(out / "history.csv")
     metrics = {k: v[-1] for k, v in history.items() if k != "epoch" and v}
@@ -286,6 +255,66 @@ def _train_locked(
         with contextlib.suppress(OSError):
             run_dir.rmdir()  # only when empty: it made the folder, the chief wrote nothing there
     return Run(run_dir=run_dir, model=model, history=history, metrics=metrics, info=info)
+
+
+def _resumed_model(out: Path):
+    """The model a resumed run stopped with (``last.keras``, with the custom layers)."""
+    import keras
+
+    from guitarlab.train import models  # noqa: F401  (custom layers)
+
+    return keras.models.load_model(out / "last.keras")
+
+
+def _run_callbacks(
+    out: Path,
+    config: TrainConfig,
+    first_epoch: int,
+    val_data,
+    nan_guard,
+    calibration_windows: np.ndarray | None,
+) -> list:
+    """The run's own callbacks: the schedule, the NaN guard, history.csv, TensorBoard,
+    ``best.keras`` (its best so far carried over on resume), the epoch state and the ETA."""
+    import keras
+
+    monitor = "val_loss" if val_data is not None and config.schedule == "seed" else "loss"
+    best = keras.callbacks.ModelCheckpoint(
+        str(out / "best.keras"), monitor=monitor, save_best_only=True, mode="min"
+    )
+    if first_epoch > 0:
+        best.best = float(json.loads((out / STATE_JSON).read_text()).get("best", np.inf))
+    schedule = (
+        Callbacks.seed_schedule(config.epochs, config.lr, config.fine_tune_lr)
+        if config.schedule == "seed"
+        else keras.callbacks.ReduceLROnPlateau(
+            monitor="loss", factor=1.0 / np.cbrt(2.0), patience=100, min_lr=1e-4, mode="min"
+        )
+    )
+    return [
+        Callbacks.batch_norm_statistics(calibration_windows),
+        schedule,
+        nan_guard,
+        keras.callbacks.CSVLogger(str(out / "history.csv"), append=first_epoch > 0),
+        Callbacks.tensorboard(out / "logs"),
+        best,
+        Callbacks.epoch_state(out, monitor, best, config),
+        Callbacks.eta_line(config.total_epochs, first_epoch),
+    ]
+
+
+def _save_final_model(
+    model, out: Path, config: TrainConfig, calibration_windows: np.ndarray | None
+) -> None:
+    """``model.keras``: the paper schedule's best weights (by training loss, as the paper's
+    code), batch-norm statistics recalibrated on ``calibration_windows`` when given."""
+    if config.schedule == "paper" and (out / "best.keras").is_file():
+        model.load_weights(out / "best.keras")
+    if calibration_windows is not None and len(calibration_windows):
+        from guitarlab.train.models import recalibrate_batch_norm
+
+        recalibrate_batch_norm(model, calibration_windows)
+    model.save(out / MODEL_KERAS)
 
 
 # ----------------------------------------------------------------------------- public API
