@@ -10,12 +10,15 @@ build bit for bit; a bad option is refused in one line before the corpus is read
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 from conftest import write_tone
 
 from guitarlab.corpus.errors import DatasetError
+from guitarlab.corpus.manifest import load_manifest
+from guitarlab.corpus.segments import add_segments
 from guitarlab.datasets.build import build, build_dataset
 from guitarlab.datasets.folder import open_dataset, read_meta
 from guitarlab.datasets.importer import import_folder
@@ -119,3 +122,24 @@ def test_a_bad_option_is_one_line_before_the_corpus_is_read(tmp_path, options, m
     with pytest.raises(DatasetError, match=message) as error:
         BuildConfig(tmp_path / "no-corpus", tmp_path / "ds", **options)
     assert "\n" not in str(error.value)
+
+
+def test_from_segments_names_the_takes_it_leaves_out(corpus, tmp_path) -> None:
+    root = tmp_path / "corpus"
+    shutil.copytree(corpus, root)
+    takes = sorted(set(load_manifest(root)["take"].astype(str)))
+    halves = [
+        {"start_s": 0.0, "end_s": 0.5, "technique": "palm"},
+        {"start_s": 0.5, "end_s": 1.0, "technique": "open"},
+    ]
+    for take in takes[:2]:
+        add_segments(root, take, halves, origin="test")
+    out = build_dataset(
+        root, tmp_path / "ds", label="technique", from_segments=True, window=1000,
+        test_windows=1, progress=False,
+    )  # fmt: skip
+    meta = read_meta(out)
+    assert meta.label_names == ["open", "palm"]
+    assert {row["take"] for row in meta.rows} == set(takes[:2])
+    left = f"{len(takes) - 2} take(s) without a 'technique' segment left out"
+    assert any(note.startswith(f"--from-segments: {left}") for note in meta.notes)
