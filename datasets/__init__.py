@@ -10,6 +10,8 @@ __all__, __getattr__ = lazy_exports(
     __name__,
     {
         "build": ("build_dataset",),
+        "meta": ("DatasetMeta",),
+        "plan": ("BuildConfig", "BuildPlan", "plan_build"),
         "folder": ("DatasetFolder", "check_dataset", "open_dataset", "read_meta"),
         "importer": ("import_folder",),
         "plots": ("guitar_spectra", "plot_guitar_spectra", "plot_levels"),
