@@ -9,6 +9,12 @@ memory is one file per process, whatever the size of the corpus, the folder is t
 bit for bit however it ran, and overlapping windows are stored once
 (``DatasetFolder.arrays`` reads them as windows).
 
+The build in four steps, each its own function: the options (``plan.BuildConfig``,
+checked when made) -> the plan (``plan.plan_build``: rows selected, splits decided,
+windows placed) -> the stream (``stream.stream_windows``: audio read and written in
+place) -> the description (:func:`dataset_meta`, a ``meta.DatasetMeta`` written as
+``dataset.json``).
+
 Folder layout::
 
     dataset.json        every option, label map, spans per take, counts, rows, notes
