@@ -131,6 +131,12 @@ def edited(state: Review, entry: dict | None, row_id: str, **extra) -> JSONRespo
     return JSONResponse(body, headers={"ETag": f'"{version}"'})
 
 
+def relabeled(state: Review, row_id: str, changes: dict, expect: str | None) -> JSONResponse:
+    """``PATCH /api/rows/{id}``: the take's labels (or the file's own) changed."""
+    entry = review.relabel_take(state.root, row_id, changes, who=state.user, expect_version=expect)
+    return edited(state, entry, row_id)
+
+
 def row_routes(state: Review) -> list[Route]:
     """``/api/rows`` (a page of rows) and ``/api/rows/{id}`` (one row; PATCH relabels it)."""
 
@@ -143,14 +149,7 @@ def row_routes(state: Review) -> list[Route]:
             return await run_in_threadpool(row_view, state, row_id)
         changes = await json_body(request)
         expect = version_header(request)
-
-        def relabel() -> JSONResponse:
-            entry = review.relabel_take(
-                state.root, row_id, changes, who=state.user, expect_version=expect
-            )
-            return edited(state, entry, row_id)
-
-        return await run_in_threadpool(relabel)
+        return await run_in_threadpool(relabeled, state, row_id, changes, expect)
 
     return [
         Route("/api/rows", list_rows),
