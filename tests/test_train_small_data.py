@@ -191,19 +191,19 @@ def test_model_table_keeps_baselines_measured_on_more_seeds():
     head = "| protocol | model | seeds | files right | balanced accuracy | ROC AUC | train s |\n"
     old = head + (
         "| guitar-holdout | spectrogram | 3 | 55/64, 56/64, 59/64 | 0.89 | 0.95 | 135 |\n"
-        "| guitar-holdout | logistic | 3 | 47/64, 51/64, 50/64 | 0.77 | 0.88 | n/a |\n"
+        "| guitar-holdout | baseline | 3 | 47/64, 51/64, 50/64 | 0.77 | 0.88 | n/a |\n"
     )
     one_seed = head + (
         "| guitar-holdout | ensemble | 1 | 57/64 | 0.89 | 0.95 | 1900 |\n"
-        "| guitar-holdout | logistic | 1 | 47/64 | 0.73 | 0.87 | n/a |\n"
+        "| guitar-holdout | baseline | 1 | 47/64 | 0.73 | 0.87 | n/a |\n"
     )
     text = merged_table(old, one_seed)
     assert "| guitar-holdout | ensemble | 1 | 57/64" in text  # the new model's row is added
-    assert "| guitar-holdout | logistic | 3 | 47/64, 51/64, 50/64" in text  # not shrunk
-    assert "| guitar-holdout | logistic | 1 |" not in text
+    assert "| guitar-holdout | baseline | 3 | 47/64, 51/64, 50/64" in text  # not shrunk
+    assert "| guitar-holdout | baseline | 1 |" not in text
     three_seeds = one_seed.replace(
-        "| logistic | 1 | 47/64 |", "| logistic | 3 | 46/64, 50/64, 50/64 |"
+        "| baseline | 1 | 47/64 |", "| baseline | 3 | 46/64, 50/64, 50/64 |"
     )
-    assert "| logistic | 3 | 46/64, 50/64, 50/64 |" in merged_table(
+    assert "| baseline | 3 | 46/64, 50/64, 50/64 |" in merged_table(
         old, three_seeds
     )  # as many: replaced
