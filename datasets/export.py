@@ -587,7 +587,9 @@ def class_names(plan: ExportPlan, meta: DatasetMeta | None = None) -> list[str] 
     --------
     >>> item = ExportItem("train", "train/a.wav", {"label": "les_paul"})
     >>> plan = ExportPlan([item], label="guitar", labelled=True, splits=["train"])
-    >>> class_names(plan, {"label": "guitar", "label_names": ["strat", "les_paul", "tele"]})
+    >>> names = ["strat", "les_paul", "tele"]
+    >>> meta = DatasetMeta(label_names=names, window=8000, sample_rate=44100, takes={}, totals={})
+    >>> class_names(plan, meta)
     ['strat', 'les_paul', 'tele']
     """
     if not plan.labelled:
