@@ -448,9 +448,11 @@ def discard_take(corpus: str | os.PathLike, take: str) -> list[str]:
     """Remove a raw take: its rows (one per input), then its files, under the manifest lock.
 
     Why the whole take: a redo replaces the performance, every input of it. Refused when
-    renders of it exist (their ``source`` would point at nothing). Returns the paths removed.
+    renders of it exist (their ``source`` would point at nothing), and when a row's file is
+    not a take file under ``takes/`` or another row uses it too (a hand-edited manifest):
+    only a recorded take's own file is ever deleted. Returns the paths removed.
     """
-    from guitarlab.corpus.manifest import resolve_audio_path, update_manifest
+    from guitarlab.corpus.manifest import TAKES_DIR, resolve_audio_path, update_manifest
 
     root = Path(corpus)
     paths: list[str] = []
@@ -461,8 +463,17 @@ def discard_take(corpus: str | os.PathLike, take: str) -> list[str]:
             raise RecorderError(f"take {take!r} is not in {root}/manifest.csv")
         if frame["source"].isin(rows["id"]).any():
             raise RecorderError(f"take {take!r} has renders; it cannot be dropped")
+        kept = frame[~frame["id"].isin(rows["id"])]
+        used = set(kept["path"].astype(str))
+        for rel in rows["path"].astype(str):
+            if not rel.startswith(f"{TAKES_DIR}/") or rel in used:
+                raise RecorderError(
+                    f"take {take!r}: its file {rel!r} is not its own recording under "
+                    f"{TAKES_DIR}/ (another row uses it, or the manifest was edited); nothing was "
+                    "removed: drop the take by hand"
+                )
         paths.extend(rows["path"].astype(str))
-        return frame[~frame["id"].isin(rows["id"])]
+        return kept
 
     def unlink(_saved: pd.DataFrame) -> None:
         for rel in paths:

@@ -200,6 +200,31 @@ def test_discard_take_removes_its_rows_and_files_but_never_a_rendered_take(tmp_p
     assert (corpus / les_paul["path"]).exists() and len(load_manifest(corpus)) == 2
 
 
+@pytest.mark.parametrize("where", ["notes.txt", "manifest.csv", "shared"])
+def test_discard_take_never_deletes_a_file_that_is_not_the_takes_own(tmp_path, where):
+    """A hand-edited row pointing at a file of the user's, the manifest itself or another
+    take's file: refused in one line, the file and every row kept."""
+    from guitarlab.corpus.errors import RecorderError
+    from guitarlab.corpus.manifest import update_manifest
+
+    corpus = import_raw_takes(two_raw_takes(tmp_path / "raw"), tmp_path / "corpus")
+    strat, les_paul = load_manifest(corpus).to_dict("records")
+    (corpus / "notes.txt").write_text("mine")
+    target = les_paul["path"] if where == "shared" else where
+
+    def point(frame: pd.DataFrame) -> pd.DataFrame:
+        frame.loc[frame["id"] == strat["id"], "path"] = target
+        return frame
+
+    update_manifest(corpus, point)
+    before = (corpus / target).read_bytes()
+    with pytest.raises(RecorderError, match="is not its own recording under takes/") as exc:
+        discard_take(corpus, strat["take"])
+    assert "\n" not in str(exc.value)
+    assert (corpus / target).read_bytes() == before
+    assert len(load_manifest(corpus)) == 2
+
+
 # ---------------------------------------------------------------- sessions on the server
 
 
