@@ -17,18 +17,17 @@ from __future__ import annotations
 
 import hashlib
 import io
-import multiprocessing
 import os
 import struct
-import sys
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from guitarlab.corpus import parallel
 from guitarlab.corpus.audio import mono_at_rate
 from guitarlab.corpus.errors import DatasetError
 from guitarlab.datasets.windows import standardize_as
@@ -352,62 +351,13 @@ def _run_here(tasks: list[FileTask]) -> Iterator[FileResult]:
             ahead.cancel()
 
 
-def _pool_context():
-    """fork where it is safe and instant (Linux), else spawn: a worker then starts in ~0.3 s."""
-    if sys.platform.startswith("linux"):
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context("spawn")
-
-
 def _run_pool(tasks: list[FileTask], *, jobs: int) -> Iterator[FileResult]:
     return map_ordered(window_file, tasks, jobs=jobs)
 
 
 def map_ordered(fn: Callable, items: list, *, jobs: int) -> Iterator:
-    """``fn`` over ``items`` in ``jobs`` processes (in this one for 1), results in order.
-
-    A few items per process in flight, so memory stays one file per process.
-    """
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-
-    if jobs <= 1 or len(items) <= 1:
-        yield from map(fn, items)
-        return
-    workers = min(jobs, len(items))
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
-        pending = []
-        queue = iter(items)
-        try:
-            for item in _take(queue, 2 * workers):
-                pending.append(pool.submit(fn, item))
-            while pending:
-                result = pending.pop(0).result()
-                for item in _take(queue, 1):
-                    pending.append(pool.submit(fn, item))
-                yield result
-        except BrokenProcessPool:
-            for future in pending:
-                future.cancel()
-            raise DatasetError(
-                f"a --jobs worker process died (killed, or out of memory with {workers} files "
-                "in memory at once); run again, with fewer --jobs"
-            ) from None
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
-
-
-_END = object()
-
-
-def _take(items: Iterator, n: int) -> Iterable:
-    for _ in range(n):
-        item = next(items, _END)
-        if item is _END:
-            return
-        yield item
+    """``corpus.parallel.map_ordered`` with a dataset's error: files, in order, in ``jobs`` processes."""
+    return parallel.map_ordered(fn, items, jobs=jobs, error=DatasetError)
 
 
 # ---------------------------------------------------------------- looks before the plan

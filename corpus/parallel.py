@@ -1,0 +1,70 @@
+"""An ordered map over worker processes, for stages whose per-item work is pure.
+
+``dataset build --jobs`` windows files in it, ``synth --jobs`` renders takes in it; the
+parent process keeps every write to the corpus (commits stay one writer, in order).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+from collections.abc import Callable, Iterable, Iterator
+
+from guitarlab.corpus.errors import GuitarlabError
+
+
+def pool_context():
+    """fork where it is safe and instant (Linux), else spawn: a worker then starts in ~0.3 s."""
+    if sys.platform.startswith("linux"):
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
+def map_ordered(
+    fn: Callable, items: list, *, jobs: int, error: type[GuitarlabError] = GuitarlabError
+) -> Iterator:
+    """``fn`` over ``items`` in ``jobs`` processes (in this one for 1), results in order.
+
+    A few items per process in flight, so memory stays one item per process. A worker
+    that dies (killed, out of memory) raises ``error`` in one line.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    if jobs <= 1 or len(items) <= 1:
+        yield from map(fn, items)
+        return
+    workers = min(jobs, len(items))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context()) as pool:
+        pending = []
+        queue = iter(items)
+        try:
+            for item in _take(queue, 2 * workers):
+                pending.append(pool.submit(fn, item))
+            while pending:
+                result = pending.pop(0).result()
+                for item in _take(queue, 1):
+                    pending.append(pool.submit(fn, item))
+                yield result
+        except BrokenProcessPool:
+            for future in pending:
+                future.cancel()
+            raise error(
+                f"a --jobs worker process died (killed, or out of memory with {workers} items "
+                "in memory at once); run again, with fewer --jobs"
+            ) from None
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+
+
+_END = object()
+
+
+def _take(items: Iterator, n: int) -> Iterable:
+    for _ in range(n):
+        item = next(items, _END)
+        if item is _END:
+            return
+        yield item
