@@ -6,9 +6,10 @@ the file under the manifest lock, and three small pieces keep that as safe as th
 atomic rewrite was:
 
 - the **ids/paths index** (``.guitarlab-index.sqlite``): the ``id`` and ``path`` columns
-  in SQLite, so refusing a listed id or path costs a lookup, not a read of the CSV. It is
+  and each take's number in SQLite, so refusing a listed id or path, or choosing the next
+  take number (``manifest.reserve_takes``), costs a lookup, not a read of the CSV. It is
   a cache: trusted only while ``manifest.csv``'s size, mtime, inode and last bytes are
-  those it recorded, rebuilt from the CSV (two columns) when the file changed otherwise
+  those it recorded, rebuilt from the CSV (three columns) when the file changed otherwise
   (an edit, a spreadsheet, a copy of the corpus). ``manifest.csv`` stays the truth.
 - the **journal** (``.guitarlab-append.json``): the bytes of an append and the offset
   they go to, fsynced before the CSV is touched and removed after. A writer killed
@@ -41,7 +42,7 @@ import pandas as pd
 INDEX_NAME = ".guitarlab-index.sqlite"
 JOURNAL_NAME = ".guitarlab-append.json"
 TAIL_BYTES = 256  # the last bytes of manifest.csv the index key holds
-INDEX_FORMAT = "1"
+INDEX_FORMAT = "2"  # 2: take numbers added (a format-1 index is rebuilt)
 
 
 # ---------------------------------------------------------------- the file as it lies
@@ -396,11 +397,22 @@ def _write_all(fd: int, data: bytes) -> None:
 # ---------------------------------------------------------------- the ids/paths index
 
 
-class PathIndex:
-    """The manifest's ids and paths in SQLite, valid for one ``ManifestFile.key``.
+def _take_cells(take: str) -> tuple[str | None, int | None]:
+    """``(prefix, number)`` of a ``take`` cell for the index; ``(None, None)`` when the
+    cell has no take number (see ``manifest.split_take``)."""
+    from guitarlab.corpus.manifest import split_take
 
-    Only used under the manifest lock. Any SQLite trouble (a corrupt or unwritable
-    file) drops the index and falls back to reading the CSV: it is a cache.
+    split = split_take(take)
+    return split if split is not None else (None, None)
+
+
+class PathIndex:
+    """The manifest's ids, paths and take numbers in SQLite, valid for one ``ManifestFile.key``.
+
+    Why: a commit refusing a listed id or path, and a reservation choosing the next take
+    number, then cost an indexed lookup, not a read of the CSV. Only used under the
+    manifest lock. Any SQLite trouble (a corrupt or unwritable file) drops the index and
+    falls back to reading the CSV: it is a cache.
     """
 
     def __init__(self, root: str | os.PathLike) -> None:
@@ -412,9 +424,6 @@ class PathIndex:
         # a cache behind the lock: kill-safe (rollback journal), no fsync (key-checked)
         conn.execute("PRAGMA synchronous=OFF")
         conn.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT)")
-        conn.execute("CREATE TABLE IF NOT EXISTS rows (id TEXT, path TEXT)")
-        conn.execute("CREATE INDEX IF NOT EXISTS rows_id ON rows (id)")
-        conn.execute("CREATE INDEX IF NOT EXISTS rows_path ON rows (path)")
         return conn
 
     def key(self) -> str | None:
@@ -428,17 +437,32 @@ class PathIndex:
             return None
         return found[0] if found else None
 
-    def rebuild(self, ids: Iterable[str], paths: Iterable[str], key: str) -> None:
+    def rebuild(
+        self, ids: Iterable[str], paths: Iterable[str], takes: Iterable[str], key: str
+    ) -> None:
+        """Replace the rows (an index of another format included) with these."""
         try:
             if self.conn is None:
                 self.conn = self._connect()
             conn = self.conn
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute("DELETE FROM rows")
-            conn.executemany("INSERT INTO rows VALUES (?, ?)", zip(ids, paths, strict=True))
+            conn.execute("DROP TABLE IF EXISTS rows")
+            conn.execute(
+                "CREATE TABLE rows (id TEXT, path TEXT, take_prefix TEXT, take_number INTEGER)"
+            )
+            conn.executemany(
+                "INSERT INTO rows VALUES (?, ?, ?, ?)",
+                (
+                    (rid, path, *_take_cells(take))
+                    for rid, path, take in zip(ids, paths, takes, strict=True)
+                ),
+            )
+            conn.execute("CREATE INDEX rows_id ON rows (id)")
+            conn.execute("CREATE INDEX rows_path ON rows (path)")
+            conn.execute("CREATE INDEX rows_take ON rows (take_prefix, take_number)")
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('key', ?)", (key,))
             conn.execute("COMMIT")
-        except sqlite3.Error:
+        except (sqlite3.Error, OverflowError):  # OverflowError: a take number past 2**63
             self.drop()
 
     def listed(self, ids: list[str], paths: list[str]) -> tuple[set[str], set[str]]:
@@ -454,14 +478,24 @@ class PathIndex:
                 found.update(v for (v,) in self.conn.execute(query, chunk))
         return found_ids, found_paths
 
+    def highest_take(self, prefix: str) -> int:
+        """The highest take number listed after ``prefix`` (``guitar-phrase-t``), 0 if none."""
+        (found,) = self.conn.execute(
+            "SELECT MAX(take_number) FROM rows WHERE take_prefix = ?", (prefix,)
+        ).fetchone()
+        return int(found or 0)
+
     def add(self, rows: list[dict], key: str) -> None:
         try:
             conn = self.conn
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany("INSERT INTO rows VALUES (?, ?)", [(r["id"], r["path"]) for r in rows])
+            conn.executemany(
+                "INSERT INTO rows VALUES (?, ?, ?, ?)",
+                [(r["id"], r["path"], *_take_cells(str(r.get("take", "")))) for r in rows],
+            )
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('key', ?)", (key,))
             conn.execute("COMMIT")
-        except sqlite3.Error:
+        except (sqlite3.Error, OverflowError):
             self.drop()
 
     def close(self) -> None:
@@ -492,14 +526,19 @@ def synced_index(
     if frame is None:
         try:
             cols = pd.read_csv(
-                file.path, usecols=["id", "path"], dtype=str, keep_default_na=False, na_values=[]
+                file.path,
+                usecols=["id", "path", "take"],
+                dtype=str,
+                keep_default_na=False,
+                na_values=[],
             )
         except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
             index.close()
             return None  # the caller loads the manifest, which names what is wrong
         ids = [unescape_cell(v) for v in cols["id"]]
         paths = list(cols["path"])
+        takes = [unescape_cell(v) for v in cols["take"]]
     else:
-        ids, paths = list(frame["id"]), list(frame["path"])
-    index.rebuild(ids, paths, file.key)
+        ids, paths, takes = list(frame["id"]), list(frame["path"]), list(frame["take"])
+    index.rebuild(ids, paths, takes, file.key)
     return index if index.conn is not None else None
