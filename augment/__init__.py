@@ -9,7 +9,7 @@ from guitarlab.corpus import lazy_exports
 __all__, __getattr__ = lazy_exports(
     __name__,
     {
-        "corpus": ("render_corpus",),
+        "renders": ("render_corpus",),
         "presets": ("chain_from_preset", "get_presets", "load_presets", "preset_hash"),
         "render": ("render",),
     },

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from guitarlab.augment.corpus import RenderBatches, RenderJob, ThreadChains, render_one
+from guitarlab.augment.renders import RenderBatches, RenderJob, ThreadChains, render_one
 from guitarlab.corpus.cluster import CONNECT_TIMEOUT_S, worker_name  # noqa: F401 (re-exported)
 from guitarlab.corpus.cluster import dask_client as shared_client
 from guitarlab.corpus.errors import AugmentError

@@ -67,7 +67,7 @@ def _render_all(audio: np.ndarray, names: list[str], *, workers: int) -> None:
 
 def _seed_corpus(root: Path, seconds: float) -> Path:
     from guitarlab.corpus.audio import write_audio_atomic
-    from guitarlab.datasets.importer import import_folder
+    from guitarlab.corpus.intake import import_folder
 
     src = root / "src"
     for index, (guitar, phrase) in enumerate(SEED_TAKES):
@@ -77,7 +77,7 @@ def _seed_corpus(root: Path, seconds: float) -> Path:
 
 
 def _corpus_seconds(seconds: float, workers: int) -> float:
-    from guitarlab.augment.corpus import render_corpus
+    from guitarlab.augment.renders import render_corpus
 
     with tempfile.TemporaryDirectory(prefix="bench-augment-") as tmp:
         corpus = _seed_corpus(Path(tmp), seconds)

@@ -26,7 +26,7 @@ def _noop(value: int) -> int:
 
 
 def _render_seconds(seconds: float, **engine) -> float:
-    from guitarlab.augment.corpus import render_corpus
+    from guitarlab.augment.renders import render_corpus
 
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
         corpus = _seed_corpus(Path(tmp), seconds)

@@ -34,7 +34,7 @@ PHRASES = ("backing", "lead", "riff", "scale", "chords", "improv", "song", "arpe
 
 def make_corpus(root: Path, *, phrases: int, tones: tuple[str, ...], seconds: float) -> Path:
     """A seed-named corpus: guitars x ``phrases`` x ``tones`` files of ``seconds`` each."""
-    from guitarlab.datasets.importer import import_folder
+    from guitarlab.corpus.intake import import_folder
 
     src = root.parent / f"{root.name}-src"
     rng = np.random.default_rng(len(root.name))

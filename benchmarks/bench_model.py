@@ -90,7 +90,7 @@ def _session_dataset(folder: Path, seed: int, quick: bool, protocol: str) -> Non
 
 def _notes_dataset(folder: Path, seed: int, quick: bool) -> None:
     from guitarlab.datasets.build import build_dataset
-    from guitarlab.synth.corpus import notes_to_corpus
+    from guitarlab.synth.takes import notes_to_corpus
 
     frets = (0, 3, 6, 9) if quick else tuple(range(13))
     notes_to_corpus(

@@ -51,7 +51,7 @@ def run(quick: bool) -> list[Row]:
     from guitarlab.corpus.audio import write_audio_atomic
     from guitarlab.datasets.build import build_dataset
     from guitarlab.datasets.folder import open_dataset
-    from guitarlab.synth.corpus import synth_to_corpus
+    from guitarlab.synth.takes import synth_to_corpus
     from guitarlab.train.config import TrainConfig
     from guitarlab.train.fit import _build_model, _compile, fit_dataset
     from guitarlab.train.predict import predict_files

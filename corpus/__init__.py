@@ -1,8 +1,10 @@
 """The corpus contract every stage stands on: the manifest, paths, audio files and levels.
 
-Also atomic writes, the error classes, the shared defaults and the one ``--where`` query
-language every stage uses (``query_rows``). Imports no other package
-of guitarlab, so any stage can stand on it. Public names load on first use.
+Also atomic writes, the error classes, the shared defaults, the one ``--where`` query
+language every stage uses (``query_rows``), manifest edits with history and undo
+(``edits``), folder intake (``intake``), corpus pictures (``plots``) and the PNG helpers
+every stage draws with (``figures``). Imports no other package of guitarlab, so any stage
+can stand on it. Public names load on first use.
 """
 
 from __future__ import annotations
@@ -48,9 +50,11 @@ _EXPORTS = {
         "open_corpus",
         "reserve_rows",
     ),
-    "plotting": ("plot_spectra", "pyplot"),
+    "figures": ("plot_spectra", "pyplot"),
+    "intake": ("import_folder",),
+    "plots": ("guitar_spectra", "plot_guitar_spectra", "plot_levels"),
     "query": ("query_columns", "query_rows"),
-    "review": (
+    "edits": (
         "add_span",
         "exclude_row",
         "read_history",

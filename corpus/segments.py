@@ -16,8 +16,8 @@ formula start with ``'``, as in the manifest).
 
 Every edit is one atomic write under the manifest lock, followed under the same lock by
 one line in ``history.jsonl`` (``"kind": "segments"``, each segment's old and new row), so
-:func:`guitarlab.corpus.review.undo_last` undoes it like any other review edit. As in
-:mod:`guitarlab.corpus.review`, the line is made and the history file opened before the
+:func:`guitarlab.corpus.edits.undo_last` undoes it like any other review edit. As in
+:mod:`guitarlab.corpus.edits`, the line is made and the history file opened before the
 segments are saved, and the old file is put back when the line cannot be written.
 
 The pure helpers (:func:`segments_of`, :func:`segment_label_for_spans`,
@@ -305,7 +305,7 @@ def _check_times(start: object, end: object, duration_s: float, *, where: str, t
 
 
 def _take_duration(manifest: pd.DataFrame, take: str, root: str | os.PathLike) -> float:
-    from guitarlab.corpus.review import take_duration_s
+    from guitarlab.corpus.edits import take_duration_s
 
     takes = manifest["take"].astype(str)
     if str(take) not in set(takes):
@@ -394,7 +394,7 @@ def _edit(
     The history line is made and its file opened before ``segments.csv`` is replaced;
     when the line cannot be written the old file is put back.
     """
-    from guitarlab.corpus.review import (
+    from guitarlab.corpus.edits import (
         _append_line,
         _now,
         _unwritable,

@@ -1,7 +1,7 @@
 """The dataset stage: windowing, leak-free splits, dataset folders and tf.data pipelines.
 
-Reads the corpus manifest (``guitarlab.corpus``), imports existing WAV folders, and
-builds dataset folders that the train stage reads.
+Reads the corpus manifest (``guitarlab.corpus``) and builds dataset folders that the
+train stage reads.
 """
 
 from guitarlab.corpus import lazy_exports
@@ -13,8 +13,6 @@ __all__, __getattr__ = lazy_exports(
         "meta": ("DatasetMeta",),
         "plan": ("BuildConfig", "BuildPlan", "plan_build"),
         "folder": ("DatasetFolder", "check_dataset", "open_dataset", "read_meta"),
-        "importer": ("import_folder",),
-        "plots": ("guitar_spectra", "plot_guitar_spectra", "plot_levels"),
         "splits": ("plan_splits",),
         "windows": (
             "prepare",

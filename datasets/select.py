@@ -160,7 +160,7 @@ def resampled_frames(frames: int, rate: int, target: int) -> int:
 
 def drop_excluded(manifest: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(kept, excluded)``: rows a review marked ``excluded`` (with a reason) leave the build."""
-    from guitarlab.corpus.review import EXCLUDED
+    from guitarlab.corpus.edits import EXCLUDED
 
     if EXCLUDED not in manifest:
         return manifest, manifest.iloc[0:0]
@@ -174,8 +174,8 @@ def excluded_spans(manifest: pd.DataFrame, rate: int) -> dict[str, list[tuple[in
     Spans are seconds of the take stored on its rows (``exclude_spans``); a span on any
     row of a take holds for every tone of it, since renders keep their take's timing.
     """
+    from guitarlab.corpus.edits import EXCLUDE_SPANS, take_spans
     from guitarlab.corpus.errors import GuitarlabError
-    from guitarlab.corpus.review import EXCLUDE_SPANS, take_spans
 
     if EXCLUDE_SPANS not in manifest:
         return {}

@@ -20,10 +20,10 @@ __version__ = VERSION
 _EXPORTS = {
     "corpus.manifest": ("load_manifest",),
     "corpus.query": ("query_rows",),
-    "synth.corpus": ("synth_to_corpus",),
+    "synth.takes": ("synth_to_corpus",),
     "synth.family": ("family_guitars",),
     "synth.session": ("session_to_corpus",),
-    "augment.corpus": ("render_corpus",),
+    "augment.renders": ("render_corpus",),
     "datasets.build": ("build_dataset",),
     "datasets.folder": ("open_dataset",),
     "train.fit": ("fit_dataset",),

@@ -172,7 +172,7 @@ def record_session(
     takes are written directly.
     """
     from guitarlab.corpus.manifest import init_corpus, load_manifest
-    from guitarlab.synth.corpus import synth_to_corpus
+    from guitarlab.synth.takes import synth_to_corpus
 
     corpus = init_corpus(corpus)
 
@@ -302,24 +302,19 @@ def _run_is_current(run: Path, dataset: Path, config=None) -> bool:
         stored = {k: v for k, v in info.config.as_dict().items() if k not in ignore}
         if wanted != stored:
             return False
-    return info.meta.get("data", {}).get("hash") == open_dataset(dataset).hash and bool(
-        info.meta.get("finished_at")
-    )
+    return info.meta.data.hash == open_dataset(dataset).hash and bool(info.meta.finished_at)
 
 
 def _resume_or_set_aside(run: Path, dataset: Path, echo: Echo) -> bool:
     """True when ``run`` is a killed run on this very dataset (continue it); a finished or
     foreign run is renamed aside (``run-1``, ``run-2``, ...), never overwritten."""
     from guitarlab.datasets.folder import open_dataset
-    from guitarlab.train.rundir import read_run_meta
+    from guitarlab.train.runmeta import read_run_meta
 
     meta = read_run_meta(run)
     if meta is None:
         return False
-    if (
-        meta.get("status") == "running"
-        and meta.get("data", {}).get("hash") == open_dataset(dataset).hash
-    ):
+    if meta.running and meta.data.hash == open_dataset(dataset).hash:
         echo(f"4/5 train: continuing the run that stopped in {run}")
         return True
     number = 1
@@ -361,7 +356,7 @@ def seed_dataset(
 ) -> str:
     """Steps 1-3 of the seed protocol into ``out/corpus`` and ``out/dataset``; returns how
     the takes were recorded. Re-running reuses what is there."""
-    from guitarlab.augment.corpus import render_corpus
+    from guitarlab.augment.renders import render_corpus
     from guitarlab.datasets.build import build_dataset
 
     out = Path(out)
@@ -373,7 +368,7 @@ def seed_dataset(
     )
 
     from guitarlab.corpus.manifest import load_manifest
-    from guitarlab.datasets.plots import plot_guitar_spectra, plot_levels
+    from guitarlab.corpus.plots import plot_guitar_spectra, plot_levels
 
     frame = load_manifest(corpus)
     plot_levels(frame, out / "levels.png")
@@ -567,7 +562,7 @@ def holdout_dataset(
     """
     from guitarlab.corpus.manifest import init_corpus
     from guitarlab.datasets.build import build_dataset
-    from guitarlab.synth.corpus import synth_to_corpus
+    from guitarlab.synth.takes import synth_to_corpus
 
     unknown = sorted(set(held_out) - set(HOLDOUT_GUITARS))
     if unknown or len(held_out) < 2:
@@ -745,7 +740,7 @@ def retrain(
     echo: Echo = print,
 ) -> RetrainResult:
     """Train again on a grown corpus, keeping the old test spans, and compare old vs new."""
-    from guitarlab.augment.corpus import render_corpus
+    from guitarlab.augment.renders import render_corpus
     from guitarlab.corpus.manifest import RAW_TONE, load_manifest
     from guitarlab.datasets.build import build_dataset
     from guitarlab.datasets.folder import open_dataset, read_meta

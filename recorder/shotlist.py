@@ -100,7 +100,7 @@ class ShotStatus:
 
 
 def _reserved_names() -> frozenset[str]:
-    from guitarlab.corpus.review import FIXED_COLUMNS
+    from guitarlab.corpus.edits import FIXED_COLUMNS
     from guitarlab.recorder.session import TAKE_ROW_COLUMNS
 
     taken = set(COLUMNS) | set(FIXED_COLUMNS) | set(TAKE_ROW_COLUMNS)
@@ -346,7 +346,7 @@ def _key_line(lines: list[str], key: str) -> int:
 def takes_done(shot: Shot, manifest: pd.DataFrame) -> pd.DataFrame:
     """The rows of ``shot``'s takes in ``manifest``: raw, complete, not excluded in review,
     with every label of the shot (a label the manifest lacks counts as blank)."""
-    from guitarlab.corpus.review import EXCLUDED
+    from guitarlab.corpus.edits import EXCLUDED
 
     if manifest.empty:
         return manifest

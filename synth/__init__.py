@@ -27,7 +27,7 @@ __all__, __getattr__ = lazy_exports(
             "render_take",
             "stream_take",
         ),
-        "corpus": ("notes_to_corpus", "synth_to_corpus", "write_raw_take"),
+        "takes": ("notes_to_corpus", "synth_to_corpus", "write_raw_take"),
         "session": ("SESSION_SETTINGS", "session_plan", "session_to_corpus"),
     },
 )

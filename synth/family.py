@@ -8,7 +8,7 @@ drawn per take by :func:`randomize_options`, so brightness, loudness and hum alo
 tell a single coil from a humbucker. Every draw lands in the manifest's ``synth_params``
 column and :func:`render_params` renders the take again, bit for bit.
 
-Single notes (:func:`guitarlab.synth.corpus.notes_to_corpus`) are recorded the way sampled-note libraries are:
+Single notes (:func:`guitarlab.synth.takes.notes_to_corpus`) are recorded the way sampled-note libraries are:
 one file per string and fret, a short silent lead-in, then the pluck rings out.
 Strings are numbered 1 (high e) to 6 (low E) in the manifest, as most note libraries
 do; inside the renderer ``Note.string`` runs 0 (low E) to 5 (high e).
@@ -33,7 +33,7 @@ import numpy as np
 
 from guitarlab.corpus.defaults import SYNTH_RATE
 from guitarlab.corpus.errors import RecorderError
-from guitarlab.corpus.plotting import pyplot, save_figure
+from guitarlab.corpus.figures import pyplot, save_figure
 from guitarlab.synth import guitar as sg
 from guitarlab.synth.guitar import GUITARS
 from guitarlab.synth.render import (

@@ -20,7 +20,7 @@ Examples
 (dtype('float32'), (44100,))
 
 Strings, hum, pickup circuit and interface share one module because they are one signal
-chain sharing its options table; the corpus writers are in ``guitarlab.synth.corpus``.
+chain sharing its options table; the corpus writers are in ``guitarlab.synth.takes``.
 """
 
 from __future__ import annotations
@@ -562,7 +562,7 @@ def plot_spectra(
     ``responses`` maps a guitar name to its options (None for defaults) and adds a second
     panel with each pickup circuit's magnitude response. Writes a PNG and returns its path.
     """
-    from guitarlab.corpus.plotting import plot_spectra as plot
+    from guitarlab.corpus.figures import plot_spectra as plot
 
     curves = None
     if responses:

@@ -37,9 +37,9 @@ import numpy as np
 
 from guitarlab.corpus.defaults import SYNTH_RATE
 from guitarlab.corpus.errors import RecorderError
-from guitarlab.synth.corpus import NOTE_BATCH, commit_batch, write_raw_take
 from guitarlab.synth.family import FRETS, note_events, render_params
 from guitarlab.synth.render import check_length, guitar_labels, resolve_options, synth_params
+from guitarlab.synth.takes import NOTE_BATCH, commit_batch, write_raw_take
 
 __all__ = [
     "NOTE_RANGES",

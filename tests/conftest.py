@@ -82,7 +82,7 @@ def two_raw_takes(folder: Path) -> Path:
 
 def import_raw_takes(raw_folder: Path, root: Path) -> Path:
     """The files of ``two_raw_takes`` imported as raw takes into a corpus at ``root``."""
-    from guitarlab.datasets.importer import import_folder
+    from guitarlab.corpus.intake import import_folder
 
     import_folder(raw_folder, root, pattern="{guitar}-{phrase}-{tone}", progress=False)
     return root
@@ -98,7 +98,7 @@ def seed_corpus(
 ) -> Path:
     """Seed-named sines (``ST_backing_raw.wav``...) imported into a corpus at ``root``:
     one take per guitar and phrase, each in every tone."""
-    from guitarlab.datasets.importer import import_folder
+    from guitarlab.corpus.intake import import_folder
 
     src = root.parent / f"{root.name}-src"
     for gi, guitar in enumerate(guitars):

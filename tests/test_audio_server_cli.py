@@ -345,8 +345,8 @@ def test_predict_live_inside_hears_the_played_file(can_start, tmp_path):
     from click.testing import CliRunner
 
     from guitarlab.cli import cli
+    from guitarlab.corpus.intake import import_folder
     from guitarlab.datasets.build import build_dataset
-    from guitarlab.datasets.importer import import_folder
 
     rate, rng = 16000, np.random.default_rng(0)
     t = np.arange(2 * rate) / rate

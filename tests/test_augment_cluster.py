@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 from conftest import import_raw_takes, two_raw_takes
 
-from guitarlab.augment import corpus as augment_corpus
+from guitarlab.augment import renders as augment_renders
 from guitarlab.augment.cluster import render_task
-from guitarlab.augment.corpus import plan_jobs, render_corpus
 from guitarlab.augment.presets import get_presets
+from guitarlab.augment.renders import plan_jobs, render_corpus
 from guitarlab.cli import cli
 from guitarlab.corpus.audit import check_manifest
 from guitarlab.corpus.errors import AugmentError
@@ -79,7 +79,7 @@ def test_a_killed_run_resumes_and_renders_only_the_rest(
     """The driver dies after its first commit; its LocalCluster's workers die with it
     and leave the renders they finished as temp files, which the next run removes."""
     root = make_corpus(raw_folder, tmp_path / "corpus")
-    real = augment_corpus._append_new
+    real = augment_renders._append_new
     commits = []
 
     def killed_on_second_commit(where, batch):
@@ -88,8 +88,8 @@ def test_a_killed_run_resumes_and_renders_only_the_rest(
             raise KeyboardInterrupt
         return real(where, batch)
 
-    monkeypatch.setattr(augment_corpus, "BATCH_FILES", 1)
-    monkeypatch.setattr(augment_corpus, "_append_new", killed_on_second_commit)
+    monkeypatch.setattr(augment_renders, "BATCH_FILES", 1)
+    monkeypatch.setattr(augment_renders, "_append_new", killed_on_second_commit)
     with pytest.raises(KeyboardInterrupt):
         render_corpus(root, tones=CORE, engine="dask", workers=2, progress=False)
     first = rendered(root)

@@ -710,11 +710,11 @@ def test_four_concurrent_augments_add_each_render_once(corpus: Path) -> None:
 
 
 def test_a_stray_libsndfile_error_is_one_line(monkeypatch, corpus: Path, tmp_path: Path) -> None:
-    from guitarlab.datasets import importer
+    from guitarlab.corpus import intake
 
     def failing(*args, **kwargs):
         raise sf.LibsndfileError(2, "System error.")
 
-    monkeypatch.setattr(importer, "import_folder", failing)
+    monkeypatch.setattr(intake, "import_folder", failing)
     write_tone(tmp_path / "src" / "x.wav", seconds=0.5, freq_hz=263.0)
     assert_one_line_error(import_one(corpus, tmp_path / "src"), "System error", "disk full")

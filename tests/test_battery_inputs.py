@@ -70,7 +70,7 @@ def test_demo_seconds_share_the_synth_bound(tmp_path: Path) -> None:
 
 def test_synth_core_refuses_inf_before_making_the_corpus(tmp_path: Path) -> None:
     from guitarlab.corpus.errors import RecorderError
-    from guitarlab.synth.corpus import synth_to_corpus
+    from guitarlab.synth.takes import synth_to_corpus
 
     with pytest.raises(RecorderError, match="seconds <= 3600"):
         synth_to_corpus(tmp_path / "c", seconds=float("inf"), progress=False)

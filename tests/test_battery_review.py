@@ -15,8 +15,8 @@ pytest.importorskip("starlette", reason="the review extra is not installed")
 pytest.importorskip("httpx", reason="httpx (Starlette's test client) is not installed")
 from starlette.testclient import TestClient  # noqa: E402
 
+from guitarlab.corpus.edits import exclude_row, read_history, relabel_take  # noqa: E402
 from guitarlab.corpus.manifest import load_manifest, update_manifest  # noqa: E402
-from guitarlab.corpus.review import exclude_row, read_history, relabel_take  # noqa: E402
 from guitarlab.review import create_app  # noqa: E402
 from guitarlab.review.files import (  # noqa: E402
     FdResponse,
@@ -308,7 +308,7 @@ def test_no_edit_is_saved_without_its_history_line(page: TestClient, corpus: Pat
 def test_a_history_line_that_fails_after_the_save_puts_the_manifest_back(
     corpus: Path, monkeypatch
 ) -> None:
-    import guitarlab.corpus.review as review
+    import guitarlab.corpus.edits as review
     from guitarlab.corpus.errors import ManifestError
 
     before = manifest_bytes(corpus)

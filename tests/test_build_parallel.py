@@ -20,12 +20,12 @@ from conftest import write_tone
 
 from guitarlab.cli import cli
 from guitarlab.corpus.errors import DatasetError
+from guitarlab.corpus.intake import import_folder
 from guitarlab.corpus.manifest import load_manifest
 from guitarlab.datasets import engine
 from guitarlab.datasets.build import build_dataset
 from guitarlab.datasets.engine import decode_wav
 from guitarlab.datasets.folder import check_dataset
-from guitarlab.datasets.importer import import_folder
 
 # each file a different format: the fast decoder's and libsndfile's paths both run
 FORMATS = {

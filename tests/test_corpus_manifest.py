@@ -13,7 +13,7 @@ from guitarlab.cli import cli
 from guitarlab.corpus import audit
 from guitarlab.corpus import manifest as mf
 from guitarlab.corpus.errors import ManifestError
-from guitarlab.datasets.importer import import_folder
+from guitarlab.corpus.intake import import_folder
 
 
 def _row(i: int, worker: int = 0) -> dict:

@@ -17,10 +17,10 @@ from conftest import seed_corpus, write_tone
 
 from guitarlab.cli import cli
 from guitarlab.corpus.errors import DatasetError
+from guitarlab.corpus.intake import import_folder
 from guitarlab.corpus.manifest import load_manifest, update_manifest
 from guitarlab.datasets.build import build_dataset
 from guitarlab.datasets.folder import check_dataset, open_dataset
-from guitarlab.datasets.importer import import_folder
 from guitarlab.datasets.windows import covered_spans
 
 SECONDS = 3.0

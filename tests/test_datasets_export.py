@@ -20,11 +20,11 @@ from conftest import write_tone
 
 from guitarlab.cli import cli
 from guitarlab.corpus.errors import DatasetError
+from guitarlab.corpus.intake import import_folder
 from guitarlab.corpus.manifest import load_manifest, update_manifest
 from guitarlab.datasets.build import build_dataset
 from guitarlab.datasets.export import clip_name, export_corpus, plan_export, read_table
 from guitarlab.datasets.folder import open_dataset, read_meta
-from guitarlab.datasets.importer import import_folder
 
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -11,9 +11,9 @@ import pytest
 from conftest import write_tone
 
 from guitarlab.corpus.errors import DatasetError
+from guitarlab.corpus.intake import import_folder
 from guitarlab.datasets.build import build_dataset
 from guitarlab.datasets.folder import Clip, open_dataset
-from guitarlab.datasets.importer import import_folder
 
 
 @pytest.fixture(scope="module")

@@ -17,11 +17,11 @@ import pytest
 from conftest import write_tone
 
 from guitarlab.corpus.errors import DatasetError
+from guitarlab.corpus.intake import import_folder
 from guitarlab.corpus.manifest import load_manifest
 from guitarlab.corpus.segments import add_segments
 from guitarlab.datasets.build import build, build_dataset
 from guitarlab.datasets.folder import open_dataset, read_meta
-from guitarlab.datasets.importer import import_folder
 from guitarlab.datasets.meta import DatasetMeta
 from guitarlab.datasets.plan import BuildConfig, plan_build
 

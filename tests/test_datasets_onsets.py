@@ -15,9 +15,9 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from guitarlab.cli import cli
+from guitarlab.corpus.intake import import_folder
 from guitarlab.datasets.build import build_dataset
 from guitarlab.datasets.folder import check_dataset, open_dataset
-from guitarlab.datasets.importer import import_folder
 from guitarlab.datasets.onsets import detect_onsets, note_window_starts, onset_window_starts
 from guitarlab.datasets.windows import window_rms_dbfs
 

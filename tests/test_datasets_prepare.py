@@ -16,10 +16,10 @@ import pytest
 from conftest import write_tone
 
 from guitarlab.corpus.audio import read_audio
+from guitarlab.corpus.intake import import_folder
 from guitarlab.corpus.manifest import load_manifest, resolve_audio_path
 from guitarlab.datasets.build import build_dataset
 from guitarlab.datasets.folder import open_dataset
-from guitarlab.datasets.importer import import_folder
 from guitarlab.datasets.windows import prepare
 
 

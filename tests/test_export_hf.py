@@ -25,11 +25,11 @@ import soundfile as sf
 from conftest import write_tone
 
 import guitarlab.datasets.export as export_module
+from guitarlab.corpus.intake import import_folder
 from guitarlab.corpus.manifest import load_manifest
 from guitarlab.datasets.build import build_dataset
 from guitarlab.datasets.export import export_corpus, plan_export, read_table
 from guitarlab.datasets.folder import read_meta
-from guitarlab.datasets.importer import import_folder
 
 REPO = Path(__file__).resolve().parents[1]
 LOADER = REPO / "tests" / "hf_loader.py"

@@ -10,8 +10,8 @@ from conftest import seed_corpus, write_tone
 
 from guitarlab.cli import cli
 from guitarlab.corpus.annotations import read_audacity, read_idmt_xml
+from guitarlab.corpus.edits import read_history
 from guitarlab.corpus.errors import ManifestError
-from guitarlab.corpus.review import read_history
 from guitarlab.corpus.segments import load_segments, segments_of
 
 STRAT = "stratocaster-riff-t001"

@@ -12,9 +12,9 @@ from conftest import write_tone
 
 from guitarlab.corpus import manifest_cache
 from guitarlab.corpus.appends import JOURNAL_NAME
+from guitarlab.corpus.intake import import_folder
 from guitarlab.corpus.manifest import MANIFEST_NAME, load_manifest
 from guitarlab.corpus.manifest_cache import CACHE_NAME, load_manifest_cached
-from guitarlab.datasets.importer import import_folder
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ import pytest
 import soundfile as sf
 from scipy import signal
 
+from guitarlab.corpus import plots
+from guitarlab.corpus.figures import SPECTRUM_BAND_HZ, band_mean_db, pyplot
+from guitarlab.corpus.intake import import_folder
 from guitarlab.corpus.manifest import load_manifest
-from guitarlab.corpus.plotting import SPECTRUM_BAND_HZ, band_mean_db, pyplot
-from guitarlab.datasets import plots
-from guitarlab.datasets.importer import import_folder
 
 RATE = 44100
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -114,10 +114,10 @@ def _legends_clear_of_titles(fig) -> None:
 @pytest.fixture
 def saved_figures(monkeypatch: pytest.MonkeyPatch) -> list:
     """The figures handed to save_figure (checked as drawn, then written as usual)."""
-    from guitarlab.corpus import plotting
+    from guitarlab.corpus import figures as corpus_figures
 
     figures: list = []
-    original = plotting.save_figure
+    original = corpus_figures.save_figure
 
     def keep(fig, path, **kwargs):
         fig.canvas.draw()
@@ -125,9 +125,9 @@ def saved_figures(monkeypatch: pytest.MonkeyPatch) -> list:
         figures.append(fig)
         return original(fig, path, **kwargs)
 
-    for module in ("guitarlab.datasets.plots", "guitarlab.train.report"):
+    for module in ("guitarlab.corpus.plots", "guitarlab.train.report"):
         monkeypatch.setattr(f"{module}.save_figure", keep)
-    monkeypatch.setattr(plotting, "save_figure", keep)
+    monkeypatch.setattr(corpus_figures, "save_figure", keep)
     return figures
 
 

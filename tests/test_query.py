@@ -124,10 +124,10 @@ def test_augment_and_dataset_build_select_the_same_rows(tmp_path: Path) -> None:
 def test_one_function_selects_rows_for_every_stage() -> None:
     """Every stage's --where goes through corpus.query, and no two functions share a name
     that says 'select the rows' (two select_rows once parsed two dialects)."""
-    from guitarlab.augment import corpus as augment_corpus
+    from guitarlab.augment import renders as augment_renders
     from guitarlab.datasets import select
 
-    assert augment_corpus.query_rows is query_rows and select.query_rows is query_rows
+    assert augment_renders.query_rows is query_rows and select.query_rows is query_rows
     defined = [
         f"{path.relative_to(ROOT)}:{node.lineno}"
         for folder in ("corpus", "synth", "recorder", "augment", "datasets", "train", "guitarlab")

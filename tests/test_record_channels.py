@@ -174,7 +174,7 @@ def test_a_takes_inputs_land_on_one_side_and_where_picks_a_role(tmp_path: Path) 
 
 def test_renders_and_recovery_keep_each_inputs_role(tmp_path: Path) -> None:
     """augment renders each input apart (<take>-clean-di), recover reads a role's file name."""
-    from guitarlab.augment.corpus import render_corpus
+    from guitarlab.augment.renders import render_corpus
     from guitarlab.recorder.recover import recover_takes
 
     corpus = _two_input_corpus(tmp_path / "corpus")

@@ -42,7 +42,7 @@ WAIT_MS = 60_000
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    from guitarlab.augment.corpus import render_corpus
+    from guitarlab.augment.renders import render_corpus
     from guitarlab.synth import synth_to_corpus
 
     root = tmp_path_factory.mktemp("review-browser") / "corpus"

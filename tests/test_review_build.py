@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from conftest import seed_corpus
 
 from guitarlab.cli import cli
-from guitarlab.corpus.review import add_span, exclude_row
+from guitarlab.corpus.edits import add_span, exclude_row
 from guitarlab.datasets.build import build_dataset
 from guitarlab.datasets.folder import check_dataset, open_dataset
 

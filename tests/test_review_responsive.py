@@ -245,8 +245,8 @@ def tiny_run(tmp_path_factory) -> tuple[Path, Path]:
     """A corpus and a real run trained on it for one epoch (about 15 s on 2 busy cores)."""
     from test_train_evaluate import WINDOW, write_seed_like
 
+    from guitarlab.corpus.intake import import_folder
     from guitarlab.datasets.build import build_dataset
-    from guitarlab.datasets.importer import import_folder
     from guitarlab.train.config import TrainConfig
     from guitarlab.train.fit import fit_dataset
 

@@ -15,7 +15,7 @@ pytest.importorskip("starlette", reason="the review extra is not installed")
 pytest.importorskip("httpx", reason="httpx (Starlette's test client) is not installed")
 from starlette.testclient import TestClient  # noqa: E402
 
-from guitarlab.corpus.review import read_history  # noqa: E402
+from guitarlab.corpus.edits import read_history  # noqa: E402
 from guitarlab.review import create_app  # noqa: E402
 
 TOKEN = "s3cret-token"

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from conftest import seed_corpus
 
+from guitarlab.corpus.edits import read_history, relabel_take, undo_last
 from guitarlab.corpus.errors import ManifestConflict, ManifestError
-from guitarlab.corpus.review import read_history, relabel_take, undo_last
 from guitarlab.corpus.segments import (
     add_segments,
     delete_segment,
@@ -236,7 +236,7 @@ def test_a_history_line_that_cannot_be_written_leaves_the_segments_as_they_were(
         handle.close()
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("guitarlab.corpus.review._append_line", full_disk)
+    monkeypatch.setattr("guitarlab.corpus.edits._append_line", full_disk)
     with pytest.raises(ManifestError, match="cannot append the change's history line"):
         update_segment(corpus, "seg-000001", {"technique": "slide"})
     assert (corpus / "segments.csv").read_bytes() == before

@@ -46,7 +46,7 @@ def _region_audio() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> tuple[Path, str]:
-    from guitarlab.datasets.importer import import_folder
+    from guitarlab.corpus.intake import import_folder
 
     root = tmp_path_factory.mktemp("segments")
     audio = _region_audio()
@@ -307,7 +307,7 @@ def test_a_corpus_without_segments_and_clashing_track_names_are_one_line(tmp_pat
     (tmp_path / "src").mkdir()
     for tone in ("raw", "clean"):
         sf.write(tmp_path / "src" / f"ST_riff_{tone}.wav", _region_audio(), RATE)
-    from guitarlab.datasets.importer import import_folder
+    from guitarlab.corpus.intake import import_folder
 
     import_folder(tmp_path / "src", tmp_path / "corpus", progress=False)
     result = _build(tmp_path / "corpus", tmp_path / "ds")

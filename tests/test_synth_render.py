@@ -15,9 +15,9 @@ from guitarlab.corpus.audit import check_manifest
 from guitarlab.corpus.errors import RecorderError
 from guitarlab.corpus.levels import peak_dbfs
 from guitarlab.corpus.manifest import load_manifest
-from guitarlab.synth import corpus as synth_corpus
 from guitarlab.synth import family
 from guitarlab.synth import render as synth
+from guitarlab.synth import takes as synth_takes
 from guitarlab.synth.render import Note, render_notes, render_take
 from guitarlab.train import baselines
 
@@ -481,7 +481,7 @@ def test_randomized_takes_differ_and_render_again_from_synth_params(tmp_path: Pa
     import soundfile as sf
 
     corpus = tmp_path / "family"
-    added = synth_corpus.synth_to_corpus(
+    added = synth_takes.synth_to_corpus(
         corpus, guitars=["jazzmaster", "sg"], phrases=["lead"], takes=2, seconds=1.5,
         sample_rate=RATE, randomize=True, progress=False,
     )  # fmt: skip
@@ -498,7 +498,7 @@ def test_randomized_takes_differ_and_render_again_from_synth_params(tmp_path: Pa
         assert row["position"] == json.loads(row["synth_params"])["options"]["pickup_position"]
         audio[row["id"]] = recorded
     assert not np.array_equal(audio["sg-lead-t001-raw"], audio["sg-lead-t002-raw"])
-    again = synth_corpus.synth_to_corpus(
+    again = synth_takes.synth_to_corpus(
         corpus, guitars=["jazzmaster", "sg"], phrases=["lead"], takes=2, first_take=1,
         seconds=1.5, sample_rate=RATE, randomize=True, progress=False,
     )  # fmt: skip

@@ -53,8 +53,8 @@ def write_seed_like(folder: Path, *, seconds: float = 6.0) -> Path:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A dataset folder and a run trained on it for 5 epochs (about 10 s on 2 cores)."""
+    from guitarlab.corpus.intake import import_folder
     from guitarlab.datasets.build import build_dataset
-    from guitarlab.datasets.importer import import_folder
     from guitarlab.train.config import TrainConfig
     from guitarlab.train.fit import fit_dataset
 

@@ -58,8 +58,8 @@ def pluck_take(pickup: str, seed: int, *, seconds: float = 1.5) -> np.ndarray:
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """A corpus of 24 takes and a dataset holding out 6 of them for test, 4 for validation."""
+    from guitarlab.corpus.intake import import_folder
     from guitarlab.datasets.build import build_dataset
-    from guitarlab.datasets.importer import import_folder
 
     root = tmp_path_factory.mktemp("features")
     wavs = root / "wavs"

@@ -16,7 +16,7 @@ from guitarlab.corpus import audit
 from guitarlab.corpus import manifest as mf
 from guitarlab.datasets.build import build_dataset
 from guitarlab.datasets.folder import read_meta
-from guitarlab.synth.corpus import synth_to_corpus
+from guitarlab.synth.takes import synth_to_corpus
 from guitarlab.train.config import TrainConfig
 from guitarlab.train.fit import fit_dataset
 from guitarlab.train.retrain import corpus_changes
@@ -122,7 +122,7 @@ def _tiny_run(tmp_path: Path) -> tuple[Path, Path]:
         sample_rate=16000,
         progress=False,
     )
-    from guitarlab.augment.corpus import render_corpus
+    from guitarlab.augment.renders import render_corpus
 
     render_corpus(corpus, tones=["crunch"], progress=False)
     dataset = build_dataset(

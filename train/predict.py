@@ -102,8 +102,8 @@ def onset_windowing(info):
     from guitarlab.corpus.errors import GuitarlabError
     from guitarlab.datasets.onsets import onset_windows_of
 
-    run_meta = getattr(info, "meta", None) or {}
-    meta = dict((run_meta.get("data") or {}).get("dataset_meta") or {})
+    run_meta = getattr(info, "meta", None)  # a RunMeta; absent on a stand-in info
+    meta = dict(run_meta.data.dataset_meta or {}) if run_meta is not None else {}
     dataset_dir = getattr(info, "dataset_dir", None)
     if "windows_at" not in meta and dataset_dir is not None:
         from guitarlab.datasets.folder import read_meta
@@ -365,7 +365,7 @@ def write_label_tracks(predictions: list[Prediction], path: str | os.PathLike) -
 
 def plot_over_time(predictions: list[Prediction], path: str | os.PathLike) -> Path:
     """One panel per file: the per-second confidence, coloured by the predicted label."""
-    from guitarlab.corpus.plotting import pyplot, save_figure
+    from guitarlab.corpus.figures import pyplot, save_figure
 
     plt = pyplot()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from guitarlab.corpus.plotting import pyplot, save_figure
+from guitarlab.corpus.figures import pyplot, save_figure
 from guitarlab.train.evaluate import headline, natural_sorted
 
 CONFUSION_PNG = "confusion.png"

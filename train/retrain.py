@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from guitarlab.corpus.plotting import pyplot, save_figure
+from guitarlab.corpus.figures import pyplot, save_figure
 from guitarlab.datasets.meta import DatasetMeta
 from guitarlab.train.evaluate import clip_probabilities
 from guitarlab.train.report import markdown_table

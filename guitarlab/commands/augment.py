@@ -104,7 +104,7 @@ def augment_command(
       guitarlab augment --corpus my-corpus --engine dask --workers 2
       guitarlab augment --corpus /shared/my-corpus --engine dask --scheduler tcp://host:8786
     """
-    from guitarlab.augment.corpus import render_corpus
+    from guitarlab.augment.renders import render_corpus
 
     added = render_corpus(
         corpus,

@@ -134,7 +134,7 @@ def import_command(
       guitarlab import IDMT/dataset2/audio --corpus idmt --pattern "{guitar}_{phrase}_{style}" \\
           --take file --annotations IDMT/dataset2/annotation
     """
-    from guitarlab.datasets.importer import import_folder
+    from guitarlab.corpus.intake import import_folder
 
     report = import_folder(
         src_dir,
@@ -315,7 +315,7 @@ def manifest_summary(corpus: str, takes: bool, by: str | None, plot_dir: str | N
     if plot_dir:
         from pathlib import Path
 
-        from guitarlab.datasets.plots import plot_guitar_spectra, plot_levels
+        from guitarlab.corpus.plots import plot_guitar_spectra, plot_levels
 
         for picture in (
             plot_levels(frame, Path(plot_dir) / "levels.png"),

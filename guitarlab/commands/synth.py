@@ -162,7 +162,7 @@ def synth_command(
       guitarlab synth --corpus notes --guitars all --notes --randomize
       guitarlab synth --list
     """
-    from guitarlab.synth.corpus import synth_to_corpus
+    from guitarlab.synth.takes import synth_to_corpus
 
     if builds and not randomize:
         raise click.UsageError(

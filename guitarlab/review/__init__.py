@@ -4,7 +4,7 @@
 routes in ``routes`` and ``segments``, its state in ``state``, request parsing in ``http``,
 the token and Host guard in ``security``, a run's labels and the review queue in
 ``model``); the page itself is ``static/`` (plain HTML, CSS and JavaScript, nothing fetched from the network).
-The edits are :mod:`guitarlab.corpus.review`'s.
+The edits are :mod:`guitarlab.corpus.edits`'s.
 """
 
 from guitarlab.review.app import create_app

@@ -4,7 +4,7 @@
 the route groups of :mod:`guitarlab.review.routes` and :mod:`guitarlab.review.segments`,
 the guard in front of everything (:class:`~guitarlab.review.security.TokenGuard`) and the
 answer to a ``GuitarlabError``: a 4xx with one line (:mod:`guitarlab.review.http`).
-Routes only parse a request, call :mod:`guitarlab.corpus.review` (edits, history, undo),
+Routes only parse a request, call :mod:`guitarlab.corpus.edits` (edits, history, undo),
 the plotting helpers or :mod:`guitarlab.review.model`; audio and images are found by
 manifest id, never by a path from the request, and read from the descriptor that was
 checked (:mod:`guitarlab.review.files`).

@@ -12,13 +12,13 @@ import math
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from guitarlab.corpus import review
+from guitarlab.corpus import edits
 from guitarlab.corpus.errors import GuitarlabError, ManifestConflict
 from guitarlab.review.files import Forbidden, NotFound
 
 MAX_BODY = 64 * 1024  # an edit is a few labels; anything larger is not one
 
-STATUS = ((review.UnknownRow, 404), (NotFound, 404), (Forbidden, 403), (ManifestConflict, 409))
+STATUS = ((edits.UnknownRow, 404), (NotFound, 404), (Forbidden, 403), (ManifestConflict, 409))
 
 
 def error_response(request: Request, exc: Exception) -> JSONResponse:

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from guitarlab.corpus import review
+from guitarlab.corpus import edits
 from guitarlab.corpus.checks import findings_from_json
 from guitarlab.corpus.errors import GuitarlabError
 from guitarlab.corpus.segments import KIND as SEGMENTS_KIND
@@ -99,22 +99,22 @@ def row_view(state: Review, row_id: str) -> JSONResponse:
     """``GET /api/rows/{id}``: the row, its take, checks, spans and what may be edited."""
     snap = state.snapshot()
     frame, version = snap.frame, snap.version
-    row = review.row_of(frame, row_id)
+    row = edits.row_of(frame, row_id)
     take = frame[frame["take"].astype(str) == str(row["take"])]
     try:
         findings = [f.as_dict() for f in findings_from_json(str(row.get("checks", "")))]
     except (ValueError, KeyError, TypeError):
         findings = [{"check": "checks", "severity": "warning", "message": "unreadable"}]
-    editable = review.editable_columns(frame, row)  # no provenance
+    editable = edits.editable_columns(frame, row)  # no provenance
     body = {
         "version": version,
         "row": records(frame.loc[[row.name]])[0],
         "take": records(take.sort_values("tone", key=lambda t: t != "raw", kind="stable")),
         "checks": findings,
-        "spans": [list(s) for s in review.take_spans(frame, str(row["take"]))],
-        "duration_s": review.take_duration_s(frame, str(row["take"])),
+        "spans": [list(s) for s in edits.take_spans(frame, str(row["take"]))],
+        "duration_s": edits.take_duration_s(frame, str(row["take"])),
         "editable": editable,
-        "per_file": [c for c in editable if c in review.PER_FILE_COLUMNS],
+        "per_file": [c for c in editable if c in edits.PER_FILE_COLUMNS],
         "choices": {c: snap.choices(c) for c in editable},  # suggestions
         "run": state.labels is not None,
         "label_column": getattr(state.labels, "label_column", None),
@@ -133,7 +133,7 @@ def edited(state: Review, entry: dict | None, row_id: str, **extra) -> JSONRespo
 
 def relabeled(state: Review, row_id: str, changes: dict, expect: str | None) -> JSONResponse:
     """``PATCH /api/rows/{id}``: the take's labels (or the file's own) changed."""
-    entry = review.relabel_take(state.root, row_id, changes, who=state.user, expect_version=expect)
+    entry = edits.relabel_take(state.root, row_id, changes, who=state.user, expect_version=expect)
     return edited(state, entry, row_id)
 
 
@@ -162,7 +162,7 @@ def row_routes(state: Review) -> list[Route]:
 
 def waveform_of(state: Review, row_id: str, points: int) -> JSONResponse:
     """``GET /api/rows/{id}/waveform``: the row's envelope in ``points`` pairs, cached."""
-    from guitarlab.corpus.plotting import waveform_envelope  # matplotlib: loaded when used
+    from guitarlab.corpus.figures import waveform_envelope  # matplotlib: loaded when used
 
     row = manifest_row(state, row_id)
 
@@ -180,7 +180,7 @@ def waveform_of(state: Review, row_id: str, points: int) -> JSONResponse:
 
 def spectrogram_of(state: Review, row_id: str) -> Response:
     """``GET /api/rows/{id}/spectrogram.png``: the row's spectrogram picture, cached."""
-    from guitarlab.corpus.plotting import spectrogram_png  # matplotlib: loaded when used
+    from guitarlab.corpus.figures import spectrogram_png  # matplotlib: loaded when used
 
     row = manifest_row(state, row_id)
 
@@ -194,7 +194,7 @@ def spectrogram_of(state: Review, row_id: str) -> Response:
 
 def manifest_row(state: Review, row_id: str) -> pd.Series:
     """The manifest row ``row_id`` as it is now (``UnknownRow``, a 404, when there is none)."""
-    return review.row_of(state.snapshot().frame, row_id)
+    return edits.row_of(state.snapshot().frame, row_id)
 
 
 def media_routes(state: Review) -> list[Route]:
@@ -240,20 +240,20 @@ def exclusion(state: Review, row_id: str, body: dict, expect: str | None) -> JSO
         span = body[kind]
         if not isinstance(span, list) or len(span) != 2:
             raise GuitarlabError(f"{kind} must be [start_s, end_s] in seconds")
-        change = review.add_span if kind == "span" else review.remove_span
+        change = edits.add_span if kind == "span" else edits.remove_span
         entry = change(state.root, row_id, span[0], span[1], **who)
     elif kind == "reason":
         if not str(body["reason"] or "").strip():
             raise GuitarlabError('give a reason to exclude, or {"include": true}')
-        entry = review.exclude_row(state.root, row_id, str(body["reason"]), **who)
+        entry = edits.exclude_row(state.root, row_id, str(body["reason"]), **who)
     else:
-        entry = review.exclude_row(state.root, row_id, None, **who)
+        entry = edits.exclude_row(state.root, row_id, None, **who)
     return edited(state, entry, row_id)
 
 
 def undone(state: Review, expect: str | None, expect_segments: str | None) -> JSONResponse:
     """``POST /api/undo``: the last change put back (a label, an exclusion or a segment)."""
-    entry = review.undo_last(
+    entry = edits.undo_last(
         state.root,
         who=state.user,
         expect_version=expect,
@@ -274,7 +274,7 @@ def edit_routes(state: Review) -> list[Route]:
 
     async def history(request: Request) -> JSONResponse:
         skipped: list[int] = []
-        entries = await run_in_threadpool(review.read_history, state.root, skipped=skipped)
+        entries = await run_in_threadpool(edits.read_history, state.root, skipped=skipped)
         return JSONResponse({"entries": entries[::-1], "skipped_lines": skipped})
 
     async def undo(request: Request) -> JSONResponse:

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from guitarlab.corpus import review
+from guitarlab.corpus import edits
 from guitarlab.corpus.errors import GuitarlabError
 from guitarlab.corpus.manifest import manifest_lock
 from guitarlab.review.http import json_body, version_header
@@ -69,7 +69,7 @@ def choices(segments: pd.DataFrame, manifest: pd.DataFrame) -> dict[str, list[st
     """
     from guitarlab.corpus.segments import label_columns
 
-    labels = [c for c in review.editable_columns(manifest) if c not in review.PER_FILE_COLUMNS]
+    labels = [c for c in edits.editable_columns(manifest) if c not in edits.PER_FILE_COLUMNS]
     out = {}
     for column in dict.fromkeys([*label_columns(segments), *labels]):
         values: set[str] = set()
@@ -132,13 +132,13 @@ def segment_routes(state) -> list[Route]:
     from guitarlab.corpus import segments as store
 
     def answer(take: str, **extra) -> JSONResponse:
-        frame, _ = review.manifest_rows(state.root)
+        frame, _ = edits.manifest_rows(state.root)
         with manifest_lock(state.root):  # the table and its version match
             segs, version = store.load_segments(state.root), store.segments_version(state.root)
         body = {
             "segments_version": version,
             "take": take,
-            "duration_s": review.take_duration_s(frame, take),
+            "duration_s": edits.take_duration_s(frame, take),
             "columns": store.label_columns(segs),
             "choices": choices(segs, frame),
             "segments": segment_records(store.segments_of(segs, take)),
@@ -150,7 +150,7 @@ def segment_routes(state) -> list[Route]:
         segs = store.load_segments(state.root)
         hit = segs[segs["id"].astype(str) == seg_id]
         if not len(hit):
-            raise review.UnknownRow(f"no segment {seg_id!r} in segments.csv; reload the page")
+            raise edits.UnknownRow(f"no segment {seg_id!r} in segments.csv; reload the page")
         return str(hit["take"].iloc[0])
 
     def who() -> str | None:
@@ -162,9 +162,9 @@ def segment_routes(state) -> list[Route]:
             raise GuitarlabError("give the take: /api/segments?take=TAKE")
 
         def work():
-            frame, _ = review.manifest_rows(state.root)
+            frame, _ = edits.manifest_rows(state.root)
             if not (frame["take"].astype(str) == take).any():
-                raise review.UnknownRow(f"no take {take!r} in the manifest")
+                raise edits.UnknownRow(f"no take {take!r} in the manifest")
             return answer(take)
 
         return await run_in_threadpool(work)

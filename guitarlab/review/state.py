@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from guitarlab.corpus import review
+from guitarlab.corpus import edits
 from guitarlab.corpus.errors import GuitarlabError
 from guitarlab.corpus.manifest import LABEL_COLUMNS, manifest_path
 from guitarlab.review.files import open_inside, read_opened
@@ -144,7 +144,7 @@ class Review:
         snap = self._snapshot
         if snap is not None and before is not None and snap.stamp == before:
             return snap
-        frame, version = review.manifest_rows(self.root)
+        frame, version = edits.manifest_rows(self.root)
         # kept for the next request only if nothing wrote the file while it was read
         snap = Snapshot(frame, version, before if _stamp(path) == before else None)
         self._snapshot = snap
@@ -206,7 +206,7 @@ def filtered(frame: pd.DataFrame, params, checks: pd.Series | None = None) -> pd
         if column == "checks":
             rows = rows[rows["checks_summary"].str.split(",").apply(lambda n, v=value: v in n)]
         elif column == "excluded":
-            flag = rows.get(review.EXCLUDED, pd.Series("", index=rows.index)).astype(str) != ""
+            flag = rows.get(edits.EXCLUDED, pd.Series("", index=rows.index)).astype(str) != ""
             rows = rows[flag == (value in ("yes", "true", "1"))]
         elif column in rows.columns:
             rows = rows[rows[column].astype(str) == value]

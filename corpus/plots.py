@@ -15,9 +15,7 @@ import pandas as pd
 
 from guitarlab.corpus.audio import read_audio
 from guitarlab.corpus.errors import ManifestError
-from guitarlab.corpus.levels import DEFAULT_TARGET_PEAK_DBFS, DEFAULT_TARGET_RMS_DBFS
-from guitarlab.corpus.manifest import RAW_TONE, resolve_audio_path
-from guitarlab.corpus.plotting import (
+from guitarlab.corpus.figures import (
     average_spectrum,
     band_mean_db,
     draw_spectra,
@@ -25,6 +23,8 @@ from guitarlab.corpus.plotting import (
     pyplot,
     save_figure,
 )
+from guitarlab.corpus.levels import DEFAULT_TARGET_PEAK_DBFS, DEFAULT_TARGET_RMS_DBFS
+from guitarlab.corpus.manifest import RAW_TONE, resolve_audio_path
 
 MAX_SPECTRUM_SECONDS = 60.0
 

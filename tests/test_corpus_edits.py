@@ -7,9 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import seed_corpus
 
-from guitarlab.corpus.errors import ManifestConflict, ManifestError
-from guitarlab.corpus.manifest import load_manifest, manifest_version
-from guitarlab.corpus.review import (
+from guitarlab.corpus.edits import (
     UnknownRow,
     add_span,
     exclude_row,
@@ -21,6 +19,8 @@ from guitarlab.corpus.review import (
     take_spans,
     undo_last,
 )
+from guitarlab.corpus.errors import ManifestConflict, ManifestError
+from guitarlab.corpus.manifest import load_manifest, manifest_version
 
 STRAT = "stratocaster-backing-t001"
 

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from guitarlab.cli import cli
 from guitarlab.corpus import manifest as mf
 from guitarlab.corpus.errors import ManifestError
-from guitarlab.datasets.importer import import_folder
-from guitarlab.datasets.plots import plot_guitar_spectra, plot_levels
+from guitarlab.corpus.intake import import_folder
+from guitarlab.corpus.plots import plot_guitar_spectra, plot_levels
 
 
 def test_summary_plots_levels_and_spectra(tmp_path: Path, seed_folder: Path) -> None:

@@ -1,4 +1,4 @@
-"""augment/corpus.py and the CLI: rendering a corpus, idempotent, resumable, traceable."""
+"""augment/renders.py and the CLI: rendering a corpus, idempotent, resumable, traceable."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 from conftest import import_raw_takes, two_raw_takes
 
-from guitarlab.augment import corpus as augment_corpus
-from guitarlab.augment.corpus import plan_jobs, render_corpus, rendered_preset
+from guitarlab.augment import renders as augment_renders
 from guitarlab.augment.presets import chain_from_preset, load_presets, preset_hash
 from guitarlab.augment.render import render
+from guitarlab.augment.renders import plan_jobs, render_corpus, rendered_preset
 from guitarlab.cli import cli
 from guitarlab.corpus.audio import read_audio
 from guitarlab.corpus.audit import check_manifest
@@ -105,7 +105,7 @@ def test_renders_are_bit_identical_across_runs_and_thread_counts(
 def test_resume_after_a_kill_finishes_only_the_rest(
     corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = augment_corpus.render_one
+    real = augment_renders.render_one
     calls = []
 
     def killed_on_third(root, job, chains):
@@ -116,14 +116,14 @@ def test_resume_after_a_kill_finishes_only_the_rest(
             raise KeyboardInterrupt
         return real(root, job, chains)
 
-    monkeypatch.setattr(augment_corpus, "render_one", killed_on_third)
+    monkeypatch.setattr(augment_renders, "render_one", killed_on_third)
     with pytest.raises(KeyboardInterrupt):
         render_corpus(corpus, tones=CORE, workers=1, progress=False)
     first = rendered(corpus)
     killed = calls[2]
     assert set(calls[:2]) <= set(first) <= set(calls) - {killed}  # finished files were kept
     assert not (corpus / "tones" / f"{killed}.wav").exists()
-    monkeypatch.setattr(augment_corpus, "render_one", real)
+    monkeypatch.setattr(augment_renders, "render_one", real)
 
     rest = render_corpus(corpus, tones=CORE, progress=False)
     assert killed in rest and len(rest) == 6 - len(first) and not set(rest) & set(first)

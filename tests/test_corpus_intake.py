@@ -12,7 +12,7 @@ from guitarlab.cli import cli
 from guitarlab.corpus import audit
 from guitarlab.corpus import manifest as mf
 from guitarlab.corpus.errors import ManifestError
-from guitarlab.datasets.importer import import_folder, labels_from_name, pattern_readings
+from guitarlab.corpus.intake import import_folder, labels_from_name, pattern_readings
 
 
 def test_seed_names_become_labels_takes_and_sources(tmp_path: Path, seed_folder: Path) -> None:
