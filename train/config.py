@@ -8,16 +8,21 @@ Schedules: ``"seed"`` = Adam ``lr`` for ``epochs`` then ``fine_tune_lr`` for
 ``fine_tune_epochs`` (the post recompiled, which resets Adam's moments; so do we);
 ``"paper"`` = Adam ``lr`` with ReduceLROnPlateau on the training loss (factor
 ``1/cbrt(2)``, patience 100, floor 1e-4), balanced class weights, batch 128.
+
+Light to import (numpy loads inside the two functions that count labels): the command
+line takes its option defaults and choices from here at start-up.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from guitarlab.corpus.errors import TrainError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # "features": log-mel statistics into a cross-validated scikit-learn classifier
 # (train.features); "average": it and the spectrogram network, probabilities averaged;
@@ -26,6 +31,7 @@ MODELS = ("lstm-fcn", "alstm-fcn", "ensemble", "features", "average", "auto")
 INPUTS = ("wave", "spectrogram")
 MEL_NORMS = ("loudness", "band")  # see train.models.LogMelFrames
 CLASS_WEIGHTS = ("auto", "balanced", "none")
+LAYOUTS = ("paper", "seed")  # how the LSTM reads the window: see train.models
 
 CALIBRATION_WINDOWS = 1024  # training windows that set BatchNorm statistics
 SCHEDULES = ("seed", "paper")
@@ -108,7 +114,7 @@ class TrainConfig:
             ("schedule", self.schedule, SCHEDULES),
             ("precision", self.precision, PRECISIONS),
             ("distribute", self.distribute, DISTRIBUTES),
-            ("layout", self.layout, ("paper", "seed")),
+            ("layout", self.layout, LAYOUTS),
         ):
             if value not in known:
                 raise TrainError(f"{name} {value!r} is unknown; use one of: {', '.join(known)}")
@@ -157,6 +163,8 @@ class TrainConfig:
 
     def class_weight(self, y: np.ndarray, n_classes: int) -> dict[int, float] | None:
         """Keras ``class_weight`` for training labels ``y``, or None (see ``class_weights``)."""
+        import numpy as np
+
         counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=n_classes)
         if self.class_weights == "none" or (
             self.class_weights == "auto" and len(set(counts[counts > 0])) <= 1
@@ -190,18 +198,44 @@ LAPTOP_MODEL = {
 }
 
 
+# The spectrogram's largest frame and mel bands (see spectrogram_frames)
+MAX_FRAME = 1024
+MAX_MELS = 64
+
+
+def train_config(*, full_model: bool = False, arrays: bool = False, **options: Any) -> TrainConfig:
+    """The config a ``train`` command asks for: :class:`TrainConfig`'s defaults (the laptop
+    model), or :data:`FULL_MODEL`'s shape with ``full_model``, then every option given
+    (None: not given). Arrays (``arrays``) get :data:`ARRAYS_INPUT` unless ``input`` is given.
+
+    Examples
+    --------
+    >>> train_config(full_model=True, epochs=2).filters
+    (128, 256, 128)
+    >>> train_config(arrays=True, filters=None).input
+    'wave'
+    """
+    given = {key: value for key, value in options.items() if value is not None}
+    shape = dict(FULL_MODEL) if full_model else {}
+    if arrays and "input" not in given:
+        shape["input"] = ARRAYS_INPUT
+    return TrainConfig(**{**shape, **given})
+
+
 def spectrogram_frames(window: int, config: TrainConfig) -> dict:
     """Frame, hop and mel bands for a window: 1024/256/64 when the window allows (23 ms
     frames at 44.1 kHz: two periods of the low E string), smaller for short series
     (at least 4 frames per window, at most one mel band per 4 FFT bins)."""
-    frame = config.frame_length or min(1024, 2 ** int(math.log2(max(8, window // 4))))
+    frame = config.frame_length or min(MAX_FRAME, 2 ** int(math.log2(max(8, window // 4))))
     hop = config.hop_length or max(1, frame // 4)
-    n_mels = config.n_mels or max(4, min(64, frame // 8))
+    n_mels = config.n_mels or max(4, min(MAX_MELS, frame // 8))
     return {"frame_length": int(frame), "hop_length": int(hop), "n_mels": int(n_mels)}
 
 
 def balanced_class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
     """``n / (k * count_c)`` per class (sklearn's 'balanced'); classes absent get 1."""
+    import numpy as np
+
     counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=n_classes)
     total = counts.sum()
     return {c: (float(total / (n_classes * n)) if n else 1.0) for c, n in enumerate(counts)}
