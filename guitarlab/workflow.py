@@ -302,24 +302,19 @@ def _run_is_current(run: Path, dataset: Path, config=None) -> bool:
         stored = {k: v for k, v in info.config.as_dict().items() if k not in ignore}
         if wanted != stored:
             return False
-    return info.meta.get("data", {}).get("hash") == open_dataset(dataset).hash and bool(
-        info.meta.get("finished_at")
-    )
+    return info.meta.data.hash == open_dataset(dataset).hash and bool(info.meta.finished_at)
 
 
 def _resume_or_set_aside(run: Path, dataset: Path, echo: Echo) -> bool:
     """True when ``run`` is a killed run on this very dataset (continue it); a finished or
     foreign run is renamed aside (``run-1``, ``run-2``, ...), never overwritten."""
     from guitarlab.datasets.folder import open_dataset
-    from guitarlab.train.rundir import read_run_meta
+    from guitarlab.train.runmeta import read_run_meta
 
     meta = read_run_meta(run)
     if meta is None:
         return False
-    if (
-        meta.get("status") == "running"
-        and meta.get("data", {}).get("hash") == open_dataset(dataset).hash
-    ):
+    if meta.running and meta.data.hash == open_dataset(dataset).hash:
         echo(f"4/5 train: continuing the run that stopped in {run}")
         return True
     number = 1

@@ -18,6 +18,7 @@ __all__, __getattr__ = lazy_exports(
         "models": ("ensemble", "lstm_fcn", "spectrogram_lstm_fcn"),
         "predict": ("predict_files",),
         "retrain": ("corpus_changes", "file_decisions", "write_retrain_report"),
-        "rundir": ("load_run", "update_run_json"),
+        "rundir": ("load_run",),
+        "runmeta": ("RunMeta", "load_run_meta", "update_run_meta"),
     },
 )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,13 +35,13 @@ from guitarlab.train.features import (
     model_probabilities,
     sklearn_version,
 )
-from guitarlab.train.rundir import (
-    MODEL_KERAS,
-    RUN_JSON,
-    Run,
-    prepare_out,
+from guitarlab.train.rundir import MODEL_KERAS, RUN_JSON, Run, prepare_out
+from guitarlab.train.runmeta import (
+    AutoChoice,
+    RunMeta,
+    load_run_meta,
     read_run_meta,
-    write_json,
+    write_run_meta,
 )
 
 # The network candidate: the laptop model (train.config.LAPTOP_MODEL, which the demo trains
@@ -146,7 +147,6 @@ def fit_features_dataset(
     if len(y_train) == 0:
         raise TrainError(f"{dataset_dir}: the train split is empty; rebuild the dataset")
     data = dataset_info(ds, dataset_dir, y_train, _split_or_none(ds, "val"))
-    sample_rate = data.pop("sample_rate")
     model = train_features(ds, config)
     print(f"[guitarlab] features model: {model.describe()}", flush=True)
     model.save(out, dataset=dataset_key(ds))
@@ -160,28 +160,28 @@ def fit_features_dataset(
         predicted = model.predict_proba(X_test).argmax(axis=1)
         metrics["test_window_accuracy"] = float(np.mean(predicted == np.asarray(y_test)))
         metrics["test_windows"] = int(len(y_test))
-    info = {
-        "guitarlab_version": VERSION,
-        "status": "finished",
-        "config": {**config.as_dict(), "model": "features", "resume": False},
-        "label_names": list(ds.label_names),
-        "window": int(ds.window),
-        "channels": 1,
-        "sample_rate": sample_rate,
-        "data": data,
-        "device": "CPU (scikit-learn)",
-        "features": {
+    info = RunMeta(
+        guitarlab_version=VERSION,
+        status="finished",
+        config={**config.as_dict(), "model": "features", "resume": False},
+        label_names=list(ds.label_names),
+        window=int(ds.window),
+        channels=1,
+        sample_rate=int(ds.sample_rate),
+        data=data,
+        device="CPU (scikit-learn)",
+        features={
             "settings": model.settings.as_dict(),
             "sklearn_version": sklearn_version(),
             "cv": model.cv,
         },
-        "started_at": started_at,
-        "train_seconds_this_session": round(time.perf_counter() - started, 3),
-        "metrics": metrics,
-        "history": {},
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
-    write_json(out / RUN_JSON, info)
+        started_at=started_at,
+        train_seconds_this_session=round(time.perf_counter() - started, 3),
+        metrics=metrics,
+        history={},
+        finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
+    )
+    write_run_meta(out, info)
     return Run(run_dir=out, model=model, history={}, metrics=metrics, info=info)
 
 
@@ -253,10 +253,10 @@ def default_model(
     and a dataset without validation get the network, and ``--resume`` the run's own kind.
     """
     if resume:
-        meta = read_run_meta(out) or {}
-        if meta.get("requested_model") == "auto" or (Path(out) / CANDIDATES).is_dir():
+        meta = read_run_meta(out)
+        if (meta and meta.requested_model == "auto") or (Path(out) / CANDIDATES).is_dir():
             return "auto", None
-        return str(meta.get("config", {}).get("model", "lstm-fcn")), None
+        return (meta.model if meta else "") or "lstm-fcn", None
     if dataset_dir is None:
         return "lstm-fcn", None
     if full_model:
@@ -343,7 +343,7 @@ def _fit_auto(dataset_dir, out, config, *, network, only, dataset_factory) -> Ru
     rows, models = [], {}
     for name, folder in folders.items():
         meta = read_run_meta(folder)
-        if config.resume and meta and meta.get("status") == "finished":
+        if config.resume and meta and meta.finished:
             print(f"[guitarlab] auto: {name} already trained in {folder}", flush=True)
             from guitarlab.train.rundir import load_run
 
@@ -394,23 +394,28 @@ def _fit_auto(dataset_dir, out, config, *, network, only, dataset_factory) -> Ru
         if (folders[candidate] / name).is_file():
             _copy(folders[candidate] / name, out / name)
     if best["name"] == AVERAGE_CANDIDATE:  # the network's run.json, both models named
-        info = read_run_meta(folders[NETWORK_CANDIDATE]) or {}
-        info["config"] = {**info.get("config", {}), "model": "average"}
-        info["features"] = (read_run_meta(folders[FEATURES_CANDIDATE]) or {}).get("features")
-        info["metrics"] = {
-            "val_file_balanced_accuracy": best["val_file_balanced_accuracy"],
-            "val_window_balanced_accuracy": best["val_window_balanced_accuracy"],
-        }
+        info = load_run_meta(folders[NETWORK_CANDIDATE])
+        info = replace(
+            info,
+            config={**info.config, "model": "average"},
+            features=load_run_meta(folders[FEATURES_CANDIDATE]).features,
+            metrics={
+                "val_file_balanced_accuracy": best["val_file_balanced_accuracy"],
+                "val_window_balanced_accuracy": best["val_window_balanced_accuracy"],
+            },
+        )
     else:
-        info = read_run_meta(folders[best["name"]]) or {}
-    info["auto"] = {"chosen": best["name"], "why": why, "candidates": rows}
-    info["requested_model"] = "auto" if only is None else only
-    write_json(out / RUN_JSON, info)
-    metrics = dict(info.get("metrics", {}))
+        info = load_run_meta(folders[best["name"]])
+    info = replace(
+        info,
+        auto=AutoChoice(chosen=best["name"], why=why, candidates=rows),
+        requested_model="auto" if only is None else only,
+    )
+    write_run_meta(out, info)
     return Run(
         run_dir=out,
         model=models[best["name"]],
-        history=info.get("history", {}),
-        metrics=metrics,
+        history=info.history,
+        metrics=dict(info.metrics),
         info=info,
     )

@@ -521,7 +521,8 @@ def evaluate_run(
     >>> print(f"{ev.file_accuracy:.2%} of files right")  # doctest: +SKIP
     """
     from guitarlab.datasets.folder import open_dataset
-    from guitarlab.train.rundir import load_run, update_run_json
+    from guitarlab.train.rundir import load_run
+    from guitarlab.train.runmeta import update_run_meta
 
     info = load_run(run_dir)
     dataset_dir = Path(dataset_dir) if dataset_dir else info.dataset_dir
@@ -558,7 +559,7 @@ def evaluate_run(
         dataset_dir=Path(dataset_dir),
         label_names=info.label_names,
         model_kind={"features": "features", "average": "average"}.get(info.config.model, "network"),
-        auto=info.meta.get("auto") or {},
+        auto=info.meta.auto.to_dict() if info.meta.auto else {},
         **result,
     )
     run_dir = Path(run_dir)
@@ -566,7 +567,7 @@ def evaluate_run(
         json.dumps(evaluation.as_dict(), indent=2, default=_plain)
     )
     evaluation.files.to_csv(run_dir / "files.csv", index=False)
-    update_run_json(
+    update_run_meta(
         run_dir,
         metrics={
             "test_window_accuracy": evaluation.window_accuracy,

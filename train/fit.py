@@ -13,6 +13,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,15 +27,13 @@ from guitarlab.train.callbacks import Callbacks, keras_verbose
 from guitarlab.train.config import CALIBRATION_WINDOWS, TrainConfig, spectrogram_frames
 from guitarlab.train.rundir import (
     MODEL_KERAS,
-    RUN_JSON,
     STATE_JSON,
     Run,
     prepare_out,
     read_history,
     resumed_config,
-    update_run_json,
-    write_json,
 )
+from guitarlab.train.runmeta import RunData, RunMeta, update_run_meta, write_run_meta
 
 
 def _build_model(
@@ -128,7 +127,8 @@ def _train_locked(
     label_names: list[str],
     make_data: Callable[[bool, TrainConfig], tuple],
     y_train: np.ndarray,
-    data_info: dict,
+    data_info: RunData,
+    sample_rate: int | None = None,
     initial_model=None,
     callbacks: list | None = None,
     calibration_windows: np.ndarray | None = None,
@@ -150,7 +150,7 @@ def _train_locked(
         # the standard multi-worker pattern: only the chief writes the run; another worker
         # writes its checkpoints (for --resume) to its own folder, removed when it finishes
         out = out / f"worker-{distributed.task_index()}"
-    first_epoch = prepare_out(out, config, dataset_dir=data_info.get("dataset_dir"))
+    first_epoch = prepare_out(out, config, dataset_dir=data_info.dataset_dir)
     if first_epoch > 0:
         config = resumed_config(out, config)
     strategy, strategy_line = distributed.choose_strategy(
@@ -166,23 +166,22 @@ def _train_locked(
     if strategy.num_replicas_in_sync > 1 and not custom_loop:
         # each replica normalizes its own slice of a batch: see distributed.mix_batches
         train_data = distributed.mix_batches(train_data, config.seed)
-    sample_rate = data_info.pop("sample_rate", None)
-    info = {
-        "guitarlab_version": VERSION,
-        "status": "running",
-        "config": config.as_dict(),
-        "label_names": list(label_names),
-        "window": int(window),
-        "channels": int(channels),
-        "sample_rate": sample_rate,
-        "data": data_info,
-        "device": device,
-        "strategy": strategy_line,
-        "loop": "custom multi-worker loop" if custom_loop else "keras fit",
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
+    info = RunMeta(
+        guitarlab_version=VERSION,
+        status="running",
+        config=config.as_dict(),
+        label_names=list(label_names),
+        window=int(window),
+        channels=int(channels),
+        sample_rate=sample_rate,
+        data=data_info,
+        device=device,
+        strategy=strategy_line,
+        loop="custom multi-worker loop" if custom_loop else "keras fit",
+        started_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
+    )
     if first_epoch == 0:
-        write_json(out / RUN_JSON, info)
+        write_run_meta(out, info)
 
     with strategy.scope():
         if first_epoch > 0:
@@ -230,22 +229,22 @@ def _train_locked(
         epoch, batch = nan_guard.nan_at
         raise TrainError(
             f"the loss became NaN at epoch {epoch + 1}, batch {batch}; lower --lr, use --precision float32, "
-            f"or check {data_info.get('dataset_dir') or 'the data'} for silent or clipped files"
+            f"or check {data_info.dataset_dir or 'the data'} for silent or clipped files"
         )
     _save_final_model(model, out, config, calibration_windows)
 
     history = read_history(out / "history.csv")
     metrics = {k: v[-1] for k, v in history.items() if k != "epoch" and v}
-    info = {
-        **info,
-        "status": "finished",
-        "class_weight": class_weight,
-        "train_seconds_this_session": round(seconds, 3),
-        "metrics": metrics,
-        "history": history,
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
-    write_json(out / RUN_JSON, info)
+    info = replace(
+        info,
+        status="finished",
+        class_weight=class_weight,
+        train_seconds_this_session=round(seconds, 3),
+        metrics=metrics,
+        history=history,
+        finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
+    )
+    write_run_meta(out, info)
     if out != run_dir:
         shutil.rmtree(out, ignore_errors=True)
         print(
@@ -396,14 +395,14 @@ def fit(
         X_val = as_windows(X_val)
         y_val_codes, _ = encode_labels(y_val, label_names)
     val = (X_val, y_val_codes) if X_val is not None else None
-    data_info = {
-        "source": source,
-        "dataset_dir": None,
-        "hash": _array_hash(X, y_codes),
-        "standardize": "none",
-        "n_train": int(len(X)),
-        "n_val": int(len(X_val)) if X_val is not None else 0,
-    }
+    data_info = RunData(
+        source=source,
+        dataset_dir=None,
+        hash=_array_hash(X, y_codes),
+        standardize="none",
+        n_train=int(len(X)),
+        n_val=int(len(X_val)) if X_val is not None else 0,
+    )
     run = _train(
         out=Path(out),
         config=config,
@@ -423,7 +422,7 @@ def fit(
         test = window_metrics(run.model, X_test, y_test_codes, len(label_names))
         run.metrics.update(test)
         if distributed.is_chief():
-            run.info = update_run_json(run.run_dir, metrics=test)
+            run.info = update_run_meta(run.run_dir, metrics=test)
     return run
 
 
@@ -501,7 +500,7 @@ def dataset_standardization(meta: DatasetMeta) -> tuple[str, dict | None]:
     return mode, None
 
 
-def dataset_info(ds, dataset_dir, y_train: np.ndarray, y_val: np.ndarray | None) -> dict:
+def dataset_info(ds, dataset_dir, y_train: np.ndarray, y_val: np.ndarray | None) -> RunData:
     """run.json's ``data``: where the windows came from and how they were prepared (what
     predict needs to prepare a file the same way); notes a leaky validation split."""
     standardize, standardization = dataset_standardization(ds.meta)
@@ -511,20 +510,19 @@ def dataset_info(ds, dataset_dir, y_train: np.ndarray, y_val: np.ndarray | None)
             "of a take); validation numbers will look better than the test split",
             flush=True,
         )
-    return {
-        "source": "dataset",
-        "dataset_dir": str(Path(dataset_dir).resolve()),
-        "hash": ds.hash,
-        "standardize": standardize,
-        "standardization": standardization,
-        "sample_rate": int(ds.sample_rate),
-        "n_train": int(len(y_train)),
-        "n_val": int(len(y_val) if y_val is not None else 0),
-        "leaky": bool(ds.meta.leaky),
-        "dataset_meta": {
+    return RunData(
+        source="dataset",
+        dataset_dir=str(Path(dataset_dir).resolve()),
+        hash=ds.hash,
+        standardize=standardize,
+        standardization=standardization,
+        n_train=int(len(y_train)),
+        n_val=int(len(y_val) if y_val is not None else 0),
+        leaky=bool(ds.meta.leaky),
+        dataset_meta={
             k: v for k, v in ds.meta.to_dict().items() if isinstance(v, str | int | float | bool)
         },
-    }
+    )
 
 
 def fit_dataset(
@@ -591,6 +589,7 @@ def fit_dataset(
         make_data=make_data,
         y_train=y_train,
         data_info=data_info,
+        sample_rate=int(ds.sample_rate),
         initial_model=initial_model,
         callbacks=callbacks,
         calibration_windows=calibration_sample(ds.arrays("train")[0], config.seed),
@@ -600,5 +599,5 @@ def fit_dataset(
         test = window_metrics(run.model, np.asarray(X_test), np.asarray(y_test), ds.n_classes)
         run.metrics.update(test)
         if distributed.is_chief():
-            run.info = update_run_json(run.run_dir, metrics=test)
+            run.info = update_run_meta(run.run_dir, metrics=test)
     return run

@@ -7,7 +7,8 @@ A run folder holds everything needed to evaluate, predict, resume or fine-tune:
 - ``best.keras`` (lowest validation loss, or training loss without validation),
   ``last.keras`` (last finished epoch, with optimizer state) and ``state.json``,
 - ``run.json``: every option, the data source and its hash, guitarlab's version, label
-  names, window, sample rate, the device, metrics and the history,
+  names, window, sample rate, the device, metrics and the history (the typed record
+  :class:`~guitarlab.train.runmeta.RunMeta`),
 - ``history.csv`` (one row per epoch) and ``logs/`` (TensorBoard).
 
 A features-model run (``--model features``) holds ``model.joblib`` and ``features.json``
@@ -20,17 +21,14 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
-import numpy as np
-
-from guitarlab.corpus.atomic import write_text_atomic
 from guitarlab.corpus.errors import TrainError
 from guitarlab.corpus.outputs import check_output, write_marker
 from guitarlab.train.config import TrainConfig
+from guitarlab.train.runmeta import RUN_JSON, RunMeta, load_run_meta
 
-RUN_JSON = "run.json"
 MODEL_KERAS = "model.keras"
 MODEL_JOBLIB = "model.joblib"  # the features model (train.features)
 STATE_JSON = "state.json"
@@ -80,7 +78,7 @@ class Run:
     model: object
     history: dict[str, list[float]]
     metrics: dict[str, float]
-    info: dict = field(default_factory=dict)
+    info: RunMeta | None = None  # the run.json written
 
 
 @dataclass
@@ -96,7 +94,7 @@ class RunInfo:
     sample_rate: int | None
     standardize: str
     standardization: dict | None
-    meta: dict
+    meta: RunMeta
 
     @property
     def n_classes(self) -> int:
@@ -148,42 +146,22 @@ class RunInfo:
             raise _load_error(path, exc) from None
 
 
-def read_run_meta(run_dir: str | os.PathLike) -> dict | None:
-    """A run folder's ``run.json`` as a dict, or None when there is none (no checks)."""
-    path = Path(run_dir) / RUN_JSON
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
 def load_run(run_dir: str | os.PathLike) -> RunInfo:
     """Read a run folder's ``run.json`` (raises TrainError when it is not a run)."""
     run_dir = Path(run_dir)
-    path = run_dir / RUN_JSON
-    if not path.is_file():
-        raise TrainError(
-            f"{run_dir}: not a run folder (no {RUN_JSON}); give the --out folder of 'guitarlab train'"
-        )
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, OSError) as exc:  # cut short, not JSON, not text
-        raise TrainError(f"{path}: corrupt ({exc}); retrain or restore the run") from None
-    missing = [k for k in ("config", "label_names", "window") if k not in meta]
-    if missing or not isinstance(meta.get("config"), dict):
-        what = f"no {', '.join(missing)}" if missing else "its config is not a mapping"
-        status = " (the run has not finished)" if meta.get("status") == "running" else ""
-        raise TrainError(f"{path}: incomplete, {what}{status}; retrain or restore the run")
-    data = meta.get("data") or {}
-    dataset = data.get("dataset_dir")
-    config = TrainConfig.from_dict(meta["config"])
+    meta = load_run_meta(run_dir)
+    config = meta.train_config
+    dataset = meta.data.dataset_dir
     return RunInfo(
         run_dir=run_dir,
         config=config,
-        label_names=list(meta["label_names"]),
+        label_names=list(meta.label_names),
         model_path=run_dir / model_file(config.model),
         dataset_dir=Path(dataset) if dataset else None,
-        window=int(meta["window"]),
-        sample_rate=meta.get("sample_rate"),
-        standardize=data.get("standardize", "none"),
-        standardization=data.get("standardization"),
+        window=meta.window,
+        sample_rate=meta.sample_rate,
+        standardize=meta.data.standardize,
+        standardization=meta.data.standardization,
         meta=meta,
     )
 
@@ -250,28 +228,3 @@ def read_history(path: Path) -> dict[str, list[float]]:
         return {}
     frame = pd.read_csv(path)
     return {str(c): [float(v) for v in frame[c]] for c in frame.columns}
-
-
-def write_json(path: Path, data: dict) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, default=_json_default))
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
-
-
-def update_run_json(run_dir: str | os.PathLike, **updates) -> dict:
-    """Merge ``updates`` into a run's ``run.json`` (e.g. test metrics); returns the new dict."""
-    path = Path(run_dir) / RUN_JSON
-    data = json.loads(path.read_text())
-    for key, value in updates.items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key].update(value)
-        else:
-            data[key] = value
-    write_json(path, data)
-    return data

@@ -300,8 +300,8 @@ def train_command(
         click.echo(f"worker done: {shown}; the chief wrote the run folder")
         return
     click.echo(f"run saved to {run.run_dir}: {shown}")
-    if run.info.get("requested_model") == "auto":
-        click.echo(f"auto chose {run.info['auto']['why']}")
+    if run.info is not None and run.info.requested_model == "auto" and run.info.auto:
+        click.echo(f"auto chose {run.info.auto.why}")
     if dataset:
         click.echo(f"next: guitarlab evaluate {run.run_dir}")
 
@@ -533,18 +533,19 @@ def _check_tracks(path: str, files, device) -> None:
 def _check_run(run: str) -> None:
     """A run folder with run.json and model.keras, checked without loading TensorFlow."""
     from guitarlab.corpus.errors import TrainError
-    from guitarlab.train.rundir import RUN_JSON, check_model_file, model_file, read_run_meta
+    from guitarlab.train.rundir import RUN_JSON, check_model_file, model_file
+    from guitarlab.train.runmeta import read_run_meta
 
     folder = Path(run)
     if not (folder / RUN_JSON).is_file():
         raise click.ClickException(
             f"{run}: not a run folder (no {RUN_JSON}); give the --out folder of 'guitarlab train'"
         )
-    try:
-        kind = str((read_run_meta(folder) or {}).get("config", {}).get("model", ""))
-    except ValueError:
-        raise click.ClickException(f"{folder / RUN_JSON}: corrupt; train the run again") from None
-    model = folder / model_file(kind)
+    try:  # what it says so far: a run cut short still names its model file
+        meta = read_run_meta(folder)
+    except TrainError as exc:  # not JSON, or not a run's record
+        raise click.ClickException(str(exc)) from None
+    model = folder / model_file(meta.model if meta else "")
     if not model.is_file():
         raise click.ClickException(
             f"{model}: missing; the run did not finish, resume it with 'guitarlab train --resume'"
