@@ -5,6 +5,8 @@ Figures, each against a reference measured in the same run on the same corpus:
 - appending one take (a 0.5 s file staged, then ``commit_rows``) over the old way of
   adding it, which read and rewrote the whole manifest (``update_manifest``); and the
   append at 100k rows over the append at 1k (goal <= 3x);
+- ``guitarlab synth`` adding one take, the whole command in a fresh process (imports,
+  ``reserve_takes``, render, commit), at every size over at 1k (goal <= 3x at 100k);
 - ``manifest check`` with nothing changed (every file's stat against the cache) over
   ``pd.read_csv`` of the same manifest, and the CLI's wall time at 100k (goal <= 10 s on
   2 cores); the first check (cache empty) with 2 threads over 1.
@@ -177,6 +179,49 @@ def append_rows(corpora: dict[int, Path], quick: bool) -> list[Row]:
     return out
 
 
+SYNTH_ONE_TAKE = ["synth", "--guitars", "stratocaster", "--phrases", "lead", "--takes", "1",
+                  "--seconds", "1"]  # fmt: skip
+
+
+def _synth_seconds(root: Path) -> float:
+    """Wall seconds of ``guitarlab synth`` adding one 1 s take to ``root``, a fresh process
+    (imports, reservation, render, commit: what the user waits for)."""
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "guitarlab", *SYNTH_ONE_TAKE, "--corpus", str(root)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TQDM_DISABLE": "1"},
+    )
+    seconds = time.perf_counter() - start
+    assert done.returncode == 0 and "added 1 take(s)" in done.stdout, done.stderr[-2000:]
+    return seconds
+
+
+def synth_rows(corpora: dict[int, Path], quick: bool) -> list[Row]:
+    """``guitarlab synth`` adding one take, the whole command, at every size against 1k."""
+    repeat = 2 if quick else 3
+    first, best = {}, {}
+    for rows, root in corpora.items():
+        first[rows] = _synth_seconds(root)  # rebuilds the index if the CSV changed behind it
+        best[rows] = min(_synth_seconds(root) for _ in range(repeat))
+    small = min(best)
+    return [
+        Row(
+            "scale",
+            f"guitarlab synth, one take (whole command, fresh process), {rows:,} rows",
+            best[rows],
+            "s",
+            f"the same command at {small:,} rows",
+            best[small],
+            "<= 3x at 100k rows",
+            f"`guitarlab {' '.join(SYNTH_ONE_TAKE)}`, best of {repeat} (the rows grow by one "
+            f"each); the first run {first[rows]:.2f} s; load average {os.getloadavg()[0]:.1f}",
+        )
+        for rows in sorted(best)
+    ]
+
+
 def _cli_check_seconds(root: Path) -> tuple[float, str]:
     start = time.perf_counter()
     done = subprocess.run(
@@ -254,6 +299,7 @@ def check_rows(corpora: dict[int, Path], quick: bool) -> list[Row]:
 
 MEASURES: list[Callable[[dict[int, Path], bool], list[Row]]] = [
     append_rows,
+    synth_rows,
     check_rows,
     build_rows,
     review_rows,

@@ -181,17 +181,10 @@ def _take_paths(
 ) -> tuple[str, list[tuple[str, Path]]]:
     """Reserve the next take with one file per input ``role`` (``<take>-raw-<role>``, or
     ``<take>-raw`` for the one input of an ordinary take): one take number for them all."""
-    from guitarlab.corpus.manifest import (
-        RAW_TONE,
-        TAKES_DIR,
-        next_take_number,
-        reserve_rows,
-        row_id,
-        take_key,
-    )
+    from guitarlab.corpus.manifest import RAW_TONE, TAKES_DIR, reserve_takes, row_id, take_key
 
-    def choose(manifest) -> list[dict]:
-        number = next_take_number(manifest, guitar, phrase)
+    def choose(taken) -> list[dict]:  # the index answers: no read of a large manifest
+        number = taken.next_take_number(guitar, phrase)
         while True:
             take = take_key(guitar, phrase, number)
             rids = [row_id(take, RAW_TONE, role) for role in roles]
@@ -199,7 +192,7 @@ def _take_paths(
                 return [{"id": rid, "take": take, "path": f"{TAKES_DIR}/{rid}.wav"} for rid in rids]
             number += 1
 
-    rows = reserve_rows(root, choose).rows
+    rows = reserve_takes(root, choose).rows
     return rows[0]["take"], [(row["id"], root / row["path"]) for row in rows]
 
 

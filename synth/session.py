@@ -234,7 +234,7 @@ def session_to_corpus(
         RAW_TONE,
         TAKES_DIR,
         init_corpus,
-        reserve_rows,
+        reserve_takes,
         row_id,
     )
 
@@ -245,10 +245,8 @@ def session_to_corpus(
     root = init_corpus(corpus)
     todo: list[tuple[str, dict]] = []
 
-    def choose(manifest):  # under the lock
-        existing = dict(
-            zip(manifest["id"], manifest.get("synth_params", [""] * len(manifest)), strict=True)
-        )
+    def choose(taken):  # under the lock; reads the manifest only for ids already there
+        existing = taken.values([row_id(item["take"], RAW_TONE) for item in plan], "synth_params")
         for item in plan:
             rid = row_id(item["take"], RAW_TONE)
             if rid not in existing:
@@ -261,7 +259,7 @@ def session_to_corpus(
         return [{"id": rid, "take": item["take"], "path": f"{TAKES_DIR}/{rid}.wav",
                  "synth_params": item["params"]} for rid, item in todo]  # fmt: skip
 
-    reservation = reserve_rows(root, choose)
+    reservation = reserve_takes(root, choose)
     rows: list[tuple] = []
     added = []
     for rid, item in tqdm(todo, desc="session notes", unit="file", disable=not progress):

@@ -67,8 +67,7 @@ def synth_to_corpus(
         RAW_TONE,
         TAKES_DIR,
         init_corpus,
-        next_take_number,
-        reserve_rows,
+        reserve_takes,
         row_id,
         take_key,
     )
@@ -92,19 +91,19 @@ def synth_to_corpus(
 
     todo: list[tuple] = []
 
-    def choose(manifest):  # under the lock; the manifest lists ids others reserved too
-        existing = dict(
-            zip(manifest["id"], manifest.get("synth_params", [""] * len(manifest)), strict=True)
-        )
+    def choose(taken):  # under the lock; ids others reserved count as taken too
         jobs = []
         for phrase in phrases:
             start = (
                 first_take
                 if first_take is not None
-                else max(next_take_number(manifest, g, phrase) for g in guitars)
+                else max(taken.next_take_number(g, phrase) for g in guitars)
             )
             for number in range(start, start + takes):
                 jobs += [(g, phrase, number) for g in guitars]
+        existing = taken.values(  # reads the manifest only for ids already there
+            [row_id(take_key(*job), RAW_TONE) for job in jobs], "synth_params"
+        )
         for name, phrase, number in jobs:  # refuse conflicts before rendering anything
             rid = row_id(take_key(name, phrase, number), RAW_TONE)
             if randomize:
@@ -126,7 +125,7 @@ def synth_to_corpus(
         return [{"id": j[3], "take": take_key(*j[:3]), "path": f"{TAKES_DIR}/{j[3]}.wav",
                  "synth_params": j[4]} for j in todo]  # fmt: skip
 
-    reserve_rows(root, choose)  # write_raw_take's commit releases each id with its row
+    reserve_takes(root, choose)  # write_raw_take's commit releases each id with its row
     added: list[str] = []
     for name, phrase, number, rid, params in tqdm(
         todo, desc="synth takes", unit="take", disable=not progress
@@ -177,8 +176,7 @@ def notes_to_corpus(
         RAW_TONE,
         TAKES_DIR,
         init_corpus,
-        next_take_number,
-        reserve_rows,
+        reserve_takes,
         row_id,
         take_key,
     )
@@ -198,15 +196,21 @@ def notes_to_corpus(
     root = init_corpus(corpus)
     todo: list[tuple] = []
 
-    def choose(manifest):  # under the lock; the manifest lists ids others reserved too
-        existing = dict(
-            zip(manifest["id"], manifest.get("synth_params", [""] * len(manifest)), strict=True)
-        )
+    def choose(taken):  # under the lock; ids others reserved count as taken too
         jobs = note_jobs(frets, chords)
         start = (
             first_take
             if first_take is not None
-            else max(next_take_number(manifest, g, jobs[0][0]) for g in names)
+            else max(taken.next_take_number(g, jobs[0][0]) for g in names)
+        )
+        existing = taken.values(  # reads the manifest only for ids already there
+            [
+                row_id(take_key(guitar, name, number), RAW_TONE)
+                for number in range(start, start + takes)
+                for guitar in names
+                for name, _ in jobs
+            ],
+            "synth_params",
         )
         for number in range(start, start + takes):
             for guitar in names:
@@ -228,7 +232,7 @@ def notes_to_corpus(
         return [{"id": j[4], "take": j[3], "path": f"{TAKES_DIR}/{j[4]}.wav",
                  "synth_params": j[5]} for j in todo]  # fmt: skip
 
-    reservation = reserve_rows(root, choose)
+    reservation = reserve_takes(root, choose)
     added: list[str] = []
     rows: list[tuple] = []
     for guitar, _name, where, take, rid, params in tqdm(
