@@ -49,6 +49,7 @@ _EXPORTS = {
         "manifest_row",
         "open_corpus",
         "reserve_rows",
+        "reserve_takes",
     ),
     "figures": ("plot_spectra", "pyplot"),
     "intake": ("import_folder",),
