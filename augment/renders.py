@@ -30,6 +30,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from guitarlab.augment.presets import (
+    CORE_TONES,
     canonical_json,
     chain_from_preset,
     draw_variant,
@@ -40,6 +41,7 @@ from guitarlab.augment.render import render
 from guitarlab.corpus.atomic import write_text_atomic
 from guitarlab.corpus.audio import file_columns, read_audio
 from guitarlab.corpus.audit import TEMP_RE
+from guitarlab.corpus.cluster import check_engine
 from guitarlab.corpus.errors import AugmentError
 from guitarlab.corpus.levels import apply_gain_db
 from guitarlab.corpus.manifest import (
@@ -63,7 +65,6 @@ PRESET_SIDECAR_SUFFIX = ".preset.json"
 DEVICE = "pedalboard"
 BATCH_FILES = 8
 BATCH_SECONDS = 5.0
-ENGINES = ("local", "dask")
 
 
 @dataclass(frozen=True)
@@ -298,7 +299,7 @@ def _append_new(root: Path, items: list[tuple[dict, Path | None]]) -> list[dict]
 def render_corpus(
     corpus: str | os.PathLike,
     *,
-    tones: Sequence[str] | str,
+    tones: Sequence[str] | str = CORE_TONES,
     where: str | Sequence[str] | None = None,
     workers: int = 1,
     randomize: int = 0,
@@ -316,7 +317,8 @@ def render_corpus(
     corpus : path
         A corpus folder (``manifest.csv``, ``takes/``, ``tones/``, ``presets/``).
     tones : list of str or "clean,crunch"
-        Preset names, built-in or from ``CORPUS/presets/``.
+        Preset names, built-in or from ``CORPUS/presets/`` (default: the post's three,
+        ``CORE_TONES``).
     where : str or list of str, optional
         Conditions on the raw rows in the one query language of
         :mod:`guitarlab.corpus.query` (``guitar=les_paul``, ``fret >= 10``).
@@ -328,7 +330,7 @@ def render_corpus(
         Seed of the random variants; the same seed draws the same variants.
     match_levels : bool
         Trim each take by its ``gain_db`` (the level-matching gain) before the chain, so
-        every guitar drives the amp at the same level, as the seed matched input levels
+        every guitar drives the amp at the same level, as the post matched input levels
         at the interface. The trim is in the ``input_gain_db`` column and the sidecar.
     progress : bool
         Show a tqdm bar.
@@ -344,10 +346,7 @@ def render_corpus(
         fails is reported by file after the rest is committed.
     """
     root = Path(corpus)
-    if engine not in ENGINES:
-        raise AugmentError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
-    if scheduler and engine != "dask":
-        raise AugmentError("--scheduler is the address of a Dask scheduler; add --engine dask")
+    check_engine(engine, scheduler, error=AugmentError)
     if workers < 1:
         raise AugmentError(f"--workers {workers} must be 1 or more")
     manifest = load_manifest(root)

@@ -15,6 +15,17 @@ from contextlib import contextmanager
 from guitarlab.corpus.errors import GuitarlabError
 
 CONNECT_TIMEOUT_S = 15
+# Where a stage's files are processed: here (threads or processes), or on a Dask cluster
+ENGINES = ("local", "dask")
+
+
+def check_engine(engine: str, scheduler: str | None, *, error: type[GuitarlabError]) -> None:
+    """One line (as ``error``, the stage's own class) for an engine no stage runs on, or a
+    ``--scheduler`` without ``--engine dask``: the same words from every stage."""
+    if engine not in ENGINES:
+        raise error(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+    if scheduler and engine != "dask":
+        raise error("--scheduler is the address of a Dask scheduler; add --engine dask")
 
 
 def worker_name(dask_worker=None) -> str:

@@ -29,10 +29,10 @@ import soundfile as sf
 
 from guitarlab.corpus import parallel
 from guitarlab.corpus.audio import mono_at_rate
+from guitarlab.corpus.cluster import check_engine
 from guitarlab.corpus.errors import DatasetError
 from guitarlab.datasets.windows import standardize_as
 
-ENGINES = ("local", "dask")
 FLOAT32 = np.dtype(np.float32)
 
 
@@ -295,14 +295,7 @@ def preallocate_npy(path: Path, length: int, dtype: np.dtype = FLOAT32) -> int:
 
 def resolve_jobs(jobs: int | None) -> int:
     """``--jobs``: a number of processes, 0 (or None) for every core this process may use."""
-    if jobs is None or int(jobs) == 0:
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:  # not on Linux
-            return max(1, os.cpu_count() or 1)
-    if int(jobs) < 0:
-        raise DatasetError(f"--jobs {jobs}: give a number of processes, or 0 for every core")
-    return int(jobs)
+    return parallel.resolve_jobs(jobs, error=DatasetError)
 
 
 def run_tasks(
@@ -319,10 +312,7 @@ def run_tasks(
     ``"dask"``: on the cluster at ``scheduler`` (or a LocalCluster of ``jobs`` processes),
     whose workers must see ``work`` (the folder being built) at the same path.
     """
-    if engine not in ENGINES:
-        raise DatasetError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
-    if scheduler and engine != "dask":
-        raise DatasetError("--scheduler names a Dask scheduler; add --engine dask")
+    check_engine(engine, scheduler, error=DatasetError)
     if engine == "dask":
         yield from _run_dask(tasks, jobs=jobs, scheduler=scheduler, work=work)
     elif jobs <= 1 or len(tasks) <= 1:

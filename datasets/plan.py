@@ -19,10 +19,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from guitarlab.corpus.cluster import check_engine
 from guitarlab.corpus.defaults import MIN_WINDOW, WINDOW
 from guitarlab.corpus.errors import DatasetError, GuitarlabError
 from guitarlab.corpus.manifest_cache import load_manifest_cached
-from guitarlab.datasets.engine import ENGINES, resolve_jobs
+from guitarlab.datasets.engine import resolve_jobs
 from guitarlab.datasets.meta import DatasetMeta
 from guitarlab.datasets.onsets import NOTE_WINDOWS, OnsetWindows
 from guitarlab.datasets.segment_windows import (
@@ -100,10 +101,7 @@ class BuildConfig:
     def __post_init__(self) -> None:
         self.corpus, self.out = Path(self.corpus), Path(self.out)
         self.jobs = resolve_jobs(self.jobs)
-        if self.engine not in ENGINES:
-            raise DatasetError(f"unknown engine {self.engine!r}; use one of {', '.join(ENGINES)}")
-        if self.scheduler and self.engine != "dask":
-            raise DatasetError("--scheduler names a Dask scheduler; add --engine dask")
+        check_engine(self.engine, self.scheduler, error=DatasetError)
         if isinstance(self.test_groups, str):
             self.test_groups = [g.strip() for g in self.test_groups.split(",") if g.strip()]
         self.test_groups = list(self.test_groups or []) or None

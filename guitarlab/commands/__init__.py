@@ -40,6 +40,41 @@ class FiniteRange(click.FloatRange):
         return rv
 
 
+def _renamed(param: click.Parameter | None, old: str, new: str) -> str:
+    """Say on stderr, in one line, that ``old`` is now ``new``; return ``new``."""
+    name = param.opts[0] if param is not None and param.opts else "the value"
+    click.echo(f"{name} {old} is renamed to {new}", err=True)
+    return new
+
+
+class RenamedChoice(click.Choice):
+    """``click.Choice`` that still takes old names (``renamed``: old -> new), each with one
+    line on stderr; help and completion show only the new names.
+
+    Why: scripts written before a rename keep working (issue 34: ``--protocol seed`` is
+    ``post``, the 2019 post's experiment, since "seed" means only a random seed).
+    """
+
+    def __init__(self, choices, *, renamed: dict[str, str]) -> None:
+        super().__init__(choices)
+        self.renamed = dict(renamed)
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and value in self.renamed:
+            value = _renamed(param, value, self.renamed[value])
+        return super().convert(value, param, ctx)
+
+
+def renamed_value(old: str, new: str) -> Callable:
+    """A click callback for a free-text option whose value ``old`` was renamed ``new``
+    (``import --pattern seed`` is ``post``): one line on stderr, then ``new``."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value):
+        return _renamed(param, old, new) if value == old else value
+
+    return callback
+
+
 class LibraryDefault:
     """A value the library owns, read when click needs it: a run, or that command's --help.
 
@@ -124,3 +159,54 @@ def library_option(
         library=library,
         **attrs,
     )
+
+
+class Names(click.ParamType):
+    """Comma-separated names (``clean,crunch``) as a tuple; a library default's tuple as is."""
+
+    name = "names"
+
+    def convert(self, value, param, ctx) -> tuple[str, ...]:
+        if isinstance(value, (tuple, list)):
+            return tuple(str(v) for v in value)
+        return tuple(part.strip() for part in str(value).split(",") if part.strip())
+
+
+class LibraryChoice(click.Choice):
+    """``click.Choice`` over a tuple the library owns (``"module:NAME"``), read when click
+    first checks a value or shows the help, like :class:`LibraryDefault`."""
+
+    def __init__(self, target: str) -> None:  # click.Choice's own __init__ stores a list
+        self.source = LibraryDefault(target)
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> tuple:  # type: ignore[override]
+        return tuple(self.source())
+
+
+def engine_options(*, default: str, here: str, shared: str, workers: str) -> Callable:
+    """``--engine`` and ``--scheduler``, declared once for every stage that runs on Dask.
+
+    ``default`` is the library's engine default (a :class:`LibraryDefault` target);
+    ``here`` says how the stage works without Dask, ``shared`` which folders every
+    worker must see, ``workers`` the option that sizes a LocalCluster.
+    """
+    engine = library_option(
+        "--engine",
+        type=LibraryChoice("guitarlab.corpus.cluster:ENGINES"),
+        default=default,
+        help=f"{here}, or on a Dask distributed cluster (pip install 'guitarlab[dask]'; "
+        f"{shared} must be on a filesystem every worker sees at the same path).",
+    )
+    scheduler = click.option(
+        "--scheduler",
+        default=None,
+        help="With --engine dask: the scheduler's address, e.g. tcp://host:8786 [default: "
+        f"start a LocalCluster of {workers} processes on this machine].",
+    )
+
+    def decorate(command: Callable) -> Callable:
+        return engine(scheduler(command))
+
+    return decorate

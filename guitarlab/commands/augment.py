@@ -6,19 +6,20 @@ import json
 
 import click
 
-from guitarlab.commands import corpus_option
+from guitarlab.commands import Names, corpus_option, engine_options, library_option
 from guitarlab.commands.complete import complete_presets
 
+RENDER = "guitarlab.augment.renders:render_corpus"  # its parameters hold augment's defaults
 CORPUS_OPTION_HELP = "Corpus folder; its presets/ folder adds to or overrides the built-ins."
 
 
 @click.command("augment")
 @corpus_option("Corpus folder to render.")
-@click.option(
+@library_option(
     "--tones",
-    default="clean,crunch,distorted",
+    type=Names(),
+    default=RENDER + "(tones)",
     shell_complete=complete_presets,
-    show_default=True,
     help="Comma-separated preset names ('guitarlab presets list' shows them).",
 )
 @click.option(
@@ -27,53 +28,42 @@ CORPUS_OPTION_HELP = "Corpus folder; its presets/ folder adds to or overrides th
     help="Only raw takes matching column=value (repeatable; same column = either) or a "
     'condition such as "fret >= 10" (numbers compare as numbers; the language of dataset build).',
 )
-@click.option(
+@library_option(
     "--workers",
-    default=1,
-    show_default=True,
+    default=RENDER + "(workers)",
     type=int,
     help="Files rendered in parallel: threads, or with --engine dask and no --scheduler the "
     "LocalCluster's worker processes.",
 )
-@click.option(
-    "--engine",
-    default="local",
-    show_default=True,
-    type=click.Choice(["local", "dask"]),
-    help="Render in this process, or on a Dask distributed cluster (pip install 'guitarlab[dask]'; "
-    "the corpus must be on a filesystem every worker sees at the same path).",
+@engine_options(
+    default=RENDER + "(engine)",
+    here="Render in this process",
+    shared="the corpus",
+    workers="--workers",
 )
-@click.option(
-    "--scheduler",
-    default=None,
-    help="With --engine dask: the scheduler's address, e.g. tcp://host:8786 [default: start a "
-    "LocalCluster of --workers processes on this machine].",
-)
-@click.option(
+@library_option(
     "--retries",
-    default=2,
-    show_default=True,
+    default=RENDER + "(retries)",
     type=click.IntRange(0),
     help="With --engine dask: tries again for a failed file before it is reported.",
 )
-@click.option(
+@library_option(
     "--randomize",
-    default=0,
-    show_default=True,
+    default=RENDER + "(randomize)",
     type=int,
     help="Also render N random variants of each preset, drawn from its ranges.",
 )
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random variants.")
-@click.option(
+@library_option("--seed", default=RENDER + "(seed)", type=int, help="Seed of the random variants.")
+@library_option(
     "--match-levels/--no-match-levels",
-    default=True,
-    show_default=True,
+    type=bool,
+    default=RENDER + "(match_levels)",
     help="Trim each take by its gain_db before the amp, so every guitar drives it equally.",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def augment_command(
     corpus: str,
-    tones: str,
+    tones: tuple[str, ...],
     where: tuple[str, ...],
     workers: int,
     engine: str,
@@ -89,7 +79,7 @@ def augment_command(
     Only renders that are missing (no row yet for that take, tone and preset hash) are
     made, so running it again does nothing and a killed run finishes the rest. An edited
     preset renders again under a new id; nothing is overwritten. Every take enters the
-    chain at the matched level (trimmed by its gain_db), as the seed matched the guitars'
+    chain at the matched level (trimmed by its gain_db), as the post matched the guitars'
     input levels, unless --no-match-levels.
 
     With --engine dask the workers of a Dask cluster render and write the files, and this

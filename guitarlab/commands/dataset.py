@@ -6,8 +6,17 @@ import sys
 
 import click
 
-from guitarlab.commands import FiniteRange, corpus_option
-from guitarlab.corpus.defaults import MIN_WINDOW, NOTE_WINDOWS, WINDOW
+from guitarlab.commands import (
+    FiniteRange,
+    LibraryChoice,
+    corpus_option,
+    engine_options,
+    library_option,
+)
+from guitarlab.corpus.defaults import MIN_WINDOW
+
+BUILD = "guitarlab.datasets.plan:BuildConfig."  # every build option's default lives there
+SPLITS = "guitarlab.datasets.splits:"
 
 
 @click.group("dataset")
@@ -27,16 +36,15 @@ def dataset_group() -> None:
 @click.option(
     "--out", required=True, type=click.Path(file_okay=False), help="Dataset folder to write."
 )
-@click.option(
+@library_option(
     "--label",
-    default="guitar",
-    show_default=True,
+    type=str,
+    default=BUILD + "label",
     help="Manifest column to classify: guitar, pickup, phrase, tone, or any other column.",
 )
-@click.option(
+@library_option(
     "--window",
-    default=WINDOW,
-    show_default=True,
+    default=BUILD + "window",
     type=click.IntRange(MIN_WINDOW),
     help=f"Window in samples, at least {MIN_WINDOW} (shorter ones hold no note, only more rows).",
 )
@@ -47,7 +55,7 @@ def dataset_group() -> None:
     "--split",
     "split",
     default=None,
-    type=click.Choice(["span", "take", "group"]),
+    type=LibraryChoice(SPLITS + "SPLIT_METHODS"),
     help="Test set: a random span of every take (in every tone), whole takes, or whole --group-by "
     "values [default: span; take with --test-where, group with --test-groups].",
 )
@@ -75,13 +83,12 @@ def dataset_group() -> None:
 @click.option(
     "--skip-silence",
     is_flag=True,
-    help="Energy gate: leave out windows quieter than --gate-dbfs (lead-ins, gaps). Off for the seed protocol.",
+    help="Energy gate: leave out windows quieter than --gate-dbfs (lead-ins, gaps). Off for the post protocol.",
 )
-@click.option(
+@library_option(
     "--gate-dbfs",
     type=FiniteRange(max=0, max_open=True),
-    default=-60.0,
-    show_default=True,
+    default=BUILD + "gate_dbfs",
     help="RMS level (dBFS, as recorded, below 0) below which a window is silence.",
 )
 @click.option(
@@ -90,10 +97,9 @@ def dataset_group() -> None:
     help="Start windows at detected note onsets (then every --hop while the note sounds), "
     "not on a fixed grid; predict cuts files the same way. For note libraries and phrases.",
 )
-@click.option(
+@library_option(
     "--note-windows",
-    default=NOTE_WINDOWS,
-    show_default=True,
+    default=BUILD + "note_windows",
     type=click.IntRange(1),
     help="With --onsets: at most this many windows per note.",
 )
@@ -108,47 +114,44 @@ def dataset_group() -> None:
     "--test-seconds",
     type=FiniteRange(min=0, min_open=True),
     default=None,
-    help="Test span length, rounded to whole windows (2.18 s = 12 x 8000 at 44.1 kHz).",
+    help="Test span length, rounded to whole windows [default: --test-windows windows].",
 )
-@click.option(
+@library_option(
     "--test-windows",
-    default=12,
-    show_default=True,
+    default=BUILD + "test_windows",
     type=click.IntRange(1),
     help="Test span length in windows (when --test-seconds is not given).",
 )
 @click.option(
     "--val",
     default=None,
-    type=click.Choice(["span", "take", "random"]),
-    help="Validation: a span per take disjoint from the test span, whole takes, or the seed's "
+    type=LibraryChoice(SPLITS + "VAL_METHODS"),
+    help="Validation: a span per take disjoint from the test span, whole takes, or the post's "
     "random 80/20 of windows (leaks) [default: span; take with --val-where, --test-where or "
     "--test-groups].",
 )
-@click.option(
+@library_option(
     "--val-fraction",
-    default=0.2,
-    show_default=True,
+    default=BUILD + "val_fraction",
     type=click.FloatRange(0, 1, max_open=True),
     help="Share of each take (or of takes) used for validation.",
 )
 @click.option(
-    "--same-span-all", is_flag=True, help="One test span for all takes, exactly like the seed."
+    "--same-span-all", is_flag=True, help="One test span for all takes, exactly like the post."
 )
 @click.option("--group-by", default=None, help="Column for --split group (player, session, ...).")
 @click.option(
     "--where", default=None, help="Row filter over manifest columns, e.g. \"tone != 'distorted'\"."
 )
-@click.option(
+@library_option(
     "--standardize",
-    default="file",
-    show_default=True,
-    type=click.Choice(["file", "train", "none"]),
-    help="Each file by its own mean/std (the seed), or all by the training windows' mean/std.",
+    default=BUILD + "standardize",
+    type=LibraryChoice("guitarlab.datasets.windows:STANDARDIZE_MODES"),
+    help="Each file by its own mean/std (the post), or all by the training windows' mean/std.",
 )
 @click.option("--apply-gain", is_flag=True, help="Apply each row's gain_db before windowing.")
 @click.option("--resample", is_flag=True, help="Resample files at another rate instead of failing.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the split draws.")
+@library_option("--seed", default=BUILD + "seed", type=int, help="Seed of the split draws.")
 @click.option(
     "--held-out-from",
     type=click.Path(file_okay=False),
@@ -160,27 +163,18 @@ def dataset_group() -> None:
     is_flag=True,
     help="Replace --out if it is a dataset folder guitarlab made (never any other folder).",
 )
-@click.option(
+@library_option(
     "--jobs",
-    default=1,
-    show_default=True,
+    default=BUILD + "jobs",
     type=click.IntRange(0),
     help="Files read and windowed in parallel: processes (0: every core), or with --engine "
     "dask and no --scheduler the LocalCluster's workers. The dataset is the same bit for bit.",
 )
-@click.option(
-    "--engine",
-    default="local",
-    show_default=True,
-    type=click.Choice(["local", "dask"]),
-    help="Window the files here, or on a Dask distributed cluster (pip install 'guitarlab[dask]'; "
-    "the corpus and --out must be on a filesystem every worker sees at the same path).",
-)
-@click.option(
-    "--scheduler",
-    default=None,
-    help="With --engine dask: the scheduler's address, e.g. tcp://host:8786 [default: start a "
-    "LocalCluster of --jobs processes on this machine].",
+@engine_options(
+    default=BUILD + "engine",
+    here="Window the files here",
+    shared="the corpus and --out",
+    workers="--jobs",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def dataset_build(
@@ -226,7 +220,7 @@ def dataset_build(
     \b
     Examples:
       guitarlab dataset build --corpus my-corpus --out my-dataset
-      guitarlab dataset build --corpus my-corpus --out ds-seed --same-span-all --val random
+      guitarlab dataset build --corpus my-corpus --out ds-post --same-span-all --val random
       guitarlab dataset build --corpus my-corpus --out ds-takes --split take --label pickup
       guitarlab dataset build --corpus my-corpus --out ds-v2 --held-out-from my-dataset
       guitarlab dataset build --corpus notes --out ds-frets --label pickup \\
@@ -411,12 +405,11 @@ def dataset_show(dataset: str) -> None:
     help="Dataset folder built from CORPUS: export its files in its train/validation/test "
     "splits (clips for held-out spans) [default: every file, unsplit].",
 )
-@click.option(
+@library_option(
     "--format",
     "format_",
-    type=click.Choice(["audiofolder", "parquet"]),
-    default="audiofolder",
-    show_default=True,
+    type=LibraryChoice("guitarlab.datasets.export:FORMATS"),
+    default="guitarlab.datasets.export:export_corpus(format)",
     help="Audio files with a metadata.parquet per split (Hugging Face audiofolder), or "
     "data/<split>-*.parquet tables with the audio bytes; label is a ClassLabel in both.",
 )
