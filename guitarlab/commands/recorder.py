@@ -8,12 +8,68 @@ import time
 
 import click
 
-from guitarlab.commands import corpus_option
+from guitarlab.commands import corpus_option, library_option
 from guitarlab.commands.complete import complete_guitars
 from guitarlab.corpus.defaults import RECORD_RATE
 
 DEVICE_HELP = "Input device: its name (or a unique part of it) or number from 'guitarlab devices'."
 CHANNEL_HELP = "Interface input number to record (1 = first input)."
+# The recorder's defaults live in record_take's and record_takes's parameters, the target
+# peak in corpus.levels; the options below read them there (see LibraryDefault).
+TAKE = "guitarlab.recorder.session:record_take"
+TAKES = "guitarlab.recorder.session:record_takes"
+TARGET_PEAK = "guitarlab.corpus.levels:DEFAULT_TARGET_PEAK_DBFS"
+
+DEVICE_OPTION = click.option("--device", default=None, help=DEVICE_HELP)
+CHANNEL_OPTION = library_option(
+    "--channel", type=int, default=TAKE + "(channel)", help=CHANNEL_HELP
+)
+RATE_OPTION = click.option(
+    "--rate", type=int, default=RECORD_RATE, show_default=True, help="Sample rate in Hz."
+)
+
+
+def target_peak_option(help_text: str):
+    """``--target-peak``: the level checks' target, corpus.levels' default."""
+    return library_option("--target-peak", type=float, default=TARGET_PEAK, help=help_text)
+
+
+def take_options(*, roles_help: str):
+    """The input and click options of a take, declared once for ``record`` and ``session``
+    (``--device`` and ``--channel`` too)."""
+    options = [
+        DEVICE_OPTION,
+        CHANNEL_OPTION,
+        click.option(
+            "--channels",
+            default=None,
+            help="Several interface inputs at once, e.g. 1,2: one sample-aligned file each "
+            "(needs --roles).",
+        ),
+        click.option("--roles", default=None, help=roles_help),
+        RATE_OPTION,
+        library_option(
+            "--subtype", type=str, default=TAKE + "(subtype)", help="WAV sample format."
+        ),
+        library_option(
+            "--count-in", type=int, default=TAKE + "(count_in)", help="Bars of count-in (0: none)."
+        ),
+        library_option(
+            "--click/--no-click",
+            "click_on",
+            type=bool,
+            default=TAKE + "(click)",
+            help="Click while recording.",
+        ),
+        click.option("--click-device", default=None, help="Output for the click (default output)."),
+    ]
+
+    def decorate(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
 
 
 class _Screen:
@@ -85,12 +141,16 @@ def _check_input(device: str | None, *, channel: int, rate: int) -> None:
 
 @click.command("devices")
 @click.option("--test", is_flag=True, help="Play a short tone and record it back.")
-@click.option("--device", default=None, help=DEVICE_HELP)
+@DEVICE_OPTION
 @click.option(
     "--output-device", default=None, help="Output device for --test (default: the default output)."
 )
 @click.option(
-    "--rate", default=RECORD_RATE, show_default=True, help="Sample rate for --test, in Hz."
+    "--rate",
+    type=int,
+    default=RECORD_RATE,
+    show_default=True,
+    help="Sample rate for --test, in Hz.",
 )
 def devices_command(test: bool, device: str | None, output_device: str | None, rate: int) -> None:
     """List input and output devices (number, name, host API, channels, default rate).
@@ -155,13 +215,11 @@ def devices_command(test: bool, device: str | None, output_device: str | None, r
     shell_complete=complete_guitars,
     help="Guitar being calibrated, e.g. stratocaster.",
 )
-@click.option("--device", default=None, help=DEVICE_HELP)
-@click.option("--channel", default=1, show_default=True, help=CHANNEL_HELP)
+@DEVICE_OPTION
+@CHANNEL_OPTION
 @click.option("--seconds", default=10.0, show_default=True, help="How long to measure.")
-@click.option("--rate", default=RECORD_RATE, show_default=True, help="Sample rate in Hz.")
-@click.option(
-    "--target-peak", default=-12.0, show_default=True, help="Target loudest peak, in dBFS."
-)
+@RATE_OPTION
+@target_peak_option("Target loudest peak, in dBFS.")
 @PLAY_OPTION
 def level_command(
     corpus: str,
@@ -236,35 +294,22 @@ def level_command(
 )
 @click.option("--pickup", default="", help="Pickup, e.g. single_coil, humbucker, p90.")
 @click.option("--phrase", required=True, help="Phrase label, e.g. backing, lead.")
-@click.option("--seconds", default=60.0, show_default=True, help="Length of each take.")
-@click.option("--bpm", default=120.0, show_default=True, help="Click tempo.")
-@click.option("--count-in", default=1, show_default=True, help="Bars of count-in (0: none).")
-@click.option(
-    "--click/--no-click", "click_on", default=True, show_default=True, help="Click while recording."
+@library_option(
+    "--seconds",
+    type=float,
+    default="guitarlab.recorder.shotlist:NUMBER_FIELDS.seconds",
+    help="Length of each take (a shot list's default too).",
 )
-@click.option("--rate", default=RECORD_RATE, show_default=True, help="Sample rate in Hz.")
-@click.option("--subtype", default="PCM_24", show_default=True, help="WAV sample format.")
-@click.option("--device", default=None, help=DEVICE_HELP)
-@click.option("--channel", default=1, show_default=True, help=CHANNEL_HELP)
-@click.option(
-    "--channels",
-    default=None,
-    help="Several interface inputs at once, e.g. 1,2: one sample-aligned file each (needs --roles).",
+@library_option("--bpm", type=float, default=TAKE + "(bpm)", help="Click tempo.")
+@take_options(
+    roles_help="What each of --channels is, e.g. di,mic: the role column and the file names "
+    "(<take>-raw-di.wav, <take>-raw-mic.wav)."
 )
-@click.option(
-    "--roles",
-    default=None,
-    help="What each of --channels is, e.g. di,mic: the role column and the file names "
-    "(<take>-raw-di.wav, <take>-raw-mic.wav).",
-)
-@click.option("--click-device", default=None, help="Output for the click (default output).")
-@click.option("--takes", "n_takes", default=1, show_default=True, help="Takes in a row.")
-@click.option("--pause", default=5.0, show_default=True, help="Seconds between takes.")
+@library_option("--takes", "n_takes", type=int, default=TAKES + "(takes)", help="Takes in a row.")
+@library_option("--pause", type=float, default=TAKES + "(pause_s)", help="Seconds between takes.")
 @click.option("--player", default="", help="Who plays, stored in the player column.")
 @click.option("--notes", default="", help="Free text stored in the notes column.")
-@click.option(
-    "--target-peak", default=-12.0, show_default=True, help="Target peak (for the checks), dBFS."
-)
+@target_peak_option("Target peak (for the checks), dBFS.")
 @click.option(
     "--discard", is_flag=True, help="Drop a take stopped with Ctrl-C instead of keeping it."
 )
@@ -403,9 +448,7 @@ def recover_command(corpus: str, clean: bool) -> None:
 
 @click.command("check")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option(
-    "--target-peak", default=-12.0, show_default=True, help="Target loudest peak, in dBFS."
-)
+@target_peak_option("Target loudest peak, in dBFS.")
 def check_command(files: tuple[str, ...], target_peak: float) -> None:
     """Check audio files for clipping, silence, dead channels, DC offset, low level and hum.
 

@@ -9,15 +9,14 @@ import click
 
 from guitarlab.commands import corpus_option
 from guitarlab.commands.recorder import (
-    CHANNEL_HELP,
-    DEVICE_HELP,
     PLAY_OPTION,
     _channel_list,
     _check_input,
     _read_mono,
     _Screen,
+    take_options,
+    target_peak_option,
 )
-from guitarlab.corpus.defaults import RECORD_RATE
 
 PROMPT = "keep, redo, skip the shot or quit? [k/r/s/q] "
 
@@ -76,27 +75,8 @@ class _Keys:
 @click.argument("plan", type=click.Path(dir_okay=False))
 @corpus_option("Corpus folder.")
 @click.option("--dry-run", is_flag=True, help="Print what is left to record, record nothing.")
-@click.option("--device", default=None, help=DEVICE_HELP)
-@click.option("--channel", default=1, show_default=True, help=CHANNEL_HELP)
-@click.option(
-    "--channels",
-    default=None,
-    help="Several interface inputs at once, e.g. 1,2: one sample-aligned file each (needs --roles).",
-)
-@click.option("--roles", default=None, help="What each of --channels is, e.g. di,mic.")
-@click.option("--rate", default=RECORD_RATE, show_default=True, help="Sample rate in Hz.")
-@click.option("--subtype", default="PCM_24", show_default=True, help="WAV sample format.")
-@click.option("--count-in", default=1, show_default=True, help="Bars of count-in (0: none).")
-@click.option(
-    "--click/--no-click", "click_on", default=True, show_default=True, help="Click while recording."
-)
-@click.option("--click-device", default=None, help="Output for the click (default output).")
-@click.option(
-    "--target-peak",
-    default=-12.0,
-    show_default=True,
-    help="Target peak (for the checks) of a guitar 'level' never calibrated, dBFS.",
-)
+@take_options(roles_help="What each of --channels is, e.g. di,mic.")
+@target_peak_option("Target peak (for the checks) of a guitar 'level' never calibrated, dBFS.")
 @PLAY_OPTION
 def session_command(
     plan: str,
