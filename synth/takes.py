@@ -24,6 +24,9 @@ from guitarlab.synth.family import FRETS, note_jobs, note_params, render_params,
 from guitarlab.synth.phrases import PHRASES
 from guitarlab.synth.render import check_length, guitar_labels, resolve_options, synth_params
 
+PHRASE_SECONDS = 60.0  # a phrase take, as the post's takes
+NOTE_SECONDS = 3.0  # a plucked note (or chord) ringing out
+
 __all__ = ["notes_to_corpus", "synth_to_corpus", "write_raw_take"]
 
 
@@ -34,7 +37,7 @@ def synth_to_corpus(
     phrases: tuple[str, ...] | list[str] = ("backing", "lead"),
     takes: int = 1,
     first_take: int | None = None,
-    seconds: float = 60.0,
+    seconds: float | None = None,
     seed: int = 0,
     bpm: float = 120.0,
     key: str = "A",
@@ -59,7 +62,8 @@ def synth_to_corpus(
     well each take is another instrument of its guitar's model (pickups placed, sized
     and wound differently). With ``notes`` the
     call writes single notes instead (``notes_to_corpus``; ``phrases``,
-    ``bpm`` and ``key`` do not apply there).
+    ``bpm`` and ``key`` do not apply there). ``seconds`` of None: :data:`PHRASE_SECONDS`
+    a take, or :data:`NOTE_SECONDS` a note.
     """
     from tqdm import tqdm
 
@@ -74,8 +78,8 @@ def synth_to_corpus(
 
     if notes:
         return notes_to_corpus(
-            corpus, guitars=guitars, takes=takes, first_take=first_take, seconds=seconds,
-            seed=seed, randomize=randomize, builds=builds, sample_rate=sample_rate, options=options,
+            corpus, guitars=guitars, takes=takes, first_take=first_take,
+            seconds=NOTE_SECONDS if seconds is None else seconds, seed=seed, randomize=randomize, builds=builds, sample_rate=sample_rate, options=options,
             progress=progress,
         )  # fmt: skip
     guitars = fam.resolve_guitars(guitars)
@@ -86,6 +90,7 @@ def synth_to_corpus(
             raise RecorderError(f"unknown phrase {phrase!r}; known: {', '.join(PHRASES)}")
     if takes < 1 or (first_take is not None and first_take < 1):
         raise RecorderError(f"takes={takes}, first_take={first_take}: both must be 1 or more")
+    seconds = PHRASE_SECONDS if seconds is None else seconds
     check_length(seconds, sample_rate)  # before the corpus folder is made
     root = init_corpus(corpus)
 
@@ -149,7 +154,7 @@ def notes_to_corpus(
     chords: bool = True,
     takes: int = 1,
     first_take: int | None = None,
-    seconds: float = 3.0,
+    seconds: float = NOTE_SECONDS,
     lead_in_s: float = 0.2,
     seed: int = 0,
     randomize: bool = False,

@@ -84,7 +84,8 @@ class LibraryDefault:
     pedalboard for every ``guitarlab --help`` and every tab completion.
 
     ``target`` is ``"module:Name.attr"`` (a constant, a dataclass field's default, a key of
-    a dict constant) or ``"module:function(param)"`` (a parameter's default).
+    a dict constant, an index of a tuple) or ``"module:function(param)"`` (a parameter's
+    default).
 
     Examples
     --------
@@ -100,7 +101,12 @@ class LibraryDefault:
         path, _, param = path.partition("(")
         value: Any = importlib.import_module(module)
         for part in path.split("."):
-            value = value[part] if isinstance(value, dict) else getattr(value, part)
+            if isinstance(value, dict):
+                value = value[part]
+            elif isinstance(value, (tuple, list)):
+                value = value[int(part)]
+            else:
+                value = getattr(value, part)
         if param:
             return inspect.signature(value).parameters[param.rstrip(")")].default
         return value

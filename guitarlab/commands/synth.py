@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import click
 
-from guitarlab.commands import FiniteRange, corpus_option
-from guitarlab.corpus.defaults import MAX_TAKE_SECONDS, SYNTH_RATE
+from guitarlab.commands import FiniteRange, Names, corpus_option, library_option
+from guitarlab.corpus.defaults import MAX_TAKE_SECONDS
 
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(name.strip() for name in text.split(",") if name.strip())
+SYNTH = "guitarlab.synth.takes:synth_to_corpus"  # its parameters hold synth's defaults
+TAKES = "guitarlab.synth.takes:"
+# A knob's default, lowest and highest value: synth.render.OPTIONS[name][:3], filled in
+# when the help is shown as {name}, {name_low} and {name_high}
+KNOBS = {
+    f"{name}{end}": f"guitarlab.synth.render:OPTIONS.{name}.{index}"
+    for index, end in enumerate(("", "_low", "_high"))
+    for name in (
+        "tone_knob",
+        "volume_knob",
+        "string_gauge",
+        "pick_attack",
+        "dynamics_db",
+        "humanize_ms",
+        "mains_hz",
+        "preamp_gain_db",
+    )
+}
 
 
 def _print_family(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -42,10 +57,10 @@ def _option_pairs(pairs: tuple[str, ...]) -> dict:
     help="Print the guitar family (pickup type, switch positions, coils) and exit. Example: guitarlab synth --list",
 )
 @corpus_option("Corpus folder (created if missing).")
-@click.option(
+@library_option(
     "--guitars",
-    default="stratocaster,les_paul",
-    show_default=True,
+    type=Names(),
+    default=SYNTH + "(guitars)",
     help="Comma-separated guitars (see --list), 'all', or a pickup type (single_coil, humbucker, p90). Example: --guitars all",
 )
 @click.option(
@@ -58,59 +73,85 @@ def _option_pairs(pairs: tuple[str, ...]) -> dict:
     is_flag=True,
     help="With --randomize: each take is also another instrument of its guitar's model, its pickups placed (x0.8-1.25), sized and wound (x0.75-1.33) differently (pickup_place, pickup_width, pickup_winding in synth_params). Example: guitarlab synth --corpus C --guitars all --randomize --builds --takes 2",
 )
-@click.option(
+@library_option(
     "--notes",
     is_flag=True,
-    help="Instead of phrases, one file per string (1 = high e .. 6 = low E) x fret 0-12 plus a few chords: a pluck after a short silence, ringing out (--seconds defaults to 3). Adds string and fret columns. Example: guitarlab synth --corpus C --guitars all --notes --randomize",
+    type=bool,
+    library={"note": TAKES + "NOTE_SECONDS"},
+    help="Instead of phrases, one file per string (1 = high e .. 6 = low E) x fret 0-12 plus a few chords: a pluck after a short silence, ringing out (--seconds defaults to {note}). Adds string and fret columns. Example: guitarlab synth --corpus C --guitars all --notes --randomize",
 )
-@click.option(
-    "--phrases", default="backing,lead", show_default=True, help="Comma-separated phrases."
+@library_option(
+    "--phrases", type=Names(), default=SYNTH + "(phrases)", help="Comma-separated phrases."
 )
-@click.option(
-    "--takes", default=1, show_default=True, type=int, help="Takes per guitar and phrase."
-)
+@library_option("--takes", type=int, default=SYNTH + "(takes)", help="Takes per guitar and phrase.")
 @click.option(
     "--first-take",
     type=int,
     default=None,
     help="Take number to start at (default: after the highest one in the corpus). Takes already there with the same parameters are skipped.",
 )
-@click.option(
+@library_option(
     "--seconds",
-    default=None,
     type=FiniteRange(0, MAX_TAKE_SECONDS, min_open=True),
+    library={"phrase": TAKES + "PHRASE_SECONDS", "note": TAKES + "NOTE_SECONDS"},
     help=f"Length of each take, at most {MAX_TAKE_SECONDS:g} (a take is rendered in memory) "
-    "[default: 60; 3 with --notes].",
+    "[default: {phrase}; {note} with --notes].",
 )
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the performances.")
-@click.option("--bpm", default=120.0, show_default=True, type=float, help="Tempo.")
-@click.option("--key", default="A", show_default=True, help="Key, e.g. A, E, F#, Bb.")
-@click.option("--rate", default=SYNTH_RATE, show_default=True, type=int, help="Sample rate in Hz.")
+@library_option("--seed", type=int, default=SYNTH + "(seed)", help="Seed of the performances.")
+@library_option("--bpm", type=float, default=SYNTH + "(bpm)", help="Tempo.")
+@library_option("--key", type=str, default=SYNTH + "(key)", help="Key, e.g. A, E, F#, Bb.")
+@library_option("--rate", type=int, default=SYNTH + "(sample_rate)", help="Sample rate in Hz.")
 @click.option(
     "--pickup-position",
     default=None,
     help="Selector position for every guitar (see --list; stratocaster: bridge, bridge+middle, middle, middle+neck, neck; the others: neck, both, bridge). Default: each guitar's own. Example: --pickup-position neck",
 )
-@click.option("--tone-knob", type=float, default=None, help="Tone pot 0-10 [default: 10].")
-@click.option("--volume-knob", type=float, default=None, help="Volume pot 0-10 [default: 10].")
-@click.option(
-    "--string-gauge", type=float, default=None, help="High-e gauge, 8-13 thousandths [default: 10]."
+@library_option(
+    "--tone-knob",
+    type=float,
+    library=KNOBS,
+    help="Tone pot {tone_knob_low}-{tone_knob_high} [default: {tone_knob}].",
 )
-@click.option(
-    "--pick-attack", type=float, default=None, help="0 soft .. 1 hard pick [default: 0.5]."
+@library_option(
+    "--volume-knob",
+    type=float,
+    library=KNOBS,
+    help="Volume pot {volume_knob_low}-{volume_knob_high} [default: {volume_knob}].",
 )
-@click.option(
-    "--dynamics-db", type=float, default=None, help="Spread of note levels, 0-18 dB [default: 6]."
+@library_option(
+    "--string-gauge",
+    type=float,
+    library=KNOBS,
+    help="High-e gauge, {string_gauge_low}-{string_gauge_high} thousandths "
+    "[default: {string_gauge}].",
 )
-@click.option(
-    "--humanize-ms", type=float, default=None, help="Extra timing jitter, 0-30 ms [default: 4]."
+@library_option(
+    "--pick-attack",
+    type=float,
+    library=KNOBS,
+    help="{pick_attack_low} soft .. {pick_attack_high} hard pick [default: {pick_attack}].",
 )
-@click.option("--mains-hz", type=float, default=None, help="Hum frequency, 50 or 60 [default: 60].")
-@click.option(
+@library_option(
+    "--dynamics-db",
+    type=float,
+    library=KNOBS,
+    help="Spread of note levels, {dynamics_db_low}-{dynamics_db_high} dB [default: {dynamics_db}].",
+)
+@library_option(
+    "--humanize-ms",
+    type=float,
+    library=KNOBS,
+    help="Extra timing jitter, {humanize_ms_low}-{humanize_ms_high} ms [default: {humanize_ms}].",
+)
+@library_option(
+    "--mains-hz", type=float, library=KNOBS, help="Hum frequency, 50 or 60 [default: {mains_hz}]."
+)
+@library_option(
     "--preamp-gain-db",
     type=float,
-    default=None,
-    help="Interface gain, -40..60 dB; too hot clips [default: 0].",
+    library=KNOBS,
+    help="Interface gain, {preamp_gain_db_low}..{preamp_gain_db_high} dB; too hot clips "
+    "[default: {preamp_gain_db}].",
 )
 @click.option(
     "--option",
@@ -122,11 +163,11 @@ def _option_pairs(pairs: tuple[str, ...]) -> dict:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def synth_command(
     corpus: str,
-    guitars: str,
+    guitars: tuple[str, ...],
     randomize: bool,
     builds: bool,
     notes: bool,
-    phrases: str,
+    phrases: tuple[str, ...],
     takes: int,
     first_take: int | None,
     seconds: float | None,
@@ -183,11 +224,11 @@ def synth_command(
     options.update(_option_pairs(extra))
     added = synth_to_corpus(
         corpus,
-        guitars=_names(guitars),
-        phrases=_names(phrases),
+        guitars=guitars,
+        phrases=phrases,
         takes=takes,
         first_take=first_take,
-        seconds=seconds if seconds is not None else (3.0 if notes else 60.0),
+        seconds=seconds,
         seed=seed,
         bpm=bpm,
         key=key,
