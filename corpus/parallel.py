@@ -7,10 +7,23 @@ parent process keeps every write to the corpus (commits stay one writer, in orde
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 
 from guitarlab.corpus.errors import GuitarlabError
+
+
+def resolve_jobs(jobs: int | None, *, error: type[GuitarlabError] = GuitarlabError) -> int:
+    """``--jobs``: a number of processes, 0 (or None) for every core this process may use."""
+    if jobs is None or int(jobs) == 0:
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # not on Linux
+            return max(1, os.cpu_count() or 1)
+    if int(jobs) < 0:
+        raise error(f"--jobs {jobs}: give a number of processes, or 0 for every core")
+    return int(jobs)
 
 
 def pool_context():
