@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 
 import numpy as np
 
 from guitarlab.corpus.defaults import SYNTH_RATE
 from guitarlab.corpus.errors import RecorderError
+from guitarlab.corpus.parallel import map_ordered, resolve_jobs
 from guitarlab.synth import family as fam
-from guitarlab.synth.family import FRETS, note_jobs, note_params, render_params, resolve_guitars
+from guitarlab.synth.family import FRETS, note_jobs, note_params, resolve_guitars
 from guitarlab.synth.phrases import PHRASES
 from guitarlab.synth.render import check_length, guitar_labels, resolve_options, synth_params
 
@@ -47,6 +49,7 @@ def synth_to_corpus(
     builds: bool = False,
     notes: bool = False,
     progress: bool = True,
+    jobs: int = 1,
 ) -> list[str]:
     """Render takes into ``corpus/takes/`` and add their manifest rows; returns the new ids.
 
@@ -63,7 +66,8 @@ def synth_to_corpus(
     and wound differently). With ``notes`` the
     call writes single notes instead (``notes_to_corpus``; ``phrases``,
     ``bpm`` and ``key`` do not apply there). ``seconds`` of None: :data:`PHRASE_SECONDS`
-    a take, or :data:`NOTE_SECONDS` a note.
+    a take, or :data:`NOTE_SECONDS` a note. ``jobs`` renders in that many processes (0: every
+    core); the files and rows are the same bit for bit.
     """
     from tqdm import tqdm
 
@@ -97,7 +101,7 @@ def synth_to_corpus(
     todo: list[tuple] = []
 
     def choose(taken):  # under the lock; ids others reserved count as taken too
-        jobs = []
+        planned = []
         for phrase in phrases:
             start = (
                 first_take
@@ -105,11 +109,11 @@ def synth_to_corpus(
                 else max(taken.next_take_number(g, phrase) for g in guitars)
             )
             for number in range(start, start + takes):
-                jobs += [(g, phrase, number) for g in guitars]
+                planned += [(g, phrase, number) for g in guitars]
         existing = taken.values(  # reads the manifest only for ids already there
-            [row_id(take_key(*job), RAW_TONE) for job in jobs], "synth_params"
+            [row_id(take_key(*job), RAW_TONE) for job in planned], "synth_params"
         )
-        for name, phrase, number in jobs:  # refuse conflicts before rendering anything
+        for name, phrase, number in planned:  # refuse conflicts before rendering anything
             rid = row_id(take_key(name, phrase, number), RAW_TONE)
             if randomize:
                 opts, take_bpm, take_key_name = fam.randomize_take(
@@ -132,10 +136,14 @@ def synth_to_corpus(
 
     reserve_takes(root, choose)  # write_raw_take's commit releases each id with its row
     added: list[str] = []
-    for name, phrase, number, rid, params in tqdm(
-        todo, desc="synth takes", unit="take", disable=not progress
+    renders = rendered([job[4] for job in todo], jobs)
+    for (name, phrase, number, rid, params), audio in tqdm(
+        zip(todo, renders, strict=True),
+        total=len(todo),
+        desc="synth takes",
+        unit="take",
+        disable=not progress,
     ):
-        audio = fam.render_params(params)
         position = json.loads(params)["options"]["pickup_position"]
         write_raw_take(
             root, rid, take_key(name, phrase, number), audio, sample_rate, guitar=name,
@@ -144,6 +152,13 @@ def synth_to_corpus(
         )  # fmt: skip
         added.append(rid)
     return added
+
+
+def rendered(params: list[str], jobs: int = 1) -> Iterator[np.ndarray]:
+    """Each take's audio from its parameters, in order, in ``jobs`` processes (0: every
+    core). Rendering is pure; the caller writes every file and row itself, one writer."""
+    workers = resolve_jobs(jobs, error=RecorderError)
+    return map_ordered(fam.render_params, params, jobs=workers, error=RecorderError)
 
 
 def notes_to_corpus(
@@ -162,6 +177,7 @@ def notes_to_corpus(
     sample_rate: int = SYNTH_RATE,
     options: dict | None = None,
     progress: bool = True,
+    jobs: int = 1,
 ) -> list[str]:
     """One file per string x fret (and a few strummed chords) per guitar; returns new ids.
 
@@ -202,24 +218,24 @@ def notes_to_corpus(
     todo: list[tuple] = []
 
     def choose(taken):  # under the lock; ids others reserved count as taken too
-        jobs = note_jobs(frets, chords)
+        planned = note_jobs(frets, chords)
         start = (
             first_take
             if first_take is not None
-            else max(taken.next_take_number(g, jobs[0][0]) for g in names)
+            else max(taken.next_take_number(g, planned[0][0]) for g in names)
         )
         existing = taken.values(  # reads the manifest only for ids already there
             [
                 row_id(take_key(guitar, name, number), RAW_TONE)
                 for number in range(start, start + takes)
                 for guitar in names
-                for name, _ in jobs
+                for name, _ in planned
             ],
             "synth_params",
         )
         for number in range(start, start + takes):
             for guitar in names:
-                for name, where in jobs:
+                for name, where in planned:
                     take = take_key(guitar, name, number)
                     rid = row_id(take, RAW_TONE)
                     params = note_params(
@@ -240,10 +256,14 @@ def notes_to_corpus(
     reservation = reserve_takes(root, choose)
     added: list[str] = []
     rows: list[tuple] = []
-    for guitar, _name, where, take, rid, params in tqdm(
-        todo, desc="synth notes", unit="file", disable=not progress
+    renders = rendered([job[5] for job in todo], jobs)
+    for (guitar, _name, where, take, rid, params), audio in tqdm(
+        zip(todo, renders, strict=True),
+        total=len(todo),
+        desc="synth notes",
+        unit="file",
+        disable=not progress,
     ):
-        audio = render_params(params)
         p = json.loads(params)
         position = p["options"]["pickup_position"]
         what = (

@@ -633,3 +633,23 @@ def test_builds_are_drawn_apart_from_the_other_draws_and_render_again(tmp_path: 
         recorded, _ = sf.read(corpus / row["path"], dtype="float32")
         assert np.array_equal(recorded, family.render_params(row["synth_params"]))
     assert len(places) == len(frame)  # each take and note file is another instrument
+
+
+def test_takes_rendered_in_two_processes_are_the_same_files_and_rows(tmp_path: Path) -> None:
+    """``synth --jobs 2`` renders in worker processes; the corpus must not change by a bit."""
+    made = {}
+    for jobs in (1, 2):
+        corpus = tmp_path / f"jobs{jobs}"
+        result = CliRunner().invoke(
+            cli,
+            ["synth", "--corpus", str(corpus), "--guitars", "stratocaster,les_paul",
+             "--randomize", "--takes", "2", "--seconds", "1", "--jobs", str(jobs), "--quiet"],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        rows = load_manifest(corpus)
+        made[jobs] = (
+            rows[["id", "path", "sha256", "synth_params"]].to_dict("records"),
+            {p.name: p.read_bytes() for p in sorted((corpus / "takes").glob("*.wav"))},
+        )
+    assert len(made[1][1]) == 8  # 2 guitars x 2 phrases x 2 takes
+    assert made[2] == made[1]

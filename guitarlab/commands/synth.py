@@ -160,6 +160,13 @@ def _option_pairs(pairs: tuple[str, ...]) -> dict:
     metavar="NAME=VALUE",
     help="Any other synth option (hum, cable_pf, resonance_hz, noise_floor_dbfs); repeatable.",
 )
+@library_option(
+    "--jobs",
+    type=click.IntRange(0),
+    default=SYNTH + "(jobs)",
+    help="Takes rendered in parallel: processes (0: every core). The files are the same bit "
+    "for bit.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def synth_command(
     corpus: str,
@@ -185,6 +192,7 @@ def synth_command(
     mains_hz: float | None,
     preamp_gain_db: float | None,
     extra: tuple[str, ...],
+    jobs: int,
     quiet: bool,
 ) -> None:
     """Play phrases on synthetic guitars and add the raw 24-bit takes to CORPUS.
@@ -198,7 +206,7 @@ def synth_command(
     Examples:
       guitarlab synth --corpus my-corpus --guitars stratocaster,les_paul \\
           --phrases backing,lead --takes 1 --seconds 60
-      guitarlab synth --corpus family --guitars all --randomize --takes 2 --seconds 10
+      guitarlab synth --corpus family --guitars all --randomize --takes 8 --seconds 10 --jobs 0
       guitarlab synth --corpus builds --guitars all --randomize --builds --takes 2
       guitarlab synth --corpus notes --guitars all --notes --randomize
       guitarlab synth --list
@@ -238,6 +246,7 @@ def synth_command(
         builds=builds,
         notes=notes,
         progress=not quiet,
+        jobs=jobs,
     )
     what = "note file(s)" if notes else "take(s)"
     shown = added if len(added) <= 40 else [*added[:20], f"... {len(added) - 20} more"]
