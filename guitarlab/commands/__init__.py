@@ -20,6 +20,14 @@ def corpus_option(help_text: str = "Corpus folder.", *, required: bool = True):
     )
 
 
+def user_option():
+    """``--user``: who edits, for history.jsonl (``review``, ``labels import``); None lets
+    the library take the login name."""
+    return click.option(
+        "--user", default=None, help="Name written to history.jsonl [default: your login]."
+    )
+
+
 class FiniteRange(click.FloatRange):
     """``click.FloatRange`` that also refuses ``nan`` and, with no bound on that side, ``inf``.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from guitarlab.commands import corpus_option
+from guitarlab.commands import corpus_option, user_option
 from guitarlab.corpus.errors import GuitarlabError
 
 
@@ -33,7 +33,7 @@ def labels_group() -> None:
     default=None,
     help="For an Audacity label track (.txt): the label column its text goes to, e.g. technique.",
 )
-@click.option("--user", default=None, help="Name written to history.jsonl [default: your login].")
+@user_option()
 def labels_import(file: str, corpus: str, take: str, column: str | None, user: str | None) -> None:
     """Add the segments of an annotation FILE to a take: .txt (Audacity label track), .jams
     (note_midi, chord, tag_open, key_mode) or .xml (IDMT-SMT-Guitar).

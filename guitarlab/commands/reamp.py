@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
-from guitarlab.commands import corpus_option
+from guitarlab.commands import corpus_option, library_option
+
+REAMP = "guitarlab.recorder.reamp:reamp_corpus"  # its parameters hold reamp's defaults
 
 
 @click.command("reamp")
@@ -24,13 +26,16 @@ from guitarlab.commands import corpus_option
     default=None,
     help="Input the amp returns to (mic or load box) [default: the system's].",
 )
-@click.option(
-    "--input-channel", default=1, show_default=True, help="Interface input of the return."
+@library_option(
+    "--input-channel",
+    type=int,
+    default=REAMP + "(channel)",
+    help="Interface input of the return.",
 )
-@click.option(
+@library_option(
     "--role",
-    default="di",
-    show_default=True,
+    type=str,
+    default=REAMP + "(role)",
     help="Of a take recorded with several inputs (record --roles), the one to play.",
 )
 @click.option("--where", default=None, help="Reamp only the raw takes this condition selects.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from guitarlab.commands import library_option, user_option
 from guitarlab.corpus.errors import GuitarlabError
 
 
@@ -23,13 +24,13 @@ from guitarlab.corpus.errors import GuitarlabError
     type=click.IntRange(0, 65535),
     help="TCP port (0: any free port).",
 )
-@click.option(
+@library_option(
     "--host",
-    default="127.0.0.1",
-    show_default=True,
+    type=str,
+    default="guitarlab.review.app:create_app(host)",
     help="Address to listen on; 0.0.0.0 opens the page to your network (a warning).",
 )
-@click.option("--user", default=None, help="Name written to history.jsonl [default: your login].")
+@user_option()
 def review_command(
     corpus: str, run_dir: str | None, port: int, host: str, user: str | None
 ) -> None:
