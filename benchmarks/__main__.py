@@ -2,7 +2,7 @@
 
 ``--only model`` measures model quality instead (protocols x models x seeds) and writes
 MODEL.md (see benchmarks/bench_model.py); it is not part of the default run (about twelve
-hours on two cores). ``--protocols seed --models wave`` measures one cell: its rows
+hours on two cores). ``--protocols post --models wave`` measures one cell: its rows
 replace those of the same protocol and model, and the other rows stay; ``--seeds 0``
 measures one seed (the row says how many), and baselines already measured on more seeds
 keep their rows.
@@ -233,7 +233,7 @@ GPU_SECTION = [
     "",
     "| benchmark | figure | value | unit | reference | ratio | goal | notes |",
     "|---|---|---|---|---|---|---|---|",
-    "| train | training windows/s, seed config (8 cells, 128/256/128) | _to fill_ | windows/s | bare model.fit | | >= 0.95x | run `make bench` on a GPU machine, or `python -m benchmarks --only train` |",
+    "| train | training windows/s, post config (8 cells, 128/256/128) | _to fill_ | windows/s | bare model.fit | | >= 0.95x | run `make bench` on a GPU machine, or `python -m benchmarks --only train` |",
     "",
     "No GPU was available when this file was written. On a machine with one, `pip install -e '.[gpu]'`",
     "then `python -m benchmarks --only train` fills the train rows from the GPU (the code path is the same).",

@@ -3,7 +3,7 @@
 The reference is the audio's own duration: 300x means the three core tones of a 60 s
 take (180 s of output) render in 0.6 s. Two threads render different files at once
 (pedalboard releases the GIL); their throughput is compared with one thread's on the
-same work in the same run. The whole seed-layout corpus (4 raw takes x 3 tones) adds
+same work in the same run. The whole post-layout corpus (4 raw takes x 3 tones) adds
 reading, 24-bit writing, checksums and manifest rows.
 
 The test signal is a pluck train (decaying harmonic notes), cheap to make; pedalboard's
@@ -24,7 +24,7 @@ from benchmarks.common import Row, best_seconds
 
 RATE = 44100
 CORE_TONES = ("clean", "crunch", "distorted")
-SEED_TAKES = (
+POST_TAKES = (
     ("stratocaster", "backing"),
     ("stratocaster", "lead"),
     ("les_paul", "backing"),
@@ -65,12 +65,12 @@ def _render_all(audio: np.ndarray, names: list[str], *, workers: int) -> None:
         list(pool.map(job, names))
 
 
-def _seed_corpus(root: Path, seconds: float) -> Path:
+def _post_corpus(root: Path, seconds: float) -> Path:
     from guitarlab.corpus.audio import write_audio_atomic
     from guitarlab.corpus.intake import import_folder
 
     src = root / "src"
-    for index, (guitar, phrase) in enumerate(SEED_TAKES):
+    for index, (guitar, phrase) in enumerate(POST_TAKES):
         write_audio_atomic(src / f"{guitar}-{phrase}-raw.wav", plucks(seconds, seed=index), RATE)
     import_folder(src, root / "corpus", pattern="{guitar}-{phrase}-{tone}", progress=False)
     return root / "corpus"
@@ -80,11 +80,11 @@ def _corpus_seconds(seconds: float, workers: int) -> float:
     from guitarlab.augment.renders import render_corpus
 
     with tempfile.TemporaryDirectory(prefix="bench-augment-") as tmp:
-        corpus = _seed_corpus(Path(tmp), seconds)
+        corpus = _post_corpus(Path(tmp), seconds)
         start = time.perf_counter()
         added = render_corpus(corpus, tones=list(CORE_TONES), workers=workers, progress=False)
         elapsed = time.perf_counter() - start
-    assert len(added) == len(SEED_TAKES) * len(CORE_TONES)
+    assert len(added) == len(POST_TAKES) * len(CORE_TONES)
     return elapsed
 
 
@@ -148,11 +148,11 @@ def run(quick: bool) -> list[Row]:
     )
     corpus_one = _corpus_seconds(seconds, workers=1)
     corpus_two = _corpus_seconds(seconds, workers=2)
-    output_s = len(SEED_TAKES) * len(CORE_TONES) * seconds
+    output_s = len(POST_TAKES) * len(CORE_TONES) * seconds
     rows.append(
         Row(
             "augment",
-            f"render_corpus seed layout (4 takes x 3 tones, {seconds:g} s each), 1 worker",
+            f"render_corpus post layout (4 takes x 3 tones, {seconds:g} s each), 1 worker",
             output_s / corpus_one,
             "s audio per s wall",
             "in-memory rendering of the core tones, 1 thread",
@@ -164,7 +164,7 @@ def run(quick: bool) -> list[Row]:
     rows.append(
         Row(
             "augment",
-            f"render_corpus seed layout (4 takes x 3 tones, {seconds:g} s each), 2 workers",
+            f"render_corpus post layout (4 takes x 3 tones, {seconds:g} s each), 2 workers",
             output_s / corpus_two,
             "s audio per s wall",
             "the same corpus with 1 worker",

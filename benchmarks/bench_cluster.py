@@ -1,7 +1,7 @@
 """Cluster: ``augment --engine dask`` on a LocalCluster of 1 and 2 worker processes.
 
 The reference is the single-process path (``--engine local --workers 1``) on the same
-corpus (the seed layout, 4 raw takes x 3 core tones) in the same run. The clusters are
+corpus (the post layout, 4 raw takes x 3 core tones) in the same run. The clusters are
 started and warmed up (imports, plugin chains) before the clock starts (their start-up is
 in the notes), so the rows compare
 rendering throughput: what a worker process adds (pickling the job, the task round trip,
@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.bench_augment import CORE_TONES, SEED_TAKES, _load, _seed_corpus
+from benchmarks.bench_augment import CORE_TONES, POST_TAKES, _load, _post_corpus
 from benchmarks.common import Row
 
 NOOP_TASKS = 200
@@ -29,11 +29,11 @@ def _render_seconds(seconds: float, **engine) -> float:
     from guitarlab.augment.renders import render_corpus
 
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
-        corpus = _seed_corpus(Path(tmp), seconds)
+        corpus = _post_corpus(Path(tmp), seconds)
         start = time.perf_counter()
         added = render_corpus(corpus, tones=list(CORE_TONES), progress=False, **engine)
         elapsed = time.perf_counter() - start
-    assert len(added) == len(SEED_TAKES) * len(CORE_TONES)
+    assert len(added) == len(POST_TAKES) * len(CORE_TONES)
     return elapsed
 
 
@@ -59,16 +59,16 @@ def _on_cluster(workers: int, seconds: float) -> tuple[float, float, float]:
 
 
 def run(quick: bool) -> list[Row]:
-    """Throughput of the seed corpus (60 s takes; 2 s when ``quick``) on each engine."""
+    """Throughput of the post's corpus (60 s takes; 2 s when ``quick``) on each engine."""
     seconds = 2.0 if quick else 60.0
-    files = len(SEED_TAKES) * len(CORE_TONES)
+    files = len(POST_TAKES) * len(CORE_TONES)
     output_s = files * seconds
     _render_seconds(min(seconds, 1.0))  # warm up imports and caches
     local = _render_seconds(seconds, workers=1)
     rows = [
         Row(
             "cluster",
-            f"augment seed layout ({files} files of {seconds:g} s), --engine local, 1 worker",
+            f"augment post layout ({files} files of {seconds:g} s), --engine local, 1 worker",
             output_s / local,
             "s audio per s wall",
             "real time",
@@ -83,7 +83,7 @@ def run(quick: bool) -> list[Row]:
         rows.append(
             Row(
                 "cluster",
-                f"augment seed layout, --engine dask, LocalCluster of {workers} process(es)",
+                f"augment post layout, --engine dask, LocalCluster of {workers} process(es)",
                 output_s / spent,
                 "s audio per s wall",
                 "--engine local, 1 worker",

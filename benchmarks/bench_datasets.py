@@ -33,7 +33,7 @@ PHRASES = ("backing", "lead", "riff", "scale", "chords", "improv", "song", "arpe
 
 
 def make_corpus(root: Path, *, phrases: int, tones: tuple[str, ...], seconds: float) -> Path:
-    """A seed-named corpus: guitars x ``phrases`` x ``tones`` files of ``seconds`` each."""
+    """A post-named corpus: guitars x ``phrases`` x ``tones`` files of ``seconds`` each."""
     from guitarlab.corpus.intake import import_folder
 
     src = root.parent / f"{root.name}-src"
@@ -164,7 +164,7 @@ def run(quick: bool) -> list[Row]:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="bench-datasets-") as tmp:
         base = Path(tmp)
-        # 1x: the seed's layout (2 guitars x 2 phrases x tones); 4x: four times the takes
+        # 1x: the post's layout (2 guitars x 2 phrases x tones); 4x: four times the takes
         one = make_corpus(base / "one", phrases=2, tones=tones, seconds=seconds)
         four = make_corpus(base / "four", phrases=8, tones=tones, seconds=seconds)
         manifest = load_manifest(one)

@@ -14,7 +14,7 @@ is the larger of
 
 The reference, measured in the same run: a process that imports TensorFlow and the
 training code and opens the dataset, the floor under any training. Goal: at most 2 GB
-(issue 28). A third row measures :func:`recalibrate_batch_norm` alone on the seed's
+(issue 28). A third row measures :func:`recalibrate_batch_norm` alone on the post's
 full-size wave model against the old method (every layer's whole batch of 256 windows
 as one float64 array, squared), both in fresh processes.
 """
@@ -133,7 +133,7 @@ _RECALIBRATE = """
 import sys, numpy as np
 from guitarlab.train import models
 windows = np.random.default_rng(0).normal(size=(int(sys.argv[2]), 8000, 1)).astype(np.float32)
-model = models.lstm_fcn(8000, 2)  # the seed's 128/256/128
+model = models.lstm_fcn(8000, 2)  # the post's 128/256/128
 if sys.argv[1] == "new":
     models.recalibrate_batch_norm(model, windows)
 else:  # the old method: each layer's whole batch as float64, squared, layer after layer
@@ -202,7 +202,7 @@ def run(quick: bool) -> list[Row]:
         rows.append(
             Row(
                 "memory",
-                f"recalibrate_batch_norm, seed's wave model 128/256/128, {windows} windows of 8,000",
+                f"recalibrate_batch_norm, post's wave model 128/256/128, {windows} windows of 8,000",
                 _gb(new.rss_anon),
                 "GB",
                 reference="the old method (whole batch in float64, squared, per layer)",

@@ -3,7 +3,7 @@
 Protocols (each with its own data, built once per seed):
 
 - ``sine-square``: the smoke set (300 noisy sines vs squares of 128 samples; 100 to test).
-- ``seed``: the post's experiment on the synthetic Stratocaster and Les Paul: 16 files,
+- ``post``: the 2019 post's experiment on the synthetic Stratocaster and Les Paul: 16 files,
   one span held out of every take, one vote per file.
 - ``guitar-holdout``: the randomized guitar family, label ``pickup``, two guitars
   (telecaster, es335) never heard in training; one vote per take.
@@ -35,7 +35,7 @@ import numpy as np
 
 from benchmarks.common import Row
 
-PROTOCOLS = ("sine-square", "seed", "guitar-holdout", "notes", "session-notes", "session-strings")
+PROTOCOLS = ("sine-square", "post", "guitar-holdout", "notes", "session-notes", "session-strings")
 SESSION_PROTOCOLS = ("session-notes", "session-strings")  # guitarlab.workflow.SESSION_TESTS
 MODELS = ("wave", "spectrogram", "ensemble", "features", "auto")
 BASELINES = ("baseline", "centroid")  # baseline: the features model as evaluate fits it
@@ -43,7 +43,7 @@ SEEDS = (0, 1, 2)
 NOTE_GUITARS = ("stratocaster", "telecaster", "les_paul", "sg")
 
 
-def _config(model: str, seed: int, quick: bool, protocol: str = "seed"):
+def _config(model: str, seed: int, quick: bool, protocol: str = "post"):
     from dataclasses import replace
 
     from guitarlab.workflow import demo_config
@@ -62,11 +62,11 @@ def _config(model: str, seed: int, quick: bool, protocol: str = "seed"):
 
 
 def _dataset(protocol: str, seed: int, work: Path, quick: bool) -> Path:
-    from guitarlab.workflow import holdout_dataset, seed_dataset
+    from guitarlab.workflow import holdout_dataset, post_dataset
 
     folder = work / f"{protocol}-{seed}"
-    if protocol == "seed":
-        seed_dataset(
+    if protocol == "post":
+        post_dataset(
             folder, seconds=10.0 if quick else 60.0, through_server=False, seed=seed, progress=False
         )
     elif protocol == "guitar-holdout":

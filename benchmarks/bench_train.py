@@ -12,7 +12,7 @@ Figures, each against a reference from the same run:
   x real time.
 
 On a machine without a GPU the model is CPU-sized (filters 32/64/32; quick: 8/16/8 on
-1,000-sample windows); with a GPU the seed's model (128/256/128, window 8,000) runs
+1,000-sample windows); with a GPU the post's model (128/256/128, window 8,000) runs
 through the same code.
 """
 

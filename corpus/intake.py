@@ -1,11 +1,11 @@
 """Import an existing folder of WAV/FLAC/AIFF files into a corpus.
 
-Labels come from file names (the seed's ``ST_lead_crunch.wav`` out of the box, or a
+Labels come from file names (the post's ``ST_lead_crunch.wav`` out of the box, or a
 template such as ``{guitar}_{string}_fret{fret}_rr{take}`` that fills any manifest
 column), from a CSV of per-file labels (``--labels``), or from fixed values for a whole
 folder. Files are matched by sha256, so importing the same folder twice adds nothing.
 
-Takes: files that differ only in their tone are renders of one take (the seed's
+Takes: files that differ only in their tone are renders of one take (the post's
 layout). A folder whose files would otherwise collapse into one take (every file a
 ``raw`` of the same labels) gets one take per file; ``take="file"`` asks for that
 always, and ``take="session"`` (any column) makes each value of that column one take.
@@ -36,6 +36,7 @@ from guitarlab.corpus.audio import (
     sha256_file,
 )
 from guitarlab.corpus.checks import check_take, findings_to_json
+from guitarlab.corpus.defaults import POST, post_alias
 from guitarlab.corpus.errors import AudioFileError, ManifestError
 from guitarlab.corpus.manifest import (
     LABEL_COLUMNS,
@@ -55,8 +56,8 @@ from guitarlab.corpus.manifest import (
     slugify,
 )
 
-SEED_PATTERN = "seed"
-SEED_GUITARS = {"st": ("stratocaster", "single_coil"), "lp": ("les_paul", "humbucker")}
+POST_PATTERN = POST
+POST_GUITARS = {"st": ("stratocaster", "single_coil"), "lp": ("les_paul", "humbucker")}
 # The usual pattern fields; any other column name works too ({string}, {fret}, {session}).
 PATTERN_FIELDS = (*LABEL_COLUMNS, "take", "player")
 # Columns measured from the file or written by guitarlab: never taken from a name or a CSV.
@@ -137,7 +138,7 @@ def _tokens(pattern: str) -> list[tuple[str, str]]:
 
 def check_pattern(pattern: str) -> list[str]:
     """The fields of a template, in order; a one-line error for a bad one."""
-    if pattern == SEED_PATTERN:
+    if post_alias(pattern) == POST_PATTERN:
         return list(LABEL_COLUMNS)
     names = [text for kind, text in _tokens(pattern) if kind == "field"]
     if not names:
@@ -221,7 +222,7 @@ def _reading_text(reading: dict[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in reading.items())
 
 
-def labels_from_name(stem: str, pattern: str = SEED_PATTERN) -> dict[str, str] | None:
+def labels_from_name(stem: str, pattern: str = POST_PATTERN) -> dict[str, str] | None:
     """Labels parsed from a file stem, or None when the name does not fit.
 
     A name the pattern reads in more than one way is refused with a ``ManifestError``
@@ -234,11 +235,11 @@ def labels_from_name(stem: str, pattern: str = SEED_PATTERN) -> dict[str, str] |
     >>> labels_from_name("tele_riff_clean", "{guitar}_{phrase}_{tone}")["tone"]
     'clean'
     """
-    if pattern == SEED_PATTERN:
+    if post_alias(pattern) == POST_PATTERN:
         match = re.match(r"^(ST|LP)_([A-Za-z0-9]+)_([A-Za-z0-9]+)$", stem, re.IGNORECASE)
         if not match:
             return None
-        guitar, pickup = SEED_GUITARS[match.group(1).lower()]
+        guitar, pickup = POST_GUITARS[match.group(1).lower()]
         return {
             "guitar": guitar,
             "pickup": pickup,
@@ -394,7 +395,7 @@ def import_folder(
     src: str | os.PathLike,
     corpus: str | os.PathLike,
     *,
-    pattern: str = SEED_PATTERN,
+    pattern: str = POST_PATTERN,
     labels: dict[str, str] | None = None,
     player: str = "",
     take: str | None = None,
@@ -409,7 +410,7 @@ def import_folder(
     Parameters
     ----------
     pattern : str
-        ``"seed"`` (``ST_lead_crunch.wav``) or a template over the file stem such as
+        ``"post"`` (the 2019 post's ``ST_lead_crunch.wav``) or a template over the file stem such as
         ``"{guitar}_{string}_fret{fret}_rr{take}"``; any ``{column}`` fills that column.
         The template is anchored at both ends and a name it can read in two ways is
         refused (``ManifestError``), before anything is copied.
@@ -437,7 +438,8 @@ def import_folder(
             f"{src}: no such folder; give the folder that holds your WAV/FLAC/AIFF files"
         )
     fixed = {k: slugify(v) for k, v in (labels or {}).items() if v}
-    fields = check_pattern(pattern) if pattern != SEED_PATTERN else []
+    pattern = post_alias(pattern)
+    fields = check_pattern(pattern) if pattern != POST_PATTERN else []
     mode = _take_mode(take)
     table = read_labels_csv(labels_csv) if labels_csv else {}
     notes_by_stem = annotation_index(annotations, column=annotation_column) if annotations else {}

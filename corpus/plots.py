@@ -1,6 +1,6 @@
 """Corpus pictures: level meters per take and average spectra per guitar (matplotlib PNGs).
 
-What a user checks before training: are the guitars level-matched (the seed matched
+What a user checks before training: are the guitars level-matched (the post matched
 input levels), and where do their spectra differ.
 """
 
@@ -146,7 +146,7 @@ def guitar_spectra(corpus: str | os.PathLike, frame: pd.DataFrame) -> GuitarSpec
 def plot_guitar_spectra(
     corpus: str | os.PathLike, frame: pd.DataFrame, path: str | os.PathLike
 ) -> Path:
-    """``spectra.png``: each guitar's level-normalized average spectrum (the seed's bright
+    """``spectra.png``: each guitar's level-normalized average spectrum (the post's bright
     vs warm as a shape, not a level) and, with a ``pickup`` column, one line per pickup."""
     spectra = guitar_spectra(corpus, frame)
     plt = pyplot()

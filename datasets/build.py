@@ -80,13 +80,13 @@ def build_dataset(corpus: str | os.PathLike, out: str | os.PathLike, **options: 
         ``test_seconds`` rounded to whole windows (2.18 s at 44.1 kHz -> 12 x 8,000).
     val : {"span", "take", "random"}, optional
         Validation: a span per take disjoint from the test span, whole takes, or the
-        seed's random share of windows (leaky, flagged in ``dataset.json``). Default:
+        post's random share of windows (leaky, flagged in ``dataset.json``). Default:
         ``"take"`` with ``val_where``, ``test_where`` or ``test_groups`` (a span cut out of
         every training note would waste most of a note library; ``"span"`` when a label
         has too few training takes), the old dataset's with ``held_out_from``, else
         ``"span"``.
     standardize : {"file", "train", "none"}
-        Each file by its own mean/std (the seed), or all by the training windows' mean/std.
+        Each file by its own mean/std (the post), or all by the training windows' mean/std.
     held_out_from : path, optional
         An older dataset folder: its takes keep exactly their test/validation spans.
     test_where, val_where : str, optional
@@ -100,7 +100,7 @@ def build_dataset(corpus: str | os.PathLike, out: str | os.PathLike, **options: 
     skip_silence, gate_dbfs : bool, float
         The energy gate: leave out every window whose RMS (as recorded, before gain or
         standardization) is below ``gate_dbfs``: note lead-ins, gaps between phrases.
-        Silence is not evidence of a guitar. Off by default (the seed keeps every window).
+        Silence is not evidence of a guitar. Off by default (the post keeps every window).
     onsets, note_windows : bool, int
         Start windows at detected note onsets (``datasets.onsets``) instead of on the
         grid: one at each onset, then every ``hop`` while the note sounds and before the

@@ -14,7 +14,7 @@ The held-out takes or groups are drawn at random, or named: ``named_roles`` (fro
 ``dataset build --test-where "fret >= 6"``) and ``test_groups`` (``--test-groups a,b``).
 
 Guard bands: a training window that overlaps a held-out span even by one sample is
-dropped. ``val="random"`` reproduces the seed's random 80/20 of windows and is marked
+dropped. ``val="random"`` reproduces the post's random 80/20 of windows and is marked
 leaky.
 
 Every split method lives here because all share the take and span arithmetic that keeps

@@ -1,7 +1,7 @@
 """Windows and standardization, and the one preprocessing path: pure numpy, no files.
 
 ``window`` cuts a signal into fixed-length frames like ``librosa.util.frame`` (a strided
-view, no copy); ``standardize`` is the seed's per-file z-score. ``prepare`` (mono,
+view, no copy); ``standardize`` is the post's per-file z-score. ``prepare`` (mono,
 resample, standardize) is how dataset build and prediction both turn a file into the
 signal they cut windows from, so a model never sees a window prepared another way.
 """
@@ -44,7 +44,7 @@ def window_starts(frames: int, *, length: int, hop: int | None = None) -> np.nda
 def window(audio: np.ndarray, *, length: int, hop: int | None = None) -> np.ndarray:
     """Cut a mono signal into windows: ``(n_windows, length)``, a read-only strided view.
 
-    ``hop`` defaults to ``length`` (non-overlapping windows, the seed's setup). The tail
+    ``hop`` defaults to ``length`` (non-overlapping windows, the post's setup). The tail
     that does not fill a whole window is dropped.
 
     Examples
@@ -225,7 +225,7 @@ def standardize(
 ) -> np.ndarray:
     """Subtract the mean and divide by the standard deviation, as a new float32 array.
 
-    Without ``mean``/``std`` the signal's own statistics are used (the seed's per-file
+    Without ``mean``/``std`` the signal's own statistics are used (the post's per-file
     standardization, :func:`standardize_in_place`); pass the training set's to standardize
     like a trained model expects. A silent signal (std below ``SILENT_STD``) is only
     mean-centred, never divided by ~0.

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from guitarlab.corpus.defaults import SYNTH_RATE, WINDOW
+from guitarlab.corpus.defaults import POST, SYNTH_RATE, WINDOW
 from guitarlab.corpus.errors import GuitarlabError, RecorderError, TrainError
 from guitarlab.corpus.levels import DEFAULT_TARGET_PEAK_DBFS
 from guitarlab.corpus.outputs import refuse_inside_corpus
@@ -35,17 +35,17 @@ from guitarlab.train.retrain import (
 
 log = logging.getLogger(__name__)
 
-SEED_GUITARS = ("stratocaster", "les_paul")
-SEED_PHRASES = ("backing", "lead")
-SEED_TONES = ("clean", "crunch", "distorted")
+POST_GUITARS = ("stratocaster", "les_paul")
+POST_PHRASES = ("backing", "lead")
+POST_TONES = ("clean", "crunch", "distorted")
 
 
 # The demo's model is the laptop model (train.config.LAPTOP_MODEL): the MLSTM-FCN on log-mel
-# frames (``input="spectrogram"``) with 8 LSTM cells and 16/32/16 filters, 12 + 3 epochs. Measured (MODEL.md): on the seed's split it gets
-# 16 of 16 files in about a minute of training on two cores, every seed, where the seed's
+# frames (``input="spectrogram"``) with 8 LSTM cells and 16/32/16 filters, 12 + 3 epochs. Measured (MODEL.md): on the post's split it gets
+# 16 of 16 files in about a minute of training on two cores, every seed, where the post's
 # wave LSTM-FCN of the same size got 1-12 of 16 in 8-10 minutes. At 6 + 2 epochs the
 # validation loss was still falling (0.160 -> 0.133 at 12 + 3, seed 0) and one file of one
-# seed sat at the threshold. ``full_model`` trains the seed's own wave LSTM-FCN
+# seed sat at the threshold. ``full_model`` trains the post's own wave LSTM-FCN
 # (128/256/128, 10 + 5 epochs), what a GPU runs.
 DEMO_TRAIN = dict(LAPTOP_MODEL)
 # The guitar-holdout protocol's model: the same network reading 0.74 s windows (32,768
@@ -69,7 +69,7 @@ HOLDOUT_WINDOW, HOLDOUT_HOP = 32768, 8192
 # 61, 128 got 60, 61 and 61).
 HOLDOUT_TAKES = 16
 HOLDOUT_TRAINING_TAKES = 128
-PROTOCOLS = ("seed", "guitar-holdout", "session-notes", "session-strings")
+PROTOCOLS = (POST, "guitar-holdout", "session-notes", "session-strings")
 # A note library's session (synth/session.py): one guitar, three pickup settings, every
 # string at frets 0-12; the test notes are unseen frets or unseen strings (MODEL.md,
 # "A session's notes").
@@ -106,7 +106,7 @@ class DemoResult:
     files_total: int
     per_tone: pd.DataFrame
     baseline_file_accuracy: float | None
-    protocol: str = "seed"
+    protocol: str = POST
     balanced_accuracy: float | None = None
     majority_label: str = ""
     majority_rate: float | None = None
@@ -125,7 +125,7 @@ def calibrate_interface_gain(
     target_peak_dbfs: float = DEFAULT_TARGET_PEAK_DBFS,
     seed: int = 0,
 ) -> float:
-    """The seed's level matching, made explicit: meter the loudest passage, turn the gain.
+    """The post's level matching, made explicit: meter the loudest passage, turn the gain.
 
     The synthetic guitar plays its busiest strumming (the first bars of ``backing``) at 0 dB
     preamp gain; the meter's advice is the gain that puts its peak on the target, and it is
@@ -155,18 +155,18 @@ def calibrate_interface_gain(
 def record_session(
     corpus: str | os.PathLike,
     *,
-    guitars=SEED_GUITARS,
-    phrases=SEED_PHRASES,
+    guitars=POST_GUITARS,
+    phrases=POST_PHRASES,
     seconds: float = 60.0,
     sample_rate: int = SYNTH_RATE,
     through_server: bool = True,
     seed: int = 0,
     echo: Echo = _quiet,
 ) -> str:
-    """Record the seed's session with the synthetic guitar; returns how it was recorded.
+    """Record the post's session with the synthetic guitar; returns how it was recorded.
 
     Each guitar's interface gain is first set so its loudest passage peaks at -12 dBFS
-    (the seed matched input levels). With ``through_server`` the synthetic guitar is then
+    (the post matched input levels). With ``through_server`` the synthetic guitar is then
     played into a real PulseAudio server and captured by the recorder, the path a user's
     interface takes (levels, checks, gain_db and all). When no server can start, the
     takes are written directly.
@@ -335,17 +335,17 @@ def run_demo(
     seed: int = 0,
     echo: Echo = print,
 ) -> DemoResult:
-    """Record, augment, build, train and evaluate the seed's experiment on the synthetic guitar."""
+    """Record, augment, build, train and evaluate the post's experiment on the synthetic guitar."""
     out = Path(out)
     corpus, dataset, run = out / "corpus", out / "dataset", out / "run"
-    how = seed_dataset(out, seconds=seconds, through_server=through_server, seed=seed, echo=echo)
+    how = post_dataset(out, seconds=seconds, through_server=through_server, seed=seed, echo=echo)
     config = demo_config(full_model=full_model, epochs=epochs, seed=seed)
     return _train_and_report(
-        out, corpus, dataset, run, config, recorded_through=how, protocol="seed", echo=echo
+        out, corpus, dataset, run, config, recorded_through=how, protocol=POST, echo=echo
     )
 
 
-def seed_dataset(
+def post_dataset(
     out: str | os.PathLike,
     *,
     seconds: float = 60.0,
@@ -354,7 +354,7 @@ def seed_dataset(
     progress: bool = True,
     echo: Echo = _quiet,
 ) -> str:
-    """Steps 1-3 of the seed protocol into ``out/corpus`` and ``out/dataset``; returns how
+    """Steps 1-3 of the post protocol into ``out/corpus`` and ``out/dataset``; returns how
     the takes were recorded. Re-running reuses what is there."""
     from guitarlab.augment.renders import render_corpus
     from guitarlab.datasets.build import build_dataset
@@ -375,18 +375,18 @@ def seed_dataset(
     plot_guitar_spectra(corpus, frame, out / "spectra.png")
     echo(f"1/5 record: level meters in {out / 'levels.png'}, spectra in {out / 'spectra.png'}")
 
-    new = render_corpus(corpus, tones=list(SEED_TONES), workers=2, progress=progress)
+    new = render_corpus(corpus, tones=list(POST_TONES), workers=2, progress=progress)
     echo(
-        f"2/5 augment: {len(new)} new render(s) through {', '.join(SEED_TONES)}"
+        f"2/5 augment: {len(new)} new render(s) through {', '.join(POST_TONES)}"
         if new
         else "2/5 augment: every tone already rendered"
     )
 
-    if _dataset_is_current(dataset, corpus, SEED_TONES, window=WINDOW):
+    if _dataset_is_current(dataset, corpus, POST_TONES, window=WINDOW):
         echo("3/5 dataset: up to date, reusing it")
     else:
         echo(
-            "3/5 dataset: 8,000-sample windows, the seed's leak-free span split (12 test windows per take)"
+            "3/5 dataset: 8,000-sample windows, the post's leak-free span split (12 test windows per take)"
         )
         build_dataset(
             corpus,
@@ -403,9 +403,9 @@ def seed_dataset(
 
 
 def demo_config(
-    *, full_model: bool = False, epochs: int | None = None, seed: int = 0, protocol: str = "seed"
+    *, full_model: bool = False, epochs: int | None = None, seed: int = 0, protocol: str = POST
 ):
-    """The demo's TrainConfig: CPU-sized spectrogram model, or the seed's full wave model."""
+    """The demo's TrainConfig: CPU-sized spectrogram model, or the post's full wave model."""
     from guitarlab.train.config import FULL_MODEL, TrainConfig
 
     cpu_sized = HOLDOUT_TRAIN if protocol == "guitar-holdout" else DEMO_TRAIN
@@ -591,7 +591,7 @@ def holdout_dataset(
             added += synth_to_corpus(
                 corpus,
                 guitars=guitars,
-                phrases=SEED_PHRASES,
+                phrases=POST_PHRASES,
                 takes=n,
                 first_take=1,  # takes already there with the same draws are kept
                 seconds=seconds,

@@ -1,6 +1,6 @@
 """Level calibration per guitar, kept in the corpus as ``calibration.json``.
 
-The seed matched levels by ear and by meter before recording; here the loudest passage
+The post matched levels by ear and by meter before recording; here the loudest passage
 of each guitar is measured once (``guitarlab level``) and stored, so later guitars are
 compared with the ones already there and takes that drift from it are flagged.
 """

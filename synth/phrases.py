@@ -1,4 +1,4 @@
-"""The performances: scores of the seed's ``backing`` and ``lead`` phrases.
+"""The performances: scores of the post's ``backing`` and ``lead`` phrases.
 
 A score is a list of ``Note`` events generated from (phrase, take, seed) only, never from
 the guitar, so the same take played on another guitar keeps its notes and timing; the

@@ -1,7 +1,7 @@
 """A synthetic electric guitar: single-coil and humbucker takes with no hardware.
 
 The demo, the tests and the benchmarks need takes on machines without a sound card.
-This module plays the seed's phrases (``backing``, ``lead``) on a modelled guitar:
+This module plays the post's phrases (``backing``, ``lead``) on a modelled guitar:
 
 1. a score from (phrase, take, seed), shared by every guitar (``phrases``);
 2. plucked strings by modal synthesis, each partial weighted by the pluck position,

@@ -80,7 +80,7 @@ def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
 
 
 def session_options(seed: int, setting: str, *, matched: bool = False) -> dict:
-    """The electronics of one pickup setting in the seed's session: one options dict.
+    """The electronics of one pickup setting in the session of ``seed``: one options dict.
 
     Drawn once: what the session shares (the instrument's build, cable, strings, room,
     interface noise) from ``seed`` alone, the knobs and the interface gain from
@@ -220,7 +220,7 @@ def session_to_corpus(
     matched: bool = False,
     progress: bool = True,
 ) -> list[str]:
-    """Render the seed's session into ``corpus`` (234 files of 2 s by default; ``matched``:
+    """Render the session of ``seed`` into ``corpus`` (234 files of 2 s by default; ``matched``:
     the hard variant of :func:`session_options`); returns the new ids. Files already there with the same parameters are kept (re-running adds
     nothing); the same ids with other parameters (another seed) are a one-line error.
 

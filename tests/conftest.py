@@ -59,9 +59,9 @@ def write_tone(
 
 
 @pytest.fixture
-def seed_folder(tmp_path: Path) -> Path:
-    """The seed's 16 file names (ST/LP x backing/lead x raw/clean/crunch/distorted), short sines."""
-    folder = tmp_path / "seed-wavs"
+def post_folder(tmp_path: Path) -> Path:
+    """The post's 16 file names (ST/LP x backing/lead x raw/clean/crunch/distorted), short sines."""
+    folder = tmp_path / "post-wavs"
     for gi, guitar in enumerate(("ST", "LP")):
         for pi, phrase in enumerate(("backing", "lead")):
             for ti, tone in enumerate(("raw", "clean", "crunch", "distorted")):
@@ -88,7 +88,7 @@ def import_raw_takes(raw_folder: Path, root: Path) -> Path:
     return root
 
 
-def seed_corpus(
+def post_corpus(
     root: Path,
     *,
     guitars=("ST", "LP"),
@@ -96,7 +96,7 @@ def seed_corpus(
     tones=("raw", "clean", "crunch"),
     seconds: float = 3.0,
 ) -> Path:
-    """Seed-named sines (``ST_backing_raw.wav``...) imported into a corpus at ``root``:
+    """Post-named sines (``ST_backing_raw.wav``...) imported into a corpus at ``root``:
     one take per guitar and phrase, each in every tone."""
     from guitarlab.corpus.intake import import_folder
 

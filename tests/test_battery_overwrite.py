@@ -206,7 +206,7 @@ def test_train_never_writes_into_the_dataset_a_corpus_or_other_files(
     assert not list(corpus.glob(".*lock"))
 
 
-@pytest.mark.parametrize("protocol", ["seed", "guitar-holdout"])
+@pytest.mark.parametrize("protocol", ["post", "guitar-holdout"])
 def test_demo_never_builds_its_workspace_inside_a_corpus(corpus: Path, protocol: str) -> None:
     before, names = snapshot(corpus), sorted(p.name for p in corpus.rglob("*"))
     for out, says in ((corpus, "is the corpus"), (corpus / "takes", "is inside the corpus")):

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import seed_corpus
+from conftest import post_corpus
 
 pytest.importorskip("starlette", reason="the review extra is not installed")
 pytest.importorskip("httpx", reason="httpx (Starlette's test client) is not installed")
@@ -35,7 +35,7 @@ ELSEWHERE = "http://127.0.0.1:9999"
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory) -> Path:
-    return seed_corpus(tmp_path_factory.mktemp("battery-review") / "corpus", seconds=1.0)
+    return post_corpus(tmp_path_factory.mktemp("battery-review") / "corpus", seconds=1.0)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from click.shell_completion import BashComplete
 from click.testing import CliRunner
-from conftest import seed_corpus, write_tone
+from conftest import post_corpus, write_tone
 
 from guitarlab.cli import cli
 from guitarlab.commands import complete
@@ -155,7 +155,7 @@ def _complete(args: list[str], incomplete: str) -> list[str]:
 def test_completion_of_presets_guitars_and_run_folders(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    corpus = seed_corpus(tmp_path / "c", guitars=("ST", "LP"), tones=("raw",), seconds=1.0)
+    corpus = post_corpus(tmp_path / "c", guitars=("ST", "LP"), tones=("raw",), seconds=1.0)
     (corpus / "presets").mkdir(exist_ok=True)
     (corpus / "presets" / "crunchy_room.json").write_text("{}")
     # presets: built-ins, the corpus's own after --corpus, the last name after a comma
@@ -227,7 +227,7 @@ def test_import_guitarlab_stays_light_and_names_its_api() -> None:
 def test_dataset_and_output_folders_honour_the_umask(tmp_path: Path, umask: int) -> None:
     from guitarlab.corpus.atomic import atomic_folder
 
-    corpus = seed_corpus(tmp_path / "c", tones=("raw",), seconds=3.0)
+    corpus = post_corpus(tmp_path / "c", tones=("raw",), seconds=3.0)
     previous = os.umask(umask)
     try:
         result = CliRunner().invoke(
@@ -259,7 +259,7 @@ def test_train_progress_is_a_bar_on_a_terminal_and_a_line_per_epoch_in_a_log(
 
 
 def test_evaluate_prints_its_steps_on_stderr(tmp_path: Path) -> None:
-    corpus = seed_corpus(tmp_path / "c", tones=("raw", "clean"), seconds=4.0)
+    corpus = post_corpus(tmp_path / "c", tones=("raw", "clean"), seconds=4.0)
     runner = CliRunner()
     ds, run = str(tmp_path / "ds"), str(tmp_path / "run")
     assert (
@@ -277,7 +277,7 @@ def test_evaluate_prints_its_steps_on_stderr(tmp_path: Path) -> None:
 
 
 def test_retrain_prints_its_steps(tmp_path: Path) -> None:
-    corpus = seed_corpus(tmp_path / "c", tones=("raw",), seconds=4.0)
+    corpus = post_corpus(tmp_path / "c", tones=("raw",), seconds=4.0)
     runner = CliRunner()
     ds, run = str(tmp_path / "ds"), str(tmp_path / "run")
     assert (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import seed_corpus
+from conftest import post_corpus
 
 from guitarlab.corpus.edits import (
     UnknownRow,
@@ -27,7 +27,7 @@ STRAT = "stratocaster-backing-t001"
 
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
-    return seed_corpus(tmp_path / "corpus")
+    return post_corpus(tmp_path / "corpus")
 
 
 def take_rows(corpus: Path, take: str = STRAT):

@@ -15,9 +15,9 @@ from guitarlab.corpus.errors import ManifestError
 from guitarlab.corpus.intake import import_folder, labels_from_name, pattern_readings
 
 
-def test_seed_names_become_labels_takes_and_sources(tmp_path: Path, seed_folder: Path) -> None:
+def test_post_names_become_labels_takes_and_sources(tmp_path: Path, post_folder: Path) -> None:
     root = tmp_path / "c"
-    report = import_folder(seed_folder, root, progress=False)
+    report = import_folder(post_folder, root, progress=False)
     assert len(report.added) == 16 and not report.skipped
     frame = mf.load_manifest(root)
     assert set(frame["guitar"]) == {"stratocaster", "les_paul"}
@@ -33,10 +33,10 @@ def test_seed_names_become_labels_takes_and_sources(tmp_path: Path, seed_folder:
     assert -30 < row["rms_dbfs"] < row["peak_dbfs"] < 0
 
 
-def test_importing_twice_adds_nothing(tmp_path: Path, seed_folder: Path) -> None:
+def test_importing_twice_adds_nothing(tmp_path: Path, post_folder: Path) -> None:
     root = tmp_path / "c"
-    import_folder(seed_folder, root, progress=False)
-    again = import_folder(seed_folder, root, progress=False)
+    import_folder(post_folder, root, progress=False)
+    again = import_folder(post_folder, root, progress=False)
     assert again.added == [] and len(again.already_present) == 16
     assert len(mf.load_manifest(root)) == 16
 
@@ -62,13 +62,13 @@ def test_pattern_and_folder_labels(tmp_path: Path) -> None:
     assert labels_from_name("tele_riff_clean_3", "{guitar}_{phrase}_{tone}_{take}")["take"] == "3"
 
 
-def test_bad_files_are_reported_and_the_rest_imported(tmp_path: Path, seed_folder: Path) -> None:
-    (seed_folder / "LP_lead_fuzz.wav").write_bytes(b"RIFF not really a wav")
-    (seed_folder / "my recording.wav").write_bytes(
-        (seed_folder / "ST_lead_raw.wav").read_bytes()[:-4] + b"abcd"
+def test_bad_files_are_reported_and_the_rest_imported(tmp_path: Path, post_folder: Path) -> None:
+    (post_folder / "LP_lead_fuzz.wav").write_bytes(b"RIFF not really a wav")
+    (post_folder / "my recording.wav").write_bytes(
+        (post_folder / "ST_lead_raw.wav").read_bytes()[:-4] + b"abcd"
     )
     root = tmp_path / "c"
-    result = CliRunner().invoke(cli, ["import", str(seed_folder), "--corpus", str(root)])
+    result = CliRunner().invoke(cli, ["import", str(post_folder), "--corpus", str(root)])
     assert result.exit_code == 1
     assert "LP_lead_fuzz.wav: cannot read audio" in result.output
     assert "my recording.wav: name does not fit" in result.output
@@ -134,7 +134,7 @@ def test_fixed_labels_give_one_take_per_file_instead_of_collapsing(tmp_path: Pat
     report = import_folder(
         src,
         root,
-        pattern="seed",
+        pattern="post",
         labels={"guitar": "ibanez", "pickup": "single_coil", "phrase": "note"},
         progress=False,
     )

@@ -84,9 +84,9 @@ def test_four_processes_appending_concurrently_lose_no_row(tmp_path: Path) -> No
     assert not list(Path(root).glob(".manifest.*"))  # no temp files left behind
 
 
-def test_check_names_every_problem(tmp_path: Path, seed_folder: Path) -> None:
+def test_check_names_every_problem(tmp_path: Path, post_folder: Path) -> None:
     root = tmp_path / "c"
-    import_folder(seed_folder, root, progress=False)
+    import_folder(post_folder, root, progress=False)
     assert audit.check_manifest(root) == []
     frame = mf.load_manifest(root)
     ids = list(frame["id"])
@@ -117,9 +117,9 @@ def test_check_names_every_problem(tmp_path: Path, seed_folder: Path) -> None:
         assert "render whose source file" in text and raw_take in text
 
 
-def test_cli_check_exit_codes_and_fix_levels(tmp_path: Path, seed_folder: Path) -> None:
+def test_cli_check_exit_codes_and_fix_levels(tmp_path: Path, post_folder: Path) -> None:
     root = tmp_path / "c"
-    import_folder(seed_folder, root, progress=False)
+    import_folder(post_folder, root, progress=False)
     runner = CliRunner()
     ok = runner.invoke(cli, ["manifest", "check", str(root)])
     assert ok.exit_code == 0 and "no problems" in ok.output
@@ -137,9 +137,9 @@ def test_cli_check_exit_codes_and_fix_levels(tmp_path: Path, seed_folder: Path) 
     assert bad.exit_code == 1 and f"{frame.loc[0, 'id']}: missing file" in bad.output
 
 
-def test_summary_shows_balance_and_levels(tmp_path: Path, seed_folder: Path) -> None:
+def test_summary_shows_balance_and_levels(tmp_path: Path, post_folder: Path) -> None:
     root = tmp_path / "c"
-    import_folder(seed_folder, root, progress=False)
+    import_folder(post_folder, root, progress=False)
     counts, levels = audit.summary_tables(mf.load_manifest(root))
     assert len(counts) == 16 and set(counts["files"]) == {1}
     assert counts["minutes"].sum() == pytest.approx(16 * 0.5 / 60, abs=0.01)

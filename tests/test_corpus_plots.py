@@ -14,9 +14,9 @@ from guitarlab.corpus.intake import import_folder
 from guitarlab.corpus.plots import plot_guitar_spectra, plot_levels
 
 
-def test_summary_plots_levels_and_spectra(tmp_path: Path, seed_folder: Path) -> None:
+def test_summary_plots_levels_and_spectra(tmp_path: Path, post_folder: Path) -> None:
     root = tmp_path / "c"
-    import_folder(seed_folder, root, progress=False)
+    import_folder(post_folder, root, progress=False)
     result = CliRunner().invoke(
         cli, ["manifest", "summary", str(root), "--plot", str(tmp_path / "p")]
     )
@@ -26,9 +26,9 @@ def test_summary_plots_levels_and_spectra(tmp_path: Path, seed_folder: Path) -> 
         assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and picture.stat().st_size > 5000
 
 
-def test_plots_need_raw_takes(tmp_path: Path, seed_folder: Path) -> None:
+def test_plots_need_raw_takes(tmp_path: Path, post_folder: Path) -> None:
     root = tmp_path / "c"
-    import_folder(seed_folder, root, progress=False)
+    import_folder(post_folder, root, progress=False)
     renders_only = mf.load_manifest(root).query("tone != 'raw'")
     with pytest.raises(ManifestError, match="no raw takes"):
         plot_levels(renders_only, tmp_path / "levels.png")

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
-from conftest import seed_corpus, write_tone
+from conftest import post_corpus, write_tone
 
 from guitarlab.cli import cli
 from guitarlab.corpus.errors import DatasetError
@@ -29,8 +29,8 @@ FRAMES = int(SECONDS * RATE)  # 132,300: 16 windows of 8000
 
 
 def make_corpus(root: Path, *, phrases=("backing", "lead"), **options) -> Path:
-    """Seed-named WAVs (``ST_backing_raw.wav``...) imported into a corpus at ``root``."""
-    return seed_corpus(root, phrases=phrases, **options)
+    """Post-named WAVs (``ST_backing_raw.wav``...) imported into a corpus at ``root``."""
+    return post_corpus(root, phrases=phrases, **options)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def span_dataset(corpus: Path, tmp_path_factory) -> Path:
     return build_dataset(corpus, tmp_path_factory.mktemp("ds") / "span", progress=False)
 
 
-def test_seed_setup_counts_follow_from_frames(span_dataset: Path) -> None:
+def test_post_setup_counts_follow_from_frames(span_dataset: Path) -> None:
     ds = open_dataset(span_dataset)
     meta = ds.meta
     assert (
@@ -167,7 +167,7 @@ def test_same_seed_same_dataset(corpus: Path, span_dataset: Path, tmp_path: Path
 
 def test_random_validation_is_leaky_and_check_says_so(corpus: Path, tmp_path: Path) -> None:
     out = build_dataset(
-        corpus, tmp_path / "seedlike", val="random", same_span_all=True, progress=False
+        corpus, tmp_path / "postlike", val="random", same_span_all=True, progress=False
     )
     ds = open_dataset(out)
     assert ds.leaky and ds.meta["leaky"] is True

@@ -63,7 +63,7 @@ def test_span_split_holds_out_one_grid_aligned_span_per_take() -> None:
         assert vend <= start or vstart >= end  # validation and test never meet
 
 
-def test_seed_setup_gives_12_test_windows_and_the_rest_in_train_val() -> None:
+def test_post_setup_gives_12_test_windows_and_the_rest_in_train_val() -> None:
     frames = 441_000  # 10 s: 55 windows of 8000
     rows = make_rows(frames=frames)
     plan = plan_splits(rows, seed=0, val_fraction=0.2)
@@ -98,7 +98,7 @@ def test_same_seed_same_splits_and_takes_do_not_disturb_each_other() -> None:
     assert all(fewer[take] == first[take] for take in fewer)
 
 
-def test_same_span_all_is_the_seed_protocol() -> None:
+def test_same_span_all_is_the_post_protocol() -> None:
     plan = plan_splits(make_rows(), same_span_all=True, seed=2)
     assert len({tuple(s.test[0]) for s in plan.takes.values()}) == 1
     assert len({tuple(s.val[0]) for s in plan.takes.values()}) == 1

@@ -45,8 +45,8 @@ def test_window_is_a_view_like_librosa_frame() -> None:
     np.testing.assert_array_equal(frames[1], audio[4:10])
     np.testing.assert_array_equal(frames[-1], audio[12:18])
     assert np.shares_memory(frames, audio)
-    seed_like = window(np.arange(96_000.0), length=8_000)
-    assert seed_like.shape == (12, 8_000) and seed_like[11, 0] == 88_000
+    post_like = window(np.arange(96_000.0), length=8_000)
+    assert post_like.shape == (12, 8_000) and post_like[11, 0] == 88_000
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import seed_corpus, write_tone
+from conftest import post_corpus, write_tone
 
 from guitarlab.cli import cli
 from guitarlab.corpus.annotations import read_audacity, read_idmt_xml
@@ -32,7 +32,7 @@ def run(*args: str, ok: bool = True):
 
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
-    return seed_corpus(tmp_path / "corpus", phrases=("riff",), tones=("raw", "crunch"), seconds=4.0)
+    return post_corpus(tmp_path / "corpus", phrases=("riff",), tones=("raw", "crunch"), seconds=4.0)
 
 
 def test_audacity_track_round_trips_byte_for_byte(corpus: Path, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from conftest import seed_corpus
+from conftest import post_corpus
 
 pytest.importorskip("starlette", reason="the review extra is not installed")
 pytest.importorskip("httpx", reason="httpx (Starlette's test client) is not installed")
@@ -24,7 +24,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory) -> Path:
-    return seed_corpus(tmp_path_factory.mktemp("review-api") / "corpus")
+    return post_corpus(tmp_path_factory.mktemp("review-api") / "corpus")
 
 
 @pytest.fixture

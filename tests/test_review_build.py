@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import seed_corpus
+from conftest import post_corpus
 
 from guitarlab.cli import cli
 from guitarlab.corpus.edits import add_span, exclude_row
@@ -20,7 +20,7 @@ RATE, WINDOW = 44100, 8000
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    return seed_corpus(tmp_path_factory.mktemp("review-build") / "corpus")
+    return post_corpus(tmp_path_factory.mktemp("review-build") / "corpus")
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import seed_corpus
+from conftest import post_corpus
 
 pytest.importorskip("starlette", reason="the review extra is not installed")
 pytest.importorskip("httpx", reason="httpx (Starlette's test client) is not installed")
@@ -34,7 +34,7 @@ STRAT = "stratocaster-backing-t001"
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory) -> Path:
-    return seed_corpus(tmp_path_factory.mktemp("review-responsive") / "corpus", seconds=1.0)
+    return post_corpus(tmp_path_factory.mktemp("review-responsive") / "corpus", seconds=1.0)
 
 
 @pytest.fixture
@@ -243,7 +243,7 @@ def test_the_page_has_a_favicon(corpus: Path) -> None:
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> tuple[Path, Path]:
     """A corpus and a real run trained on it for one epoch (about 15 s on 2 busy cores)."""
-    from test_train_evaluate import WINDOW, write_seed_like
+    from test_train_evaluate import WINDOW, write_post_like
 
     from guitarlab.corpus.intake import import_folder
     from guitarlab.datasets.build import build_dataset
@@ -251,7 +251,7 @@ def tiny_run(tmp_path_factory) -> tuple[Path, Path]:
     from guitarlab.train.fit import fit_dataset
 
     root = tmp_path_factory.mktemp("review-run")
-    import_folder(write_seed_like(root / "wavs", seconds=3.0), root / "corpus", progress=False)
+    import_folder(write_post_like(root / "wavs", seconds=3.0), root / "corpus", progress=False)
     dataset = build_dataset(
         root / "corpus", root / "dataset", window=WINDOW, test_windows=2, progress=False
     )

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import seed_corpus
+from conftest import post_corpus
 
 pytest.importorskip("starlette", reason="the review extra is not installed")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
@@ -33,7 +33,7 @@ def served(tmp_path: Path):
 
     from guitarlab.review import create_app
 
-    root = seed_corpus(tmp_path / "corpus", seconds=2.0)
+    root = post_corpus(tmp_path / "corpus", seconds=2.0)
     labels = GatedLabels()
     token = "t0ken"
     sock = socket.socket()

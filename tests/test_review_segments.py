@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import seed_corpus
+from conftest import post_corpus
 
 pytest.importorskip("starlette", reason="the review extra is not installed")
 pytest.importorskip("httpx", reason="httpx (Starlette's test client) is not installed")
@@ -25,7 +25,7 @@ HEADERS = {"X-Guitarlab-Token": TOKEN}
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory) -> Path:
-    return seed_corpus(tmp_path_factory.mktemp("review-segments") / "corpus", seconds=3.0)
+    return post_corpus(tmp_path_factory.mktemp("review-segments") / "corpus", seconds=3.0)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import seed_corpus
+from conftest import post_corpus
 
 pytest.importorskip("starlette", reason="the review extra is not installed")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
@@ -28,7 +28,7 @@ SECONDS = 4.0
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("review-segments-browser") / "corpus"
-    return seed_corpus(root, tones=("raw", "clean"), seconds=SECONDS)
+    return post_corpus(root, tones=("raw", "clean"), seconds=SECONDS)
 
 
 def segments(corpus: Path) -> pd.DataFrame:
@@ -189,7 +189,7 @@ def run_server(tmp_path: Path):
     from guitarlab.corpus.segments import add_segments
     from guitarlab.review import create_app
 
-    root = seed_corpus(tmp_path / "corpus", guitars=("ST",), tones=("raw",), seconds=SECONDS)
+    root = post_corpus(tmp_path / "corpus", guitars=("ST",), tones=("raw",), seconds=SECONDS)
     spans = [(0.0, 2.0, "palm_mute"), (2.0, 4.0, "bend")]
     add_segments(
         root,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import seed_corpus
+from conftest import post_corpus
 
 from guitarlab.corpus.edits import read_history, relabel_take, undo_last
 from guitarlab.corpus.errors import ManifestConflict, ManifestError
@@ -29,7 +29,7 @@ LP = "les_paul-backing-t001"
 
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
-    return seed_corpus(tmp_path / "corpus", tones=("raw", "crunch"), seconds=3.0)
+    return post_corpus(tmp_path / "corpus", tones=("raw", "crunch"), seconds=3.0)
 
 
 def test_no_file_is_no_segments(corpus: Path) -> None:

@@ -1,4 +1,4 @@
-"""The default model fits a laptop; the seed's full-size wave model is one flag away."""
+"""The default model fits a laptop; the post's full-size wave model is one flag away."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from guitarlab.train.config import FULL_MODEL, TrainConfig
 
 
-def test_the_default_is_the_laptop_model_and_the_full_model_is_the_seeds():
+def test_the_default_is_the_laptop_model_and_the_full_model_is_the_posts():
     config = TrainConfig()
     assert (config.model, config.input) == ("lstm-fcn", "spectrogram")
     assert config.filters == (16, 32, 16) and config.cells == 8

@@ -108,7 +108,7 @@ def test_two_workers_train_one_synchronous_model(tmp_path):
 
     for text in logs:
         assert "STRATEGY MultiWorkerMirroredStrategy, 2 replica(s)" in text
-        # the seed schedule: lr for `epochs`, then fine_tune_lr
+        # the post schedule: lr for `epochs`, then fine_tune_lr
         rates = [float(line.split()[1]) for line in text.splitlines() if line.startswith("RATE")]
         np.testing.assert_allclose(rates, [1e-3, 1e-4], rtol=1e-6)
         accuracy = float(text.split("ACCURACY")[1].split()[0])

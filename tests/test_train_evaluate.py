@@ -1,6 +1,6 @@
 """End to end on a small corpus: import -> dataset folder -> fit_dataset -> evaluate -> predict.
 
-The corpus is 8 short files named like the seed's (ST/LP x backing/lead x raw/crunch):
+The corpus is 8 short files named like the post's (ST/LP x backing/lead x raw/crunch):
 "ST" is bright (slow harmonic roll-off), "LP" dark (fast roll-off), so a CPU-sized
 model separates them in a few epochs with fixed seeds.
 """
@@ -38,7 +38,7 @@ def guitar_like(guitar: str, phrase: str, *, seconds: float, rate: int = RATE) -
     return audio * envelope + 0.01 * rng.standard_normal(n)
 
 
-def write_seed_like(folder: Path, *, seconds: float = 6.0) -> Path:
+def write_post_like(folder: Path, *, seconds: float = 6.0) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for guitar in ("ST", "LP"):
         for phrase in ("backing", "lead"):
@@ -59,7 +59,7 @@ def trained(tmp_path_factory):
     from guitarlab.train.fit import fit_dataset
 
     root = tmp_path_factory.mktemp("e2e")
-    wavs = write_seed_like(root / "wavs")
+    wavs = write_post_like(root / "wavs")
     import_folder(wavs, root / "corpus", progress=False)
     dataset = build_dataset(
         root / "corpus", root / "dataset", window=WINDOW, test_windows=8, progress=False

@@ -24,7 +24,7 @@ from guitarlab.train.config import TrainConfig  # noqa: E402
 from guitarlab.train.fit import fit  # noqa: E402
 from guitarlab.train.rundir import load_run  # noqa: E402
 
-SMALL = {"input": "wave", "filters": (8, 16, 8), "verbose": 0}  # the seed's model, small
+SMALL = {"input": "wave", "filters": (8, 16, 8), "verbose": 0}  # the post's model, small
 
 
 def sine_windows(n: int = 240, length: int = 400, seed: int = 0):
@@ -55,7 +55,7 @@ def test_fit_learns_and_writes_a_complete_run(tmp_path):
     config = TrainConfig(epochs=3, fine_tune_epochs=1, batch=8, **SMALL)
     rate = Rate()
     run = fit(X, y, out=tmp_path / "run", config=config, X_test=Xt, y_test=yt, callbacks=[rate])
-    np.testing.assert_allclose(rate.seen, [1e-3, 1e-3, 1e-3, 1e-4], rtol=1e-6)  # seed schedule
+    np.testing.assert_allclose(rate.seen, [1e-3, 1e-3, 1e-3, 1e-4], rtol=1e-6)  # post schedule
     assert run.metrics["test_window_accuracy"] >= 0.8
     for name in ("model.keras", "best.keras", "last.keras", "run.json", "history.csv"):
         assert (run.run_dir / name).is_file(), name

@@ -18,7 +18,7 @@ from guitarlab.train.models import (  # noqa: E402
 SMALL = {"filters": (8, 16, 8), "kernels": (8, 5, 3)}
 
 
-def test_seed_config_parameter_count_by_hand():
+def test_post_config_parameter_count_by_hand():
     """LSTM-FCN of the post: window 8000, 8 cells, 128/256/128 convs, one sigmoid unit."""
     lstm = 4 * 8 * (8000 + 8 + 1)  # paper layout: one step of 8000 features
     conv1 = 8 * 1 * 128 + 128 + 4 * 128  # kernel*in*out + bias, BatchNorm gamma/beta/mean/var
@@ -28,13 +28,13 @@ def test_seed_config_parameter_count_by_hand():
     model = lstm_fcn(8000, 2)
     assert model.count_params() == lstm + conv1 + conv2 + conv3 + dense == 522_153
     assert model.output_shape == (None, 1)
-    # the seed's layout: 8000 LSTM steps of 1 feature, convolutions over 8000 channels
-    seed = lstm_fcn(8000, 2, layout="seed")
-    seed_count = 4 * 8 * (1 + 8 + 1) + (8 * 8000 * 128 + 128 + 512) + conv2 + conv3 + dense
-    assert seed.count_params() == seed_count
+    # the post's layout: 8000 LSTM steps of 1 feature, convolutions over 8000 channels
+    post = lstm_fcn(8000, 2, layout="post")
+    post_count = 4 * 8 * (1 + 8 + 1) + (8 * 8000 * 128 + 128 + 512) + conv2 + conv3 + dense
+    assert post.count_params() == post_count
 
 
-@pytest.mark.parametrize("layout", ["paper", "seed"])
+@pytest.mark.parametrize("layout", ["paper", "post"])
 @pytest.mark.parametrize("attention", [False, True])
 @pytest.mark.parametrize("n_classes", [2, 4])
 def test_shapes_and_counts_small(layout, attention, n_classes):
@@ -54,7 +54,7 @@ def test_shapes_and_counts_small(layout, attention, n_classes):
 def test_attention_lstm_count_by_hand_and_sequence_attention():
     """ALSTM with u=8 over C features: gates 4u(2C+u+1), attention Cu + u^2 + 2u."""
     u, c = 8, 3
-    model = lstm_fcn(40, 2, channels=c, layout="seed", attention=True, **SMALL)
+    model = lstm_fcn(40, 2, channels=c, layout="post", attention=True, **SMALL)
     layer = model.get_layer("attention_lstm")
     assert layer.count_params() == 4 * u * (2 * c + u + 1) + c * u + u * u + 2 * u
     # multivariate input works, and the output depends on the whole sequence

@@ -173,16 +173,16 @@ def test_model_table_keeps_the_rows_not_measured_again():
 
     head = "| protocol | model | seeds | files right | balanced accuracy | ROC AUC | train s |\n"
     old = head + (
-        "| seed | spectrogram | 3 | 16/16 | 0.98 | 1.00 | 38 |\n"
+        "| post | spectrogram | 3 | 16/16 | 0.98 | 1.00 | 38 |\n"
         "| guitar-holdout | wave | 3 | 5/12 | 0.56 | 0.59 | 136 |\n"
         "| guitar-holdout | spectrogram | 3 | 9/12 | 0.69 | 0.74 | 21 |\n"
     )
     new = "# title\n\n" + head + "| guitar-holdout | spectrogram | 3 | 29/32 | 0.91 | 0.93 | 90 |\n"
     text = merged_table(old, new)
-    assert "| seed | spectrogram | 3 | 16/16" in text  # another protocol: kept
+    assert "| post | spectrogram | 3 | 16/16" in text  # another protocol: kept
     assert "9/12" not in text and "29/32" in text  # the model measured again: replaced
     assert "| guitar-holdout | wave | 3 | 5/12" in text  # another model of it: kept
-    assert text.index("| seed |") < text.index("| guitar-holdout |") and text.startswith("# title")
+    assert text.index("| post |") < text.index("| guitar-holdout |") and text.startswith("# title")
 
 
 def test_model_table_keeps_baselines_measured_on_more_seeds():

@@ -40,7 +40,7 @@ def test_demo_end_to_end_and_rerun_reuses_everything(tmp_path: Path) -> None:
     lines: list[str] = []
     result = run_demo(out, seconds=6, through_server=False, epochs=1, echo=lines.append)
     frame = mf.load_manifest(result.corpus)
-    # the seed's layout: 2 guitars x 2 phrases x (raw + 3 tones) = 16 files
+    # the post's layout: 2 guitars x 2 phrases x (raw + 3 tones) = 16 files
     assert len(frame) == 16 and audit.check_manifest(result.corpus) == []
     assert sorted(frame["tone"].unique()) == ["clean", "crunch", "distorted", "raw"]
     assert result.files_total == 16 and 0 <= result.files_right <= 16
@@ -48,7 +48,7 @@ def test_demo_end_to_end_and_rerun_reuses_everything(tmp_path: Path) -> None:
     report = result.report.read_text()
     for picture in ("confusion.png", "file_probabilities.png", "training_curves.png"):
         assert picture in report and (result.run / picture).stat().st_size > 1000
-    # the interface gain was set per guitar (the seed's level matching): raw takes match
+    # the interface gain was set per guitar (the post's level matching): raw takes match
     _, levels = audit.summary_tables(frame)
     assert levels["mean_rms_dbfs"].max() - levels["mean_rms_dbfs"].min() <= 1.5
     assert set(json.loads((result.corpus / "calibration.json").read_text())["guitars"]) == {

@@ -1,4 +1,4 @@
-"""The run's own Keras callbacks: seed schedule, NaN guard, BatchNorm statistics, per-epoch
+"""The run's own Keras callbacks: post schedule, NaN guard, BatchNorm statistics, per-epoch
 state for ``--resume``, TensorBoard and the ETA line; built lazily so importing this module
 does not load TensorFlow.
 """
@@ -33,8 +33,8 @@ class Callbacks:
     """The run's own callbacks, built lazily so importing this module does not load TF."""
 
     @staticmethod
-    def seed_schedule(epochs: int, lr: float, fine_tune_lr: float):
-        class SeedSchedule(_callback_base()):
+    def post_schedule(epochs: int, lr: float, fine_tune_lr: float):
+        class PostSchedule(_callback_base()):
             """Adam at ``lr`` for ``epochs``, then ``fine_tune_lr`` with fresh moments."""
 
             def on_epoch_begin(self, epoch, logs=None):
@@ -50,7 +50,7 @@ class Callbacks:
                 rate = lr if epoch < epochs else fine_tune_lr
                 inner.learning_rate.assign(rate)
 
-        return SeedSchedule()
+        return PostSchedule()
 
     @staticmethod
     def epoch_state(run_dir: Path, monitor: str, best_callback, config: TrainConfig):

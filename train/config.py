@@ -2,9 +2,9 @@
 
 The defaults (:class:`TrainConfig`) are the laptop model: the MLSTM-FCN on log-mel frames
 at 16/32/16 filters, 12 + 3 epochs, the best model in MODEL.md and minutes on two cores.
-:data:`FULL_MODEL` is the seed's own GPU-sized wave LSTM-FCN (``--full-model``).
+:data:`FULL_MODEL` is the post's own GPU-sized wave LSTM-FCN (``--full-model``).
 
-Schedules: ``"seed"`` = Adam ``lr`` for ``epochs`` then ``fine_tune_lr`` for
+Schedules: ``"post"`` (the 2019 post's) = Adam ``lr`` for ``epochs`` then ``fine_tune_lr`` for
 ``fine_tune_epochs`` (the post recompiled, which resets Adam's moments; so do we);
 ``"paper"`` = Adam ``lr`` with ReduceLROnPlateau on the training loss (factor
 ``1/cbrt(2)``, patience 100, floor 1e-4), balanced class weights, batch 128.
@@ -19,6 +19,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
+from guitarlab.corpus.defaults import POST, post_alias
 from guitarlab.corpus.errors import TrainError
 
 if TYPE_CHECKING:
@@ -31,15 +32,15 @@ MODELS = ("lstm-fcn", "alstm-fcn", "ensemble", "features", "average", "auto")
 INPUTS = ("wave", "spectrogram")
 MEL_NORMS = ("loudness", "band")  # see train.models.LogMelFrames
 CLASS_WEIGHTS = ("auto", "balanced", "none")
-LAYOUTS = ("paper", "seed")  # how the LSTM reads the window: see train.models
+LAYOUTS = ("paper", POST)  # how the LSTM reads the window: see train.models
 
 CALIBRATION_WINDOWS = 1024  # training windows that set BatchNorm statistics
-SCHEDULES = ("seed", "paper")
+SCHEDULES = (POST, "paper")
 PRECISIONS = ("float32", "mixed_float16")
 DISTRIBUTES = ("auto", "none", "mirrored", "multiworker")
 PAPER_BATCH = 128
-SEED_BATCH = 32
-# The seed's LSTM-FCN on the window's samples at full size, 10 + 5 epochs: what a GPU runs
+POST_BATCH = 32
+# The post's LSTM-FCN on the window's samples at full size, 10 + 5 epochs: what a GPU runs
 # to reproduce the post (``train --full-model``, ``demo --full-model``). On a 9-take corpus
 # on two cores one epoch took about 8 minutes and 5 GB (BENCHMARKS.md, memory).
 FULL_MODEL = {
@@ -54,21 +55,21 @@ FULL_MODEL = {
 
 @dataclass
 class TrainConfig:
-    """Every training option; the defaults are the laptop model (the seed's schedule and
-    LSTM-FCN design, on log-mel frames at 16/32/16 filters; :data:`FULL_MODEL` is the seed's
+    """Every training option; the defaults are the laptop model (the post's schedule and
+    LSTM-FCN design, on log-mel frames at 16/32/16 filters; :data:`FULL_MODEL` is the post's
     own size and input: the wave LSTM-FCN at 128/256/128 filters, 10 + 5 epochs).
 
-    ``batch=None`` means 32 for the seed schedule and 128 for the paper's;
+    ``batch=None`` means 32 for the post schedule and 128 for the paper's;
     ``class_weights``: ``"balanced"`` weighs each class by ``n / (k * count)``, ``"none"``
     not at all, ``"auto"`` balances when the training classes are unequal. ``input``:
-    ``"wave"`` (the seed's LSTM-FCN on samples) or ``"spectrogram"`` (an MLSTM-FCN on
+    ``"wave"`` (the post's LSTM-FCN on samples) or ``"spectrogram"`` (an MLSTM-FCN on
     log-mel frames computed in the model); ``model="ensemble"`` averages one of each.
     ``frame_length``/``hop_length``/``n_mels`` of None fit the window (see
     :func:`spectrogram_frames`); ``mel_norm`` says what the spectrogram keeps (``"loudness"``
     removes only gain, ``"band"`` every fixed filter: see ``LogMelFrames``);
     ``spectral_stats`` adds the branch that reads how the mel bands move together
     (``SpectralStats``). ``val_fraction`` is used only by :func:`fit` when no validation
-    arrays are given (a random hold-out, as in the seed: fine for independent windows, leaky
+    arrays are given (a random hold-out, as in the post: fine for independent windows, leaky
     for renders of one take), and never by the paper schedule, which picks its checkpoint
     by training loss and so trains on every row.
     """
@@ -85,7 +86,7 @@ class TrainConfig:
     lr: float = 1e-3
     fine_tune_lr: float = 1e-4
     batch: int | None = None
-    schedule: str = "seed"
+    schedule: str = POST
     precision: str = "float32"
     distribute: str = "auto"
     seed: int = 0
@@ -106,6 +107,7 @@ class TrainConfig:
             self.class_weights = "auto" if self.class_weights is None else "balanced"
         elif self.class_weights is False:
             self.class_weights = "none"
+        self.schedule, self.layout = post_alias(self.schedule), post_alias(self.layout)
         for name, value, known in (
             ("model", self.model, MODELS),
             ("input", self.input, INPUTS),
@@ -155,11 +157,11 @@ class TrainConfig:
     def batch_size(self) -> int:
         if self.batch is not None:
             return int(self.batch)
-        return PAPER_BATCH if self.schedule == "paper" else SEED_BATCH
+        return PAPER_BATCH if self.schedule == "paper" else POST_BATCH
 
     @property
     def total_epochs(self) -> int:
-        return self.epochs + (self.fine_tune_epochs if self.schedule == "seed" else 0)
+        return self.epochs + (self.fine_tune_epochs if self.schedule == POST else 0)
 
     def class_weight(self, y: np.ndarray, n_classes: int) -> dict[int, float] | None:
         """Keras ``class_weight`` for training labels ``y``, or None (see ``class_weights``)."""
@@ -185,10 +187,10 @@ class TrainConfig:
 
 # The laptop model, TrainConfig's own defaults named as one preset: the demo trains it and
 # ``--model auto`` offers it as the network candidate (the MLSTM-FCN on log-mel frames, 8
-# cells, 16/32/16 filters, 12 + 3 epochs: 16 of 16 on the seed's split in about a minute on
+# cells, 16/32/16 filters, 12 + 3 epochs: 16 of 16 on the post's split in about a minute on
 # two cores, MODEL.md).
 # Arrays (``train --npz``) are any time series, not necessarily audio at 44.1 kHz, so they
-# get the seed's own input, the series' samples (on sine-square the wave model gets 100 of
+# get the post's own input, the series' samples (on sine-square the wave model gets 100 of
 # 100 every seed, the spectrogram model 97-99: MODEL.md).
 ARRAYS_INPUT = "wave"
 

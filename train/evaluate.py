@@ -1,6 +1,6 @@
-"""Evaluate a run on its dataset's held-out clips: windows, the seed's file-level vote, a baseline.
+"""Evaluate a run on its dataset's held-out clips: windows, the post's file-level vote, a baseline.
 
-The seed's headline number is file-level: the windows of each held-out test clip are
+The post's headline number is file-level: the windows of each held-out test clip are
 put through the network, their outputs averaged, and the clip gets one decision
 (15 of 16 files right in the post). Window accuracy and a majority vote are reported
 beside it, and the features model (:mod:`train.features`: log-mel statistics into a
@@ -111,7 +111,7 @@ class Evaluation:
 def file_votes(
     window_probs: list[np.ndarray], labels: np.ndarray, n_classes: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The seed's mean vote and a majority vote per clip.
+    """The post's mean vote and a majority vote per clip.
 
     Parameters
     ----------
@@ -124,7 +124,7 @@ def file_votes(
     -------
     mean_probs : (n_clips, n_classes) averaged probabilities,
     mean_pred : (n_clips,) argmax of the averaged probabilities (ties go to the lower index;
-        with two classes that is "mean > 0.5 -> class 1", as in the seed),
+        with two classes that is "mean > 0.5 -> class 1", as in the post),
     majority_pred : (n_clips,) most frequent window decision.
     """
     mean_probs = np.stack([p.mean(axis=0) for p in window_probs])

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from guitarlab.corpus.defaults import SYNTH_RATE, VERSION
+from guitarlab.corpus.defaults import POST, SYNTH_RATE, VERSION
 from guitarlab.corpus.errors import TrainError
 from guitarlab.corpus.outputs import output_lock
 from guitarlab.datasets.meta import DatasetMeta
@@ -277,15 +277,15 @@ def _run_callbacks(
     ``best.keras`` (its best so far carried over on resume), the epoch state and the ETA."""
     import keras
 
-    monitor = "val_loss" if val_data is not None and config.schedule == "seed" else "loss"
+    monitor = "val_loss" if val_data is not None and config.schedule == POST else "loss"
     best = keras.callbacks.ModelCheckpoint(
         str(out / "best.keras"), monitor=monitor, save_best_only=True, mode="min"
     )
     if first_epoch > 0:
         best.best = float(json.loads((out / STATE_JSON).read_text()).get("best", np.inf))
     schedule = (
-        Callbacks.seed_schedule(config.epochs, config.lr, config.fine_tune_lr)
-        if config.schedule == "seed"
+        Callbacks.post_schedule(config.epochs, config.lr, config.fine_tune_lr)
+        if config.schedule == POST
         else keras.callbacks.ReduceLROnPlateau(
             monitor="loss", factor=1.0 / np.cbrt(2.0), patience=100, min_lr=1e-4, mode="min"
         )

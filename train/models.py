@@ -1,11 +1,11 @@
 """LSTM-FCN models (Karim et al. 2017) in Keras 3: one readable builder, no globals.
 
-Two input layouts are supported because the seed post and the paper's code differ:
+Two input layouts are supported because the 2019 post and the paper's code differ:
 
 - ``layout="paper"`` (default): the LSTM reads the *dimension-shuffled* series, one time
   step of ``L`` features (per channel), and the convolutions read ``L`` steps of ``C``
   channels. This is ``generate_lstmfcn`` in titu1994/LSTM-FCN.
-- ``layout="seed"``: the post's reverse: the LSTM reads ``L`` steps and the convolutions
+- ``layout="post"``: the post's reverse: the LSTM reads ``L`` steps and the convolutions
   read a length-``C`` sequence with ``L`` channels (many more parameters, slower LSTM).
 
 ``attention=True`` swaps the LSTM for :class:`AttentionLSTM` (the ALSTM-FCN). The output
@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import weakref
 
+from guitarlab.corpus.defaults import post_alias
 from guitarlab.corpus.errors import TrainError
-from guitarlab.train.config import MEL_NORMS
+from guitarlab.train.config import LAYOUTS, MEL_NORMS
 from guitarlab.train.startup import import_tensorflow
 
 import_tensorflow()
@@ -26,7 +27,6 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
-LAYOUTS = ("paper", "seed")
 OUTPUT_LAYER = "output"
 
 
@@ -130,7 +130,7 @@ def _check_shape(window_length, channels, n_classes, filters, kernels) -> None:
 
 
 def _output_layer(z, n_classes: int):
-    """One sigmoid unit for two classes (the seed), softmax for more; float32 always."""
+    """One sigmoid unit for two classes (the post), softmax for more; float32 always."""
     if n_classes == 2:
         return layers.Dense(1, activation="sigmoid", name=OUTPUT_LAYER, dtype="float32")(z)
     return layers.Dense(n_classes, activation="softmax", name=OUTPUT_LAYER, dtype="float32")(z)
@@ -156,13 +156,13 @@ def lstm_fcn(
     window_length, channels
         Input shape ``(L, C)``; univariate audio has ``C = 1``.
     n_classes
-        2 gives one sigmoid unit (probability of class 1, as in the seed); more gives softmax.
+        2 gives one sigmoid unit (probability of class 1, as in the post); more gives softmax.
     lstm_cells, dropout
         LSTM branch: cells (8/64/128 in the paper) and the dropout after it.
     filters, kernels
         FCN branch: one ``_conv_block`` per pair. ``(8, 16, 8)`` makes a CPU-sized model.
     layout
-        ``"paper"`` (LSTM reads the dimension-shuffled series) or ``"seed"`` (the reverse).
+        ``"paper"`` (LSTM reads the dimension-shuffled series) or ``"post"`` (the reverse; ``"seed"``, its old name, too).
     attention
         Use :class:`AttentionLSTM` (ALSTM-FCN) instead of a plain (cuDNN-capable) LSTM.
     dtype_policy
@@ -174,6 +174,7 @@ def lstm_fcn(
     >>> model.output_shape
     (None, 1)
     """
+    layout = post_alias(layout)
     if layout not in LAYOUTS:
         raise TrainError(f"layout {layout!r} is unknown; use one of: {', '.join(LAYOUTS)}")
     _check_shape(window_length, channels, n_classes, filters, kernels)
@@ -612,7 +613,7 @@ def recalibrate_batch_norm(
     In bounded memory: ``windows`` (an array or anything sliced like one, such as a
     dataset's ``WindowView``) is read a batch at a time, a batch holds at most
     ``batch_size`` windows and at most ``memory_bytes`` of float32 in its widest activation
-    (the seed's wave model at 8,000 samples and 256 filters: 8 windows), and only float64
+    (the post's wave model at 8,000 samples and 256 filters: 8 windows), and only float64
     sums of ``x`` and ``x**2`` per channel are kept. Every BatchNorm whose input is ready is
     measured in the same pass (one pass per depth: see :func:`batch_norm_plan`).
     """

@@ -2,10 +2,10 @@
 
 A file is prepared exactly like the run's dataset prepared its files, by the same two
 steps of :func:`guitarlab.datasets.windows.prepare`: mixed to mono and resampled to the
-run's rate (with notes), standardized per file (the seed) or with the stored training
+run's rate (with notes), standardized per file (the post) or with the stored training
 mean/std, then cut into windows: on the grid, or at the file's note onsets when the
 dataset was built with ``--onsets`` (:mod:`guitarlab.datasets.onsets`, the same function
-the build used). The file's label is the seed's vote: the mean of the window outputs.
+the build used). The file's label is the post's vote: the mean of the window outputs.
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ def corpus_changes(manifest: pd.DataFrame, dataset_meta: DatasetMeta) -> CorpusC
 
 
 def file_decisions(model, clips: list, label_names: list[str]) -> list[str]:
-    """The seed's vote with any model: mean of window outputs per clip -> a label name."""
+    """The post's vote with any model: mean of window outputs per clip -> a label name."""
 
     if not clips:
         return []

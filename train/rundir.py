@@ -2,7 +2,7 @@
 
 A run folder holds everything needed to evaluate, predict, resume or fine-tune:
 
-- ``model.keras``: the model to use (seed schedule: after the last epoch; paper schedule:
+- ``model.keras``: the model to use (post schedule: after the last epoch; paper schedule:
   the weights with the lowest training loss, as in the authors' code),
 - ``best.keras`` (lowest validation loss, or training loss without validation),
   ``last.keras`` (last finished epoch, with optimizer state) and ``state.json``,

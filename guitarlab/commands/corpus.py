@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from guitarlab.commands import corpus_option
+from guitarlab.commands import corpus_option, renamed_value
 from guitarlab.commands.complete import complete_guitars, complete_presets
 
 
@@ -41,12 +41,13 @@ def corpus_init(corpus: str) -> None:
 @corpus_option("Corpus folder (created if missing).")
 @click.option(
     "--pattern",
-    default="seed",
+    default="post",
     show_default=True,
+    callback=renamed_value("seed", "post"),
     help="File-name template over the name without its suffix, e.g. "
     "'{guitar}_{string}_fret{fret}_rr{take}': any {column} fills that manifest column "
     "({take} is a number). A name the template reads in two ways is refused. "
-    "'seed' reads ST_lead_crunch.wav style names.",
+    "'post' reads the 2019 post's ST_lead_crunch.wav style names.",
 )
 @click.option(
     "--guitar",
@@ -126,7 +127,7 @@ def import_command(
 
     \b
     Examples:
-      guitarlab import ~/seed-wavs --corpus my-corpus          # ST_lead_crunch.wav ...
+      guitarlab import ~/post-wavs --corpus my-corpus          # ST_lead_crunch.wav ...
       guitarlab import ~/tele --corpus my-corpus --pattern "{phrase}_{tone}" \\
           --guitar telecaster --pickup single_coil
       guitarlab import ~/notes --corpus notes --pattern "{guitar}_{string}_fret{fret}_rr{take}" \\

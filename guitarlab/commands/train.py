@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from guitarlab.commands import FiniteRange
+from guitarlab.commands import FiniteRange, RenamedChoice
 from guitarlab.commands.complete import complete_runs
+from guitarlab.corpus.defaults import RENAMED
 
 
 def _ints(text: str, option: str) -> tuple[int, ...]:
@@ -49,7 +50,7 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
     type=click.Choice(["wave", "spectrogram"]),
     default=None,
     help="spectrogram: log-mel frames computed in the model (MLSTM-FCN); wave: the window's "
-    "samples (the seed) [default: spectrogram; wave with --full-model or --npz].",
+    "samples (the post) [default: spectrogram; wave with --full-model or --npz].",
 )
 @click.option(
     "--n-mels",
@@ -88,10 +89,10 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
 )
 @click.option(
     "--layout",
-    type=click.Choice(["paper", "seed"]),
+    type=RenamedChoice(["paper", "post"], renamed=RENAMED),
     default="paper",
     show_default=True,
-    help="paper: the LSTM reads the dimension-shuffled window (1 step); seed: the post's reverse.",
+    help="paper: the LSTM reads the dimension-shuffled window (1 step); post: the 2019 post's reverse.",
 )
 @click.option(
     "--cells", type=int, default=None, help="LSTM cells (paper: 8, 64 or 128) [default: 8]."
@@ -110,12 +111,12 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
     "--fine-tune-epochs",
     type=int,
     default=None,
-    help="Then epochs at --fine-tune-lr, seed schedule only [default: 3; 5 with --full-model].",
+    help="Then epochs at --fine-tune-lr, post schedule only [default: 3; 5 with --full-model].",
 )
 @click.option(
     "--full-model",
     is_flag=True,
-    help="The seed's own wave LSTM-FCN (128/256/128 filters, 10+5 epochs): what a GPU runs. "
+    help="The post's own wave LSTM-FCN (128/256/128 filters, 10+5 epochs): what a GPU runs. "
     "On two cores and a 9-take corpus an epoch takes about 8 minutes (15 epochs: two hours) "
     "and 5 GB of memory, where the default (the spectrogram LSTM-FCN at 16/32/16) trains "
     "in minutes under 2 GB. Options given explicitly still apply.",
@@ -132,10 +133,10 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
 )
 @click.option(
     "--schedule",
-    type=click.Choice(["seed", "paper"]),
-    default="seed",
+    type=RenamedChoice(["post", "paper"], renamed=RENAMED),
+    default="post",
     show_default=True,
-    help="seed: 1e-3 then 1e-4; paper: ReduceLROnPlateau, class weights, best training loss.",
+    help="post: 1e-3 then 1e-4; paper: ReduceLROnPlateau, class weights, best training loss.",
 )
 @click.option(
     "--precision",

@@ -1,10 +1,10 @@
-"""Whole-job commands: ``demo`` (the seed's experiment end to end) and ``retrain``."""
+"""Whole-job commands: ``demo`` (the post's experiment end to end) and ``retrain``."""
 
 from __future__ import annotations
 
 import click
 
-from guitarlab.commands import FiniteRange, corpus_option
+from guitarlab.commands import FiniteRange, RenamedChoice, corpus_option
 from guitarlab.commands.complete import complete_runs
 from guitarlab.corpus.defaults import MAX_TAKE_SECONDS
 
@@ -19,17 +19,19 @@ from guitarlab.corpus.defaults import MAX_TAKE_SECONDS
 )
 @click.option(
     "--protocol",
-    type=click.Choice(["seed", "guitar-holdout", "session-notes", "session-strings"]),
-    default="seed",
+    type=RenamedChoice(
+        ["post", "guitar-holdout", "session-notes", "session-strings"], renamed={"seed": "post"}
+    ),
+    default="post",
     show_default=True,
-    help="seed: the post's experiment (a span held out of every take); guitar-holdout: the randomized family, two guitars never heard in training, label pickup; session-notes / session-strings: a note library (one guitar, three pickup settings, every string at frets 0-12), frets 6-12 or the G, B and e strings never heard in training.",
+    help="post: the 2019 post's experiment (a span held out of every take); guitar-holdout: the randomized family, two guitars never heard in training, label pickup; session-notes / session-strings: a note library (one guitar, three pickup settings, every string at frets 0-12), frets 6-12 or the G, B and e strings never heard in training.",
 )
 @click.option(
     "--seconds",
     type=FiniteRange(0, MAX_TAKE_SECONDS, min_open=True),
     default=None,
     help=f"Length of each take, at most {MAX_TAKE_SECONDS:g} "
-    "[default: 60 s for seed (as the post), 10 s for guitar-holdout].",
+    "[default: 60 s for post (as in the post), 10 s for guitar-holdout].",
 )
 @click.option(
     "--takes",
@@ -57,7 +59,7 @@ from guitarlab.corpus.defaults import MAX_TAKE_SECONDS
 @click.option(
     "--full-model",
     is_flag=True,
-    help="The seed's full wave LSTM-FCN (128/256/128 filters, 10+5 epochs): what a GPU runs.",
+    help="The post's full wave LSTM-FCN (128/256/128 filters, 10+5 epochs): what a GPU runs.",
 )
 @click.option("--epochs", type=int, default=None, help="Override the first-phase epochs.")
 @click.option(
@@ -80,9 +82,10 @@ def demo_command(
 ) -> None:
     """Run an experiment end to end on the synthetic guitar, with an honest report.
 
-    seed (default): records 2 guitars x 2 phrases (through a PulseAudio server when one
-    can start), renders clean/crunch/distorted (16 files), builds the leak-free span
-    split, trains the CPU-sized spectrogram LSTM-FCN and votes once per held-out file.
+    post (default): the 2019 post's experiment. Records 2 guitars x 2 phrases (through a
+    PulseAudio server when one can start), renders clean/crunch/distorted (16 files),
+    builds the leak-free span split, trains the CPU-sized spectrogram LSTM-FCN and votes
+    once per held-out file.
     guitar-holdout: the randomized guitar family, label pickup, the takes of two guitars
     never heard in training as the test set. session-notes, session-strings: a synthetic
     note library (234 notes), label pickup, unseen frets or strings as the test set.
@@ -102,7 +105,7 @@ def demo_command(
             out, protocol=protocol, full_model=full_model, epochs=epochs, seed=seed,
             echo=click.echo,
         )  # fmt: skip
-    elif protocol == "seed":
+    elif protocol == "post":
         result = run_demo(
             out,
             seconds=60.0 if seconds is None else seconds,
@@ -125,8 +128,8 @@ def demo_command(
             echo=click.echo,
         )
     click.echo("")
-    seed_note = " (the seed: 15 of 16)" if protocol == "seed" else ""
-    click.echo(f"files right: {result.files_right} of {result.files_total}{seed_note}")
+    post_note = " (the post: 15 of 16)" if protocol == "post" else ""
+    click.echo(f"files right: {result.files_right} of {result.files_total}{post_note}")
     if result.held_out:
         click.echo(f"held-out guitars (never heard in training): {', '.join(result.held_out)}")
     for _, row in result.per_tone.iterrows():
