@@ -42,7 +42,7 @@ import pandas as pd
 INDEX_NAME = ".guitarlab-index.sqlite"
 JOURNAL_NAME = ".guitarlab-append.json"
 TAIL_BYTES = 256  # the last bytes of manifest.csv the index key holds
-INDEX_FORMAT = "2"  # 2: take numbers added (a format-1 index is rebuilt)
+INDEX_FORMAT = "3"  # 3: take numbers and raw levels added (an older index is rebuilt)
 
 
 # ---------------------------------------------------------------- the file as it lies
@@ -397,22 +397,38 @@ def _write_all(fd: int, data: bytes) -> None:
 # ---------------------------------------------------------------- the ids/paths index
 
 
-def _take_cells(take: str) -> tuple[str | None, int | None]:
-    """``(prefix, number)`` of a ``take`` cell for the index; ``(None, None)`` when the
-    cell has no take number (see ``manifest.split_take``)."""
+# the columns the index keeps, in its order: what commits and reservations ask about
+INDEX_TEXT = ("id", "path", "guitar", "phrase", "tone", "role")
+
+
+def _index_row(cells: dict) -> tuple:
+    """A row of the index from a manifest row's cells (text unescaped, as loaded).
+
+    ``take`` is kept split (``manifest.split_take``) so the next take number is one
+    indexed ``MAX``; ``rms_dbfs`` as a number, for the raw takes' level reference."""
     from guitarlab.corpus.manifest import split_take
 
-    split = split_take(take)
-    return split if split is not None else (None, None)
+    split = split_take(str(cells.get("take", "") or ""))
+    try:
+        rms = float(cells.get("rms_dbfs", ""))
+    except (TypeError, ValueError):
+        rms = None
+    return (
+        *(str(cells.get(name, "") or "") for name in INDEX_TEXT),
+        *(split if split is not None else (None, None)),
+        None if rms is None or rms != rms else rms,
+    )
 
 
 class PathIndex:
-    """The manifest's ids, paths and take numbers in SQLite, valid for one ``ManifestFile.key``.
+    """The manifest's ids, paths, take numbers and raw levels in SQLite, valid for one
+    ``ManifestFile.key``.
 
-    Why: a commit refusing a listed id or path, and a reservation choosing the next take
-    number, then cost an indexed lookup, not a read of the CSV. Only used under the
-    manifest lock. Any SQLite trouble (a corrupt or unwritable file) drops the index and
-    falls back to reading the CSV: it is a cache.
+    Why: a commit refusing a listed id or path, a reservation choosing the next take
+    number and a recording comparing its level with other guitars' then cost an indexed
+    lookup, not a read of the CSV. Only used under the manifest lock. Any SQLite trouble
+    (a corrupt or unwritable file) drops the index and falls back to reading the CSV:
+    it is a cache.
     """
 
     def __init__(self, root: str | os.PathLike) -> None:
@@ -437,10 +453,8 @@ class PathIndex:
             return None
         return found[0] if found else None
 
-    def rebuild(
-        self, ids: Iterable[str], paths: Iterable[str], takes: Iterable[str], key: str
-    ) -> None:
-        """Replace the rows (an index of another format included) with these."""
+    def rebuild(self, rows: Iterable[tuple], key: str) -> None:
+        """Replace the rows (``_index_row``s; an index of another format included)."""
         try:
             if self.conn is None:
                 self.conn = self._connect()
@@ -448,18 +462,14 @@ class PathIndex:
             conn.execute("BEGIN IMMEDIATE")
             conn.execute("DROP TABLE IF EXISTS rows")
             conn.execute(
-                "CREATE TABLE rows (id TEXT, path TEXT, take_prefix TEXT, take_number INTEGER)"
+                f"CREATE TABLE rows ({', '.join(f'{name} TEXT' for name in INDEX_TEXT)}, "
+                "take_prefix TEXT, take_number INTEGER, rms_dbfs REAL)"
             )
-            conn.executemany(
-                "INSERT INTO rows VALUES (?, ?, ?, ?)",
-                (
-                    (rid, path, *_take_cells(take))
-                    for rid, path, take in zip(ids, paths, takes, strict=True)
-                ),
-            )
+            conn.executemany(f"INSERT INTO rows VALUES ({', '.join('?' * 9)})", rows)
             conn.execute("CREATE INDEX rows_id ON rows (id)")
             conn.execute("CREATE INDEX rows_path ON rows (path)")
             conn.execute("CREATE INDEX rows_take ON rows (take_prefix, take_number)")
+            conn.execute("CREATE INDEX rows_level ON rows (phrase, tone)")
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('key', ?)", (key,))
             conn.execute("COMMIT")
         except (sqlite3.Error, OverflowError):  # OverflowError: a take number past 2**63
@@ -485,13 +495,22 @@ class PathIndex:
         ).fetchone()
         return int(found or 0)
 
+    def raw_rms(self, phrase: str, guitar: str, role: str) -> float | None:
+        """Mean ``rms_dbfs`` of the raw takes of ``phrase`` by guitars other than
+        ``guitar`` with this input ``role`` (silent ones, -150 dBFS and below, left out)."""
+        (found,) = self.conn.execute(
+            "SELECT AVG(rms_dbfs) FROM rows WHERE phrase = ? AND tone = 'raw' AND guitar != ? "
+            "AND role = ? AND rms_dbfs > -150",
+            (phrase, guitar, role),
+        ).fetchone()
+        return None if found is None else float(found)
+
     def add(self, rows: list[dict], key: str) -> None:
         try:
             conn = self.conn
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany(
-                "INSERT INTO rows VALUES (?, ?, ?, ?)",
-                [(r["id"], r["path"], *_take_cells(str(r.get("take", "")))) for r in rows],
+                f"INSERT INTO rows VALUES ({', '.join('?' * 9)})", [_index_row(r) for r in rows]
             )
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('key', ?)", (key,))
             conn.execute("COMMIT")
@@ -523,11 +542,12 @@ def synced_index(
     index = PathIndex(root)
     if index.key() == file.key:
         return index
+    wanted = [*INDEX_TEXT, "take", "rms_dbfs"]
     if frame is None:
         try:
             cols = pd.read_csv(
                 file.path,
-                usecols=["id", "path", "take"],
+                usecols=[name for name in wanted if name in file.columns],
                 dtype=str,
                 keep_default_na=False,
                 na_values=[],
@@ -535,10 +555,13 @@ def synced_index(
         except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
             index.close()
             return None  # the caller loads the manifest, which names what is wrong
-        ids = [unescape_cell(v) for v in cols["id"]]
-        paths = list(cols["path"])
-        takes = [unescape_cell(v) for v in cols["take"]]
+        for name in cols.columns.drop(["path", "rms_dbfs"], errors="ignore"):
+            cols[name] = [unescape_cell(v) for v in cols[name]]  # text as load_manifest reads it
     else:
-        ids, paths, takes = list(frame["id"]), list(frame["path"]), list(frame["take"])
-    index.rebuild(ids, paths, takes, file.key)
+        cols = frame[[name for name in wanted if name in frame.columns]]
+    present = list(cols.columns)
+    index.rebuild(
+        (_index_row(dict(zip(present, values, strict=True))) for values in cols.itertuples(False)),
+        file.key,
+    )
     return index if index.conn is not None else None

@@ -810,6 +810,37 @@ def reserve_takes(root: str | os.PathLike, choose: Callable[[Taken], list[dict]]
                 index.close()
 
 
+def raw_level_reference(
+    root: str | os.PathLike, *, guitar: str, phrase: str, role: str = ""
+) -> float | None:
+    """Mean ``rms_dbfs`` of the raw takes of ``phrase`` by the other guitars (same input
+    ``role``; silent ones, -150 dBFS and below, left out), None when there are none.
+
+    Why: a recorded take is compared with that level (``recorder.calibration``); the
+    ids/paths index answers it, so recording into a 100,000-row corpus does not load the
+    manifest after every take. Without an index the manifest is loaded.
+    """
+    from guitarlab.corpus import appends
+
+    root = Path(root)
+    with manifest_lock(root):
+        index = appends.synced_index(root, appends.open_manifest(root))
+        if index is not None:
+            try:
+                return index.raw_rms(phrase, guitar, role)
+            finally:
+                index.close()
+    frame = load_manifest(root)
+    others = frame["rms_dbfs"][
+        (frame["tone"] == RAW_TONE)
+        & (frame["phrase"] == phrase)
+        & (frame["guitar"] != guitar)
+        & (frame["role"] == role)
+        & (frame["rms_dbfs"] > -150)
+    ]
+    return None if others.empty else float(others.mean())
+
+
 def _mark_reserved(root: Path, rows: list[dict], taken: set[str]) -> Reservation:
     """Write a marker per row under ``.reserved/`` (lock held); ``taken`` ids are refused."""
     reservation = Reservation(root, [])

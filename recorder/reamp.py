@@ -444,7 +444,7 @@ def reamp_corpus(
         load_manifest,
         manifest_row,
         release_ids,
-        reserve_rows,
+        reserve_takes,
         resolve_audio_path,
         row_id,
         slugify,
@@ -487,7 +487,7 @@ def reamp_corpus(
             on_take(source["id"], number, len(todo))
         rid = row_id(source["take"], tone, source["role"])
         path = f"{TONES_DIR}/{rid}.wav"
-        reserve_rows(root, lambda _m, rid=rid, path=path: [{"id": rid, "path": path}])
+        reserve_takes(root, lambda _t, rid=rid, path=path: [{"id": rid, "path": path}])
         try:
             audio, file_rate = read_audio(resolve_audio_path(root, source["path"]))
             mono = audio.mean(axis=1) if audio.ndim > 1 else audio

@@ -361,14 +361,15 @@ def record_take(
     that will not stop are aborted after 1 s so the process can still exit. If the row
     cannot be written either, the take and its sidecar stay for ``guitarlab recover``.
     """
-    from guitarlab.corpus.manifest import load_manifest, slugify
+    from guitarlab.corpus.appends import open_manifest
+    from guitarlab.corpus.manifest import slugify
 
     _check_arguments(seconds, rate, subtype, channel, bpm)
     inputs = check_inputs(channel, channels, roles)
     open_channels = max(c for c, _ in inputs)
     extra_labels = _check_extra_labels(extra_labels)
     root = Path(corpus)
-    load_manifest(root)  # a missing corpus fails before any device is opened
+    open_manifest(root)  # a missing or damaged corpus fails before any device is opened
     guitar, phrase = slugify(guitar), slugify(phrase)
     pickup = slugify(pickup) if pickup else ""
     in_dev = devices.resolve_device(device, kind="input")
@@ -657,7 +658,7 @@ def _progress(on_progress, phase, elapsed, seconds, reading, beat: int = 0) -> N
 
 def measure_level(
     *,
-    seconds: float,
+    seconds: float = 10.0,
     rate: int = RECORD_RATE,
     device: str | int | None = None,
     channel: int = 1,

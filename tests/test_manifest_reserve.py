@@ -159,3 +159,28 @@ def test_writers_in_three_processes_never_share_a_take_number(tmp_path: Path) ->
         assert proc.exitcode == 0
     assert sorted(takes) == [mf.take_key("tele", "lead", n) for n in range(21, 45)]
     assert mf.reservations(root) == []  # each writer's exit released what it held
+
+
+def test_the_raw_level_reference_comes_from_the_index(tmp_path: Path, monkeypatch) -> None:
+    root = mf.init_corpus(tmp_path / "c")
+    levels = [("tele", "raw", "", -20.0), ("strat", "raw", "", -24.0), ("lp", "raw", "", -26.0),
+              ("strat", "raw", "mic", -30.0), ("sg", "raw", "", -200.0),
+              ("strat", "crunch", "", -10.0), ("jazz", "raw", "", None)]  # fmt: skip
+    rows = [
+        {**_row(guitar, n), "id": f"r{n}", "tone": tone, "role": role, "rms_dbfs": rms}
+        for n, (guitar, tone, role, rms) in enumerate(levels, start=1)
+    ]
+    mf.append_rows(root, [*rows, {**_row("strat", 99), "phrase": "riff", "rms_dbfs": -5.0}])
+
+    def asked() -> list:
+        return [
+            mf.raw_level_reference(root, guitar="tele", phrase="lead"),
+            mf.raw_level_reference(root, guitar="tele", phrase="lead", role="mic"),
+            mf.raw_level_reference(root, guitar="strat", phrase="riff"),
+        ]
+
+    with monkeypatch.context() as patch:  # no index: the manifest answers
+        patch.setattr(appends, "synced_index", lambda *args, **kwargs: None)
+        from_manifest = asked()
+    _no_read(monkeypatch)
+    assert asked() == from_manifest == [pytest.approx(-25.0), pytest.approx(-30.0), None]
