@@ -132,6 +132,13 @@ class LibraryDefault:
         return f"LibraryDefault({self.target!r})"
 
 
+class _Kept(dict):
+    """Format values that leave any other ``{name}`` (a file-name template) as written."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
 class LibraryOption(click.Option):
     """An option whose help may name library values: ``{name}`` in the help is filled in
     from ``library={"name": "module:Name.attr"}`` when the help is shown."""
@@ -144,7 +151,8 @@ class LibraryOption(click.Option):
         if not self.library or not self.help:
             return super().get_help_record(ctx)
         raw = self.help
-        self.help = raw.format(**{key: str(value) for key, value in self.library.items()})
+        values = _Kept({key: str(value) for key, value in self.library.items()})
+        self.help = raw.format_map(values)
         try:
             return super().get_help_record(ctx)
         finally:
