@@ -119,9 +119,23 @@ def level_mismatch(
         & manifest["rms_dbfs"].notna()
         & (manifest["rms_dbfs"] > -150)
     ]
-    if others.empty:
+    reference = None if others.empty else float(others["rms_dbfs"].mean())
+    return reference_mismatch(
+        reference, phrase=phrase, rms_dbfs=rms_dbfs, tolerance_db=tolerance_db
+    )
+
+
+def reference_mismatch(
+    reference: float | None,
+    *,
+    phrase: str,
+    rms_dbfs: float,
+    tolerance_db: float = MATCH_TOLERANCE_DB,
+) -> str | None:
+    """:func:`level_mismatch` against a ``reference`` RMS already known (None: no other
+    guitar's take to compare with), e.g. ``manifest.raw_level_reference``'s."""
+    if reference is None:
         return None
-    reference = float(others["rms_dbfs"].mean())
     diff = rms_dbfs - reference
     if abs(diff) <= tolerance_db:
         return None

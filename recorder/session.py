@@ -32,7 +32,11 @@ from guitarlab.corpus.defaults import RECORD_RATE
 from guitarlab.corpus.errors import GuitarlabError, RecorderError
 from guitarlab.corpus.levels import DEFAULT_TARGET_PEAK_DBFS
 from guitarlab.recorder import devices
-from guitarlab.recorder.calibration import calibrated_peak, level_mismatch, load_calibration
+from guitarlab.recorder.calibration import (
+    calibrated_peak,
+    load_calibration,
+    reference_mismatch,
+)
 from guitarlab.recorder.meter import LevelMeter, MeterReading
 from guitarlab.recorder.take import Dropout, Stall, TakeStats, TakeWriter
 
@@ -248,7 +252,7 @@ def take_row(
 ) -> dict:
     """The manifest row of a raw take on disk: labels, header, levels, gain_db, checks."""
     from guitarlab.corpus.audio import file_columns, read_audio
-    from guitarlab.corpus.manifest import load_manifest, manifest_row, relative_audio_path
+    from guitarlab.corpus.manifest import manifest_row, raw_level_reference, relative_audio_path
 
     columns = file_columns(path)
     audio, rate = read_audio(path)
@@ -260,12 +264,11 @@ def take_row(
         target_peak_dbfs=float(labels.get("target_peak_dbfs", DEFAULT_TARGET_PEAK_DBFS)),
         calibrated_peak_dbfs=calibrated_peak(calibration, guitar),
     )
-    manifest = load_manifest(root)
-    role = labels.get("role", "")
-    manifest = manifest[manifest["role"] == role]  # a microphone is compared with microphones
-    mismatch = level_mismatch(
-        manifest, guitar=guitar, phrase=labels["phrase"], rms_dbfs=columns["rms_dbfs"]
+    role = labels.get("role", "")  # a microphone is compared with microphones
+    reference = raw_level_reference(  # from the index: no read of a large manifest
+        root, guitar=guitar, phrase=labels["phrase"], role=role
     )
+    mismatch = reference_mismatch(reference, phrase=labels["phrase"], rms_dbfs=columns["rms_dbfs"])
     if mismatch:
         findings.append(Finding("level_match", "warning", mismatch, value=columns["rms_dbfs"]))
     findings += extra_findings or []

@@ -184,3 +184,25 @@ def test_the_raw_level_reference_comes_from_the_index(tmp_path: Path, monkeypatc
         from_manifest = asked()
     _no_read(monkeypatch)
     assert asked() == from_manifest == [pytest.approx(-25.0), pytest.approx(-30.0), None]
+
+
+def test_a_recorded_take_is_checked_against_other_guitars_without_reading_the_manifest(
+    tmp_path: Path, monkeypatch
+) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    from guitarlab.recorder.session import take_row
+
+    root = mf.init_corpus(tmp_path / "c")
+    others = [{**_row("strat", n), "rms_dbfs": -20.0} for n in (1, 2)]
+    mf.append_rows(root, [*others, {**_row("strat", 3), "role": "mic", "rms_dbfs": -40.0}])
+    path = root / "takes" / "tele-lead-t001-raw.wav"
+    sf.write(path, np.full(4410, 0.01, np.float32), 44100, subtype="PCM_24")  # -40 dBFS RMS
+    labels = {"id": "tele-lead-t001-raw", "guitar": "tele", "phrase": "lead",
+              "take": "tele-lead-t001"}  # fmt: skip
+    _no_read(monkeypatch)
+    row = take_row(root, path, labels)
+    assert "-20.0 dB RMS from the other guitars' lead takes (-20.0 dBFS" in row["checks"]
+    row = take_row(root, path, {**labels, "role": "mic"})  # compared with the microphone
+    assert "level_match" not in row["checks"]
