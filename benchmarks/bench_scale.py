@@ -200,7 +200,7 @@ def _synth_seconds(root: Path) -> float:
 
 def synth_rows(corpora: dict[int, Path], quick: bool) -> list[Row]:
     """``guitarlab synth`` adding one take, the whole command, at every size against 1k."""
-    repeat = 2 if quick else 3
+    repeat = 2 if quick else 5  # other sessions' load comes and goes
     first, best = {}, {}
     for rows, root in corpora.items():
         first[rows] = _synth_seconds(root)  # rebuilds the index if the CSV changed behind it
