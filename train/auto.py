@@ -24,7 +24,7 @@ import numpy as np
 from guitarlab.corpus.atomic import atomic_path
 from guitarlab.corpus.defaults import VERSION
 from guitarlab.corpus.errors import TrainError
-from guitarlab.train.config import LAPTOP_MODEL, TrainConfig, spectrogram_frames
+from guitarlab.train.config import TrainConfig, spectrogram_frames
 from guitarlab.train.features import (
     FEATURES_JSON,
     FEATURES_MODEL,
@@ -44,9 +44,9 @@ from guitarlab.train.runmeta import (
     write_run_meta,
 )
 
-# The network candidate: the laptop model (train.config.LAPTOP_MODEL, which the demo trains
-# too). Options given on the command line override it.
-AUTO_NETWORK = {"model": "lstm-fcn", **LAPTOP_MODEL}
+# The network candidate is the run's own network options (network_candidate): TrainConfig's
+# defaults are the laptop model (train.config.LAPTOP_MODEL, which the demo trains too).
+AUTO_NETWORK_MODEL = "lstm-fcn"
 CANDIDATES = "candidates"
 FEATURES_CANDIDATE = "features"
 NETWORK_CANDIDATE = "spectrogram-network"
@@ -188,11 +188,25 @@ def fit_features_dataset(
 # ----------------------------------------------------------------------------- auto
 
 
-def auto_network_config(config: TrainConfig, *, keep: tuple[str, ...] = ()) -> TrainConfig:
-    """The network candidate's options: ``config`` with :data:`AUTO_NETWORK` laid over it,
-    except the fields named in ``keep`` (those the user gave)."""
-    settings = {k: v for k, v in AUTO_NETWORK.items() if k not in keep or k == "model"}
-    return TrainConfig.from_dict({**config.as_dict(), **settings, "resume": False})
+def network_candidate(config: TrainConfig) -> TrainConfig:
+    """The network ``--model auto`` (and ``average``) trains beside the features model: the
+    run's own options as an LSTM-FCN, so what the user gave applies to it (the laptop
+    model by default, the post's full model with ``--full-model``). The one place that
+    decides it, for the command line, :func:`fit_dataset` and a retrain alike."""
+    return TrainConfig.from_dict({**config.as_dict(), "model": AUTO_NETWORK_MODEL})
+
+
+def missing_validation(ds, dataset_dir: str | os.PathLike) -> str | None:
+    """Why ``--model auto`` cannot choose on this dataset (it has no validation split), or
+    None when it can: the one check behind :func:`default_model` and :func:`fit_auto`."""
+    from guitarlab.train.fit import _split_or_none
+
+    if _split_or_none(ds, "val") is not None:
+        return None
+    return (
+        f"{dataset_dir} has no validation split to choose a model by; rebuild it with "
+        "--val take (or --val span) for --model auto, or give --model features"
+    )
 
 
 def choose(candidates: list[dict]) -> tuple[dict, str]:
@@ -262,14 +276,10 @@ def default_model(
     if full_model:
         return "lstm-fcn", None
     from guitarlab.datasets.folder import open_dataset
-    from guitarlab.train.fit import _split_or_none
 
-    if _split_or_none(open_dataset(dataset_dir), "val") is None:
-        return "lstm-fcn", (
-            f"{dataset_dir} has no validation split to choose a model by, so this trains the "
-            "spectrogram network alone (rebuild with --val take for the default choice, or "
-            "give --model features)"
-        )
+    why = missing_validation(open_dataset(dataset_dir), dataset_dir)
+    if why:
+        return AUTO_NETWORK_MODEL, f"{why}; this trains the spectrogram network alone"
     return "auto", None
 
 
@@ -288,7 +298,7 @@ def fit_auto(
     dataset_factory=None,
 ) -> Run:
     """``--model auto``: train the features model and the spectrogram network (``network``,
-    default :func:`auto_network_config`), and keep whichever of them, or their average,
+    default :func:`network_candidate`), and keep whichever of them, or their average,
     has the best validation score (``only="average"``: keep the average, ``--model average``).
 
     The run folder holds the winner's model(s) and run.json (so every command uses it as a
@@ -306,15 +316,13 @@ def fit_auto(
 
 def _fit_auto(dataset_dir, out, config, *, network, only, dataset_factory) -> Run:
     from guitarlab.datasets.folder import open_dataset
-    from guitarlab.train.fit import _split_or_none, fit_dataset
+    from guitarlab.train.fit import fit_dataset
 
     out = Path(out)
     ds = (dataset_factory or open_dataset)(dataset_dir)
-    if _split_or_none(ds, "val") is None and only is None:
-        raise TrainError(
-            f"{dataset_dir}: --model auto chooses by the validation split and this dataset has "
-            "none; rebuild it with --val take (or --val span)"
-        )
+    why = missing_validation(ds, dataset_dir) if only is None else None
+    if why:
+        raise TrainError(why)
     if config.resume and (out / CANDIDATES).is_dir():
         out.mkdir(parents=True, exist_ok=True)  # each candidate resumes on its own
     else:
@@ -324,7 +332,7 @@ def _fit_auto(dataset_dir, out, config, *, network, only, dataset_factory) -> Ru
             dataset_dir=str(dataset_dir),
         )
     factory = dataset_factory or open_dataset
-    network = network or auto_network_config(config)
+    network = network or network_candidate(config)
     folders = {
         FEATURES_CANDIDATE: out / CANDIDATES / FEATURES_CANDIDATE,
         NETWORK_CANDIDATE: out / CANDIDATES / NETWORK_CANDIDATE,

@@ -546,10 +546,9 @@ def fit_dataset(
     if config.model in ("features", "average", "auto"):
         from guitarlab.train.auto import fit_auto, fit_features_dataset
 
-        if config.model in ("average", "auto"):  # the network takes the run's options
-            network = TrainConfig.from_dict({**config.as_dict(), "model": "lstm-fcn"})
+        if config.model in ("average", "auto"):  # the network: auto.network_candidate
             return fit_auto(  # it holds the run folder's lock itself
-                dataset_dir, out, config, network=network,
+                dataset_dir, out, config,
                 only="average" if config.model == "average" else None,
                 dataset_factory=dataset_factory,
             )  # fmt: skip

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from guitarlab.commands import corpus_option, renamed_value
+from guitarlab.commands import corpus_option, library_option, renamed_value
 from guitarlab.commands.complete import complete_guitars, complete_presets
 
 
@@ -39,10 +39,10 @@ def corpus_init(corpus: str) -> None:
 @click.command("import")
 @click.argument("src_dir", type=click.Path(file_okay=False))
 @corpus_option("Corpus folder (created if missing).")
-@click.option(
+@library_option(
     "--pattern",
-    default="post",
-    show_default=True,
+    type=str,
+    default="guitarlab.corpus.intake:import_folder(pattern)",
     callback=renamed_value("seed", "post"),
     help="File-name template over the name without its suffix, e.g. "
     "'{guitar}_{string}_fret{fret}_rr{take}': any {column} fills that manifest column "

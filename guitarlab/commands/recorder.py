@@ -217,7 +217,12 @@ def devices_command(test: bool, device: str | None, output_device: str | None, r
 )
 @DEVICE_OPTION
 @CHANNEL_OPTION
-@click.option("--seconds", default=10.0, show_default=True, help="How long to measure.")
+@library_option(
+    "--seconds",
+    type=float,
+    default="guitarlab.recorder.session:measure_level(seconds)",
+    help="How long to measure.",
+)
 @RATE_OPTION
 @target_peak_option("Target loudest peak, in dBFS.")
 @PLAY_OPTION

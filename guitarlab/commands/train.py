@@ -7,9 +7,50 @@ from pathlib import Path
 
 import click
 
-from guitarlab.commands import FiniteRange, RenamedChoice
+from guitarlab.commands import FiniteRange, LibraryOption, RenamedChoice, library_option
 from guitarlab.commands.complete import complete_runs
 from guitarlab.corpus.defaults import RENAMED
+from guitarlab.train.config import (
+    CLASS_WEIGHTS,
+    DISTRIBUTES,
+    INPUTS,
+    LAYOUTS,
+    MEL_NORMS,
+    MODELS,
+    PRECISIONS,
+    SCHEDULES,
+    TrainConfig,
+)
+
+# What a help names from train.config (its defaults, FULL_MODEL, the frame sizes), filled
+# in when the help is shown: train.config is light, the figures stay written once there.
+TRAIN_VALUES = {
+    key: f"guitarlab.train.config:{target}"
+    for key, target in {
+        "input": "TrainConfig.input",
+        "cells": "TrainConfig.cells",
+        "filters": "TrainConfig.filters",
+        "kernels": "TrainConfig.kernels",
+        "epochs": "TrainConfig.epochs",
+        "lr": "TrainConfig.lr",
+        "fine_tune_lr": "TrainConfig.fine_tune_lr",
+        "fine_tune_epochs": "TrainConfig.fine_tune_epochs",
+        "full_input": "FULL_MODEL.input",
+        "full_filters": "FULL_MODEL.filters",
+        "full_epochs": "FULL_MODEL.epochs",
+        "full_fine_tune_epochs": "FULL_MODEL.fine_tune_epochs",
+        "arrays_input": "ARRAYS_INPUT",
+        "post_batch": "POST_BATCH",
+        "paper_batch": "PAPER_BATCH",
+        "max_frame": "MAX_FRAME",
+        "max_mels": "MAX_MELS",
+    }.items()
+}
+
+
+def train_option(*decls: str, **attrs):
+    """A ``train`` option whose help may name :data:`TRAIN_VALUES` as ``{name}``."""
+    return click.option(*decls, cls=LibraryOption, library=TRAIN_VALUES, **attrs)
 
 
 def _ints(text: str, option: str) -> tuple[int, ...]:
@@ -34,7 +75,7 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder.")
 @click.option(
     "--model",
-    type=click.Choice(["lstm-fcn", "alstm-fcn", "ensemble", "features", "average", "auto"]),
+    type=click.Choice(MODELS),
     default=None,
     help="auto: trains the features model and the spectrogram LSTM-FCN (your network options "
     "apply to it), keeps whichever of them or their average scores best on the validation "
@@ -44,116 +85,140 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
     "in its LSTM branch; ensemble averages a wave and a spectrogram network. [default: auto; "
     "lstm-fcn with --npz, --full-model or a dataset without a validation split]",
 )
-@click.option(
+@train_option(
     "--input",
     "input_kind",
-    type=click.Choice(["wave", "spectrogram"]),
+    type=click.Choice(INPUTS),
     default=None,
     help="spectrogram: log-mel frames computed in the model (MLSTM-FCN); wave: the window's "
-    "samples (the post) [default: spectrogram; wave with --full-model or --npz].",
+    "samples (the post) [default: {input}; {full_input} with --full-model; {arrays_input} "
+    "with --npz].",
 )
-@click.option(
+@train_option(
     "--n-mels",
     type=int,
     default=None,
-    help="Mel bands of the spectrogram [default: 64, fewer for short windows].",
+    help="Mel bands of the spectrogram [default: {max_mels}, fewer for short windows].",
 )
 @click.option(
     "--mel-norm",
-    type=click.Choice(["loudness", "band"]),
-    default="loudness",
+    type=click.Choice(MEL_NORMS),
+    default=TrainConfig.mel_norm,
     show_default=True,
     help="What the spectrogram removes: loudness only, or each band's mean over the window "
     "(every fixed filter: cable, knobs, EQ; the guitar-holdout demo's choice).",
 )
 @click.option(
     "--spectral-stats/--no-spectral-stats",
-    default=False,
+    default=TrainConfig.spectral_stats,
     show_default=True,
     help="Add a branch that reads how the mel bands move together over the window "
     "(their correlations) and its mean spectrum (spectrogram input; the guitar-holdout demo's choice).",
 )
-@click.option(
+@train_option(
     "--frame",
     "frame_length",
     type=int,
     default=None,
-    help="Spectrogram frame in samples [default: 1024 or window/4].",
+    help="Spectrogram frame in samples [default: {max_frame} or window/4].",
 )
 @click.option(
     "--class-weights",
-    type=click.Choice(["auto", "balanced", "none"]),
-    default="auto",
+    type=click.Choice(CLASS_WEIGHTS),
+    default=TrainConfig.class_weights,
     show_default=True,
     help="balanced weighs classes by 1/count; auto does so when the training classes are unequal.",
 )
 @click.option(
     "--layout",
-    type=RenamedChoice(["paper", "post"], renamed=RENAMED),
-    default="paper",
+    type=RenamedChoice(LAYOUTS, renamed=RENAMED),
+    default=TrainConfig.layout,
     show_default=True,
     help="paper: the LSTM reads the dimension-shuffled window (1 step); post: the 2019 post's reverse.",
 )
-@click.option(
-    "--cells", type=int, default=None, help="LSTM cells (paper: 8, 64 or 128) [default: 8]."
+@train_option(
+    "--cells", type=int, default=None, help="LSTM cells (paper: 8, 64 or 128) [default: {cells}]."
 )
-@click.option("--dropout", default=0.8, show_default=True, help="Dropout after the LSTM.")
 @click.option(
+    "--dropout",
+    type=float,
+    default=TrainConfig.dropout,
+    show_default=True,
+    help="Dropout after the LSTM.",
+)
+@train_option(
     "--filters",
     default=None,
-    help="Conv1D filters per block [default: 16,32,16; 128,256,128 with --full-model].",
+    help="Conv1D filters per block [default: {filters}; {full_filters} with --full-model].",
 )
-@click.option("--kernels", default=None, help="Conv1D kernel sizes [default: 8,5,3].")
-@click.option(
-    "--epochs", type=int, default=None, help="Epochs at --lr [default: 12; 10 with --full-model]."
+@train_option("--kernels", default=None, help="Conv1D kernel sizes [default: {kernels}].")
+@train_option(
+    "--epochs",
+    type=int,
+    default=None,
+    help="Epochs at --lr [default: {epochs}; {full_epochs} with --full-model].",
 )
-@click.option(
+@train_option(
     "--fine-tune-epochs",
     type=int,
     default=None,
-    help="Then epochs at --fine-tune-lr, post schedule only [default: 3; 5 with --full-model].",
+    help="Then epochs at --fine-tune-lr, post schedule only [default: {fine_tune_epochs}; "
+    "{full_fine_tune_epochs} with --full-model].",
 )
-@click.option(
+@train_option(
     "--full-model",
     is_flag=True,
-    help="The post's own wave LSTM-FCN (128/256/128 filters, 10+5 epochs): what a GPU runs. "
-    "On two cores and a 9-take corpus an epoch takes about 8 minutes (15 epochs: two hours) "
-    "and 5 GB of memory, where the default (the spectrogram LSTM-FCN at 16/32/16) trains "
-    "in minutes under 2 GB. Options given explicitly still apply.",
-)
-@click.option("--lr", default=1e-3, show_default=True, help="Adam learning rate.")
-@click.option(
-    "--fine-tune-lr", default=1e-4, show_default=True, help="Learning rate after --epochs."
+    help="The post's own {full_input} LSTM-FCN ({full_filters:/} filters, {full_epochs}+"
+    "{full_fine_tune_epochs} epochs): what a GPU runs. On two cores and a 9-take corpus an "
+    "epoch takes about 8 minutes (15 epochs: two hours) and 5 GB of memory, where the default "
+    "(the {input} LSTM-FCN at {filters:/}) trains in minutes under 2 GB. Options given "
+    "explicitly still apply.",
 )
 @click.option(
+    "--lr", type=float, default=TrainConfig.lr, show_default=True, help="Adam learning rate."
+)
+@click.option(
+    "--fine-tune-lr",
+    type=float,
+    default=TrainConfig.fine_tune_lr,
+    show_default=True,
+    help="Learning rate after --epochs.",
+)
+@train_option(
     "--batch",
     type=int,
     default=None,
-    help="Batch size [default: 32, or 128 with --schedule paper].",
+    help="Batch size [default: {post_batch}, or {paper_batch} with --schedule paper].",
 )
-@click.option(
+@train_option(
     "--schedule",
-    type=RenamedChoice(["post", "paper"], renamed=RENAMED),
-    default="post",
+    type=RenamedChoice(SCHEDULES, renamed=RENAMED),
+    default=TrainConfig.schedule,
     show_default=True,
-    help="post: 1e-3 then 1e-4; paper: ReduceLROnPlateau, class weights, best training loss.",
+    help="post: {lr} then {fine_tune_lr}; paper: ReduceLROnPlateau, class weights, best training loss.",
 )
 @click.option(
     "--precision",
-    type=click.Choice(["float32", "mixed_float16"]),
-    default="float32",
+    type=click.Choice(PRECISIONS),
+    default=TrainConfig.precision,
     show_default=True,
     help="mixed_float16 speeds up recent GPUs; the output layer stays float32.",
 )
 @click.option(
     "--distribute",
-    type=click.Choice(["auto", "none", "mirrored", "multiworker"]),
-    default="auto",
+    type=click.Choice(DISTRIBUTES),
+    default=TrainConfig.distribute,
     show_default=True,
     help="auto: all local GPUs (MirroredStrategy), or the workers in TF_CONFIG.",
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
-@click.option("--seed", default=0, show_default=True, help="Random seed (weights, shuffling).")
+@click.option(
+    "--seed",
+    type=int,
+    default=TrainConfig.seed,
+    show_default=True,
+    help="Random seed (weights, shuffling).",
+)
 @click.option("--quiet", is_flag=True, help="One line per epoch instead of a progress bar.")
 def train_command(
     dataset,
@@ -203,7 +268,7 @@ def train_command(
       guitarlab train --dataset my-dataset --out my-run --resume
     """
     from guitarlab.corpus.errors import TrainError
-    from guitarlab.train.config import FULL_MODEL, TrainConfig
+    from guitarlab.train.config import train_config
     from guitarlab.train.fit import fit, fit_dataset
 
     if bool(dataset) == bool(npz):
@@ -216,25 +281,16 @@ def train_command(
         )
         if why:
             click.echo(f"note: {why}")
-    if npz and input_kind is None:
-        from guitarlab.train.config import ARRAYS_INPUT
-
-        input_kind = ARRAYS_INPUT
-    given = {
-        "input": input_kind,
-        "cells": cells,
-        "filters": None if filters is None else _ints(filters, "--filters"),
-        "kernels": None if kernels is None else _ints(kernels, "--kernels"),
-        "epochs": epochs,
-        "fine_tune_epochs": fine_tune_epochs,
-    }  # the model's shape: TrainConfig's defaults, or FULL_MODEL, then what was given
-    shape = {
-        **(FULL_MODEL if full_model else {}),
-        **{k: v for k, v in given.items() if v is not None},
-    }
-    config = TrainConfig(
+    config = train_config(
+        full_model=full_model,
+        arrays=bool(npz),
         model=model,
-        **shape,
+        input=input_kind,
+        cells=cells,
+        filters=None if filters is None else _ints(filters, "--filters"),
+        kernels=None if kernels is None else _ints(kernels, "--kernels"),
+        epochs=epochs,
+        fine_tune_epochs=fine_tune_epochs,
         n_mels=n_mels,
         mel_norm=mel_norm,
         spectral_stats=spectral_stats,
@@ -252,23 +308,7 @@ def train_command(
         seed=seed,
         verbose=2 if quiet else 1,  # fit shows Keras's bar only on a terminal
     )
-    if dataset and model in ("auto", "average"):
-        from click.core import ParameterSource
-
-        from guitarlab.train.auto import auto_network_config, fit_auto
-
-        ctx = click.get_current_context()
-        given = {"input_kind": "input", "filters": "filters", "kernels": "kernels"}
-        given.update({k: k for k in ("cells", "epochs", "fine_tune_epochs")})
-        keep = tuple(
-            field
-            for option, field in given.items()
-            if ctx.get_parameter_source(option) == ParameterSource.COMMANDLINE
-        )
-        network = auto_network_config(config, keep=keep)
-        only = "average" if model == "average" else None
-        run = fit_auto(dataset, out, config, network=network, only=only)
-    elif dataset:
+    if dataset:  # auto and average train their candidates (train.auto) from here too
         run = fit_dataset(dataset, out, config)
     else:
         import numpy as np
@@ -424,12 +464,12 @@ def _image_path(_ctx: click.Context, _param: click.Parameter, value: str | None)
     default=None,
     help="Stop listening after this long.",
 )
-@click.option(
+@library_option(
     "--gate-dbfs",
     type=FiniteRange(max=0, max_open=True),
-    default=None,
+    library={"gate": "guitarlab.datasets.windows:SILENCE_FLOOR_DBFS"},
     help="Windows quieter than this (RMS, dBFS, below 0) are silence and not voted on "
-    "[default: -60].",
+    "[default: {gate}].",
 )
 def predict_command(
     run, files, as_json, plot, hop_s, segments_path, device, seconds, gate_dbfs

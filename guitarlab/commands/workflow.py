@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import click
 
-from guitarlab.commands import FiniteRange, RenamedChoice, corpus_option
+from guitarlab.commands import FiniteRange, Names, RenamedChoice, corpus_option, library_option
 from guitarlab.commands.complete import complete_runs
 from guitarlab.corpus.defaults import MAX_TAKE_SECONDS
+
+# The demo's defaults live in guitarlab.workflow's run_* parameters (read when needed:
+# importing the workflow at start-up would load pandas for every --help)
+POST_DEMO = "guitarlab.workflow:run_demo"
+HOLDOUT_DEMO = "guitarlab.workflow:run_holdout_demo"
+FULL_MODEL = {
+    key: f"guitarlab.train.config:FULL_MODEL.{key}"
+    for key in ("input", "filters", "epochs", "fine_tune_epochs")
+}
 
 
 @click.command("demo")
@@ -26,29 +35,29 @@ from guitarlab.corpus.defaults import MAX_TAKE_SECONDS
     show_default=True,
     help="post: the 2019 post's experiment (a span held out of every take); guitar-holdout: the randomized family, two guitars never heard in training, label pickup; session-notes / session-strings: a note library (one guitar, three pickup settings, every string at frets 0-12), frets 6-12 or the G, B and e strings never heard in training.",
 )
-@click.option(
+@library_option(
     "--seconds",
     type=FiniteRange(0, MAX_TAKE_SECONDS, min_open=True),
-    default=None,
+    library={"post": POST_DEMO + "(seconds)", "holdout": HOLDOUT_DEMO + "(seconds)"},
     help=f"Length of each take, at most {MAX_TAKE_SECONDS:g} "
-    "[default: 60 s for post (as in the post), 10 s for guitar-holdout].",
+    "[default: {post} s for post (as in the post), {holdout} s for guitar-holdout].",
 )
-@click.option(
+@library_option(
     "--takes",
-    default=16,  # guitarlab.workflow.HOLDOUT_TAKES (not imported: --help stays fast)
-    show_default=True,
+    type=int,
+    default=HOLDOUT_DEMO + "(takes)",
     help="Randomized takes per held-out guitar and phrase: the test set (guitar-holdout).",
 )
-@click.option(
+@library_option(
     "--training-takes",
-    default=128,  # guitarlab.workflow.HOLDOUT_TRAINING_TAKES
-    show_default=True,
+    type=int,
+    default=HOLDOUT_DEMO + "(training_takes)",
     help="Randomized takes per training guitar and phrase (guitar-holdout).",
 )
-@click.option(
+@library_option(
     "--held-out",
-    default="telecaster,es335",
-    show_default=True,
+    type=Names(),
+    default=HOLDOUT_DEMO + "(held_out)",
     help="Guitars never trained on (guitar-holdout): one single-coil, one humbucker.",
 )
 @click.option(
@@ -56,16 +65,19 @@ from guitarlab.corpus.defaults import MAX_TAKE_SECONDS
     is_flag=True,
     help="Write the synthetic takes directly instead of recording them through an audio server.",
 )
-@click.option(
+@library_option(
     "--full-model",
     is_flag=True,
-    help="The post's full wave LSTM-FCN (128/256/128 filters, 10+5 epochs): what a GPU runs.",
+    type=bool,
+    library=FULL_MODEL,
+    help="The post's full {input} LSTM-FCN ({filters:/} filters, {epochs}+{fine_tune_epochs} "
+    "epochs): what a GPU runs.",
 )
 @click.option("--epochs", type=int, default=None, help="Override the first-phase epochs.")
-@click.option(
+@library_option(
     "--seed",
-    default=0,
-    show_default=True,
+    type=int,
+    default=POST_DEMO + "(seed)",
     help="Seed for the performances, the split and the training.",
 )
 def demo_command(
@@ -74,7 +86,7 @@ def demo_command(
     seconds: float | None,
     takes: int,
     training_takes: int,
-    held_out: str,
+    held_out: tuple[str, ...],
     direct: bool,
     full_model: bool,
     epochs: int | None,
@@ -100,6 +112,8 @@ def demo_command(
     """
     from guitarlab.workflow import run_demo, run_holdout_demo, run_session_demo
 
+    length = {} if seconds is None else {"seconds": seconds}  # else each protocol's own
+
     if protocol.startswith("session-"):
         result = run_session_demo(
             out, protocol=protocol, full_model=full_model, epochs=epochs, seed=seed,
@@ -108,7 +122,7 @@ def demo_command(
     elif protocol == "post":
         result = run_demo(
             out,
-            seconds=60.0 if seconds is None else seconds,
+            **length,
             through_server=not direct,
             full_model=full_model,
             epochs=epochs,
@@ -118,10 +132,10 @@ def demo_command(
     else:
         result = run_holdout_demo(
             out,
-            seconds=10.0 if seconds is None else seconds,
+            **length,
             takes=takes,
             training_takes=training_takes,
-            held_out=tuple(g.strip() for g in held_out.split(",") if g.strip()),
+            held_out=held_out,
             full_model=full_model,
             epochs=epochs,
             seed=seed,
@@ -188,10 +202,9 @@ def demo_command(
     default=None,
     help="Second-phase epochs (default: the old run's).",
 )
-@click.option(
+@library_option(
     "--workers",
-    default=2,
-    show_default=True,
+    default="guitarlab.workflow:retrain(workers)",
     type=click.IntRange(1),
     help="Threads for rendering the tones of new takes.",
 )
