@@ -197,3 +197,37 @@ def test_library_defaults_keep_guitarlab_help_fast() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+class _NoValidation:
+    """A dataset folder stand-in whose validation split is empty."""
+
+    def arrays(self, split: str):
+        return [], []
+
+
+def test_auto_has_one_network_candidate_and_one_validation_check(tmp_path, monkeypatch) -> None:
+    """``--model auto`` trains the run's own network (laptop by default, the full model
+    with --full-model, what the user gave either way), and both the default choice and
+    fit_auto refuse a dataset without validation in the same words."""
+    from guitarlab.corpus.errors import TrainError
+    from guitarlab.train.auto import default_model, fit_auto, network_candidate
+    from guitarlab.train.config import FULL_MODEL, TrainConfig, train_config
+
+    laptop = network_candidate(train_config(model="auto"))
+    assert laptop.model == "lstm-fcn" and laptop.filters == TrainConfig().filters
+    full = network_candidate(train_config(model="auto", full_model=True, epochs=2))
+    assert full.filters == FULL_MODEL["filters"] and full.input == FULL_MODEL["input"]
+    assert full.epochs == 2  # given on the command line: it applies to the candidate too
+    with pytest.raises(TrainError) as refused:
+        fit_auto(
+            "ds",
+            tmp_path / "run",
+            TrainConfig(model="auto"),
+            dataset_factory=lambda _: _NoValidation(),
+        )
+    assert "no validation split" in str(refused.value) and "--val take" in str(refused.value)
+    assert not (tmp_path / "run" / "candidates").exists()  # refused before training anything
+    monkeypatch.setattr("guitarlab.datasets.folder.open_dataset", lambda _: _NoValidation())
+    model, why = default_model(dataset_dir="ds", out=tmp_path / "other")
+    assert model == "lstm-fcn" and str(refused.value) in why
