@@ -141,26 +141,29 @@ def _append_old(root: Path, number: int) -> None:
 
 def append_rows(corpora: dict[int, Path], quick: bool) -> list[Row]:
     """One take appended: the new append against the old full rewrite, at every size."""
-    out, new_at = [], {}
+    out, new_at, old_at, first_at = [], {}, {}, {}
     counter = iter(range(1, 1_000_000))
     for rows, root in corpora.items():
-        old = best_seconds(lambda root=root: _append_old(root, next(counter)), repeat=2)
+        old_at[rows] = best_seconds(lambda root=root: _append_old(root, next(counter)), repeat=2)
         start = time.perf_counter()
         _append_new(root, next(counter))  # the index is rebuilt: the file was rewritten
-        first = time.perf_counter() - start
-        new = best_seconds(lambda root=root: _append_new(root, next(counter)), repeat=5)
-        new_at[rows] = new
+        first_at[rows] = time.perf_counter() - start
+    for _ in range(9):  # the sizes in turn, so other sessions' disk load hits them alike
+        for rows, root in corpora.items():
+            seconds = best_seconds(lambda root=root: _append_new(root, next(counter)), repeat=1)
+            new_at[rows] = min(new_at.get(rows, seconds), seconds)
+    for rows in corpora:
         out.append(
             Row(
                 "scale",
                 f"append one take (0.5 s file staged + commit_rows), {rows:,} rows",
-                new,
+                new_at[rows],
                 "s",
                 "old append (read + rewrite the whole manifest)",
-                old,
+                old_at[rows],
                 "< 1 at 10k rows and up",
-                f"best of 5; the first append after a rewrite rebuilds the ids/paths "
-                f"index: {first:.3f} s",
+                f"best of 9 taken in turn with the other sizes; the first append after a "
+                f"rewrite rebuilds the ids/paths index: {first_at[rows]:.3f} s",
             )
         )
     small, big = min(new_at), max(new_at)
@@ -200,11 +203,13 @@ def _synth_seconds(root: Path) -> float:
 
 def synth_rows(corpora: dict[int, Path], quick: bool) -> list[Row]:
     """``guitarlab synth`` adding one take, the whole command, at every size against 1k."""
-    repeat = 2 if quick else 5  # other sessions' load comes and goes
-    first, best = {}, {}
-    for rows, root in corpora.items():
-        first[rows] = _synth_seconds(root)  # rebuilds the index if the CSV changed behind it
-        best[rows] = min(_synth_seconds(root) for _ in range(repeat))
+    repeat = 2 if quick else 5
+    first = {rows: _synth_seconds(root) for rows, root in corpora.items()}  # index rebuilt?
+    times: dict[int, list[float]] = {rows: [] for rows in corpora}
+    for _ in range(repeat):  # the sizes in turn, so other sessions' load hits them alike
+        for rows, root in corpora.items():
+            times[rows].append(_synth_seconds(root))
+    best = {rows: min(seconds) for rows, seconds in times.items()}
     small = min(best)
     return [
         Row(
@@ -215,8 +220,9 @@ def synth_rows(corpora: dict[int, Path], quick: bool) -> list[Row]:
             f"the same command at {small:,} rows",
             best[small],
             "<= 3x at 100k rows",
-            f"`guitarlab {' '.join(SYNTH_ONE_TAKE)}`, best of {repeat} (the rows grow by one "
-            f"each); the first run {first[rows]:.2f} s; load average {os.getloadavg()[0]:.1f}",
+            f"`guitarlab {' '.join(SYNTH_ONE_TAKE)}`, best of {repeat} runs taken in turn "
+            f"with the other sizes (median {sorted(times[rows])[repeat // 2]:.2f} s); the "
+            f"first run {first[rows]:.2f} s; load average {os.getloadavg()[0]:.1f}",
         )
         for rows in sorted(best)
     ]
@@ -314,6 +320,7 @@ def run(quick: bool = False) -> list[Row]:
             start = time.perf_counter()
             corpora[rows] = build_corpus(Path(tmp) / f"c{rows}", rows)
             print(f"   built {rows:,} rows in {time.perf_counter() - start:.1f} s", flush=True)
+        os.sync()  # the corpora's 100k files written back now, not during an append's fsync
         out: list[Row] = []
         for measure in MEASURES:
             out += measure(corpora, quick)
