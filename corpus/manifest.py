@@ -27,6 +27,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,9 @@ from filelock import FileLock
 
 from guitarlab.corpus.atomic import atomic_path, temp_name
 from guitarlab.corpus.errors import ManifestConflict, ManifestError
+
+if TYPE_CHECKING:  # appends imports this module: at run time it is imported where used
+    from guitarlab.corpus.appends import PathIndex
 
 MANIFEST_NAME = "manifest.csv"
 LOCK_NAME = "manifest.csv.lock"
@@ -741,9 +745,9 @@ class Taken:
     once and answers everything.
     """
 
-    def __init__(self, root: Path, index, held: list[dict]) -> None:
+    def __init__(self, root: Path, index: PathIndex | None, held: list[dict]) -> None:
         self.root = root
-        self.index = index  # an appends.PathIndex, or None: use the loaded manifest
+        self.index = index  # None: the loaded manifest answers
         self.held = {str(row.get("id", "")): row for row in held}
         self._frame: pd.DataFrame | None = None
 
