@@ -20,6 +20,10 @@ def corpus_option(help_text: str = "Corpus folder.", *, required: bool = True):
     )
 
 
+# ``--quiet``: the stages that draw a progress bar (synth, augment, dataset build, export)
+QUIET_OPTION = click.option("--quiet", is_flag=True, help="No progress bar.")
+
+
 def user_option():
     """``--user``: who edits, for history.jsonl (``review``, ``labels import``); None lets
     the library take the login name."""

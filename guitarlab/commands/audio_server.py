@@ -11,7 +11,7 @@ import threading
 
 import click
 
-from guitarlab.corpus.defaults import RECORD_RATE
+from guitarlab.commands.recorder import RATE_OPTION
 
 DEVICE_NAME = "pulse"
 """The device name to give --device (input and output) inside the virtual interface."""
@@ -57,7 +57,7 @@ def export_lines(env: dict[str, str]) -> list[str]:
     type=click.Path(dir_okay=False, exists=True),
     help="Play this file into the input on repeat, as the guitar (for predict --device).",
 )
-@click.option("--rate", default=RECORD_RATE, show_default=True, help="Sample rate in Hz.")
+@RATE_OPTION
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def audio_server_command(
     loopback: bool,

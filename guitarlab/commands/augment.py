@@ -6,7 +6,13 @@ import json
 
 import click
 
-from guitarlab.commands import Names, corpus_option, engine_options, library_option
+from guitarlab.commands import (
+    QUIET_OPTION,
+    Names,
+    corpus_option,
+    engine_options,
+    library_option,
+)
 from guitarlab.commands.complete import complete_presets
 
 RENDER = "guitarlab.augment.renders:render_corpus"  # its parameters hold augment's defaults
@@ -60,7 +66,7 @@ CORPUS_OPTION_HELP = "Corpus folder; its presets/ folder adds to or overrides th
     default=RENDER + "(match_levels)",
     help="Trim each take by its gain_db before the amp, so every guitar drives it equally.",
 )
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@QUIET_OPTION
 def augment_command(
     corpus: str,
     tones: tuple[str, ...],

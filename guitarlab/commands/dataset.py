@@ -7,6 +7,7 @@ import sys
 import click
 
 from guitarlab.commands import (
+    QUIET_OPTION,
     FiniteRange,
     LibraryChoice,
     corpus_option,
@@ -176,7 +177,7 @@ def dataset_group() -> None:
     shared="the corpus and --out",
     workers="--jobs",
 )
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@QUIET_OPTION
 def dataset_build(
     corpus: str,
     out: str,
@@ -443,7 +444,7 @@ def dataset_show(dataset: str) -> None:
     is_flag=True,
     help="Replace --out if it is an export folder guitarlab made (never any other folder).",
 )
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@QUIET_OPTION
 def export_command(
     corpus: str,
     dataset: str | None,

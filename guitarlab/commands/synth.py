@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from guitarlab.commands import FiniteRange, Names, corpus_option, library_option
+from guitarlab.commands import QUIET_OPTION, FiniteRange, Names, corpus_option, library_option
 from guitarlab.corpus.defaults import MAX_TAKE_SECONDS
 
 SYNTH = "guitarlab.synth.takes:synth_to_corpus"  # its parameters hold synth's defaults
@@ -167,7 +167,7 @@ def _option_pairs(pairs: tuple[str, ...]) -> dict:
     help="Takes rendered in parallel: processes (0: every core). The files are the same bit "
     "for bit.",
 )
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@QUIET_OPTION
 def synth_command(
     corpus: str,
     guitars: tuple[str, ...],
