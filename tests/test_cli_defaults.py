@@ -29,7 +29,6 @@ OWN_DEFAULTS = {
     ("corpus.py", "--take"),  # import: 'auto' is a mode of the command's take grouping
     ("review.py", "--port"),  # the command itself serves the app (uvicorn)
     ("workflow.py", "--out"),  # demo: the folder name in the current directory
-    ("workflow.py", "--protocol"),  # demo: which of the workflow's run_* functions to call
 }
 
 

@@ -216,13 +216,15 @@ class Names(click.ParamType):
         return tuple(part.strip() for part in str(value).split(",") if part.strip())
 
 
-class LibraryChoice(click.Choice):
+class LibraryChoice(RenamedChoice):
     """``click.Choice`` over a tuple the library owns (``"module:NAME"``), read when click
-    first checks a value or shows the help, like :class:`LibraryDefault`."""
+    first checks a value or shows the help, like :class:`LibraryDefault`; old names in
+    ``renamed`` still work, as in :class:`RenamedChoice`."""
 
-    def __init__(self, target: str) -> None:  # click.Choice's own __init__ stores a list
-        self.source = LibraryDefault(target)
+    def __init__(self, target: str, *, renamed: dict[str, str] | None = None) -> None:
+        self.source = LibraryDefault(target)  # click.Choice's own __init__ stores a list
         self.case_sensitive = True
+        self.renamed = dict(renamed or {})
 
     @property
     def choices(self) -> tuple:  # type: ignore[override]

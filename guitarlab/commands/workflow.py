@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from guitarlab.commands import FiniteRange, Names, RenamedChoice, corpus_option, library_option
+from guitarlab.commands import FiniteRange, LibraryChoice, Names, corpus_option, library_option
 from guitarlab.commands.complete import complete_runs
-from guitarlab.corpus.defaults import MAX_TAKE_SECONDS
+from guitarlab.corpus.defaults import MAX_TAKE_SECONDS, POST, RENAMED
 
 # The demo's defaults live in guitarlab.workflow's run_* parameters (read when needed:
 # importing the workflow at start-up would load pandas for every --help)
@@ -28,10 +28,8 @@ FULL_MODEL = {
 )
 @click.option(
     "--protocol",
-    type=RenamedChoice(
-        ["post", "guitar-holdout", "session-notes", "session-strings"], renamed={"seed": "post"}
-    ),
-    default="post",
+    type=LibraryChoice("guitarlab.workflow:PROTOCOLS", renamed=RENAMED),
+    default=POST,
     show_default=True,
     help="post: the 2019 post's experiment (a span held out of every take); guitar-holdout: the randomized family, two guitars never heard in training, label pickup; session-notes / session-strings: a note library (one guitar, three pickup settings, every string at frets 0-12), frets 6-12 or the G, B and e strings never heard in training.",
 )
