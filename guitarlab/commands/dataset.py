@@ -420,12 +420,13 @@ def dataset_show(dataset: str) -> None:
     type=click.Path(file_okay=False),
     help="Folder to write (never inside the corpus).",
 )
-@click.option(
+@library_option(
     "--license",
     "license_",
-    default=None,
+    type=str,
+    library={"unspecified": "guitarlab.datasets.export:UNSPECIFIED"},
     help="Licence for the data card [default: the first line of CORPUS/LICENSE, else "
-    "'unspecified'].",
+    "'{unspecified}'].",
 )
 @click.option(
     "--by-segment",
