@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pedalboard
-from scipy import signal
 
 from guitarlab.corpus.errors import AugmentError
 
@@ -43,6 +42,8 @@ def ir_taps(ir: ImpulseResponse, sample_rate: int) -> np.ndarray:
     """The IR as the convolution uses it: at ``sample_rate``, normalised like pedalboard's."""
     taps = ir.samples.astype(np.float64)
     if ir.sample_rate != sample_rate:
+        from scipy import signal  # here: scipy.signal takes ~1 s to import, IRs are rare
+
         step = np.gcd(int(sample_rate), int(ir.sample_rate))
         taps = signal.resample_poly(taps, sample_rate // step, ir.sample_rate // step, axis=1)
     energy = float(np.max(np.sum(taps**2, axis=1)))
@@ -57,6 +58,8 @@ def convolve_aligned(planar: np.ndarray, taps: np.ndarray) -> np.ndarray:
     """
     if taps.shape[0] != planar.shape[0]:
         taps = taps[:1]
+    from scipy import signal  # here, not at import: augment --help need not load it
+
     peak = int(np.argmax(np.max(np.abs(taps), axis=0)))
     wet = signal.oaconvolve(planar, taps, mode="full", axes=1)
     return np.ascontiguousarray(wet[:, peak : peak + planar.shape[1]], dtype=np.float32)
