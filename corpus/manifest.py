@@ -204,15 +204,10 @@ def split_take(take: str) -> tuple[str, int] | None:
     >>> split_take("strat-lead-t012"), split_take("strat-lead"), split_take("a-t1-t2")
     (('strat-lead-t', 12), None, ('a-t1-t', 2))
     """
-    at = len(take)
-    while at and take[at - 1].isdigit():
-        at -= 1
-    if at == len(take) or not take.endswith("-t", 0, at):
+    head, sep, number = take.rpartition("-t")
+    if not sep or not number.isdecimal():  # isdecimal: the digits int() reads ("²" is not)
         return None
-    try:
-        return take[:at], int(take[at:])
-    except ValueError:  # a digit int() does not read ("²")
-        return None
+    return head + sep, int(number)
 
 
 def next_take_number(manifest: pd.DataFrame, guitar: str, phrase: str) -> int:

@@ -206,3 +206,14 @@ def test_a_recorded_take_is_checked_against_other_guitars_without_reading_the_ma
     assert "-20.0 dB RMS from the other guitars' lead takes (-20.0 dBFS" in row["checks"]
     row = take_row(root, path, {**labels, "role": "mic"})  # compared with the microphone
     assert "level_match" not in row["checks"]
+
+
+def test_a_rebuilt_index_reads_escaped_cells_as_the_manifest_does(tmp_path: Path) -> None:
+    root = mf.init_corpus(tmp_path / "c")
+    mf.append_rows(root, [{**_row("tele", 1), "id": "-x", "take": "+tele-lead-t001"}])
+    assert b"'-x" in (root / "manifest.csv").read_bytes()  # kept from a spreadsheet's formulas
+    (root / appends.INDEX_NAME).unlink()  # rebuilt from the CSV by the next reservation
+    with pytest.raises(ManifestError, match="'-x' is already in the manifest"):
+        mf.reserve_takes(root, lambda taken: [{"id": "-x", "path": "takes/y.wav"}])
+    with mf.reserve_takes(root, _next_take("+tele")) as reservation:
+        assert reservation.ids == ["+tele-lead-t002-raw"]
