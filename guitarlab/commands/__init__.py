@@ -1,4 +1,9 @@
-"""Command modules, one per stage; each exposes a ``COMMANDS`` list of click commands."""
+"""Command modules, one per stage; each exposes a ``COMMANDS`` list of click commands.
+
+Here: the options several commands share (declared once), and how an option takes its
+default, its choices and the numbers in its help from the library (:class:`LibraryDefault`,
+:func:`library_option`, :class:`LibraryChoice`): a command keeps no default of its own.
+"""
 
 import importlib
 import inspect
