@@ -69,6 +69,7 @@ HOLDOUT_WINDOW, HOLDOUT_HOP = 32768, 8192
 # 61, 128 got 60, 61 and 61).
 HOLDOUT_TAKES = 16
 HOLDOUT_TRAINING_TAKES = 128
+HOLDOUT_TRAINING_SECONDS = 5.0
 PROTOCOLS = (POST, "guitar-holdout", "session-notes", "session-strings")
 # A note library's session (synth/session.py): one guitar, three pickup settings, every
 # string at frets 0-12; the test notes are unseen frets or unseen strings (MODEL.md,
@@ -507,6 +508,7 @@ def run_holdout_demo(
     seconds: float = 10.0,
     takes: int = HOLDOUT_TAKES,
     training_takes: int = HOLDOUT_TRAINING_TAKES,
+    training_seconds: float | None = HOLDOUT_TRAINING_SECONDS,
     held_out: tuple[str, ...] = HELD_OUT,
     full_model: bool = False,
     epochs: int | None = None,
@@ -527,6 +529,7 @@ def run_holdout_demo(
         seconds=seconds,
         takes=takes,
         training_takes=training_takes,
+        training_seconds=training_seconds,
         held_out=held_out,
         seed=seed,
         echo=echo,
@@ -551,6 +554,7 @@ def holdout_dataset(
     seconds: float = 10.0,
     takes: int = HOLDOUT_TAKES,
     training_takes: int = HOLDOUT_TRAINING_TAKES,
+    training_seconds: float | None = HOLDOUT_TRAINING_SECONDS,
     held_out: tuple[str, ...] = HELD_OUT,
     seed: int = 0,
     echo: Echo = _quiet,
@@ -580,13 +584,17 @@ def holdout_dataset(
     out.mkdir(parents=True, exist_ok=True)
     init_corpus(corpus)
     training = tuple(g for g in HOLDOUT_GUITARS if g not in held_out)
+    training_seconds = training_seconds or seconds
     echo(
         f"1/5 synth: {len(HOLDOUT_GUITARS)} guitars x 2 phrases, {training_takes} randomized "
-        f"take(s) of each training guitar and {takes} of each held-out one, {seconds:g} s each "
-        "(position, knobs, cable, pick, strings, hum, rig, tempo, key)"
+        f"take(s) of {training_seconds:g} s of each training guitar and {takes} of {seconds:g} s "
+        "of each held-out one (position, knobs, cable, pick, strings, hum, rig, tempo, key)"
     )
     added = []
-    for guitars, n in ((training, training_takes), (tuple(held_out), takes)):
+    for guitars, n, length in (
+        (training, training_takes, training_seconds),
+        (tuple(held_out), takes, seconds),
+    ):
         try:
             added += synth_to_corpus(
                 corpus,
@@ -594,11 +602,12 @@ def holdout_dataset(
                 phrases=POST_PHRASES,
                 takes=n,
                 first_take=1,  # takes already there with the same draws are kept
-                seconds=seconds,
+                seconds=length,
                 seed=seed,
                 sample_rate=SYNTH_RATE,
                 randomize=True,
                 progress=True,
+                jobs=0,  # every core: rendering is pure, rows are written here in order
             )
         except RecorderError as exc:  # takes of another --seconds or --seed are there
             raise GuitarlabError(

@@ -207,7 +207,7 @@ def test_retrain_refuses_a_run_without_its_dataset(tmp_path: Path) -> None:
 def test_guitar_holdout_demo_tests_on_guitars_never_heard(tmp_path: Path) -> None:
     out = tmp_path / "holdout"
     args = ["demo", "--protocol", "guitar-holdout", "--out", str(out), "--takes", "1"]
-    args += ["--training-takes", "2"]
+    args += ["--training-takes", "2", "--training-seconds", "2"]
     result = CliRunner().invoke(cli, [*args, "--seconds", "3", "--epochs", "1"])
     assert result.exit_code == 0, result.output
     for line in ("files right:", "balanced accuracy:", "always saying", "baseline (features model"):
@@ -227,9 +227,11 @@ def test_guitar_holdout_demo_tests_on_guitars_never_heard(tmp_path: Path) -> Non
     summary = json.loads((out / "demo.json").read_text())
     assert summary["protocol"] == "guitar-holdout" and 0 <= summary["balanced_accuracy"] <= 1
     takes = next(p for p in cli.commands["demo"].params if p.name == "takes")
-    assert takes.default == workflow.HOLDOUT_TAKES  # the CLI's literals follow the workflow
+    assert takes.default() == workflow.HOLDOUT_TAKES  # the CLI's defaults are the workflow's
     training = next(p for p in cli.commands["demo"].params if p.name == "training_takes")
-    assert training.default == workflow.HOLDOUT_TRAINING_TAKES
+    assert training.default() == workflow.HOLDOUT_TRAINING_TAKES
+    seconds = (frame["frames"] / frame["sample_rate"]).groupby(frame["guitar"]).max()
+    assert seconds["es335"] == pytest.approx(3.0) and seconds["stratocaster"] == pytest.approx(2.0)
     takes_of = frame.groupby(["guitar", "phrase"])["take"].nunique()
     assert takes_of["es335"].eq(1).all() and takes_of["stratocaster"].eq(2).all()
     bad = CliRunner().invoke(cli, [*args, "--held-out", "nosuch,es335"])

@@ -38,7 +38,8 @@ FULL_MODEL = {
     type=FiniteRange(0, MAX_TAKE_SECONDS, min_open=True),
     library={"post": POST_DEMO + "(seconds)", "holdout": HOLDOUT_DEMO + "(seconds)"},
     help=f"Length of each take, at most {MAX_TAKE_SECONDS:g} "
-    "[default: {post} s for post (as in the post), {holdout} s for guitar-holdout].",
+    "[default: {post} s for post (as in the post), {holdout} s for guitar-holdout's "
+    "held-out takes].",
 )
 @library_option(
     "--takes",
@@ -51,6 +52,13 @@ FULL_MODEL = {
     type=int,
     default=HOLDOUT_DEMO + "(training_takes)",
     help="Randomized takes per training guitar and phrase (guitar-holdout).",
+)
+@library_option(
+    "--training-seconds",
+    type=FiniteRange(0, MAX_TAKE_SECONDS, min_open=True),
+    default=HOLDOUT_DEMO + "(training_seconds)",
+    help="Length of each training guitar's take (guitar-holdout): many short takes teach "
+    "more than a few long ones.",
 )
 @library_option(
     "--held-out",
@@ -84,6 +92,7 @@ def demo_command(
     seconds: float | None,
     takes: int,
     training_takes: int,
+    training_seconds: float,
     held_out: tuple[str, ...],
     direct: bool,
     full_model: bool,
@@ -133,6 +142,7 @@ def demo_command(
             **length,
             takes=takes,
             training_takes=training_takes,
+            training_seconds=training_seconds,
             held_out=held_out,
             full_model=full_model,
             epochs=epochs,
