@@ -37,6 +37,7 @@ from guitarlab.corpus.manifest import (
     reservations,
     update_manifest,
 )
+from guitarlab.corpus.parallel import resolve_jobs
 
 # ---------------------------------------------------------------- check
 
@@ -91,7 +92,7 @@ def check_manifest(
     *,
     verify_sha256: bool = True,
     full: bool = False,
-    jobs: int = 1,
+    jobs: int = 0,
     progress: bool = False,
     frame: pd.DataFrame | None = None,
 ) -> list[Problem]:
@@ -103,9 +104,12 @@ def check_manifest(
     file whose stat is unchanged is not read again (checking 100,000 files costs their
     stat calls); ``full=True`` re-reads every file. The rows are compared with those
     facts on every check, so an edited row is always seen. ``jobs`` threads read the
-    changed files (hashing and libsndfile release the GIL); ``progress`` shows a bar on
-    a terminal. ``frame``: the manifest, when the caller loaded it already.
+    changed files (hashing and libsndfile release the GIL; processes from
+    ``PROCESS_MIN_FILES`` files on), 0 for every core (``parallel.resolve_jobs``, as every
+    stage's ``--jobs``); ``progress`` shows a bar on a terminal. ``frame``: the manifest,
+    when the caller loaded it already.
     """
+    jobs = resolve_jobs(jobs, error=ManifestError)
     frame = load_manifest(root) if frame is None else frame
     problems: list[Problem] = [Problem(str(rel), why) for rel, why in stray_files(root, frame)]
     id_list, path_list = frame["id"].tolist(), frame["path"].tolist()  # fast on str columns

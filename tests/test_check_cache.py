@@ -145,8 +145,24 @@ def test_cli_check_full_and_jobs(corpus: Path) -> None:
     assert cached.exit_code == 1 and "tele-lead-t005-raw: sha256 mismatch" in cached.output
     full = runner.invoke(cli, ["manifest", "check", str(corpus), "--full", "--jobs", "1"])
     assert full.exit_code == 1 and full.output == cached.output
-    bad = runner.invoke(cli, ["manifest", "check", str(corpus), "--jobs", "0"])
+    every = runner.invoke(cli, ["manifest", "check", str(corpus), "--full", "--jobs", "0"])
+    assert every.exit_code == 1 and every.output == cached.output  # 0: every core
+    bad = runner.invoke(cli, ["manifest", "check", str(corpus), "--jobs", "-1"])
     assert bad.exit_code == 2 and "--jobs" in bad.output
+
+
+def test_the_library_checks_on_every_core_by_default(corpus: Path, monkeypatch) -> None:
+    """``check_manifest``'s default (what ``manifest check`` shows) is 0, every core; a
+    negative count is one line naming --jobs."""
+    from guitarlab.corpus.errors import ManifestError
+    from guitarlab.corpus.parallel import resolve_jobs
+
+    seen: list[int] = []
+    real = audit._read_files
+    monkeypatch.setattr(audit, "_read_files", lambda *a: seen.append(a[3]) or real(*a))
+    assert audit.check_manifest(corpus) == [] and seen == [resolve_jobs(0)]
+    with pytest.raises(ManifestError, match="--jobs -1"):
+        audit.check_manifest(corpus, jobs=-1)
 
 
 def test_jobs_in_worker_processes_find_the_same(corpus: Path, monkeypatch) -> None:

@@ -86,6 +86,7 @@ def _library_defaults(target) -> dict:
 def _callees():
     """Each command, the library function (or config) it calls, and its options' other names."""
     from guitarlab.augment.renders import render_corpus
+    from guitarlab.corpus.audit import check_manifest
     from guitarlab.datasets.export import export_corpus
     from guitarlab.datasets.plan import BuildConfig
     from guitarlab.recorder.reamp import reamp_corpus
@@ -103,6 +104,7 @@ def _callees():
         (("record",), record_takes, {"n_takes": "takes", "pause": "pause_s"}),
         (("session",), record_take, {"click_on": "click"}),
         (("reamp",), reamp_corpus, {"input_channel": "channel"}),
+        (("manifest", "check"), check_manifest, {}),
     ]
 
 
@@ -110,7 +112,7 @@ def _command(path: tuple[str, ...]) -> click.Command:
     return dict(ALL)[path]
 
 
-@pytest.mark.parametrize("index", range(9))
+@pytest.mark.parametrize("index", range(10))
 def test_an_option_named_like_a_library_parameter_has_the_librarys_default(index) -> None:
     """The value ``--help`` shows (and the command passes on) is the library's own, or
     None where the library decides from the other options."""
@@ -148,7 +150,7 @@ def _literal_defaults(path: Path):
                 value = kw.value
                 if name == "library_option":  # a target, checked by resolving it above
                     continue
-                if isinstance(value, ast.UnaryOp):  # -12.0
+                if isinstance(value, (ast.UnaryOp, ast.Call, ast.BoolOp)):  # -12.0, os.cpu_count()
                     yield option, ast.unparse(value)
                 elif isinstance(value, ast.Constant) and value.value not in (None, False, ""):
                     yield option, value.value
@@ -178,11 +180,12 @@ def test_a_copy_is_caught(tmp_path: Path) -> None:
         "@click.option('--dropout', default=0.8)\n"
         "@click.option('--gate', default=-60.0)\n"
         "@click.option('--cells', default=None, help='LSTM cells [default: 8].')\n"
-        "def f(dropout, gate, cells): pass\n"
+        "@click.option('--jobs', default=os.cpu_count() or 1)\n"
+        "def f(dropout, gate, cells, jobs): pass\n"
     )
-    assert sorted(map(str, _literal_defaults(source))) == sorted(
-        map(str, [("--dropout", 0.8), ("--gate", "-60.0"), ("help", "LSTM cells [default: 8].")])
-    )
+    found = [("--dropout", 0.8), ("--gate", "-60.0"), ("help", "LSTM cells [default: 8].")]
+    found.append(("--jobs", "os.cpu_count() or 1"))  # computed in the command line
+    assert sorted(map(str, _literal_defaults(source))) == sorted(map(str, found))
 
 
 def test_library_defaults_keep_guitarlab_help_fast() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
@@ -206,12 +205,12 @@ def manifest_group() -> None:
     help="Read every file again, even those unchanged since the last check "
     "(by default a file whose size, mtime and inode are unchanged is not re-read).",
 )
-@click.option(
+@library_option(
     "--jobs",
-    type=click.IntRange(min=1),
-    default=os.cpu_count() or 1,
-    show_default="all cores",
-    help="Threads that read the changed files.",
+    type=click.IntRange(0),
+    default="guitarlab.corpus.audit:check_manifest(jobs)",
+    library={"files": "guitarlab.corpus.audit:PROCESS_MIN_FILES"},
+    help="Changed files read in parallel: threads, processes from {files} files (0: every core).",
 )
 def manifest_check(corpus: str, fix_levels: bool, no_sha: bool, full: bool, jobs: int) -> None:
     """List every problem in CORPUS, one per line; exit 1 if there is any.
