@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from scipy import signal
 
 # Standard tuning, MIDI note numbers of the open strings, low E to high e.
 OPEN_MIDI = np.array([40, 45, 50, 55, 59, 64])
@@ -387,6 +386,8 @@ def lc_resonance_hz(c: dict) -> float:
 
 def analog_peak_hz(c: dict) -> float:
     """Frequency of the largest gain of the analog response (searched 200 Hz - 20 kHz)."""
+    from scipy import signal  # here: scipy.signal takes ~1 s to import, synth --help needs none
+
     freqs = np.geomspace(200.0, 20000.0, 1200)
     _, h = signal.freqs(*analog_response(c), worN=2 * np.pi * freqs)
     return float(freqs[int(np.argmax(np.abs(h)))])
@@ -416,6 +417,8 @@ def capacitance_for_peak(c: dict, peak_hz: float) -> float:
 
 def digital_filter(c: dict, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
     """Bilinear transform of the circuit, pre-warped so the LC resonance lands exactly."""
+    from scipy import signal  # here, not at import (see analog_peak_hz)
+
     b, a = analog_response(c)
     f_ref = min(lc_resonance_hz(c), 0.4 * sample_rate)
     w = 2.0 * np.pi * f_ref
