@@ -20,10 +20,14 @@ WINDOW = 8000  # samples per model window
 MIN_WINDOW = 256  # samples: shorter windows hold no note (5.8 ms at 44.1 kHz), just many rows
 MAX_TAKE_SECONDS = 3600.0  # a synthetic take is rendered in memory: an hour is 1.3 GB
 NOTE_WINDOWS = 5  # windows per note with dataset build --onsets: 0.9 s at WINDOW, 44.1 kHz
+BPM = 120.0  # a take's tempo: the recorder's click, a shot list's blank bpm, synthetic phrases
+BPM_RANGE = (20.0, 400.0)  # the tempos a click (record --bpm, a shot list's bpm) accepts
 POST = "post"  # the 2019 post's protocol, import pattern, LSTM layout and schedule
 RENAMED = {"seed": POST}  # the post's name before issue 34, in scripts and run.json
 
 __all__ = [
+    "BPM",
+    "BPM_RANGE",
     "MAX_TAKE_SECONDS",
     "MIN_WINDOW",
     "NOTE_WINDOWS",

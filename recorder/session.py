@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from guitarlab.corpus.audio import DEFAULT_SUBTYPE
 from guitarlab.corpus.checks import Finding, check_take, findings_to_json
-from guitarlab.corpus.defaults import RECORD_RATE
+from guitarlab.corpus.defaults import BPM, BPM_RANGE, RECORD_RATE
 from guitarlab.corpus.errors import GuitarlabError, RecorderError
 from guitarlab.corpus.levels import DEFAULT_TARGET_PEAK_DBFS
 from guitarlab.recorder import devices
@@ -137,19 +138,23 @@ def _open_player(
 # ---------------------------------------------------------------- the take
 
 
-def _check_arguments(seconds: float, rate: int, subtype: str, channel: int, bpm: float) -> None:
+def _check_arguments(
+    seconds: float, rate: int, channel: int, *, subtype: str = DEFAULT_SUBTYPE, bpm: float = BPM
+) -> None:
     if not seconds > 0:
         raise RecorderError(f"--seconds {seconds} must be more than 0")
     if not 8000 <= int(rate) <= 384000:
         raise RecorderError(f"--rate {rate} is not a sample rate; use e.g. 44100 or 48000")
     if subtype not in sf.available_subtypes("WAV"):
         raise RecorderError(
-            f"--subtype {subtype!r} is not a WAV subtype; use PCM_24 (default), PCM_16 or FLOAT"
+            f"--subtype {subtype!r} is not a WAV subtype; use {DEFAULT_SUBTYPE} (default), "
+            "PCM_16 or FLOAT"
         )
     if int(channel) < 1:
         raise RecorderError(f"--channel {channel} must be 1 or more (the interface input number)")
-    if not 20 <= float(bpm) <= 400:
-        raise RecorderError(f"--bpm {bpm} is out of range; use 20..400")
+    low, high = BPM_RANGE
+    if not low <= float(bpm) <= high:
+        raise RecorderError(f"--bpm {bpm} is out of range; use {low:g}..{high:g}")
 
 
 TAKE_ROW_COLUMNS = ("role", "dropouts", "stalls", "dropped_frames", "dropout_detail", "checks")
@@ -321,10 +326,10 @@ def record_take(
     phrase: str,
     seconds: float,
     rate: int = RECORD_RATE,
-    subtype: str = "PCM_24",
+    subtype: str = DEFAULT_SUBTYPE,
     device: str | int | None = None,
     channel: int = 1,
-    bpm: float = 120.0,
+    bpm: float = BPM,
     count_in: int = 1,
     click: bool = True,
     player: str = "",
@@ -367,7 +372,7 @@ def record_take(
     from guitarlab.corpus.appends import open_manifest
     from guitarlab.corpus.manifest import slugify
 
-    _check_arguments(seconds, rate, subtype, channel, bpm)
+    _check_arguments(seconds, rate, channel, subtype=subtype, bpm=bpm)
     inputs = check_inputs(channel, channels, roles)
     open_channels = max(c for c, _ in inputs)
     extra_labels = _check_extra_labels(extra_labels)
@@ -672,7 +677,7 @@ def measure_level(
     """Meter ``seconds`` of the input (no file); returns the final reading and the device name."""
     import queue
 
-    _check_arguments(seconds, rate, "PCM_24", channel, 120.0)
+    _check_arguments(seconds, rate, channel)
     in_dev = devices.resolve_device(device, kind="input")
     devices.check_settings(in_dev, kind="input", sample_rate=rate, channels=channel)
     meter = LevelMeter(rate)

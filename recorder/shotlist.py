@@ -28,13 +28,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from guitarlab.corpus.defaults import BPM, BPM_RANGE
 from guitarlab.corpus.errors import ManifestError, RecorderError
 from guitarlab.corpus.levels import DEFAULT_TARGET_PEAK_DBFS
 from guitarlab.corpus.manifest import COLUMNS, RAW_TONE, SLUG_RE, slugify
 
 LABEL_FIELDS = ("guitar", "pickup", "position", "phrase")
 """Label columns every plan knows; ``guitar`` and ``phrase`` are required."""
-NUMBER_FIELDS = {"takes": 1, "seconds": 60.0, "bpm": 120.0}
+NUMBER_FIELDS = {"takes": 1, "seconds": 60.0, "bpm": BPM}
 """Number columns and their defaults when a shot leaves them blank."""
 TEXT_FIELDS = ("player", "notes")
 """Free-text columns passed to the take's row (``player`` tells shots apart, ``notes`` not)."""
@@ -59,9 +60,9 @@ class Shot:
 
     line: int
     labels: dict[str, str]
-    takes: int = 1
-    seconds: float = 60.0
-    bpm: float = 120.0
+    takes: int = NUMBER_FIELDS["takes"]
+    seconds: float = NUMBER_FIELDS["seconds"]
+    bpm: float = NUMBER_FIELDS["bpm"]
     notes: str = ""
 
     @property
@@ -128,7 +129,7 @@ def parse_plan(
     """Validate a plan's shots, given as ``(line, {column: value})``; all problems at once.
 
     Values are slugified like ``record`` does (``Les Paul`` -> ``les_paul``), blank numbers
-    take their defaults (1 take, 60 s, 120 bpm), and a column the plan does not name is a
+    take their defaults (``NUMBER_FIELDS``), and a column the plan does not name is a
     label of its own. Raises :class:`PlanError` listing every problem, one line each, as
     ``plan.csv:3: takes 'three' is not a whole number ...``, ``problems`` (the reader's)
     first.
@@ -224,8 +225,9 @@ def _number(name: str, value, text: str) -> tuple[float | None, str | None]:
         return int(number), None
     if name == "seconds" and not (math.isfinite(number) and number > 0):
         return None, f"seconds {text!r} must be a number above 0, e.g. 60"
-    if name == "bpm" and not (math.isfinite(number) and 20 <= number <= 400):
-        return None, f"bpm {text!r} is out of range; use 20..400"
+    low, high = BPM_RANGE
+    if name == "bpm" and not (math.isfinite(number) and low <= number <= high):
+        return None, f"bpm {text!r} is out of range; use {low:g}..{high:g}"
     return number, None
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from guitarlab.corpus.audio import DEFAULT_SUBTYPE
 from guitarlab.corpus.errors import RecorderError
 from guitarlab.recorder.meter import LevelMeter
 
@@ -32,7 +33,7 @@ SFC_SET_UPDATE_HEADER_AUTO = 0x1061
 
 
 def open_streaming_wav(
-    path: str | os.PathLike, *, sample_rate: int, channels: int = 1, subtype: str = "PCM_24"
+    path: str | os.PathLike, *, sample_rate: int, channels: int = 1, subtype: str = DEFAULT_SUBTYPE
 ) -> sf.SoundFile:
     """A WAV opened for writing whose header stays valid after every write."""
     try:
@@ -220,7 +221,7 @@ class TakeWriter:
         *,
         sample_rate: int,
         channel: int = 1,
-        subtype: str = "PCM_24",
+        subtype: str = DEFAULT_SUBTYPE,
         max_frames: int | None = None,
         queue_s: float = 30.0,
         block_frames: int = 1024,

@@ -33,9 +33,8 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from scipy import signal
 
-from guitarlab.corpus.defaults import MAX_TAKE_SECONDS, SYNTH_RATE
+from guitarlab.corpus.defaults import BPM, MAX_TAKE_SECONDS, SYNTH_RATE
 from guitarlab.corpus.errors import RecorderError
 from guitarlab.synth import guitar as sg
 from guitarlab.synth.guitar import GUITARS
@@ -192,6 +191,8 @@ def pickup_response(
     guitar: str, freqs_hz: np.ndarray, *, sample_rate: int = SYNTH_RATE, options: dict | None = None
 ) -> np.ndarray:
     """Magnitude response of the guitar's pickup circuit (as rendered) at ``freqs_hz``."""
+    from scipy import signal  # here: scipy.signal takes ~1 s to import, synth --help needs none
+
     opts = resolve_options(guitar, options)
     spec = built_guitar(guitar, opts)
     b, a = sg.digital_filter(_circuit(spec, opts), sample_rate)
@@ -394,7 +395,7 @@ def render_take(
     take: int = 1,
     seed: int = 0,
     seconds: float = 60.0,
-    bpm: float = 120.0,
+    bpm: float = BPM,
     key: str = "A",
     sample_rate: int = SYNTH_RATE,
     options: dict | None = None,
@@ -458,6 +459,8 @@ def _record(
 ) -> Iterator[np.ndarray]:  # fmt: skip
     """Strings, hum, the pickup circuit and the interface, chunk by chunk: what the
     recorder receives. Concatenated chunks are the take, whatever ``chunk_frames``."""
+    from scipy import signal  # here, not at import (see pickup_response)
+
     spec = built_guitar(guitar, opts)
     frames = int(round(seconds * sample_rate))
     hum = _hum_source(spec, opts, sample_rate, rng)
@@ -488,7 +491,7 @@ def stream_take(
     take: int = 1,
     seed: int = 0,
     seconds: float = 60.0,
-    bpm: float = 120.0,
+    bpm: float = BPM,
     key: str = "A",
     sample_rate: int = SYNTH_RATE,
     options: dict | None = None,

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from guitarlab.corpus.defaults import SYNTH_RATE
+from guitarlab.corpus.defaults import BPM, SYNTH_RATE
 from guitarlab.corpus.errors import RecorderError
 from guitarlab.corpus.parallel import map_ordered, resolve_jobs
 from guitarlab.synth import family as fam
@@ -41,7 +41,7 @@ def synth_to_corpus(
     first_take: int | None = None,
     seconds: float | None = None,
     seed: int = 0,
-    bpm: float = 120.0,
+    bpm: float = BPM,
     key: str = "A",
     sample_rate: int = SYNTH_RATE,
     options: dict | None = None,

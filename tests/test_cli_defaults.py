@@ -20,7 +20,7 @@ import click
 import pytest
 
 from guitarlab.cli import cli
-from guitarlab.commands import LibraryDefault, LibraryOption
+from guitarlab.commands import LibraryCommand, LibraryDefault, LibraryOption
 
 COMMANDS_DIR = Path(__file__).resolve().parents[1] / "guitarlab" / "commands"
 
@@ -66,6 +66,27 @@ def test_every_library_default_resolves_and_the_help_shows_it(path, command) -> 
             help_text = option.get_help_record(ctx)[1]
             left = [key for key in option.library if "{" + key + "}" in help_text]
             assert not left, (path, option.name, help_text)
+    if isinstance(command, LibraryCommand):  # the command's own help too
+        for value in command.library.values():
+            value.resolve(strict=True)
+        help_text = command.get_help(ctx)
+        assert not [key for key in command.library if "{" + key + "}" in help_text], path
+
+
+def test_session_help_states_the_shot_lists_own_defaults() -> None:
+    """A blank cell's defaults in ``session --help`` are the shot list's, and record_take
+    clicks at the tempo a blank bpm means (one constant, corpus.defaults.BPM)."""
+    from guitarlab.corpus.defaults import BPM
+    from guitarlab.recorder.session import record_take
+    from guitarlab.recorder.shotlist import NUMBER_FIELDS, Shot
+
+    command = dict(ALL)[("session",)]
+    help_text = " ".join(command.get_help(click.Context(command, info_name="session")).split())
+    takes, seconds, bpm = (NUMBER_FIELDS[name] for name in ("takes", "seconds", "bpm"))
+    assert f"(blank: {takes} take, {seconds:g} s, {bpm:g} bpm)" in help_text
+    shot = Shot(line=1, labels={"guitar": "strat", "phrase": "lead"})
+    assert (shot.takes, shot.seconds, shot.bpm) == (takes, seconds, bpm)
+    assert bpm == BPM == inspect.signature(record_take).parameters["bpm"].default
 
 
 def _library_defaults(target) -> dict:

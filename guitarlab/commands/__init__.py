@@ -186,6 +186,26 @@ class LibraryOption(click.Option):
             self.help = raw
 
 
+class LibraryCommand(click.Command):
+    """A command whose help names library values: ``{name}`` in its docstring is filled in
+    from ``library={"name": "module:Name.attr"}`` when the help is shown, as
+    :class:`LibraryOption` does for an option's help (``click.command(cls=LibraryCommand,
+    library=...)``)."""
+
+    def __init__(self, *args, library: dict[str, str] | None = None, **kwargs) -> None:
+        self.library = {key: LibraryDefault(target) for key, target in (library or {}).items()}
+        super().__init__(*args, **kwargs)
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        raw = self.help
+        if self.library and raw:
+            self.help = raw.format_map(_Kept(self.library))
+        try:
+            super().format_help_text(ctx, formatter)
+        finally:
+            self.help = raw
+
+
 def library_option(
     *decls: str,
     type: Any,

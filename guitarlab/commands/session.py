@@ -7,7 +7,7 @@ from collections import deque
 
 import click
 
-from guitarlab.commands import corpus_option
+from guitarlab.commands import LibraryCommand, corpus_option
 from guitarlab.commands.recorder import (
     PLAY_OPTION,
     _channel_list,
@@ -71,7 +71,14 @@ class _Keys:
         return key
 
 
-@click.command("session")
+@click.command(
+    "session",
+    cls=LibraryCommand,
+    library={
+        name: f"guitarlab.recorder.shotlist:NUMBER_FIELDS.{name}"
+        for name in ("takes", "seconds", "bpm")
+    },
+)
 @click.argument("plan", type=click.Path(dir_okay=False))
 @corpus_option("Corpus folder.")
 @click.option("--dry-run", is_flag=True, help="Print what is left to record, record nothing.")
@@ -98,7 +105,7 @@ def session_command(
 
     PLAN is a CSV file (a header, then one shot per line) or a TOML file (one [[shot]]
     table per shot) with the columns guitar, pickup, position, phrase, takes, seconds and
-    bpm (blank: 1 take, 60 s, 120 bpm); any other column is a label of your own, stored
+    bpm (blank: {takes} take, {seconds} s, {bpm} bpm); any other column is a label of your own, stored
     in each take's row. What is done comes from the manifest (complete raw takes with the
     shot's labels), so a session stopped anywhere goes on where it left off.
 
