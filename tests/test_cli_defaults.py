@@ -222,6 +222,21 @@ def test_library_defaults_keep_guitarlab_help_fast() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_stage_help_loads_no_scipy_signal() -> None:
+    """``synth --help`` and ``augment --help`` read their library's defaults, which loads
+    the stage; scipy.signal (about 1 s to import) waits until a take is filtered."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from guitarlab.cli import cli; from click.testing import CliRunner; "
+        "[CliRunner().invoke(cli, [name, '--help']) for name in ('synth', 'augment')]; "
+        "print('scipy.signal' in sys.modules, 'guitarlab.synth.render' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]  # the stage loaded, scipy.signal not
+
+
 class _NoValidation:
     """A dataset folder stand-in whose validation split is empty."""
 
