@@ -622,8 +622,9 @@ def append_rows(root: str | os.PathLike, rows: Iterable[dict]) -> list[dict]:
 # ---------------------------------------------------------------- reserve and commit
 #
 # Every writer (record, synth, import, augment, recover) adds files the same way:
-#   1. ``reserve_rows``: under the lock, choose ids/take numbers against the manifest
-#      *and* the ids other live processes have reserved, and mark them reserved;
+#   1. ``reserve_takes`` (or ``reserve_rows``, which hands ``choose`` the whole manifest):
+#      under the lock, choose ids/take numbers against the manifest (its index) *and*
+#      the ids other live processes have reserved, and mark them reserved;
 #   2. write the audio to a hidden temp name beside its final path (``temp_name``);
 #   3. ``commit_rows``: under the lock, refuse ids already listed, move each temp file
 #      onto its path and save the manifest with the new rows, as one step.
