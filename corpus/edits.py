@@ -261,22 +261,45 @@ def _one_line(text: str) -> bool:
     return not any(ord(ch) < 32 or 0xD800 <= ord(ch) < 0xE000 for ch in text)
 
 
-def check_span(start_s: object, end_s: object, duration_s: float) -> tuple[float, float]:
-    """A span ``0 <= start < end <= duration`` (seconds), or ``ManifestError``."""
+def check_span(
+    start_s: object,
+    end_s: object,
+    duration_s: float,
+    *,
+    decimals: int = SPAN_DECIMALS,
+    where: str = "",
+    take: str = "",
+) -> tuple[float, float]:
+    """A span ``0 <= start < end <= duration`` (seconds) rounded to ``decimals``, or
+    ``ManifestError`` in one line starting with ``where`` (naming ``take`` if given).
+
+    The one span check of a take: an excluded span (milliseconds) and a segment
+    (``corpus.segments``, microseconds, as Audacity writes labels).
+
+    >>> check_span("0.25", 1.00049, 1.0)
+    (0.25, 1.0)
+    """
     try:
         start, end = float(start_s), float(end_s)
     except (TypeError, ValueError):
         raise ManifestError(
-            f"span [{start_s}, {end_s}]: give start and end as numbers of seconds"
+            f"{where}span [{start_s}, {end_s}]: give start_s and end_s as numbers of seconds"
         ) from None
     if not (math.isfinite(start) and math.isfinite(end)) or not 0 <= start < end:
-        raise ManifestError(f"span [{start_s}, {end_s}]: needs 0 <= start < end, in seconds")
-    if end > duration_s + 10**-SPAN_DECIMALS:
         raise ManifestError(
-            f"span [{start:g}, {end:g}] s ends after the file ({duration_s:.3f} s); "
-            "mark time inside the take"
+            f"{where}span [{start_s}, {end_s}] s: needs 0 <= start < end, in seconds"
         )
-    return round(start, SPAN_DECIMALS), round(min(end, duration_s), SPAN_DECIMALS)
+    if end > duration_s + 10**-decimals:
+        raise ManifestError(
+            f"{where}span [{start:g}, {end:g}] s ends after {f'take {take}' if take else 'the file'} "
+            f"({duration_s:.3f} s); mark time inside the take"
+        )
+    start, end = round(start, decimals), round(min(end, duration_s), decimals)
+    if not start < end:
+        raise ManifestError(
+            f"{where}span [{start_s}, {end_s}] s is shorter than {10**-decimals:.{decimals}f} s"
+        )
+    return start, end
 
 
 # ---------------------------------------------------------------- changes

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from guitarlab.corpus.atomic import atomic_path
+from guitarlab.corpus.edits import check_span, take_duration_s
 from guitarlab.corpus.errors import ManifestConflict, ManifestError
 from guitarlab.corpus.manifest import (
     SLUG_RE,
@@ -284,29 +285,7 @@ def _round_time(value: float) -> float:
     return round(float(value), TIME_DECIMALS)
 
 
-def _check_times(start: object, end: object, duration_s: float, *, where: str, take: str):
-    try:
-        start_s, end_s = float(start), float(end)
-    except (TypeError, ValueError):
-        raise ManifestError(
-            f"{where}span [{start}, {end}]: give start_s and end_s as numbers of seconds"
-        ) from None
-    if not (math.isfinite(start_s) and math.isfinite(end_s)) or not 0 <= start_s < end_s:
-        raise ManifestError(f"{where}span [{start}, {end}] s: needs 0 <= start < end, in seconds")
-    if end_s > duration_s + TIME_TOLERANCE_S:
-        raise ManifestError(
-            f"{where}span [{start_s:g}, {end_s:g}] s ends after take {take} "
-            f"({duration_s:.3f} s); label time inside the take"
-        )
-    start_s, end_s = _round_time(start_s), _round_time(min(end_s, duration_s))
-    if not start_s < end_s:
-        raise ManifestError(f"{where}span [{start}, {end}] s is shorter than a microsecond")
-    return start_s, end_s
-
-
 def _take_duration(manifest: pd.DataFrame, take: str, root: str | os.PathLike) -> float:
-    from guitarlab.corpus.edits import take_duration_s
-
     takes = manifest["take"].astype(str)
     if str(take) not in set(takes):
         row = manifest.loc[manifest["id"].astype(str) == str(take), "take"]
@@ -521,8 +500,13 @@ def add_segments(
             where = f"segment {i + 1}: "
             if "start_s" not in seg or "end_s" not in seg:
                 raise ManifestError(f"{where}needs start_s and end_s (seconds of the take)")
-            start, end = _check_times(
-                seg["start_s"], seg["end_s"], duration, where=where, take=str(take)
+            start, end = check_span(
+                seg["start_s"],
+                seg["end_s"],
+                duration,
+                decimals=TIME_DECIMALS,
+                where=where,
+                take=str(take),
             )
             record = {
                 "id": f"{ID_PREFIX}{number + i:06d}",
@@ -572,10 +556,11 @@ def update_segment(
         new = dict(old)
         where = f"segment {seg_id}: "
         duration = _take_duration(manifest, old["take"], root)
-        new["start_s"], new["end_s"] = _check_times(
+        new["start_s"], new["end_s"] = check_span(
             changes.get("start_s", old["start_s"]),
             changes.get("end_s", old["end_s"]),
             duration,
+            decimals=TIME_DECIMALS,
             where=where,
             take=old["take"],
         )

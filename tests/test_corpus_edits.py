@@ -99,6 +99,8 @@ def test_spans_hold_for_the_whole_take_and_are_checked(corpus: Path) -> None:
         add_span(corpus, f"{STRAT}-raw", 2.0, 3.5)
     with pytest.raises(ManifestError, match="start < end"):
         add_span(corpus, f"{STRAT}-raw", 1.0, 0.5)
+    with pytest.raises(ManifestError, match="shorter than 0.001 s"):  # not stored as [0, 0]
+        add_span(corpus, f"{STRAT}-raw", 0.0001, 0.0004)
     with pytest.raises(ManifestError, match="no excluded span"):
         remove_span(corpus, f"{STRAT}-raw", 0.5, 1.0)
     remove_span(corpus, f"{STRAT}-raw", 0.5, 1.25)
