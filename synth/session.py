@@ -39,7 +39,7 @@ from guitarlab.corpus.defaults import SYNTH_RATE
 from guitarlab.corpus.errors import RecorderError
 from guitarlab.synth.family import FRETS, note_events, render_params
 from guitarlab.synth.render import check_length, guitar_labels, resolve_options, synth_params
-from guitarlab.synth.takes import NOTE_BATCH, commit_batch, write_raw_take
+from guitarlab.synth.takes import write_batched
 
 __all__ = [
     "NOTE_RANGES",
@@ -260,22 +260,25 @@ def session_to_corpus(
                  "synth_params": item["params"]} for rid, item in todo]  # fmt: skip
 
     reservation = reserve_takes(root, choose)
-    rows: list[tuple] = []
-    added = []
-    for rid, item in tqdm(todo, desc="session notes", unit="file", disable=not progress):
-        position = SESSION_SETTINGS[item["setting"]][1]
-        write_raw_take(
-            root, rid, item["take"], render_params(item["params"]), sample_rate,
-            guitar=item["guitar"], position=position, phrase="note", seed=seed,
+    files = (
+        dict(
+            rid=rid,
+            take=item["take"],
+            audio=render_params(item["params"]),
+            guitar=item["guitar"],
+            position=SESSION_SETTINGS[item["setting"]][1],
+            phrase="note",
             params=item["params"],
             notes=f"synthetic session, {item['setting']}, string {item['string']} fret {item['fret']}",
-            extra={"string": str(item["string"]), "fret": str(item["fret"]),
-                   "setting": item["setting"]},
-            batch=rows,
+            extra={
+                "string": str(item["string"]),
+                "fret": str(item["fret"]),
+                "setting": item["setting"],
+            },
         )  # fmt: skip
-        added.append(rid)
-        commit_batch(root, rows, at_least=NOTE_BATCH)
-    commit_batch(root, rows)
+        for rid, item in tqdm(todo, desc="session notes", unit="file", disable=not progress)
+    )
+    added = write_batched(root, files, sample_rate=sample_rate, seed=seed)
     reservation.release()
     return added
 

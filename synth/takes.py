@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -254,41 +254,31 @@ def notes_to_corpus(
                  "synth_params": j[5]} for j in todo]  # fmt: skip
 
     reservation = reserve_takes(root, choose)
-    added: list[str] = []
-    rows: list[tuple] = []
     renders = rendered([job[5] for job in todo], jobs)
-    for (guitar, _name, where, take, rid, params), audio in tqdm(
-        zip(todo, renders, strict=True),
-        total=len(todo),
-        desc="synth notes",
-        unit="file",
-        disable=not progress,
-    ):
-        p = json.loads(params)
-        position = p["options"]["pickup_position"]
-        what = (
-            f"chord {where['chord']}"
-            if "chord" in where
-            else f"string {where['string']} fret {where['fret']}"
-        )
-        write_raw_take(
-            root,
-            rid,
-            take,
-            audio,
-            sample_rate,
-            guitar=guitar,
-            position=position,
-            phrase=p["phrase"],
-            seed=seed,
-            params=params,
-            notes=f"synthetic {guitar}, {position} pickup, {what}",
-            extra={"string": str(where.get("string", "")), "fret": str(where.get("fret", ""))},
-            batch=rows,
-        )  # fmt: skip
-        added.append(rid)
-        commit_batch(root, rows, at_least=NOTE_BATCH)
-    commit_batch(root, rows)
+
+    def files():
+        for (guitar, _name, where, take, rid, params), audio in tqdm(
+            zip(todo, renders, strict=True),
+            total=len(todo),
+            desc="synth notes",
+            unit="file",
+            disable=not progress,
+        ):
+            p = json.loads(params)
+            position = p["options"]["pickup_position"]
+            what = (
+                f"chord {where['chord']}"
+                if "chord" in where
+                else f"string {where['string']} fret {where['fret']}"
+            )
+            extra = {"string": str(where.get("string", "")), "fret": str(where.get("fret", ""))}
+            yield dict(
+                rid=rid, take=take, audio=audio, guitar=guitar, position=position,
+                phrase=p["phrase"], params=params, extra=extra,
+                notes=f"synthetic {guitar}, {position} pickup, {what}",
+            )  # fmt: skip
+
+    added = write_batched(root, files(), sample_rate=sample_rate, seed=seed)
     reservation.release()
     return added
 
@@ -304,6 +294,26 @@ def commit_batch(root: str | os.PathLike, rows: list, *, at_least: int = 1) -> N
     if rows and len(rows) >= at_least:
         commit_rows(root, rows)
         rows.clear()
+
+
+def write_batched(
+    root: str | os.PathLike, files: Iterable[dict], *, sample_rate: int, seed: int
+) -> list[str]:
+    """Write each file (``write_raw_take``'s other arguments) and commit the rows
+    ``NOTE_BATCH`` at a time, the rest at the end; returns the ids in order.
+
+    Why: notes and session runs write thousands of small files; a commit per file would
+    rewrite the manifest as often. One place keeps the batch, the threshold and the last
+    commit.
+    """
+    rows: list[tuple] = []
+    added: list[str] = []
+    for file in files:
+        write_raw_take(root, sample_rate=sample_rate, seed=seed, batch=rows, **file)
+        added.append(file["rid"])
+        commit_batch(root, rows, at_least=NOTE_BATCH)
+    commit_batch(root, rows)
+    return added
 
 
 def write_raw_take(

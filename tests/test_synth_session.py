@@ -169,3 +169,24 @@ def test_session_demo_dataset_follows_its_protocol(tmp_path: Path) -> None:
     assert strings.meta["held_out"]["test_where"] == "string <= 3"
     manifest = load_manifest(out / "corpus").set_index("id")
     assert {int(manifest.loc[i, "string"]) for i in strings.windows("test")["id"]} == {1, 2, 3}
+
+
+def test_session_files_are_committed_a_batch_at_a_time(tmp_path: Path, monkeypatch) -> None:
+    """synth.takes.write_batched (notes and session runs): NOTE_BATCH rows a commit, the
+    rest at the end, every file in the manifest in order."""
+    from guitarlab.corpus import manifest as mf
+    from guitarlab.synth import takes
+
+    monkeypatch.setattr(takes, "NOTE_BATCH", 5)
+    commits: list[int] = []
+    real = mf.commit_rows
+
+    def counted(root, rows, *args, **kwargs):
+        commits.append(len(rows))
+        return real(root, rows, *args, **kwargs)
+
+    monkeypatch.setattr(mf, "commit_rows", counted)
+    corpus = tmp_path / "session"
+    ids = session_to_corpus(corpus, seed=1, frets=(0,), seconds=0.5, sample_rate=SR,
+                            progress=False)  # fmt: skip
+    assert commits == [5, 5, 5, 3] and load_manifest(corpus)["id"].tolist() == ids
