@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import Row, best_seconds
+from guitarlab.augment.presets import CORE_TONES
 
 RATE = 44100
-CORE_TONES = ("clean", "crunch", "distorted")
 POST_TAKES = (
     ("stratocaster", "backing"),
     ("stratocaster", "lead"),
