@@ -39,7 +39,7 @@ from guitarlab.corpus.defaults import SYNTH_RATE
 from guitarlab.corpus.errors import RecorderError
 from guitarlab.synth.family import FRETS, note_events, render_params
 from guitarlab.synth.render import check_length, guitar_labels, resolve_options, synth_params
-from guitarlab.synth.takes import write_batched
+from guitarlab.synth.takes import unwritten, write_batched
 
 __all__ = [
     "NOTE_RANGES",
@@ -232,7 +232,6 @@ def session_to_corpus(
 
     from guitarlab.corpus.manifest import (
         RAW_TONE,
-        TAKES_DIR,
         init_corpus,
         reserve_takes,
         row_id,
@@ -246,18 +245,10 @@ def session_to_corpus(
     todo: list[tuple[str, dict]] = []
 
     def choose(taken):  # under the lock; reads the manifest only for ids already there
-        existing = taken.values([row_id(item["take"], RAW_TONE) for item in plan], "synth_params")
-        for item in plan:
-            rid = row_id(item["take"], RAW_TONE)
-            if rid not in existing:
-                todo.append((rid, item))
-            elif existing[rid] != item["params"]:
-                raise RecorderError(
-                    f"{corpus}: {rid} is already there with other parameters (another seed?); "
-                    "use another corpus folder"
-                )
-        return [{"id": rid, "take": item["take"], "path": f"{TAKES_DIR}/{rid}.wav",
-                 "synth_params": item["params"]} for rid, item in todo]  # fmt: skip
+        files = [(row_id(item["take"], RAW_TONE), item["take"], item["params"]) for item in plan]
+        new, rows = unwritten(taken, files, again=f"another seed? use a corpus other than {corpus}")
+        todo.extend((files[i][0], plan[i]) for i in new)
+        return rows
 
     reservation = reserve_takes(root, choose)
     files = (

@@ -73,7 +73,6 @@ def synth_to_corpus(
 
     from guitarlab.corpus.manifest import (
         RAW_TONE,
-        TAKES_DIR,
         init_corpus,
         reserve_takes,
         row_id,
@@ -110,9 +109,7 @@ def synth_to_corpus(
             )
             for number in range(start, start + takes):
                 planned += [(g, phrase, number) for g in guitars]
-        existing = taken.values(  # reads the manifest only for ids already there
-            [row_id(take_key(*job), RAW_TONE) for job in planned], "synth_params"
-        )
+        candidates: list[tuple] = []
         for name, phrase, number in planned:  # refuse conflicts before rendering anything
             rid = row_id(take_key(name, phrase, number), RAW_TONE)
             if randomize:
@@ -125,14 +122,11 @@ def synth_to_corpus(
                 name, phrase, take=number, seed=seed, seconds=seconds, bpm=take_bpm,
                 key=take_key_name, sample_rate=sample_rate, options=opts, randomized=randomize,
             )  # fmt: skip
-            if rid not in existing:
-                todo.append((name, phrase, number, rid, params))
-            elif existing[rid] != params:
-                raise RecorderError(
-                    f"{rid} is already in the corpus with other parameters; pick another --first-take"
-                )
-        return [{"id": j[3], "take": take_key(*j[:3]), "path": f"{TAKES_DIR}/{j[3]}.wav",
-                 "synth_params": j[4]} for j in todo]  # fmt: skip
+            candidates.append((name, phrase, number, rid, params))
+        files = [(j[3], take_key(*j[:3]), j[4]) for j in candidates]
+        new, rows = unwritten(taken, files, again="pick another --first-take")
+        todo.extend(candidates[i] for i in new)
+        return rows
 
     reserve_takes(root, choose)  # write_raw_take's commit releases each id with its row
     added: list[str] = []
@@ -152,6 +146,33 @@ def synth_to_corpus(
         )  # fmt: skip
         added.append(rid)
     return added
+
+
+def unwritten(
+    taken, files: list[tuple[str, str, str]], *, again: str
+) -> tuple[list[int], list[dict]]:
+    """Which of ``files`` (``(id, take, synth_params)``) the corpus does not hold yet, as
+    indexes into ``files``, and their rows for ``reserve_takes`` (``taken`` is its view,
+    under the lock: ids others reserved count as taken too).
+
+    A file already there with the same parameters is kept (a run again adds nothing); the
+    same id with other parameters is one line, ``<id> is already in the corpus with
+    other parameters; <again>``, before anything is rendered.
+    """
+    from guitarlab.corpus.manifest import TAKES_DIR
+
+    existing = taken.values([rid for rid, _, _ in files], "synth_params")  # only ids there
+    new: list[int] = []
+    for index, (rid, _take, params) in enumerate(files):
+        if rid not in existing:
+            new.append(index)
+        elif existing[rid] != params:
+            raise RecorderError(f"{rid} is already in the corpus with other parameters; {again}")
+    rows = [
+        {"id": rid, "take": take, "path": f"{TAKES_DIR}/{rid}.wav", "synth_params": params}
+        for rid, take, params in (files[i] for i in new)
+    ]
+    return new, rows
 
 
 def rendered(params: list[str], jobs: int = 1) -> Iterator[np.ndarray]:
@@ -195,7 +216,6 @@ def notes_to_corpus(
 
     from guitarlab.corpus.manifest import (
         RAW_TONE,
-        TAKES_DIR,
         init_corpus,
         reserve_takes,
         row_id,
@@ -224,15 +244,7 @@ def notes_to_corpus(
             if first_take is not None
             else max(taken.next_take_number(g, planned[0][0]) for g in names)
         )
-        existing = taken.values(  # reads the manifest only for ids already there
-            [
-                row_id(take_key(guitar, name, number), RAW_TONE)
-                for number in range(start, start + takes)
-                for guitar in names
-                for name, _ in planned
-            ],
-            "synth_params",
-        )
+        candidates: list[tuple] = []
         for number in range(start, start + takes):
             for guitar in names:
                 for name, where in planned:
@@ -244,14 +256,11 @@ def notes_to_corpus(
                         randomize=randomize,
                         builds=builds,
                     )  # fmt: skip
-                    if rid not in existing:
-                        todo.append((guitar, name, where, take, rid, params))
-                    elif existing[rid] != params:
-                        raise RecorderError(
-                            f"{rid} is already in the corpus with other parameters; pick another first_take"
-                        )
-        return [{"id": j[4], "take": j[3], "path": f"{TAKES_DIR}/{j[4]}.wav",
-                 "synth_params": j[5]} for j in todo]  # fmt: skip
+                    candidates.append((guitar, name, where, take, rid, params))
+        files = [(j[4], j[3], j[5]) for j in candidates]
+        new, rows = unwritten(taken, files, again="pick another first_take")
+        todo.extend(candidates[i] for i in new)
+        return rows
 
     reservation = reserve_takes(root, choose)
     renders = rendered([job[5] for job in todo], jobs)

@@ -293,7 +293,7 @@ def test_cli_writes_takes_the_manifest_check_accepts(tmp_path: Path) -> None:
     more = CliRunner().invoke(cli, args + ["--phrases", "lead"])
     assert more.exit_code == 0 and "stratocaster-lead-t002-raw" in more.output
     clash = CliRunner().invoke(cli, args + ["--first-take", "1", "--tone-knob", "4"])
-    assert clash.exit_code == 1 and "other parameters" in clash.output
+    assert clash.exit_code == 1 and "other parameters; pick another --first-take" in clash.output
     assert len(load_manifest(corpus)) == 6 and check_manifest(corpus) == []
 
 

@@ -96,7 +96,9 @@ def test_session_corpus_has_string_and_fret_columns_and_renders_again(tmp_path: 
     assert abs(1200 * np.log2(f0 / (440 * 2 ** ((midi - 69) / 12)))) < 15
     assert session_to_corpus(corpus, seed=1, frets=(0, 7), seconds=0.8, sample_rate=SR,
                              progress=False) == []  # fmt: skip
-    with pytest.raises(RecorderError, match="already there with other parameters"):
+    with pytest.raises(
+        RecorderError, match="already in the corpus with other parameters; another seed"
+    ):
         session_to_corpus(corpus, seed=2, frets=(0,), seconds=0.8, sample_rate=SR,
                           progress=False)  # fmt: skip
 
