@@ -73,6 +73,8 @@ def as_numbers(values: pd.Series) -> pd.Series | None:
     filled = text[text != ""]
     if filled.empty:
         return None
+    if pd.to_numeric(filled.iloc[:64], errors="coerce").isna().any():
+        return None  # a text column shows it in its first cells: no need to parse 100k
     numbers = pd.to_numeric(filled, errors="coerce")
     if numbers.isna().any():
         return None
@@ -329,10 +331,9 @@ class _Query:
 
     def equal(self, column: str, value: object) -> np.ndarray:
         """Rows whose ``column`` equals ``value``: as numbers when both are, else as text."""
-        if self.numeric(column):
-            number = _number(value)
-            if number is not None:
-                return _bools(self.number_view(column) == number)
+        number = _number(value)  # text that is no number never needs the column as numbers
+        if number is not None and self.numeric(column):
+            return _bools(self.number_view(column) == number)
         if isinstance(value, bool):
             value = str(value)
         elif isinstance(value, float) and value.is_integer():

@@ -57,16 +57,16 @@ def select_rows(
     ``label=None``: the labels come from elsewhere (a build ``--from-segments``), so no
     manifest column is checked for them.
     """
+    rows = manifest
+    if where:
+        rows = query_rows(manifest, where, option="--where", error=DatasetError)
     for column in ("id", "path"):  # one file twice would be trained and tested on twice
-        twice = manifest[column][manifest[column].duplicated() & (manifest[column] != "")]
-        if len(twice):
+        twice = rows[column][rows[column].duplicated() & (rows[column] != "")]
+        if len(twice):  # checked on the selection: a build costs what it reads
             raise DatasetError(
                 f"manifest.csv: {column} {twice.iloc[0]!r} is in more than one row; remove the "
                 "duplicate ('guitarlab manifest check' lists it)"
             )
-    rows = manifest
-    if where:
-        rows = query_rows(manifest, where, option="--where", error=DatasetError)
     if rows.empty:
         raise DatasetError(
             "no manifest rows selected"
