@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from guitarlab.augment.presets import CORE_TONES
 from guitarlab.corpus.defaults import POST, SYNTH_RATE, WINDOW
 from guitarlab.corpus.errors import GuitarlabError, RecorderError, TrainError
 from guitarlab.corpus.levels import DEFAULT_TARGET_PEAK_DBFS
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 POST_GUITARS = ("stratocaster", "les_paul")
 POST_PHRASES = ("backing", "lead")
-POST_TONES = ("clean", "crunch", "distorted")
+POST_TONES = CORE_TONES  # the post rendered every take through augment's three core tones
 
 
 # The demo's model is the laptop model (train.config.LAPTOP_MODEL): the MLSTM-FCN on log-mel

@@ -108,9 +108,9 @@ def test_facets_are_worked_out_once_per_manifest_version(corpus: Path, monkeypat
     summary = review_app.checks_summary
     monkeypatch.setattr(review_app, "checks_summary", lambda t: calls.append(t) or summary(t))
     reads = []
-    rows_of = review_app.review.manifest_rows
+    rows_of = review_app.edits.manifest_rows
     monkeypatch.setattr(
-        review_app.review, "manifest_rows", lambda root: reads.append(root) or rows_of(root)
+        review_app.edits, "manifest_rows", lambda root: reads.append(root) or rows_of(root)
     )
     client = client_for(corpus, user="tester")
     first = client.get("/api/rows?limit=0", headers=AUTH)  # limit=0: totals, no rows
