@@ -154,6 +154,38 @@ def _timed_cpu(work, repeat: int) -> tuple[float, float]:
     return best
 
 
+def _two_jobs_row(
+    figure: str, corpus: Path, dirs: _FreshDirs, repeat: int, notes: str, **options
+) -> Row:
+    """The same build with ``jobs=2`` against ``jobs=1`` (best of ``repeat`` each, fresh
+    folders), as audio seconds a second with both CPU times."""
+    from guitarlab.corpus.manifest import load_manifest
+    from guitarlab.datasets.build import build_dataset
+
+    audio_s = float(load_manifest(corpus)["frames"].astype(float).sum()) / RATE
+    one, two = (
+        _best_fresh_cpu(
+            lambda jobs=jobs: build_dataset(
+                corpus, dirs.next(), jobs=jobs, progress=False, **options
+            ),
+            dirs,
+            repeat,
+        )
+        for jobs in (1, 2)
+    )
+    return Row(
+        "datasets",
+        figure,
+        audio_s / two[0],
+        "audio s/s",
+        reference="the same build with 1 job",
+        reference_value=audio_s / one[0],
+        goal=">= 1.6x on 2 idle cores",
+        notes=f"{notes}; CPU {two[1]:.2f} s (2 jobs) vs {one[1]:.2f} s (1 job); "
+        f"load average {os.getloadavg()[0]:.1f} at the end",
+    )
+
+
 def run(quick: bool) -> list[Row]:
     from guitarlab.corpus.manifest import load_manifest
     from guitarlab.datasets.build import build_dataset
@@ -206,49 +238,21 @@ def run(quick: bool) -> list[Row]:
         )
         audio_four_s = float(load_manifest(four)["frames"].astype(float).sum()) / RATE
         jobs_dirs = _FreshDirs(base, "jobs")
-        one_job = _best_fresh_cpu(
-            lambda: build_dataset(four, jobs_dirs.next(), progress=False), jobs_dirs, repeat
+        where = (
+            f"{audio_four_s / 60:.0f} min of audio in {len(load_manifest(four))} files; "
+            f"{os.cpu_count()} cores seen"
         )
-        two_jobs = _best_fresh_cpu(
-            lambda: build_dataset(four, jobs_dirs.next(), jobs=2, progress=False), jobs_dirs, repeat
-        )
-        rows.append(
-            Row(
-                "datasets",
-                "build throughput, 2 jobs",
-                audio_four_s / two_jobs[0],
-                "audio s/s",
-                reference="the same build with 1 job",
-                reference_value=audio_four_s / one_job[0],
-                goal=">= 1.6x on 2 idle cores",
-                notes=f"{audio_four_s / 60:.0f} min of audio in {len(load_manifest(four))} files; "
-                f"CPU {two_jobs[1]:.2f} s (2 jobs) vs {one_job[1]:.2f} s (1 job); "
-                f"{os.cpu_count()} cores seen, load average {os.getloadavg()[0]:.1f} at the end",
-            )
-        )
+        rows.append(_two_jobs_row("build throughput, 2 jobs", four, jobs_dirs, repeat, where))
         # --onsets finds each file's notes first (CPU work per file, no more writing): where
         # processes pay; the plain build above writes as fast as one process reads
-        one_onsets = _best_fresh_cpu(
-            lambda: build_dataset(four, jobs_dirs.next(), onsets=True, progress=False),
-            jobs_dirs,
-            repeat,
-        )
-        two_onsets = _best_fresh_cpu(
-            lambda: build_dataset(four, jobs_dirs.next(), onsets=True, jobs=2, progress=False),
-            jobs_dirs,
-            repeat,
-        )
         rows.append(
-            Row(
-                "datasets",
+            _two_jobs_row(
                 "build throughput --onsets, 2 jobs",
-                audio_four_s / two_onsets[0],
-                "audio s/s",
-                reference="the same build with 1 job",
-                reference_value=audio_four_s / one_onsets[0],
-                goal=">= 1.6x on 2 idle cores",
-                notes=f"note windows (onset detection per file); CPU {two_onsets[1]:.2f} s "
-                f"(2 jobs) vs {one_onsets[1]:.2f} s (1 job)",
+                four,
+                jobs_dirs,
+                repeat,
+                "note windows (onset detection per file)",
+                onsets=True,
             )
         )
         four_dirs = _FreshDirs(base, "ds4")
