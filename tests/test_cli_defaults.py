@@ -209,7 +209,7 @@ def test_a_copy_is_caught(tmp_path: Path) -> None:
     assert sorted(map(str, _literal_defaults(source))) == sorted(map(str, found))
 
 
-def test_library_defaults_keep_guitarlab_help_fast() -> None:
+def test_guitarlab_help_loads_no_numpy_pandas_or_pedalboard() -> None:
     """Reading the defaults lazily keeps numpy and pandas out of ``guitarlab --help``."""
     import subprocess
     import sys

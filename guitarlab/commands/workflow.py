@@ -57,8 +57,8 @@ FULL_MODEL = {
     "--training-seconds",
     type=FiniteRange(0, MAX_TAKE_SECONDS, min_open=True),
     default=HOLDOUT_DEMO + "(training_seconds)",
-    help="Length of each training guitar's take (guitar-holdout): many short takes teach "
-    "more than a few long ones.",
+    help="Length of each training guitar's take (guitar-holdout): the number of takes "
+    "matters more than their length (MODEL.md, 'A demo in half the time').",
 )
 @library_option(
     "--held-out",
