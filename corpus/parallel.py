@@ -9,7 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 
 from guitarlab.corpus.errors import GuitarlabError
 
@@ -34,9 +34,10 @@ def pool_context():
 
 
 def map_ordered(
-    fn: Callable, items: list, *, jobs: int, error: type[GuitarlabError] = GuitarlabError
+    fn: Callable, items: Iterable, *, jobs: int, error: type[GuitarlabError] = GuitarlabError
 ) -> Iterator:
     """``fn`` over ``items`` in ``jobs`` processes (in this one for 1), results in order.
+    ``items`` may be a generator: it is drawn, in this process, as workers free up.
 
     A few items per process in flight, so memory stays one item per process. A worker
     that dies (killed, out of memory) raises ``error`` in one line.
@@ -44,10 +45,10 @@ def map_ordered(
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    if jobs <= 1 or len(items) <= 1:
+    if jobs <= 1 or (isinstance(items, Sized) and len(items) <= 1):
         yield from map(fn, items)
         return
-    workers = min(jobs, len(items))
+    workers = min(jobs, len(items)) if isinstance(items, Sized) else jobs
     with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context()) as pool:
         pending = []
         queue = iter(items)

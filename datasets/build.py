@@ -115,9 +115,11 @@ def build_dataset(corpus: str | os.PathLike, out: str | os.PathLike, **options: 
         that time out of every tone of the take (``split="segment"``).
     jobs, engine, scheduler : int, str, str
         Where the files are read and windowed (``datasets.engine``): ``jobs`` processes
-        here (0: every core), or ``engine="dask"`` on the cluster at ``scheduler`` (a
-        LocalCluster of ``jobs`` processes without one; the corpus and ``out`` must be on a
-        filesystem every worker sees at the same path). The folder is the same bit for bit.
+        here (0, the default: every core, one process per ~6 minutes of audio read;
+        1: this process alone, one core), or
+        ``engine="dask"`` on the cluster at ``scheduler`` (a LocalCluster of ``jobs``
+        processes without one; the corpus and ``out`` must be on a filesystem every worker
+        sees at the same path). The folder is the same bit for bit.
 
     Returns
     -------
@@ -139,7 +141,12 @@ def build(config: BuildConfig) -> Path:
     with replace_output(config.out, suffix=".building", **where, error=DatasetError) as work:
         c = plan.config
         stats, notes = stream_windows(
-            plan, work, jobs=c.jobs, engine=c.engine, scheduler=c.scheduler, progress=c.progress
+            plan,
+            work,
+            jobs=plan.workers,
+            engine=c.engine,
+            scheduler=c.scheduler,
+            progress=c.progress,
         )
         plan.notes += notes
         meta = dataset_meta(plan, stats)

@@ -7,7 +7,8 @@ its bytes once, check their sha256 against the manifest, decode, mix, resample,
 standardize, and write its spans straight into the preallocated split files at their
 offsets (``os.pwrite``). Tasks may run in any order on any process or machine; the
 bytes land in the same places, so a build with ``--jobs 4`` or on a Dask cluster is the
-1-job build bit for bit. Only small results (mixed, silent, the training windows' sums)
+1-job build bit for bit. ``--jobs N`` is N processes, one file each; one job is this
+process alone, one file after another on one core. Only small results (mixed, silent, the training windows' sums)
 come back, and the driver adds them up in file order.
 
 Pure numpy and soundfile: no pandas or tqdm, so a worker process starts fast.
@@ -15,12 +16,16 @@ Pure numpy and soundfile: no pandas or tqdm, so a worker process starts fast.
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import functools
 import hashlib
 import io
 import os
 import struct
+import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,14 +44,34 @@ FLOAT32 = np.dtype(np.float32)
 # ---------------------------------------------------------------- reading one file once
 
 
-def read_checked(path: str, sha256: str = "") -> bytes:
-    """A file's bytes, read once; with ``sha256`` checked against the manifest's."""
+# Bytes read, hashed and decoded a block at a time: a block stays in a core's cache between
+# the steps, so a file streams through memory once, and two builds at once do not fight
+# over the bandwidth to it (a whole 10 MB file per step did, once per step)
+READ_BLOCK = 1 << 20
+DECODE_BLOCK = 1 << 16  # samples
+
+
+def read_checked(path: str, sha256: str = "") -> bytearray:
+    """A file's bytes, read once; with ``sha256`` checked against the manifest's (each
+    block hashed as it arrives)."""
+    digest = hashlib.sha256() if sha256 else None
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        with open(path, "rb", buffering=0) as handle:
+            data = bytearray(os.fstat(handle.fileno()).st_size)
+            view, got = memoryview(data), 0
+            while got < len(data):
+                n = handle.readinto(view[got : got + READ_BLOCK])
+                if not n:
+                    break
+                if digest is not None:
+                    digest.update(view[got : got + n])
+                got += n
+            del view
+            if got < len(data):  # shorter than its size a moment ago: the sha256 differs
+                del data[got:]
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read ({exc.strerror})") from None
-    if sha256 and hashlib.sha256(data).hexdigest() != sha256:
+    if digest is not None and digest.hexdigest() != sha256:
         raise DatasetError(
             f"{path}: sha256 differs from its manifest row: the file changed since it was "
             "added; run 'guitarlab manifest check'"
@@ -54,7 +79,7 @@ def read_checked(path: str, sha256: str = "") -> bytes:
     return data
 
 
-def decode_wav(data: bytes) -> np.ndarray | None:
+def decode_wav(data: bytes | bytearray) -> np.ndarray | None:
     """Samples of an in-memory PCM 16/24/32-bit or float32 WAV as float32, or None.
 
     ``(frames,)`` for mono, ``(frames, channels)`` otherwise: the values ``soundfile.read(...,
@@ -74,7 +99,7 @@ def decode_wav(data: bytes) -> np.ndarray | None:
     return None if found is None else found[0]
 
 
-def _decode_wav(data: bytes) -> tuple[np.ndarray, bool] | None:
+def _decode_wav(data: bytes | bytearray) -> tuple[np.ndarray, bool] | None:
     """:func:`decode_wav`, and whether the samples were stored as floats (may hold NaN)."""
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         return None
@@ -101,7 +126,7 @@ def _decode_wav(data: bytes) -> tuple[np.ndarray, bool] | None:
 
 
 def _pcm_samples(
-    data: bytes, at: int, size: int, tag: int, channels: int, block: int, bits: int
+    data: bytes | bytearray, at: int, size: int, tag: int, channels: int, block: int, bits: int
 ) -> np.ndarray | None:
     if channels < 1 or block != channels * (bits // 8) or bits % 8 or size % block:
         return None
@@ -109,21 +134,31 @@ def _pcm_samples(
     if tag == 3 and bits == 32:
         audio = np.frombuffer(data, dtype="<f4", count=count, offset=at).astype(np.float32)
     elif tag == 1 and bits == 16:
-        audio = np.frombuffer(data, dtype="<i2", count=count, offset=at).astype(np.float32)
-        audio *= np.float32(1.0 / (1 << 15))
+        audio = np.empty(count, dtype=np.float32)
+        shorts = np.frombuffer(data, dtype="<i2", count=count, offset=at)
+        for first in range(0, count, DECODE_BLOCK):
+            part = audio[first : first + DECODE_BLOCK]
+            np.copyto(part, shorts[first : first + DECODE_BLOCK], casting="unsafe")
+            part *= np.float32(1.0 / (1 << 15))
     elif tag == 1 and bits == 24 and at >= 1 and count:
         # each sample as the little-endian int32 that ends with its 3 bytes (the byte
         # before it in the low byte, then cleared): v * 2^8, exact in float32, scaled by
-        # 2^-31. One contiguous copy first (a strided int32 is 3x slower to compute on),
-        # converted in place: one fresh array, so half the page faults of two
+        # 2^-31. A contiguous copy first (a strided int32 is 3x slower to compute on),
+        # converted in place, a cache-sized block at a time
         wide = np.ndarray((count,), dtype="<i4", buffer=data, offset=at - 1, strides=(3,))
         audio = np.empty(count, dtype=np.float32)
         ints = audio.view(np.int32)
-        np.copyto(ints, wide)
-        ints &= np.int32(-256)
-        np.multiply(
-            ints, np.float32(1.0 / (1 << 31)), out=audio, dtype=np.float32, casting="unsafe"
-        )
+        for first in range(0, count, DECODE_BLOCK):
+            part = ints[first : first + DECODE_BLOCK]
+            np.copyto(part, wide[first : first + DECODE_BLOCK])
+            part &= np.int32(-256)
+            np.multiply(
+                part,
+                np.float32(1.0 / (1 << 31)),
+                out=audio[first : first + DECODE_BLOCK],
+                dtype=np.float32,
+                casting="unsafe",
+            )
     elif tag == 1 and bits == 32:
         audio = np.frombuffer(data, dtype="<i4", count=count, offset=at).astype(np.float32)
         audio *= np.float32(1.0 / (1 << 31))
@@ -132,7 +167,7 @@ def _pcm_samples(
     return audio if channels == 1 else audio.reshape(-1, channels)
 
 
-def decode(data: bytes, path: str) -> tuple[np.ndarray, bool]:
+def decode(data: bytes | bytearray, path: str) -> tuple[np.ndarray, bool]:
     """Samples of a file's bytes as float32, and whether they can hold NaN (float files).
 
     PCM and float WAVs through :func:`decode_wav`; anything else (FLAC, AIFF, 8-bit) through
@@ -159,13 +194,8 @@ def load_file(
     )
 
 
-def read_task(task: FileTask) -> bytes:
-    """A task's file read and checked: the part that can run ahead in a thread."""
-    return read_checked(task.path, task.sha256)
-
-
 def prepare_bytes(
-    data: bytes, path: str, *, rate: int, target_rate: int, gain_db: float | None = None
+    data: bytes | bytearray, path: str, *, rate: int, target_rate: int, gain_db: float | None = None
 ) -> tuple[np.ndarray, bool]:
     """A file's bytes as mono float32 at ``target_rate`` with ``gain_db``; (audio, was_mixed)."""
     audio, may_be_nan = decode(data, path)
@@ -218,13 +248,10 @@ class FileResult:
     train_sums: list[tuple[float, float, int]] = field(default_factory=list)
 
 
-def window_file(task: FileTask, data: bytes | None = None) -> FileResult:
-    """Read, check, prepare and write one file's windows (see the module docstring).
-
-    ``data``: the file's bytes, already read and checked (:func:`read_task`).
-    """
+def window_file(task: FileTask) -> FileResult:
+    """Read, check, prepare and write one file's windows (see the module docstring)."""
     audio, mixed = prepare_bytes(
-        read_task(task) if data is None else data,
+        read_checked(task.path, task.sha256),
         task.path,
         rate=task.file_rate,
         target_rate=task.rate,
@@ -276,7 +303,10 @@ def window_blocks(audio: np.ndarray, starts: np.ndarray, window: int):
 def preallocate_npy(path: Path, length: int, dtype: np.dtype = FLOAT32) -> int:
     """An ``.npy`` of ``length`` items whose data the tasks fill in; its header's size.
 
-    The data is a hole until written (a sparse file), so no sample is written twice.
+    The data is never written twice: the file's blocks are reserved whole first (Linux
+    ``fallocate``: they read as zeros and cost no write, a full disk is refused here
+    before any audio is read, and each task's ``pwrite`` then only fills them in, a third
+    faster than into a hole); where the filesystem cannot, the file is sparse.
     """
     with open(path, "wb") as handle:
         header = {
@@ -286,8 +316,43 @@ def preallocate_npy(path: Path, length: int, dtype: np.dtype = FLOAT32) -> int:
         }
         np.lib.format.write_array_header_1_0(handle, header)
         header_bytes = handle.tell()
-        handle.truncate(header_bytes + int(length) * np.dtype(dtype).itemsize)
+        size = header_bytes + int(length) * np.dtype(dtype).itemsize
+        handle.flush()
+        reserve_blocks(handle.fileno(), size, path)
+        handle.truncate(size)
     return header_bytes
+
+
+def reserve_blocks(fd: int, size: int, path: str | os.PathLike) -> None:
+    """Reserve ``size`` bytes of disk for an open file, or leave it to grow sparse where
+    the system cannot (not Linux, a filesystem without ``fallocate``); a full disk is a
+    one-line :class:`DatasetError` naming the file."""
+    fallocate = _fallocate()
+    if fallocate is None or size <= 0:
+        return
+    if fallocate(fd, 0, 0, size) == 0:
+        return
+    code = ctypes.get_errno()
+    if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        raise DatasetError(
+            f"{path}: {size / 2**30:.2f} GiB do not fit on its disk ({os.strerror(code)}); "
+            "free some space, or build fewer rows or a shorter window overlap"
+        )
+
+
+@functools.cache
+def _fallocate():
+    """libc's ``fallocate(2)`` (never ``posix_fallocate``, which writes zeros where the
+    filesystem cannot reserve), or None off Linux."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        call = ctypes.CDLL(None, use_errno=True).fallocate
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+    call.restype = ctypes.c_int
+    return call
 
 
 # ---------------------------------------------------------------- running the tasks
@@ -298,8 +363,23 @@ def resolve_jobs(jobs: int | None) -> int:
     return parallel.resolve_jobs(jobs, error=DatasetError)
 
 
+# With --jobs 0, one worker process per this many samples of audio (6.3 minutes at
+# 44.1 kHz, ~0.07 s of work), up to one per core: a worker costs a fork and its first
+# task, which a few seconds of audio would not repay
+AUDIO_PER_WORKER = 1 << 24
+
+
+def worker_count(jobs: int | None, samples: int) -> int:
+    """Processes for a build that reads ``samples`` of audio: ``jobs`` as asked, or for 0
+    (every core) one per core, but no more than the audio keeps busy."""
+    cores = resolve_jobs(jobs)
+    if jobs:
+        return cores
+    return max(1, min(cores, int(samples) // AUDIO_PER_WORKER))
+
+
 def run_tasks(
-    tasks: list[FileTask],
+    tasks: Iterable[FileTask],
     *,
     jobs: int = 1,
     engine: str = "local",
@@ -308,45 +388,21 @@ def run_tasks(
 ) -> Iterator[FileResult]:
     """The tasks' results in task order, however they ran.
 
-    ``engine="local"``: in this process (``jobs=1``) or in a pool of ``jobs`` processes;
-    ``"dask"``: on the cluster at ``scheduler`` (or a LocalCluster of ``jobs`` processes),
-    whose workers must see ``work`` (the folder being built) at the same path.
+    ``engine="local"``: ``jobs`` files at a time in worker processes (one job: here, one
+    file after another, on one core); ``"dask"``: on the cluster at
+    ``scheduler`` (or a LocalCluster of ``jobs`` processes), whose workers must see
+    ``work`` (the folder being built) at the same path.
     """
     check_engine(engine, scheduler, error=DatasetError)
     if engine == "dask":
         yield from _run_dask(tasks, jobs=jobs, scheduler=scheduler, work=work)
-    elif jobs <= 1 or len(tasks) <= 1:
-        yield from _run_here(tasks)
     else:
-        yield from _run_pool(tasks, jobs=jobs)
+        yield from map_ordered(window_file, tasks, jobs=jobs)
 
 
-def _run_here(tasks: list[FileTask]) -> Iterator[FileResult]:
-    """In this process, the next file read and hashed in a thread while this one is
-    decoded and written (both release the GIL): two files' bytes in memory at most."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    if not tasks:
-        return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataset-read") as pool:
-        ahead = pool.submit(read_task, tasks[0])
-        try:
-            for index, task in enumerate(tasks):
-                data = ahead.result()
-                if index + 1 < len(tasks):
-                    ahead = pool.submit(read_task, tasks[index + 1])
-                yield window_file(task, data)
-                del data
-        finally:
-            ahead.cancel()
-
-
-def _run_pool(tasks: list[FileTask], *, jobs: int) -> Iterator[FileResult]:
-    return map_ordered(window_file, tasks, jobs=jobs)
-
-
-def map_ordered(fn: Callable, items: list, *, jobs: int) -> Iterator:
-    """``corpus.parallel.map_ordered`` with a dataset's error: files, in order, in ``jobs`` processes."""
+def map_ordered(fn: Callable, items: Iterable, *, jobs: int) -> Iterator:
+    """``corpus.parallel.map_ordered`` with a dataset's error: files, in order, in ``jobs``
+    processes."""
     return parallel.map_ordered(fn, items, jobs=jobs, error=DatasetError)
 
 

@@ -150,7 +150,10 @@ def onset_strength(
     taper = np.hanning(frame + 2)[1:-1]
     floor_db = 20.0 * np.log10(top * taper.sum() / 2.0) - FLUX_RANGE_DB
     previous = np.full(frame // 2 + 1, floor_db)
-    chunk = 1024  # frames at a time: a long take never becomes one whole spectrogram
+    # frames at a time: a long take never becomes one whole spectrogram, and a chunk's
+    # spectra (~2 MB) stay in a core's cache, so two builds at once do not share the
+    # bandwidth to memory (1.8x with 2 processes, 1.4x with chunks of 1,024 frames)
+    chunk = 256
     for first in range(0, n, chunk):
         part = _frames(padded[first * hop :], frame, hop)[: min(chunk, n - first)]
         db = 20.0 * np.log10(np.abs(np.fft.rfft(part * taper, axis=1)) + 1e-300)

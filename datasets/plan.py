@@ -23,7 +23,7 @@ from guitarlab.corpus.cluster import check_engine
 from guitarlab.corpus.defaults import MIN_WINDOW, WINDOW
 from guitarlab.corpus.errors import DatasetError, GuitarlabError
 from guitarlab.corpus.manifest_cache import load_manifest_cached
-from guitarlab.datasets.engine import resolve_jobs
+from guitarlab.datasets.engine import resolve_jobs, worker_count
 from guitarlab.datasets.meta import DatasetMeta
 from guitarlab.datasets.onsets import NOTE_WINDOWS, OnsetWindows
 from guitarlab.datasets.segment_windows import (
@@ -94,13 +94,13 @@ class BuildConfig:
     from_segments: bool = False
     progress: bool = True
     overwrite: bool = False
-    jobs: int = 1
+    jobs: int = 0  # every core the audio keeps busy (engine.worker_count)
     engine: str = "local"
     scheduler: str | None = None
 
     def __post_init__(self) -> None:
         self.corpus, self.out = Path(self.corpus), Path(self.out)
-        self.jobs = resolve_jobs(self.jobs)
+        resolve_jobs(self.jobs)  # a negative number is refused here, 0 stays "every core"
         check_engine(self.engine, self.scheduler, error=DatasetError)
         if isinstance(self.test_groups, str):
             self.test_groups = [g.strip() for g in self.test_groups.split(",") if g.strip()]
@@ -157,6 +157,7 @@ class BuildPlan:
     left_out: pd.DataFrame  # rows excluded in review
     bad_spans: dict[str, list]  # per take, its excluded spans (samples)
     previous: DatasetMeta | None  # the --held-out-from dataset
+    workers: int = 1  # processes that read the files (engine.worker_count)
     splits: SplitPlan | None = None
     label_names: list[str] = field(default_factory=list)
     layouts: list[dict[str, np.ndarray]] = field(default_factory=list)
@@ -247,7 +248,8 @@ def select_build_rows(config: BuildConfig, val_asked: str | None, segs) -> Build
             f"{first['excluded']})"
         )
     bad_spans = excluded_spans(manifest, rate)
-    rows["offset"] = take_onsets(rows, rate, jobs=c.jobs) if c.trim_silence else 0
+    workers = worker_count(c.jobs, int(rows["frames"].sum()))
+    rows["offset"] = take_onsets(rows, rate, jobs=workers) if c.trim_silence else 0
     previous = read_meta(c.held_out_from) if c.held_out_from else None
     if previous is not None:  # takes of the old dataset keep their timeline exactly
         old_takes = previous.takes
@@ -277,6 +279,7 @@ def select_build_rows(config: BuildConfig, val_asked: str | None, segs) -> Build
     return BuildPlan(
         config=config, val_asked=val_asked, rows=rows, rate=int(rate), segs=segs,
         left_out=left_out, bad_spans=bad_spans, previous=previous, notes=notes,
+        workers=workers,
     )  # fmt: skip
 
 
@@ -377,7 +380,7 @@ def place_windows(plan: BuildPlan) -> None:
     windowing = (
         OnsetWindows(c.window, c.hop, int(c.note_windows), float(c.gate_dbfs)) if c.onsets else None
     )
-    at_onsets = note_onset_starts(rows, rate, windowing, jobs=c.jobs) if windowing else {}
+    at_onsets = note_onset_starts(rows, rate, windowing, jobs=plan.workers) if windowing else {}
     if windowing:
         found = {i: int(s.size) for i, s in at_onsets.items()}
         none = sorted(i for i, n in found.items() if n == 0)
@@ -401,7 +404,9 @@ def place_windows(plan: BuildPlan) -> None:
         )  # fmt: skip
 
     silent = (
-        silent_starts(rows, grid, window=c.window, rate=rate, floor_dbfs=c.gate_dbfs, jobs=c.jobs)
+        silent_starts(
+            rows, grid, window=c.window, rate=rate, floor_dbfs=c.gate_dbfs, jobs=plan.workers
+        )
         if c.skip_silence
         else {}
     )

@@ -1,15 +1,18 @@
 """dataset build in one pass over the audio, files in parallel (--jobs) and on Dask.
 
-What a user checks: the dataset built with 2 processes, or on a 2-process Dask
-LocalCluster, is the 1-process dataset bit for bit; every file is read from disk once
-(its sha256 checked on those bytes); a changed file stops the build in one line.
+What a user checks: the dataset built with 2 jobs, or on a 2-process Dask LocalCluster,
+is the 1-job dataset bit for bit; one job stays in this process and a build uses every
+core unless told otherwise; every file is read from disk once (its sha256 checked on
+those bytes); a changed file stops the build in one line.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +77,7 @@ def folder_bytes(path: Path) -> dict[str, bytes]:
 @pytest.mark.parametrize("standardize", ["file", "train"])
 def test_two_jobs_write_the_one_job_dataset_bit_for_bit(corpus, tmp_path, standardize) -> None:
     options = dict(window=4000, hop=1500, test_windows=3, standardize=standardize, progress=False)
-    one = build_dataset(corpus, tmp_path / "one", **options)
+    one = build_dataset(corpus, tmp_path / "one", jobs=1, **options)
     two = build_dataset(corpus, tmp_path / "two", jobs=2, **options)
     a, b = folder_bytes(one), folder_bytes(two)
     assert sorted(a) == sorted(b) and "train_audio.npy" in a
@@ -97,7 +100,7 @@ def test_each_file_is_read_once_and_pcm_is_not_decoded_twice(corpus, tmp_path, m
 
     monkeypatch.setattr(engine, "read_checked", counting)
     monkeypatch.setattr(sf, "read", lambda *a, **k: pytest.fail("a second read of a file"))
-    build_dataset(corpus, tmp_path / "ds", window=4000, test_windows=3, progress=False)
+    build_dataset(corpus, tmp_path / "ds", window=4000, test_windows=3, jobs=1, progress=False)
     rows = load_manifest(corpus)
     assert sorted(reads) == sorted(str((corpus / p).absolute()) for p in rows["path"])
 
@@ -190,12 +193,50 @@ def test_dask_engine_writes_the_local_engines_windows_bit_for_bit(corpus, tmp_pa
 )
 def test_the_looks_before_the_plan_run_in_the_jobs_too(corpus, tmp_path, looks) -> None:
     options = dict(window=4000, test_windows=3, progress=False, **looks)
-    one = build_dataset(corpus, tmp_path / "one", **options)
+    one = build_dataset(corpus, tmp_path / "one", jobs=1, **options)
     two = build_dataset(corpus, tmp_path / "two", jobs=2, **options)
     a, b = folder_bytes(one), folder_bytes(two)
     assert [name for name in a if a[name] != b[name]] == []
     notes = " ".join(json.loads((two / "dataset.json").read_text())["notes"])
     assert ("--onsets" if "onsets" in looks else "--skip-silence") in notes
+
+
+_PIDS: list[Path] = []  # where the file-windowing processes note their pid
+
+
+def _window_file_noting_pid(task):
+    with open(_PIDS[0], "a", encoding="utf-8") as handle:
+        handle.write(f"{os.getpid()}\n")
+    return _REAL_WINDOW_FILE(task)
+
+
+_REAL_WINDOW_FILE = engine.window_file
+
+
+def test_one_job_stays_in_this_process_and_the_default_uses_every_core(
+    corpus, tmp_path, monkeypatch
+) -> None:
+    """18 s of audio: by default no process is worth starting, unless a worker's share
+    is made small enough; then every core (three here) gets one."""
+    options = dict(window=4000, test_windows=3, progress=False)
+    monkeypatch.setattr(engine, "window_file", _window_file_noting_pid)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2}, raising=False)
+    pids = {}
+    for name, jobs, share in (
+        ("one", {"jobs": 1}, 1000),
+        ("small", {}, engine.AUDIO_PER_WORKER),
+        ("default", {}, 1000),
+    ):
+        monkeypatch.setattr(engine, "AUDIO_PER_WORKER", share)
+        monkeypatch.setattr(sys.modules[__name__], "_PIDS", [tmp_path / f"{name}.pids"])
+        build_dataset(corpus, tmp_path / name, **jobs, **options)
+        pids[name] = (tmp_path / f"{name}.pids").read_text().split()
+    here = {str(os.getpid())}
+    assert len(pids["one"]) == 18 and set(pids["one"]) == here
+    assert len(pids["small"]) == 18 and set(pids["small"]) == here
+    workers = set(pids["default"])
+    assert len(pids["default"]) == 18 and not workers & here
+    assert 1 < len(workers) <= 3  # three "cores": three worker processes
 
 
 def _die(_item) -> None:

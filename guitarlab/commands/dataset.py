@@ -168,8 +168,9 @@ def dataset_group() -> None:
     "--jobs",
     default=BUILD + "jobs",
     type=click.IntRange(0),
-    help="Files read and windowed in parallel: processes (0: every core), or with --engine "
-    "dask and no --scheduler the LocalCluster's workers. The dataset is the same bit for bit.",
+    help="Files read and windowed at once, each in its own process on a core (0: every core, "
+    "one process per ~6 minutes of audio read; 1: this process alone), or with --engine dask "
+    "and no --scheduler the LocalCluster's workers. The dataset is the same bit for bit.",
 )
 @engine_options(
     default=BUILD + "engine",
