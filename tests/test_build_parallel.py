@@ -8,10 +8,15 @@ those bytes); a changed file stops the build in one line.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import io
 import json
 import os
+import resource
+import signal
 import struct
+import subprocess
 import sys
 from pathlib import Path
 
@@ -249,6 +254,54 @@ def test_a_worker_that_dies_is_one_line(corpus) -> None:
     with pytest.raises(DatasetError) as caught:
         list(engine.map_ordered(_die, [1, 2, 3], jobs=2))
     assert "worker process died" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def _small_disk() -> None:
+    """In the child: no file may grow past 200 kB (writes and reservations past it fail
+    with EFBIG, as on a full disk)."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+
+def test_a_dataset_that_does_not_fit_on_the_disk_is_one_line_and_leaves_nothing(
+    corpus, tmp_path
+) -> None:
+    out = tmp_path / "ds"
+    args = ["dataset", "build", "--corpus", str(corpus), "--out", str(out), "--window", "4000"]
+    args += ["--test-windows", "3"]
+    done = subprocess.run(
+        [sys.executable, "-m", "guitarlab", *args, "--quiet"],
+        capture_output=True,
+        text=True,
+        preexec_fn=_small_disk,
+        timeout=300,
+    )
+    errors = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert len(errors) == 1 and errors[0].startswith("Error: "), done.stderr
+    assert "train_audio.npy" in errors[0] and "do not fit on its disk" in errors[0]
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert not out.exists() and left == [".ds.guitarlab-lock"]  # the lock every build keeps
+
+
+def test_split_files_are_reserved_whole_or_else_left_sparse(tmp_path, monkeypatch) -> None:
+    length = 1_000_000  # 4 MB of float32
+    head = engine.preallocate_npy(tmp_path / "reserved.npy", length)
+    reserved = tmp_path / "reserved.npy"
+    assert reserved.stat().st_size == head + 4 * length
+    if engine._fallocate() is not None:  # Linux: the blocks are the file's already
+        assert reserved.stat().st_blocks * 512 >= 4 * length
+    assert np.load(reserved).tolist()[:3] == [0.0, 0.0, 0.0]
+
+    def cannot(fd, mode, offset, size):  # a filesystem without fallocate
+        ctypes.set_errno(errno.EOPNOTSUPP)
+        return -1
+
+    monkeypatch.setattr(engine, "_fallocate", lambda: cannot)
+    engine.preallocate_npy(tmp_path / "sparse.npy", length)
+    sparse = tmp_path / "sparse.npy"
+    assert sparse.stat().st_size == head + 4 * length
+    assert sparse.stat().st_blocks * 512 < 4 * length
 
 
 def test_a_dask_worker_that_cannot_see_the_folder_says_so(tmp_path) -> None:
