@@ -158,9 +158,10 @@ def wav_bytes(audio: np.ndarray, subtype: str) -> bytes:
 
 @pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "PCM_32", "FLOAT"])
 @pytest.mark.parametrize("channels", [1, 2])
-def test_decode_wav_gives_libsndfiles_samples_bit_for_bit(subtype, channels) -> None:
+@pytest.mark.parametrize("frames", [3001, 2 * engine.DECODE_BLOCK + 17])  # 1, and 3-5 blocks
+def test_decode_wav_gives_libsndfiles_samples_bit_for_bit(subtype, channels, frames) -> None:
     rng = np.random.default_rng(7)
-    audio = rng.uniform(-1.0, 1.0, (3001, channels)).astype(np.float32)
+    audio = rng.uniform(-1.0, 1.0, (frames, channels)).astype(np.float32)
     audio[:3] = [[-1.0] * channels, [0.0] * channels, [np.float32(0.9999999)] * channels]
     data = wav_bytes(audio if channels > 1 else audio[:, 0], subtype)
     expected = sf.read(io.BytesIO(data), dtype="float32")[0]
