@@ -55,6 +55,27 @@ def make_corpus(root: Path, *, phrases: int, tones: tuple[str, ...], seconds: fl
     return root
 
 
+def make_short_takes(root: Path, *, takes: int, seconds: float) -> Path:
+    """A corpus of many short takes, as a session or the guitar-holdout demo makes:
+    ``takes`` raw files a guitar, each a quarter second of hiss before its note."""
+    from guitarlab.corpus.intake import import_folder
+
+    src = root.parent / f"{root.name}-src"
+    src.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(takes)
+    t = np.arange(int(seconds * RATE)) / RATE
+    lead_in = t < 0.25
+    for gi, guitar in enumerate(GUITARS):
+        for take in range(takes):
+            audio = 0.2 * np.sin(2 * np.pi * (110.0 * (1 + gi) + take % 50) * t) * np.exp(-t)
+            audio[lead_in] = 0.0
+            audio += 0.001 * rng.standard_normal(t.size)
+            name = f"{guitar}_take{take:04d}_raw.wav"
+            sf.write(src / name, audio.astype(np.float32), RATE, subtype="PCM_24")
+    import_folder(src, root, progress=False)
+    return root
+
+
 def _read_all(files: list[Path]) -> float:
     total = 0.0
     for path in files:
@@ -192,7 +213,7 @@ def _two_jobs_row(
 def run(quick: bool) -> list[Row]:
     from guitarlab.corpus.manifest import load_manifest
     from guitarlab.datasets.build import build_dataset
-    from guitarlab.datasets.engine import worker_count
+    from guitarlab.datasets.engine import build_workers
 
     seconds = 8.0 if quick else 60.0
     tones = ("raw", "crunch") if quick else ("raw", "clean", "crunch", "distorted")
@@ -235,7 +256,7 @@ def run(quick: bool) -> list[Row]:
                 reference_value=audio_s / read_s,
                 goal=">= 0.9x",
                 notes=f"{how}, as built by default (every core: "
-                f"{worker_count(0, round(audio_s * RATE))} process(es) here); CPU {default_cpu:.2f} s vs {read_cpu:.2f} s for the reads",
+                f"{build_workers(0, manifest['frames'].tolist()).processes} process(es) here); CPU {default_cpu:.2f} s vs {read_cpu:.2f} s for the reads",
             )
         )
         rows.append(
@@ -272,6 +293,19 @@ def run(quick: bool) -> list[Row]:
         )
         turns = repeat + 2  # the ratio of two noisy timings: more turns than the rest
         rows.append(_two_jobs_row("build throughput, 2 jobs", four, jobs_dirs, turns, where))
+        # many short takes, each a task's worth of work or less, silent windows gated out
+        short = make_short_takes(base / "short", takes=40 if quick else 400, seconds=5.0)
+        rows.append(
+            _two_jobs_row(
+                "build throughput, many short takes, 2 jobs",
+                short,
+                jobs_dirs,
+                repeat,
+                f"{len(load_manifest(short))} takes of 5 s, --skip-silence (as the "
+                "guitar-holdout demo builds)",
+                skip_silence=True,
+            )
+        )
         # --onsets finds each file's notes first: CPU work per file, no more writing
         rows.append(
             _two_jobs_row(

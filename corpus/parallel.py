@@ -6,6 +6,8 @@ parent process keeps every write to the corpus (commits stay one writer, in orde
 
 from __future__ import annotations
 
+import functools
+import itertools
 import multiprocessing
 import os
 import sys
@@ -34,10 +36,17 @@ def pool_context():
 
 
 def map_ordered(
-    fn: Callable, items: Iterable, *, jobs: int, error: type[GuitarlabError] = GuitarlabError
+    fn: Callable,
+    items: Iterable,
+    *,
+    jobs: int,
+    error: type[GuitarlabError] = GuitarlabError,
+    chunk: int = 1,
 ) -> Iterator:
     """``fn`` over ``items`` in ``jobs`` processes (in this one for 1), results in order.
     ``items`` may be a generator: it is drawn, in this process, as workers free up.
+    ``chunk`` items go to a worker at once (one after another there), so items that take
+    a few ms each do not spend as much again travelling to and from it.
 
     A few items per process in flight, so memory stays one item per process. A worker
     that dies (killed, out of memory) raises ``error`` in one line.
@@ -47,6 +56,11 @@ def map_ordered(
 
     if jobs <= 1 or (isinstance(items, Sized) and len(items) <= 1):
         yield from map(fn, items)
+        return
+    if chunk > 1:
+        each = functools.partial(_each, fn)
+        for results in map_ordered(each, _groups(items, chunk), jobs=jobs, error=error):
+            yield from results
         return
     workers = min(jobs, len(items)) if isinstance(items, Sized) else jobs
     with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context()) as pool:
@@ -74,6 +88,17 @@ def map_ordered(
 
 
 _END = object()
+
+
+def _each(fn: Callable, items: list) -> list:
+    return [fn(item) for item in items]
+
+
+def _groups(items: Iterable, size: int) -> Iterator[list]:
+    """``items`` in lists of ``size`` (the last one shorter), drawn as they are asked for."""
+    queue = iter(items)
+    while batch := list(itertools.islice(queue, size)):
+        yield batch
 
 
 def _take(items: Iterator, n: int) -> Iterable:

@@ -143,7 +143,7 @@ def build(config: BuildConfig) -> Path:
         stats, notes = stream_windows(
             plan,
             work,
-            jobs=plan.workers,
+            workers=plan.workers,
             engine=c.engine,
             scheduler=c.scheduler,
             progress=c.progress,

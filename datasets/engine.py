@@ -367,43 +367,64 @@ def resolve_jobs(jobs: int | None) -> int:
 # 44.1 kHz, ~0.07 s of work), up to one per core: a worker costs a fork and its first
 # task, which a few seconds of audio would not repay
 AUDIO_PER_WORKER = 1 << 24
+# Files go to a worker in tasks of about this many samples (95 s at 44.1 kHz), and at least
+# TASKS_PER_WORKER tasks a worker: sending a task costs ~1 ms each way, as much as a 5 s
+# take's work (1,600 short takes cost 43 % more CPU with 2 processes sent one at a time)
+AUDIO_PER_TASK = 1 << 22
+TASKS_PER_WORKER = 4
 
 
-def worker_count(jobs: int | None, samples: int) -> int:
-    """Processes for a build that reads ``samples`` of audio: ``jobs`` as asked, or for 0
-    (every core) one per core, but no more than the audio keeps busy."""
-    cores = resolve_jobs(jobs)
-    if jobs:
-        return cores
-    return max(1, min(cores, int(samples) // AUDIO_PER_WORKER))
+@dataclass(frozen=True)
+class Workers:
+    """Where a build's files are read: ``processes`` (1: this one), ``files_per_task``
+    sent to a process at once."""
+
+    processes: int = 1
+    files_per_task: int = 1
+
+    def map(self, fn: Callable, items: Iterable) -> Iterator:
+        """``fn`` over ``items``, results in order (``corpus.parallel.map_ordered``)."""
+        return parallel.map_ordered(
+            fn, items, jobs=self.processes, error=DatasetError, chunk=self.files_per_task
+        )
+
+
+IN_THIS_PROCESS = Workers()  # one file after another, here
+
+
+def build_workers(jobs: int | None, frames: list[int]) -> Workers:
+    """The processes for a build of files of ``frames`` samples: ``jobs`` as asked, or for
+    0 (every core) one per core, but no more than the audio keeps busy; and how many files
+    each task carries."""
+    cores, total = resolve_jobs(jobs), sum(int(f) for f in frames)
+    processes = cores if jobs else max(1, min(cores, total // AUDIO_PER_WORKER))
+    if processes <= 1 or not frames:
+        return Workers(processes)
+    by_audio = AUDIO_PER_TASK * len(frames) // max(total, 1)
+    for_balance = -(-len(frames) // (TASKS_PER_WORKER * processes))
+    return Workers(processes, max(1, min(by_audio, for_balance)))
 
 
 def run_tasks(
     tasks: Iterable[FileTask],
     *,
-    jobs: int = 1,
+    workers: Workers = IN_THIS_PROCESS,
     engine: str = "local",
     scheduler: str | None = None,
     work: Path | None = None,
 ) -> Iterator[FileResult]:
     """The tasks' results in task order, however they ran.
 
-    ``engine="local"``: ``jobs`` files at a time in worker processes (one job: here, one
-    file after another, on one core); ``"dask"``: on the cluster at
-    ``scheduler`` (or a LocalCluster of ``jobs`` processes), whose workers must see
-    ``work`` (the folder being built) at the same path.
+    ``engine="local"``: in ``workers``' processes (one: here, one file after another, on
+    one core); ``"dask"``: on the cluster at ``scheduler`` (or a LocalCluster of
+    ``workers.processes``), whose workers must see ``work`` (the folder being built) at
+    the same path.
     """
     check_engine(engine, scheduler, error=DatasetError)
     if engine == "dask":
-        yield from _run_dask(tasks, jobs=jobs, scheduler=scheduler, work=work)
+        yield from _run_dask(tasks, jobs=workers.processes, scheduler=scheduler, work=work)
     else:
-        yield from map_ordered(window_file, tasks, jobs=jobs)
-
-
-def map_ordered(fn: Callable, items: Iterable, *, jobs: int) -> Iterator:
-    """``corpus.parallel.map_ordered`` with a dataset's error: files, in order, in ``jobs``
-    processes."""
-    return parallel.map_ordered(fn, items, jobs=jobs, error=DatasetError)
+        yield from workers.map(window_file, tasks)
 
 
 # ---------------------------------------------------------------- looks before the plan

@@ -23,7 +23,7 @@ from guitarlab.corpus.cluster import check_engine
 from guitarlab.corpus.defaults import MIN_WINDOW, WINDOW
 from guitarlab.corpus.errors import DatasetError, GuitarlabError
 from guitarlab.corpus.manifest_cache import load_manifest_cached
-from guitarlab.datasets.engine import resolve_jobs, worker_count
+from guitarlab.datasets.engine import Workers, build_workers, resolve_jobs
 from guitarlab.datasets.meta import DatasetMeta
 from guitarlab.datasets.onsets import NOTE_WINDOWS, OnsetWindows
 from guitarlab.datasets.segment_windows import (
@@ -94,7 +94,7 @@ class BuildConfig:
     from_segments: bool = False
     progress: bool = True
     overwrite: bool = False
-    jobs: int = 0  # every core the audio keeps busy (engine.worker_count)
+    jobs: int = 0  # every core the audio keeps busy (engine.build_workers)
     engine: str = "local"
     scheduler: str | None = None
 
@@ -157,7 +157,7 @@ class BuildPlan:
     left_out: pd.DataFrame  # rows excluded in review
     bad_spans: dict[str, list]  # per take, its excluded spans (samples)
     previous: DatasetMeta | None  # the --held-out-from dataset
-    workers: int = 1  # processes that read the files (engine.worker_count)
+    workers: Workers = field(default_factory=Workers)  # where the files are read
     splits: SplitPlan | None = None
     label_names: list[str] = field(default_factory=list)
     layouts: list[dict[str, np.ndarray]] = field(default_factory=list)
@@ -248,8 +248,8 @@ def select_build_rows(config: BuildConfig, val_asked: str | None, segs) -> Build
             f"{first['excluded']})"
         )
     bad_spans = excluded_spans(manifest, rate)
-    workers = worker_count(c.jobs, int(rows["frames"].sum()))
-    rows["offset"] = take_onsets(rows, rate, jobs=workers) if c.trim_silence else 0
+    workers = build_workers(c.jobs, rows["frames"].tolist())
+    rows["offset"] = take_onsets(rows, rate, workers=workers) if c.trim_silence else 0
     previous = read_meta(c.held_out_from) if c.held_out_from else None
     if previous is not None:  # takes of the old dataset keep their timeline exactly
         old_takes = previous.takes
@@ -380,7 +380,7 @@ def place_windows(plan: BuildPlan) -> None:
     windowing = (
         OnsetWindows(c.window, c.hop, int(c.note_windows), float(c.gate_dbfs)) if c.onsets else None
     )
-    at_onsets = note_onset_starts(rows, rate, windowing, jobs=plan.workers) if windowing else {}
+    at_onsets = note_onset_starts(rows, rate, windowing, workers=plan.workers) if windowing else {}
     if windowing:
         found = {i: int(s.size) for i, s in at_onsets.items()}
         none = sorted(i for i, n in found.items() if n == 0)
@@ -405,7 +405,7 @@ def place_windows(plan: BuildPlan) -> None:
 
     silent = (
         silent_starts(
-            rows, grid, window=c.window, rate=rate, floor_dbfs=c.gate_dbfs, jobs=plan.workers
+            rows, grid, window=c.window, rate=rate, floor_dbfs=c.gate_dbfs, workers=plan.workers
         )
         if c.skip_silence
         else {}

@@ -25,10 +25,11 @@ from tqdm import tqdm
 from guitarlab.corpus.errors import DatasetError
 from guitarlab.datasets.engine import (
     FLOAT32,
+    IN_THIS_PROCESS,
     FileTask,
     Probe,
     Target,
-    map_ordered,
+    Workers,
     preallocate_npy,
     probe_audio,
     run_tasks,
@@ -111,12 +112,18 @@ def rescale_npy(path: Path, *, mean: float, std: float, chunk_items: int = 1 << 
 
 
 def silent_starts(
-    rows: pd.DataFrame, grid, *, window: int, rate: int, floor_dbfs: float, jobs: int = 1
+    rows: pd.DataFrame,
+    grid,
+    *,
+    window: int,
+    rate: int,
+    floor_dbfs: float,
+    workers: Workers = IN_THIS_PROCESS,
 ) -> dict[str, np.ndarray]:
     """Per file id, the start samples of its windows (on ``grid(row)``) below the gate.
 
-    Reads every file once more (the gate is measured on the audio as recorded), ``jobs``
-    at a time.
+    Reads every file once more (the gate is measured on the audio as recorded), in
+    ``workers``.
     """
     ids, probes = [], []
     for _, row in rows.iterrows():
@@ -132,33 +139,33 @@ def silent_starts(
                 starts=starts, window=int(window), floor_dbfs=float(floor_dbfs),
             )
         )  # fmt: skip
-    return dict(zip(ids, map_ordered(probe_audio, probes, jobs=jobs), strict=True))
+    return dict(zip(ids, workers.map(probe_audio, probes), strict=True))
 
 
 def note_onset_starts(
-    rows: pd.DataFrame, rate: int, windowing, *, jobs: int = 1
+    rows: pd.DataFrame, rate: int, windowing, *, workers: Workers = IN_THIS_PROCESS
 ) -> dict[str, np.ndarray]:
     """Per file id, the starts of its note windows (``datasets.onsets.OnsetWindows``),
     found in the file as recorded: before gain and standardization, as ``predict`` finds
-    them. Reads every file once more, ``jobs`` at a time."""
+    them. Reads every file once more, in ``workers``."""
     probes = [
         Probe(str(f), int(r), int(rate), "onsets", windowing=windowing)
         for f, r in zip(rows["file"], rows["file_rate"], strict=True)
     ]
-    found = map_ordered(probe_audio, probes, jobs=jobs)
+    found = workers.map(probe_audio, probes)
     return dict(zip(map(str, rows["id"]), found, strict=True))
 
 
-def take_onsets(rows: pd.DataFrame, rate: int, *, jobs: int = 1) -> list[int]:
+def take_onsets(rows: pd.DataFrame, rate: int, *, workers: Workers = IN_THIS_PROCESS) -> list[int]:
     """Per row, its take's first sound in samples: the earliest onset among the take's files.
 
-    Reads every file once (``jobs`` at a time); a take's tones keep one shared timeline.
+    Reads every file once (in ``workers``); a take's tones keep one shared timeline.
     """
     probes = [
         Probe(str(f), int(r), int(rate), "first_sound")
         for f, r in zip(rows["file"], rows["file_rate"], strict=True)
     ]
-    onset = list(map_ordered(probe_audio, probes, jobs=jobs))
+    onset = list(workers.map(probe_audio, probes))
     per_take = pd.Series(onset, index=rows.index).groupby(rows["take"].astype(str)).transform("min")
     return [int(o) for o in per_take]
 
@@ -167,13 +174,13 @@ def stream_windows(
     plan: BuildPlan,
     work: Path,
     *,
-    jobs: int = 1,
+    workers: Workers = IN_THIS_PROCESS,
     engine: str = "local",
     scheduler: str | None = None,
     progress: bool = True,
 ) -> tuple[dict, list[str]]:
-    """Write the plan's split files into ``work``: each file read once, on ``jobs``
-    processes or a Dask cluster. Returns the standardization and the notes it found.
+    """Write the plan's split files into ``work``: each file read once, in ``workers``'
+    processes or on a Dask cluster. Returns the standardization and the notes it found.
 
     Where each file's spans go in its split's audio is fixed here before any sample is
     read (from ``plan.layouts``, each row's windows per split, and ``plan.audio_totals``,
@@ -203,7 +210,7 @@ def stream_windows(
             if engine == "dask":  # the cluster is handed every task at once
                 tasks = list(tasks)
             for result in run_tasks(
-                tasks, jobs=jobs, engine=engine, scheduler=scheduler, work=work
+                tasks, workers=workers, engine=engine, scheduler=scheduler, work=work
             ):
                 if result.mixed:
                     mixed_ids.append(ids[result.index])

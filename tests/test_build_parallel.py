@@ -27,6 +27,7 @@ from click.testing import CliRunner
 from conftest import write_tone
 
 from guitarlab.cli import cli
+from guitarlab.corpus import parallel
 from guitarlab.corpus.errors import DatasetError
 from guitarlab.corpus.intake import import_folder
 from guitarlab.corpus.manifest import load_manifest
@@ -253,8 +254,40 @@ def _die(_item) -> None:
 
 def test_a_worker_that_dies_is_one_line(corpus) -> None:
     with pytest.raises(DatasetError) as caught:
-        list(engine.map_ordered(_die, [1, 2, 3], jobs=2))
+        list(engine.Workers(processes=2).map(_die, [1, 2, 3]))
     assert "worker process died" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+@pytest.mark.parametrize("chunk", [1, 3])
+def test_the_ordered_map_keeps_order_in_chunks_and_draws_a_generator_lazily(chunk) -> None:
+    drawn: list[int] = []
+
+    def items():
+        for i in range(40):
+            drawn.append(i)
+            yield i
+
+    results = parallel.map_ordered(_square, items(), jobs=2, chunk=chunk)
+    first = next(results)
+    assert first == 0 and len(drawn) < 40  # a few tasks ahead, not all of them
+    assert [first, *results] == [i * i for i in range(40)]
+
+
+def test_build_workers_fit_the_audio_and_the_cores(monkeypatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    minute = 60 * 44100
+    assert engine.build_workers(1, [minute] * 64) == engine.Workers(1, 1)
+    assert engine.build_workers(0, [minute] * 4).processes == 1  # 4 min: not worth a fork
+    # 64 one-minute files: both cores, one file a task (each is ~0.1 s of work)
+    assert engine.build_workers(0, [minute] * 64) == engine.Workers(2, 1)
+    # 1,600 takes of 5 s: ~95 s of audio a task, so sending them costs little
+    assert engine.build_workers(0, [5 * 44100] * 1600) == engine.Workers(2, 19)
+    # 18 short files asked on 2 processes: small tasks, at least 4 a process
+    assert engine.build_workers(2, [44100] * 18) == engine.Workers(2, 3)
 
 
 def _small_disk() -> None:
