@@ -249,7 +249,9 @@ def select_build_rows(config: BuildConfig, val_asked: str | None, segs) -> Build
         )
     bad_spans = excluded_spans(manifest, rate)
     workers = build_workers(c.jobs, rows["frames"].tolist())
-    rows["offset"] = take_onsets(rows, rate, workers=workers) if c.trim_silence else 0
+    rows["offset"] = (
+        take_onsets(rows, rate, workers=workers, progress=c.progress) if c.trim_silence else 0
+    )
     previous = read_meta(c.held_out_from) if c.held_out_from else None
     if previous is not None:  # takes of the old dataset keep their timeline exactly
         old_takes = previous.takes
@@ -380,7 +382,11 @@ def place_windows(plan: BuildPlan) -> None:
     windowing = (
         OnsetWindows(c.window, c.hop, int(c.note_windows), float(c.gate_dbfs)) if c.onsets else None
     )
-    at_onsets = note_onset_starts(rows, rate, windowing, workers=plan.workers) if windowing else {}
+    at_onsets = (
+        note_onset_starts(rows, rate, windowing, workers=plan.workers, progress=c.progress)
+        if windowing
+        else {}
+    )
     if windowing:
         found = {i: int(s.size) for i, s in at_onsets.items()}
         none = sorted(i for i, n in found.items() if n == 0)
@@ -405,8 +411,14 @@ def place_windows(plan: BuildPlan) -> None:
 
     silent = (
         silent_starts(
-            rows, grid, window=c.window, rate=rate, floor_dbfs=c.gate_dbfs, workers=plan.workers
-        )
+            rows,
+            grid,
+            window=c.window,
+            rate=rate,
+            floor_dbfs=c.gate_dbfs,
+            workers=plan.workers,
+            progress=c.progress,
+        )  # fmt: skip
         if c.skip_silence
         else {}
     )

@@ -119,6 +119,7 @@ def silent_starts(
     rate: int,
     floor_dbfs: float,
     workers: Workers = IN_THIS_PROCESS,
+    progress: bool = False,
 ) -> dict[str, np.ndarray]:
     """Per file id, the start samples of its windows (on ``grid(row)``) below the gate.
 
@@ -139,11 +140,16 @@ def silent_starts(
                 starts=starts, window=int(window), floor_dbfs=float(floor_dbfs),
             )
         )  # fmt: skip
-    return dict(zip(ids, workers.map(probe_audio, probes), strict=True))
+    return dict(zip(ids, _probed(probes, workers, "gate", progress), strict=True))
 
 
 def note_onset_starts(
-    rows: pd.DataFrame, rate: int, windowing, *, workers: Workers = IN_THIS_PROCESS
+    rows: pd.DataFrame,
+    rate: int,
+    windowing,
+    *,
+    workers: Workers = IN_THIS_PROCESS,
+    progress: bool = False,
 ) -> dict[str, np.ndarray]:
     """Per file id, the starts of its note windows (``datasets.onsets.OnsetWindows``),
     found in the file as recorded: before gain and standardization, as ``predict`` finds
@@ -152,11 +158,13 @@ def note_onset_starts(
         Probe(str(f), int(r), int(rate), "onsets", windowing=windowing)
         for f, r in zip(rows["file"], rows["file_rate"], strict=True)
     ]
-    found = workers.map(probe_audio, probes)
+    found = _probed(probes, workers, "onsets", progress)
     return dict(zip(map(str, rows["id"]), found, strict=True))
 
 
-def take_onsets(rows: pd.DataFrame, rate: int, *, workers: Workers = IN_THIS_PROCESS) -> list[int]:
+def take_onsets(
+    rows: pd.DataFrame, rate: int, *, workers: Workers = IN_THIS_PROCESS, progress: bool = False
+) -> list[int]:
     """Per row, its take's first sound in samples: the earliest onset among the take's files.
 
     Reads every file once (in ``workers``); a take's tones keep one shared timeline.
@@ -165,9 +173,16 @@ def take_onsets(rows: pd.DataFrame, rate: int, *, workers: Workers = IN_THIS_PRO
         Probe(str(f), int(r), int(rate), "first_sound")
         for f, r in zip(rows["file"], rows["file_rate"], strict=True)
     ]
-    onset = list(workers.map(probe_audio, probes))
+    onset = list(_probed(probes, workers, "first sound", progress))
     per_take = pd.Series(onset, index=rows.index).groupby(rows["take"].astype(str)).transform("min")
     return [int(o) for o in per_take]
+
+
+def _probed(probes: list[Probe], workers: Workers, what: str, progress: bool) -> Iterator:
+    """``probe_audio`` of each probe, in order, in ``workers``, with a bar named ``what``
+    (this pass reads every file too: on a large corpus it takes as long as the build)."""
+    found = workers.map(probe_audio, probes)
+    return tqdm(found, total=len(probes), desc=what, unit="file", disable=not progress)
 
 
 def stream_windows(

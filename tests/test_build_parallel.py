@@ -151,6 +151,30 @@ def test_cli_jobs_and_a_scheduler_without_dask(corpus, tmp_path) -> None:
     assert "--engine dask" in result.output and len(result.output.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("looks", [["--skip-silence"], ["--onsets", "--hop", "1000"]])
+def test_the_pass_before_the_plan_shows_its_progress_unless_quiet(corpus, tmp_path, looks):
+    """--skip-silence and --onsets read every file before any window is placed: a long
+    wait on a large corpus, so it has its own bar, as the window pass has."""
+    name = "gate" if "--skip-silence" in looks else "onsets"
+    args = ["dataset", "build", "--corpus", str(corpus), "--window", "4000", *looks]
+    args += ["--test-windows", "3"]
+    for quiet in (False, True):
+        out = tmp_path / f"ds-{quiet}"
+        done = subprocess.run(
+            [sys.executable, "-m", "guitarlab", *args, "--out", str(out)]
+            + (["--quiet"] if quiet else []),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        bars = [line for line in done.stderr.replace("\r", "\n").splitlines() if "file/s" in line]
+        if quiet:
+            assert bars == []
+        else:
+            assert any(line.startswith(f"{name}: 100%") and "18/18" in line for line in bars)
+
+
 def wav_bytes(audio: np.ndarray, subtype: str) -> bytes:
     buffer = io.BytesIO()
     sf.write(buffer, audio, 44100, subtype=subtype, format="WAV")
