@@ -236,6 +236,10 @@ def stream_windows(
                     train_sq += block_sq
                     train_n += block_n
                 bar.update(seconds[result.index])
+    except BaseException:  # the folder is removed; its open files are closed first
+        for writer in (*at.values(), *ys.values()):
+            writer.handle.close()
+        raise
     finally:
         bar.close()
     for writer in (*at.values(), *ys.values()):
