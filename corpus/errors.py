@@ -4,6 +4,12 @@ The command line turns any ``GuitarlabError`` into a one-line message and exit c
 so the message must name the file or field and say what to do.
 """
 
+import errno
+
+# what a write (or a reservation of disk) fails with when the disk, the quota or the
+# file size limit is full: the user frees space, not fixes input
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+
 
 class GuitarlabError(Exception):
     """A user-facing problem: bad input, a missing file, an unknown name."""

@@ -34,7 +34,7 @@ import pandas as pd
 from filelock import FileLock
 
 from guitarlab.corpus.atomic import atomic_path, temp_name
-from guitarlab.corpus.errors import ManifestConflict, ManifestError
+from guitarlab.corpus.errors import DISK_FULL_ERRNOS, ManifestConflict, ManifestError
 
 if TYPE_CHECKING:  # appends imports this module: at run time it is imported where used
     from guitarlab.corpus.appends import PathIndex
@@ -493,7 +493,7 @@ def _write_atomic(path: Path, frame: pd.DataFrame) -> None:
 
 def os_reason(exc: OSError) -> str:
     """The OS's reason in a few words, with what to do for the common ones."""
-    if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+    if exc.errno in DISK_FULL_ERRNOS:
         return f"{exc.strerror}: is the disk full? free some space and run this again"
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return f"{exc.strerror}: the corpus is read-only for you"

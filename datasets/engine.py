@@ -17,7 +17,6 @@ Pure numpy and soundfile: no pandas or tqdm, so a worker process starts fast.
 from __future__ import annotations
 
 import ctypes
-import errno
 import functools
 import hashlib
 import io
@@ -35,7 +34,7 @@ import soundfile as sf
 from guitarlab.corpus import parallel
 from guitarlab.corpus.audio import mono_at_rate
 from guitarlab.corpus.cluster import check_engine
-from guitarlab.corpus.errors import DatasetError
+from guitarlab.corpus.errors import DISK_FULL_ERRNOS, DatasetError
 from guitarlab.datasets.windows import standardize_as
 
 FLOAT32 = np.dtype(np.float32)
@@ -333,7 +332,7 @@ def reserve_blocks(fd: int, size: int, path: str | os.PathLike) -> None:
     if fallocate(fd, 0, 0, size) == 0:
         return
     code = ctypes.get_errno()
-    if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+    if code in DISK_FULL_ERRNOS:
         raise DatasetError(
             f"{path}: {size / 2**30:.2f} GiB do not fit on its disk ({os.strerror(code)}); "
             "free some space, or build fewer rows or a shorter window overlap"
