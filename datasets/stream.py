@@ -283,6 +283,7 @@ def _file_tasks(
         column[name] = rows[name].tolist() if name in rows else [default] * len(rows)
     files, file_rates = rows["file"].tolist(), rows["file_rate"].tolist()
     frames, offsets = rows["frames"].tolist(), rows["offset"].tolist()
+    audio_paths = {name: str((work / audio_name(name)).absolute()) for name in SPLITS}
     positions = dict.fromkeys(SPLITS, 0)
     for index, starts in enumerate(plan.layouts):
         code = label_index.get(str(column[label][index]), -1)  # by segments: per window
@@ -299,7 +300,7 @@ def _file_tasks(
             at[name].append(begins[span] + st - spans[span, 0])
             targets.append(
                 Target(
-                    str((work / audio_name(name)).absolute()),
+                    audio_paths[name],
                     heads[name] + stored[name] * FLOAT32.itemsize,
                     spans,
                 )
