@@ -168,7 +168,8 @@ def test_the_pass_before_the_plan_shows_its_progress_unless_quiet(corpus, tmp_pa
             timeout=300,
         )
         assert done.returncode == 0, done.stderr
-        bars = [line for line in done.stderr.replace("\r", "\n").splitlines() if "file/s" in line]
+        lines = done.stderr.replace("\r", "\n").splitlines()
+        bars = [line for line in lines if line.startswith(f"{name}: ")]  # the bar's own name
         if quiet:
             assert bars == []
         else:
