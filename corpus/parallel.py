@@ -11,7 +11,7 @@ import itertools
 import multiprocessing
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 
 from guitarlab.corpus.errors import GuitarlabError
 
@@ -41,12 +41,13 @@ def map_ordered(
     *,
     jobs: int,
     error: type[GuitarlabError] = GuitarlabError,
-    chunk: int = 1,
+    chunk: int | Sequence[int] = 1,
 ) -> Iterator:
     """``fn`` over ``items`` in ``jobs`` processes (in this one for 1), results in order.
     ``items`` may be a generator: it is drawn, in this process, as workers free up.
     ``chunk`` items go to a worker at once (one after another there), so items that take
-    a few ms each do not spend as much again travelling to and from it.
+    a few ms each do not spend as much again travelling to and from it; a sequence gives
+    each batch's size in turn (after the last, one item a batch).
 
     A few items per process in flight, so memory stays one item per process. A worker
     that dies (killed, out of memory) raises ``error`` in one line.
@@ -57,7 +58,7 @@ def map_ordered(
     if jobs <= 1 or (isinstance(items, Sized) and len(items) <= 1):
         yield from map(fn, items)
         return
-    if chunk > 1:
+    if not isinstance(chunk, int) or chunk > 1:
         each = functools.partial(_each, fn)
         for results in map_ordered(each, _groups(items, chunk), jobs=jobs, error=error):
             yield from results
@@ -94,10 +95,16 @@ def _each(fn: Callable, items: list) -> list:
     return [fn(item) for item in items]
 
 
-def _groups(items: Iterable, size: int) -> Iterator[list]:
-    """``items`` in lists of ``size`` (the last one shorter), drawn as they are asked for."""
+def _groups(items: Iterable, sizes: int | Sequence[int]) -> Iterator[list]:
+    """``items`` in lists of ``sizes`` (one size for all, or each list's in turn and then
+    single items), drawn as they are asked for."""
     queue = iter(items)
-    while batch := list(itertools.islice(queue, size)):
+    each = (
+        itertools.repeat(sizes)
+        if isinstance(sizes, int)
+        else itertools.chain(sizes, itertools.repeat(1))
+    )
+    while batch := list(itertools.islice(queue, next(each))):
         yield batch
 
 

@@ -23,6 +23,7 @@ import io
 import os
 import struct
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -50,32 +51,109 @@ READ_BLOCK = 1 << 20
 DECODE_BLOCK = 1 << 16  # samples
 
 
-def read_checked(path: str, sha256: str = "") -> bytearray:
-    """A file's bytes, read once; with ``sha256`` checked against the manifest's (each
-    block hashed as it arrives)."""
+def read_samples(path: str, sha256: str = "", *, scratch: bool = False) -> tuple[np.ndarray, bool]:
+    """A file's samples as float32 (``(frames,)``, or ``(frames, channels)``) and whether
+    they can hold NaN (float files), its bytes read from disk once, each block hashed and
+    (a PCM or float WAV) decoded as it arrives; with ``sha256``, checked against it.
+
+    A WAV's bytes are never held whole: a block at a time goes from the disk through the
+    hash into the samples, so a process's working set is its samples alone, and two
+    processes' fit in the shared cache where the file's bytes and samples would not.
+    ``scratch``: the samples are this thread's reused buffer, valid until its next call
+    (a build's one file at a time: no fresh pages to fault in per file).
+    """
     digest = hashlib.sha256() if sha256 else None
     try:
         with open(path, "rb", buffering=0) as handle:
-            data = bytearray(os.fstat(handle.fileno()).st_size)
-            view, got = memoryview(data), 0
-            while got < len(data):
-                n = handle.readinto(view[got : got + READ_BLOCK])
-                if not n:
-                    break
-                if digest is not None:
-                    digest.update(view[got : got + n])
-                got += n
-            del view
-            if got < len(data):  # shorter than its size a moment ago: the sha256 differs
-                del data[got:]
+            length = os.fstat(handle.fileno()).st_size
+            head = bytearray(min(length, HEAD_BYTES))
+            del head[_read_into(handle, memoryview(head), digest) :]
+            found = _wav_data(head, length) if length > len(head) else None
+            if found is not None and _pcm_layout(*found[0], found[2]) is not None:
+                audio = _stream_pcm(path, handle, head, *found, digest, scratch)
+                may_be_nan = found[0][0] == 3
+            else:  # a short file, or not a plain WAV: read whole, then decoded
+                data = head + bytearray(max(0, length - len(head)))
+                got = len(head) + _read_into(handle, memoryview(data)[len(head) :], digest)
+                del data[got:]  # shorter than its size a moment ago: the sha256 differs
+                audio = None
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read ({exc.strerror})") from None
+    check_sha256(path, digest, sha256)
+    if audio is None:
+        audio, may_be_nan = decode(data, path)
+    return audio, may_be_nan
+
+
+HEAD_BYTES = 1 << 16  # a WAV's header chunks are read first, and must lie in these
+
+
+def check_sha256(path: str, digest, sha256: str) -> None:
+    """One line when a file's bytes (hashed into ``digest``) are not its manifest row's."""
     if digest is not None and digest.hexdigest() != sha256:
         raise DatasetError(
             f"{path}: sha256 differs from its manifest row: the file changed since it was "
             "added; run 'guitarlab manifest check'"
         )
-    return data
+
+
+def _read_into(handle, view: memoryview, digest) -> int:
+    """Fill ``view`` from ``handle`` a block at a time, each hashed as it arrives; the
+    bytes read (fewer at the end of the file)."""
+    got = 0
+    while got < len(view):
+        n = handle.readinto(view[got : got + READ_BLOCK])
+        if not n:
+            break
+        if digest is not None:
+            digest.update(view[got : got + n])
+        got += n
+    return got
+
+
+def _stream_pcm(
+    path: str, handle, head: bytearray, fmt: tuple, at: int, size: int, digest, scratch: bool
+) -> np.ndarray:
+    """The data chunk's samples, decoded a block of whole frames at a time as it is read
+    (the first bytes from ``head``); the rest of the file is read to the end for the hash."""
+    _, channels, block, bits = fmt
+    width = bits // 8
+    count = size // width
+    audio = _scratch_samples(count) if scratch else np.empty(count, dtype=np.float32)
+    step = max(1, READ_BLOCK // block) * block
+    buffer = bytearray(1 + step)  # byte 0 stays before the block: the 24-bit decoder reads it
+    view = memoryview(buffer)
+    filled = len(head[at : at + size])
+    view[1 : 1 + filled] = head[at : at + filled]
+    done = 0
+    while done < size:
+        want = min(step, size - done)
+        if filled < want:
+            filled += _read_into(handle, view[1 + filled : 1 + want], digest)
+            if filled < want:
+                raise DatasetError(
+                    f"{path}: shorter than its size a moment ago: the file changed while it "
+                    "was read; run the build again"
+                )
+        _pcm_samples(buffer, 1, want, *fmt, out=audio[done // width :])
+        view[1 : 1 + filled - want] = view[1 + want : 1 + filled]
+        done, filled = done + want, filled - want
+    if digest is not None:  # the chunks after the data
+        while _read_into(handle, view, digest) == len(view):
+            pass
+    del view
+    return audio if channels == 1 else audio.reshape(-1, channels)
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch_samples(count: int) -> np.ndarray:
+    """This thread's float32 buffer of at least ``count`` samples (grown, never shrunk)."""
+    samples = getattr(_SCRATCH, "samples", None)
+    if samples is None or samples.size < count:
+        samples = _SCRATCH.samples = np.empty(count, dtype=np.float32)
+    return samples[:count]
 
 
 def decode_wav(data: bytes | bytearray) -> np.ndarray | None:
@@ -100,52 +178,80 @@ def decode_wav(data: bytes | bytearray) -> np.ndarray | None:
 
 def _decode_wav(data: bytes | bytearray) -> tuple[np.ndarray, bool] | None:
     """:func:`decode_wav`, and whether the samples were stored as floats (may hold NaN)."""
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+    found = _wav_data(data, len(data))
+    if found is None:
+        return None
+    fmt, at, size = found
+    audio = _pcm_samples(data, at, size, *fmt)
+    return None if audio is None else (audio, fmt[0] == 3)
+
+
+def _wav_data(head: bytes | bytearray, length: int) -> tuple[tuple, int, int] | None:
+    """``((tag, channels, block, bits), at, size)`` of the data chunk of a ``length``-byte
+    WAV whose first bytes are ``head`` (its format chunk among them), or None."""
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         return None
     pos, fmt = 12, None
-    while pos + 8 <= len(data):
-        chunk, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
+    while pos + 8 <= len(head):
+        chunk, size = head[pos : pos + 4], int.from_bytes(head[pos + 4 : pos + 8], "little")
         body = pos + 8
         if chunk == b"fmt ":
-            if size < 16 or body + size > len(data):
+            if size < 16 or body + size > len(head):
                 return None
-            tag, channels, _, _, block, bits = struct.unpack_from("<HHIIHH", data, body)
+            tag, channels, _, _, block, bits = struct.unpack_from("<HHIIHH", head, body)
             if tag == 0xFFFE:  # WAVE_FORMAT_EXTENSIBLE: the subformat's first two bytes
                 if size < 40:
                     return None
-                tag = struct.unpack_from("<H", data, body + 24)[0]
+                tag = struct.unpack_from("<H", head, body + 24)[0]
             fmt = (tag, channels, block, bits)
         elif chunk == b"data":
-            if fmt is None or body + size > len(data):
+            if fmt is None or body + size > length:
                 return None
-            audio = _pcm_samples(data, body, size, *fmt)
-            return None if audio is None else (audio, fmt[0] == 3)
+            return fmt, body, size
         pos = body + size + (size & 1)  # chunks are padded to an even length
     return None
 
 
-def _pcm_samples(
-    data: bytes | bytearray, at: int, size: int, tag: int, channels: int, block: int, bits: int
-) -> np.ndarray | None:
+def _pcm_layout(tag: int, channels: int, block: int, bits: int, size: int) -> int | None:
+    """The samples (all channels) in ``size`` bytes of a format this module decodes, or None."""
     if channels < 1 or block != channels * (bits // 8) or bits % 8 or size % block:
         return None
+    if not ((tag == 3 and bits == 32) or (tag == 1 and bits in (16, 24, 32))):
+        return None
+    return size // (bits // 8)
+
+
+def _pcm_samples(
+    data: bytes | bytearray,
+    at: int,
+    size: int,
+    tag: int,
+    channels: int,
+    block: int,
+    bits: int,
+    out: np.ndarray | None = None,
+) -> np.ndarray | None:
+    """The samples of ``size`` bytes at ``at`` as float32 (in ``out``, flat, when given)."""
+    if _pcm_layout(tag, channels, block, bits, size) is None:
+        return None
     count = size // (bits // 8)  # samples, all channels
-    if tag == 3 and bits == 32:
-        audio = np.frombuffer(data, dtype="<f4", count=count, offset=at).astype(np.float32)
-    elif tag == 1 and bits == 16:
-        audio = np.empty(count, dtype=np.float32)
+    audio = np.empty(count, dtype=np.float32) if out is None else out[:count]
+    if tag == 3:
+        np.copyto(audio, np.frombuffer(data, dtype="<f4", count=count, offset=at))
+    elif bits == 16:
         shorts = np.frombuffer(data, dtype="<i2", count=count, offset=at)
         for first in range(0, count, DECODE_BLOCK):
             part = audio[first : first + DECODE_BLOCK]
             np.copyto(part, shorts[first : first + DECODE_BLOCK], casting="unsafe")
             part *= np.float32(1.0 / (1 << 15))
-    elif tag == 1 and bits == 24 and at >= 1 and count:
+    elif bits == 24:
+        if at < 1:
+            return None
         # each sample as the little-endian int32 that ends with its 3 bytes (the byte
         # before it in the low byte, then cleared): v * 2^8, exact in float32, scaled by
         # 2^-31. A contiguous copy first (a strided int32 is 3x slower to compute on),
         # converted in place, a cache-sized block at a time
         wide = np.ndarray((count,), dtype="<i4", buffer=data, offset=at - 1, strides=(3,))
-        audio = np.empty(count, dtype=np.float32)
         ints = audio.view(np.int32)
         for first in range(0, count, DECODE_BLOCK):
             part = ints[first : first + DECODE_BLOCK]
@@ -158,11 +264,9 @@ def _pcm_samples(
                 dtype=np.float32,
                 casting="unsafe",
             )
-    elif tag == 1 and bits == 32:
-        audio = np.frombuffer(data, dtype="<i4", count=count, offset=at).astype(np.float32)
-        audio *= np.float32(1.0 / (1 << 31))
     else:
-        return None
+        np.copyto(audio, np.frombuffer(data, dtype="<i4", count=count, offset=at), casting="unsafe")
+        audio *= np.float32(1.0 / (1 << 31))
     return audio if channels == 1 else audio.reshape(-1, channels)
 
 
@@ -184,20 +288,18 @@ def decode(data: bytes | bytearray, path: str) -> tuple[np.ndarray, bool]:
 
 
 def load_file(
-    path: str, *, rate: int, target_rate: int, gain_db: float | None = None, sha256: str = ""
+    path: str,
+    *,
+    rate: int,
+    target_rate: int,
+    gain_db: float | None = None,
+    sha256: str = "",
+    scratch: bool = False,
 ) -> tuple[np.ndarray, bool]:
     """One file read once (checked against ``sha256`` when given): mono float32 at
-    ``target_rate`` with ``gain_db`` applied; ``(audio, was_mixed)``."""
-    return prepare_bytes(
-        read_checked(path, sha256), path, rate=rate, target_rate=target_rate, gain_db=gain_db
-    )
-
-
-def prepare_bytes(
-    data: bytes | bytearray, path: str, *, rate: int, target_rate: int, gain_db: float | None = None
-) -> tuple[np.ndarray, bool]:
-    """A file's bytes as mono float32 at ``target_rate`` with ``gain_db``; (audio, was_mixed)."""
-    audio, may_be_nan = decode(data, path)
+    ``target_rate`` with ``gain_db`` applied; ``(audio, was_mixed)``. ``scratch``: see
+    :func:`read_samples` (the audio may be its reused buffer)."""
+    audio, may_be_nan = read_samples(path, sha256, scratch=scratch)
     mixed = audio.ndim == 2 and audio.shape[1] > 1
     audio, _ = mono_at_rate(
         audio, rate, target_rate=target_rate, gain_db=gain_db, source=path if may_be_nan else ""
@@ -249,12 +351,13 @@ class FileResult:
 
 def window_file(task: FileTask) -> FileResult:
     """Read, check, prepare and write one file's windows (see the module docstring)."""
-    audio, mixed = prepare_bytes(
-        read_checked(task.path, task.sha256),
+    audio, mixed = load_file(
         task.path,
         rate=task.file_rate,
         target_rate=task.rate,
         gain_db=task.gain_db,
+        sha256=task.sha256,
+        scratch=True,  # one file at a time here: its samples reuse the last file's buffer
     )
     if audio.shape[0] != task.frames:
         raise DatasetError(
@@ -366,25 +469,27 @@ def resolve_jobs(jobs: int | None) -> int:
 # 44.1 kHz, ~0.07 s of work), up to one per core: a worker costs a fork and its first
 # task, which a few seconds of audio would not repay
 AUDIO_PER_WORKER = 1 << 24
-# Files go to a worker in tasks of about this many samples (95 s at 44.1 kHz), and at least
-# TASKS_PER_WORKER tasks a worker: sending a task costs ~1 ms each way, as much as a 5 s
-# take's work (1,600 short takes cost 43 % more CPU with 2 processes sent one at a time)
-AUDIO_PER_TASK = 1 << 22
-TASKS_PER_WORKER = 4
+# Files go to a worker in tasks that shrink as the build goes: each about the audio left
+# over TASK_SHARE tasks a process, so the first are large (sending a task costs ~1 ms each
+# way, as much as a 5 s take's work) and the last are single files (the processes finish
+# together); a task carries at least MIN_TASK_AUDIO samples (~1.5 s at 44.1 kHz)
+TASK_SHARE = 4
+MIN_TASK_AUDIO = 1 << 16
 
 
 @dataclass(frozen=True)
 class Workers:
-    """Where a build's files are read: ``processes`` (1: this one), ``files_per_task``
-    sent to a process at once."""
+    """Where a build's files are read: ``processes`` (1: this one), and how many files
+    each task sent to a process carries, in file order (``task_files``; after the last,
+    one at a time)."""
 
     processes: int = 1
-    files_per_task: int = 1
+    task_files: tuple[int, ...] = ()
 
     def map(self, fn: Callable, items: Iterable) -> Iterator:
         """``fn`` over ``items``, results in order (``corpus.parallel.map_ordered``)."""
         return parallel.map_ordered(
-            fn, items, jobs=self.processes, error=DatasetError, chunk=self.files_per_task
+            fn, items, jobs=self.processes, error=DatasetError, chunk=self.task_files or 1
         )
 
 
@@ -393,15 +498,36 @@ IN_THIS_PROCESS = Workers()  # one file after another, here
 
 def build_workers(jobs: int | None, frames: list[int]) -> Workers:
     """The processes for a build of files of ``frames`` samples: ``jobs`` as asked, or for
-    0 (every core) one per core, but no more than the audio keeps busy; and how many files
-    each task carries."""
+    0 (every core) one per core, but no more than the audio keeps busy; and the files
+    each task carries (:func:`task_files`)."""
     cores, total = resolve_jobs(jobs), sum(int(f) for f in frames)
     processes = cores if jobs else max(1, min(cores, total // AUDIO_PER_WORKER))
     if processes <= 1 or not frames:
         return Workers(processes)
-    by_audio = AUDIO_PER_TASK * len(frames) // max(total, 1)
-    for_balance = -(-len(frames) // (TASKS_PER_WORKER * processes))
-    return Workers(processes, max(1, min(by_audio, for_balance)))
+    return Workers(processes, task_files(frames, processes))
+
+
+def task_files(frames: list[int], processes: int) -> tuple[int, ...]:
+    """Files per task, in file order: each task about the audio left over ``TASK_SHARE *
+    processes`` (and at least ``MIN_TASK_AUDIO``), so few tasks travel and none is left
+    running long after the rest (the guided schedule of OpenMP).
+
+    Examples
+    --------
+    >>> task_files([100_000] * 40, 2)
+    (5, 4, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1)
+    """
+    sizes, left, first = [], sum(int(f) for f in frames), 0
+    while first < len(frames):
+        share = max(left / (TASK_SHARE * processes), MIN_TASK_AUDIO)
+        stop, audio = first + 1, int(frames[first])
+        while stop < len(frames) and audio + int(frames[stop]) <= share:
+            audio += int(frames[stop])
+            stop += 1
+        sizes.append(stop - first)
+        left -= audio
+        first = stop
+    return tuple(sizes)
 
 
 def run_tasks(

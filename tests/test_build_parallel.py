@@ -8,8 +8,10 @@ those bytes); a changed file stops the build in one line.
 
 from __future__ import annotations
 
+import concurrent.futures
 import ctypes
 import errno
+import hashlib
 import io
 import json
 import os
@@ -97,14 +99,14 @@ def test_two_jobs_write_the_one_job_dataset_bit_for_bit(corpus, tmp_path, standa
 
 def test_each_file_is_read_once_and_pcm_is_not_decoded_twice(corpus, tmp_path, monkeypatch):
     reads: list[str] = []
-    real = engine.read_checked
+    real = engine.read_samples
 
-    def counting(path: str, sha256: str = "") -> bytes:
+    def counting(path: str, sha256: str = "", **options):
         assert sha256, "the manifest's sha256 is checked on the bytes read"
         reads.append(path)
-        return real(path, sha256)
+        return real(path, sha256, **options)
 
-    monkeypatch.setattr(engine, "read_checked", counting)
+    monkeypatch.setattr(engine, "read_samples", counting)
     monkeypatch.setattr(sf, "read", lambda *a, **k: pytest.fail("a second read of a file"))
     build_dataset(corpus, tmp_path / "ds", window=4000, test_windows=3, jobs=1, progress=False)
     rows = load_manifest(corpus)
@@ -209,6 +211,65 @@ def test_decode_wav_walks_chunks_and_leaves_the_rest_to_libsndfile() -> None:
     assert decode_wav(b"fLaC" + bytes(40)) is None
 
 
+def _with_trailing_chunk(data: bytes) -> bytes:
+    """A WAV with a LIST chunk after its data, as some editors save tags."""
+    tagged = data + b"LIST" + struct.pack("<I", 9) + b"INFOtags\x01\x00"  # odd size, padded
+    return tagged[:4] + struct.pack("<I", len(tagged) - 8) + tagged[8:]
+
+
+@pytest.mark.parametrize(
+    "subtype, channels", [("PCM_16", 2), ("PCM_24", 1), ("PCM_32", 1), ("FLOAT", 2)]
+)
+def test_a_wav_is_read_a_block_at_a_time_into_libsndfiles_samples(
+    tmp_path, monkeypatch, subtype, channels
+) -> None:
+    # small blocks: the header block ends mid-frame, then many reads, none on a block edge
+    monkeypatch.setattr(engine, "HEAD_BYTES", 1001)
+    monkeypatch.setattr(engine, "READ_BLOCK", 4099)
+    rng = np.random.default_rng(3)
+    audio = rng.uniform(-1.0, 1.0, (20_011, channels)).astype(np.float32)
+    path = tmp_path / "take.wav"
+    path.write_bytes(
+        _with_trailing_chunk(wav_bytes(audio if channels > 1 else audio[:, 0], subtype))
+    )
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    expected = sf.read(path, dtype="float32")[0]
+    got, may_be_nan = engine.read_samples(str(path), sha)
+    assert got.dtype == np.float32 and np.array_equal(got, expected)
+    assert may_be_nan == (subtype == "FLOAT")
+    # every byte is hashed, the chunk after the samples too
+    data = bytearray(path.read_bytes())
+    data[-2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(DatasetError, match="sha256 differs"):
+        engine.read_samples(str(path), sha)
+
+
+def test_a_torn_or_foreign_file_is_read_whole_and_left_to_libsndfile(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(engine, "HEAD_BYTES", 1001)
+    audio = np.linspace(-0.5, 0.5, 5001, dtype=np.float32)
+    torn = tmp_path / "torn.wav"
+    torn.write_bytes(wav_bytes(audio, "PCM_24")[:-2])  # its data chunk runs past the end
+    assert np.array_equal(engine.read_samples(str(torn))[0], sf.read(torn, dtype="float32")[0])
+    flac = tmp_path / "take.flac"
+    sf.write(flac, audio, 44100, subtype="PCM_16")
+    sha = hashlib.sha256(flac.read_bytes()).hexdigest()
+    assert np.array_equal(engine.read_samples(str(flac), sha)[0], sf.read(flac, dtype="float32")[0])
+
+
+def test_scratch_samples_are_reused_within_a_thread_only(tmp_path) -> None:
+    path = tmp_path / "take.wav"
+    path.write_bytes(wav_bytes(np.linspace(-0.5, 0.5, 40_000, dtype=np.float32), "PCM_16"))
+    first, _ = engine.read_samples(str(path), scratch=True)
+    second, _ = engine.read_samples(str(path), scratch=True)
+    assert np.shares_memory(first, second)  # no fresh pages for the next file
+    own, _ = engine.read_samples(str(path))
+    assert not np.shares_memory(own, second) and np.array_equal(own, second)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        other = pool.submit(lambda: engine.read_samples(str(path), scratch=True)[0]).result()
+    assert not np.shares_memory(other, second)
+
+
 def test_dask_engine_writes_the_local_engines_windows_bit_for_bit(corpus, tmp_path) -> None:
     pytest.importorskip("distributed")
     options = dict(window=4000, hop=2000, test_windows=3, progress=False)
@@ -287,7 +348,7 @@ def _square(x: int) -> int:
     return x * x
 
 
-@pytest.mark.parametrize("chunk", [1, 3])
+@pytest.mark.parametrize("chunk", [1, 3, (9, 5, 2)])
 def test_the_ordered_map_keeps_order_in_chunks_and_draws_a_generator_lazily(chunk) -> None:
     drawn: list[int] = []
 
@@ -305,14 +366,19 @@ def test_the_ordered_map_keeps_order_in_chunks_and_draws_a_generator_lazily(chun
 def test_build_workers_fit_the_audio_and_the_cores(monkeypatch) -> None:
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
     minute = 60 * 44100
-    assert engine.build_workers(1, [minute] * 64) == engine.Workers(1, 1)
+    assert engine.build_workers(1, [minute] * 64) == engine.Workers(1)
     assert engine.build_workers(0, [minute] * 4).processes == 1  # 4 min: not worth a fork
-    # 64 one-minute files: both cores, one file a task (each is ~0.1 s of work)
-    assert engine.build_workers(0, [minute] * 64) == engine.Workers(2, 1)
-    # 1,600 takes of 5 s: ~95 s of audio a task, so sending them costs little
-    assert engine.build_workers(0, [5 * 44100] * 1600) == engine.Workers(2, 19)
-    # 18 short files asked on 2 processes: small tasks, at least 4 a process
-    assert engine.build_workers(2, [44100] * 18) == engine.Workers(2, 3)
+    # every file in exactly one task, in order; tasks shrink to single files at the end
+    for frames in ([minute] * 64, [5 * 44100] * 1600, [44100] * 18, [minute, 5 * 44100] * 30):
+        workers = engine.build_workers(2, frames)
+        sizes = workers.task_files
+        assert workers.processes == 2 and sum(sizes) == len(frames)
+        assert list(sizes) == sorted(sizes, reverse=True) and sizes[-1] == 1
+    # 64 one-minute files: 27 tasks, not 64 (each is ~0.01 s of work and ~1 ms to send)
+    assert engine.build_workers(0, [minute] * 64).task_files[:4] == (8, 7, 6, 5)
+    # 1,600 takes of 5 s: a few dozen tasks, the first of 200 takes
+    sizes = engine.build_workers(0, [5 * 44100] * 1600).task_files
+    assert sizes[0] == 200 and len(sizes) < 60
 
 
 def _small_disk() -> None:
