@@ -148,6 +148,11 @@ def _stream_pcm(
 _SCRATCH = threading.local()
 
 
+def release_scratch() -> None:
+    """Give this thread's sample buffer back (a long-lived process keeps no file's worth)."""
+    _SCRATCH.__dict__.pop("samples", None)
+
+
 def _scratch_samples(count: int) -> np.ndarray:
     """This thread's float32 buffer of at least ``count`` samples (grown, never shrunk)."""
     samples = getattr(_SCRATCH, "samples", None)
@@ -349,15 +354,17 @@ class FileResult:
     train_sums: list[tuple[float, float, int]] = field(default_factory=list)
 
 
-def window_file(task: FileTask) -> FileResult:
-    """Read, check, prepare and write one file's windows (see the module docstring)."""
+def window_file(task: FileTask, *, scratch: bool = True) -> FileResult:
+    """Read, check, prepare and write one file's windows (see the module docstring).
+    ``scratch``: the samples go into this thread's reused buffer (a local build's files
+    come one after another; a Dask worker's threads take one file each, and keep none)."""
     audio, mixed = load_file(
         task.path,
         rate=task.file_rate,
         target_rate=task.rate,
         gain_db=task.gain_db,
         sha256=task.sha256,
-        scratch=True,  # one file at a time here: its samples reuse the last file's buffer
+        scratch=scratch,
     )
     if audio.shape[0] != task.frames:
         raise DatasetError(
@@ -548,8 +555,11 @@ def run_tasks(
     check_engine(engine, scheduler, error=DatasetError)
     if engine == "dask":
         yield from _run_dask(tasks, jobs=workers.processes, scheduler=scheduler, work=work)
-    else:
+        return
+    try:
         yield from workers.map(window_file, tasks)
+    finally:  # the processes end with the build; this one goes on without the buffer
+        release_scratch()
 
 
 # ---------------------------------------------------------------- looks before the plan
@@ -614,7 +624,10 @@ def _run_dask(
                 raise DatasetError(problems[0])
         run = uuid.uuid4().hex[:8]
         futures = client.map(
-            window_file, tasks, key=[f"dataset-{t.index}-{run}" for t in tasks], pure=False
+            functools.partial(window_file, scratch=False),
+            tasks,
+            key=[f"dataset-{t.index}-{run}" for t in tasks],
+            pure=False,
         )
         try:
             for future in futures:

@@ -268,6 +268,13 @@ def test_scratch_samples_are_reused_within_a_thread_only(tmp_path) -> None:
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         other = pool.submit(lambda: engine.read_samples(str(path), scratch=True)[0]).result()
     assert not np.shares_memory(other, second)
+    engine.release_scratch()  # what a build does when its files are done
+    assert not np.shares_memory(engine.read_samples(str(path), scratch=True)[0], second)
+
+
+def test_a_build_in_this_process_keeps_no_buffer_after_it(corpus, tmp_path) -> None:
+    build_dataset(corpus, tmp_path / "ds", window=4000, test_windows=3, jobs=1, progress=False)
+    assert getattr(engine._SCRATCH, "samples", None) is None
 
 
 def test_dask_engine_writes_the_local_engines_windows_bit_for_bit(corpus, tmp_path) -> None:
