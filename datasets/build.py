@@ -228,7 +228,7 @@ def _row_info(rows: pd.DataFrame, label: str, columns: list[str] | None = None) 
     keep = ["id", "path", "sha256", "take", "tone", "guitar", "phrase", "status"]
     keep += [c for c in columns or [] if c not in keep and c in rows.columns]
     info = []
-    for _, row in rows.iterrows():
+    for row in rows.to_dict("records"):
         item = {k: str(row[k]) for k in keep if k in row}
         item.update(
             label=str(row[label]),

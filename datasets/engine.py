@@ -584,16 +584,15 @@ class Probe:
 
 def probe_audio(probe: Probe) -> int | np.ndarray:
     """What :class:`Probe` asks, from the file read once."""
-    from guitarlab.datasets.windows import first_sound_sample, sounding
+    from guitarlab.datasets.windows import WindowView, first_sound_sample, sounding
 
     audio, _ = load_file(probe.path, rate=probe.file_rate, target_rate=probe.rate)
     if probe.kind == "first_sound":
         return first_sound_sample(audio, probe.rate)
     if probe.kind == "onsets":
         return probe.windowing.starts(audio, probe.rate)
-    starts = probe.starts
-    blocks = np.stack([audio[s : s + probe.window] for s in starts])
-    return starts[~sounding(blocks, floor_dbfs=probe.floor_dbfs)]
+    windows = WindowView(audio, probe.starts, probe.window)
+    return probe.starts[~sounding(windows, floor_dbfs=probe.floor_dbfs)]
 
 
 def folder_problem(folder: str, dask_worker=None) -> str | None:

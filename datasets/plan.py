@@ -161,6 +161,8 @@ class BuildPlan:
     splits: SplitPlan | None = None
     label_names: list[str] = field(default_factory=list)
     layouts: list[dict[str, np.ndarray]] = field(default_factory=list)
+    # per row and split, the spans its windows cover (``windows.covered_spans``)
+    spans: list[dict[str, np.ndarray]] = field(default_factory=list)
     totals: dict[str, int] = field(default_factory=dict)  # windows per split
     audio_totals: dict[str, int] = field(default_factory=dict)  # samples stored per split
     counts: Counter = field(default_factory=Counter)  # (split, label, tone) -> windows
@@ -401,7 +403,7 @@ def place_windows(plan: BuildPlan) -> None:
                 f"window (e.g. {none[0]})"
             )
 
-    def grid(row: pd.Series) -> dict[str, np.ndarray]:
+    def grid(row: dict) -> dict[str, np.ndarray]:
         return file_windows(
             int(row["frames"]), plan.splits.takes[str(row["take"])], window=c.window,
             hop=c.hop, val=c.val, val_fraction=c.val_fraction, seed=c.seed,
@@ -425,7 +427,7 @@ def place_windows(plan: BuildPlan) -> None:
     seg_where = names_segment_columns(c.where, segs)
     where_time = condition_spans(rows, segs, c.where, option="--where") if seg_where else None
 
-    def layout(row: pd.Series) -> dict[str, np.ndarray]:
+    def layout(row: dict) -> dict[str, np.ndarray]:
         """The windows of one file: the grid, less silence and the take's excluded spans
         (and, from segments, less the windows no single segment labels)."""
         starts = grid(row)
@@ -462,9 +464,10 @@ def _count_windows(plan: BuildPlan, layout, grid) -> None:
     c, segs = plan.config, plan.segs
     plan.totals = dict.fromkeys(SPLITS, 0)
     plan.audio_totals = dict.fromkeys(SPLITS, 0)
-    for _, row in plan.rows.iterrows():
+    for row in plan.rows.to_dict("records"):
         starts = layout(row)
         plan.layouts.append(starts)
+        plan.spans.append({})
         plan.dropped += int(starts["dropped"][0])
         bad = plan.bad_spans.get(str(row["take"]))
         if bad:
@@ -475,7 +478,7 @@ def _count_windows(plan: BuildPlan, layout, grid) -> None:
         for name in SPLITS:
             n = int(starts[name].size)
             plan.totals[name] += n
-            spans = covered_spans(starts[name], c.window)
+            spans = plan.spans[-1][name] = covered_spans(starts[name], c.window)
             plan.audio_totals[name] += int((spans[:, 1] - spans[:, 0]).sum())
             if n and segs is not None:
                 for lab, k in Counter(starts[f"labels:{name}"].tolist()).items():
@@ -513,7 +516,7 @@ def _check_counts(plan: BuildPlan, grid, seg_where: bool) -> None:
             f"test label(s) {', '.join(unseen)} have no training windows: the model cannot predict them"
         )
     if plan.totals["train"] == 0 and c.skip_silence:
-        ungated = sum(int(grid(row)["train"].size) for _, row in rows.iterrows())
+        ungated = sum(int(grid(row)["train"].size) for row in rows.to_dict("records"))
         if ungated:
             raise DatasetError(_gate_blame(rows, c.gate_dbfs, ungated))
     if plan.totals["train"] == 0:

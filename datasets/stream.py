@@ -44,7 +44,6 @@ from guitarlab.datasets.layout import (
 from guitarlab.datasets.splits import SPLITS
 from guitarlab.datasets.windows import (
     SILENT_STD,
-    covered_spans,
 )
 
 if TYPE_CHECKING:  # plan.py uses this module's probes
@@ -127,7 +126,7 @@ def silent_starts(
     ``workers``.
     """
     ids, probes = [], []
-    for _, row in rows.iterrows():
+    for row in rows.to_dict("records"):
         starts = np.unique(
             np.concatenate([v for k, v in grid(row).items() if k != "dropped"] or [[]])
         ).astype(np.int64)
@@ -293,7 +292,7 @@ def _file_tasks(
             st = starts[name]
             if not st.size:
                 continue
-            spans = covered_spans(st, window)
+            spans = plan.spans[index][name]
             lengths = spans[:, 1] - spans[:, 0]
             begins = stored[name] + np.cumsum(lengths) - lengths  # in the split's audio
             span = np.searchsorted(spans[:, 0], st, side="right") - 1  # each window's
