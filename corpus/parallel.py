@@ -6,11 +6,13 @@ parent process keeps every write to the corpus (commits stay one writer, in orde
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import multiprocessing
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 
 from guitarlab.corpus.errors import GuitarlabError
@@ -35,6 +37,46 @@ def pool_context():
     return multiprocessing.get_context("spawn")
 
 
+_SHARED = threading.local()  # the pools of an open shared_pools(), by process count
+
+
+@contextlib.contextmanager
+def shared_pools() -> Iterator[None]:
+    """Inside, each ``map_ordered`` reuses one pool per process count, shut down at the
+    end: a job's passes over its files (a dataset build's probes, then its windows) fork
+    their processes once, not once a pass."""
+    outer = getattr(_SHARED, "pools", None)
+    if outer is not None:  # already inside one: its pools serve this too
+        yield
+        return
+    _SHARED.pools = {}
+    try:
+        yield
+    finally:
+        pools, _SHARED.pools = _SHARED.pools, None
+        for pool in pools.values():
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _pool(workers: int):
+    """A pool of ``workers`` processes: the open ``shared_pools()``'s, or one for this map."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    pools = getattr(_SHARED, "pools", None)
+    if pools is None:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context()) as pool:
+            yield pool
+        return
+    if workers not in pools:
+        pools[workers] = ProcessPoolExecutor(max_workers=workers, mp_context=pool_context())
+    try:
+        yield pools[workers]
+    except BaseException:  # a broken or interrupted pool is not handed to the next pass
+        pools.pop(workers).shutdown(wait=False, cancel_futures=True)
+        raise
+
+
 def map_ordered(
     fn: Callable,
     items: Iterable,
@@ -52,7 +94,6 @@ def map_ordered(
     A few items per process in flight, so memory stays one item per process. A worker
     that dies (killed, out of memory) raises ``error`` in one line.
     """
-    from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
     if jobs <= 1 or (isinstance(items, Sized) and len(items) <= 1):
@@ -64,7 +105,9 @@ def map_ordered(
             yield from results
         return
     workers = min(jobs, len(items)) if isinstance(items, Sized) else jobs
-    with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context()) as pool:
+    if getattr(_SHARED, "pools", None) is not None:
+        workers = jobs  # one pool serves every pass, however many items each has
+    with _pool(workers) as pool:
         pending = []
         queue = iter(items)
         try:

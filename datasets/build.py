@@ -34,10 +34,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from guitarlab.corpus.defaults import VERSION
 from guitarlab.corpus.errors import DatasetError
 from guitarlab.corpus.outputs import check_output, refuse_if_locked, replace_output
+from guitarlab.corpus.parallel import shared_pools
 from guitarlab.datasets.layout import (
     META_NAME,
     WINDOWS_NAME,
@@ -137,22 +139,27 @@ def build(config: BuildConfig) -> Path:
     where = dict(purpose="dataset", inputs=inputs, overwrite=config.overwrite, legacy=META_NAME)
     check_output(config.out, **where, error=DatasetError)
     refuse_if_locked(config.out, error=DatasetError)
-    plan = plan_build(config)
-    with replace_output(config.out, suffix=".building", **where, error=DatasetError) as work:
-        c = plan.config
-        stats, notes = stream_windows(
-            plan,
-            work,
-            workers=plan.workers,
-            engine=c.engine,
-            scheduler=c.scheduler,
-            progress=c.progress,
-        )
-        plan.notes += notes
-        meta = dataset_meta(plan, stats)
-        with open(work / META_NAME, "w", encoding="utf-8") as handle:
-            json.dump(meta.to_dict(), handle, indent=1)
-            handle.write("\n")
+    # one BLAS thread in this process and the workers it forks: --jobs N is N cores (numpy's
+    # dot of a long window wakes every core's BLAS thread, and N processes that each woke
+    # them all ran the --skip-silence gate 4x slower with 2 jobs than with 1); the probes'
+    # worker processes window the files too
+    with threadpool_limits(limits=1, user_api="blas"), shared_pools():
+        plan = plan_build(config)
+        with replace_output(config.out, suffix=".building", **where, error=DatasetError) as work:
+            c = plan.config
+            stats, notes = stream_windows(
+                plan,
+                work,
+                workers=plan.workers,
+                engine=c.engine,
+                scheduler=c.scheduler,
+                progress=c.progress,
+            )
+            plan.notes += notes
+            meta = dataset_meta(plan, stats)
+            with open(work / META_NAME, "w", encoding="utf-8") as handle:
+                json.dump(meta.to_dict(), handle, indent=1)
+                handle.write("\n")
     for note in plan.notes:
         log.info("dataset %s: %s", config.out, note)
     return config.out

@@ -60,10 +60,10 @@ def read_samples(path: str, sha256: str = "", *, scratch: bool = False) -> tuple
     (a PCM or float WAV) decoded as it arrives; with ``sha256``, checked against it.
 
     A WAV's bytes are never held whole: a block at a time goes from the disk through the
-    hash into the samples, so a process's working set is its samples alone, and two
-    processes' fit in the shared cache where the file's bytes and samples would not.
-    ``scratch``: the samples are this thread's reused buffer, valid until its next call
-    (a build's one file at a time: no fresh pages to fault in per file).
+    hash into the samples, in one reused buffer, so a file costs its samples' memory and
+    no copy of its bytes. ``scratch``: the samples are this thread's reused buffer too,
+    valid until its next call (a build's files, one at a time: no fresh pages to fault
+    in per file).
     """
     digest = hashlib.sha256() if sha256 else None
     try:
@@ -123,7 +123,8 @@ def _stream_pcm(
     width = bits // 8
     count = size // width
     audio = _scratch_samples(count) if scratch else np.empty(count, dtype=np.float32)
-    step = min(max(1, READ_BLOCK // block) * block, size)
+    # whole frames a read, at least the header block's worth, at most the data
+    step = min(max(READ_BLOCK // block, -(-len(head) // block), 1) * block, size)
     buffer = _scratch_bytes(1 + step)  # byte 0 stays before the block: the 24-bit decoder reads it
     view = memoryview(buffer)[: 1 + step]
     filled = len(head[at : at + size])

@@ -305,15 +305,18 @@ _PIDS: list[Path] = []  # where the file-windowing processes note their pid
 
 
 def _window_file_noting_pid(task):
+    from threadpoolctl import threadpool_info
+
+    blas = max(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas")
     with open(_PIDS[0], "a", encoding="utf-8") as handle:
-        handle.write(f"{os.getpid()}\n")
+        handle.write(f"{os.getpid()}:{blas}\n")
     return _REAL_WINDOW_FILE(task)
 
 
 _REAL_WINDOW_FILE = engine.window_file
 
 
-def test_one_job_stays_in_this_process_and_the_default_uses_every_core(
+def test_one_job_stays_in_this_process_and_the_default_uses_every_core_one_blas_thread_each(
     corpus, tmp_path, monkeypatch
 ) -> None:
     """18 s of audio: by default no process is worth starting, unless a worker's share
@@ -330,7 +333,10 @@ def test_one_job_stays_in_this_process_and_the_default_uses_every_core(
         monkeypatch.setattr(engine, "AUDIO_PER_WORKER", share)
         monkeypatch.setattr(sys.modules[__name__], "_PIDS", [tmp_path / f"{name}.pids"])
         build_dataset(corpus, tmp_path / name, **jobs, **options)
-        pids[name] = (tmp_path / f"{name}.pids").read_text().split()
+        noted = [line.split(":") for line in (tmp_path / f"{name}.pids").read_text().split()]
+        pids[name] = [pid for pid, _ in noted]
+        # one BLAS thread in each process: --jobs N is N cores, never N times the cores
+        assert {blas for _, blas in noted} == {"1"}
     here = {str(os.getpid())}
     assert len(pids["one"]) == 18 and set(pids["one"]) == here
     assert len(pids["small"]) == 18 and set(pids["small"]) == here
@@ -353,6 +359,27 @@ def test_a_worker_that_dies_is_one_line(corpus) -> None:
 
 def _square(x: int) -> int:
     return x * x
+
+
+def _pid(_item) -> int:
+    import os as _os
+    import time as _time
+
+    _time.sleep(0.01)  # long enough that both processes take items
+    return _os.getpid()
+
+
+def test_passes_inside_shared_pools_fork_their_processes_once() -> None:
+    with parallel.shared_pools():
+        first = set(parallel.map_ordered(_pid, range(8), jobs=2))
+        second = set(parallel.map_ordered(_pid, range(8), jobs=2))
+        assert first == second and len(first) == 2 and os.getpid() not in first
+        with pytest.raises(DatasetError, match="worker process died"):  # a pool breaks...
+            list(engine.Workers(processes=2).map(_die, [1, 2, 3]))
+        third = set(parallel.map_ordered(_pid, range(8), jobs=2))  # ...the next is new
+        assert len(third) == 2 and not third & first
+    apart = set(parallel.map_ordered(_pid, range(8), jobs=2))
+    assert not apart & third  # outside, each map its own processes, shut down after it
 
 
 @pytest.mark.parametrize("chunk", [1, 3, (9, 5, 2)])
