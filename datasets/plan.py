@@ -49,7 +49,7 @@ from guitarlab.datasets.select import (
     where_takes,
 )
 from guitarlab.datasets.splits import SPLITS, SplitPlan, file_windows, overlaps, plan_splits
-from guitarlab.datasets.stream import note_onset_starts, silent_starts, take_onsets
+from guitarlab.datasets.stream import note_onset_starts, row_records, silent_starts, take_onsets
 from guitarlab.datasets.windows import SILENCE_FLOOR_DBFS, STANDARDIZE_MODES, covered_spans
 
 # What ``run`` fields are not options of the dataset (where and how the build runs).
@@ -464,7 +464,7 @@ def _count_windows(plan: BuildPlan, layout, grid) -> None:
     c, segs = plan.config, plan.segs
     plan.totals = dict.fromkeys(SPLITS, 0)
     plan.audio_totals = dict.fromkeys(SPLITS, 0)
-    for row in plan.rows.to_dict("records"):
+    for row in row_records(plan.rows, "tone", c.label):
         starts = layout(row)
         plan.layouts.append(starts)
         plan.spans.append({})
@@ -516,7 +516,7 @@ def _check_counts(plan: BuildPlan, grid, seg_where: bool) -> None:
             f"test label(s) {', '.join(unseen)} have no training windows: the model cannot predict them"
         )
     if plan.totals["train"] == 0 and c.skip_silence:
-        ungated = sum(int(grid(row)["train"].size) for row in rows.to_dict("records"))
+        ungated = sum(int(grid(row)["train"].size) for row in row_records(rows))
         if ungated:
             raise DatasetError(_gate_blame(rows, c.gate_dbfs, ungated))
     if plan.totals["train"] == 0:

@@ -20,6 +20,7 @@ from guitarlab.corpus.audio import wav_length_problem
 from guitarlab.corpus.errors import DatasetError
 from guitarlab.corpus.manifest import path_problem
 from guitarlab.corpus.query import query_columns, query_rows  # noqa: F401 (build, segment_windows import them here)
+from guitarlab.datasets.engine import wav_header
 
 
 def where_takes(rows: pd.DataFrame, expression: str, *, option: str) -> list[str]:
@@ -120,19 +121,11 @@ def probe_files(
             raise DatasetError(
                 f"{full}: file of row {rid} is missing; restore it, or leave it out with --where \"id != '{rid}'\""
             )
-        try:
-            info = sf.info(str(full))
-        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-            raise DatasetError(
-                f"{full}: cannot read the audio header of row {rid} ({str(exc).splitlines()[0]}); re-export it or leave it out with --where"
-            ) from None
-        cut = wav_length_problem(full)
-        if cut:
-            raise DatasetError(f"{full}: row {rid}: {cut}, or leave it out with --where")
+        header = _audio_header(full, rid)
         files.append(str(full))
-        rates.append(int(info.samplerate))
-        channels.append(int(info.channels))
-        frames.append(int(info.frames))
+        rates.append(header[0])
+        channels.append(header[1])
+        frames.append(header[2])
     counts = Counter(rates)
     rate = max(counts, key=lambda r: (counts[r], r))
     out = rows.copy()
@@ -149,6 +142,24 @@ def probe_files(
         )
     out["frames"] = [resampled_frames(n, r, rate) for n, r in zip(frames, rates, strict=True)]
     return out, rate
+
+
+def _audio_header(full: Path, rid: str) -> tuple[int, int, int]:
+    """``(rate, channels, frames)`` of a row's file: a PCM or float WAV's from its first
+    bytes, anything else (and a WAV cut off mid-data, refused) through libsndfile."""
+    try:
+        header = wav_header(str(full))
+        if header is not None:
+            return header
+        info = sf.info(str(full))
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise DatasetError(
+            f"{full}: cannot read the audio header of row {rid} ({str(exc).splitlines()[0]}); re-export it or leave it out with --where"
+        ) from None
+    cut = wav_length_problem(full)
+    if cut:
+        raise DatasetError(f"{full}: row {rid}: {cut}, or leave it out with --where")
+    return int(info.samplerate), int(info.channels), int(info.frames)
 
 
 def resampled_frames(frames: int, rate: int, target: int) -> int:

@@ -171,11 +171,11 @@ def take_table(rows: pd.DataFrame, *, label: str, group_by: str | None = None) -
         {
             "frames": grouped["frames"].min().astype(int),
             "frames_max": grouped["frames"].max().astype(int),
-            "labels": grouped[label].agg(lambda s: "+".join(sorted(set(map(str, s))))),
         }
     )
+    table["labels"] = _per_take(rows, label, table.index).map("+".join)
     if group_by:
-        values = grouped[group_by].agg(lambda s: sorted(set(map(str, s))))
+        values = _per_take(rows, group_by, table.index)
         for take, vals in values.items():
             if len(vals) != 1:
                 raise DatasetError(
@@ -189,6 +189,15 @@ def take_table(rows: pd.DataFrame, *, label: str, group_by: str | None = None) -
                 )
         table["group"] = values.map(lambda v: v[0])
     return table
+
+
+def _per_take(rows: pd.DataFrame, column: str, takes: pd.Index) -> pd.Series:
+    """Per take (in ``takes``' order), the sorted distinct values of ``column`` as text: one
+    walk over the rows (a groupby with a Python function per take cost 0.1 s for 1,600)."""
+    found: dict = {}
+    for take, value in zip(rows["take"].tolist(), rows[column].tolist(), strict=True):
+        found.setdefault(take, set()).add(str(value))
+    return pd.Series([sorted(found[take]) for take in takes], index=takes, dtype=object)
 
 
 def plan_splits(
@@ -304,8 +313,8 @@ def _plan_span(
             vlen = val_span_samples(frames, test_len, window=window, val_fraction=val_fraction)
             vspan = _draw_span(rng, frames, vlen, hop, [test], what="validation", take="(all)")
         common = (test, vspan)
-    for take, info in table.iterrows():
-        frames = int(info["frames"])
+    for take, frames in zip(table.index, table["frames"].tolist(), strict=True):
+        frames = int(frames)
         if common is not None:
             test, vspan = common
         else:
@@ -457,9 +466,9 @@ def _plan_whole(
         raise DatasetError(
             "the held-out sets take every take; leave some to train (narrow --test-where/--val-where)"
         )
-    for take, info in table.iterrows():
-        take = str(take)
-        frames, frames_max = int(info["frames"]), int(info["frames_max"])
+    columns = (table.index, table["frames"].tolist(), table["frames_max"].tolist())
+    for take, frames, frames_max in zip(*columns, strict=True):
+        take, frames, frames_max = str(take), int(frames), int(frames_max)
         spans = TakeSpans(take, frames, roles[take])
         if roles[take] == "test":
             spans.test = [(0, frames_max)]

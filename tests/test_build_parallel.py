@@ -257,6 +257,24 @@ def test_a_torn_or_foreign_file_is_read_whole_and_left_to_libsndfile(tmp_path, m
     assert np.array_equal(engine.read_samples(str(flac), sha)[0], sf.read(flac, dtype="float32")[0])
 
 
+@pytest.mark.parametrize("subtype, channels", [("PCM_16", 2), ("PCM_24", 1), ("FLOAT", 1)])
+def test_a_wav_header_is_read_as_libsndfile_reads_it(tmp_path, subtype, channels) -> None:
+    path = tmp_path / "take.wav"
+    audio = np.zeros((4410, channels), dtype=np.float32)
+    sf.write(path, audio if channels > 1 else audio[:, 0], 22050, subtype=subtype)
+    path.write_bytes(_with_trailing_chunk(path.read_bytes()))
+    info = sf.info(str(path))
+    assert engine.wav_header(str(path)) == (22050, channels, 4410) == (
+        info.samplerate,
+        info.channels,
+        info.frames,
+    )
+    path.write_bytes(path.read_bytes()[:-100])  # cut off: libsndfile and the check decide
+    assert engine.wav_header(str(path)) is None
+    sf.write(tmp_path / "take.flac", audio[:, 0], 22050)
+    assert engine.wav_header(str(tmp_path / "take.flac")) is None
+
+
 def test_scratch_samples_are_reused_within_a_thread_only(tmp_path) -> None:
     path = tmp_path / "take.wav"
     path.write_bytes(wav_bytes(np.linspace(-0.5, 0.5, 40_000, dtype=np.float32), "PCM_16"))
