@@ -49,7 +49,13 @@ from guitarlab.datasets.select import (
     where_takes,
 )
 from guitarlab.datasets.splits import SPLITS, SplitPlan, file_windows, overlaps, plan_splits
-from guitarlab.datasets.stream import note_onset_starts, row_records, silent_starts, take_onsets
+from guitarlab.datasets.stream import (
+    GRID_COLUMNS,
+    note_onset_starts,
+    row_records,
+    silent_starts,
+    take_onsets,
+)
 from guitarlab.datasets.windows import SILENCE_FLOOR_DBFS, STANDARDIZE_MODES, covered_spans
 
 # What ``run`` fields are not options of the dataset (where and how the build runs).
@@ -403,7 +409,15 @@ def place_windows(plan: BuildPlan) -> None:
                 f"window (e.g. {none[0]})"
             )
 
+    grids: dict[tuple, dict[str, np.ndarray]] = {}  # the gate's pass and the count share them
+
     def grid(row: dict) -> dict[str, np.ndarray]:
+        key = tuple(str(row[name]) for name in GRID_COLUMNS)
+        if key not in grids:
+            grids[key] = _grid(row)
+        return grids[key]
+
+    def _grid(row: dict) -> dict[str, np.ndarray]:
         return file_windows(
             int(row["frames"]), plan.splits.takes[str(row["take"])], window=c.window,
             hop=c.hop, val=c.val, val_fraction=c.val_fraction, seed=c.seed,
