@@ -114,7 +114,8 @@ def test_augment_and_dataset_build_select_the_same_rows(tmp_path: Path) -> None:
     frets = manifest.set_index("id").loc[sorted(sources), "fret"]
     assert sorted(set(frets.astype(int))) == [10, 11, 12] and len(sources) == 2 * 6 * 3
 
-    for command in (["augment", "--tones", "clean"], ["dataset", "build", "--out", "x"]):
+    out = str(tmp_path / "x")  # never a folder beside the tests: the build's lock goes there
+    for command in (["augment", "--tones", "clean"], ["dataset", "build", "--out", out]):
         bad = runner.invoke(cli, [*command, "--corpus", str(corpus), "--where", "frets >= 10"])
         assert bad.exit_code == 1 and "Traceback" not in bad.output, bad.output
         (line,) = [x for x in bad.output.splitlines() if "frets" in x]
