@@ -20,7 +20,7 @@ from guitarlab.corpus.errors import DatasetError
 from guitarlab.corpus.intake import import_folder
 from guitarlab.corpus.manifest import load_manifest
 from guitarlab.corpus.segments import add_segments
-from guitarlab.datasets.build import build, build_dataset
+from guitarlab.datasets.build import build, build_dataset, meta_text
 from guitarlab.datasets.folder import open_dataset, read_meta
 from guitarlab.datasets.meta import DatasetMeta
 from guitarlab.datasets.plan import BuildConfig, plan_build
@@ -143,3 +143,13 @@ def test_from_segments_names_the_takes_it_leaves_out(corpus, tmp_path) -> None:
     assert {row["take"] for row in meta.rows} == set(takes[:2])
     left = f"{len(takes) - 2} take(s) without a 'technique' segment left out"
     assert any(note.startswith(f"--from-segments: {left}") for note in meta.notes)
+
+
+def test_dataset_json_is_a_field_a_line_and_reads_back_whole() -> None:
+    meta = {"format": "guitarlab-dataset", "options": {"window": 8000, "where": "tone == 'raw'"},
+            "notes": ["a", "é"], "takes": {f"t{i}": {"role": "train"} for i in range(300)}}  # fmt: skip
+    text = meta_text(meta)
+    assert json.loads(text) == meta
+    lines = text.splitlines()
+    assert lines[0] == "{" and lines[-1] == "}" and len(lines) == len(meta) + 2
+    assert lines[2] == ' "options": {"window": 8000, "where": "tone == \'raw\'"},'
