@@ -376,24 +376,34 @@ def _square(x: int) -> int:
     return x * x
 
 
-def _pid(_item) -> int:
-    import os as _os
-    import time as _time
-
-    _time.sleep(0.01)  # long enough that both processes take items
-    return _os.getpid()
+_MEET: list = []  # a Barrier(2) the pool's forked processes inherit
+_MET: dict = {}  # in each process: the pass it last met the other one in
 
 
-def test_passes_inside_shared_pools_fork_their_processes_once() -> None:
+def _pid(item: tuple[str, int]) -> int:
+    """This process's id, after it met the other process once in this pass (item's
+    first part): both processes of the pool take items, however the items are dealt."""
+    run = item[0]
+    if _MET.get("run") != run:
+        _MET["run"] = run
+        _MEET[0].wait(timeout=120)  # a bug hangs no test run: it fails in two minutes
+    return os.getpid()
+
+
+def _pids(run: str) -> set[int]:
+    return set(parallel.map_ordered(_pid, [(run, i) for i in range(8)], jobs=2))
+
+
+def test_passes_inside_shared_pools_fork_their_processes_once(monkeypatch) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "_MEET", [parallel.pool_context().Barrier(2)])
     with parallel.shared_pools():
-        first = set(parallel.map_ordered(_pid, range(8), jobs=2))
-        second = set(parallel.map_ordered(_pid, range(8), jobs=2))
+        first, second = _pids("first"), _pids("second")
         assert first == second and len(first) == 2 and os.getpid() not in first
         with pytest.raises(DatasetError, match="worker process died"):  # a pool breaks...
             list(engine.Workers(processes=2).map(_die, [1, 2, 3]))
-        third = set(parallel.map_ordered(_pid, range(8), jobs=2))  # ...the next is new
+        third = _pids("third")  # ...the next is new
         assert len(third) == 2 and not third & first
-    apart = set(parallel.map_ordered(_pid, range(8), jobs=2))
+    apart = _pids("apart")
     assert not apart & third  # outside, each map its own processes, shut down after it
 
 
