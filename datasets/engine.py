@@ -73,8 +73,9 @@ def read_samples(path: str, sha256: str = "", *, scratch: bool = False) -> tuple
             del head[_read_into(handle, memoryview(head), digest) :]
             found = _wav_data(head, length) if length > len(head) else None
             if found is not None and _pcm_layout(*found[0], found[2]) is not None:
-                audio = _stream_pcm(path, handle, head, *found, digest, scratch)
-                may_be_nan = found[0][0] == 3
+                fmt, at, size, _ = found
+                audio = _stream_pcm(path, handle, head, fmt, at, size, digest, scratch)
+                may_be_nan = fmt[0] == 3
             else:  # a short file, or not a plain WAV: read whole, then decoded
                 data = head + bytearray(max(0, length - len(head)))
                 got = len(head) + _read_into(handle, memoryview(data)[len(head) :], digest)
@@ -127,7 +128,7 @@ def _stream_pcm(
     step = min(max(READ_BLOCK // block, -(-len(head) // block), 1) * block, size)
     buffer = _scratch_bytes(1 + step)  # byte 0 stays before the block: the 24-bit decoder reads it
     view = memoryview(buffer)[: 1 + step]
-    filled = len(head[at : at + size])
+    filled = max(0, min(len(head), at + size) - at)  # the data's first bytes, read with the head
     view[1 : 1 + filled] = head[at : at + filled]
     done = 0
     while done < size:
@@ -153,7 +154,7 @@ _SCRATCH = threading.local()
 
 
 def release_scratch() -> None:
-    """Give this thread's sample buffer back (a long-lived process keeps no file's worth)."""
+    """Give this thread's buffers back (a long-lived process keeps no file's worth)."""
     _SCRATCH.__dict__.clear()
 
 
@@ -200,16 +201,9 @@ def _decode_wav(data: bytes | bytearray) -> tuple[np.ndarray, bool] | None:
     found = _wav_data(data, len(data))
     if found is None:
         return None
-    fmt, at, size = found
+    fmt, at, size, _ = found
     audio = _pcm_samples(data, at, size, *fmt)
     return None if audio is None else (audio, fmt[0] == 3)
-
-
-def _wav_data(head: bytes | bytearray, length: int) -> tuple[tuple, int, int] | None:
-    """``((tag, channels, block, bits), at, size)`` of the data chunk of a ``length``-byte
-    WAV whose first bytes are ``head`` (its format chunk among them), or None."""
-    found = _wav_chunks(head, length)
-    return None if found is None else found[:3]
 
 
 def wav_header(path: str) -> tuple[int, int, int] | None:
@@ -220,15 +214,17 @@ def wav_header(path: str) -> tuple[int, int, int] | None:
     with open(path, "rb") as handle:
         length = os.fstat(handle.fileno()).st_size
         head = handle.read(1 << 12)
-    found = _wav_chunks(head, length)
+    found = _wav_data(head, length)
     if found is None or _pcm_layout(*found[0], found[2]) is None:
         return None
     (_, channels, block, _), _, size, rate = found
     return rate, channels, size // block
 
 
-def _wav_chunks(head: bytes | bytearray, length: int) -> tuple[tuple, int, int, int] | None:
-    """:func:`_wav_data` and the sample rate."""
+def _wav_data(head: bytes | bytearray, length: int) -> tuple[tuple, int, int, int] | None:
+    """``((tag, channels, block, bits), at, size, rate)`` of the data chunk of a
+    ``length``-byte WAV whose first bytes are ``head`` (its format chunk among them), or
+    None."""
     if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         return None
     pos, fmt = 12, None
@@ -272,9 +268,9 @@ def _pcm_samples(
     out: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """The samples of ``size`` bytes at ``at`` as float32 (in ``out``, flat, when given)."""
-    if _pcm_layout(tag, channels, block, bits, size) is None:
+    count = _pcm_layout(tag, channels, block, bits, size)  # samples, all channels
+    if count is None:
         return None
-    count = size // (bits // 8)  # samples, all channels
     audio = np.empty(count, dtype=np.float32) if out is None else out[:count]
     if tag == 3:
         np.copyto(audio, np.frombuffer(data, dtype="<f4", count=count, offset=at))
